@@ -1,0 +1,143 @@
+"""The one root exception of ajs3 and its stable error codes.
+
+Every error a user can meet is an :class:`AjsError` with a code such as
+``AJS3-E101``. Codes never change meaning once released, so people can search for
+them and scripts can match them. The CLI turns these into messages and exit codes
+in one place (``ajs3.cli.main``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    """Stable error codes. The value is what users see."""
+
+    # definitions (E1xx)
+    YAML_SYNTAX = "AJS3-E101"
+    UNKNOWN_KEY = "AJS3-E102"
+    WRONG_TYPE = "AJS3-E103"
+    MISSING_KEY = "AJS3-E104"
+    DUPLICATE_NAME = "AJS3-E105"
+    UNKNOWN_NAME = "AJS3-E106"
+    CYCLE = "AJS3-E107"
+    BAD_VALUE = "AJS3-E108"
+    BAD_NAME = "AJS3-E109"
+    DEFINITION_FILE = "AJS3-E110"
+    # data directory and journal (E2xx)
+    DATADIR_MISSING = "AJS3-E201"
+    DATADIR_NFS = "AJS3-E202"
+    JOURNAL_TOO_NEW = "AJS3-E203"
+    JOURNAL_CORRUPT = "AJS3-E204"
+    DATADIR_ACCESS = "AJS3-E205"
+    SETTINGS = "AJS3-E206"
+    # service (E3xx)
+    LOCKED = "AJS3-E301"
+    NOT_RUNNING = "AJS3-E302"
+    START_FAILED = "AJS3-E303"
+    CONTROL = "AJS3-E304"
+    EPOCH_SUPERSEDED = "AJS3-E305"
+    STOP_TIMEOUT = "AJS3-E306"
+    ALREADY_RUNNING = "AJS3-E307"
+    # operations (E4xx)
+    UNKNOWN_JOBNET = "AJS3-E401"
+    UNKNOWN_UNIT = "AJS3-E402"
+    BAD_STATE = "AJS3-E403"
+    ENDED_ABNORMALLY = "AJS3-E404"
+    BAD_TRANSITION = "AJS3-E405"
+    BAD_ARGUMENT = "AJS3-E406"
+    # internal (E9xx)
+    INTERNAL = "AJS3-E901"
+
+
+class AjsError(Exception):
+    """Root of every error a user can meet."""
+
+    code: Code = Code.INTERNAL
+
+    def __init__(self, message: str, *, code: Code | None = None, hint: str = "") -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"{self.code.value}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def to_dict(self) -> dict[str, object]:
+        return {"code": self.code.value, "message": self.message, "hint": self.hint}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a definition file."""
+
+    code: Code
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.code.value}: {self.message}"
+
+
+class DefinitionError(AjsError, ValueError):
+    """A set of definitions was rejected; carries every problem found at once."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.code.value))
+        first = self.problems[0]
+        count = len(self.problems)
+        summary = f"{count} problem(s) in definitions; nothing was applied"
+        super().__init__(summary, code=first.code, hint="fix every line listed and run again")
+
+    def __str__(self) -> str:
+        return "\n".join([super().__str__(), *(str(p) for p in self.problems)])
+
+    def to_dict(self) -> dict[str, object]:
+        data = super().to_dict()
+        data["problems"] = [
+            {"code": p.code.value, "file": p.file, "line": p.line, "message": p.message}
+            for p in self.problems
+        ]
+        return data
+
+
+class DataDirError(AjsError, OSError):
+    code = Code.DATADIR_MISSING
+
+
+class JournalError(AjsError):
+    code = Code.JOURNAL_CORRUPT
+
+
+class ServiceError(AjsError, RuntimeError):
+    code = Code.CONTROL
+
+
+class LockedError(ServiceError):
+    code = Code.LOCKED
+
+
+class NotRunningError(ServiceError):
+    code = Code.NOT_RUNNING
+
+
+class EpochSuperseded(ServiceError):
+    """A newer owner has started this logical host; this process must stop writing."""
+
+    code = Code.EPOCH_SUPERSEDED
+
+
+class OperationError(AjsError, LookupError):
+    code = Code.BAD_STATE
+
+
+class TransitionError(AjsError):
+    code = Code.BAD_TRANSITION
