@@ -1,0 +1,88 @@
+"""What a YAML definition file may contain: keys per unit type, names, limits.
+
+Kept apart from the loader so that the format can be read (and extended) in one
+place; ``docs/definitions.md`` describes the same tables for people.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ajs3.model import Compare, UnitKind
+
+#: A unit name (one path element), JP1-like but ASCII only.
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+#: A job group path: "/" or "/a/b".
+GROUP_RE = re.compile(r"^(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})+$")
+#: An environment variable name a job may set.
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Variables the engine sets for every run (design.md rule 2); a job may not override them.
+RESERVED_ENV_PREFIX = "AJS3_"
+
+FILE_KEYS: tuple[str, ...] = ("group", "jobnets")
+
+COMMON_KEYS: tuple[str, ...] = ("name", "type", "description", "after", "recovery", "hold")
+JOB_KEYS: tuple[str, ...] = (
+    *COMMON_KEYS,
+    "command",
+    "script",
+    "shell",
+    "cwd",
+    "env",
+    "user",
+    "warning_threshold",
+    "abnormal_threshold",
+    "timeout",
+    "kill_grace",
+    "retry",
+    "on_failover",
+    "failover_check",
+)
+JUDGE_KEYS: tuple[str, ...] = (*COMMON_KEYS, "condition")
+OR_KEYS: tuple[str, ...] = COMMON_KEYS
+JOBNET_KEYS: tuple[str, ...] = (*COMMON_KEYS, "concurrency", "units")
+#: A root jobnet has no siblings, so no ``after`` and no ``recovery``.
+ROOT_KEYS: tuple[str, ...] = ("name", "type", "description", "concurrency", "hold", "units")
+
+KEYS_BY_KIND: dict[UnitKind, tuple[str, ...]] = {
+    UnitKind.JOB: JOB_KEYS,
+    UnitKind.JUDGE: JUDGE_KEYS,
+    UnitKind.OR: OR_KEYS,
+    UnitKind.JOBNET: JOBNET_KEYS,
+}
+#: The values of ``type:`` (a group is made with ``group:``, not as a unit).
+UNIT_TYPES: tuple[str, ...] = tuple(k.value for k in KEYS_BY_KIND)
+ALL_UNIT_KEYS: frozenset[str] = frozenset(k for keys in KEYS_BY_KIND.values() for k in keys)
+
+RETRY_KEYS: tuple[str, ...] = ("count", "interval", "on_exit_codes")
+
+#: The keys of ``condition:`` besides ``op``, per comparison.
+CONDITION_KEYS: dict[Compare, tuple[str, ...]] = {
+    Compare.EQ: ("value",),
+    Compare.NE: ("value",),
+    Compare.GT: ("value",),
+    Compare.GE: ("value",),
+    Compare.LT: ("value",),
+    Compare.LE: ("value",),
+    Compare.IN_RANGE: ("low", "high"),
+    Compare.OUT_RANGE: ("low", "high"),
+    Compare.FILE_EXISTS: ("path",),
+    Compare.FILE_MISSING: ("path",),
+}
+#: Comparisons on the predecessor's exit code (they need exactly one predecessor).
+EXIT_CODE_OPS: frozenset[Compare] = frozenset(
+    op for op, keys in CONDITION_KEYS.items() if "path" not in keys
+)
+
+# Limits. They keep a bad file from costing unbounded memory or time.
+EXIT_CODE_MAX = 255
+RETRY_COUNT_MAX = 100
+CONCURRENCY_MAX = 100_000
+#: Seconds; about 100 years, far beyond any sensible timeout, far below float trouble.
+SECONDS_MAX = 3_153_600_000
+#: Jobnets nested in jobnets, counting the root jobnet as 1.
+MAX_DEPTH = 32
+#: YAML nodes visited in one file, aliases counted each time they are used.
+MAX_NODES = 200_000
+#: Largest integer accepted where an integer is converted to text (env values, argv).
+INT_TEXT_MAX = 2**63
