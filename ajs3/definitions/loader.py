@@ -174,6 +174,8 @@ def _parse_file(text: str, filename: str) -> _FileResult:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
+        # At the end of the stream the mark is past the last line; point at that line.
+        line = max(1, min(line, len(text.splitlines())))
         what = " ".join(str(s) for s in (exc.context, exc.problem) if s)
         result.problems.append(
             Problem(Code.YAML_SYNTAX, filename, line, f"YAML syntax error: {what}; fix the YAML")
@@ -1006,10 +1008,10 @@ def _jobnet(
             f"'units' of {label} is empty; a jobnet needs at least one",
         )
         return out
-    if depth >= schema.MAX_DEPTH:
+    if depth > schema.MAX_DEPTH:
         ctx.report(
             Code.BAD_VALUE,
-            units_node,
+            line,
             f"{label} is nested {depth} jobnets deep; at most {schema.MAX_DEPTH} are allowed",
         )
         return out
@@ -1048,15 +1050,22 @@ def _check_siblings(ctx: _Ctx, drafts: list[_Draft], label: str) -> None:
             elif draft.name is not None and by_name.get(draft.name) is draft:
                 edges[draft.name].append((sibling, line))
     for cycle in _cycles(names, edges):
-        members = ", ".join(repr(m) for m in sorted(cycle, key=names.index))
         head = min(cycle, key=names.index)
-        chain = _chain(head, set(cycle), edges)
         line = next(ln for sib, ln in edges[head] if sib in cycle)
+        if len(cycle) == 1:
+            ctx.report(
+                Code.CYCLE,
+                line,
+                f"unit {head!r} of {label} runs after itself; remove {head!r} from its 'after'",
+            )
+            continue
+        members = ", ".join(repr(m) for m in sorted(cycle, key=names.index))
+        chain = _chain(head, set(cycle), edges)
         ctx.report(
             Code.CYCLE,
             line,
             f"units {members} of {label} wait for each other in a cycle through 'after' "
-            f"({' -> '.join(chain)}); remove one of these dependencies",
+            f"({' after '.join(chain)}); remove one of these dependencies",
         )
 
 
