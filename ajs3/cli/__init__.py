@@ -1,0 +1,1 @@
+"""The `ajs3` command: parses, calls the library, prints."""

@@ -1,0 +1,369 @@
+"""The `ajs3` command line. It only parses, calls the library and prints; every
+library error becomes a message and an exit code here, in one place."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ajs3 import __version__
+from ajs3.errors import AjsError, Code, DefinitionError
+from ajs3.model import StartMode, StopJobs
+from ajs3.service import lifecycle
+from ajs3.service.paths import Paths, check_lhost, default_rundir
+
+EXIT_ERROR, EXIT_USAGE = 1, 2
+DEFAULT_LHOST = "standalone"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"ajs3: {Code.BAD_ARGUMENT.value}: {message} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--help", action="help", help="show this help and exit")
+    p.add_argument("-h", "--lhost", default=os.environ.get("AJS3_LHOST", DEFAULT_LHOST),
+                   help="logical host name (default: $AJS3_LHOST or 'standalone')")
+    p.add_argument("--datadir", type=Path, default=os.environ.get("AJS3_DATADIR"),
+                   help="data directory of the logical host (default: the running daemon's)")
+    p.add_argument("--rundir", type=Path, default=None,
+                   help="run directory for socket and pid file (default /run/ajs3/LHOST)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="ajs3", add_help=False,
+                    description="ajs3: jobnets on highly available logical hosts")
+    parser.add_argument("--help", action="help", help="show this help and exit")
+    parser.add_argument("--version", action="version", version=f"ajs3 {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    svc = sub.add_parser("service", add_help=False, help="start, stop, check a logical host")
+    ssub = svc.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    ssub.required = True
+    svc.add_argument("--help", action="help")
+    p = ssub.add_parser("start", add_help=False, help="start the daemon")
+    _common(p)
+    p.add_argument("--mode", choices=[m.value for m in StartMode], default="hot")
+    p.add_argument("--foreground", action="store_true", help="run in the foreground")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    p = ssub.add_parser("stop", add_help=False, help="stop the daemon")
+    _common(p)
+    p.add_argument("--jobs", choices=[j.value for j in StopJobs], default="kill",
+                   help="what to do with running jobs (default kill)")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p = ssub.add_parser("status", add_help=False,
+                        help="exit 0 running, 3 not running, 1 unhealthy")
+    _common(p)
+    p.add_argument("--depth", type=int, choices=[0, 10, 20], default=10)
+    p = ssub.add_parser("reload", add_help=False, help="change the daemon's log level")
+    _common(p)
+    p.add_argument("--log-level", required=True, choices=["debug", "info", "warning", "error"])
+
+    p = sub.add_parser("define", add_help=False, help="validate and apply definitions")
+    _common(p)
+    p.add_argument("files", nargs="*", type=Path,
+                   help="YAML files (default: DATADIR/definitions/*.yaml)")
+    p.add_argument("--check", action="store_true", help="validate only, apply nothing")
+
+    p = sub.add_parser("entry", add_help=False, help="register a jobnet to run")
+    _common(p)
+    p.add_argument("jobnet")
+    p.add_argument("--at", help="start time, ISO 8601 (default now)")
+    p.add_argument("--hold", action="store_true", help="register it held")
+    p.add_argument("--wait", action="store_true", help="wait until it ends")
+    p.add_argument("--timeout", type=float, default=None, help="give up waiting after S")
+
+    p = sub.add_parser("show", add_help=False, help="units, statuses, times, exit codes")
+    _common(p)
+    p.add_argument("target", nargs="?", help="jobnet path (default: every run)")
+    p.add_argument("--run", type=int, help="jobnet run number (default the latest)")
+    p.add_argument("--why", metavar="UNIT", help="say which readiness rule holds UNIT back")
+    p.add_argument("--all", action="store_true", help="list older runs too")
+
+    for name, text in (("hold", "hold a unit that has not started"),
+                       ("release", "release a held unit, or decide an unknown one")):
+        p = sub.add_parser(name, add_help=False, help=text)
+        _common(p)
+        p.add_argument("unit")
+        p.add_argument("--run", type=int)
+        if name == "release":
+            p.add_argument("--as", dest="as_", choices=["normal", "abnormal"])
+
+    p = sub.add_parser("kill", add_help=False, help="kill a running job or a jobnet run")
+    _common(p)
+    p.add_argument("target", help="jobnet or job path")
+    p.add_argument("--run", type=int)
+
+    p = sub.add_parser("rerun", add_help=False, help="rerun a jobnet run (like ajsrerun)")
+    _common(p)
+    p.add_argument("jobnet")
+    p.add_argument("--run", type=int)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--failed", action="store_true", help="from the failed units (default)")
+    g.add_argument("--from", dest="from_", metavar="UNIT", help="from UNIT on")
+    g.add_argument("--only", metavar="UNIT", help="only UNIT")
+
+    p = sub.add_parser("log", add_help=False, help="print a run's output")
+    _common(p)
+    p.add_argument("run_id", help="run id, or a unit path")
+    p.add_argument("--run", type=int)
+    p.add_argument("--stderr", action="store_true")
+
+    p = sub.add_parser("demo", add_help=False,
+                       help="run the sample jobnet on a standalone logical host")
+    p.add_argument("--help", action="help")
+    p.add_argument("--dir", type=Path, default=Path("ajs3-demo"))
+    return parser
+
+
+def paths_of(args: argparse.Namespace) -> Paths:
+    lhost = check_lhost(args.lhost)
+    rundir = args.rundir or default_rundir(lhost)
+    datadir = Path(args.datadir).absolute() if args.datadir else None
+    return lifecycle.with_datadir(Paths(lhost, Path(rundir), datadir))
+
+
+def emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2, default=str))
+    elif text:
+        print(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = HANDLERS[args.command]
+    try:
+        return handler(args)
+    except DefinitionError as exc:
+        if getattr(args, "json", False):
+            print(json.dumps(exc.to_dict(), indent=2))
+        else:
+            print(f"ajs3: {exc.code.value}: {exc.message}", file=sys.stderr)
+            for problem in exc.problems:
+                print(f"  {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    except AjsError as exc:
+        print(f"ajs3: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("ajs3: interrupted", file=sys.stderr)
+        return 130
+
+
+# -- service -----------------------------------------------------------------------
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    paths = paths_of(args)
+    if args.action == "start":
+        mode = StartMode(args.mode)
+        if args.foreground:
+            from ajs3.service.daemon import run_foreground
+
+            return run_foreground(paths, mode, args.log_level, not args.quiet, args.ready_fd)
+        result = lifecycle.start(paths, mode, args.timeout, args.log_level)
+        text = (f"{paths.lhost}: already running" if result["already_running"]
+                else f"{paths.lhost}: started ({mode.value} start, pid {result['pid']})")
+        emit(args, result, text)
+        return 0
+    if args.action == "stop":
+        result = lifecycle.stop(paths, StopJobs(args.jobs), args.timeout)
+        emit(args, result, f"{paths.lhost}: stopped" if result["was_running"]
+             else f"{paths.lhost}: was not running")
+        return 0
+    if args.action == "status":
+        health = lifecycle.status(paths, args.depth)
+        emit(args, health.to_dict(), health.summary)
+        return health.code
+    from ajs3.service import control
+
+    result = control.request(paths.socket, {"op": "reload", "log_level": args.log_level})
+    emit(args, result, f"{paths.lhost}: log level {result['log_level']}")
+    return 0
+
+
+# -- definitions and operations ---------------------------------------------------------
+
+
+def cmd_define(args: argparse.Namespace) -> int:
+    from ajs3.definitions.loader import load_dir, load_files
+
+    paths = paths_of(args)
+    if args.files:
+        defs = load_files(args.files)
+        sources = [str(f) for f in args.files]
+    else:
+        directory = paths.definitions_dir
+        defs = load_dir(directory)
+        sources = [str(directory)]
+    summary = {"jobnets": sorted(defs.jobnets),
+               "units": sum(len(u.walk()) for u in defs.jobnets.values())}
+    if args.check:
+        emit(args, {"valid": True, **summary},
+             f"definitions valid: {len(defs.jobnets)} jobnet(s), {summary['units']} unit(s)")
+        return 0
+    from ajs3.service import apply
+
+    version = apply.apply_definitions(paths, defs, sources)
+    emit(args, {"version": version, **summary},
+         f"definitions applied as version {version}: {len(defs.jobnets)} jobnet(s), "
+         f"{summary['units']} unit(s)")
+    return 0
+
+
+def _request(args: argparse.Namespace, message: dict[str, Any]) -> dict[str, Any]:
+    from ajs3.service import control
+
+    return control.request(paths_of(args).socket, message)
+
+
+def parse_time(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise AjsError(f"cannot read time {text!r}", code=Code.BAD_ARGUMENT,
+                       hint="use ISO 8601, e.g. 2026-11-28T02:00 or 2026-11-28T02:00+09:00") from exc
+    return moment.timestamp()
+
+
+def cmd_entry(args: argparse.Namespace) -> int:
+    at = parse_time(args.at) if args.at else None
+    result = _request(args, {"op": "entry", "jobnet": args.jobnet, "at": at, "hold": args.hold})
+    run = int(result["run"])
+    if not args.wait:
+        emit(args, result, f"{args.jobnet}: registered as run {run}")
+        return 0
+    from ajs3.service import views
+
+    paths = paths_of(args)
+    final = views.wait_run(paths.need_datadir(), run, args.timeout)
+    emit(args, final, f"{args.jobnet}: run {run} {final['label']}")
+    if final["abnormal"]:
+        print(f"ajs3: {Code.ENDED_ABNORMALLY.value}: run {run} of {args.jobnet} "
+              f"ended: {final['label']}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from ajs3.service import views
+
+    paths = paths_of(args)
+    if args.why:
+        try:
+            data = _request(args, {"op": "why", "run": args.run, "unit": args.why})
+        except AjsError as exc:
+            if exc.code is not Code.NOT_RUNNING:
+                raise
+            data = views.why_offline(paths.need_datadir(), args.run, args.why)
+        emit(args, data, views.render_why(data))
+        return 0
+    data = views.show(paths.need_datadir(), args.target, args.run, args.all)
+    emit(args, data, views.render_show(data))
+    return 0
+
+
+def cmd_hold(args: argparse.Namespace) -> int:
+    result = _request(args, {"op": "hold", "run": args.run, "unit": args.unit})
+    emit(args, result, f"{result['unit']}: held")
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    result = _request(args, {"op": "release", "run": args.run, "unit": args.unit,
+                             "as": args.as_})
+    emit(args, result, f"{result['unit']}: {result['status']}")
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    target = args.target
+    is_root = "/" not in target.strip("/")
+    message = {"op": "kill", "run": args.run, "unit": None if is_root else target,
+               "jobnet": target if is_root else None}
+    try:
+        result = _request(args, message)
+    except AjsError as exc:
+        if exc.code is not Code.UNKNOWN_UNIT or not is_root:
+            raise
+        result = _request(args, {"op": "kill", "run": args.run, "unit": target, "jobnet": None})
+    emit(args, result, f"{target}: kill requested (run {result['run']})")
+    return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    mode, unit = "failed", None
+    if args.from_:
+        mode, unit = "from", args.from_
+    elif args.only:
+        mode, unit = "only", args.only
+    result = _request(args, {"op": "rerun", "run": args.run, "jobnet": args.jobnet,
+                             "mode": mode, "unit": unit})
+    emit(args, result, f"{args.jobnet}: run {result['run']} rerun ({mode})")
+    return 0
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from ajs3.service import views
+
+    path = views.log_path(paths_of(args).need_datadir(), args.run_id, args.run, args.stderr)
+    with open(path, "rb") as f:
+        shutil.copyfileobj(f, sys.stdout.buffer)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the sample jobnet on a standalone logical host in a local directory."""
+    datadir = args.dir.absolute()
+    (datadir / "definitions").mkdir(parents=True, exist_ok=True)
+    sample = resources.files("ajs3").joinpath("samples/demo.yaml").read_text()
+    (datadir / "definitions" / "demo.yaml").write_text(sample)
+    rundir = datadir / "run"
+    base = ["-h", "demo", "--datadir", str(datadir), "--rundir", str(rundir)]
+    print(f"== a standalone logical host 'demo' in {datadir}")
+    steps: list[tuple[str, list[str]]] = [
+        ("start it", ["service", "start", *base]),
+        ("apply the sample definitions", ["define", *base]),
+        ("run /demo/nightly and wait for it", ["entry", *base, "/demo/nightly", "--wait"]),
+    ]
+    rc = 0
+    for title, argv in steps:
+        print(f"\n$ ajs3 {' '.join(argv)}    # {title}")
+        rc = main(argv)
+        if rc != 0:
+            break
+    print(f"\n$ ajs3 show -h demo --datadir {datadir} /demo/nightly")
+    main(["show", *base, "/demo/nightly"])
+    print(f"\n$ ajs3 service stop -h demo --rundir {rundir}")
+    main(["service", "stop", "-h", "demo", "--rundir", str(rundir)])
+    return rc
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "service": cmd_service, "define": cmd_define, "entry": cmd_entry, "show": cmd_show,
+    "hold": cmd_hold, "release": cmd_release, "kill": cmd_kill, "rerun": cmd_rerun,
+    "log": cmd_log, "demo": cmd_demo,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

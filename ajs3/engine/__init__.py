@@ -1,0 +1,1 @@
+"""The engine: readiness rules, the scheduler, the job runner and recovery."""

@@ -1,0 +1,100 @@
+"""The in-memory view of one jobnet run: its definitions and its unit runs, linked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ajs3.definitions.units import Unit
+from ajs3.journal.store import JobnetRun, UnitRun
+from ajs3.model import UnitKind
+
+
+def topo_order(units: tuple[Unit, ...]) -> list[Unit]:
+    """Siblings in an order where every unit comes after those it runs after."""
+    by_name = {u.name: u for u in units}
+    done: set[str] = set()
+    order: list[Unit] = []
+
+    def visit(u: Unit, stack: set[str]) -> None:
+        if u.name in done or u.name in stack:
+            return
+        stack.add(u.name)
+        for p in u.after:
+            if p in by_name:
+                visit(by_name[p], stack)
+        stack.discard(u.name)
+        done.add(u.name)
+        order.append(u)
+
+    for u in units:
+        visit(u, set())
+    return order
+
+
+@dataclass
+class RunState:
+    run: JobnetRun
+    root: Unit
+    urs: dict[str, UnitRun]
+    units: dict[str, Unit] = field(default_factory=dict)
+    parent: dict[str, str | None] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+    preds: dict[str, list[str]] = field(default_factory=dict)
+    succs: dict[str, list[str]] = field(default_factory=dict)
+    jobnets: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, run: JobnetRun, root: Unit, urs: list[UnitRun]) -> RunState:
+        state = cls(run=run, root=root, urs={u.path: u for u in urs})
+        state.parent[root.path] = None
+        state.preds[root.path] = []
+        state.succs[root.path] = []
+
+        def link(net: Unit) -> None:
+            state.units[net.path] = net
+            state.jobnets.append(net.path)
+            ordered = topo_order(net.units)
+            state.children[net.path] = [u.path for u in ordered]
+            base = net.path.rstrip("/")
+            for child in ordered:
+                state.units[child.path] = child
+                state.parent[child.path] = net.path
+                state.preds[child.path] = [f"{base}/{p}" for p in child.after]
+                state.succs.setdefault(child.path, [])
+                for p in state.preds[child.path]:
+                    state.succs.setdefault(p, []).append(child.path)
+                if child.kind is UnitKind.JOBNET:
+                    link(child)
+
+        link(root)
+        return state
+
+    @property
+    def root_ur(self) -> UnitRun:
+        return self.urs[self.root.path]
+
+    def ancestors(self, path: str) -> list[str]:
+        found = []
+        up = self.parent.get(path)
+        while up is not None:
+            found.append(up)
+            up = self.parent.get(up)
+        return found
+
+    def descendants(self, path: str) -> list[str]:
+        found = []
+        for child in self.children.get(path, []):
+            found.append(child)
+            found.extend(self.descendants(child))
+        return found
+
+    def downstream(self, path: str) -> list[str]:
+        """Transitive successors of a unit among its siblings."""
+        seen: list[str] = []
+        todo = list(self.succs.get(path, []))
+        while todo:
+            p = todo.pop()
+            if p not in seen:
+                seen.append(p)
+                todo.extend(self.succs.get(p, []))
+        return seen

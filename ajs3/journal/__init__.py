@@ -1,0 +1,1 @@
+"""The durable store of a logical host: SQLite in WAL mode, synchronous=FULL."""

@@ -1,0 +1,69 @@
+"""The journal's schema and its migrations, one list entry per version."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+#: MIGRATIONS[n] brings a journal from version n to n + 1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE epochs (
+        epoch INTEGER PRIMARY KEY,
+        started_at REAL NOT NULL,
+        node TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        mode TEXT NOT NULL
+    );
+    CREATE TABLE definitions (
+        version INTEGER PRIMARY KEY,
+        applied_at REAL NOT NULL,
+        content TEXT NOT NULL,
+        sources TEXT NOT NULL
+    );
+    CREATE TABLE jobnet_runs (
+        id INTEGER PRIMARY KEY,
+        jobnet TEXT NOT NULL,
+        def_version INTEGER NOT NULL REFERENCES definitions(version),
+        scheduled_at REAL NOT NULL,
+        registered_at REAL NOT NULL,
+        interrupted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE unit_runs (
+        id INTEGER PRIMARY KEY,
+        jobnet_run INTEGER NOT NULL REFERENCES jobnet_runs(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        retries INTEGER NOT NULL DEFAULT 0,
+        run_id TEXT,
+        exit_code INTEGER,
+        signal INTEGER,
+        verdict INTEGER,
+        started_at REAL,
+        ended_at REAL,
+        not_before REAL,
+        pid INTEGER,
+        pid_start INTEGER,
+        pgid INTEGER,
+        epoch INTEGER,
+        reason TEXT NOT NULL DEFAULT '',
+        UNIQUE (jobnet_run, path)
+    );
+    CREATE INDEX unit_runs_status ON unit_runs(status);
+    CREATE INDEX unit_runs_run_id ON unit_runs(run_id);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        epoch INTEGER NOT NULL,
+        unit_run INTEGER NOT NULL REFERENCES unit_runs(id) ON DELETE CASCADE,
+        run_id TEXT,
+        attempt INTEGER NOT NULL,
+        old TEXT NOT NULL,
+        new TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX events_unit_run ON events(unit_run);
+    """,
+]

@@ -1,0 +1,447 @@
+"""The journal: every definition, registration, run and status change of a logical host.
+
+Rules kept here (design.md):
+
+- synchronous=FULL and WAL: a committed change survives a crash of the node.
+- Every status change goes through :meth:`Journal.set_status`, which checks it
+  against :data:`ajs3.model.TRANSITIONS` and writes an event. No other code writes
+  statuses.
+- Every write transaction first checks that this process's epoch is still the newest;
+  a process of an older epoch (a node that was cut off but not fenced) cannot record
+  anything over the new owner's (:class:`ajs3.errors.EpochSuperseded`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ajs3.definitions.units import DefinitionSet, Unit
+from ajs3.errors import Code, DataDirError, EpochSuperseded, JournalError
+from ajs3.journal.schema import MIGRATIONS, SCHEMA_VERSION
+from ajs3.model import Status, UnitKind, check_transition
+
+JOURNAL_FILE = "journal.db"
+_REMOTE_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph",
+              "glusterfs", "fuse.glusterfs", "lustre"}
+
+
+@dataclass
+class UnitRun:
+    """One unit in one run of its root jobnet, as stored."""
+
+    id: int
+    jobnet_run: int
+    path: str
+    kind: UnitKind
+    status: Status
+    attempt: int = 0
+    retries: int = 0
+    run_id: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    verdict: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    not_before: float | None = None
+    pid: int | None = None
+    pid_start: int | None = None
+    pgid: int | None = None
+    epoch: int | None = None
+    reason: str = ""
+
+    @staticmethod
+    def from_row(row: sqlite3.Row) -> UnitRun:
+        data = {k: row[k] for k in row.keys() if k in _UNIT_RUN_FIELDS}
+        data["kind"] = UnitKind(data["kind"])
+        data["status"] = Status(data["status"])
+        return UnitRun(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_UNIT_RUN_FIELDS = {f.name for f in fields(UnitRun)}
+_WRITABLE = _UNIT_RUN_FIELDS - {"id", "jobnet_run", "path", "kind", "status", "reason"}
+
+
+@dataclass
+class JobnetRun:
+    """One registration of a root jobnet."""
+
+    id: int
+    jobnet: str
+    def_version: int
+    scheduled_at: float
+    registered_at: float
+    interrupted: bool
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the file system holding ``path`` (longest mount point match)."""
+    best, fstype = "", "unknown"
+    target = str(path.resolve())
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mnt = parts[1].replace("\\040", " ")
+                inside = target == mnt or target.startswith(mnt.rstrip("/") + "/")
+                if inside and len(mnt) >= len(best):
+                    best, fstype = mnt, parts[2]
+    except OSError:
+        pass
+    return fstype
+
+
+def check_datadir(datadir: Path) -> None:
+    """Refuse a data directory that is missing, not writable, or on a network file system."""
+    if not datadir.is_dir():
+        raise DataDirError(
+            f"data directory {datadir} does not exist or is not a directory",
+            code=Code.DATADIR_MISSING,
+            hint="create it, or mount the logical host's volume there",
+        )
+    if not os.access(datadir, os.W_OK | os.X_OK):
+        raise DataDirError(
+            f"data directory {datadir} is not writable by this user",
+            code=Code.DATADIR_ACCESS,
+            hint="run as its owner or fix its permissions",
+        )
+    fstype = filesystem_type(datadir)
+    if fstype in _REMOTE_FS:
+        raise DataDirError(
+            f"data directory {datadir} is on a network file system ({fstype})",
+            code=Code.DATADIR_NFS,
+            hint="SQLite's WAL needs a local file system: use a block device (ext4, xfs)",
+        )
+
+
+class Journal:
+    """The SQLite journal of one logical host."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self.epoch: int | None = None
+        self._depth = 0
+
+    # -- opening -------------------------------------------------------------
+
+    @classmethod
+    def open(cls, datadir: Path, *, readonly: bool = False) -> Journal:
+        check_datadir(datadir)
+        path = datadir / JOURNAL_FILE
+        if readonly and not path.exists():
+            raise JournalError(
+                f"no journal in {datadir}",
+                code=Code.DATADIR_MISSING,
+                hint="start the logical host once with `ajs3 service start`",
+            )
+        try:
+            conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(
+                f"journal {path} cannot be opened: {exc}",
+                code=Code.JOURNAL_CORRUPT,
+                hint="restore it from a backup (see docs/runbooks)",
+            ) from exc
+        journal = cls(conn, path)
+        try:
+            journal._migrate(readonly=readonly)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise JournalError(
+                f"journal {path} is damaged: {exc}",
+                code=Code.JOURNAL_CORRUPT,
+                hint="restore it from a backup (see docs/runbooks)",
+            ) from exc
+        except Exception:
+            conn.close()
+            raise
+        return journal
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def schema_version(self) -> int:
+        has_meta = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            return 0
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self, *, readonly: bool) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path} has schema version {version}, newer than this "
+                f"ajs3 understands ({SCHEMA_VERSION})",
+                code=Code.JOURNAL_TOO_NEW,
+                hint="run the newer ajs3 that wrote it, or upgrade this node",
+            )
+        if version == SCHEMA_VERSION or readonly:
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.schema_version()  # another process may have migrated meanwhile
+            while version < SCHEMA_VERSION:
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                version += 1
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(version),),
+                )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    # -- transactions and epochs -------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction that is refused if a newer epoch exists."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            if self.epoch is not None:
+                newest = self.conn.execute("SELECT max(epoch) FROM epochs").fetchone()[0]
+                if newest != self.epoch:
+                    raise EpochSuperseded(
+                        f"epoch {self.epoch} was superseded by epoch {newest}: another "
+                        "daemon owns this logical host now; this one stops writing",
+                        hint="check that only one node mounts the data directory (fencing)",
+                    )
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._depth = 0
+
+    def begin_epoch(self, node: str, pid: int, mode: str) -> int:
+        self.epoch = None
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT INTO epochs(started_at, node, pid, mode) VALUES (?, ?, ?, ?)",
+                (time.time(), node, pid, mode),
+            )
+            epoch = int(cur.lastrowid or 0)
+        self.epoch = epoch
+        return epoch
+
+    def current_epoch(self) -> int:
+        row = self.conn.execute("SELECT max(epoch) FROM epochs").fetchone()
+        return int(row[0] or 0)
+
+    # -- meta --------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)
+            )
+
+    # -- definitions ---------------------------------------------------------------
+
+    def apply_definitions(self, defs: DefinitionSet, sources: list[str]) -> int:
+        """Store a whole, validated definition set as the new current version."""
+        content = json.dumps(
+            {
+                "jobnets": {path: unit.to_dict() for path, unit in sorted(defs.jobnets.items())},
+                "groups": list(defs.groups),
+            },
+            sort_keys=True,
+        )
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT INTO definitions(applied_at, content, sources) VALUES (?, ?, ?)",
+                (time.time(), content, json.dumps(sources)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def definitions(self, version: int | None = None) -> tuple[int, DefinitionSet]:
+        if version is None:
+            row = self.conn.execute(
+                "SELECT version, content FROM definitions ORDER BY version DESC LIMIT 1"
+            ).fetchone()
+        else:
+            row = self.conn.execute(
+                "SELECT version, content FROM definitions WHERE version=?", (version,)
+            ).fetchone()
+        if row is None:
+            return 0, DefinitionSet(jobnets={})
+        data = json.loads(row["content"])
+        jobnets = {path: Unit.from_dict(u) for path, u in data["jobnets"].items()}
+        return int(row["version"]), DefinitionSet(jobnets=jobnets, groups=tuple(data["groups"]))
+
+    # -- runs ------------------------------------------------------------------------
+
+    def create_jobnet_run(
+        self, root: Unit, def_version: int, scheduled_at: float, *, start_now: bool
+    ) -> int:
+        """Register one run of a root jobnet with a row per unit."""
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT INTO jobnet_runs(jobnet, def_version, scheduled_at, registered_at)"
+                " VALUES (?, ?, ?, ?)",
+                (root.path, def_version, scheduled_at, time.time()),
+            )
+            run = int(cur.lastrowid or 0)
+            rows = []
+            for unit in root.walk():
+                if unit is root:
+                    status = Status.WAIT_START_TIME if not start_now else Status.NOT_SCHEDULED
+                    if root.hold:
+                        status = Status.HELD
+                else:
+                    status = Status.HELD if unit.hold else Status.NOT_SCHEDULED
+                rows.append((run, unit.path, unit.kind.value, status.value))
+            self.conn.executemany(
+                "INSERT INTO unit_runs(jobnet_run, path, kind, status) VALUES (?, ?, ?, ?)",
+                rows,
+            )
+        return run
+
+    def jobnet_run(self, run: int) -> JobnetRun | None:
+        row = self.conn.execute("SELECT * FROM jobnet_runs WHERE id=?", (run,)).fetchone()
+        if row is None:
+            return None
+        return JobnetRun(
+            id=row["id"], jobnet=row["jobnet"], def_version=row["def_version"],
+            scheduled_at=row["scheduled_at"], registered_at=row["registered_at"],
+            interrupted=bool(row["interrupted"]),
+        )
+
+    def jobnet_runs(self, *, jobnet: str | None = None, limit: int = 50) -> list[JobnetRun]:
+        sql = "SELECT * FROM jobnet_runs"
+        args: list[Any] = []
+        if jobnet:
+            sql += " WHERE jobnet=?"
+            args.append(jobnet)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        return [
+            JobnetRun(
+                id=r["id"], jobnet=r["jobnet"], def_version=r["def_version"],
+                scheduled_at=r["scheduled_at"], registered_at=r["registered_at"],
+                interrupted=bool(r["interrupted"]),
+            )
+            for r in self.conn.execute(sql, args)
+        ]
+
+    def set_interrupted(self, run: int) -> None:
+        with self.transaction():
+            self.conn.execute("UPDATE jobnet_runs SET interrupted=1 WHERE id=?", (run,))
+
+    def unit_runs(self, run: int) -> list[UnitRun]:
+        rows = self.conn.execute(
+            "SELECT * FROM unit_runs WHERE jobnet_run=? ORDER BY id", (run,)
+        )
+        return [UnitRun.from_row(r) for r in rows]
+
+    def active_jobnet_runs(self) -> list[int]:
+        """Runs whose root unit has not ended."""
+        finals = tuple(s.value for s in Status if s.is_final)
+        marks = ",".join("?" * len(finals))
+        rows = self.conn.execute(
+            "SELECT r.id FROM jobnet_runs r JOIN unit_runs u"
+            " ON u.jobnet_run = r.id AND u.path = r.jobnet"
+            f" WHERE u.status NOT IN ({marks}) ORDER BY r.id",
+            finals,
+        )
+        return [int(r[0]) for r in rows]
+
+    def find_run_id(self, run_id: str) -> UnitRun | None:
+        row = self.conn.execute(
+            "SELECT * FROM unit_runs WHERE run_id=? ORDER BY id DESC LIMIT 1", (run_id,)
+        ).fetchone()
+        if row is not None:
+            return UnitRun.from_row(row)
+        # an earlier attempt's run id lives on in the events
+        row = self.conn.execute(
+            "SELECT u.* FROM events e JOIN unit_runs u ON u.id = e.unit_run"
+            " WHERE e.run_id=? LIMIT 1",
+            (run_id,),
+        ).fetchone()
+        return UnitRun.from_row(row) if row else None
+
+    def events(self, unit_run: int) -> list[sqlite3.Row]:
+        return list(
+            self.conn.execute("SELECT * FROM events WHERE unit_run=? ORDER BY id", (unit_run,))
+        )
+
+    def forget_runs(self) -> int:
+        """Cold start: forget every registration and result (definitions stay)."""
+        with self.transaction():
+            cur = self.conn.execute("DELETE FROM jobnet_runs")
+            return cur.rowcount
+
+    # -- the one place where statuses change ------------------------------------------
+
+    def set_status(self, ur: UnitRun, new: Status, reason: str = "", **values: Any) -> None:
+        """Change a unit run's status (and other columns) if the table allows it."""
+        check_transition(ur.status, new)
+        unknown = set(values) - _WRITABLE
+        if unknown:
+            raise ValueError(f"not writable: {sorted(unknown)}")
+        assigns = ["status=?", "reason=?"] + [f"{k}=?" for k in values]
+        args: list[Any] = [new.value, reason, *values.values(), ur.id, ur.status.value]
+        with self.transaction():
+            cur = self.conn.execute(
+                f"UPDATE unit_runs SET {', '.join(assigns)} WHERE id=? AND status=?", args
+            )
+            if cur.rowcount != 1:
+                raise JournalError(
+                    f"unit run {ur.id} ({ur.path}) is no longer {ur.status.value} in the journal",
+                    code=Code.BAD_TRANSITION,
+                )
+            attempt = values.get("attempt", ur.attempt)
+            run_id = values.get("run_id", ur.run_id)
+            self.conn.execute(
+                "INSERT INTO events(at, epoch, unit_run, run_id, attempt, old, new, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), self.epoch or 0, ur.id, run_id, attempt, ur.status.value,
+                 new.value, reason),
+            )
+        ur.status = new
+        ur.reason = reason
+        for key, value in values.items():
+            setattr(ur, key, value)
+
+    def quick_check(self) -> str:
+        return str(self.conn.execute("PRAGMA quick_check").fetchone()[0])
+
+    def integrity_check(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])

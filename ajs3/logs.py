@@ -1,0 +1,67 @@
+"""Structured logs: JSON lines in the data directory, readable text on a terminal.
+
+Every line about a run carries its ``run_id``; bind it with ``log.bind(run_id=...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR}
+
+_shared: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def setup(
+    lhost: str, logdir: Path | None, *, level: str = "info", console: bool = False
+) -> structlog.stdlib.BoundLogger:
+    """Configure logging for a daemon (file) or a foreground run (file + console)."""
+    root = logging.getLogger("ajs3")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(LEVELS.get(level, logging.INFO))
+    root.propagate = False
+    if logdir is not None:
+        logdir.mkdir(mode=0o750, parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            logdir / "ajs3.log", maxBytes=20 * 1024 * 1024, backupCount=5
+        )
+        handler.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processor=structlog.processors.JSONRenderer(), foreign_pre_chain=_shared
+            )
+        )
+        root.addHandler(handler)
+    if console:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processor=structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+                foreign_pre_chain=_shared,
+            )
+        )
+        root.addHandler(stream)
+    structlog.configure(
+        processors=[*_shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    log: structlog.stdlib.BoundLogger = structlog.get_logger("ajs3").bind(lhost=lhost)
+    return log
+
+
+def set_level(level: str) -> None:
+    logging.getLogger("ajs3").setLevel(LEVELS[level])

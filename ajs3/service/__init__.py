@@ -1,0 +1,1 @@
+"""The per-logical-host daemon: lock, control socket, signals, lifecycle."""

@@ -1,0 +1,236 @@
+"""Starting, stopping and checking a logical host's daemon from outside it.
+
+This is what ``ajs3 service start|stop|status`` (and so the OCF agent) call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ajs3.engine.runner import is_same_process, kill_group, read_json
+from ajs3.errors import AjsError, Code, LockedError, ServiceError
+from ajs3.journal.store import Journal, check_datadir
+from ajs3.model import StartMode, Status, StopJobs
+from ajs3.service import control
+from ajs3.service.lock import describe, is_locked, read_holder
+from ajs3.service.paths import Paths
+
+#: Exit codes of ``ajs3 service status`` (the agent maps them to OCF codes).
+HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
+
+
+def daemon_info(paths: Paths) -> dict[str, Any] | None:
+    """The pid file of a live daemon of this logical host, or None."""
+    info = read_json(paths.pidfile)
+    if not info:
+        return None
+    if not is_same_process(int(info.get("pid", 0)), info.get("start")):
+        return None
+    return info
+
+
+def with_datadir(paths: Paths) -> Paths:
+    """Fill in the data directory from a running daemon when none was given."""
+    if paths.datadir is not None:
+        return paths
+    info = read_json(paths.pidfile)
+    if info and info.get("datadir"):
+        return Paths(paths.lhost, paths.rundir, Path(info["datadir"]))
+    return paths
+
+
+def start(paths: Paths, mode: StartMode, timeout: float, log_level: str) -> dict[str, Any]:
+    """Start the daemon in the background; return once it answers, or raise."""
+    datadir = paths.need_datadir()
+    check_datadir(datadir)
+    info = daemon_info(paths)
+    if info is not None:
+        if Path(info["datadir"]).resolve() == datadir.resolve():
+            return {"already_running": True, **info}
+        raise ServiceError(
+            f"logical host {paths.lhost} already runs with data directory {info['datadir']}",
+            code=Code.ALREADY_RUNNING, hint="stop it first",
+        )
+    if is_locked(paths.lockfile):
+        raise LockedError(
+            f"data directory {datadir} is locked by {describe(read_holder(paths.lockfile))}",
+            hint="another daemon owns this logical host; stop it first",
+        )
+    # Fail early, in the foreground, on a journal this version cannot use.
+    Journal.open(datadir).close()
+    paths.rundir.mkdir(mode=0o750, parents=True, exist_ok=True)
+    logdir = datadir / "log"
+    logdir.mkdir(mode=0o750, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    argv = [sys.executable, "-m", "ajs3.cli.main", "service", "start", "--foreground",
+            "--quiet", "-h", paths.lhost, "--datadir", str(datadir), "--rundir",
+            str(paths.rundir), "--mode", mode.value, "--log-level", log_level,
+            "--ready-fd", str(write_fd)]
+    with open(logdir / "daemon.out", "ab") as out:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(write_fd,),
+            start_new_session=True, cwd="/",
+        )
+    os.close(write_fd)
+    answer = _wait_ready(read_fd, proc, timeout)
+    if not answer.get("ok"):
+        err = answer.get("error", {})
+        raise AjsError(err.get("message", "the daemon did not start"),
+                       code=Code(err.get("code", Code.START_FAILED.value)),
+                       hint=err.get("hint", f"see {logdir / 'daemon.out'}"))
+    return {"already_running": False, "pid": proc.pid}
+
+
+def _wait_ready(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    end = time.monotonic() + timeout
+    data = b""
+    try:
+        while time.monotonic() < end:
+            if sel.select(max(0.0, end - time.monotonic())):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                data += chunk
+                if data.endswith(b"\n"):
+                    break
+    finally:
+        os.close(fd)
+    if data:
+        try:
+            result: dict[str, Any] = json.loads(data)
+            return result
+        except ValueError:
+            pass
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+        return {"ok": False, "error": {"code": Code.START_FAILED.value,
+                                       "message": f"the daemon was not ready within {timeout:g} s",
+                                       "hint": "see log/daemon.out in the data directory"}}
+    return {"ok": False, "error": {"code": Code.START_FAILED.value,
+                                   "message": f"the daemon exited with {proc.returncode}",
+                                   "hint": "see log/daemon.out in the data directory"}}
+
+
+def _wait_gone(pid: int, start: int | None, until: float) -> bool:
+    while time.monotonic() < until:
+        if not is_same_process(pid, start):
+            return True
+        time.sleep(0.05)
+    return not is_same_process(pid, start)
+
+
+def stop(paths: Paths, jobs: StopJobs, timeout: float) -> dict[str, Any]:
+    """Stop the daemon within ``timeout`` seconds, escalating to SIGKILL (never fails slow)."""
+    info = daemon_info(paths)
+    if info is None:
+        return {"was_running": False}
+    pid, pstart = int(info["pid"]), info.get("start")
+    began = time.monotonic()
+    deadline = began + timeout
+    try:
+        control.request(paths.socket, {"op": "stop", "jobs": jobs.value,
+                                       "timeout": max(1.0, timeout * 0.7)}, timeout=5.0)
+    except AjsError:
+        pass  # no answer: escalate below
+    if _wait_gone(pid, pstart, began + timeout * 0.8):
+        return {"was_running": True, "escalated": False}
+    os.kill(pid, signal.SIGTERM)
+    if _wait_gone(pid, pstart, began + timeout * 0.9):
+        return {"was_running": True, "escalated": True}
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if jobs is StopJobs.KILL:
+        kill_jobs(Path(info["datadir"]))
+    if _wait_gone(pid, pstart, max(deadline, time.monotonic() + 1.0)):
+        return {"was_running": True, "escalated": True, "killed": True}
+    raise ServiceError(f"daemon pid {pid} did not stop", code=Code.STOP_TIMEOUT)
+
+
+def kill_jobs(datadir: Path) -> int:
+    """Kill the process groups of every job the journal says is running (last resort)."""
+    count = 0
+    try:
+        journal = Journal.open(datadir, readonly=True)
+    except AjsError:
+        return 0
+    try:
+        for run in journal.active_jobnet_runs():
+            for ur in journal.unit_runs(run):
+                if ur.status is Status.RUNNING and ur.run_id:
+                    started = read_json(datadir / "jobs" / ur.run_id / "started.json") or {}
+                    if kill_group(started.get("pgid"), signal.SIGKILL):
+                        count += 1
+    finally:
+        journal.close()
+    return count
+
+
+@dataclass
+class Health:
+    code: int
+    summary: str
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        state = {HEALTHY: "running", UNHEALTHY: "unhealthy", NOT_RUNNING: "not running"}
+        return {"status": state[self.code], "exit": self.code, "summary": self.summary,
+                "checks": self.checks}
+
+
+def status(paths: Paths, depth: int) -> Health:
+    """Check a logical host: 0 healthy, 1 running but unhealthy, 3 not running."""
+    checks: list[dict[str, Any]] = []
+    info = daemon_info(paths)
+    if info is None:
+        return Health(NOT_RUNNING, f"logical host {paths.lhost} is not running", checks)
+    checks.append({"check": "process", "ok": True, "detail": f"pid {info['pid']}"})
+    datadir = Path(info["datadir"])
+    lockfile = datadir / "ajs3.lock"
+    locked = datadir.is_dir() and is_locked(lockfile)
+    holder = read_holder(lockfile) if locked else {}
+    mine = locked and int(holder.get("pid", -1)) == int(info["pid"])
+    checks.append({"check": "lock", "ok": mine,
+                   "detail": "held" if mine else f"not held by the daemon ({datadir})"})
+    if not mine:
+        return Health(UNHEALTHY, f"daemon pid {info['pid']} does not hold the lock on {datadir}",
+                      checks)
+    if depth >= 10:
+        try:
+            pong = control.request(paths.socket, {"op": "ping"}, timeout=10.0)
+        except AjsError as exc:
+            checks.append({"check": "control", "ok": False, "detail": str(exc)})
+            return Health(UNHEALTHY, f"control socket does not answer: {exc}", checks)
+        alive = float(pong.get("loop_age", 0)) < 30.0
+        checks.append({"check": "control", "ok": alive,
+                       "detail": f"loop age {pong.get('loop_age', 0):.1f} s"})
+        if not alive:
+            return Health(UNHEALTHY, "scheduler loop is stuck", checks)
+    if depth >= 20:
+        try:
+            journal = Journal.open(datadir, readonly=True)
+            try:
+                result = journal.quick_check()
+            finally:
+                journal.close()
+        except AjsError as exc:
+            result = str(exc)
+        ok = result == "ok"
+        checks.append({"check": "journal", "ok": ok, "detail": result})
+        if not ok:
+            return Health(UNHEALTHY, f"journal check failed: {result}", checks)
+    return Health(HEALTHY, f"logical host {paths.lhost} is running (pid {info['pid']})", checks)

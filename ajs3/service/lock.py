@@ -1,0 +1,80 @@
+"""The exclusive lock a daemon holds on its data directory (design.md rule 7).
+
+It is an ``flock`` on ``<datadir>/ajs3.lock``: the kernel drops it when the holder
+dies, so a lock left by a dead daemon is no lock at all and is taken over; the file
+keeps the last holder's identity so the take-over can be logged and a refusal can
+name the live holder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from ajs3.errors import Code, LockedError
+
+
+def read_holder(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def describe(holder: dict[str, Any]) -> str:
+    if not holder:
+        return "an unknown process"
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("since", 0)))
+    return f"pid {holder.get('pid')} on {holder.get('node')} (lhost {holder.get('lhost')}, since {since})"
+
+
+class DataDirLock:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.previous: dict[str, Any] = {}
+
+    def acquire(self, lhost: str) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockedError(
+                f"data directory {self.path.parent} is locked by {describe(read_holder(self.path))}",
+                code=Code.LOCKED,
+                hint="another daemon owns this logical host; stop it first",
+            ) from None
+        self.previous = read_holder(self.path)
+        info = {"pid": os.getpid(), "node": socket.gethostname(), "lhost": lhost,
+                "since": time.time()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.fsync(fd)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def is_locked(path: Path) -> bool:
+    """True if a live process holds the lock (checked without taking it for long)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

@@ -1,0 +1,178 @@
+"""Read-only views of a logical host's journal: what `ajs3 show` and `ajs3 log` print.
+
+They read the journal directly (SQLite WAL readers never block the daemon), so they
+also work while the logical host is stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from ajs3.errors import AjsError, Code, OperationError
+from ajs3.journal.store import Journal, JobnetRun, UnitRun
+from ajs3.model import ABNORMAL, Status
+
+
+def _fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _pick_run(journal: Journal, target: str | None, run: int | None) -> JobnetRun:
+    if run is not None:
+        found = journal.jobnet_run(run)
+        if found is None:
+            raise OperationError(f"no jobnet run {run}", code=Code.UNKNOWN_UNIT,
+                                 hint="list runs with `ajs3 show`")
+        return found
+    assert target is not None
+    runs = [r for r in journal.jobnet_runs(limit=500)
+            if r.jobnet == target or target.startswith(r.jobnet.rstrip("/") + "/")]
+    if not runs:
+        _, defs = journal.definitions()
+        if target in defs.jobnets:
+            raise OperationError(f"{target} has not run yet", code=Code.UNKNOWN_UNIT,
+                                 hint=f"register it with `ajs3 entry {target}`")
+        raise OperationError(f"no jobnet {target!r}", code=Code.UNKNOWN_JOBNET,
+                             hint="see the defined jobnets with `ajs3 show`")
+    return runs[0]
+
+
+def _unit_row(ur: UnitRun, depth: int) -> dict[str, Any]:
+    row = ur.to_dict()
+    row.update(status=ur.status.value, label=ur.status.label, kind=ur.kind.value, depth=depth)
+    return row
+
+
+def show(datadir: Path, target: str | None, run: int | None, all_runs: bool) -> dict[str, Any]:
+    journal = Journal.open(datadir, readonly=True)
+    try:
+        if target is None and run is None:
+            version, defs = journal.definitions()
+            active = set(journal.active_jobnet_runs())
+            runs = journal.jobnet_runs(limit=500 if all_runs else 50)
+            latest: dict[str, dict[str, Any]] = {}
+            listing = []
+            for r in runs:
+                root = next((u for u in journal.unit_runs(r.id) if u.path == r.jobnet), None)
+                entry = {"run": r.id, "jobnet": r.jobnet, "scheduled_at": r.scheduled_at,
+                         "status": root.status.value if root else "?",
+                         "label": root.status.label if root else "?", "active": r.id in active}
+                listing.append(entry)
+                latest.setdefault(r.jobnet, entry)
+            jobnets = [{"jobnet": p, "latest": latest.get(p)} for p in sorted(defs.jobnets)]
+            return {"definitions_version": version, "jobnets": jobnets,
+                    "runs": listing if all_runs else [e for e in listing if e["active"]]}
+        chosen = _pick_run(journal, target, run)
+        urs = journal.unit_runs(chosen.id)
+        base = chosen.jobnet.rstrip("/").count("/")
+        units = [_unit_row(u, u.path.count("/") - base) for u in urs]
+        order = {u.path: i for i, u in enumerate(urs)}
+        units.sort(key=lambda r: order[r["path"]])
+        return {"run": chosen.id, "jobnet": chosen.jobnet, "scheduled_at": chosen.scheduled_at,
+                "units": units}
+    finally:
+        journal.close()
+
+
+def render_show(data: dict[str, Any]) -> str:
+    if "units" not in data:
+        lines = [f"definitions version {data['definitions_version']}"]
+        for j in data["jobnets"]:
+            latest = j["latest"]
+            state = f"run {latest['run']}: {latest['label']}" if latest else "never run"
+            lines.append(f"  {j['jobnet']:<40} {state}")
+        if data["runs"]:
+            lines.append("runs:")
+            for r in data["runs"]:
+                lines.append(f"  {r['run']:>6}  {r['jobnet']:<40} {r['label']}")
+        return "\n".join(lines)
+    lines = [f"run {data['run']} of {data['jobnet']}",
+             f"{'UNIT':<44} {'STATUS':<26} {'TRY':>3} {'EXIT':>4}  {'START':<14} {'END':<14}"]
+    for u in data["units"]:
+        name = "  " * u["depth"] + (u["path"].rsplit("/", 1)[-1] or "/")
+        if u["depth"] == 0:
+            name = u["path"]
+        exit_code = "-" if u["exit_code"] is None else str(u["exit_code"])
+        if u["signal"] is not None:
+            exit_code = f"s{u['signal']}"
+        lines.append(
+            f"{name:<44} {u['label']:<26} {u['attempt'] or '-':>3} {exit_code:>4}  "
+            f"{_fmt_time(u['started_at']):<14} {_fmt_time(u['ended_at']):<14}"
+        )
+    return "\n".join(lines)
+
+
+def why_offline(datadir: Path, run: int | None, unit: str) -> dict[str, Any]:
+    journal = Journal.open(datadir, readonly=True)
+    try:
+        chosen = _pick_run(journal, unit, run)
+        for ur in journal.unit_runs(chosen.id):
+            if ur.path == unit:
+                return {"run": chosen.id, "unit": unit, "status": ur.status.value,
+                        "label": ur.status.label, "reason": ur.reason, "checks": [],
+                        "note": "the logical host is not running; nothing will start"}
+        raise OperationError(f"no unit {unit!r} in run {chosen.id}", code=Code.UNKNOWN_UNIT)
+    finally:
+        journal.close()
+
+
+def render_why(data: dict[str, Any]) -> str:
+    lines = [f"{data['unit']} (run {data['run']}): {data['label']}"]
+    if data.get("reason"):
+        lines.append(f"  last change: {data['reason']}")
+    for c in data.get("checks", []):
+        mark = "ok " if c["passed"] else "NO "
+        lines.append(f"  {mark} {c['rule']:<26} {c['reason']}")
+    if data.get("note"):
+        lines.append(f"  note: {data['note']}")
+    return "\n".join(lines)
+
+
+def wait_run(datadir: Path, run: int, timeout: float | None) -> dict[str, Any]:
+    """Wait until a jobnet run's root unit has ended (polls the journal, read-only)."""
+    end = None if timeout is None else time.monotonic() + timeout
+    delay = 0.05
+    journal = Journal.open(datadir, readonly=True)
+    try:
+        chosen = journal.jobnet_run(run)
+        if chosen is None:
+            raise OperationError(f"no jobnet run {run}", code=Code.UNKNOWN_UNIT)
+        while True:
+            root = next(u for u in journal.unit_runs(run) if u.path == chosen.jobnet)
+            if root.status.is_final:
+                return {"run": run, "status": root.status.value, "label": root.status.label,
+                        "abnormal": root.status in ABNORMAL or root.status in (
+                            Status.INTERRUPTED, Status.SHUTDOWN)}
+            if end is not None and time.monotonic() > end:
+                raise AjsError(f"run {run} has not ended within {timeout:g} s "
+                               f"(now {root.status.label})", code=Code.BAD_STATE)
+            time.sleep(delay)
+            delay = min(0.5, delay * 1.5)
+    finally:
+        journal.close()
+
+
+def log_path(datadir: Path, key: str, run: int | None, stderr: bool) -> Path:
+    journal = Journal.open(datadir, readonly=True)
+    try:
+        run_id = key
+        if key.startswith("/"):
+            chosen = _pick_run(journal, key, run)
+            ur = next((u for u in journal.unit_runs(chosen.id) if u.path == key), None)
+            if ur is None or not ur.run_id:
+                raise OperationError(f"{key} has not run in run {chosen.id}",
+                                     code=Code.UNKNOWN_UNIT)
+            run_id = ur.run_id
+        elif journal.find_run_id(key) is None:
+            raise OperationError(f"no run with id {key}", code=Code.UNKNOWN_UNIT,
+                                 hint="run ids are shown by `ajs3 show --json`")
+    finally:
+        journal.close()
+    path = datadir / "jobs" / run_id / ("stderr" if stderr else "stdout")
+    if not path.exists():
+        raise AjsError(f"no output file {path}", code=Code.UNKNOWN_UNIT)
+    return path
