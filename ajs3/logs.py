@@ -28,14 +28,14 @@ def setup(
 ) -> structlog.stdlib.BoundLogger:
     """Configure logging for a daemon (file) or a foreground run (file + console)."""
     root = logging.getLogger("ajs3")
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
     root.setLevel(LEVELS.get(level, logging.INFO))
     root.propagate = False
     if logdir is not None:
         logdir.mkdir(mode=0o750, parents=True, exist_ok=True)
-        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+        handler = logging.handlers.RotatingFileHandler(
             logdir / "ajs3.log", maxBytes=20 * 1024 * 1024, backupCount=5
         )
         handler.setFormatter(

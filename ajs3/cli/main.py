@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
@@ -26,7 +25,7 @@ DEFAULT_LHOST = "standalone"
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         self.print_usage(sys.stderr)
         print(f"ajs3: {Code.BAD_ARGUMENT.value}: {message} (see --help)", file=sys.stderr)
         sys.exit(EXIT_USAGE)
@@ -241,7 +240,7 @@ def parse_time(text: str) -> float:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise AjsError(f"cannot read time {text!r}", code=Code.BAD_ARGUMENT,
-                       hint="use ISO 8601, e.g. 2026-11-28T02:00 or 2026-11-28T02:00+09:00") from exc
+                       hint="use ISO 8601, e.g. 2026-11-28T02:00+09:00") from exc
     return moment.timestamp()
 
 

@@ -7,6 +7,7 @@ it re-adopted after a restart), and reads the durable files the supervisor write
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -168,10 +169,8 @@ def group_alive(pgid: int | None) -> bool:
 
 def reap(pid: int) -> None:
     """Collect a child supervisor's zombie; adopted ones are not our children."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 TERM = signal.SIGTERM

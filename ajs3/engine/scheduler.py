@@ -219,7 +219,8 @@ class Scheduler:
             rn.kill_group(started.get("pgid"), signal.SIGKILL)
             why = "its supervisor died before recording an end"
         else:
-            why = f"it was running on {str(started.get('host', '?')).split('/')[0]}, lost in a failover"
+            node = str(started.get("host", "?")).split("/")[0]
+            why = f"it was running on {node}, lost in a failover"
         self._in_doubt(state, ur, why)
 
     def _wait_status(self, jobdir: Path, seconds: float) -> None:
@@ -629,7 +630,7 @@ class Scheduler:
             else:
                 new, why = Status.ENDED_ABNORMALLY, f"ended by signal {name}"
         else:
-            new = end_status(unit, int(code))
+            new = end_status(unit, int(code) if code is not None else 255)
             why = f"exit code {code}"
         self.journal.set_status(ur, new, why, exit_code=code, signal=sig, **common)
         log = self.log.bind(run_id=ur.run_id, unit=ur.path, attempt=ur.attempt)

@@ -59,7 +59,7 @@ class UnitRun:
 
     @staticmethod
     def from_row(row: sqlite3.Row) -> UnitRun:
-        data = {k: row[k] for k in row.keys() if k in _UNIT_RUN_FIELDS}
+        data = {k: row[k] for k in row.keys() if k in _UNIT_RUN_FIELDS}  # noqa: SIM118
         data["kind"] = UnitKind(data["kind"])
         data["status"] = Status(data["status"])
         return UnitRun(**data)

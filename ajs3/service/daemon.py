@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -157,10 +158,8 @@ class Daemon:
                     if tag == "listen":
                         self._accept()
                     elif tag == "signal":
-                        try:
+                        with contextlib.suppress(BlockingIOError):
                             rsig.recv(4096)
-                        except BlockingIOError:
-                            pass
                         for signum in pending:
                             self._on_signal(signum)
                         pending.clear()
@@ -211,7 +210,8 @@ class Daemon:
             return True
         now = time.time()
         margin = max(2.0, 0.2 * self.stop_timeout)
-        if self.stop_jobs is StopJobs.WAIT and not self.escalated and now >= self.stop_deadline - margin:
+        waiting = self.stop_jobs is StopJobs.WAIT and not self.escalated
+        if waiting and now >= self.stop_deadline - margin:
             self.escalated = True
             self.log.warning("jobs still running near the stop timeout: killing them")
             self.sched.kill_all(self.sched.stop_reason, grace=1.0)
@@ -223,10 +223,8 @@ class Daemon:
 
     def _shutdown(self) -> None:
         for path in (self.paths.socket, self.paths.pidfile):
-            try:
+            with contextlib.suppress(OSError):
                 path.unlink()
-            except OSError:
-                pass
         if self.listener is not None:
             self.listener.close()
         if self.journal is not None:
@@ -250,10 +248,8 @@ class Daemon:
             except (ValueError, OSError) as exc:
                 answer = {"ok": False, "error": {"code": Code.CONTROL.value,
                                                  "message": f"bad request: {exc}"}}
-            try:
+            with contextlib.suppress(OSError):
                 conn.sendall(json.dumps(answer).encode() + b"\n")
-            except OSError:
-                pass
 
     def _handle(self, msg: dict[str, Any]) -> dict[str, Any]:
         op = msg.get("op")
@@ -267,6 +263,11 @@ class Daemon:
             raise
         except AjsError as exc:
             return {"ok": False, "error": exc.to_dict()}
+        except Exception as exc:  # a bug must not take the logical host down
+            self.log.exception("request failed", op=op)
+            return {"ok": False, "error": {"code": Code.INTERNAL.value,
+                                           "message": f"internal error in {op}: {exc}",
+                                           "hint": "see the daemon log; please report it"}}
 
     def op_ping(self, msg: dict[str, Any]) -> dict[str, Any]:
         assert self.sched is not None and self.journal is not None

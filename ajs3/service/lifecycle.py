@@ -5,6 +5,7 @@ This is what ``ajs3 service start|stop|status`` (and so the OCF agent) call.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -150,10 +151,8 @@ def stop(paths: Paths, jobs: StopJobs, timeout: float) -> dict[str, Any]:
     os.kill(pid, signal.SIGTERM)
     if _wait_gone(pid, pstart, began + timeout * 0.9):
         return {"was_running": True, "escalated": True}
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     if jobs is StopJobs.KILL:
         kill_jobs(Path(info["datadir"]))
     if _wait_gone(pid, pstart, max(deadline, time.monotonic() + 1.0)):

@@ -31,7 +31,8 @@ def describe(holder: dict[str, Any]) -> str:
     if not holder:
         return "an unknown process"
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("since", 0)))
-    return f"pid {holder.get('pid')} on {holder.get('node')} (lhost {holder.get('lhost')}, since {since})"
+    pid, node, lhost = holder.get("pid"), holder.get("node"), holder.get("lhost")
+    return f"pid {pid} on {node} (lhost {lhost}, since {since})"
 
 
 class DataDirLock:
@@ -47,7 +48,8 @@ class DataDirLock:
         except BlockingIOError:
             os.close(fd)
             raise LockedError(
-                f"data directory {self.path.parent} is locked by {describe(read_holder(self.path))}",
+                f"data directory {self.path.parent} is locked by "
+                f"{describe(read_holder(self.path))}",
                 code=Code.LOCKED,
                 hint="another daemon owns this logical host; stop it first",
             ) from None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3.errors import AjsError, Code, OperationError
-from ajs3.journal.store import Journal, JobnetRun, UnitRun
+from ajs3.journal.store import JobnetRun, Journal, UnitRun
 from ajs3.model import ABNORMAL, Status
 
 
