@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    extra = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + extra if extra else "")
     for key in [k for k in env if k.startswith("AJS3_")]:
         del env[key]
     return env
@@ -40,7 +41,9 @@ class LogicalHost:
     def opts(self) -> list[str]:
         return ["-h", self.lhost, "--datadir", str(self.datadir), "--rundir", str(self.rundir)]
 
-    def run(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         """Run `ajs3 ARGS... -h LHOST --datadir D --rundir R`."""
         argv = [sys.executable, "-m", "ajs3.cli.main", *args, *self.opts]
         done = subprocess.run(argv, capture_output=True, text=True, env=cli_env(),

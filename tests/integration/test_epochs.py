@@ -19,8 +19,10 @@ def test_old_epoch_cannot_write_and_stops(lhost: Any) -> None:
     # A newer owner started elsewhere (what a second node's daemon would write).
     conn = sqlite3.connect(str(lhost.datadir / "journal.db"))
     with conn:
-        conn.execute("INSERT INTO epochs(started_at, node, pid, mode) VALUES (?, 'other', 1, 'hot')",
-                     (time.time(),))
+        conn.execute(
+            "INSERT INTO epochs(started_at, node, pid, mode) VALUES (?, 'other', 1, 'hot')",
+            (time.time(),),
+        )
     conn.close()
     done = lhost.run("entry", "/net", check=False)
     assert done.returncode == 1
