@@ -440,7 +440,10 @@ class Scheduler:
             if d.action is Action.BLOCKED:
                 blocked.add(path)
             elif d.action is Action.SKIP:
-                self.journal.set_status(ur, Status.NOT_EXECUTED, d.why, ended_at=now)
+                with self.journal.transaction():
+                    self.journal.set_status(ur, Status.NOT_EXECUTED, d.why, ended_at=now)
+                    self._end_pending_inside(state, path, Status.NOT_EXECUTED,
+                                             "its jobnet was not executed", now)
                 changed = True
             elif d.action is Action.START:
                 if unit.kind is UnitKind.JOB:
@@ -496,6 +499,8 @@ class Scheduler:
                             ur, Status.NOT_EXECUTED,
                             "not executed: a predecessor ended abnormally", ended_at=now,
                         )
+                    self._end_pending_inside(state, path, ur.status, "its jobnet did not run",
+                                             now)
             statuses = [state.urs[p].status for p in state.children[net]]
             if state.run.interrupted:
                 new, why = Status.KILLED, "killed by an operator"
@@ -511,6 +516,15 @@ class Scheduler:
             self.journal.set_status(ur, new, why, ended_at=now)
         log = self.log.bind(run=state.run.id, unit=net)
         log.info("jobnet ended", status=new.value)
+
+    def _end_pending_inside(
+        self, state: RunState, net: str, status: Status, why: str, now: float
+    ) -> None:
+        """A jobnet that never started ends its units too: an ended run has no pending unit."""
+        for path in state.descendants(net):
+            ur = state.urs[path]
+            if ur.status in PENDING:
+                self.journal.set_status(ur, status, why, ended_at=now)
 
     def _finish_interrupted(self, state: RunState, now: float) -> None:
         with self.journal.transaction():
