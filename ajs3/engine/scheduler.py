@@ -126,6 +126,9 @@ class Scheduler:
         self.tracked: dict[int, rn.Tracked] = {}
         self.by_fd: dict[int, int] = {}
         self.dirty: set[int] = set()
+        #: Process groups of killed jobs whose leader ended within the grace period while
+        #: other members ignore TERM: (pgid, when to KILL them).
+        self.stragglers: list[tuple[int, float]] = []
         self.stopping = False
         self.stop_reason = "killed at service stop"
         self._defs: dict[int, DefinitionSet] = {}
@@ -362,6 +365,7 @@ class Scheduler:
         wake = self._time_wake()
         if wake is not None:
             times.append(wake)
+        times.extend(at for _, at in self.stragglers)
         for t in self.tracked.values():
             if t.kill_at is not None:
                 times.append(t.kill_at)
@@ -571,8 +575,10 @@ class Scheduler:
             log = self.log.bind(run_id=ur.run_id, unit=ur.path, attempt=ur.attempt)
             try:
                 env = self._job_env(state, ur, unit, ur.run_id, ur.attempt)
-                jobdir = self.runner.write_spec(ur.run_id, unit.argv(), env, unit.cwd, unit.user)
-                pid, start = self.runner.spawn(jobdir)
+                jobdir, spec = self.runner.write_spec(
+                    ur.run_id, unit.argv(), env, unit.cwd, unit.user
+                )
+                pid, start = self.runner.spawn(jobdir, spec)
             except (OSError, KeyError) as exc:
                 reason = f"could not start: {exc}"
                 if isinstance(exc, KeyError):
@@ -612,6 +618,11 @@ class Scheduler:
         os.close(fd)
         if t.own_child:
             rn.reap(t.pid)
+        if t.kill_stage == 1 and t.kill_at is not None:
+            pgid = (t.info or self.runner.started(t.jobdir) or {}).get("pgid")
+            if pgid and rn.group_alive(pgid):
+                # The leader died of TERM, but the kill is for the whole group.
+                self.stragglers.append((int(pgid), t.kill_at))
         found = self._state_of(unit_run)
         if found is None:
             return
@@ -674,6 +685,9 @@ class Scheduler:
 
     def check_timers(self) -> None:
         now = self.clock()
+        for pgid, at in [g for g in self.stragglers if g[1] <= now]:
+            rn.kill_group(pgid, signal.SIGKILL)
+            self.stragglers.remove((pgid, at))
         for t in list(self.tracked.values()):
             if t.kill_at is not None and now >= t.kill_at and t.kill_stage == 1:
                 self._signal(t, signal.SIGKILL)
