@@ -74,6 +74,10 @@ TOKEN_COEFFICIENT_MS = 0
 
 T = TypeVar("T")
 
+# Figures measured against a lab (name, seconds), for the test run's summary
+# (tests/cluster/conftest.py prints them; $AJS3_LAB_TIMINGS gets them as JSON).
+TIMINGS: list[tuple[str, float]] = []
+
 
 class LabError(RuntimeError):
     """Something about the lab is wrong; the message says what to do."""
@@ -568,7 +572,7 @@ class Lab:
 
     def online_nodes(self, node: str | None = None) -> list[str]:
         mon = self.crm_mon(node)
-        return [n.get("name", "") for n in mon.iter("node")
+        return [n.get("name", "") for n in mon.findall("nodes/node")
                 if n.get("online") == "true" and n.get("unclean") == "false"
                 and n.get("name")]
 
@@ -603,7 +607,8 @@ class Lab:
             except (LabError, ET.ParseError, subprocess.TimeoutExpired):
                 return False
             dc = mon.find("summary/current_dc")
-            online = {n.get("name") for n in mon.iter("node") if n.get("online") == "true"}
+            online = {n.get("name") for n in mon.findall("nodes/node")
+                      if n.get("online") == "true"}
             return bool(dc is not None and dc.get("present") == "true" and online >= want)
 
         wait_until(formed, timeout, 0.5, f"nodes {sorted(want)} online with a DC")

@@ -1,0 +1,76 @@
+"""Fixtures for the cluster tier: one namespace lab shared by the whole session.
+
+The lab lives in AJS3_LAB_TEST_STATE (default /tmp/ajs3-lab-test) with its own
+namespace prefix, so it never collides with a lab started by hand from the CLI
+(/tmp/ajs3-lab, prefix ajs3lab). A lab left over by an interrupted run is torn down
+before a new one is built; the session ends with down() whatever happened.
+Set AJS3_LAB_KEEP_LOGS=DIR to keep the nodes' /var/log after the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lab import CLEAN_PATH, TIMINGS, Lab
+
+STATE = Path(os.environ.get("AJS3_LAB_TEST_STATE", "/tmp/ajs3-lab-test"))
+PREFIX = "ajs3t"
+NEEDED = ("corosync", "pacemakerd", "pcs", "sshd", "losetup", "unshare", "nsenter", "ip")
+
+
+def lab_unavailable() -> str | None:
+    """Why the lab can not run here, or None."""
+    if os.geteuid() != 0:
+        return "the cluster lab needs root (network namespaces, loop devices, mounts)"
+    missing = [t for t in NEEDED if not shutil.which(t, path=CLEAN_PATH)]
+    if missing:
+        return f"missing {', '.join(missing)}: run vagrant/provision/install.sh"
+    return None
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    Lab(STATE, prefix=PREFIX).down()  # whatever an interrupted run left behind
+    the_lab = Lab(STATE, prefix=PREFIX)
+    try:
+        the_lab.up()
+        yield the_lab
+    finally:
+        keep = os.environ.get("AJS3_LAB_KEEP_LOGS")
+        the_lab.down(keep_logs=Path(keep) if keep else None)
+
+
+@pytest.fixture
+def settled(lab: Lab) -> Lab:
+    """The lab with every node powered on and online and both logical hosts running."""
+    for n in lab.node_names():
+        if not lab.is_on(n):
+            lab.power_on(n)
+        if not lab.link_up(n):
+            lab.restore_link(n)
+    lab.wait_cluster(timeout=120)
+    lab.wait_groups(timeout=120)
+    return lab
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not TIMINGS:
+        return
+    terminalreporter.section("cluster lab timings")
+    for name, seconds in TIMINGS:
+        terminalreporter.write_line(f"{name}: {seconds:.2f} s")
+    out = os.environ.get("AJS3_LAB_TIMINGS")
+    if out:
+        Path(out).write_text(json.dumps(TIMINGS, indent=1) + "\n")

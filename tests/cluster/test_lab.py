@@ -1,0 +1,239 @@
+"""The namespace lab itself: a 3-node Pacemaker cluster with real fencing.
+
+One lab serves the whole module (see conftest.py); the tests run in file order and
+each starts from a settled cluster (all nodes on, both logical hosts running). The
+last test tears the lab down and checks that nothing is left.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lab import FENCE_AGENT, LEDGER_DIR, MOUNT_ROOT, PYTHON, REPO, TIMINGS, Lab, alive, wait_until
+
+pytestmark = pytest.mark.cluster
+
+
+
+def timing(name: str, seconds: float) -> None:
+    """A figure for the end-of-run summary (conftest.py prints them)."""
+    TIMINGS.append((name, seconds))
+    print(f"TIMING {name}: {seconds:.2f} s")
+
+
+def mounted_on(lab: Lab, node: str, lh: str) -> str | None:
+    """The device mounted on the logical host's directory on node, or None."""
+    out = lab.exec(node, ["findmnt", "-n", "-o", "SOURCE", f"{MOUNT_ROOT}/{lh}"]).stdout
+    return out.strip() or None
+
+
+def has_ip(lab: Lab, node: str, ip: str) -> bool:
+    out = lab.exec(node, ["ip", "-o", "-4", "addr", "show"], check=True).stdout
+    return f" {ip}/" in out
+
+
+def assert_only_on(lab: Lab, lh_name: str, active: str) -> None:
+    lh = next(x for x in lab.logical_hosts() if x.name == lh_name)
+    for n in lab.running_nodes():
+        if n == active:
+            assert mounted_on(lab, n, lh.name) == lh.device, f"{lh.name} not mounted on {n}"
+            assert has_ip(lab, n, lh.ip), f"{lh.ip} not on {n}"
+        else:
+            assert mounted_on(lab, n, lh.name) is None, f"{lh.name} also mounted on {n}"
+            assert not has_ip(lab, n, lh.ip), f"{lh.ip} also on {n}"
+
+
+def successful_fencings(lab: Lab, target: str, since: float) -> list[dict[str, str]]:
+    def when(ev: dict[str, str]) -> float:
+        # "2026-11-28 04:11:07Z": whole seconds only.
+        return datetime.strptime(ev["completed"].replace("Z", "+0000"),
+                                 "%Y-%m-%d %H:%M:%S%z").timestamp()
+    return [ev for ev in lab.stonith_history(target)
+            if ev.get("status") == "success" and "completed" in ev and when(ev) >= since - 1]
+
+
+def pdu_fence_done(lab: Lab, target: str, since: float) -> float | None:
+    """When the cluster's fencing of target finished at the power switch (its reboot
+    or off request by fence_ajs3lab on behalf of Pacemaker), else None."""
+    for ev in lab.pdu_log():
+        if (ev["plug"] == target and ev["time"] >= since
+                and ((ev["action"] == "reboot" and ev["phase"] == "on")
+                     or (ev["action"] == "off" and ev["phase"] == "off"
+                         and ev["time"] > since + 0.5))):
+            return float(ev["time"])
+    return None
+
+
+def wait_moved(lab: Lab, lh: str, away_from: str, t0: float, timeout: float = 60) -> str:
+    survivors = [n for n in lab.node_names() if n != away_from]
+
+    def moved() -> str | None:
+        for n in survivors:
+            try:
+                where = lab.group_location(lh, n)
+            except Exception:
+                continue
+            if where in survivors:
+                return where
+        return None
+    return wait_until(moved, timeout, 0.2, f"{lh} to start on one of {survivors}")
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_up_starts_groups_on_their_preferred_nodes(lab: Lab) -> None:
+    assert lab.wait_groups(timeout=60) == {"lh1": "node1", "lh2": "node2"}
+    assert sorted(lab.online_nodes()) == ["node1", "node2", "node3"]
+    prop = lab.exec("node1", ["crm_attribute", "-t", "crm_config", "-n", "stonith-enabled",
+                              "-G", "-q"], check=True).stdout.strip()
+    assert prop == "true"
+    assert_only_on(lab, "lh1", "node1")
+    assert_only_on(lab, "lh2", "node2")
+    print(f"lab up in {lab.load()['up_seconds']} s")
+
+
+def test_nodes_are_separate_machines(lab: Lab) -> None:
+    names = {n: lab.exec(n, ["hostname"], check=True).stdout.strip() for n in lab.node_names()}
+    assert names == {n: n for n in lab.node_names()}
+    # PID 1 of each node is its own init; pacemakerd runs in every node.
+    for n in lab.node_names():
+        out = lab.exec(n, ["ps", "-eo", "pid=,comm="], check=True).stdout
+        procs = {line.split()[1]: int(line.split()[0]) for line in out.splitlines()}
+        assert "pacemakerd" in procs and "corosync" in procs and "sshd" in procs
+        assert 1 in procs.values()
+    # The ledger is one directory for everybody.
+    lab.exec("node1", ["sh", "-c", f"echo hello > {LEDGER_DIR}/probe"], check=True)
+    assert lab.exec("node3", ["cat", f"{LEDGER_DIR}/probe"], check=True).stdout == "hello\n"
+    assert (lab.state_dir / "ledger" / "probe").read_text() == "hello\n"
+
+
+def test_fence_agent_speaks_the_fence_agents_api(lab: Lab) -> None:
+    agent = [PYTHON, str(FENCE_AGENT)]
+    meta = subprocess.run([*agent, "-o", "metadata"], capture_output=True, text=True,
+                          check=True).stdout
+    root = ET.fromstring(meta)
+    assert root.get("name") == "fence_ajs3lab"
+    assert {"on", "off", "reboot", "status", "list", "monitor", "metadata"} <= {
+        a.get("name") for a in root.iter("action")}
+    stdin = f"action=status\nport=node3\nstate_dir={lab.state_dir}\n"
+    st = subprocess.run(agent, input=stdin, capture_output=True, text=True)
+    assert st.returncode == 0, st.stderr
+    listing = subprocess.run([*agent, "-o", "list", f"--state-dir={lab.state_dir}"],
+                             capture_output=True, text=True, check=True).stdout
+    assert [line.split(",")[0] for line in listing.split()] == lab.node_names()
+    bad = subprocess.run([*agent, "-o", "status", "-n", "node9",
+                          f"--state-dir={lab.state_dir}"], capture_output=True, text=True)
+    assert bad.returncode == 1
+    # Pacemaker sees the device and knows it can fence every node.
+    for n in lab.node_names():
+        out = lab.exec("node2", ["stonith_admin", "--list", n], check=True).stdout
+        assert "fence-ajs3lab" in out
+
+
+def test_node_crash_is_fenced_and_lh1_fails_over(settled: Lab) -> None:
+    lab = settled
+    assert lab.group_location("lh1") == "node1"
+    t_kill = lab.kill_node("node1")
+    where = wait_moved(lab, "lh1", "node1", t_kill)
+    t_started = time.time()
+    fenced = wait_until(lambda: pdu_fence_done(lab, "node1", t_kill), 30, 0.2,
+                        "the PDU to record the fencing of node1")
+    history = wait_until(lambda: successful_fencings(lab, "node1", t_kill), 30, 0.5,
+                         "a successful fencing of node1 in the stonith history")
+    assert history[-1]["target"] == "node1"
+    timing("node crash: kill -> fenced", fenced - t_kill)
+    timing("node crash: kill -> lh1 started on survivor", t_started - t_kill)
+    assert fenced <= t_started + 0.5, "lh1 started before node1 was fenced"
+    assert_only_on(lab, "lh1", where)
+    assert lab.group_location("lh2") == "node2", "lh2 must not move"
+    # stonith-action=reboot: node1 comes back and rejoins; lh1 stays (stickiness).
+    wait_until(lambda: "node1" in lab.online_nodes(where), 90, 0.5, "node1 to rejoin")
+    assert lab.group_location("lh1", where) == where
+
+
+def test_pcs_resource_move_is_a_clean_switchover(settled: Lab) -> None:
+    lab = settled
+    src = lab.group_location("lh1")
+    assert src is not None
+    dst = "node1" if src != "node1" else "node3"
+    fencings_before = len(lab.stonith_history("node1", "node2"))
+    t0 = time.time()
+    move = lab.exec(dst, ["pcs", "resource", "move", "lh1", dst], timeout=120)
+    assert move.returncode == 0, move.stdout + move.stderr
+    lab.wait_groups(timeout=60, where={"lh1": dst})
+    timing(f"switchover: pcs resource move lh1 {src} -> {dst}", time.time() - t0)
+    assert_only_on(lab, "lh1", dst)
+    mon = lab.crm_mon(dst)
+    assert [f.attrib for f in mon.iter("failure")] == []
+    assert len(lab.stonith_history("node1", "node2")) == fencings_before, "nobody was fenced"
+    # pcs 0.11 removes its temporary constraint once the move is done
+    cons = lab.exec(dst, ["pcs", "constraint", "location", "config", "resources", "lh1"],
+                    check=True).stdout
+    assert "cli-" not in cons, cons
+
+
+def test_cut_link_gets_the_node_fenced_and_lh2_moved(settled: Lab) -> None:
+    lab = settled
+    victim = lab.group_location("lh2")
+    assert victim is not None
+    pid = lab.node_pid(victim)
+    t_cut = time.time()
+    lab.cut_link(victim)
+    where = wait_moved(lab, "lh2", victim, t_cut, timeout=90)
+    t_started = time.time()
+    fenced = wait_until(lambda: pdu_fence_done(lab, victim, t_cut), 30, 0.2,
+                        f"the PDU to record the fencing of {victim}")
+    timing("link cut: cut -> fenced", fenced - t_cut)
+    timing("link cut: cut -> lh2 started on survivor", t_started - t_cut)
+    assert fenced <= t_started + 0.5, "lh2 started before its old node was fenced"
+    assert lab.node_pid(victim) != pid, "the cut-off node was not power-cycled"
+    assert_only_on(lab, "lh2", where)
+
+
+def test_infra_suite_passes_over_ssh(settled: Lab) -> None:
+    """tests/infra, as it would run against Vagrant VMs, over the lab's ssh_config."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", str(REPO / "tests" / "infra"), "-q",
+         "-p", "no:cacheprovider", f"--ssh-config={settled.ssh_config}"],
+        capture_output=True, text=True, cwd=REPO, timeout=600)
+    print(proc.stdout[-3000:])
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+
+
+def test_down_leaves_nothing(lab: Lab) -> None:
+    state: dict[str, Any] = json.loads(lab.state_file.read_text())
+    images = [v["image"] for v in state["loops"].values()]
+    pids = [(info[k], info[f"{k}_start"]) for info in state["nodes"].values()
+            for k in ("init", "unshare")]
+    pids.append((state["pdu"]["pid"], state["pdu"]["start"]))
+    created = state.get("created_paths", [])
+    t0 = time.time()
+    lab.down()
+    timing("down", time.time() - t0)
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not [ns for ns in state["netns"] if ns in netns.split()], netns
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    assert not [img for img in images if img in loops], loops
+    assert not [p for p, s in pids if alive(p, s)]
+    assert not lab.state_dir.exists()
+    for path in created:
+        assert not Path(path).exists(), path
+    leftovers = []
+    for mi in Path("/proc").glob("[0-9]*/mountinfo"):
+        try:
+            text = mi.read_text()
+        except OSError:
+            continue
+        if str(lab.state_dir) in text or " lab-run " in text or " lab-srv " in text:
+            leftovers.append(str(mi))
+    assert leftovers == []
+
