@@ -94,7 +94,7 @@ class Runner:
         env: dict[str, str],
         cwd: str | None,
         user: str | None,
-    ) -> Path:
+    ) -> tuple[Path, dict[str, Any]]:
         jobdir = self.jobdir(run_id)
         jobdir.mkdir(mode=0o750, parents=True, exist_ok=True)
         spec: dict[str, Any] = {
@@ -115,10 +115,35 @@ class Runner:
                 os.chown(jobdir, entry.pw_uid, entry.pw_gid)
         with open(jobdir / "spec.json", "w") as f:
             json.dump(spec, f)
-        return jobdir
+        return jobdir, spec
 
-    def spawn(self, jobdir: Path) -> tuple[int, int | None]:
-        """Start the supervisor in a new session; returns its pid and start time."""
+    def spawn(self, jobdir: Path, spec: dict[str, Any] | None = None) -> tuple[int, int | None]:
+        """Start the supervisor in a new session; returns its pid and start time.
+
+        With the spec at hand the supervisor is a fork of the daemon: no interpreter
+        start-up per job (about 6 ms otherwise). The child closes every inherited
+        descriptor first, so it holds neither the data directory lock nor the journal.
+        """
+        if spec is not None:
+            return self._fork(jobdir, spec)
+        return self._spawn_script(jobdir)
+
+    def _fork(self, jobdir: Path, spec: dict[str, Any]) -> tuple[int, int | None]:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 0
+            try:
+                os.setsid()
+                signal.set_wakeup_fd(-1)
+                os.closerange(3, 1 << 20)
+                supervisor.supervise(spec, str(jobdir))
+            except BaseException:
+                code = 70
+            finally:
+                os._exit(code)
+        return pid, proc_starttime(pid)
+
+    def _spawn_script(self, jobdir: Path) -> tuple[int, int | None]:
         log = str(jobdir / "supervisor.log")
         pid = os.posix_spawn(
             self.python,

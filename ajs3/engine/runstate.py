@@ -42,6 +42,10 @@ class RunState:
     preds: dict[str, list[str]] = field(default_factory=dict)
     succs: dict[str, list[str]] = field(default_factory=dict)
     jobnets: list[str] = field(default_factory=list)
+    #: Jobs running (or being launched) in this run; counted at each evaluation.
+    running: int = 0
+    #: When something in this run next becomes due by time alone.
+    wake: float | None = None
 
     @classmethod
     def build(cls, run: JobnetRun, root: Unit, urs: list[UnitRun]) -> RunState:

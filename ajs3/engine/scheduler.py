@@ -123,6 +123,8 @@ class Scheduler:
         self.clock = clock
         self.log = structlog.get_logger("ajs3").bind(lhost=self.lhost)
         self.runs: dict[int, RunState] = {}
+        #: unit run id -> its run and itself, for the runs in memory
+        self.index: dict[int, tuple[RunState, UnitRun]] = {}
         self.tracked: dict[int, rn.Tracked] = {}
         self.by_fd: dict[int, int] = {}
         self.dirty: set[int] = set()
@@ -164,6 +166,8 @@ class Scheduler:
             return None
         state = RunState.build(run, root, self.journal.unit_runs(run_no))
         self.runs[run_no] = state
+        for ur in state.urs.values():
+            self.index[ur.id] = (state, ur)
         self.dirty.add(run_no)
         return state
 
@@ -343,21 +347,26 @@ class Scheduler:
         if launches:
             self._launch(launches, now)
         for run_no in [n for n, s in self.runs.items() if s.root_ur.status.is_final]:
-            del self.runs[run_no]
+            for ur in self.runs.pop(run_no).urs.values():
+                self.index.pop(ur.id, None)
 
     def _needs_time_wake(self, now: float) -> bool:
         wake = self._time_wake()
         return wake is not None and wake <= now
 
     def _time_wake(self) -> float | None:
+        times = [s.wake for s in self.runs.values() if s.wake is not None]
+        return min(times) if times else None
+
+    @staticmethod
+    def _state_wake(state: RunState) -> float | None:
+        """The next time at which something in this run becomes due by itself."""
         times: list[float] = []
-        for state in self.runs.values():
-            root = state.root_ur
-            if root.status in (Status.WAIT_START_TIME, Status.WAITING):
-                times.append(state.run.scheduled_at)
-            for ur in state.urs.values():
-                if ur.status is Status.WAITING and ur.not_before is not None:
-                    times.append(ur.not_before)
+        if state.root_ur.status in (Status.WAIT_START_TIME, Status.WAITING):
+            times.append(state.run.scheduled_at)
+        for ur in state.urs.values():
+            if ur.status is Status.WAITING and ur.not_before is not None:
+                times.append(ur.not_before)
         return min(times) if times else None
 
     def next_wake(self) -> float | None:
@@ -380,6 +389,15 @@ class Scheduler:
         )
 
     def _evaluate(
+        self, state: RunState, now: float, launches: list[tuple[RunState, UnitRun]]
+    ) -> None:
+        state.running = self._running_jobs(state)
+        try:
+            self._evaluate_run(state, now, launches)
+        finally:
+            state.wake = self._state_wake(state)
+
+    def _evaluate_run(
         self, state: RunState, now: float, launches: list[tuple[RunState, UnitRun]]
     ) -> None:
         changed = True
@@ -416,7 +434,7 @@ class Scheduler:
         root_limit = state.root.concurrency
         return decide(
             unit, ur, parent=parent, preds=preds, interrupted=state.run.interrupted, now=now,
-            jobnet_running=self._running_jobs(state) + pending_launch,
+            jobnet_running=state.running,
             jobnet_limit=root_limit,
             host_running=len(self.tracked) + pending_launch,
             host_limit=self.settings.host_concurrency,
@@ -439,8 +457,7 @@ class Scheduler:
             if ur.status not in (Status.WAITING, Status.HELD) or ur.id in launching:
                 continue
             unit = state.units[path]
-            pending = sum(1 for s, _ in launches if s is state) if self.stopping is False else 0
-            d = self._decide(state, path, blocked, now, pending)
+            d = self._decide(state, path, blocked, now, len(launches))
             if d.action is Action.BLOCKED:
                 blocked.add(path)
             elif d.action is Action.SKIP:
@@ -453,6 +470,7 @@ class Scheduler:
                 if unit.kind is UnitKind.JOB:
                     if not self.stopping:
                         launches.append((state, ur))
+                        state.running += 1
                         launching.add(ur.id)
                 elif unit.kind is UnitKind.JUDGE:
                     preds = state.preds[path]
@@ -603,11 +621,7 @@ class Scheduler:
     # -- ends of jobs --------------------------------------------------------------------
 
     def _state_of(self, unit_run: int) -> tuple[RunState, UnitRun] | None:
-        for state in self.runs.values():
-            for ur in state.urs.values():
-                if ur.id == unit_run:
-                    return state, ur
-        return None
+        return self.index.get(unit_run)
 
     def on_exit(self, fd: int) -> None:
         """A supervisor we watch has exited: collect its job's end."""
@@ -718,11 +732,14 @@ class Scheduler:
 
     def _find(self, run_no: int | None, path: str | None, jobnet: str | None) -> RunState:
         if run_no is None:
-            candidates = [
-                s for s in self.runs.values()
-                if jobnet is None or s.root.path == jobnet
-                or (path is not None and path.startswith(s.root.path.rstrip("/") + "/"))
-            ]
+            def matches(s: RunState) -> bool:
+                if jobnet is not None:
+                    return s.root.path == jobnet
+                if path is not None:
+                    return path == s.root.path or path.startswith(s.root.path.rstrip("/") + "/")
+                return True
+
+            candidates = [s for s in self.runs.values() if matches(s)]
             if not candidates:
                 found = self._latest_run(jobnet or (path or ""))
                 if found is None:

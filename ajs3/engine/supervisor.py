@@ -63,7 +63,10 @@ def _child(spec: dict, gate_r: int, err_w: int) -> None:  # type: ignore[type-ar
     """In the forked child: wait for the gate, become the job, exec."""
     try:
         os.setpgid(0, 0)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across
+        # exec, and a shell pipeline in a job needs SIGPIPE.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                    signal.SIGPIPE, signal.SIGXFSZ):
             signal.signal(sig, signal.SIG_DFL)
         if os.read(gate_r, 1) != b"g":
             os._exit(127)
@@ -90,12 +93,19 @@ def _child(spec: dict, gate_r: int, err_w: int) -> None:  # type: ignore[type-ar
 
 
 def main(jobdir: str) -> int:
+    """Entry point as a script: ``python3 -S supervisor.py JOBDIR``."""
+    with open(os.path.join(jobdir, "spec.json")) as f:
+        spec = json.load(f)
+    supervise(spec, jobdir)
+    return 0
+
+
+def supervise(spec: dict, jobdir: str) -> None:  # type: ignore[type-arg]
+    """Run the job of ``spec`` and record its start and end durably in ``jobdir``."""
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         # Only the job's process group is ever signalled; the supervisor must
         # outlive it to record the status.
         signal.signal(sig, signal.SIG_IGN)
-    with open(os.path.join(jobdir, "spec.json")) as f:
-        spec = json.load(f)
     gate_r, gate_w = os.pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -144,7 +154,6 @@ def main(jobdir: str) -> int:
         result["exit_code"] = os.waitstatus_to_exitcode(status)
         result["signal"] = None
     write_durable(os.path.join(jobdir, "status.json"), result)
-    return 0
 
 
 if __name__ == "__main__":
