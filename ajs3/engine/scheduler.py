@@ -755,9 +755,8 @@ class Scheduler:
         return state
 
     def _latest_run(self, path: str) -> RunState | None:
-        for run in self.journal.jobnet_runs(limit=200):
-            if path == run.jobnet or path.startswith(run.jobnet.rstrip("/") + "/"):
-                return self.runs.get(run.id) or self._load_run(run.id)
+        for run in self.journal.jobnet_runs(containing=path, limit=1):
+            return self.runs.get(run.id) or self._load_run(run.id)
         return None
 
     def _unit(self, state: RunState, path: str | None) -> UnitRun:
@@ -850,7 +849,10 @@ class Scheduler:
                     Status.UNKNOWN, Status.NOT_EXECUTED, Status.INTERRUPTED
                 ) or (unit.recovery and ur.status in FINAL):
                     targets.append(p)
-            if not targets:
+            failed = ABNORMAL | {Status.UNKNOWN, Status.INTERRUPTED}
+            # Skipped units and unneeded recovery units are rerun along with a failed unit,
+            # but are no reason for a rerun on their own.
+            if not any(state.urs[p].status in failed for p in targets):
                 raise OperationError(
                     f"run {state.run.id} has no unit that ended abnormally", code=Code.BAD_STATE,
                     hint="use --from UNIT or --only UNIT",

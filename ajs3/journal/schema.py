@@ -29,6 +29,7 @@ MIGRATIONS: list[str] = [
         registered_at REAL NOT NULL,
         interrupted INTEGER NOT NULL DEFAULT 0
     );
+    CREATE INDEX jobnet_runs_jobnet ON jobnet_runs(jobnet, id);
     CREATE TABLE unit_runs (
         id INTEGER PRIMARY KEY,
         jobnet_run INTEGER NOT NULL REFERENCES jobnet_runs(id) ON DELETE CASCADE,

@@ -344,12 +344,20 @@ class Journal:
             interrupted=bool(row["interrupted"]),
         )
 
-    def jobnet_runs(self, *, jobnet: str | None = None, limit: int = 50) -> list[JobnetRun]:
+    def jobnet_runs(
+        self, *, jobnet: str | None = None, containing: str | None = None, limit: int = 50
+    ) -> list[JobnetRun]:
+        """Newest first; ``containing`` finds the runs of the root jobnet a unit path is in."""
         sql = "SELECT * FROM jobnet_runs"
         args: list[Any] = []
         if jobnet:
             sql += " WHERE jobnet=?"
             args.append(jobnet)
+        elif containing:
+            parts = containing.rstrip("/").split("/")
+            prefixes = ["/".join(parts[:i]) for i in range(2, len(parts) + 1)]
+            sql += f" WHERE jobnet IN ({','.join('?' * len(prefixes))})"
+            args.extend(prefixes)
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
         return [
@@ -365,6 +373,12 @@ class Journal:
         with self.transaction():
             self.conn.execute("UPDATE jobnet_runs SET interrupted=1 WHERE id=?", (run,))
 
+    def root_status(self, run: JobnetRun) -> Status | None:
+        row = self.conn.execute(
+            "SELECT status FROM unit_runs WHERE jobnet_run=? AND path=?", (run.id, run.jobnet)
+        ).fetchone()
+        return Status(row[0]) if row else None
+
     def unit_runs(self, run: int) -> list[UnitRun]:
         rows = self.conn.execute(
             "SELECT * FROM unit_runs WHERE jobnet_run=? ORDER BY id", (run,)
@@ -372,14 +386,14 @@ class Journal:
         return [UnitRun.from_row(r) for r in rows]
 
     def active_jobnet_runs(self) -> list[int]:
-        """Runs whose root unit has not ended."""
-        finals = tuple(s.value for s in Status if s.is_final)
-        marks = ",".join("?" * len(finals))
+        """Runs whose root unit has not ended (an index lookup: history does not matter)."""
+        open_ = tuple(s.value for s in Status if not s.is_final)
+        marks = ",".join("?" * len(open_))
         rows = self.conn.execute(
-            "SELECT r.id FROM jobnet_runs r JOIN unit_runs u"
-            " ON u.jobnet_run = r.id AND u.path = r.jobnet"
-            f" WHERE u.status NOT IN ({marks}) ORDER BY r.id",
-            finals,
+            "SELECT DISTINCT r.id FROM unit_runs u JOIN jobnet_runs r"
+            " ON r.id = u.jobnet_run AND u.path = r.jobnet"
+            f" WHERE u.status IN ({marks}) ORDER BY r.id",
+            open_,
         )
         return [int(r[0]) for r in rows]
 

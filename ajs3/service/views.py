@@ -29,8 +29,7 @@ def _pick_run(journal: Journal, target: str | None, run: int | None) -> JobnetRu
                                  hint="list runs with `ajs3 show`")
         return found
     assert target is not None
-    runs = [r for r in journal.jobnet_runs(limit=500)
-            if r.jobnet == target or target.startswith(r.jobnet.rstrip("/") + "/")]
+    runs = journal.jobnet_runs(containing=target, limit=1)
     if not runs:
         _, defs = journal.definitions()
         if target in defs.jobnets:
@@ -54,16 +53,17 @@ def show(datadir: Path, target: str | None, run: int | None, all_runs: bool) -> 
             version, defs = journal.definitions()
             active = set(journal.active_jobnet_runs())
             runs = journal.jobnet_runs(limit=500 if all_runs else 50)
-            latest: dict[str, dict[str, Any]] = {}
-            listing = []
-            for r in runs:
-                root = next((u for u in journal.unit_runs(r.id) if u.path == r.jobnet), None)
-                entry = {"run": r.id, "jobnet": r.jobnet, "scheduled_at": r.scheduled_at,
-                         "status": root.status.value if root else "?",
-                         "label": root.status.label if root else "?", "active": r.id in active}
-                listing.append(entry)
-                latest.setdefault(r.jobnet, entry)
-            jobnets = [{"jobnet": p, "latest": latest.get(p)} for p in sorted(defs.jobnets)]
+            def entry(r: JobnetRun) -> dict[str, Any]:
+                root = journal.root_status(r)
+                return {"run": r.id, "jobnet": r.jobnet, "scheduled_at": r.scheduled_at,
+                        "status": root.value if root else "?",
+                        "label": root.label if root else "?", "active": r.id in active}
+
+            listing = [entry(r) for r in runs]
+            jobnets = []
+            for p in sorted(defs.jobnets):
+                last = journal.jobnet_runs(jobnet=p, limit=1)
+                jobnets.append({"jobnet": p, "latest": entry(last[0]) if last else None})
             return {"definitions_version": version, "jobnets": jobnets,
                     "runs": listing if all_runs else [e for e in listing if e["active"]]}
         chosen = _pick_run(journal, target, run)
