@@ -154,7 +154,7 @@ def test_node_crash_is_fenced_and_lh1_fails_over(settled: Lab) -> None:
     timing("node crash: kill -> lh1 started on survivor", t_started - t_kill)
     assert fenced <= t_started + 0.5, "lh1 started before node1 was fenced"
     assert_only_on(lab, "lh1", where)
-    assert lab.group_location("lh2") == "node2", "lh2 must not move"
+    assert lab.group_location("lh2", where) == "node2", "lh2 must not move"
     # stonith-action=reboot: node1 comes back and rejoins; lh1 stays (stickiness).
     wait_until(lambda: "node1" in lab.online_nodes(where), 90, 0.5, "node1 to rejoin")
     assert lab.group_location("lh1", where) == where
