@@ -420,8 +420,27 @@ class Scheduler:
                 if state.urs[net].status is Status.RUNNING:
                     changed |= self._evaluate_jobnet(state, net, now, launches)
 
+    def _nested_limit(
+        self, state: RunState, path: str, launching: set[int], running: int, limit: int | None
+    ) -> tuple[int, int | None]:
+        """The first nested jobnet around ``path`` whose concurrency limit is reached."""
+        for net in state.ancestors(path)[:-1]:  # the root's limit is ``state.running``
+            net_limit = state.units[net].concurrency
+            if net_limit is None:
+                continue
+            prefix = net + "/"
+            busy = sum(
+                1 for p, u in state.urs.items()
+                if p.startswith(prefix) and u.kind is UnitKind.JOB
+                and (u.status is Status.RUNNING or u.id in launching)
+            )
+            if busy >= net_limit:
+                return busy, net_limit
+        return running, limit
+
     def _decide(
-        self, state: RunState, path: str, blocked: set[str], now: float, pending_launch: int
+        self, state: RunState, path: str, blocked: set[str], now: float, pending_launch: int,
+        launching: set[int] | None = None,
     ) -> Decision:
         unit = state.units[path]
         ur = state.urs[path]
@@ -431,11 +450,13 @@ class Scheduler:
         ]
         parent_path = state.parent[path]
         parent = state.urs[parent_path] if parent_path else None
-        root_limit = state.root.concurrency
+        running, limit = state.running, state.root.concurrency
+        if unit.kind is UnitKind.JOB and (limit is None or running < limit):
+            running, limit = self._nested_limit(state, path, launching or set(), running, limit)
         return decide(
             unit, ur, parent=parent, preds=preds, interrupted=state.run.interrupted, now=now,
-            jobnet_running=state.running,
-            jobnet_limit=root_limit,
+            jobnet_running=running,
+            jobnet_limit=limit,
             host_running=len(self.tracked) + pending_launch,
             host_limit=self.settings.host_concurrency,
         )
@@ -457,7 +478,7 @@ class Scheduler:
             if ur.status not in (Status.WAITING, Status.HELD) or ur.id in launching:
                 continue
             unit = state.units[path]
-            d = self._decide(state, path, blocked, now, len(launches))
+            d = self._decide(state, path, blocked, now, len(launches), launching)
             if d.action is Action.BLOCKED:
                 blocked.add(path)
             elif d.action is Action.SKIP:
