@@ -8,6 +8,8 @@ last test tears the lab down and checks that nothing is left.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -207,6 +209,39 @@ def test_infra_suite_passes_over_ssh(settled: Lab) -> None:
         capture_output=True, text=True, cwd=REPO, timeout=600)
     print(proc.stdout[-3000:])
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+
+
+def test_down_cleans_up_after_an_interrupted_up(lab: Lab, tmp_path: Path) -> None:
+    """A second, smaller lab whose up() is cut short after the nodes booted and whose
+    PDU (the parent of the nodes) then crashed: down must still remove everything."""
+    other = Lab(tmp_path / "state", nodes=2, prefix="ajs3x")
+    with other._locked() as state:
+        state["config"] = {"nodes": 2, "prefix": "ajs3x", "subnet": other.subnet,
+                           "app": other.app, "lhosts": list(other.lhosts),
+                           "cluster_name": "ajs3x"}
+        state["netns"], state["created_paths"] = [], []
+    other._make_files()
+    other._make_volumes()
+    other._make_network()
+    other._start_pdu()
+    for n in other.node_names():
+        other.power_on(n)
+    st = other.load()
+    pids = [(i[k], i[f"{k}_start"]) for i in st["nodes"].values() for k in ("init", "unshare")]
+    pdu = (st["pdu"]["pid"], st["pdu"]["start"])
+    assert all(alive(p, s) for p, s in [*pids, pdu])
+    os.kill(pdu[0], signal.SIGKILL)
+    wait_until(lambda: not alive(*pdu), 10)
+    done = other.down()
+    assert any("killed node1 init" in d for d in done), done
+    assert not [p for p, s in pids if alive(p, s)]
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "ajs3x-" not in netns
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+    assert str(tmp_path) not in loops
+    assert not (tmp_path / "state").exists()
+    # The real lab did not notice.
+    assert lab.is_on("node1") and lab.is_on("node2")
 
 
 def test_down_leaves_nothing(lab: Lab) -> None:
