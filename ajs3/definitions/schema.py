@@ -19,7 +19,7 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Variables the engine sets for every run (design.md rule 2); a job may not override them.
 RESERVED_ENV_PREFIX = "AJS3_"
 
-FILE_KEYS: tuple[str, ...] = ("group", "jobnets")
+FILE_KEYS: tuple[str, ...] = ("group", "jobnets", "calendar", "calendars")
 
 COMMON_KEYS: tuple[str, ...] = ("name", "type", "description", "after", "recovery", "hold")
 JOB_KEYS: tuple[str, ...] = (
@@ -42,7 +42,9 @@ JUDGE_KEYS: tuple[str, ...] = (*COMMON_KEYS, "condition")
 OR_KEYS: tuple[str, ...] = COMMON_KEYS
 JOBNET_KEYS: tuple[str, ...] = (*COMMON_KEYS, "concurrency", "units")
 #: A root jobnet has no siblings, so no ``after`` and no ``recovery``.
-ROOT_KEYS: tuple[str, ...] = ("name", "type", "description", "concurrency", "hold", "units")
+ROOT_KEYS: tuple[str, ...] = (
+    "name", "type", "description", "concurrency", "hold", "units", "schedule"
+)
 
 KEYS_BY_KIND: dict[UnitKind, tuple[str, ...]] = {
     UnitKind.JOB: JOB_KEYS,
@@ -86,3 +88,30 @@ MAX_DEPTH = 32
 MAX_NODES = 200_000
 #: Largest integer accepted where an integer is converted to text (env values, argv).
 INT_TEXT_MAX = 2**63
+
+# Schedules and calendars (docs/schedules.md).
+SCHEDULE_KEYS: tuple[str, ...] = (
+    "time_zone", "calendar", "rules", "overlap", "max_parallel", "catch_up", "catch_up_window"
+)
+RULE_KEYS: tuple[str, ...] = (
+    "at", "every", "weekdays", "nth", "days", "open_days", "start", "end", "closed_days",
+    "shift_limit", "repeat", "deadline",
+)
+REPEAT_KEYS: tuple[str, ...] = ("every", "until")
+CALENDAR_KEYS: tuple[str, ...] = (
+    "name", "description", "open_weekdays", "open_dates", "closed_dates", "base_time"
+)
+WEEKDAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Schedule rules per jobnet (JP1/AJS3 allows 144).
+MAX_RULES = 1000
+#: Days a closed-day shift may move a run (JP1's shd: 1..31).
+SHIFT_LIMIT_MAX = 31
+#: Processing cycle "every N ...".
+EVERY_MAX = 1000
+MAX_PARALLEL = 1000
+#: Latest start time of a rule: 47:59, as JP1 (a time on the next day).
+AT_MAX_MINUTES = 47 * 60 + 59
+TIME_RE = re.compile(r"^([0-9]{1,2}):([0-5][0-9])$")
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+DURATION_RE = re.compile(r"^(?:[0-9]+(?:d|h|m|min|s))+$")
+EVERY_RE = re.compile(r"^(?:([0-9]+) *)?(day|days|week|weeks|month|months)$")

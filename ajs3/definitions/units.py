@@ -8,9 +8,168 @@ always refers to the exact definitions it was registered with.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from ajs3.model import Compare, RecoveryPolicy, UnitKind
+
+
+class Period(StrEnum):
+    """What ``every: N ...`` of a schedule rule counts."""
+
+    DAY = "day"
+    """Every N days from the rule's start date."""
+    WEEK = "week"
+    """Every N weeks from the week of the start date (on its weekday, or on ``weekdays``)."""
+    MONTH = "month"
+    """Every N months from the month of the start date."""
+
+
+class ClosedDay(StrEnum):
+    """What a rule does when the day it picks is a closed day of its calendar."""
+
+    BEFORE = "before"
+    """Run on the nearest open day before, at most ``shift_limit`` days earlier."""
+    AFTER = "after"
+    """Run on the nearest open day after, at most ``shift_limit`` days later."""
+    CANCEL = "cancel"
+    """Do not run on that day (the default, as JP1's "cancel")."""
+    RUN = "run"
+    """Run anyway, closed or not."""
+
+
+class Overlap(StrEnum):
+    """What happens when a run is due while an earlier run of the jobnet still runs."""
+
+    SKIP = "skip"
+    """The new run is not started (the default)."""
+    QUEUE = "queue"
+    """Keep one run waiting; it starts when the running one ends. A third is skipped."""
+    PARALLEL = "parallel"
+    """Start it beside the running ones, up to ``max_parallel`` runs at once."""
+
+
+class CatchUp(StrEnum):
+    """What a logical host does at start with runs that fell due while it was down."""
+
+    SKIP = "skip"
+    """Run none of them."""
+    LATEST = "latest"
+    """Run only the latest one that is within the window (the default)."""
+    ALL = "all"
+    """Run every one within the window, oldest first."""
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Open and closed days: a weekly pattern plus dated exceptions.
+
+    A scheduling day ``D`` begins at ``base_time`` (minutes after midnight) on ``D``
+    and ends at the base time of ``D + 1``. Dates are ISO text (``2027-01-04``).
+    """
+
+    name: str
+    #: Weekdays that are open (0 = Monday ... 6 = Sunday).
+    open_weekdays: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)
+    #: Dates that are open whatever the weekly pattern says.
+    open_dates: tuple[str, ...] = ()
+    #: Dates that are closed whatever the weekly pattern says.
+    closed_dates: tuple[str, ...] = ()
+    base_time: int = 0
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One schedule rule of a root jobnet (JP1 allows 144 per jobnet; ajs3 1000).
+
+    Which days: ``weekdays`` with ``nth`` (the Nth such weekday of a month, -1 the
+    last), ``days`` (day N of the month, negative from the end), ``open_days`` (the
+    Nth open day, negative from the end), ``weekdays`` alone (those weekdays of every
+    ``every``-th week), or else every ``every`` ``period`` from ``start_date``.
+    Times are minutes after midnight of the scheduling day; a time before the
+    calendar's base time belongs to the scheduling day that began the day before.
+    """
+
+    at: int
+    every: int = 1
+    period: Period = Period.DAY
+    weekdays: tuple[int, ...] = ()
+    nth: tuple[int, ...] = ()
+    days: tuple[int, ...] = ()
+    open_days: tuple[int, ...] = ()
+    start_date: str | None = None
+    end_date: str | None = None
+    closed_days: ClosedDay = ClosedDay.CANCEL
+    shift_limit: int = 2
+    #: Repetition within the day: every ``repeat_every`` minutes until ``repeat_until``.
+    repeat_every: int | None = None
+    repeat_until: int | None = None
+    #: Seconds after the due time after which a start that has not happened is skipped.
+    deadline: float | None = None
+    source: str = ""
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Rule:
+        return Rule(
+            at=data["at"],
+            every=data["every"],
+            period=Period(data["period"]),
+            weekdays=tuple(data["weekdays"]),
+            nth=tuple(data["nth"]),
+            days=tuple(data["days"]),
+            open_days=tuple(data["open_days"]),
+            start_date=data["start_date"],
+            end_date=data["end_date"],
+            closed_days=ClosedDay(data["closed_days"]),
+            shift_limit=data["shift_limit"],
+            repeat_every=data["repeat_every"],
+            repeat_until=data["repeat_until"],
+            deadline=data["deadline"],
+            source=data["source"],
+        )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a root jobnet runs by itself, and what to do when runs collide or are missed.
+
+    ``calendar`` is resolved at load time (from the jobnet's ``calendar`` or its
+    job group's, inherited), so the schedule stored with the jobnet is complete.
+    """
+
+    time_zone: str
+    rules: tuple[Rule, ...] = ()
+    calendar: Calendar | None = None
+    overlap: Overlap = Overlap.SKIP
+    max_parallel: int = 1
+    catch_up: CatchUp = CatchUp.LATEST
+    #: Seconds; a missed run older than this at start is skipped.
+    catch_up_window: float = 3600.0
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Schedule:
+        cal = data.get("calendar")
+        return Schedule(
+            time_zone=data["time_zone"],
+            rules=tuple(Rule.from_dict(r) for r in data["rules"]),
+            calendar=(
+                Calendar(
+                    name=cal["name"],
+                    open_weekdays=tuple(cal["open_weekdays"]),
+                    open_dates=tuple(cal["open_dates"]),
+                    closed_dates=tuple(cal["closed_dates"]),
+                    base_time=cal["base_time"],
+                    source=cal["source"],
+                )
+                if cal
+                else None
+            ),
+            overlap=Overlap(data["overlap"]),
+            max_parallel=data["max_parallel"],
+            catch_up=CatchUp(data["catch_up"]),
+            catch_up_window=data["catch_up_window"],
+        )
 
 
 @dataclass(frozen=True)
@@ -70,6 +229,8 @@ class Unit:
     # jobnet
     concurrency: int | None = None
     units: tuple[Unit, ...] = ()
+    #: Root jobnets only: when the jobnet runs by itself (None: only on ``ajs3 entry``).
+    schedule: Schedule | None = None
 
     def argv(self) -> list[str]:
         """The program and arguments to execute for a Unix job."""
@@ -131,6 +292,8 @@ class Unit:
             condition=condition,
             concurrency=data["concurrency"],
             units=tuple(Unit.from_dict(u) for u in data["units"]),
+            # Definitions stored before schedules existed have no "schedule" key.
+            schedule=Schedule.from_dict(data["schedule"]) if data.get("schedule") else None,
         )
 
 
@@ -141,3 +304,7 @@ class DefinitionSet:
     jobnets: dict[str, Unit]
     #: The job groups that exist (paths), even when empty.
     groups: tuple[str, ...] = ()
+    #: Named calendars, for reference; each jobnet's schedule carries its own copy.
+    calendars: dict[str, Calendar] = field(default_factory=dict)
+    #: Job group path -> name of the calendar assigned to it (inherited below it).
+    group_calendars: dict[str, str] = field(default_factory=dict)
