@@ -1,0 +1,1 @@
+"""The benchmark suite (issue 7): `bench/run [--quick] [--json FILE]`."""

@@ -1,0 +1,151 @@
+"""A logical host on a temporary data directory, driven like a user drives it.
+
+Start and stop go through the `ajs3` command (what the OCF agent sees); registrations
+go straight to the control socket so that the harness adds no interpreter start-up
+per request. Cleanup stops only what this harness started, by pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+FINAL = {"ended_normally", "ended_warning", "ended_abnormally", "killed", "failed_to_start",
+         "bypassed", "not_executed", "interrupted", "shutdown"}
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    extra = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + extra if extra else "")
+    for key in [k for k in env if k.startswith("AJS3_")]:
+        del env[key]
+    return env
+
+
+class LogicalHost:
+    def __init__(self, base: Path, lhost: str) -> None:
+        self.lhost = lhost
+        self.datadir = base / lhost / "data"
+        self.rundir = base / lhost / "run"
+        (self.datadir / "definitions").mkdir(parents=True)
+        self.pids: list[int] = []
+
+    @property
+    def opts(self) -> list[str]:
+        return ["-h", self.lhost, "--datadir", str(self.datadir), "--rundir", str(self.rundir)]
+
+    def cli(self, *args: str, check: bool = True,
+            timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], float]:
+        """Run `ajs3 ARGS...`; returns the result and its wall time in seconds."""
+        argv = [sys.executable, "-m", "ajs3.cli.main", *args, *self.opts]
+        t0 = time.perf_counter()
+        done = subprocess.run(argv, capture_output=True, text=True, env=cli_env(),
+                              timeout=timeout, check=False)
+        took = time.perf_counter() - t0
+        if check and done.returncode != 0:
+            raise RuntimeError(f"ajs3 {' '.join(args)} exited {done.returncode}: "
+                               f"{done.stderr.strip()[-2000:]}")
+        return done, took
+
+    def write_settings(self, text: str) -> None:
+        (self.datadir / "ajs3.yaml").write_text(text)
+
+    def define(self, yaml_text: str, name: str = "bench.yaml") -> float:
+        (self.datadir / "definitions" / name).write_text(yaml_text)
+        return self.cli("define")[1]
+
+    def start(self) -> float:
+        took = self.cli("service", "start", "--timeout", "120", "--log-level", "warning")[1]
+        pid = self.daemon_pid()
+        if pid:
+            self.pids.append(pid)
+        return took
+
+    def stop(self, jobs: str = "kill", timeout: float = 30) -> float:
+        return self.cli("service", "stop", "--jobs", jobs, "--timeout", str(timeout),
+                        check=False)[1]
+
+    def request(self, message: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+        from ajs3.service import control
+
+        return control.request(self.rundir / "control.sock", message, timeout=timeout)
+
+    def entry(self, jobnet: str, at: float | None = None) -> int:
+        return int(self.request({"op": "entry", "jobnet": jobnet, "at": at})["run"])
+
+    def daemon_pid(self) -> int | None:
+        try:
+            return int(json.loads((self.rundir / "daemon.json").read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def db(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(f"file:{self.datadir / 'journal.db'}?mode=ro", uri=True,
+                               timeout=30)
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        conn = self.db()
+        try:
+            return list(conn.execute(sql, args))
+        finally:
+            conn.close()
+
+    def wait_run(self, run: int, timeout: float, poll: float = 0.1) -> str:
+        """Wait until a jobnet run's root unit ended; returns its status."""
+        end = time.monotonic() + timeout
+        sql = ("SELECT u.status FROM unit_runs u JOIN jobnet_runs r ON r.id=u.jobnet_run"
+               " AND u.path=r.jobnet WHERE r.id=?")
+        while True:
+            rows = self.query(sql, (run,))
+            if rows and rows[0][0] in FINAL:
+                return str(rows[0][0])
+            if time.monotonic() > end:
+                raise TimeoutError(f"run {run} on {self.lhost} did not end in {timeout:g} s "
+                                   f"(root {rows[0][0] if rows else '?'})")
+            time.sleep(poll)
+
+    def cleanup(self) -> None:
+        """Stop the daemon and any job it left, by pid."""
+        if self.daemon_pid() is not None:
+            self.stop(timeout=15)
+        for pid in {*self.pids, self.daemon_pid() or 0}:
+            if pid and _alive_daemon(pid, self.lhost):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        jobs = self.datadir / "jobs"
+        if not jobs.is_dir():
+            return
+        for started in jobs.glob("*/started.json"):
+            if (started.parent / "status.json").exists():
+                continue
+            try:
+                info = json.loads(started.read_text())
+            except (OSError, ValueError):
+                continue
+            for key, kill in (("pgid", os.killpg), ("supervisor_pid", os.kill)):
+                try:
+                    kill(int(info[key]), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError, KeyError, ValueError):
+                    pass
+
+
+def _alive_daemon(pid: int, lhost: str) -> bool:
+    """True if pid is still a daemon of this logical host (not a reused pid)."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"--foreground" in cmd and lhost.encode() in cmd

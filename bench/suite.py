@@ -1,0 +1,148 @@
+"""`bench/run [--quick] [--json FILE]`: every figure of issue 7 next to its baseline.
+
+Exit status 0 when every figure was measured or has a reason why not (a missed target
+is a result, not an error); 1 when the harness itself failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench.figures import Bench, Figure, unavailable
+
+NAMES = ["dispatch", "latency_p99", "startup_1m", "show_1m", "idle_cpu", "idle_rss",
+         "failover"]
+UNITS = {"dispatch": "jobs/s", "latency_p99": "ms", "startup_1m": "ms", "show_1m": "ms",
+         "idle_cpu": "% of a core per logical host", "idle_rss": "MB per logical host",
+         "failover": "s"}
+
+
+def machine() -> dict[str, Any]:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()
+    return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(),
+            "python": platform.python_version(), "loadavg_at_start": [round(x, 2) for x in load]}
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3g}"
+
+
+def table(figures: list[Figure]) -> str:
+    rows = [("figure", "value", "unit", "baseline", "ratio", "target", "met", "x10 growth",
+             "notes")]
+    for f in figures:
+        met = "-" if f.met is None else ("yes" if f.met else "NO")
+        notes = ""
+        if f.figure == "latency_p99" and f.value is not None:
+            notes = f"p50 {_fmt(f.detail['p50_ms'])} / max {_fmt(f.detail['max_ms'])} ms"
+        elif f.value is None:
+            notes = f.why or ""
+        rows.append((f.figure, _fmt(f.value), f.unit.split(" per ")[0], _fmt(f.baseline),
+                     _fmt(f.ratio), f.target_text.split(";")[0] or "-", met,
+                     _fmt(f.growth), notes))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    out = []
+    for k, r in enumerate(rows):
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+        if k == 0:
+            out.append("-" * (sum(widths) + 2 * len(widths) + 5))
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small sizes, a few seconds each")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the figures as JSON")
+    p.add_argument("--only", help="comma-separated groups: dispatch,latency,history,idle,"
+                                  "failover")
+    p.add_argument("--lab-timings", type=Path,
+                   default=Path(os.environ["AJS3_LAB_TIMINGS"])
+                   if os.environ.get("AJS3_LAB_TIMINGS") else None,
+                   help="timings JSON written by the cluster tests (AJS3_LAB_TIMINGS)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = p.parse_args(argv)
+    groups = (args.only or "dispatch,latency,history,idle,failover").split(",")
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    def on_term(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    base = Path(tempfile.mkdtemp(prefix="ajs3b-"))
+    bench = Bench(base, args.quick, log)
+    got: dict[str, Figure] = {}
+    failed = False
+    began = time.monotonic()
+    info = machine()
+    log(f"bench: {'quick' if args.quick else 'full'} run in {base}; {info}")
+    try:
+        plan = [("dispatch", bench.dispatch, ["dispatch"]),
+                ("latency", bench.latency, ["latency_p99"]),
+                ("history", bench.history_figures, ["startup_1m", "show_1m"]),
+                ("idle", bench.idle, ["idle_cpu", "idle_rss"]),
+                ("failover", lambda: bench.failover(args.lab_timings), ["failover"])]
+        for group, fn, names in plan:
+            if group not in groups:
+                for n in names:
+                    got[n] = unavailable(n, UNITS[n], f"not run (--only {args.only})")
+                continue
+            log(f"== {group}")
+            t0 = time.monotonic()
+            try:
+                result = fn()
+                for f in result if isinstance(result, list) else [result]:
+                    f.seconds = time.monotonic() - t0
+                    got[f.figure] = f
+            except Exception as exc:
+                failed = True
+                traceback.print_exc()
+                for n in names:
+                    got[n] = unavailable(n, UNITS[n], f"the benchmark failed: {exc}")
+            log(f"   {group}: {time.monotonic() - t0:.1f} s")
+    finally:
+        bench.cleanup()
+        if args.keep:
+            log(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    figures = [got[n] for n in NAMES]
+    print(table(figures))
+    total = time.monotonic() - began
+    print(f"\n{info['nproc']} x {info['cpu']}, load at start {info['loadavg_at_start']}, "
+          f"load now {[round(x, 2) for x in os.getloadavg()]}, {total:.0f} s")
+    if args.json:
+        data = [{**f.to_dict(), "machine": info} if i == 0 else f.to_dict()
+                for i, f in enumerate(figures)]
+        args.json.write_text(json.dumps(data, indent=1) + "\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
