@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from ocf_harness import (
     PACEMAKER_ENV,
+    PACEMAKER_TOOLS,
     PacemakerNode,
     engine_problem,
     missing_tools,
@@ -131,23 +132,13 @@ def make_lhost(logical_hosts: list[LogicalHost], ajs3_program: Path):  # type: i
     return make
 
 
-@pytest.fixture
-def pacemaker_tools(root: None) -> None:
-    missing = missing_tools()
-    if missing:
-        pytest.skip(f"Pacemaker tools missing: {', '.join(missing)} (run install.sh)")
-
-
 @pytest.fixture(scope="module")
 def pcmk(request: pytest.FixtureRequest) -> Iterator[PacemakerNode]:
     """One real single-node Pacemaker per test module, torn down by pid."""
     if os.geteuid() != 0:
         pytest.skip("a Pacemaker node needs root")
-    missing = missing_tools((*PACEMAKER_TOOLS_NEEDED, "unshare", "nsenter"))
+    missing = missing_tools((*PACEMAKER_TOOLS, "crm_attribute", "unshare", "nsenter"))
     if missing:
         pytest.skip(f"tools missing: {', '.join(missing)} (run install.sh)")
     with pacemaker_node() as node:
         yield node
-
-
-PACEMAKER_TOOLS_NEEDED = ("corosync", "pacemakerd", "pcs", "crm_mon", "cibadmin", "crm_attribute")

@@ -199,3 +199,22 @@ def test_crm_resource_validate_reports_a_missing_program(nsdir: Path) -> None:
     out = proc.stdout + proc.stderr
     assert "not installed" in out, out
     assert "/nonexistent/ajs3 does not exist" in out, out
+
+
+def test_pcs_refuses_shared_lhost_or_datadir_and_missing_required(nsdir: Path) -> None:
+    """unique-group and required are enforced by pcs from the meta-data alone."""
+    script = (
+        f"cd {nsdir} && cibadmin --empty > cib.xml"
+        " && pcs -f cib.xml resource create a ocf:ajs3:ajs3 lhost=lh1 datadir=/srv/a"
+        " && echo created-a"
+        "; pcs -f cib.xml resource create b ocf:ajs3:ajs3 lhost=lh1 datadir=/srv/b"
+        "; pcs -f cib.xml resource create c ocf:ajs3:ajs3 lhost=lh3 datadir=/srv/a"
+        "; pcs -f cib.xml resource create d ocf:ajs3:ajs3 lhost=lh4"
+        "; true"
+    )
+    proc = run_with_agent_installed(["/bin/sh", "-c", script], nsdir)
+    assert "created-a" in proc.stdout, proc.stdout + proc.stderr
+    err = proc.stderr
+    assert "Value 'lh1' of option 'lhost' is not unique" in err, err
+    assert "Value '/srv/a' of option 'datadir' is not unique" in err, err
+    assert "required resource option 'datadir' is missing" in err, err
