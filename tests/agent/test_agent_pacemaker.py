@@ -225,3 +225,23 @@ def test_log_level_change_reloads_without_restart(
         assert daemon_pid(pcmk, "lh4") == pid, "a log level change restarted the daemon"
     finally:
         delete(pcmk, "lh4-ajs3")
+
+
+def test_missing_data_directory_fails_start_with_a_reason_pcs_shows(
+    pcmk: PacemakerNode, ajs3_program: Path, datadirs: list[Path]
+) -> None:
+    """The volume is not mounted: the probe says "not running", the start says why."""
+    missing = new_datadir(datadirs).parent / "not-mounted"
+    pcmk.pcs(
+        "resource", "create", "lh5-ajs3", "ocf:ajs3:ajs3",
+        "lhost=lh5", f"datadir={missing}", f"binary={ajs3_program}",
+    )  # fmt: skip
+    try:
+        pcmk.wait_for(lambda: bool(pcmk.failures("lh5-ajs3")), 30, "the failed start")
+        failures = pcmk.failures("lh5-ajs3")
+        assert [f["task"] for f in failures] == ["start"], failures  # the probe did not fail
+        assert failures[0]["exitcode"] == "5", failures
+        assert "does not exist on this node" in failures[0]["exitreason"], failures
+        assert "does not exist on this node" in pcmk.pcs("status").stdout
+    finally:
+        pcmk.pcs("resource", "delete", "lh5-ajs3", "--force", check=False)
