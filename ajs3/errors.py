@@ -26,6 +26,8 @@ class Code(StrEnum):
     BAD_VALUE = "AJS3-E108"
     BAD_NAME = "AJS3-E109"
     DEFINITION_FILE = "AJS3-E110"
+    JP1_SYNTAX = "AJS3-E111"
+    JP1_UNMAPPED = "AJS3-E112"
     # data directory and journal (E2xx)
     DATADIR_MISSING = "AJS3-E201"
     DATADIR_NFS = "AJS3-E202"

@@ -125,6 +125,39 @@ def build_parser() -> Parser:
     p.add_argument("--run", type=int)
     p.add_argument("--stderr", action="store_true")
 
+    p = sub.add_parser("plan", add_help=False,
+                       help="forecast the run times of jobnets (like ajsschedule)")
+    _common(p)
+    p.add_argument("jobnet", nargs="?", help="root jobnet path (default: every scheduled one)")
+    p.add_argument("--from", dest="from_", required=True, metavar="TIME",
+                   help="start, ISO 8601, inclusive; without an offset, in each jobnet's zone")
+    p.add_argument("--to", required=True, metavar="TIME", help="end, exclusive (as --from)")
+    p.add_argument("--file", dest="files", action="append", type=Path, default=[],
+                   help="read definitions from this YAML file (repeatable), not the journal")
+    p.add_argument("--definitions", type=Path, metavar="DIR",
+                   help="read definitions from the YAML files in DIR, not the journal")
+
+    p = sub.add_parser("import", add_help=False,
+                       help="import JP1/AJS3 unit definitions (ajsprint format) as ajs3 YAML")
+    _common(p)
+    p.add_argument("--jp1", required=True, type=Path, metavar="FILE",
+                   help="JP1/AJS3 unit definition file")
+    p.add_argument("--check", action="store_true", help="validate only, write nothing")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write the YAML files to DIR")
+    p.add_argument("--tz", metavar="ZONE", help="time zone of the schedules (default: local)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when any unit or parameter could not be mapped")
+
+    p = sub.add_parser("export", add_help=False,
+                       help="export definitions as JP1/AJS3 unit definitions (ajsdefine format)")
+    _common(p)
+    p.add_argument("--jp1", required=True, type=Path, metavar="FILE",
+                   help="write here ('-' for standard output)")
+    p.add_argument("--file", dest="files", action="append", type=Path, default=[],
+                   help="read definitions from this YAML file (repeatable), not the journal")
+    p.add_argument("--definitions", type=Path, metavar="DIR",
+                   help="read definitions from the YAML files in DIR, not the journal")
+
     p = sub.add_parser("demo", add_help=False,
                        help="run the sample jobnet on a standalone logical host")
     p.add_argument("--help", action="help")
@@ -357,10 +390,97 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return rc
 
 
+# -- schedules and JP1 -----------------------------------------------------------------
+
+
+def _definitions_for(args: argparse.Namespace) -> Any:
+    """The definitions named by --file/--definitions, else the applied ones in the journal."""
+    from ajs3.definitions.loader import load_dir, load_files
+
+    if args.files:
+        return load_files(args.files)
+    if args.definitions is not None:
+        if not Path(args.definitions).is_dir():
+            raise AjsError(f"no definitions directory {str(args.definitions)!r}",
+                           code=Code.BAD_ARGUMENT, hint="give a directory of YAML files")
+        return load_dir(args.definitions)
+    from ajs3.journal.store import Journal
+
+    journal = Journal.open(paths_of(args).need_datadir(), readonly=True)
+    try:
+        return journal.definitions()[1]
+    finally:
+        journal.close()
+
+
+def _plan_time(text: str, what: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise AjsError(f"cannot read {what} {text!r}", code=Code.BAD_ARGUMENT,
+                       hint="use ISO 8601, e.g. 2027-01-01 or 2027-01-01T00:00") from exc
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from ajs3.schedule import forecast
+
+    start, end = _plan_time(args.from_, "--from"), _plan_time(args.to, "--to")
+    defs = _definitions_for(args)
+    names = None
+    if args.jobnet:
+        if args.jobnet not in defs.jobnets:
+            known = ", ".join(sorted(defs.jobnets)) or "none defined"
+            raise AjsError(f"no root jobnet {args.jobnet!r} (known: {known})",
+                           code=Code.UNKNOWN_JOBNET, hint="give a root jobnet path")
+        names = [args.jobnet]
+    runs = forecast(defs, start, end, names)
+    data = {"runs": [{"jobnet": r.jobnet, "start": r.start} for r in runs]}
+    text = "\n".join(f"{r.start}  {r.jobnet}" for r in runs) or "no runs in that period"
+    emit(args, data, text)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ajs3.jp1 import importer
+
+    result = importer.import_file(args.jp1, time_zone=args.tz)
+    written: list[str] = []
+    if args.out is not None and not args.check:
+        written = [str(p) for p in importer.write_yaml(result, args.out)]
+    data = result.summary()
+    data["written"] = written
+    lines = [f"{args.jp1}: {data['units']} unit(s), {len(result.defs.jobnets)} root jobnet(s)"]
+    lines += [f"  {n}" for n in result.notes]
+    lines += [f"wrote {w}" for w in written]
+    if args.check:
+        lines.append("check only: nothing written")
+    emit(args, data, "\n".join(lines))
+    for note in result.notes if args.json else []:
+        print(f"ajs3: {note}", file=sys.stderr)
+    return EXIT_ERROR if args.strict and result.notes else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ajs3.jp1 import exporter
+
+    defs = _definitions_for(args)
+    text, notes = exporter.export(defs)
+    if str(args.jp1) == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.jp1).write_text(text, encoding="utf-8")
+        emit(args, {"file": str(args.jp1), "notes": notes},
+             "\n".join([f"wrote {args.jp1}", *(f"  {n}" for n in notes)]))
+    for note in notes if str(args.jp1) == "-" else []:
+        print(f"ajs3: {note}", file=sys.stderr)
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "service": cmd_service, "define": cmd_define, "entry": cmd_entry, "show": cmd_show,
     "hold": cmd_hold, "release": cmd_release, "kill": cmd_kill, "rerun": cmd_rerun,
-    "log": cmd_log, "demo": cmd_demo,
+    "log": cmd_log, "demo": cmd_demo, "plan": cmd_plan, "import": cmd_import,
+    "export": cmd_export,
 }
 
 

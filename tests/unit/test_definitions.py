@@ -140,7 +140,10 @@ BAD_FILES = sorted(BAD.glob("*.yaml"))
 def test_bad_corpus_is_large_enough() -> None:
     assert len(BAD_FILES) >= 35
     covered = {m.group(1) for f in BAD_FILES for m in EXPECT.finditer(f.read_text())}
-    assert covered >= {c.value for c in Code if c.value.startswith("AJS3-E1")} - {"AJS3-E110"}
+    # JP1 import codes (E111, E112) are about JP1 files, not YAML: tests/unit/test_jp1.py.
+    yaml_codes = {c.value for c in Code if c.value.startswith("AJS3-E1")
+                  and not c.name.startswith("JP1_")}
+    assert covered >= yaml_codes - {"AJS3-E110"}
 
 
 @pytest.mark.parametrize("path", BAD_FILES, ids=lambda p: p.stem)

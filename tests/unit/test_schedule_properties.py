@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -57,7 +58,7 @@ def test_times_increase_satisfy_their_rule_and_never_repeat(
     start = datetime(2027, 1, 1, tzinfo=ZoneInfo("UTC")).timestamp() + offset_days * 86400
     end = start + span_days * 86400
     times = occurrences(unit, defs, start, end)
-    assert all(a < b for a, b in zip(times, times[1:], strict=False))
+    assert all(a < b for a, b in pairwise(times))
     assert all(start <= t < end for t in times)
     tz = ZoneInfo(zone)
     book = DayBook(None)

@@ -1,0 +1,1 @@
+"""JP1/AJS3 unit definition files: import (ajsprint output) and export (ajsdefine input)."""

@@ -1,0 +1,519 @@
+"""JP1/AJS3 unit definitions -> ajs3 YAML definitions.
+
+Every unit and parameter that has no ajs3 counterpart is reported with its line
+(AJS3-E112) instead of being dropped quietly; layout-only parameters (``el``, ``sz``)
+and the unit attributes (permission, owner, resource group) are the exception.
+"""
+
+from __future__ import annotations
+
+import calendar as _stdcal
+import re
+import shlex
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ajs3.definitions import schema
+from ajs3.definitions.loader import _finish, _parse_file
+from ajs3.definitions.units import DefinitionSet
+from ajs3.errors import Code, DefinitionError, Problem
+from ajs3.jp1.parser import Jp1Unit, Param, parse, unquote
+from ajs3.schedule.tz import local_zone_name, zone
+
+WEEKDAYS = ("mo", "tu", "we", "th", "fr", "sa", "su")
+YAML_WEEKDAYS = schema.WEEKDAY_NAMES
+JOB_TYPES = {"j": False, "rj": True}
+JOBNET_TYPES = {"n": False, "rn": True}
+#: Display-only parameters: nothing is lost without them.
+LAYOUT = frozenset({"ty", "el", "sz", "cm"})
+CLOSED = {"be": "before", "af": "after", "ca": "cancel", "no": "run"}
+JUDGE_OPS = {"gt": "gt", "ge": "ge", "lt": "lt", "le": "le", "eq": "eq", "ne": "ne",
+             "ri": "in_range", "ro": "out_range", "ef": "file_exists", "nf": "file_missing"}
+
+
+@dataclass
+class ImportResult:
+    defs: DefinitionSet
+    #: File name -> YAML text, one file per job group.
+    files: dict[str, str]
+    #: "file:line: AJS3-E112: ..." for each unit or parameter not mapped.
+    notes: list[str] = field(default_factory=list)
+    units: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {"units": self.units, "jobnets": sorted(self.defs.jobnets),
+                "groups": list(self.defs.groups), "unmapped": self.notes,
+                "files": sorted(self.files)}
+
+
+class _Importer:
+    def __init__(self, filename: str, time_zone: str) -> None:
+        self.file = filename
+        self.tz = time_zone
+        self.notes: list[Problem] = []
+        self.problems: list[Problem] = []
+        self.groups: dict[str, dict[str, Any]] = {}
+        self.count = 0
+
+    def note(self, line: int, message: str) -> None:
+        self.notes.append(Problem(Code.JP1_UNMAPPED, self.file, line, message))
+
+    def unmapped(self, unit: Jp1Unit, param: Param, why: str = "") -> None:
+        self.note(param.line, f"parameter {param.key}={param.value} of {unit.name!r} is not "
+                              f"mapped{': ' + why if why else ''}")
+
+    def group_doc(self, path: str) -> dict[str, Any]:
+        return self.groups.setdefault(path, {"group": path, "jobnets": []})
+
+    # -- units ------------------------------------------------------------------------
+
+    def top(self, unit: Jp1Unit) -> None:
+        parent = "/"
+        name = unit.name
+        if "/" in name:
+            parent = "/" + "/".join(p for p in name.split("/")[:-1] if p) or "/"
+            name = name.rsplit("/", 1)[1]
+        unit.name = name
+        self.place(unit, parent)
+
+    def place(self, unit: Jp1Unit, group: str) -> None:
+        """A unit directly in job group ``group``: a group or a root jobnet."""
+        self.count += 1
+        ty = unit.ty
+        if not schema.NAME_RE.match(unit.name):
+            self.note(unit.line, f"unit name {unit.name!r} is not a valid ajs3 name (ASCII "
+                                 "letters, digits, _ . -); the unit and its contents are skipped")
+            return
+        if ty == "g":
+            path = group.rstrip("/") + "/" + unit.name
+            doc = self.group_doc(path)
+            self.group_calendar(unit, path, doc)
+            for child in unit.children:
+                self.place(child, path)
+            return
+        if ty in JOBNET_TYPES:
+            if JOBNET_TYPES[ty]:
+                self.note(unit.line, f"recovery jobnet {unit.name!r} directly in a job group "
+                                     "has no predecessor to recover; imported as a jobnet")
+            root = self.jobnet(unit, root=True)
+            if root is not None:
+                self.group_doc(group)["jobnets"].append(root)
+            return
+        self.note(unit.line, f"unit {unit.name!r} of type {ty or '?'!r} can not be a root "
+                             "jobnet in ajs3 (only g, n, rn here); skipped")
+
+    def common(self, unit: Jp1Unit, out: dict[str, Any]) -> None:
+        comment = unit.first("cm")
+        if comment:
+            out["description"] = unquote(comment)
+
+    def child(self, unit: Jp1Unit) -> dict[str, Any] | None:
+        self.count += 1
+        if not schema.NAME_RE.match(unit.name):
+            self.note(unit.line, f"unit name {unit.name!r} is not a valid ajs3 name; skipped")
+            return None
+        ty = unit.ty
+        if ty in JOBNET_TYPES:
+            return self.jobnet(unit, root=False)
+        if ty in JOB_TYPES:
+            return self.job(unit)
+        if ty == "jdj":
+            return self.judge(unit)
+        if ty == "orj":
+            out: dict[str, Any] = {"name": unit.name, "type": "or"}
+            self.common(unit, out)
+            self.rest(unit, out, set())
+            return out
+        self.note(unit.line, f"unit {unit.name!r} of type {ty or '?'!r} has no ajs3 "
+                             "counterpart (supported: g, n, rn, j, rj, jdj, orj); skipped")
+        return None
+
+    def rest(self, unit: Jp1Unit, out: dict[str, Any], used: set[str]) -> None:
+        for param in unit.params:
+            if param.key in LAYOUT or param.key in used:
+                continue
+            if param.key == "ha":
+                if param.value == "y":
+                    out["hold"] = True
+                elif param.value != "n":
+                    self.unmapped(unit, param, "only ha=y (hold) and ha=n map")
+                continue
+            self.unmapped(unit, param)
+
+    def jobnet(self, unit: Jp1Unit, *, root: bool) -> dict[str, Any] | None:
+        out: dict[str, Any] = {"name": unit.name}
+        if not root:
+            out["type"] = "jobnet"
+            if JOBNET_TYPES[unit.ty]:
+                out["recovery"] = True
+        self.common(unit, out)
+        children = [c for c in (self.child(ch) for ch in unit.children) if c is not None]
+        names = {c["name"] for c in children}
+        for param in unit.get("ar"):
+            match = re.fullmatch(r"\(f=([^,]+),t=([^,)]+)(?:,(seq|con))?\)", param.value)
+            if match is None:
+                self.unmapped(unit, param, "expected ar=(f=FROM,t=TO[,seq|con])")
+                continue
+            src, dst = match.group(1), match.group(2)
+            if src not in names or dst not in names:
+                self.note(param.line, f"ar={param.value} in {unit.name!r} names a unit that "
+                                      "was not imported; the dependency is dropped")
+                continue
+            target = next(c for c in children if c["name"] == dst)
+            target.setdefault("after", []).append(src)
+        used = {"ar"}
+        if root:
+            schedule = self.schedule(unit, used)
+            if schedule is not None:
+                out["schedule"] = schedule
+        else:
+            used.add("ln")  # a nested jobnet follows its parent's schedule
+        self.rest(unit, out, used)
+        if not children:
+            self.note(unit.line, f"jobnet {unit.name!r} has no unit ajs3 could import; "
+                                 "it is skipped (an ajs3 jobnet needs at least one unit)")
+            return None
+        out["units"] = children
+        return out
+
+    def job(self, unit: Jp1Unit) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": unit.name}
+        if JOB_TYPES[unit.ty]:
+            out["recovery"] = True
+        self.common(unit, out)
+        used: set[str] = set()
+        sc, prm, te = unit.first("sc"), unit.first("prm"), unit.first("te")
+        if te is not None:
+            out["script"] = unquote(te)
+            used.add("te")
+        if sc is not None:
+            argv = [unquote(sc)]
+            if prm is not None:
+                try:
+                    argv += shlex.split(unquote(prm))
+                except ValueError:
+                    argv.append(unquote(prm))
+                    self.note(unit.line, f"prm of {unit.name!r} could not be split into "
+                                         "arguments; passed as one argument")
+                used.add("prm")
+            if te is None:
+                out["command"] = argv
+            used.add("sc")
+        if "command" not in out and "script" not in out:
+            self.note(unit.line, f"job {unit.name!r} has no sc= or te=; it runs 'true'")
+            out["command"] = ["true"]
+        for key, target in (("un", "user"), ("wkp", "cwd")):
+            value = unit.first(key)
+            if value is not None:
+                out[target] = unquote(value)
+                used.add(key)
+        envs = unit.get("env")
+        if envs:
+            env: dict[str, str] = {}
+            for param in envs:
+                for item in unquote(param.value).splitlines() or [""]:
+                    name, sep, val = item.partition("=")
+                    if sep and schema.ENV_NAME_RE.match(name):
+                        env[name] = val
+                    elif item.strip():
+                        self.unmapped(unit, param, f"{item!r} is not NAME=value")
+            if env:
+                out["env"] = env
+            used.add("env")
+        jd = unit.first("jd")
+        if jd is not None:
+            used.add("jd")
+            if jd != "cod":
+                self.note(unit.get("jd")[0].line, f"jd={jd} of {unit.name!r} is not mapped: "
+                                                  "ajs3 judges by exit code thresholds (jd=cod)")
+        for key, target in (("wth", "warning_threshold"), ("tho", "abnormal_threshold")):
+            value = unit.first(key)
+            if value is not None:
+                used.add(key)
+                if value.isdigit() and int(value) <= 255:
+                    out[target] = int(value)
+                else:
+                    self.unmapped(unit, unit.get(key)[0], "ajs3 thresholds are 0..255")
+        etm = unit.first("etm")
+        if etm is not None:
+            used.add("etm")
+            if etm.isdigit() and int(etm) > 0:
+                out["timeout"] = int(etm) * 60
+            else:
+                self.unmapped(unit, unit.get("etm")[0], "expected minutes")
+        rec, rei = unit.first("rec"), unit.first("rei")
+        if rec is not None:
+            used.update({"rec", "rei", "rcs", "rce"})
+            retry: dict[str, Any] = {"count": int(rec) if rec.isdigit() else 0}
+            if rei is not None and rei.isdigit():
+                retry["interval"] = int(rei) * 60
+            rcs, rce = unit.first("rcs"), unit.first("rce")
+            if rcs is not None and rcs.isdigit():
+                high = int(rce) if rce is not None and rce.isdigit() else int(rcs)
+                codes = list(range(max(int(rcs), 1), min(high, 255) + 1))
+                if codes:
+                    retry["on_exit_codes"] = codes
+            out["retry"] = retry
+        self.rest(unit, out, used)
+        return out
+
+    def judge(self, unit: Jp1Unit) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": unit.name, "type": "judge"}
+        self.common(unit, out)
+        used = {"ej", "ejc", "ejl", "ejh", "ejf"}
+        ej = unit.first("ej") or "gt"
+        op = JUDGE_OPS.get(ej)
+        cond: dict[str, Any]
+        if op is None:
+            self.note(unit.line, f"judgment ej={ej} of {unit.name!r} is not mapped (ajs3 "
+                                 "judges exit codes and files); judged as exit code > 0")
+            op, cond = "gt", {"value": 0}
+        elif op in ("file_exists", "file_missing"):
+            cond = {"path": unquote(unit.first("ejf") or "")}
+        elif op in ("in_range", "out_range"):
+            cond = {"low": int(unit.first("ejl") or 0), "high": int(unit.first("ejh") or 0)}
+        else:
+            cond = {"value": int(unit.first("ejc") or 0)}
+        out["condition"] = {"op": op, **cond}
+        self.rest(unit, out, used)
+        return out
+
+    # -- calendars and schedules -----------------------------------------------------------
+
+    def group_calendar(self, unit: Jp1Unit, path: str, doc: dict[str, Any]) -> None:
+        cal: dict[str, Any] = {}
+        open_w, closed_w = set(range(7)), set[int]()
+        open_d: list[str] = []
+        closed_d: list[str] = []
+        for param in unit.params:
+            if param.key in LAYOUT:
+                continue
+            if param.key in ("op", "cl"):
+                value = param.value
+                if value in WEEKDAYS:
+                    (closed_w.add if param.key == "cl" else open_w.add)(WEEKDAYS.index(value))
+                    if param.key == "cl":
+                        open_w.discard(WEEKDAYS.index(value))
+                    continue
+                day = _jp1_date(value)
+                if day is None:
+                    self.unmapped(unit, param, "expected yyyy/mm/dd or a weekday (su, mo, ...)")
+                    continue
+                (closed_d if param.key == "cl" else open_d).append(day.isoformat())
+                continue
+            if param.key == "stt":
+                if re.fullmatch(r"\d{1,2}:\d{2}", param.value):
+                    cal["base_time"] = param.value.zfill(5)
+                else:
+                    self.unmapped(unit, param)
+                continue
+            self.unmapped(unit, param)
+        if not (open_d or closed_d or closed_w or "base_time" in cal):
+            return
+        name = path.strip("/").replace("/", ".")
+        cal = {"name": name, "open_weekdays": [YAML_WEEKDAYS[d] for d in sorted(open_w)],
+               **({"open_dates": sorted(open_d)} if open_d else {}),
+               **({"closed_dates": sorted(closed_d)} if closed_d else {}), **cal}
+        doc["calendars"] = [cal]
+        doc["calendar"] = name
+
+    def schedule(self, unit: Jp1Unit, used: set[str]) -> dict[str, Any] | None:
+        keys = ("sd", "st", "cy", "sh", "shd", "cftd", "ln", "mp")
+        used.update(keys)
+        by_rule: dict[int, dict[str, Param]] = {}
+        for key in ("sd", "st", "cy", "sh", "shd", "cftd"):
+            for param in unit.get(key):
+                number, value = _rule_number(param.value)
+                by_rule.setdefault(number, {})[key] = Param(key, value, param.line)
+        for param in unit.get("ln"):
+            self.unmapped(unit, param, "ln links a nested jobnet to a parent rule; only "
+                                       "root jobnets have rules in ajs3")
+        rules: list[dict[str, Any]] = []
+        for number in sorted(by_rule):
+            rule = self.rule(unit, by_rule[number])
+            if rule is not None:
+                rules.append(rule)
+        schedule: dict[str, Any] = {"time_zone": self.tz}
+        mp = unit.first("mp")
+        if mp == "y":
+            schedule["overlap"] = "parallel"
+        elif mp == "n":
+            schedule["overlap"] = "queue"
+        elif mp is not None:
+            self.unmapped(unit, unit.get("mp")[0])
+        if not rules:
+            return None
+        schedule["rules"] = rules
+        return schedule
+
+    def rule(self, unit: Jp1Unit, params: dict[str, Param]) -> dict[str, Any] | None:
+        sd = params.get("sd")
+        if sd is None or sd.value == "ud":
+            return None
+        out: dict[str, Any] = {}
+        st = params.get("st")
+        if st is None:
+            out["at"] = "00:00"
+        elif re.fullmatch(r"\d{1,2}:\d{2}", st.value):
+            out["at"] = st.value.zfill(5)
+        else:
+            self.unmapped(unit, st, "only absolute start times hh:mm map")
+            return None
+        cycle = None
+        cy = params.get("cy")
+        if cy is not None:
+            match = re.fullmatch(r"\((\d+),([ymwd])\)", cy.value)
+            if match is None:
+                self.unmapped(unit, cy)
+                return None
+            count, per = int(match.group(1)), match.group(2)
+            cycle = (count * 12, "m") if per == "y" else (count, per)
+        match = re.fullmatch(r"(\d{4})/(\d{1,2})/(.+)", sd.value)
+        if match is None:
+            self.unmapped(unit, sd, "only sd=yyyy/mm/... dates map (not en, mm/dd, +dd)")
+            return None
+        year, month, day_part = int(match.group(1)), int(match.group(2)), match.group(3)
+        if not 1 <= month <= 12:
+            self.unmapped(unit, sd, "no such month")
+            return None
+        last = _stdcal.monthrange(year, month)[1]
+        first_of_month = date(year, month, 1)
+        period = {"d": "days", "w": "weeks", "m": "months"}
+        if day_part.isdigit():
+            try:
+                start = date(year, month, int(day_part))
+            except ValueError:
+                self.unmapped(unit, sd, f"{sd.value} is not a date")
+                return None
+            out["start"] = start.isoformat()
+            if cycle is None:
+                out["end"] = start.isoformat()
+            elif cycle[1] == "w":
+                out["every"] = f"{cycle[0]} weeks"
+                out["weekdays"] = [YAML_WEEKDAYS[start.weekday()]]
+            else:
+                out["every"] = f"{cycle[0]} {period[cycle[1]]}"
+        else:
+            monthly = _monthly(day_part)
+            if monthly is None:
+                self.unmapped(unit, sd, "this form of day is not mapped")
+                return None
+            if cycle is not None and cycle[1] != "m":
+                self.unmapped(unit, params["cy"], "days of the month need a cycle in months")
+                return None
+            out.update(monthly)
+            out["start"] = first_of_month.isoformat()
+            if cycle is None:
+                out["end"] = date(year, month, last).isoformat()
+            elif cycle[0] != 1:
+                out["every"] = f"{cycle[0]} months"
+        sh = params.get("sh")
+        if sh is not None:
+            if sh.value in CLOSED:
+                out["closed_days"] = CLOSED[sh.value]
+            else:
+                self.unmapped(unit, sh)
+        shd = params.get("shd")
+        if shd is not None:
+            if shd.value.isdigit() and 1 <= int(shd.value) <= 31:
+                out["shift_limit"] = int(shd.value)
+            else:
+                self.unmapped(unit, shd)
+        cftd = params.get("cftd")
+        if cftd is not None and cftd.value != "no":
+            self.unmapped(unit, cftd, "schedules by days from the start are not mapped")
+        return out
+
+
+def _rule_number(value: str) -> tuple[int, str]:
+    match = re.fullmatch(r"(\d+),(.*)", value, re.S)
+    if match is None:
+        return 1, value
+    return int(match.group(1)), match.group(2)
+
+
+def _jp1_date(text: str) -> date | None:
+    match = re.fullmatch(r"(\d{4})/(\d{1,2})/(\d{1,2})", text)
+    if match is None:
+        return None
+    try:
+        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    except ValueError:
+        return None
+
+
+def _monthly(part: str) -> dict[str, Any] | None:
+    """``*dd`` (Nth open day), ``b``/``b-DD`` (from the end), ``*b``, ``su:n``/``su:b``."""
+    if re.fullmatch(r"\*\d{1,2}", part):
+        return {"open_days": [int(part[1:])]}
+    match = re.fullmatch(r"(\*?)b(?:-(\d{1,2}))?", part)
+    if match is not None:
+        n = -1 - int(match.group(2) or 0)
+        return {"open_days": [n]} if match.group(1) else {"days": [n]}
+    match = re.fullmatch(r"(su|mo|tu|we|th|fr|sa):([1-5]|b)", part)
+    if match is not None:
+        nth = -1 if match.group(2) == "b" else int(match.group(2))
+        return {"weekdays": [YAML_WEEKDAYS[WEEKDAYS.index(match.group(1))]], "nth": [nth]}
+    return None
+
+
+def _file_name(group: str) -> str:
+    return ("root" if group == "/" else group.strip("/").replace("/", ".")) + ".yaml"
+
+
+def import_text(text: str, filename: str, time_zone: str | None = None) -> ImportResult:
+    """Map a unit definition file to ajs3 definitions, validated as ``ajs3 define`` would."""
+    tz = time_zone or local_zone_name()
+    zone(tz)
+    units = parse(text, filename)
+    imp = _Importer(filename, tz)
+    for unit in units:
+        imp.top(unit)
+    files: dict[str, str] = {}
+    for group, doc in sorted(imp.groups.items()):
+        body = {k: v for k, v in doc.items() if k != "group" or group != "/"}
+        header = f"# imported from {filename} by ajs3 import --jp1\n"
+        files[_file_name(group)] = header + yaml.safe_dump(
+            body, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)
+    try:
+        defs = _finish([_parse_file(t, name) for name, t in files.items()])
+    except DefinitionError as exc:
+        problems = [*exc.problems, Problem(
+            Code.JP1_UNMAPPED, filename, 1,
+            "the imported definitions are not valid ajs3 definitions (listed above)")]
+        raise DefinitionError(problems) from None
+    notes = [str(p) for p in sorted(imp.notes, key=lambda p: p.line)]
+    return ImportResult(defs, files, notes, imp.count)
+
+
+def import_file(path: Path, time_zone: str | None = None) -> ImportResult:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DefinitionError([Problem(Code.DEFINITION_FILE, str(path), 1,
+                                       f"cannot read the file: {exc.strerror or exc}")]) from None
+    for encoding in ("utf-8-sig", "shift_jis", "euc_jp"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise DefinitionError([Problem(Code.DEFINITION_FILE, str(path), 1,
+                                       "the file is not UTF-8, Shift_JIS or EUC-JP text")])
+    return import_text(text, str(path), time_zone)
+
+
+def write_yaml(result: ImportResult, directory: Path) -> list[Path]:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in result.files.items():
+        target = directory / name
+        target.write_text(text, encoding="utf-8")
+        written.append(target)
+    return written

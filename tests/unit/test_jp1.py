@@ -1,0 +1,137 @@
+"""JP1/AJS3 unit definition import and export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ajs3.cli.main import main
+from ajs3.definitions.loader import load_dir
+from ajs3.errors import DefinitionError
+from ajs3.jp1.exporter import export
+from ajs3.jp1.importer import import_file, import_text, write_yaml
+from ajs3.jp1.parser import parse, quote, unquote
+from ajs3.model import Compare, UnitKind
+
+HERE = Path(__file__).parent / "jp1"
+
+
+def unit_at(defs, path):  # type: ignore[no-untyped-def]
+    for root in defs.jobnets.values():
+        for unit in root.walk():
+            if unit.path == path:
+                return unit
+    raise KeyError(path)
+
+
+def test_sample_imports_every_supported_unit_type_and_nesting() -> None:
+    result = import_file(HERE / "sales.jp1", time_zone="Asia/Tokyo")
+    defs = result.defs
+    assert sorted(defs.jobnets) == ["/SALES/DAILY", "/SALES/MONTHLY"]
+    daily = defs.jobnets["/SALES/DAILY"]
+    assert daily.description == "daily sales batch"
+    extract = unit_at(defs, "/SALES/DAILY/EXTRACT")
+    assert extract.command == ("/opt/sales/bin/extract", "--day", "today", "--out", "/var/tmp/x")
+    assert (extract.user, extract.cwd, extract.env) == ("batch", "/var/tmp", (("REGION", "jp"),))
+    assert (extract.warning_threshold, extract.abnormal_threshold) == (3, 8)
+    assert extract.timeout == 1800 and extract.retry.count == 2 and extract.retry.interval == 300
+    check = unit_at(defs, "/SALES/DAILY/CHECK")
+    assert check.kind is UnitKind.JUDGE and check.condition is not None
+    assert check.condition.op is Compare.LE and check.condition.value == 3
+    assert check.after == ("EXTRACT",)
+    load = unit_at(defs, "/SALES/DAILY/LOAD")
+    assert load.script == "cd /opt/sales && ./load.sh" and load.hold
+    fixup = unit_at(defs, "/SALES/DAILY/FIXUP")
+    assert fixup.recovery and fixup.after == ("EXTRACT",)
+    assert unit_at(defs, "/SALES/DAILY/REPORT/DONE").kind is UnitKind.OR
+    recover = unit_at(defs, "/SALES/MONTHLY/RECOVER")
+    assert recover.kind is UnitKind.JOBNET and recover.recovery and recover.after == ("CLOSE",)
+    sched = daily.schedule
+    assert sched is not None and sched.time_zone == "Asia/Tokyo"
+    assert sched.calendar is not None and sched.calendar.base_time == 300
+    assert sched.calendar.closed_dates == ("2027-01-01", "2027-05-03")
+    assert len(sched.rules) == 2 and sched.overlap.value == "queue"
+    assert defs.group_calendars == {"/SALES": "SALES"}
+
+
+def test_every_unmapped_unit_and_parameter_is_reported_with_its_line() -> None:
+    result = import_file(HERE / "sales.jp1", time_zone="Asia/Tokyo")
+    lines = {int(n.split(":")[1]): n for n in result.notes}
+    assert set(lines) == {36, 50, 99, 101}
+    assert "sy=1,03:00" in lines[36]
+    assert "so=" in lines[50]
+    assert "flwj" in lines[101]
+    assert all("AJS3-E112" in n for n in result.notes)
+
+
+def test_syntax_errors_come_all_at_once_with_lines() -> None:
+    with pytest.raises(DefinitionError) as info:
+        import_file(HERE / "broken.jp1")
+    got = [(p.code.value, p.line) for p in info.value.problems]
+    assert ("AJS3-E111", 5) in got and ("AJS3-E111", 8) in got
+
+
+def test_round_trip_import_export_import_is_the_same(tmp_path: Path) -> None:
+    first = import_file(HERE / "sales.jp1", time_zone="Asia/Tokyo")
+    text, notes = export(first.defs)
+    assert "unit=SALES,,,;" in text and "sd=1,2027/01/*3;" in text
+    assert any("time zone Asia/Tokyo" in n for n in notes)
+    (tmp_path / "again.jp1").write_text(text)
+    second = import_file(tmp_path / "again.jp1", time_zone="Asia/Tokyo")
+    strip = _without_sources
+    assert strip(second.defs.jobnets) == strip(first.defs.jobnets)
+    assert second.defs.calendars["SALES"].closed_dates == first.defs.calendars[
+        "SALES"].closed_dates
+    # The written YAML loads as the same definitions.
+    write_yaml(first, tmp_path / "yaml")
+    assert strip(load_dir(tmp_path / "yaml").jobnets) == strip(first.defs.jobnets)
+
+
+def _without_sources(jobnets):  # type: ignore[no-untyped-def]
+    def clean(obj):  # type: ignore[no-untyped-def]
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items() if k != "source"}
+        if isinstance(obj, (list, tuple)):
+            return [clean(v) for v in obj]
+        return obj
+
+    return {p: clean(u.to_dict()) for p, u in jobnets.items()}
+
+
+def test_quoting_and_comments() -> None:
+    assert unquote(quote('say "hi" #1')) == 'say "hi" #1'
+    units = parse('/* c */\nunit=A,,,;{ty=n;\n/* x;y */\ncm="a;b /* no */";}', "f")
+    assert units[0].first("cm") == '"a;b /* no */"'
+
+
+def test_top_unit_with_full_path_and_unsupported_root() -> None:
+    result = import_text(
+        "unit=/A/B/NET,,,;{ty=n;unit=J,,,;{ty=j;sc=/bin/true;}}\n"
+        "unit=PCJ,,,;{ty=pj;}\n", "x.jp1", time_zone="UTC")
+    assert list(result.defs.jobnets) == ["/A/B/NET"]
+    assert any("x.jp1:2:" in n and "pj" in n for n in result.notes)
+
+
+def test_cli_import_check_out_and_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "defs"
+    assert main(["import", "--jp1", str(HERE / "sales.jp1"), "--check", "--out", str(out),
+                 "--tz", "Asia/Tokyo"]) == 0
+    assert not out.exists()
+    assert main(["import", "--jp1", str(HERE / "sales.jp1"), "--out", str(out),
+                 "--tz", "Asia/Tokyo"]) == 0
+    capsys.readouterr()
+    assert main(["plan", "--definitions", str(out), "--from", "2027-01-01T00:00",
+                 "--to", "2027-01-08T00:00", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    # The calendar's day begins at 05:00: Monday 4th's 02:00 run is on Tuesday morning.
+    assert runs[0] == {"jobnet": "/SALES/DAILY", "start": "2027-01-05T02:00:00+09:00"}
+    starts = [r["start"] for r in runs]
+    assert starts == sorted(starts)
+    # 3rd open day of January 2027: Jan 1 closed, 4 Mon, 5 Tue, 6 Wed; 02:00 is before
+    # the base time, so it runs early on the 7th.
+    assert {"jobnet": "/SALES/MONTHLY", "start": "2027-01-07T02:00:00+09:00"} in runs
+    assert main(["export", "--jp1", str(tmp_path / "out.jp1"), "--definitions", str(out)]) == 0
+    assert "ty=jdj;" in (tmp_path / "out.jp1").read_text()
+    assert main(["import", "--jp1", str(HERE / "broken.jp1"), "--check"]) == 1
