@@ -27,6 +27,12 @@ def test_ajs3_installed(node: Any) -> None:
     assert cmd.rc == 0, f"`ajs3 --version` failed on {node.backend.hostname}: {cmd.stderr}"
 
 
+def test_ajs3_agent_installed(node: Any) -> None:
+    cmd = node.run("crm_resource --show-metadata ocf:ajs3:ajs3")
+    assert cmd.rc == 0, f"ocf:ajs3:ajs3 missing on {node.backend.hostname}: {cmd.stderr}"
+    assert "<resource-agent" in cmd.stdout
+
+
 def test_every_configured_agent_is_installed(node: Any, cluster: Cluster) -> None:
     for group, members in cluster.groups.items():
         for p in members:

@@ -50,7 +50,7 @@ corosync_conf() {
         esac
         shift
     done
-    [ -n "$name" ] && [ -n "$out" ] || die "corosync-conf needs --name and --out"
+    if [ -z "$name" ] || [ -z "$out" ]; then die "corosync-conf needs --name and --out"; fi
     [ "${#nodes[@]}" -ge 2 ] || die "corosync-conf needs at least one NODE=ADDR"
     local totem=()
     [ -n "$token" ] && totem+=("token=$token")
