@@ -443,7 +443,13 @@ class Lab:
                                  env=CLEAN_ENV)
         self._popens.append(p)
         self._record("pdu", {"pid": p.pid, "start": wait_until(lambda: start_time(p.pid), 5)})
-        wait_until(self.pdu_socket.exists, 10, 0.05, "the PDU socket")
+        wait_until(self._pdu_answers, 10, 0.05, "the PDU to answer")
+
+    def _pdu_answers(self) -> bool:
+        try:
+            return bool(self.pdu("ping", timeout=5) == "pong")
+        except OSError:  # not there yet, or bound but not yet listening
+            return False
 
     def pdu(self, action: str, plug: str = "", timeout: float = 60) -> Any:
         """One request to the PDU (what fence_ajs3lab does)."""
