@@ -25,6 +25,7 @@ from ajs3.definitions.units import DefinitionSet, Unit
 from ajs3.engine import runner as rn
 from ajs3.engine.readiness import Action, Decision, Outcome, decide, outcome
 from ajs3.engine.runstate import RunState
+from ajs3.engine.timetable import Timetable, waits_for_earlier_run
 from ajs3.errors import AjsError, Code, OperationError
 from ajs3.journal.store import Journal, UnitRun
 from ajs3.model import (
@@ -136,6 +137,7 @@ class Scheduler:
         self._defs: dict[int, DefinitionSet] = {}
         self.def_version, defs = journal.definitions()
         self._defs[self.def_version] = defs
+        self.timetable = Timetable(self)
 
     # -- definitions -------------------------------------------------------------
 
@@ -153,6 +155,7 @@ class Scheduler:
         self.def_version = version
         self._defs[version] = defs
         self.log.info("definitions applied", version=version, jobnets=len(defs.jobnets))
+        self.timetable.refresh()
         return version
 
     # -- loading and recovery at start ---------------------------------------------
@@ -175,7 +178,6 @@ class Scheduler:
         """Bring the journal in line with reality at start (design.md rules 4-6)."""
         if mode is StartMode.COLD:
             self._cold_start()
-            return
         for run_no in self.journal.active_jobnet_runs():
             state = self._load_run(run_no)
             if state is None:
@@ -184,6 +186,7 @@ class Scheduler:
             for ur in list(state.urs.values()):
                 if ur.kind is UnitKind.JOB and ur.status is Status.RUNNING:
                     self._recover_job(state, ur, mode)
+        self.timetable.start(self.clock())
 
     def _cold_start(self) -> None:
         for run_no in self.journal.active_jobnet_runs():
@@ -336,6 +339,8 @@ class Scheduler:
 
     def step(self) -> None:
         now = self.clock()
+        if not self.stopping:
+            self.timetable.fire(now)
         if self._needs_time_wake(now):
             self.dirty.update(self.runs)
         launches: list[tuple[RunState, UnitRun]] = []
@@ -346,9 +351,13 @@ class Scheduler:
         self.dirty.clear()
         if launches:
             self._launch(launches, now)
-        for run_no in [n for n, s in self.runs.items() if s.root_ur.status.is_final]:
+        ended = [n for n, s in self.runs.items() if s.root_ur.status.is_final]
+        for run_no in ended:
             for ur in self.runs.pop(run_no).urs.values():
                 self.index.pop(ur.id, None)
+        if ended:
+            # a run queued behind one of these may start now
+            self.dirty.update(n for n, s in self.runs.items() if s.root.schedule is not None)
 
     def _needs_time_wake(self, now: float) -> bool:
         wake = self._time_wake()
@@ -374,6 +383,9 @@ class Scheduler:
         wake = self._time_wake()
         if wake is not None:
             times.append(wake)
+        due = self.timetable.next_due()
+        if due is not None:
+            times.append(due)
         times.extend(at for _, at in self.stragglers)
         for t in self.tracked.values():
             if t.kill_at is not None:
@@ -408,6 +420,7 @@ class Scheduler:
                 root.status in (Status.WAIT_START_TIME, Status.NOT_SCHEDULED, Status.WAITING)
                 and state.run.scheduled_at <= now
                 and not state.run.interrupted
+                and not waits_for_earlier_run(state, list(self.runs.values()))
             ):
                 self.journal.set_status(root, Status.RUNNING, "start time reached", started_at=now)
                 changed = True

@@ -13,6 +13,7 @@ from typing import Any
 from ajs3.errors import AjsError, Code, OperationError
 from ajs3.journal.store import JobnetRun, Journal, UnitRun
 from ajs3.model import ABNORMAL, Status
+from ajs3.schedule import next_run
 
 
 def _fmt_time(ts: float | None) -> str:
@@ -61,9 +62,12 @@ def show(datadir: Path, target: str | None, run: int | None, all_runs: bool) -> 
 
             listing = [entry(r) for r in runs]
             jobnets = []
-            for p in sorted(defs.jobnets):
+            now = time.time()
+            for p, unit in sorted(defs.jobnets.items()):
                 last = journal.jobnet_runs(jobnet=p, limit=1)
-                jobnets.append({"jobnet": p, "latest": entry(last[0]) if last else None})
+                upcoming = next_run(unit, now)
+                jobnets.append({"jobnet": p, "latest": entry(last[0]) if last else None,
+                                "next_run": upcoming.due if upcoming else None})
             return {"definitions_version": version, "jobnets": jobnets,
                     "runs": listing if all_runs else [e for e in listing if e["active"]]}
         chosen = _pick_run(journal, target, run)
@@ -84,7 +88,8 @@ def render_show(data: dict[str, Any]) -> str:
         for j in data["jobnets"]:
             latest = j["latest"]
             state = f"run {latest['run']}: {latest['label']}" if latest else "never run"
-            lines.append(f"  {j['jobnet']:<40} {state}")
+            nxt = f"next {_fmt_time(j['next_run'])}" if j.get("next_run") else ""
+            lines.append(f"  {j['jobnet']:<40} {state:<36} {nxt}")
         if data["runs"]:
             lines.append("runs:")
             for r in data["runs"]:
