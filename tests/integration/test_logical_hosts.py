@@ -61,7 +61,10 @@ def test_two_logical_hosts_run_side_by_side(make_lhost: Any, tmp_path: Path) -> 
         assert [j["jobnet"] for j in listing["jobnets"]] == [f"/{host.lhost}/net"]
         assert (host.datadir / "journal.db").exists()
         assert json.loads((host.datadir / "ajs3.lock").read_text())["pid"] == host.daemon_pid()
-        assert not any(other.datadir in p.parents for p in host.datadir.rglob("*"))
+        # each journal knows only its own runs
+        assert [r["jobnet"] for r in listing["runs"]] == [f"/{host.lhost}/net"]
+        assert not (host.datadir / "jobs" / other.units(runs[other.lhost])[
+            f"/{other.lhost}/net/wait"]["run_id"]).exists()
 
     # stopping lh1 (killing its job) leaves lh2 and its job alone
     lh1.stop(jobs="kill")
