@@ -58,6 +58,8 @@ def build_parser() -> Parser:
     _common(p)
     p.add_argument("--mode", choices=[m.value for m in StartMode], default="hot")
     p.add_argument("--foreground", action="store_true", help="run in the foreground")
+    p.add_argument("--check", action="store_true",
+                   help="only check that it could start (data directory, journal, lock)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
@@ -199,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ajs3: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `ajs3 show | head`: the reader left; say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 # -- service -----------------------------------------------------------------------
@@ -208,6 +215,9 @@ def cmd_service(args: argparse.Namespace) -> int:
     paths = paths_of(args)
     if args.action == "start":
         mode = StartMode(args.mode)
+        if args.check:
+            emit(args, lifecycle.check(paths), f"{paths.lhost}: could start")
+            return 0
         if args.foreground:
             from ajs3.service.daemon import run_foreground
 

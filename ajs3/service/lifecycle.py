@@ -48,6 +48,24 @@ def with_datadir(paths: Paths) -> Paths:
     return paths
 
 
+def check(paths: Paths) -> dict[str, Any]:
+    """What a start would check first, without starting: data directory, file system,
+    journal version and settings, and whether another daemon holds the lock."""
+    from ajs3.service.daemon import load_settings
+
+    datadir = paths.need_datadir()
+    check_datadir(datadir)
+    load_settings(datadir, paths.lhost)
+    if (datadir / "journal.db").exists():
+        Journal.open(datadir, readonly=True).close()
+    if is_locked(paths.lockfile) and daemon_info(paths) is None:
+        raise LockedError(
+            f"data directory {datadir} is locked by {describe(read_holder(paths.lockfile))}",
+            hint="another daemon owns this logical host; stop it first",
+        )
+    return {"ok": True, "datadir": str(datadir)}
+
+
 def start(paths: Paths, mode: StartMode, timeout: float, log_level: str) -> dict[str, Any]:
     """Start the daemon in the background; return once it answers, or raise."""
     datadir = paths.need_datadir()
@@ -142,8 +160,10 @@ def stop(paths: Paths, jobs: StopJobs, timeout: float) -> dict[str, Any]:
     began = time.monotonic()
     deadline = began + timeout
     try:
+        # A hung daemon must not eat the stop timeout: ask briefly, then escalate.
         control.request(paths.socket, {"op": "stop", "jobs": jobs.value,
-                                       "timeout": max(1.0, timeout * 0.7)}, timeout=5.0)
+                                       "timeout": max(1.0, timeout * 0.7)},
+                        timeout=min(5.0, max(0.5, timeout * 0.25)))
     except AjsError:
         pass  # no answer: escalate below
     if _wait_gone(pid, pstart, began + timeout * 0.8):
@@ -184,11 +204,13 @@ class Health:
     code: int
     summary: str
     checks: list[dict[str, Any]] = field(default_factory=list)
+    #: Not running, but a pid file says a daemon ran and did not stop cleanly.
+    crashed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         state = {HEALTHY: "running", UNHEALTHY: "unhealthy", NOT_RUNNING: "not running"}
         return {"status": state[self.code], "exit": self.code, "summary": self.summary,
-                "checks": self.checks}
+                "checks": self.checks, "crashed": self.crashed}
 
 
 def status(paths: Paths, depth: int) -> Health:
@@ -196,6 +218,11 @@ def status(paths: Paths, depth: int) -> Health:
     checks: list[dict[str, Any]] = []
     info = daemon_info(paths)
     if info is None:
+        stale = read_json(paths.pidfile)
+        if stale:
+            return Health(NOT_RUNNING, f"logical host {paths.lhost} is not running: its daemon "
+                          f"(pid {stale.get('pid')}) ended without a clean stop", checks,
+                          crashed=True)
         return Health(NOT_RUNNING, f"logical host {paths.lhost} is not running", checks)
     checks.append({"check": "process", "ok": True, "detail": f"pid {info['pid']}"})
     datadir = Path(info["datadir"])
