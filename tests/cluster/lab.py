@@ -207,6 +207,22 @@ class LogicalHost:
 
 
 @dataclass
+class Failover:
+    """One failover and its figures (seconds after the kill or cut)."""
+
+    how: str
+    lhost: str
+    victim: str
+    survivor: str
+    was_dc: bool
+    victim_pid_before: int | None
+    fenced_after: float
+    started_after: float
+    started_at: float
+    fenced_at: float
+
+
+@dataclass
 class Lab:
     """The namespace cluster. All state is in state_dir/state.json; any number of Lab
     objects (CLI, pytest, the PDU) may work on one lab at the same time."""
@@ -664,6 +680,65 @@ class Lab:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def dc(self, node: str | None = None) -> str | None:
+        found = self.crm_mon(node).find("summary/current_dc")
+        if found is None or found.get("present") != "true":
+            return None
+        return found.get("name")
+
+    def fencing_done(self, target: str, since: float) -> float | None:
+        """When the cluster's fencing of target (a reboot or off that fence_ajs3lab
+        asked the PDU for) finished at the power switch, if it did after since."""
+        for ev in self.pdu_log():
+            if ev["plug"] != target or ev["time"] < since:
+                continue
+            if ev["action"] == "reboot" and ev["phase"] == "on":
+                return float(ev["time"])
+            # An "off" right at `since` is our own kill_node, not the cluster's fencing.
+            if ev["action"] == "off" and ev["phase"] == "off" and ev["time"] > since + 0.5:
+                return float(ev["time"])
+        return None
+
+    def wait_moved(self, lh: str, away_from: str, timeout: float = 90) -> str:
+        """Wait until lh runs on a node other than away_from (as that node's peers see
+        it); returns the node."""
+        others = [n for n in self.node_names() if n != away_from]
+
+        def moved() -> str | None:
+            for n in others:
+                try:
+                    where = self.group_location(lh, n)
+                except (LabError, ET.ParseError, subprocess.TimeoutExpired):
+                    continue
+                if where in others:
+                    return where
+            return None
+        return wait_until(moved, timeout, 0.2, f"{lh} to start on one of {others}")
+
+    def failover(self, lh: str, how: str = "kill", timeout: float = 90) -> Failover:
+        """Take down the node running lh (how: "kill" = crash, "cut" = pull its
+        cable) and wait until lh runs elsewhere and the node has been fenced."""
+        victim = self.group_location(lh)
+        if victim is None:
+            raise LabError(f"{lh} is not running on one node; settle the lab first")
+        viewpoint = next(n for n in self.running_nodes() if n != victim)
+        was_dc = self.dc(viewpoint) == victim
+        old_pid = self.node_pid(victim)
+        if how == "kill":
+            t0 = self.kill_node(victim)
+        elif how == "cut":
+            t0 = time.time()
+            self.cut_link(victim)
+        else:
+            raise LabError(f"unknown failover {how!r} (kill or cut)")
+        survivor = self.wait_moved(lh, victim, timeout)
+        t_started = time.time()
+        fenced = wait_until(lambda: self.fencing_done(victim, t0), 60, 0.2,
+                            f"the fencing of {victim}")
+        return Failover(how=how, lhost=lh, victim=victim, survivor=survivor, was_dc=was_dc,
+                        victim_pid_before=old_pid, fenced_after=fenced - t0,
+                        started_after=t_started - t0, started_at=t_started, fenced_at=fenced)
 
     # ---- status
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -60,33 +61,6 @@ def successful_fencings(lab: Lab, target: str, since: float) -> list[dict[str, s
                                  "%Y-%m-%d %H:%M:%S%z").timestamp()
     return [ev for ev in lab.stonith_history(target)
             if ev.get("status") == "success" and "completed" in ev and when(ev) >= since - 1]
-
-
-def pdu_fence_done(lab: Lab, target: str, since: float) -> float | None:
-    """When the cluster's fencing of target finished at the power switch (its reboot
-    or off request by fence_ajs3lab on behalf of Pacemaker), else None."""
-    for ev in lab.pdu_log():
-        if (ev["plug"] == target and ev["time"] >= since
-                and ((ev["action"] == "reboot" and ev["phase"] == "on")
-                     or (ev["action"] == "off" and ev["phase"] == "off"
-                         and ev["time"] > since + 0.5))):
-            return float(ev["time"])
-    return None
-
-
-def wait_moved(lab: Lab, lh: str, away_from: str, t0: float, timeout: float = 60) -> str:
-    survivors = [n for n in lab.node_names() if n != away_from]
-
-    def moved() -> str | None:
-        for n in survivors:
-            try:
-                where = lab.group_location(lh, n)
-            except Exception:
-                continue
-            if where in survivors:
-                return where
-        return None
-    return wait_until(moved, timeout, 0.2, f"{lh} to start on one of {survivors}")
 
 
 # --------------------------------------------------------------------------- tests
@@ -144,22 +118,19 @@ def test_fence_agent_speaks_the_fence_agents_api(lab: Lab) -> None:
 def test_node_crash_is_fenced_and_lh1_fails_over(settled: Lab) -> None:
     lab = settled
     assert lab.group_location("lh1") == "node1"
-    t_kill = lab.kill_node("node1")
-    where = wait_moved(lab, "lh1", "node1", t_kill)
-    t_started = time.time()
-    fenced = wait_until(lambda: pdu_fence_done(lab, "node1", t_kill), 30, 0.2,
-                        "the PDU to record the fencing of node1")
+    fo = lab.failover("lh1", "kill")
+    t_kill = fo.started_at - fo.started_after
     history = wait_until(lambda: successful_fencings(lab, "node1", t_kill), 30, 0.5,
                          "a successful fencing of node1 in the stonith history")
     assert history[-1]["target"] == "node1"
-    timing("node crash: kill -> fenced", fenced - t_kill)
-    timing("node crash: kill -> lh1 started on survivor", t_started - t_kill)
-    assert fenced <= t_started + 0.5, "lh1 started before node1 was fenced"
-    assert_only_on(lab, "lh1", where)
-    assert lab.group_location("lh2", where) == "node2", "lh2 must not move"
+    timing("node crash: kill -> fenced", fo.fenced_after)
+    timing("node crash: kill -> lh1 started on survivor", fo.started_after)
+    assert fo.fenced_at <= fo.started_at + 0.5, "lh1 started before node1 was fenced"
+    assert_only_on(lab, "lh1", fo.survivor)
+    assert lab.group_location("lh2", fo.survivor) == "node2", "lh2 must not move"
     # stonith-action=reboot: node1 comes back and rejoins; lh1 stays (stickiness).
-    wait_until(lambda: "node1" in lab.online_nodes(where), 90, 0.5, "node1 to rejoin")
-    assert lab.group_location("lh1", where) == where
+    wait_until(lambda: "node1" in lab.online_nodes(fo.survivor), 90, 0.5, "node1 to rejoin")
+    assert lab.group_location("lh1", fo.survivor) == fo.survivor
 
 
 def test_pcs_resource_move_is_a_clean_switchover(settled: Lab) -> None:
@@ -185,20 +156,33 @@ def test_pcs_resource_move_is_a_clean_switchover(settled: Lab) -> None:
 
 def test_cut_link_gets_the_node_fenced_and_lh2_moved(settled: Lab) -> None:
     lab = settled
-    victim = lab.group_location("lh2")
-    assert victim is not None
-    pid = lab.node_pid(victim)
-    t_cut = time.time()
-    lab.cut_link(victim)
-    where = wait_moved(lab, "lh2", victim, t_cut, timeout=90)
-    t_started = time.time()
-    fenced = wait_until(lambda: pdu_fence_done(lab, victim, t_cut), 30, 0.2,
-                        f"the PDU to record the fencing of {victim}")
-    timing("link cut: cut -> fenced", fenced - t_cut)
-    timing("link cut: cut -> lh2 started on survivor", t_started - t_cut)
-    assert fenced <= t_started + 0.5, "lh2 started before its old node was fenced"
-    assert lab.node_pid(victim) != pid, "the cut-off node was not power-cycled"
-    assert_only_on(lab, "lh2", where)
+    fo = lab.failover("lh2", "cut")
+    timing("link cut: cut -> fenced", fo.fenced_after)
+    timing("link cut: cut -> lh2 started on survivor", fo.started_after)
+    assert fo.fenced_at <= fo.started_at + 0.5, "lh2 started before its old node was fenced"
+    assert lab.node_pid(fo.victim) != fo.victim_pid_before, "cut-off node not power-cycled"
+    assert_only_on(lab, "lh2", fo.survivor)
+
+
+def test_repeated_crashes_median_and_worst(settled: Lab) -> None:
+    """Crash whichever node runs lh1, again and again ($AJS3_LAB_FAILOVERS times,
+    default 4): every time the node is fenced first and lh1 comes up elsewhere."""
+    lab = settled
+    rounds = int(os.environ.get("AJS3_LAB_FAILOVERS", "4"))
+    results = []
+    for _ in range(rounds):
+        lab.wait_cluster(timeout=120)
+        lab.wait_groups(timeout=120)
+        fo = lab.failover("lh1", "kill")
+        assert fo.fenced_at <= fo.started_at + 0.5, fo
+        results.append(fo)
+        print(f"{fo.victim} -> {fo.survivor} (victim was DC: {fo.was_dc}): fenced "
+              f"{fo.fenced_after:.2f} s, lh1 started {fo.started_after:.2f} s")
+    assert len({fo.victim for fo in results}) >= min(2, rounds), "failovers did not alternate"
+    for name, values in (("fenced", [fo.fenced_after for fo in results]),
+                         ("lh1 started", [fo.started_after for fo in results])):
+        timing(f"{rounds} crashes: kill -> {name}, median", statistics.median(values))
+        timing(f"{rounds} crashes: kill -> {name}, worst", max(values))
 
 
 def test_infra_suite_passes_over_ssh(settled: Lab) -> None:
