@@ -220,6 +220,7 @@ class Failover:
     started_after: float
     started_at: float
     fenced_at: float
+    start_ms: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -738,7 +739,25 @@ class Lab:
                             f"the fencing of {victim}")
         return Failover(how=how, lhost=lh, victim=victim, survivor=survivor, was_dc=was_dc,
                         victim_pid_before=old_pid, fenced_after=fenced - t0,
-                        started_after=t_started - t0, started_at=t_started, fenced_at=fenced)
+                        started_after=t_started - t0, started_at=t_started, fenced_at=fenced,
+                        start_ms=self.start_times(lh, survivor))
+
+    def start_times(self, group: str, node: str) -> dict[str, int]:
+        """How long the last start of each member of group took on node (ms, as the
+        cluster recorded it): where a failover's time goes."""
+        members = set(self.group_nodes(group, node))
+        out: dict[str, int] = {}
+        for n in self.crm_mon(node).iter("node"):
+            if n.get("name") != node:
+                continue
+            for rh in n.iter("resource_history"):
+                if rh.get("id") not in members:
+                    continue
+                starts = [op for op in rh.iter("operation_history") if op.get("task") == "start"]
+                if starts:
+                    last = max(starts, key=lambda op: int(op.get("call", "0")))
+                    out[rh.get("id", "")] = int(last.get("exec-time", "0ms").rstrip("ms") or 0)
+        return out
 
     # ---- status
 

@@ -177,7 +177,8 @@ def test_repeated_crashes_median_and_worst(settled: Lab) -> None:
         assert fo.fenced_at <= fo.started_at + 0.5, fo
         results.append(fo)
         print(f"{fo.victim} -> {fo.survivor} (victim was DC: {fo.was_dc}): fenced "
-              f"{fo.fenced_after:.2f} s, lh1 started {fo.started_after:.2f} s")
+              f"{fo.fenced_after:.2f} s, lh1 started {fo.started_after:.2f} s; "
+              f"start exec ms {fo.start_ms}")
     assert len({fo.victim for fo in results}) >= min(2, rounds), "failovers did not alternate"
     for name, values in (("fenced", [fo.fenced_after for fo in results]),
                          ("lh1 started", [fo.started_after for fo in results])):
