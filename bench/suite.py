@@ -68,7 +68,7 @@ def table(figures: list[Figure]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     out = []
     for k, r in enumerate(rows):
-        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
         if k == 0:
             out.append("-" * (sum(widths) + 2 * len(widths) + 5))
     return "\n".join(out)
