@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from conftest import LogicalHost
+from lhost import LogicalHost
 from ocf_harness import AgentRun, run_agent
 
 pytestmark = pytest.mark.agent

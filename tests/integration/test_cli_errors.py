@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LogicalHost, cli_env
+from lhost import LogicalHost, cli_env
 
 CORPUS = Path(__file__).resolve().parent.parent / "unit" / "bad_definitions"
 EXPECT = re.compile(r"^# expect: (AJS3-E\d{3}) (\d+)\s*$", re.MULTILINE)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import cli_env
+from lhost import cli_env
 
 
 def ajs3(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,139 @@
+"""A real logical host (real daemon, real SQLite, real processes) driven through the CLI.
+
+Imported by tests as `from lhost import LogicalHost` (tests/ is on sys.path because of
+tests/conftest.py); a module of its own because several tiers have a conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    extra = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + extra if extra else "")
+    for key in [k for k in env if k.startswith("AJS3_")]:
+        del env[key]
+    return env
+
+
+class LogicalHost:
+    """A logical host on a temporary data directory, driven through the `ajs3` command."""
+
+    def __init__(self, base: Path, lhost: str) -> None:
+        self.lhost = lhost
+        self.datadir = base / lhost / "data"
+        self.rundir = base / lhost / "run"
+        self.datadir.mkdir(parents=True)
+        (self.datadir / "definitions").mkdir()
+
+    @property
+    def opts(self) -> list[str]:
+        return ["-h", self.lhost, "--datadir", str(self.datadir), "--rundir", str(self.rundir)]
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `ajs3 ARGS... -h LHOST --datadir D --rundir R`."""
+        argv = [sys.executable, "-m", "ajs3.cli.main", *args, *self.opts]
+        done = subprocess.run(argv, capture_output=True, text=True, env=cli_env(),
+                              timeout=timeout, check=False)
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"ajs3 {' '.join(args)} exited {done.returncode}\n"
+                f"stdout: {done.stdout}\nstderr: {done.stderr}"
+            )
+        return done
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--json").stdout)
+
+    def start(self, mode: str = "hot") -> None:
+        self.run("service", "start", "--mode", mode, "--timeout", "60")
+
+    def stop(self, jobs: str = "kill", timeout: float = 30) -> None:
+        self.run("service", "stop", "--jobs", jobs, "--timeout", str(timeout))
+
+    def define(self, yaml_text: str, name: str = "defs.yaml") -> None:
+        path = self.datadir / "definitions" / name
+        path.write_text(textwrap.dedent(yaml_text))
+        self.run("define")
+
+    def entry(self, jobnet: str, *extra: str) -> int:
+        return int(self.json("entry", jobnet, *extra)["run"])
+
+    def wait(self, run: int, timeout: float = 60) -> dict[str, Any]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            data = self.show(run=run)
+            root = data["units"][0]
+            if root["status"] in FINAL:
+                return data
+            time.sleep(0.1)
+        raise AssertionError(f"run {run} did not end within {timeout} s: {self.show(run=run)}")
+
+    def show(self, jobnet: str | None = None, run: int | None = None) -> dict[str, Any]:
+        args = ["show"]
+        if jobnet:
+            args.append(jobnet)
+        if run is not None:
+            args += ["--run", str(run)]
+        data: dict[str, Any] = self.json(*args)
+        return data
+
+    def units(self, run: int) -> dict[str, dict[str, Any]]:
+        return {u["path"]: u for u in self.show(run=run)["units"]}
+
+    def daemon_pid(self) -> int | None:
+        try:
+            return int(json.loads((self.rundir / "daemon.json").read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def journal_query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        import sqlite3
+
+        conn = sqlite3.connect(str(self.datadir / "journal.db"), timeout=30)
+        try:
+            return list(conn.execute(sql, args))
+        finally:
+            conn.close()
+
+    def cleanup(self) -> None:
+        """Stop what this logical host started, by pid: the daemon, then its jobs."""
+        self.run("service", "stop", "--timeout", "20", check=False)
+        pid = self.daemon_pid()
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        jobs = self.datadir / "jobs"
+        if jobs.is_dir():
+            for started in jobs.glob("*/started.json"):
+                try:
+                    info = json.loads(started.read_text())
+                except (OSError, ValueError):
+                    continue
+                if (started.parent / "status.json").exists():
+                    continue
+                for key, kill in (("pgid", os.killpg), ("supervisor_pid", os.kill)):
+                    try:
+                        kill(int(info[key]), signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError, KeyError, ValueError):
+                        pass
+
+
+FINAL = {"ended_normally", "ended_warning", "ended_abnormally", "killed", "failed_to_start",
+         "bypassed", "not_executed", "interrupted", "shutdown"}
