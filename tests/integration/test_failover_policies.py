@@ -1,0 +1,127 @@
+"""A job whose end is in doubt gets its own recovery policy (design.md rule 5).
+
+Here the "node" dies with the daemon: the daemon, the job's supervisor and the job
+are all killed with SIGKILL, so nothing recorded the job's end. A hot start must
+then follow each job's `on_failover` policy, never silently run it again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEFS = """
+    jobnets:
+      - name: net
+        units:
+          - name: work
+            script: 'echo "start $AJS3_RUN_ID $AJS3_ATTEMPT" >> {ledger}; sleep {pause}'
+            on_failover: {policy}
+            {check}
+          - name: after
+            after: [work]
+            command: [/bin/true]
+"""
+
+
+def kill_everything(host: Any, run: int) -> str:
+    """SIGKILL the daemon, the supervisor and the job: what a node crash does."""
+    units = host.units(run)
+    run_id = units["/net/work"]["run_id"]
+    started = json.loads((host.datadir / "jobs" / run_id / "started.json").read_text())
+    pid = host.daemon_pid()
+    os.kill(pid, signal.SIGKILL)
+    os.killpg(started["pgid"], signal.SIGKILL)
+    os.kill(started["supervisor_pid"], signal.SIGKILL)
+    time.sleep(0.3)
+    return str(run_id)
+
+
+def wait_started(ledger: Path, count: int) -> None:
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        if ledger.exists() and len(ledger.read_text().splitlines()) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError("job did not start")
+
+
+def setup(make_lhost: Any, tmp_path: Path, policy: str, check: str = "",
+          pause: str = "30") -> tuple[Any, Path, int]:
+    host = make_lhost("fo")
+    ledger = tmp_path / "ledger"
+    host.start()
+    host.define(DEFS.format(ledger=ledger, policy=policy, check=check, pause=pause))
+    run = host.entry("/net")
+    wait_started(ledger, 1)
+    return host, ledger, run
+
+
+def test_policy_fail_marks_it_killed_and_runs_nothing_again(make_lhost: Any,
+                                                            tmp_path: Path) -> None:
+    host, ledger, run = setup(make_lhost, tmp_path, "fail")
+    kill_everything(host, run)
+    host.start("hot")
+    units = host.wait(run)["units"]
+    by = {u["path"]: u for u in units}
+    assert by["/net/work"]["status"] == "killed"
+    assert "recovery policy fail" in by["/net/work"]["reason"]
+    assert by["/net/after"]["status"] == "not_executed"
+    assert len(ledger.read_text().splitlines()) == 1
+
+
+def test_policy_unknown_holds_the_jobnet_until_an_operator_decides(make_lhost: Any,
+                                                                   tmp_path: Path) -> None:
+    host, ledger, run = setup(make_lhost, tmp_path, "unknown")
+    kill_everything(host, run)
+    host.start("hot")
+    time.sleep(1.0)
+    by = host.units(run)
+    assert by["/net/work"]["status"] == "unknown"
+    assert by["/net"]["status"] == "running"
+    assert by["/net/after"]["status"] == "waiting"
+    why = host.run("show", "--why", "/net/after").stdout
+    assert "work" in why
+    host.run("release", "/net/work", "--as", "normal")
+    assert host.wait(run)["units"][0]["status"] == "ended_normally"
+    assert host.units(run)["/net/after"]["status"] == "ended_normally"
+    assert len(ledger.read_text().splitlines()) == 1
+
+
+def test_policy_rerun_starts_it_again_with_the_next_attempt(make_lhost: Any,
+                                                            tmp_path: Path) -> None:
+    host, ledger, run = setup(make_lhost, tmp_path, "rerun", pause="1")
+    first = kill_everything(host, run)
+    host.start("hot")
+    host.wait(run)
+    by = host.units(run)
+    assert by["/net/work"]["status"] == "ended_normally"
+    assert by["/net/work"]["attempt"] == 2
+    lines = [line.split() for line in ledger.read_text().splitlines()]
+    assert [(p[1], p[2]) for p in lines] == [(first, "1"), (by["/net/work"]["run_id"], "2")]
+    assert first != by["/net/work"]["run_id"]
+
+
+@pytest.mark.parametrize("verdict,status,starts", [
+    (0, "ended_normally", 1), (1, "ended_normally", 2), (2, "ended_abnormally", 1),
+])
+def test_policy_judge_runs_the_check_with_the_run_identity(
+    make_lhost: Any, tmp_path: Path, verdict: int, status: str, starts: int
+) -> None:
+    seen = tmp_path / "check-saw"
+    check = (f"failover_check: [/bin/sh, -c, 'echo \"$AJS3_RUN_ID $AJS3_CHECK\" > {seen}; "
+             f"exit {verdict}']")
+    host, ledger, run = setup(make_lhost, tmp_path, "judge", check=check, pause="1")
+    run_id = kill_everything(host, run)
+    host.start("hot")
+    host.wait(run)
+    assert seen.read_text().split() == [run_id, "failover"]
+    by = host.units(run)
+    assert by["/net/work"]["status"] == status
+    assert len(ledger.read_text().splitlines()) == starts
