@@ -301,7 +301,10 @@ class Lab:
             os.replace(tmp, self.state_file)
 
     def load(self) -> dict[str, Any]:
-        return json.loads(self.state_file.read_text())  # type: ignore[no-any-return]
+        try:
+            return json.loads(self.state_file.read_text())  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            raise LabError(f"no lab in {self.state_dir} (lab.py up, or --state DIR)") from None
 
     def _record(self, key: str, value: Any, *path: str) -> None:
         with self._locked() as state:
@@ -1005,6 +1008,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("relay", help=argparse.SUPPRESS)
     p.add_argument("host")
     p.add_argument("port", type=int)
+    for p in sub.choices.values():  # `lab.py up --state DIR` works as well
+        p.add_argument("--state", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.cmd == "relay":
