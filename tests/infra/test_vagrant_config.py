@@ -1,0 +1,88 @@
+"""The Vagrant lab's configuration, checked without booting anything.
+
+`vagrant validate` parses the Vagrantfile with every provisioner and setting
+(VMs can not boot on the CI machines: no hardware virtualisation), and every
+provisioning script passes shellcheck. Validate runs on a copy of vagrant/ with
+its own VAGRANT_HOME, so it writes nothing into the tree or ~/.vagrant.d, and it
+never asks the network for anything (no box is needed to validate, and the
+version checkpoint is switched off).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+VAGRANT_DIR = REPO / "vagrant"
+SCRIPTS = sorted((VAGRANT_DIR / "provision").glob("*.sh"))
+
+
+def _validate(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    if not shutil.which("vagrant"):
+        pytest.skip("vagrant is not installed (install.sh --dev installs it)")
+    work = tmp_path / "vagrant"
+    shutil.copytree(VAGRANT_DIR, work, ignore=shutil.ignore_patterns(".vagrant"))
+    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+                "VAGRANT_HOME": str(tmp_path / "vagrant.d"),
+                "VAGRANT_CHECKPOINT_DISABLE": "1", "VAGRANT_NO_COLOR": "1",
+                # No provider is usable here; -p skips the provider-specific checks.
+                "VAGRANT_DEFAULT_PROVIDER": "virtualbox", **env}
+    return subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=work,
+                          env=full_env, capture_output=True, text=True, timeout=300)
+
+
+def test_vagrant_validate(tmp_path: Path) -> None:
+    proc = _validate(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "validated successfully" in proc.stdout
+    # One storage VM and three nodes by default.
+    assert re.findall(r"==> (\w+):", proc.stdout) == ["storage", "node1", "node2", "node3"]
+    # Validating is not provisioning: no secret made, nothing left in the tree.
+    assert not (tmp_path / "vagrant" / ".vagrant" / "ajs3-cluster-secret").exists()
+    assert not (VAGRANT_DIR / ".vagrant").exists()
+
+
+def test_vagrant_node_count_is_a_setting(tmp_path: Path) -> None:
+    proc = _validate(tmp_path, AJS3_NODES="2", AJS3_LHOSTS="3")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.findall(r"==> (\w+):", proc.stdout) == ["storage", "node1", "node2"]
+
+
+def test_vagrant_validate_fails_on_a_missing_script(tmp_path: Path) -> None:
+    """A test that could not fail would be worthless: a renamed script must break it."""
+    if not shutil.which("vagrant"):
+        pytest.skip("vagrant is not installed")
+    broken = tmp_path / "b"
+    broken.mkdir()
+    shutil.copytree(VAGRANT_DIR, broken / "vagrant", ignore=shutil.ignore_patterns(".vagrant"))
+    (broken / "vagrant" / "provision" / "sbd.sh").unlink()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(broken),
+           "VAGRANT_HOME": str(broken / "vagrant.d"), "VAGRANT_CHECKPOINT_DISABLE": "1",
+           "VAGRANT_DEFAULT_PROVIDER": "virtualbox"}
+    bad = subprocess.run(["vagrant", "validate", "-p"], cwd=broken / "vagrant", env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0
+    assert "sbd.sh does not exist" in bad.stdout + bad.stderr
+
+
+def test_every_script_the_vagrantfile_runs_exists() -> None:
+    text = (VAGRANT_DIR / "Vagrantfile").read_text()
+    used = set(re.findall(r'script\("([\w.-]+\.sh)"', text))
+    assert used >= {"install.sh", "iscsi-target.sh", "iscsi-initiator.sh", "sbd.sh",
+                    "vm-cluster.sh", "vm-node.sh"}
+    assert used <= {p.name for p in SCRIPTS}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
+def test_shellcheck(script: Path) -> None:
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck is not installed (install.sh --dev installs it)")
+    proc = subprocess.run(["shellcheck", "--external-sources", script.name],
+                          cwd=script.parent, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

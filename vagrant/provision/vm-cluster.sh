@@ -1,0 +1,110 @@
+#!/bin/bash
+# Corosync/Pacemaker on the Vagrant lab's nodes, around cluster.sh (which the
+# namespace lab runs too):
+#
+#   vm-cluster.sh join --name NAME --secret SECRET NODE=ADDR...
+#       On every node: corosync.conf by `cluster.sh corosync-conf` (the same
+#       arguments give the same file on every node), the authkey derived from
+#       SECRET (so no key has to be copied between VMs), then corosync (with sbd)
+#       and pacemaker enabled and started. Idempotent.
+#
+#   vm-cluster.sh configure --nodes N --sbd-device DEV LHOST=NODE,DEVICE,IP/CIDR...
+#       Once, on the last node: wait until N nodes are online, make each logical
+#       host's file system (logical-host.sh prepare), then `cluster.sh configure`
+#       with fence_sbd, and stonith-timeout above SBD's msgwait. Does nothing when
+#       the fence device exists already.
+set -euo pipefail
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+die() { echo "vm-cluster.sh: $*" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || die "run me as root"
+
+join() {
+    local name="" secret=""
+    local nodes=()
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --name) name=$2; shift ;;
+            --secret) secret=$2; shift ;;
+            *=*) nodes+=("$1") ;;
+            *) die "join: unknown argument '$1'" ;;
+        esac
+        shift
+    done
+    if [ -z "$name" ] || [ -z "$secret" ]; then die "join needs --name and --secret"; fi
+    local new=/etc/corosync/corosync.conf.new changed=0
+    bash "$here/cluster.sh" corosync-conf --name "$name" --out "$new" "${nodes[@]}"
+    if ! cmp -s "$new" /etc/corosync/corosync.conf; then
+        mv "$new" /etc/corosync/corosync.conf
+        changed=1
+    else
+        rm -f "$new"
+    fi
+    # 256 bytes from the secret: sha512 of "secret-0" .. "secret-3".
+    local key=/etc/corosync/authkey.new
+    SECRET=$secret python3 -c 'import hashlib, os, sys; s = os.environ["SECRET"]
+sys.stdout.buffer.write(b"".join(hashlib.sha512(f"{s}-{i}".encode()).digest() for i in range(4)))' \
+        > "$key"
+    chmod 0400 "$key"
+    if ! cmp -s "$key" /etc/corosync/authkey; then
+        mv "$key" /etc/corosync/authkey
+        changed=1
+    else
+        rm -f "$key"
+    fi
+    systemctl enable corosync pacemaker >/dev/null 2>&1
+    if [ "$changed" = 1 ]; then
+        systemctl restart corosync
+    else
+        systemctl start corosync
+    fi
+    systemctl start pacemaker
+    echo "vm-cluster.sh: $(hostname) joined cluster $name"
+}
+
+configure() {
+    local want="" sbd="" wait=600
+    local specs=()
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --nodes) want=$2; shift ;;
+            --sbd-device) sbd=$2; shift ;;
+            --wait) wait=$2; shift ;;
+            *=*,*,*) specs+=("$1") ;;
+            *) die "configure: unknown argument '$1'" ;;
+        esac
+        shift
+    done
+    if [ -z "$want" ] || [ -z "$sbd" ]; then die "configure needs --nodes and --sbd-device"; fi
+    local deadline=$((SECONDS + wait)) online=0
+    while :; do
+        online=$(crm_mon -1 --output-as=xml 2>/dev/null | grep -c '<node name=.* online="true"' || true)
+        [ "$online" -ge "$want" ] && break
+        [ "$SECONDS" -lt "$deadline" ] || die "only $online of $want nodes online after ${wait}s"
+        sleep 5
+    done
+    if crm_resource --list-raw 2>/dev/null | grep -qx fence-sbd; then
+        echo "vm-cluster.sh: the cluster is configured already"
+        return 0
+    fi
+    local spec rest dev
+    for spec in "${specs[@]}"; do
+        rest=${spec#*=}
+        dev=$(cut -d, -f2 <<<"$rest")
+        bash "$here/logical-host.sh" prepare "${spec%%=*}" "$dev"
+    done
+    bash "$here/cluster.sh" configure --fence "fence_sbd devices=$sbd" "${specs[@]}"
+    # msgwait is 2 x the watchdog timeout (sbd.sh); fencing must be given longer.
+    pcs property set stonith-timeout=40s
+    crm_mon -1
+}
+
+cmd=${1:-}
+[ -n "$cmd" ] || die "usage: vm-cluster.sh join|configure ... (see the header of $0)"
+shift
+case "$cmd" in
+    join) join "$@" ;;
+    configure) configure "$@" ;;
+    *) die "unknown command '$cmd'" ;;
+esac
