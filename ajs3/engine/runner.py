@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from ajs3.engine import supervisor
 
 SUPERVISOR = str(Path(supervisor.__file__).resolve())
+FORKSERVER = str(Path(supervisor.__file__).resolve().parent / "forkserver.py")
 
 
 @dataclass
@@ -82,12 +84,13 @@ class Runner:
         self.jobs_dir = datadir / "jobs"
         self.jobs_dir.mkdir(mode=0o750, exist_ok=True)
         self.python = python or sys.executable
+        self.server: subprocess.Popen[bytes] | None = None
         self.identity = supervisor.host_identity()
 
     def jobdir(self, run_id: str) -> Path:
         return self.jobs_dir / run_id
 
-    def write_spec(
+    def make_spec(
         self,
         run_id: str,
         argv: list[str],
@@ -95,8 +98,8 @@ class Runner:
         cwd: str | None,
         user: str | None,
     ) -> tuple[Path, dict[str, Any]]:
+        """What the supervisor needs to run a job; raises KeyError for an unknown user."""
         jobdir = self.jobdir(run_id)
-        jobdir.mkdir(mode=0o750, parents=True, exist_ok=True)
         spec: dict[str, Any] = {
             "run_id": run_id,
             "argv": argv,
@@ -112,23 +115,54 @@ class Runner:
             entry = pwd.getpwnam(user)
             if entry.pw_uid != os.geteuid():
                 spec["uid"], spec["gid"] = entry.pw_uid, entry.pw_gid
-                os.chown(jobdir, entry.pw_uid, entry.pw_gid)
-        with open(jobdir / "spec.json", "w") as f:
-            json.dump(spec, f)
         return jobdir, spec
 
-    def spawn(self, jobdir: Path, spec: dict[str, Any] | None = None) -> tuple[int, int | None]:
-        """Start the supervisor in a new session; returns its pid and start time.
+    def spawn(self, jobdir: Path, spec: dict[str, Any]) -> int:
+        """Start a supervisor for ``spec`` in a new session; returns its pid.
 
-        With the spec at hand the supervisor is a fork of the daemon: no interpreter
-        start-up per job (about 6 ms otherwise). The child closes every inherited
-        descriptor first, so it holds neither the data directory lock nor the journal.
+        The fork server forks it (cheap: a small process); if the fork server is gone
+        it is started again once, and as a last resort the daemon forks itself.
         """
-        if spec is not None:
-            return self._fork(jobdir, spec)
-        return self._spawn_script(jobdir)
+        request = json.dumps({"jobdir": str(jobdir), "spec": spec}).encode() + b"\n"
+        for _ in range(2):
+            server = self._server()
+            try:
+                assert server.stdin is not None and server.stdout is not None
+                server.stdin.write(request)
+                server.stdin.flush()
+                line = server.stdout.readline()
+                if line:
+                    return int(line)
+            except (OSError, ValueError):
+                pass
+            self.close()
+        return self._fork(jobdir, spec)
 
-    def _fork(self, jobdir: Path, spec: dict[str, Any]) -> tuple[int, int | None]:
+    def _server(self) -> subprocess.Popen[bytes]:
+        if self.server is None or self.server.poll() is not None:
+            self.server = subprocess.Popen(
+                [self.python, "-S", "-E", FORKSERVER],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, cwd="/",
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            )
+        return self.server
+
+    def close(self) -> None:
+        """Stop the fork server (the supervisors it started live on)."""
+        server, self.server = self.server, None
+        if server is None:
+            return
+        for stream in (server.stdin, server.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            server.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+    def _fork(self, jobdir: Path, spec: dict[str, Any]) -> int:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             code = 0
@@ -141,22 +175,7 @@ class Runner:
                 code = 70
             finally:
                 os._exit(code)
-        return pid, proc_starttime(pid)
-
-    def _spawn_script(self, jobdir: Path) -> tuple[int, int | None]:
-        log = str(jobdir / "supervisor.log")
-        pid = os.posix_spawn(
-            self.python,
-            [self.python, "-S", "-E", SUPERVISOR, str(jobdir)],
-            {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640),
-                (os.POSIX_SPAWN_DUP2, 1, 2),
-            ],
-            setsid=True,
-        )
-        return pid, proc_starttime(pid)
+        return pid
 
     def started(self, jobdir: Path) -> dict[str, Any] | None:
         return read_json(jobdir / "started.json")

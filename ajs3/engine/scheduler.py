@@ -128,6 +128,10 @@ class Scheduler:
         self.index: dict[int, tuple[RunState, UnitRun]] = {}
         self.tracked: dict[int, rn.Tracked] = {}
         self.by_fd: dict[int, int] = {}
+        #: pidfds of supervisors that ended, to collect at the next step
+        self.exited: list[int] = []
+        #: the environment every job starts from (the daemon's, without AJS3_*)
+        self.base_env = {k: v for k, v in os.environ.items() if not k.startswith("AJS3_")}
         self.dirty: set[int] = set()
         #: Process groups of killed jobs whose leader ended within the grace period while
         #: other members ignore TERM: (pgid, when to KILL them).
@@ -338,19 +342,27 @@ class Scheduler:
     # -- the step: decide and launch ------------------------------------------------------
 
     def step(self) -> None:
+        """Collect ends, register due runs, decide, record intents: one commit; then
+        start the processes whose intent is now durable."""
         now = self.clock()
-        if not self.stopping:
-            self.timetable.fire(now)
-        if self._needs_time_wake(now):
-            self.dirty.update(self.runs)
         launches: list[tuple[RunState, UnitRun]] = []
-        for run_no in sorted(self.dirty):
-            state = self.runs.get(run_no)
-            if state is not None:
-                self._evaluate(state, now, launches)
-        self.dirty.clear()
+        with self.journal.transaction():
+            exited, self.exited = self.exited, []
+            for fd in exited:
+                self._handle_exit(fd)
+            if not self.stopping:
+                self.timetable.fire(now)
+            if self._needs_time_wake(now):
+                self.dirty.update(self.runs)
+            for run_no in sorted(self.dirty):
+                state = self.runs.get(run_no)
+                if state is not None:
+                    self._evaluate(state, now, launches)
+            self.dirty.clear()
+            if launches:
+                self._record_intents(launches, now)
         if launches:
-            self._launch(launches, now)
+            self._spawn(launches, now)
         ended = [n for n, s in self.runs.items() if s.root_ur.status.is_final]
         for run_no in ended:
             for ur in self.runs.pop(run_no).urs.values():
@@ -594,7 +606,7 @@ class Scheduler:
     def _job_env(
         self, state: RunState, ur: UnitRun, unit: Unit, run_id: str, attempt: int
     ) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AJS3_")}
+        env = dict(self.base_env)
         env.update(dict(unit.env))
         env.update(
             {
@@ -610,27 +622,28 @@ class Scheduler:
         )
         return env
 
-    def _launch(self, launches: list[tuple[RunState, UnitRun]], now: float) -> None:
-        # Intent before launch (rule 1): every start is committed before any process exists.
-        with self.journal.transaction():
-            for state, ur in launches:
-                attempt = ur.attempt + 1
-                run_id = make_run_id(self.lhost, ur.path, state.run.scheduled_at, attempt)
-                self.journal.set_status(
-                    ur, Status.RUNNING, "started", attempt=attempt, run_id=run_id,
-                    started_at=now, ended_at=None, exit_code=None, signal=None,
-                    epoch=self.journal.epoch, not_before=None,
-                )
+    def _record_intents(self, launches: list[tuple[RunState, UnitRun]], now: float) -> None:
+        for state, ur in launches:
+            attempt = ur.attempt + 1
+            run_id = make_run_id(self.lhost, ur.path, state.run.scheduled_at, attempt)
+            self.journal.set_status(
+                ur, Status.RUNNING, "started", attempt=attempt, run_id=run_id,
+                started_at=now, ended_at=None, exit_code=None, signal=None,
+                epoch=self.journal.epoch, not_before=None,
+            )
+
+    def _spawn(self, launches: list[tuple[RunState, UnitRun]], now: float) -> None:
+        """Start the supervisors of runs whose intent is committed (rule 1)."""
         for state, ur in launches:
             unit = state.units[ur.path]
             assert ur.run_id is not None
             log = self.log.bind(run_id=ur.run_id, unit=ur.path, attempt=ur.attempt)
             try:
                 env = self._job_env(state, ur, unit, ur.run_id, ur.attempt)
-                jobdir, spec = self.runner.write_spec(
+                jobdir, spec = self.runner.make_spec(
                     ur.run_id, unit.argv(), env, unit.cwd, unit.user
                 )
-                pid, start = self.runner.spawn(jobdir, spec)
+                pid = self.runner.spawn(jobdir, spec)
             except (OSError, KeyError) as exc:
                 reason = f"could not start: {exc}"
                 if isinstance(exc, KeyError):
@@ -640,10 +653,10 @@ class Scheduler:
                 self.dirty.add(state.run.id)
                 continue
             fd = rn.pidfd_open(pid)
-            if fd is None:  # ended already and was reaped? cannot be: it is our child
+            if fd is None:  # it ended and was reaped already: readable at once
                 fd = os.open("/dev/null", os.O_RDONLY)
             t = rn.Tracked(
-                run_id=ur.run_id, unit_run=ur.id, jobdir=jobdir, pid=pid, pid_start=start,
+                run_id=ur.run_id, unit_run=ur.id, jobdir=jobdir, pid=pid, pid_start=None,
                 pidfd=fd, started_at=now, grace=unit.kill_grace,
             )
             if unit.timeout:
@@ -658,7 +671,11 @@ class Scheduler:
         return self.index.get(unit_run)
 
     def on_exit(self, fd: int) -> None:
-        """A supervisor we watch has exited: collect its job's end."""
+        """A supervisor we watch has exited; its end is collected by the next step,
+        in the same transaction as the starts that it allows."""
+        self.exited.append(fd)
+
+    def _handle_exit(self, fd: int) -> None:
         unit_run = self.by_fd.pop(fd, None)
         if unit_run is None:
             return

@@ -106,6 +106,9 @@ def supervise(spec: dict, jobdir: str) -> None:  # type: ignore[type-arg]
         # Only the job's process group is ever signalled; the supervisor must
         # outlive it to record the status.
         signal.signal(sig, signal.SIG_IGN)
+    os.makedirs(jobdir, mode=0o750, exist_ok=True)
+    if spec.get("uid") is not None:
+        os.chown(jobdir, spec["uid"], spec["gid"])
     gate_r, gate_w = os.pipe()
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()

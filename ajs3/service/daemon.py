@@ -227,6 +227,8 @@ class Daemon:
                 path.unlink()
         if self.listener is not None:
             self.listener.close()
+        if self.sched is not None:
+            self.sched.runner.close()
         if self.journal is not None:
             self.journal.close()
         self.lock.release()
