@@ -44,7 +44,11 @@ def serve(inp: int, out: int) -> None:
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
             request = json.loads(line)
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:  # no process slot: say so, the daemon records it
+                os.write(out, b"-1\n")
+                continue
             if pid == 0:
                 code = 0
                 try:

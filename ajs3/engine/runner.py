@@ -117,26 +117,38 @@ class Runner:
                 spec["uid"], spec["gid"] = entry.pw_uid, entry.pw_gid
         return jobdir, spec
 
-    def spawn(self, jobdir: Path, spec: dict[str, Any]) -> int:
-        """Start a supervisor for ``spec`` in a new session; returns its pid.
+    def spawn_many(self, items: list[tuple[Path, dict[str, Any]]]) -> list[int | None]:
+        """Start a supervisor for each (jobdir, spec), each in a new session (-1: fork failed).
 
-        The fork server forks it (cheap: a small process); if the fork server is gone
-        it is started again once, and as a last resort the daemon forks itself.
+        All requests go to the fork server in one write and the pids come back in
+        order, so the server forks back to back. A request without an answer (the
+        server died) is None: whether its supervisor started is then unknown, and it
+        is never simply asked again (that could run the job twice); the caller looks
+        for the supervisor's own record instead.
         """
-        request = json.dumps({"jobdir": str(jobdir), "spec": spec}).encode() + b"\n"
-        for _ in range(2):
-            server = self._server()
-            try:
-                assert server.stdin is not None and server.stdout is not None
-                server.stdin.write(request)
-                server.stdin.flush()
+        if not items:
+            return []
+        payload = b"".join(
+            json.dumps({"jobdir": str(jobdir), "spec": spec}).encode() + b"\n"
+            for jobdir, spec in items
+        )
+        pids: list[int | None] = []
+        server = self._server()
+        try:
+            assert server.stdin is not None and server.stdout is not None
+            server.stdin.write(payload)
+            server.stdin.flush()
+            for _ in items:
                 line = server.stdout.readline()
-                if line:
-                    return int(line)
-            except (OSError, ValueError):
-                pass
+                if not line:
+                    break
+                pids.append(int(line))
+        except (OSError, ValueError):
+            pass
+        if len(pids) < len(items):
             self.close()
-        return self._fork(jobdir, spec)
+            pids.extend([None] * (len(items) - len(pids)))
+        return pids
 
     def _server(self) -> subprocess.Popen[bytes]:
         if self.server is None or self.server.poll() is not None:

@@ -130,6 +130,7 @@ class Scheduler:
         self.by_fd: dict[int, int] = {}
         #: pidfds of supervisors that ended, to collect at the next step
         self.exited: list[int] = []
+        self._gone = 0
         #: the environment every job starts from (the daemon's, without AJS3_*)
         self.base_env = {k: v for k, v in os.environ.items() if not k.startswith("AJS3_")}
         self.dirty: set[int] = set()
@@ -245,8 +246,10 @@ class Scheduler:
     def _adopt(self, ur: UnitRun, unit: Unit, jobdir: Path, started: dict[str, Any]) -> None:
         pid = int(started["supervisor_pid"])
         fd = rn.pidfd_open(pid)
-        if fd is None:
-            return
+        if fd is None:  # ended since we looked: collect it at the first step
+            self._gone -= 1
+            fd = self._gone
+            self.exited.append(fd)
         assert ur.run_id is not None
         t = rn.Tracked(
             run_id=ur.run_id, unit_run=ur.id, jobdir=jobdir, pid=pid,
@@ -634,27 +637,45 @@ class Scheduler:
 
     def _spawn(self, launches: list[tuple[RunState, UnitRun]], now: float) -> None:
         """Start the supervisors of runs whose intent is committed (rule 1)."""
+        ready: list[tuple[RunState, UnitRun, Path, dict[str, Any]]] = []
         for state, ur in launches:
             unit = state.units[ur.path]
             assert ur.run_id is not None
-            log = self.log.bind(run_id=ur.run_id, unit=ur.path, attempt=ur.attempt)
             try:
                 env = self._job_env(state, ur, unit, ur.run_id, ur.attempt)
                 jobdir, spec = self.runner.make_spec(
                     ur.run_id, unit.argv(), env, unit.cwd, unit.user
                 )
-                pid = self.runner.spawn(jobdir, spec)
-            except (OSError, KeyError) as exc:
-                reason = f"could not start: {exc}"
-                if isinstance(exc, KeyError):
-                    reason = f"could not start: no such user {unit.user!r}"
-                self.journal.set_status(ur, Status.FAILED_TO_START, reason, ended_at=now)
-                log.error("job failed to start", error=str(exc))
+            except KeyError:
+                self.journal.set_status(
+                    ur, Status.FAILED_TO_START, f"could not start: no such user {unit.user!r}",
+                    ended_at=now,
+                )
+                self.log.error("job failed to start", run_id=ur.run_id, unit=ur.path,
+                               error=f"no such user {unit.user!r}")
+                self.dirty.add(state.run.id)
+                continue
+            ready.append((state, ur, jobdir, spec))
+        pids = self.runner.spawn_many([(jobdir, spec) for _, _, jobdir, spec in ready])
+        unanswered: list[tuple[RunState, UnitRun]] = []
+        for (state, ur, jobdir, _), pid in zip(ready, pids, strict=True):
+            assert ur.run_id is not None
+            unit = state.units[ur.path]
+            if pid is None:
+                unanswered.append((state, ur))
+                continue
+            if pid < 0:
+                self.journal.set_status(ur, Status.FAILED_TO_START,
+                                        "could not start: fork failed", ended_at=now)
                 self.dirty.add(state.run.id)
                 continue
             fd = rn.pidfd_open(pid)
-            if fd is None:  # it ended and was reaped already: readable at once
-                fd = os.open("/dev/null", os.O_RDONLY)
+            if fd is None:
+                # It ended (and was reaped) already: collect it at the next step under
+                # a key that is no descriptor.
+                self._gone -= 1
+                fd = self._gone
+                self.exited.append(fd)
             t = rn.Tracked(
                 run_id=ur.run_id, unit_run=ur.id, jobdir=jobdir, pid=pid, pid_start=None,
                 pidfd=fd, started_at=now, grace=unit.kill_grace,
@@ -663,7 +684,15 @@ class Scheduler:
                 t.deadline = now + unit.timeout
             self.tracked[ur.id] = t
             self.by_fd[fd] = ur.id
-            log.info("job started", pid=pid)
+            self.log.info("job started", run_id=ur.run_id, unit=ur.path, attempt=ur.attempt,
+                          pid=pid)
+        if unanswered:
+            # The fork server died mid-batch. A supervisor it forked records its start
+            # within milliseconds; give it time, then treat each run as after a restart.
+            self.log.error("fork server failed; re-examining runs", runs=len(unanswered))
+            time.sleep(2.0)
+            for state, ur in unanswered:
+                self._recover_job(state, ur, StartMode.HOT)
 
     # -- ends of jobs --------------------------------------------------------------------
 
@@ -680,7 +709,8 @@ class Scheduler:
         if unit_run is None:
             return
         t = self.tracked.pop(unit_run)
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         if t.own_child:
             rn.reap(t.pid)
         if t.kill_stage == 1 and t.kill_at is not None:

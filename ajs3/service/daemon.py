@@ -178,7 +178,7 @@ class Daemon:
     def _watch_new(self) -> None:
         assert self.sched is not None
         for fd in self.sched.by_fd:
-            if fd not in self.watched:
+            if fd >= 0 and fd not in self.watched:
                 self.sel.register(fd, selectors.EVENT_READ, str(fd))
                 self.watched.add(fd)
 
