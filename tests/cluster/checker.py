@@ -2,6 +2,7 @@
 """The failover checker: from a ledger and a journal, prove nothing was lost or run twice.
 
     checker.py --ledger LH.ledger --journal journal.db [--lhost LH] [--final] [--json]
+    checker.py --journal journal.db --dump        # the journal as JSON (Journal.to_json)
 
 Library: `read_ledger(text)`, `read_journal(path)`, `check(ledger, journal, ...)`
 returning a Report (problems + a summary). Exit status of the CLI: 0 clean, 1 problems.
@@ -483,14 +484,21 @@ def check_files(ledger: Path, journal: Path, *, lhost: str = "", final: bool = F
 
 def main(argv: Iterable[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--ledger", type=Path, required=True)
+    p.add_argument("--ledger", type=Path)
     p.add_argument("--journal", type=Path, required=True,
                    help="journal.db, or a JSON dump of one (Journal.to_json)")
     p.add_argument("--lhost", default="")
     p.add_argument("--final", action="store_true",
                    help="the workload has drained: every run must have ended")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--dump", action="store_true",
+                   help="print the journal as JSON (for a checker elsewhere) and exit")
     a = p.parse_args(list(argv) if argv is not None else None)
+    if a.dump:
+        json.dump(read_journal(a.journal).to_json(), sys.stdout)
+        return 0
+    if a.ledger is None:
+        p.error("--ledger is required")
     if a.journal.suffix == ".json":
         t = time.time()
         rep = check(read_ledger(a.ledger.read_text()),

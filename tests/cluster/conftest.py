@@ -4,7 +4,13 @@ The lab lives in AJS3_LAB_TEST_STATE (default /tmp/ajs3-lab-test) with its own
 namespace prefix, so it never collides with a lab started by hand from the CLI
 (/tmp/ajs3-lab, prefix ajs3lab). A lab left over by an interrupted run is torn down
 before a new one is built; the session ends with down() whatever happened.
-Set AJS3_LAB_KEEP_LOGS=DIR to keep the nodes' /var/log after the run.
+Set AJS3_LAB_KEEP_LOGS=DIR to keep the nodes' /var/log after the run, and
+AJS3_LAB_REUSE=1 to run against a lab already up in AJS3_LAB_TEST_STATE and leave it
+up (for working on the tests; test_lab's down tests then skip).
+
+Order of the tier: test_lab.py's tests on the fresh lab first (they expect the groups
+on their preferred nodes), then the failover proof and everything else, then
+test_lab.py's down tests, which end the lab.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lab import CLEAN_PATH, TIMINGS, Lab
+from lab import CLEAN_PATH, OCF_AJS3, TIMINGS, Lab
 
 STATE = Path(os.environ.get("AJS3_LAB_TEST_STATE", "/tmp/ajs3-lab-test"))
+REUSE = os.environ.get("AJS3_LAB_REUSE") == "1"
 PREFIX = "ajs3t"
 NEEDED = ("corosync", "pacemakerd", "pcs", "sshd", "losetup", "unshare", "nsenter", "ip")
 
@@ -34,6 +41,8 @@ def lab_unavailable() -> str | None:
     missing = [t for t in NEEDED if not shutil.which(t, path=CLEAN_PATH)]
     if missing:
         return f"missing {', '.join(missing)}: run vagrant/provision/install.sh"
+    if Lab(STATE, prefix=PREFIX).app.startswith("ocf:ajs3:") and not Path(OCF_AJS3).exists():
+        return f"{OCF_AJS3} is missing: run vagrant/provision/install.sh"
     return None
 
 
@@ -42,6 +51,9 @@ def lab() -> Iterator[Lab]:
     reason = lab_unavailable()
     if reason:
         pytest.skip(reason)
+    if REUSE and (STATE / "state.json").exists():
+        yield Lab(STATE)
+        return
     Lab(STATE, prefix=PREFIX).down()  # whatever an interrupted run left behind
     the_lab = Lab(STATE, prefix=PREFIX)
     try:
@@ -63,6 +75,30 @@ def settled(lab: Lab) -> Lab:
     lab.wait_cluster(timeout=120)
     lab.wait_groups(timeout=120)
     return lab
+
+
+HERE = Path(__file__).resolve().parent
+
+
+def _tier_order(item: pytest.Item) -> int:
+    path = Path(str(item.fspath))
+    if path.name == "test_lab.py":
+        return 2 if item.name.startswith("test_down") else 0
+    return 1
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Reorder only this tier's items, in the places they already hold (other tiers run
+    # as before); sort is stable, so file order is kept within each part.
+    places = [i for i, it in enumerate(items) if Path(str(it.fspath)).parent == HERE]
+    mine = sorted((items[i] for i in places), key=_tier_order)
+    for i, it in zip(places, mine, strict=True):
+        items[i] = it
+    if REUSE:
+        skip = pytest.mark.skip(reason="AJS3_LAB_REUSE=1: the lab stays up")
+        for it in mine:
+            if _tier_order(it) == 2:
+                it.add_marker(skip)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

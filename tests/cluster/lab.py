@@ -58,10 +58,14 @@ PYTHON = "/usr/bin/python3"
 
 DEFAULT_STATE = Path(os.environ.get("AJS3_LAB_STATE", "/tmp/ajs3-lab"))
 # Third resource of each logical host's group; {lh} and {dir} are filled in.
-# Switch to the real agent with AJS3_LAB_APP or Lab(app=AJS3_APP).
+# AJS3_LAB_APP or Lab(app=...) chooses another one (e.g. DUMMY_APP).
 DUMMY_APP = "ocf:heartbeat:Dummy"
 AJS3_APP = "ocf:ajs3:ajs3 lhost={lh} datadir={dir}"
-DEFAULT_APP = os.environ.get("AJS3_LAB_APP", DUMMY_APP)
+# The default is the real agent; stop_jobs=wait makes a planned switchover graceful
+# (running jobs end before the logical host moves; a crash is unaffected).
+AJS3_WAIT_APP = AJS3_APP + " stop_jobs=wait"
+DEFAULT_APP = os.environ.get("AJS3_LAB_APP", AJS3_WAIT_APP)
+OCF_AJS3 = "/usr/lib/ocf/resource.d/ajs3/ajs3"
 LEDGER_DIR = "/var/lib/ajs3-ledger"
 MOUNT_ROOT = "/srv/ajs3"
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -151,6 +155,14 @@ mount -t tmpfs -o mode=0755 lab-run /run
 mount -t tmpfs -o mode=1777 lab-shm /dev/shm
 mount -t tmpfs -o mode=0755 lab-srv /srv
 mount --bind "$d/etc-corosync" /etc/corosync
+# /var/lib is the node's own (an overlay on the host's, upper layer in the node's /run):
+# the ledger's mount point lives there, so nothing on the host's tree is needed for
+# it (a host directory could be removed under a running lab, e.g. by another lab's
+# down, which silently detaches the node's mount).
+mkdir -p /run/lab/varlib-upper /run/lab/varlib-work
+mount -t overlay lab-varlib \
+      -o lowerdir=/var/lib,upperdir=/run/lab/varlib-upper,workdir=/run/lab/varlib-work /var/lib
+mkdir -p {ledger}
 mount --bind "$d/var-lib-pacemaker" /var/lib/pacemaker
 mount --bind "$d/var-lib-corosync" /var/lib/corosync
 mount --bind "$d/var-log" /var/log
@@ -354,11 +366,6 @@ class Lab:
         s = self.state_dir
         (s / "ledger").mkdir(parents=True, exist_ok=True)
         (s / "ledger").chmod(0o1777)
-        if not Path(LEDGER_DIR).exists():
-            # The mount point must exist in the host's tree; we remove it again in down.
-            with self._locked() as state:
-                state["created_paths"].append(LEDGER_DIR)
-            Path(LEDGER_DIR).mkdir(parents=True)
         (s / "node-init.sh").write_text(NODE_INIT.replace("{ledger}", LEDGER_DIR))
         hosts = "".join(f"{self.node(n).addr} {n}\n" for n in self.node_names())
         hosts += "".join(f"{lh.ip} {lh.name}\n" for lh in self.logical_hosts())
