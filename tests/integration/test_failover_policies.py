@@ -36,9 +36,10 @@ def kill_everything(host: Any, run: int) -> str:
     run_id = units["/net/work"]["run_id"]
     started = json.loads((host.datadir / "jobs" / run_id / "started.json").read_text())
     pid = host.daemon_pid()
+    # the supervisor first: once its job is dead it would record the end at once
+    os.kill(started["supervisor_pid"], signal.SIGKILL)
     os.kill(pid, signal.SIGKILL)
     os.killpg(started["pgid"], signal.SIGKILL)
-    os.kill(started["supervisor_pid"], signal.SIGKILL)
     time.sleep(0.3)
     return str(run_id)
 

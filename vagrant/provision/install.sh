@@ -65,7 +65,7 @@ if [ ! -x "$prefix/venv/bin/python" ]; then
 fi
 "$prefix/venv/bin/pip" install -q --upgrade pip >/dev/null
 if [ "$dev" = 1 ]; then
-    "$prefix/venv/bin/pip" install -q "$src[dev]"
+    "$prefix/venv/bin/pip" install -q "${src}[dev]"
 else
     "$prefix/venv/bin/pip" install -q "$src"
 fi
