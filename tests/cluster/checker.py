@@ -57,6 +57,8 @@ from typing import Any
 FINAL = {"ended_normally", "ended_warning", "ended_abnormally", "killed", "failed_to_start",
          "bypassed", "not_executed", "interrupted", "shutdown"}
 ENDED_BY_EXIT = {"ended_normally", "ended_warning", "ended_abnormally"}
+#: the engine's reason when an attempt was recorded but its job never started
+NEVER_STARTED = "never started"
 IN_DOUBT_MARKS = ("lost in a failover", "supervisor died", "killed by a warm start")
 
 
@@ -347,6 +349,18 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
             prev = reruns.get(attempt - 1)
             if prev is None:
                 if retries:
+                    continue
+                # Rule 1's other side: an attempt recorded but never started (its node
+                # died before the supervisor recorded a start) is started again, and
+                # that is fine only if the earlier attempt really left no trace.
+                never = any(ev["attempt"] == attempt - 1 and NEVER_STARTED in ev["reason"]
+                            for ev in evs)
+                if never and (attempt - 1) not in started:
+                    continue
+                if never:
+                    bad("double-start", subject(uid, s.run_id),
+                        f"attempt {attempt - 1} was declared never started, but its job "
+                        f"wrote a start line on {started[attempt - 1].node}")
                     continue
                 bad("rerun-not-allowed", subject(uid, s.run_id),
                     f"attempt {attempt} started on {s.node} but nothing allowed attempt "

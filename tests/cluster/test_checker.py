@@ -166,6 +166,40 @@ def test_a_second_attempt_without_the_policy_fails(crashed: dict[str, Any]) -> N
     assert "rerun-not-allowed" in rules(rep), rep.text()
 
 
+def _never_started_then_attempt_2(crashed: dict[str, Any],
+                                  attempt_1_ran: bool) -> checker.Report:
+    """The fail-policy job's crashed run, recorded as never started and run as attempt 2."""
+    j = copy.deepcopy(crashed["journal"])
+    uid = next(i for i, u in j.units.items()
+               if u["path"].endswith("/fail/long") and u["jobnet_run"] == crashed["runs"][1])
+    lines = _lines(crashed)
+    s = next(line.split() for line in lines if line.startswith("start")
+             and f" {crashed['runs'][1]} " in line and "/fail/long" in line)
+    if not attempt_1_ran:
+        lines = [line for line in lines if line.split()[:2] != ["start", s[1]]
+                 and line.split()[:2] != ["end", s[1]]]
+    j.events.append({"id": 10**6, "at": time.time(), "epoch": 2, "unit_run": uid,
+                     "run_id": s[1], "attempt": 1, "old": "running", "new": "waiting",
+                     "reason": "recorded but never started; restarted"})
+    j.events.append({"id": 10**6 + 1, "at": time.time(), "epoch": 2, "unit_run": uid,
+                     "run_id": "rXXX", "attempt": 2, "old": "waiting", "new": "running",
+                     "reason": "started"})
+    extra = " ".join(["start", "rXXX", "2", "2", s[4], s[5], s[6], f"{float(s[7]) + 9:.6f}"])
+    return run_check(crashed, "\n".join([*lines, extra]) + "\n", j)
+
+
+def test_a_second_attempt_after_a_start_that_never_happened_is_allowed(
+    crashed: dict[str, Any],
+) -> None:
+    rep = _never_started_then_attempt_2(crashed, attempt_1_ran=False)
+    assert not {"rerun-not-allowed", "double-start", "unrecorded-start"} & rules(rep), rep.text()
+
+
+def test_a_never_started_attempt_that_did_run_fails(crashed: dict[str, Any]) -> None:
+    rep = _never_started_then_attempt_2(crashed, attempt_1_ran=True)
+    assert "double-start" in rules(rep), rep.text()
+
+
 def test_a_lost_run_fails(crashed: dict[str, Any]) -> None:
     # An entry the CLI confirmed, that the journal does not have.
     lost = f"entry lhc {workload.ROOT} 99 vm {time.time():.6f}"
