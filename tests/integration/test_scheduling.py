@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -64,6 +65,12 @@ def test_a_due_run_starts_by_itself(make_lhost: Any) -> None:
     assert listing["jobnets"][0]["next_run"] is not None
     due = listing["jobnets"][0]["next_run"]
     assert 0 < due - time.time() <= 61
+    # the forecast names the same start the daemon will make
+    start = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time()))
+    end = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 120))
+    plan = host.json("plan", "/tick", "--from", start, "--to", end)
+    first = datetime.fromisoformat(plan["runs"][0]["start"]).timestamp()
+    assert first == pytest.approx(due)
     end = time.time() + 75
     while time.time() < end and not host.journal_query("SELECT id FROM jobnet_runs"):
         time.sleep(0.2)
