@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,10 +122,23 @@ class Runbook:
         if b.on == "all":
             return list(self.lab.running_nodes())
         if b.on.startswith("@"):
-            where = self.lab.group_location(b.on[1:])
-            assert where, f"{b.on[1:]} is not running on one node"
-            return [where]
+            return [self.locate(b.on[1:])]
         return [b.on]
+
+    def locate(self, group: str, timeout: float = 60) -> str:
+        """Where group runs, as the nodes see it (a node that is just rebooting after
+        being fenced knows nothing yet: ask the others)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for node in self.lab.running_nodes():
+                try:
+                    where = self.lab.group_location(group, node)
+                except Exception:  # not up yet, crm_mon timed out: ask the next one
+                    continue
+                if where:
+                    return str(where)
+            assert time.monotonic() < deadline, f"{group} is not running on one node"
+            time.sleep(0.5)
 
     def run(self, id: str, on: str | None = None) -> str:
         """Run block id (on its node(s), or on `on`); check its exit code; return the

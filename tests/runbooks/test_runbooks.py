@@ -149,7 +149,7 @@ def test_switchover(rb_lab: Lab) -> None:
     assert "no move constraints" in out
     assert lab.node_pid("node1") == pid_before, "a switchover must not fence anyone"
     out = rb.run("standby")
-    assert "Node node2: standby" in out and out.strip().endswith("0"), out
+    assert "Node node2: standby" in out and re.search(r"^0$", out, re.M), out
     where = lab.wait_groups(timeout=120)
     assert "node2" not in where.values(), where
     out = rb.run("unstandby")
@@ -201,15 +201,16 @@ def test_state(rb_lab: Lab) -> None:
     out = rb.run("crm-mon")
     assert "partition with quorum" in out and "Online: [ node1 node2 node3 ]" in out, out
     out = rb.run("pcs-status")
-    assert "Resource Group: lh1" in out and "Fencing History" in out, out
+    assert "Resource Group: lh1" in out and re.search(r"\d+ events? found", out), out
     out = rb.run("locate")
     assert "resource lh1 is running on" in out and "datadir=/srv/ajs3/lh1" in out, out
     assert "logical host lh1 is running" in rb.run("daemon")
     out = rb.run("show")
-    assert "/batch/nightly (run 1): Ended normally" in out, out
+    assert re.search(r"/batch/nightly\s+run 1: Ended normally", out), out
+    assert "/batch/nightly/report (run 1): Ended normally" in out, out
     assert "report done" in out
     out = rb.run("logs")
-    assert '"event": "job in doubt"' in out, out
+    assert '"level": "warning"' in out and '"lhost": "lh1"' in out, out
     out = rb.run("failures")
     assert "No failcounts" in out, out
     rb.assert_all_run()
@@ -247,7 +248,7 @@ def test_upgrade(rb_lab: Lab) -> None:
     settle(lab)
     rb = Runbook(lab, "upgrade.md", {"AJS3_SRC": str(REPO)})
     out = rb.run("standby")
-    assert out.strip().endswith("0"), out
+    assert re.search(r"^0$", out, re.M), out
     assert "node3" not in lab.wait_groups(timeout=120).values()
     out = rb.run("check")
     assert "returned 0 (ok)" in out and re.search(r"^ajs3 \d", out, re.M), out
@@ -274,7 +275,7 @@ def test_troubleshooting(rb_lab: Lab) -> None:
     assert node_after == node
     assert ajs3(lab, node, "service", "status", "-h", "lh1") == pid, "timeouts restarted it"
     out = rb.run("volume")
-    assert "ext4" in out and f"/srv/ajs3/lh1 {dev}" in out, out
+    assert "ext4" in out and re.search(rf"/srv/ajs3/lh1\s+{dev}\s", out), out
     out = rb.run("lock")
     assert f'"node": "{node}"' in out and '"lhost": "lh1"' in out, out
     out = rb.run("fencing")
