@@ -23,7 +23,7 @@ from hypothesis import strategies as st  # noqa: E402
 T0 = datetime(2027, 3, 20, tzinfo=UTC).timestamp()  # spans the spring DST changes
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(zone=st.sampled_from(ZONES), rule_list=st.lists(rules(), min_size=1, max_size=2),
        wakes=st.lists(st.floats(60, 3 * 86400), min_size=1, max_size=12))
 def test_the_daemon_registers_exactly_the_forecast(zone: str, rule_list: list, wakes: list
@@ -51,8 +51,9 @@ def test_the_daemon_registers_exactly_the_forecast(zone: str, rule_list: list, w
             registered = sorted(r.scheduled_at for r in journal.jobnet_runs(limit=10**6))
         finally:
             journal.close()
+    # the daemon's last wake at `end` takes runs due at `end` too; plan's --to excludes it
     planned = [r.due for r in forecast(defs, datetime.fromtimestamp(T0, UTC),
-                                       datetime.fromtimestamp(end, UTC))]
+                                       datetime.fromtimestamp(end + 60, UTC))]
     # the first instant belongs to the start's catch-up, not to a wake-up
     planned = [t for t in planned if t > T0]
     assert registered == [t for t in planned if t <= end]
