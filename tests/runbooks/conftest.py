@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "cluster"))
 sys.path.insert(0, str(HERE))
 
-from lab import AJS3_APP, CLEAN_PATH, LEDGER_DIR, Lab  # noqa: E402
+from lab import AJS3_APP, CLEAN_PATH, Lab  # noqa: E402
 
 STATE = Path(os.environ.get("AJS3_RUNBOOK_LAB_STATE", "/tmp/ajs3-runbook-lab"))
 PREFIX = "ajs3rb"
@@ -52,10 +52,6 @@ def rb_lab() -> Iterator[Lab]:
     if reason:
         pytest.skip(reason)
     Lab(STATE, prefix=PREFIX).down()
-    # The ledger's mount point is shared by every lab on this machine. A lab that
-    # creates it removes it at `down`, even while another lab's nodes use it, so
-    # make sure this one never counts as its creator (an empty directory is left).
-    Path(LEDGER_DIR).mkdir(parents=True, exist_ok=True)
     the_lab = Lab(STATE, prefix=PREFIX, app=AJS3_APP)
     try:
         the_lab.up()
