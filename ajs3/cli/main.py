@@ -216,7 +216,9 @@ def cmd_service(args: argparse.Namespace) -> int:
     if args.action == "start":
         mode = StartMode(args.mode)
         if args.check:
-            emit(args, lifecycle.check(paths), f"{paths.lhost}: could start")
+            found = lifecycle.check(paths)
+            emit(args, found, f"{paths.lhost}: already running (pid {found['pid']})"
+                 if found["already_running"] else f"{paths.lhost}: could start")
             return 0
         if args.foreground:
             from ajs3.service.daemon import run_foreground

@@ -56,6 +56,9 @@ def check(paths: Paths) -> dict[str, Any]:
     datadir = paths.need_datadir()
     check_datadir(datadir)
     load_settings(datadir, paths.lhost)
+    info = daemon_info(paths)
+    if info is not None:
+        return {"ok": True, "already_running": True, "pid": info["pid"], "datadir": str(datadir)}
     if (datadir / "journal.db").exists():
         Journal.open(datadir, readonly=True).close()
     if is_locked(paths.lockfile) and daemon_info(paths) is None:
@@ -63,7 +66,7 @@ def check(paths: Paths) -> dict[str, Any]:
             f"data directory {datadir} is locked by {describe(read_holder(paths.lockfile))}",
             hint="another daemon owns this logical host; stop it first",
         )
-    return {"ok": True, "datadir": str(datadir)}
+    return {"ok": True, "already_running": False, "datadir": str(datadir)}
 
 
 def start(paths: Paths, mode: StartMode, timeout: float, log_level: str) -> dict[str, Any]:

@@ -70,6 +70,8 @@ LEDGER_DIR = "/var/lib/ajs3-ledger"
 MOUNT_ROOT = "/srv/ajs3"
 CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 CLEAN_ENV = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "HOME": "/root", "TERM": "dumb"}
+# What an operator's shell on a node has: the `ajs3` link lives in /usr/local/bin.
+OPERATOR_ENV = {**CLEAN_ENV, "PATH": "/usr/local/sbin:/usr/local/bin:" + CLEAN_PATH}
 
 # Corosync timings for the lab (docs/lab.md explains the choice). Corosync's own
 # defaults are token 3000 ms + 650 ms per node beyond two.
@@ -589,7 +591,7 @@ class Lab:
         if pid is None:
             raise LabError(f"{node} is powered off")
         return run(["nsenter", "-t", str(pid), "-n", "-m", "-u", "-p", "--", *argv],
-                   check=check, timeout=timeout, input=input)
+                   check=check, timeout=timeout, input=input, env=OPERATOR_ENV)
 
     def sh(self, node: str, script: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.exec(node, ["/bin/bash", "-c", script], **kw)
