@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import pwd
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from typing import Any
 
 from ajs3.engine import supervisor
 
-SUPERVISOR = str(Path(supervisor.__file__).resolve())
 FORKSERVER = str(Path(supervisor.__file__).resolve().parent / "forkserver.py")
 
 
@@ -32,7 +30,6 @@ class Tracked:
     unit_run: int
     jobdir: Path
     pid: int
-    pid_start: int | None
     pidfd: int
     started_at: float
     deadline: float | None = None
@@ -40,14 +37,13 @@ class Tracked:
     kill_stage: int = 0
     kill_at: float | None = None
     kill_reason: str = ""
-    own_child: bool = True
     info: dict[str, Any] = field(default_factory=dict)
 
 
 def proc_starttime(pid: int) -> int | None:
     """The kernel's start time of a process (clock ticks since boot), or None if gone."""
     try:
-        return supervisor._proc_starttime(pid)
+        return supervisor.proc_stat(pid)[1]
     except (OSError, ValueError, IndexError):
         return None
 
@@ -55,10 +51,7 @@ def proc_starttime(pid: int) -> int | None:
 def is_same_process(pid: int, start: int | None) -> bool:
     """True if ``pid`` is alive (not a zombie) and is the process that started at ``start``."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        fields = data[data.rindex(b")") + 2 :].split()
-        state, now = fields[0], int(fields[19])
+        state, now = supervisor.proc_stat(pid)
     except (OSError, ValueError, IndexError):
         return False
     if state in (b"Z", b"X"):
@@ -174,21 +167,6 @@ class Runner:
             server.kill()
             server.wait()
 
-    def _fork(self, jobdir: Path, spec: dict[str, Any]) -> int:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            code = 0
-            try:
-                os.setsid()
-                signal.set_wakeup_fd(-1)
-                os.closerange(3, 1 << 20)
-                supervisor.supervise(spec, str(jobdir))
-            except BaseException:
-                code = 70
-            finally:
-                os._exit(code)
-        return pid
-
     def started(self, jobdir: Path) -> dict[str, Any] | None:
         return read_json(jobdir / "started.json")
 
@@ -222,12 +200,3 @@ def kill_group(pgid: int | None, sig: int) -> bool:
 def group_alive(pgid: int | None) -> bool:
     return kill_group(pgid, 0)
 
-
-def reap(pid: int) -> None:
-    """Collect a child supervisor's zombie; adopted ones are not our children."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-TERM = signal.SIGTERM
-KILL = signal.SIGKILL

@@ -245,17 +245,13 @@ class Scheduler:
 
     def _adopt(self, ur: UnitRun, unit: Unit, jobdir: Path, started: dict[str, Any]) -> None:
         pid = int(started["supervisor_pid"])
-        fd = rn.pidfd_open(pid)
-        if fd is None:  # ended since we looked: collect it at the first step
-            self._gone -= 1
-            fd = self._gone
-            self.exited.append(fd)
+        fd = self._watch(pid)
         assert ur.run_id is not None
         t = rn.Tracked(
             run_id=ur.run_id, unit_run=ur.id, jobdir=jobdir, pid=pid,
-            pid_start=started.get("supervisor_start"), pidfd=fd,
+            pidfd=fd,
             started_at=float(started.get("started_at", ur.started_at or self.clock())),
-            grace=unit.kill_grace, own_child=False, info=started,
+            grace=unit.kill_grace, info=started,
         )
         if unit.timeout:
             t.deadline = t.started_at + unit.timeout
@@ -669,15 +665,9 @@ class Scheduler:
                                         "could not start: fork failed", ended_at=now)
                 self.dirty.add(state.run.id)
                 continue
-            fd = rn.pidfd_open(pid)
-            if fd is None:
-                # It ended (and was reaped) already: collect it at the next step under
-                # a key that is no descriptor.
-                self._gone -= 1
-                fd = self._gone
-                self.exited.append(fd)
+            fd = self._watch(pid)
             t = rn.Tracked(
-                run_id=ur.run_id, unit_run=ur.id, jobdir=jobdir, pid=pid, pid_start=None,
+                run_id=ur.run_id, unit_run=ur.id, jobdir=jobdir, pid=pid,
                 pidfd=fd, started_at=now, grace=unit.kill_grace,
             )
             if unit.timeout:
@@ -699,6 +689,16 @@ class Scheduler:
     def _state_of(self, unit_run: int) -> tuple[RunState, UnitRun] | None:
         return self.index.get(unit_run)
 
+    def _watch(self, pid: int) -> int:
+        """A pidfd for a supervisor; if it has ended (and was reaped) already, a key
+        that is no descriptor, queued so the next step collects it."""
+        fd = rn.pidfd_open(pid)
+        if fd is not None:
+            return fd
+        self._gone -= 1
+        self.exited.append(self._gone)
+        return self._gone
+
     def on_exit(self, fd: int) -> None:
         """A supervisor we watch has exited; its end is collected by the next step,
         in the same transaction as the starts that it allows."""
@@ -711,8 +711,6 @@ class Scheduler:
         t = self.tracked.pop(unit_run)
         if fd >= 0:
             os.close(fd)
-        if t.own_child:
-            rn.reap(t.pid)
         if t.kill_stage == 1 and t.kill_at is not None:
             pgid = (t.info or self.runner.started(t.jobdir) or {}).get("pgid")
             if pgid and rn.group_alive(pgid):

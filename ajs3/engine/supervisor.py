@@ -24,12 +24,13 @@ import sys
 import time
 
 
-def _proc_starttime(pid: int) -> int:
+def proc_stat(pid: int) -> tuple[bytes, int]:
+    """A process's state letter and kernel start time (clock ticks since boot)."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         data = f.read()
     # The command name may hold spaces and parentheses: split after the last ')'.
     fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[19])
+    return fields[0], int(fields[19])
 
 
 def host_identity() -> str:
@@ -127,7 +128,7 @@ def supervise(spec: dict, jobdir: str) -> None:  # type: ignore[type-arg]
         os.path.join(jobdir, "started.json"),
         {
             "supervisor_pid": me,
-            "supervisor_start": _proc_starttime(me),
+            "supervisor_start": proc_stat(me)[1],
             "job_pid": pid,
             "pgid": pid,
             "host": host_identity(),

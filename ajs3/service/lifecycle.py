@@ -61,12 +61,18 @@ def check(paths: Paths) -> dict[str, Any]:
         return {"ok": True, "already_running": True, "pid": info["pid"], "datadir": str(datadir)}
     if (datadir / "journal.db").exists():
         Journal.open(datadir, readonly=True).close()
-    if is_locked(paths.lockfile) and daemon_info(paths) is None:
+    refuse_if_locked(paths)
+    return {"ok": True, "already_running": False, "datadir": str(datadir)}
+
+
+def refuse_if_locked(paths: Paths) -> None:
+    """Raise AJS3-E301, naming the holder, if another daemon holds the data directory."""
+    if is_locked(paths.lockfile):
         raise LockedError(
-            f"data directory {datadir} is locked by {describe(read_holder(paths.lockfile))}",
+            f"data directory {paths.need_datadir()} is locked by "
+            f"{describe(read_holder(paths.lockfile))}",
             hint="another daemon owns this logical host; stop it first",
         )
-    return {"ok": True, "already_running": False, "datadir": str(datadir)}
 
 
 def start(paths: Paths, mode: StartMode, timeout: float, log_level: str) -> dict[str, Any]:
@@ -81,11 +87,7 @@ def start(paths: Paths, mode: StartMode, timeout: float, log_level: str) -> dict
             f"logical host {paths.lhost} already runs with data directory {info['datadir']}",
             code=Code.ALREADY_RUNNING, hint="stop it first",
         )
-    if is_locked(paths.lockfile):
-        raise LockedError(
-            f"data directory {datadir} is locked by {describe(read_holder(paths.lockfile))}",
-            hint="another daemon owns this logical host; stop it first",
-        )
+    refuse_if_locked(paths)
     # Fail early, in the foreground, on a journal this version cannot use.
     Journal.open(datadir).close()
     paths.rundir.mkdir(mode=0o750, parents=True, exist_ok=True)
