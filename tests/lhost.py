@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,14 @@ class LogicalHost:
 
 FINAL = {"ended_normally", "ended_warning", "ended_abnormally", "killed", "failed_to_start",
          "bypassed", "not_executed", "interrupted", "shutdown"}
+
+
+def wait_for(what: Callable[[], Any], timeout: float = 20.0, message: str = "") -> Any:
+    """Poll ``what`` until it returns something true, and return that; fail after timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = what()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {message or what}")

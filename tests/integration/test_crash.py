@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lhost import wait_for
 
 JOBS = 50
 
@@ -38,15 +39,6 @@ def ledger_lines(ledger: Path) -> list[list[str]]:
     if not ledger.exists():
         return []
     return [line.split() for line in ledger.read_text().splitlines() if line.strip()]
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("round_no", range(10))

@@ -5,26 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from lhost import cli_env
+from lhost import cli_env, wait_for
 
 
 def ajs3(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ajs3.cli.main", *argv], capture_output=True,
                           text=True, env=cli_env(), timeout=60, check=False)
-
-
-def wait_for(what: Any, timeout: float = 20.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = what()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_two_logical_hosts_run_side_by_side(make_lhost: Any, tmp_path: Path) -> None:

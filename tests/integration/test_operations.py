@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def wait_for(what: Callable[[], Any], timeout: float = 20.0, message: str = "") -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = what()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting: {message}")
+from lhost import wait_for
 
 
 def status_of(lhost: Any, run: int, path: str) -> str:
