@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from ajs3.engine import native
 from bench.figures import Bench, Figure, unavailable
 
 NAMES = ["dispatch", "latency_p99", "startup_1m", "show_1m", "idle_cpu", "idle_rss",
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="timings JSON written by the cluster tests (AJS3_LAB_TIMINGS)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = p.parse_args(argv)
+    native.ensure_built()  # the working tree's engine, with its C supervisor
     groups = (args.only or "dispatch,latency,history,idle,failover").split(",")
 
     def log(msg: str) -> None:

@@ -9,6 +9,13 @@ from typing import Any
 import pytest
 from lhost import LogicalHost
 
+from ajs3.engine import native
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The tests run the working tree's engine: build its C supervisor in place."""
+    native.ensure_built()
+
 
 @pytest.fixture
 def make_lhost(tmp_path: Path) -> Iterator[Any]:

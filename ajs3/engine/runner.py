@@ -1,8 +1,10 @@
 """Starting jobs under their supervisor, finding them again, and stopping them.
 
-The daemon never waits on a job directly: it starts ``supervisor.py`` in a new
-session, watches the supervisor through a pidfd (which also works for a supervisor
-it re-adopted after a restart), and reads the durable files the supervisor writes.
+The daemon never waits on a job directly. It sends each job to ``ajs3-supervise``
+(``supervise.c``, ADR 0012), a small C fork server started once per daemon, which forks
+a supervisor per job in a session of its own. The daemon watches supervisors through
+pidfds (which also work for a supervisor it re-adopted after a restart) and reads the
+durable files they write: ``started.json`` before the job runs, ``status.json`` after.
 """
 
 from __future__ import annotations
@@ -12,14 +14,66 @@ import json
 import os
 import pwd
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ajs3.engine import supervisor
+from ajs3.engine import native
+from ajs3.errors import Code, ServiceError
 
-FORKSERVER = str(Path(supervisor.__file__).resolve().parent / "forkserver.py")
+
+def proc_stat(pid: int) -> tuple[bytes, int]:
+    """A process's state letter and kernel start time (clock ticks since boot)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    # The command name may hold spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return fields[0], int(fields[19])
+
+
+def host_identity() -> str:
+    """This node and PID namespace, as the supervisor writes it in started.json
+    (node name/boot id/pid namespace): pids mean nothing elsewhere."""
+    try:
+        pidns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pidns = "?"
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        boot = f.read().strip()
+    return f"{os.uname().nodename}/{boot}/{pidns}"
+
+
+def supervisor_binary() -> Path:
+    """The ``ajs3-supervise`` binary; a clear error if it was never built."""
+    binary = native.path()
+    if not os.access(binary, os.X_OK):
+        raise ServiceError(
+            f"the job supervisor {binary} is missing: jobs cannot start",
+            code=Code.SUPERVISOR_MISSING,
+            hint="install ajs3 with `pip install .` (it compiles the supervisor and needs "
+            "a C compiler), or build it in a working tree with "
+            "`python -m ajs3.engine.native`",
+        )
+    return binary
+
+
+def encode_request(jobdir: Path, spec: dict[str, Any]) -> bytes:
+    """One request for the supervisor server: a length, a newline, NUL-ended fields
+    (see supervise.c). ValueError if an argument or variable holds a NUL byte."""
+    argv = [str(a) for a in spec["argv"]]
+    env = [f"{k}={v}" for k, v in spec["env"].items()]
+    uid, gid = spec.get("uid"), spec.get("gid")
+    fields = [
+        str(jobdir), spec.get("run_id") or "", spec.get("cwd") or "",
+        "" if uid is None else str(uid), "" if gid is None else str(gid),
+        (spec.get("user") or "") if uid is not None else "",
+        str(len(argv)), *argv, str(len(env)), *env,
+    ]
+    parts = [os.fsencode(f) for f in fields]
+    if any(b"\0" in p for p in parts):
+        raise ValueError("an argument or environment variable holds a NUL byte")
+    body = b"\0".join(parts) + b"\0"
+    return b"%d\n" % len(body) + body
 
 
 @dataclass
@@ -43,7 +97,7 @@ class Tracked:
 def proc_starttime(pid: int) -> int | None:
     """The kernel's start time of a process (clock ticks since boot), or None if gone."""
     try:
-        return supervisor.proc_stat(pid)[1]
+        return proc_stat(pid)[1]
     except (OSError, ValueError, IndexError):
         return None
 
@@ -51,7 +105,7 @@ def proc_starttime(pid: int) -> int | None:
 def is_same_process(pid: int, start: int | None) -> bool:
     """True if ``pid`` is alive (not a zombie) and is the process that started at ``start``."""
     try:
-        state, now = supervisor.proc_stat(pid)
+        state, now = proc_stat(pid)
     except (OSError, ValueError, IndexError):
         return False
     if state in (b"Z", b"X"):
@@ -73,12 +127,12 @@ def read_json(path: Path) -> dict[str, Any] | None:
 class Runner:
     """Starts supervisors for jobs of one logical host."""
 
-    def __init__(self, datadir: Path, python: str | None = None) -> None:
+    def __init__(self, datadir: Path) -> None:
         self.jobs_dir = datadir / "jobs"
         self.jobs_dir.mkdir(mode=0o750, exist_ok=True)
-        self.python = python or sys.executable
+        self.binary = supervisor_binary()
         self.server: subprocess.Popen[bytes] | None = None
-        self.identity = supervisor.host_identity()
+        self.identity = host_identity()
 
     def jobdir(self, run_id: str) -> Path:
         return self.jobs_dir / run_id
@@ -91,7 +145,8 @@ class Runner:
         cwd: str | None,
         user: str | None,
     ) -> tuple[Path, dict[str, Any]]:
-        """What the supervisor needs to run a job; raises KeyError for an unknown user."""
+        """What the supervisor needs to run a job; KeyError for an unknown user,
+        ValueError for a NUL byte in the command or its environment."""
         jobdir = self.jobdir(run_id)
         spec: dict[str, Any] = {
             "run_id": run_id,
@@ -104,6 +159,8 @@ class Runner:
             "gid": None,
             "user": user,
         }
+        if any("\0" in a for a in argv) or any("\0" in k + v for k, v in env.items()):
+            raise ValueError("an argument or environment variable holds a NUL byte")
         if user is not None:
             entry = pwd.getpwnam(user)
             if entry.pw_uid != os.geteuid():
@@ -113,7 +170,7 @@ class Runner:
     def spawn_many(self, items: list[tuple[Path, dict[str, Any]]]) -> list[int | None]:
         """Start a supervisor for each (jobdir, spec), each in a new session (-1: fork failed).
 
-        All requests go to the fork server in one write and the pids come back in
+        All requests go to the supervisor server in one write and the pids come back in
         order, so the server forks back to back. A request without an answer (the
         server died) is None: whether its supervisor started is then unknown, and it
         is never simply asked again (that could run the job twice); the caller looks
@@ -121,10 +178,7 @@ class Runner:
         """
         if not items:
             return []
-        payload = b"".join(
-            json.dumps({"jobdir": str(jobdir), "spec": spec}).encode() + b"\n"
-            for jobdir, spec in items
-        )
+        payload = b"".join(encode_request(jobdir, spec) for jobdir, spec in items)
         pids: list[int | None] = []
         server = self._server()
         try:
@@ -135,7 +189,8 @@ class Runner:
                 line = server.stdout.readline()
                 if not line:
                     break
-                pids.append(int(line))
+                pid = int(line)
+                pids.append(pid if pid > 0 else -1)
         except (OSError, ValueError):
             pass
         if len(pids) < len(items):
@@ -146,14 +201,14 @@ class Runner:
     def _server(self) -> subprocess.Popen[bytes]:
         if self.server is None or self.server.poll() is not None:
             self.server = subprocess.Popen(
-                [self.python, "-S", "-E", FORKSERVER],
+                [str(self.binary), "--serve"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, cwd="/",
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             )
         return self.server
 
     def close(self) -> None:
-        """Stop the fork server (the supervisors it started live on)."""
+        """Stop the supervisor server (the supervisors it started live on)."""
         server, self.server = self.server, None
         if server is None:
             return

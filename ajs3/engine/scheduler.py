@@ -642,13 +642,14 @@ class Scheduler:
                 jobdir, spec = self.runner.make_spec(
                     ur.run_id, unit.argv(), env, unit.cwd, unit.user
                 )
-            except KeyError:
+            except (KeyError, ValueError) as exc:
+                error = (f"no such user {unit.user!r}" if isinstance(exc, KeyError)
+                         else str(exc))
                 self.journal.set_status(
-                    ur, Status.FAILED_TO_START, f"could not start: no such user {unit.user!r}",
-                    ended_at=now,
+                    ur, Status.FAILED_TO_START, f"could not start: {error}", ended_at=now,
                 )
                 self.log.error("job failed to start", run_id=ur.run_id, unit=ur.path,
-                               error=f"no such user {unit.user!r}")
+                               error=error)
                 self.dirty.add(state.run.id)
                 continue
             ready.append((state, ur, jobdir, spec))
@@ -677,9 +678,11 @@ class Scheduler:
             self.log.info("job started", run_id=ur.run_id, unit=ur.path, attempt=ur.attempt,
                           pid=pid)
         if unanswered:
-            # The fork server died mid-batch. A supervisor it forked records its start
-            # within milliseconds; give it time, then treat each run as after a restart.
-            self.log.error("fork server failed; re-examining runs", runs=len(unanswered))
+            # The supervisor server died mid-batch. A supervisor it forked records its
+            # start within milliseconds; give it time, then treat each run as after a
+            # restart.
+            self.log.error("supervisor server failed; re-examining runs",
+                           runs=len(unanswered))
             time.sleep(2.0)
             for state, ur in unanswered:
                 self._recover_job(state, ur, StartMode.HOT)

@@ -32,7 +32,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-packages=(python3 python3-venv python3-dev gcc
+packages=(python3 python3-venv python3-dev gcc libc6-dev
           pacemaker corosync pacemaker-cli-utils resource-agents crmsh pcs
           kmod libxml2-utils e2fsprogs iproute2 util-linux procps psmisc
           openssh-server openssh-client sqlite3)
@@ -64,6 +64,9 @@ if [ ! -x "$prefix/venv/bin/python" ]; then
     "$py" -m venv "$prefix/venv"
 fi
 "$prefix/venv/bin/pip" install -q --upgrade pip >/dev/null
+# setuptools builds in $src/build and packs whatever it finds there: start clean so a
+# module deleted from the tree is not installed again from an old build.
+rm -rf "$src/build"
 if [ "$dev" = 1 ]; then
     "$prefix/venv/bin/pip" install -q "${src}[dev]"
 else

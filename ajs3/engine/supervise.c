@@ -1,0 +1,560 @@
+/*
+ * ajs3-supervise: the fork server and the supervisor of every job (ADR 0001, ADR 0012).
+ *
+ * The daemon starts it once, as `ajs3-supervise --serve`, and writes one request per
+ * job to its stdin: a decimal length, a newline, then that many bytes of NUL-ended
+ * strings:
+ *
+ *   JOBDIR RUN_ID CWD UID GID USER ARGC ARG... ENVC NAME=VALUE...
+ *
+ * (CWD, UID, GID and USER may be empty: no chdir, no change of user). For each
+ * request it forks a supervisor in a session of its own and answers on stdout with
+ * its pid and a newline ("-ERRNO" if the fork failed). It is small and never execs,
+ * so a fork costs little, and the one exec per job is the job's own. It ends at the
+ * end of its stdin (the daemon is gone); the supervisors live on (design.md rule 4).
+ *
+ * A supervisor runs one job and makes its start and its end durable, in JOBDIR:
+ *
+ *   started.json  written and fsynced (file, then directory) *before* the job may
+ *                 exec: the supervisor's pid and kernel start time, the job's pid and
+ *                 process group, the host identity (node/boot id/pid namespace)
+ *   status.json   written and fsynced after the job ended: exit code or signal, or
+ *                 why the job could not start (failed_to_start)
+ *   stdout, stderr
+ *
+ * A daemon that finds started.json but no live supervisor and no status.json knows
+ * the job may have run and its end is in doubt; without started.json it knows the job
+ * never started. The job is forked first and held on a pipe (the gate) until
+ * started.json is durable, so the recorded pid and process group are the job's.
+ *
+ * Supervisors ignore SIGTERM, SIGINT and SIGHUP: only the job's process group is
+ * signalled, and the supervisor must outlive it to record the end. A supervisor exits
+ * 0 when status.json was written and 70 when it could not be.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MSG_MAX 4000
+
+struct buf {
+    char data[16384];
+    size_t len;
+};
+
+static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    size_t room = sizeof b->data - b->len;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->data + b->len, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        b->len += (size_t)n < room ? (size_t)n : room - 1;
+}
+
+/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len;
+    unsigned int min;
+    if (s[0] < 0x80)
+        return 1;
+    if ((s[0] & 0xe0) == 0xc0) {
+        len = 2;
+        min = 0x80;
+    } else if ((s[0] & 0xf0) == 0xe0) {
+        len = 3;
+        min = 0x800;
+    } else if ((s[0] & 0xf8) == 0xf0) {
+        len = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    unsigned int cp = s[0] & (0x7f >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped; bytes that are
+ * not UTF-8 become U+FFFD, so the daemon can always read the file. */
+static void put_str(struct buf *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    put(b, "\"");
+    while (n > 0) {
+        size_t k = utf8_len(p, n);
+        if (k == 0) {
+            put(b, "\\ufffd");
+            k = 1;
+        } else if (*p == '"' || *p == '\\') {
+            put(b, "\\%c", *p);
+        } else if (*p < 0x20) {
+            put(b, "\\u%04x", *p);
+        } else {
+            put(b, "%.*s", (int)k, (const char *)p);
+        }
+        p += k;
+        n -= k;
+    }
+    put(b, "\"");
+}
+
+static void put_str_or_null(struct buf *b, const char *s)
+{
+    if (s == NULL)
+        put(b, "null");
+    else
+        put_str(b, s);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Write dir/name durably: a temporary file, fsync, rename, fsync of the directory. */
+static int write_durable(const char *dir, const char *name, const struct buf *b)
+{
+    char path[4096], tmp[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
+        snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    if (write_all(fd, b->data, b->len) < 0 || fsync(fd) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    if (close(fd) < 0 || rename(tmp, path) < 0)
+        return -1;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    int rc = fsync(dfd);
+    close(dfd);
+    return rc;
+}
+
+/* This process's start time in clock ticks since boot (field 22 of /proc/self/stat). */
+static long long self_start_time(void)
+{
+    char data[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, data, sizeof data - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    data[n] = '\0';
+    char *p = strrchr(data, ')');
+    if (p == NULL)
+        return -1;
+    p += 2; /* field 3, the state */
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (p == NULL)
+            return -1;
+        p++;
+    }
+    return strtoll(p, NULL, 10);
+}
+
+/* Identifies this node and PID namespace: pids mean nothing elsewhere. */
+static void host_identity(char *out, size_t size)
+{
+    struct utsname u;
+    char boot[64] = "?", pidns[64] = "?";
+    if (uname(&u) < 0)
+        strcpy(u.nodename, "?");
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, boot, sizeof boot - 1);
+        close(fd);
+        boot[n > 0 ? n : 0] = '\0';
+        boot[strcspn(boot, "\n")] = '\0';
+    }
+    ssize_t n = readlink("/proc/self/ns/pid", pidns, sizeof pidns - 1);
+    pidns[n > 0 ? n : 1] = '\0';
+    snprintf(out, size, "%s/%s/%s", u.nodename, boot, pidns);
+}
+
+/* Report why the job could not start through the error pipe, then die. */
+static void child_fail(int err_w, const char *what, const char *arg)
+{
+    char msg[MSG_MAX];
+    int n = snprintf(msg, sizeof msg, "%s %s: %s", what, arg, strerror(errno));
+    if (n > 0)
+        write_all(err_w, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+    _exit(127);
+}
+
+/* The node/boot/pid-namespace identity, the same for every supervisor of the server. */
+static char host[512];
+
+struct job {
+    const char *jobdir, *run_id, *user, *cwd;
+    uid_t uid;
+    gid_t gid;
+    int switch_user;
+    char **argv, **envp;
+};
+
+/* In the forked child: wait for the gate, become the job, exec. */
+static void become_job(const struct job *job, int gate_r, int err_w)
+{
+    char path[4096];
+    sigset_t none;
+    setpgid(0, 0);
+    /* Dispositions the supervisor set (and SIG_IGN inherited from the daemon, such as
+     * Python's SIGPIPE) would survive exec: a job starts with every signal default. */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    char g = 0;
+    ssize_t got;
+    do {
+        got = read(gate_r, &g, 1);
+    } while (got < 0 && errno == EINTR);
+    if (got != 1 || g != 'g')
+        _exit(127); /* the supervisor could not record the start: never run */
+    close(gate_r);
+    int null = open("/dev/null", O_RDONLY);
+    if (null < 0)
+        child_fail(err_w, "open", "/dev/null");
+    snprintf(path, sizeof path, "%s/stdout", job->jobdir);
+    int out = open(path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+    if (out < 0)
+        child_fail(err_w, "open", path);
+    snprintf(path, sizeof path, "%s/stderr", job->jobdir);
+    int err = open(path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+    if (err < 0)
+        child_fail(err_w, "open", path);
+    if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+        child_fail(err_w, "dup2", "stdio");
+    if (null > 2)
+        close(null);
+    if (out > 2)
+        close(out);
+    if (err > 2)
+        close(err);
+    if (job->switch_user) {
+        if (initgroups(job->user, job->gid) < 0)
+            child_fail(err_w, "initgroups", job->user);
+        if (setgid(job->gid) < 0)
+            child_fail(err_w, "setgid", job->user);
+        if (setuid(job->uid) < 0)
+            child_fail(err_w, "setuid", job->user);
+    }
+    if (job->cwd != NULL && job->cwd[0] != '\0' && chdir(job->cwd) < 0)
+        child_fail(err_w, "chdir", job->cwd);
+    environ = job->envp; /* execvp looks the program up in the job's own PATH */
+    execvp(job->argv[0], job->argv);
+    child_fail(err_w, "exec", job->argv[0]);
+}
+
+static void close_inherited_fds(void)
+{
+    /* Nothing of the daemon's (its lock, journal, sockets) may live on in a job. */
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+        return;
+#endif
+    long max = sysconf(_SC_OPEN_MAX);
+    for (long fd = 3; fd < (max > 0 ? max : 65536); fd++)
+        close((int)fd);
+}
+
+
+static int record_end(const struct job *job, const char *failed, int status)
+{
+    struct buf b = {.len = 0};
+    put(&b, "{\"ended_at\": %.6f, \"run_id\": ", now());
+    put_str_or_null(&b, job->run_id);
+    if (failed != NULL) {
+        put(&b, ", \"failed_to_start\": ");
+        put_str(&b, failed);
+        put(&b, ", \"exit_code\": null, \"signal\": null}");
+    } else if (WIFSIGNALED(status)) {
+        put(&b, ", \"exit_code\": null, \"signal\": %d}", WTERMSIG(status));
+    } else {
+        put(&b, ", \"exit_code\": %d, \"signal\": null}", WEXITSTATUS(status));
+    }
+    return write_durable(job->jobdir, "status.json", &b) < 0 ? 70 : 0;
+}
+
+static int record_failure(const struct job *job, const char *what)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s: %s", what, strerror(errno));
+    return record_end(job, msg, 0);
+}
+
+/* The supervisor of one job, in a forked child of the server: returns its exit code. */
+static int supervise(const struct job *job)
+{
+    if (mkdir(job->jobdir, 0750) < 0 && errno != EEXIST)
+        return 70;
+    if (job->switch_user && chown(job->jobdir, job->uid, job->gid) < 0)
+        return record_failure(job, "chown of the job directory");
+    int gate[2], errp[2];
+    if (pipe2(gate, O_CLOEXEC) < 0)
+        return record_failure(job, "pipe");
+    if (pipe2(errp, O_CLOEXEC) < 0)
+        return record_failure(job, "pipe");
+    pid_t pid = fork();
+    if (pid < 0)
+        return record_failure(job, "fork");
+    if (pid == 0) {
+        close(gate[1]);
+        close(errp[0]);
+        become_job(job, gate[0], errp[1]);
+    }
+    close(gate[0]);
+    close(errp[1]);
+    setpgid(pid, pid); /* the child does it too; whoever is first wins */
+
+    struct buf b = {.len = 0};
+    put(&b, "{\"supervisor_pid\": %d, \"supervisor_start\": %lld, \"job_pid\": %d, "
+            "\"pgid\": %d, \"host\": ",
+        (int)getpid(), self_start_time(), (int)pid, (int)pid);
+    put_str(&b, host);
+    put(&b, ", \"started_at\": %.6f, \"run_id\": ", now());
+    put_str_or_null(&b, job->run_id);
+    put(&b, "}");
+    char failed[MSG_MAX + 256] = "";
+    if (write_durable(job->jobdir, "started.json", &b) < 0) {
+        /* The start is not durable: the job must not run. Closing the gate ends it. */
+        snprintf(failed, sizeof failed, "could not record the start in %s: %s", job->jobdir,
+                 strerror(errno));
+        close(gate[1]);
+    } else {
+        write_all(gate[1], "g", 1);
+        close(gate[1]);
+    }
+    /* The error pipe closes at the job's exec (or with its death); a message on it says
+     * why it could not start. */
+    char msg[MSG_MAX + 1];
+    size_t len = 0;
+    for (;;) {
+        ssize_t n = read(errp[0], msg + len, MSG_MAX - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (len == MSG_MAX)
+            break;
+    }
+    msg[len] = '\0';
+    close(errp[0]);
+    if (failed[0] == '\0' && len > 0)
+        snprintf(failed, sizeof failed, "%s", msg);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            status = 0;
+            break;
+        }
+    }
+    return record_end(job, failed[0] ? failed : NULL, status);
+}
+
+/* Split one request (NUL-ended strings) into a job; NULL pointers into req. */
+static int parse_request(char *req, size_t len, struct job *job)
+{
+    char *fields[6], *p = req, *end = req + len;
+    memset(job, 0, sizeof *job);
+    if (len == 0 || end[-1] != '\0')
+        return -1;
+    for (int i = 0; i < 6; i++) {
+        if (p >= end)
+            return -1;
+        fields[i] = p;
+        p += strlen(p) + 1;
+    }
+    job->jobdir = fields[0];
+    job->run_id = fields[1][0] ? fields[1] : NULL;
+    job->cwd = fields[2][0] ? fields[2] : NULL;
+    if (fields[3][0]) {
+        job->switch_user = 1;
+        job->uid = (uid_t)strtoul(fields[3], NULL, 10);
+        job->gid = (gid_t)strtoul(fields[4], NULL, 10);
+        job->user = fields[5];
+    }
+    char **lists[2];
+    for (int k = 0; k < 2; k++) {
+        if (p >= end)
+            return -1;
+        long count = strtol(p, NULL, 10);
+        p += strlen(p) + 1;
+        if (count < 0 || count > 1 << 20 || (k == 0 && count == 0))
+            return -1;
+        char **list = calloc((size_t)count + 1, sizeof *list);
+        if (list == NULL)
+            return -1;
+        for (long i = 0; i < count; i++) {
+            if (p >= end) {
+                free(list);
+                return -1;
+            }
+            list[i] = p;
+            p += strlen(p) + 1;
+        }
+        lists[k] = list;
+    }
+    job->argv = lists[0];
+    job->envp = lists[1];
+    return 0;
+}
+
+static void reply(const char *fmt, long value)
+{
+    char line[32];
+    int n = snprintf(line, sizeof line, fmt, value);
+    if (write_all(1, line, (size_t)n) < 0)
+        _exit(0); /* the daemon is gone */
+}
+
+/* Fork the supervisor of one job and answer with its pid. */
+static void start(struct job *job)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        signal(SIGCHLD, SIG_DFL); /* it waits for its job */
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            if (null > 1)
+                close(null);
+        }
+        _exit(supervise(job));
+    }
+    if (pid < 0)
+        reply("-%ld\n", errno);
+    else
+        reply("%ld\n", pid);
+}
+
+/* Read requests from stdin, fork a supervisor for each, answer with its pid. */
+static int serve(void)
+{
+    signal(SIGCHLD, SIG_IGN); /* supervisors are reaped by the kernel; the daemon
+                                 watches them through pidfds */
+    size_t cap = 1 << 16, have = 0, off = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return 70;
+    for (;;) {
+        size_t need = 0; /* bytes from off that the next whole request needs */
+        char *nl = memchr(buf + off, '\n', have - off);
+        if (nl != NULL) {
+            char *endp;
+            unsigned long len = strtoul(buf + off, &endp, 10);
+            if (endp != nl || len > (64UL << 20)) {
+                fputs("ajs3-supervise: bad request from the daemon\n", stderr);
+                return 2;
+            }
+            need = (size_t)(nl + 1 - (buf + off)) + len;
+            if (have - off >= need) {
+                struct job job;
+                if (parse_request(nl + 1, len, &job) < 0) {
+                    fputs("ajs3-supervise: malformed request from the daemon\n", stderr);
+                    return 2;
+                }
+                start(&job);
+                free(job.argv);
+                free(job.envp);
+                off += need;
+                continue;
+            }
+        }
+        /* Not a whole request: keep what is left at the front and read more. */
+        memmove(buf, buf + off, have - off);
+        have -= off;
+        off = 0;
+        while (need > cap || have == cap) {
+            cap *= 2;
+            char *bigger = realloc(buf, cap);
+            if (bigger == NULL)
+                return 70;
+            buf = bigger;
+        }
+        ssize_t n = read(0, buf + have, cap - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return 0; /* the daemon closed the pipe: its supervisors live on */
+        have += (size_t)n;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2 || strcmp(argv[1], "--serve") != 0) {
+        fputs("usage: ajs3-supervise --serve\n"
+              "(the ajs3 daemon starts it and sends it the jobs to start; "
+              "not meant to be run by hand)\n",
+              stderr);
+        return 2;
+    }
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    close_inherited_fds();
+    host_identity(host, sizeof host);
+    return serve();
+}
