@@ -131,15 +131,27 @@ class LogicalHost:
         for started in jobs.glob("*/started.json"):
             if (started.parent / "status.json").exists():
                 continue
-            try:
-                info = json.loads(started.read_text())
-            except (OSError, ValueError):
+            info = _start_record(started)
+            if info is None:
                 continue
             for key, kill in (("pgid", os.killpg), ("supervisor_pid", os.kill)):
                 try:
                     kill(int(info[key]), signal.SIGKILL)
                 except (ProcessLookupError, PermissionError, KeyError, ValueError):
                     pass
+
+
+def _start_record(path: Path) -> dict[str, Any] | None:
+    """started.json, read again for a moment while its supervisor is still writing it."""
+    for _ in range(100):
+        try:
+            info = json.loads(path.read_bytes())
+            return info if isinstance(info, dict) else None
+        except ValueError:
+            time.sleep(0.01)
+        except OSError:
+            return None
+    return None
 
 
 def _alive_daemon(pid: int, lhost: str) -> bool:

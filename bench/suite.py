@@ -7,6 +7,7 @@ is a result, not an error); 1 when the harness itself failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -16,10 +17,12 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ajs3.engine import native
+from bench import volume
 from bench.figures import Bench, Figure, unavailable
 
 NAMES = ["dispatch", "latency_p99", "startup_1m", "show_1m", "idle_cpu", "idle_rss",
@@ -75,6 +78,36 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(out)
 
 
+def run_groups(bench: Bench, groups: list[str], args: argparse.Namespace,
+               got: dict[str, Figure], log: Callable[[str], None]) -> bool:
+    """Measure each group asked for into ``got``; True if one of them failed."""
+    failed = False
+    plan = [("dispatch", bench.dispatch, ["dispatch"]),
+            ("latency", bench.latency, ["latency_p99"]),
+            ("history", bench.history_figures, ["startup_1m", "show_1m"]),
+            ("idle", bench.idle, ["idle_cpu", "idle_rss"]),
+            ("failover", lambda: bench.failover(args.lab_timings), ["failover"])]
+    for group, fn, names in plan:
+        if group not in groups:
+            for n in names:
+                got[n] = unavailable(n, UNITS[n], f"not run (--only {args.only})")
+            continue
+        log(f"== {group}")
+        t0 = time.monotonic()
+        try:
+            result = fn()
+            for f in result if isinstance(result, list) else [result]:
+                f.seconds = time.monotonic() - t0
+                got[f.figure] = f
+        except Exception as exc:
+            failed = True
+            traceback.print_exc()
+            for n in names:
+                got[n] = unavailable(n, UNITS[n], f"the benchmark failed: {exc}")
+        log(f"   {group}: {time.monotonic() - t0:.1f} s")
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes, a few seconds each")
@@ -86,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                    if os.environ.get("AJS3_LAB_TIMINGS") else None,
                    help="timings JSON written by the cluster tests (AJS3_LAB_TIMINGS)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    p.add_argument("--on", choices=["volume", "tmp"], default="volume",
+                   help="where the logical hosts live: a fresh ext4 volume made for the run "
+                   "(the default, as root) or the temporary directory itself")
     args = p.parse_args(argv)
     native.ensure_built()  # the working tree's engine, with its C supervisor
     groups = (args.only or "dispatch,latency,history,idle,failover").split(",")
@@ -98,42 +134,25 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     base = Path(tempfile.mkdtemp(prefix="ajs3b-"))
-    bench = Bench(base, args.quick, log)
     got: dict[str, Figure] = {}
     failed = False
     began = time.monotonic()
     info = machine()
-    log(f"bench: {'quick' if args.quick else 'full'} run in {base}; {info}")
-    try:
-        plan = [("dispatch", bench.dispatch, ["dispatch"]),
-                ("latency", bench.latency, ["latency_p99"]),
-                ("history", bench.history_figures, ["startup_1m", "show_1m"]),
-                ("idle", bench.idle, ["idle_cpu", "idle_rss"]),
-                ("failover", lambda: bench.failover(args.lab_timings), ["failover"])]
-        for group, fn, names in plan:
-            if group not in groups:
-                for n in names:
-                    got[n] = unavailable(n, UNITS[n], f"not run (--only {args.only})")
-                continue
-            log(f"== {group}")
-            t0 = time.monotonic()
-            try:
-                result = fn()
-                for f in result if isinstance(result, list) else [result]:
-                    f.seconds = time.monotonic() - t0
-                    got[f.figure] = f
-            except Exception as exc:
-                failed = True
-                traceback.print_exc()
-                for n in names:
-                    got[n] = unavailable(n, UNITS[n], f"the benchmark failed: {exc}")
-            log(f"   {group}: {time.monotonic() - t0:.1f} s")
-    finally:
-        bench.cleanup()
-        if args.keep:
-            log(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+    why_not = volume.available() if args.on == "volume" else "--on tmp"
+    with contextlib.ExitStack() as stack:
+        where = base if why_not else stack.enter_context(volume.scratch_volume(base))
+        info["datadirs_on"] = volume.describe(where) + (
+            " (a fresh ext4 volume)" if not why_not else f" (temporary directory: {why_not})")
+        bench = Bench(where, args.quick, log)
+        log(f"bench: {'quick' if args.quick else 'full'} run in {where}; {info}")
+        try:
+            failed = run_groups(bench, groups, args, got, log)
+        finally:
+            bench.cleanup()
+    if args.keep:
+        log(f"kept {base}")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
     figures = [got[n] for n in NAMES]
     print(table(figures))
     total = time.monotonic() - began

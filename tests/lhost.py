@@ -122,18 +122,36 @@ class LogicalHost:
                 pass
         jobs = self.datadir / "jobs"
         if jobs.is_dir():
-            for started in jobs.glob("*/started.json"):
-                try:
-                    info = json.loads(started.read_text())
-                except (OSError, ValueError):
-                    continue
-                if (started.parent / "status.json").exists():
-                    continue
-                for key, kill in (("pgid", os.killpg), ("supervisor_pid", os.kill)):
-                    try:
-                        kill(int(info[key]), signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError, KeyError, ValueError):
-                        pass
+            kill_unended(jobs)
+
+
+def start_record(path: Path, wait: float = 1.0) -> dict[str, Any] | None:
+    """A supervisor's started.json; it claims the file first and writes it a moment
+    later, so an empty or partial file is read again for up to ``wait`` seconds."""
+    end = time.monotonic() + wait
+    while True:
+        try:
+            info = json.loads(path.read_bytes())
+            return info if isinstance(info, dict) else None
+        except ValueError:
+            if time.monotonic() >= end:
+                return None
+            time.sleep(0.01)
+        except OSError:
+            return None
+
+
+def kill_unended(jobs: Path) -> None:
+    """SIGKILL the job group and the supervisor of every run without status.json."""
+    for started in jobs.glob("*/started.json"):
+        if (started.parent / "status.json").exists():
+            continue
+        info = start_record(started) or {}
+        for key, kill in (("pgid", os.killpg), ("supervisor_pid", os.kill)):
+            try:
+                kill(int(info[key]), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, KeyError, ValueError, TypeError):
+                pass
 
 
 FINAL = {"ended_normally", "ended_warning", "ended_abnormally", "killed", "failed_to_start",

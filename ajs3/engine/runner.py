@@ -117,8 +117,8 @@ def is_same_process(pid: int, start: int | None) -> bool:
 
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
-        with open(path) as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            data = json.loads(f.read())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -224,6 +224,28 @@ class Runner:
 
     def started(self, jobdir: Path) -> dict[str, Any] | None:
         return read_json(jobdir / "started.json")
+
+    def void(self, jobdir: Path, why: str) -> bool:
+        """Claim a run that has no start record, so that no supervisor can start it
+        any more (ADR 0012): create ``started.json`` (O_EXCL) as a void record and make
+        it durable. False if it exists already: a supervisor got there first."""
+        jobdir.mkdir(mode=0o750, exist_ok=True)
+        path = jobdir / "started.json"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+        except FileExistsError:
+            return False
+        try:
+            os.write(fd, json.dumps({"void": True, "why": why, "host": self.identity}).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dfd = os.open(jobdir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        return True
 
     def status(self, jobdir: Path) -> dict[str, Any] | None:
         return read_json(jobdir / "status.json")

@@ -214,11 +214,21 @@ class Scheduler:
             self._collect(state, ur, status, "")
             return
         started = self.runner.started(jobdir)
-        if started is None:
-            # Intent recorded, but the supervisor never recorded a start: never ran.
-            log.info("job was recorded but never started; it will start now")
-            self.journal.set_status(ur, Status.WAITING, "recorded but never started; restarted")
-            return
+        if started is None or started.get("void"):
+            # Intent recorded, but no start: claim the run first, so that a supervisor of
+            # a dead daemon that is still on its way can never start it (ADR 0012).
+            if started is not None or self.runner.void(
+                jobdir, f"never started; restarted by epoch {self.journal.epoch}"
+            ):
+                log.info("job was recorded but never started; it will start now")
+                self.journal.set_status(
+                    ur, Status.WAITING, "recorded but never started; restarted"
+                )
+                return
+            started = self._settled_start(jobdir)
+            if started is None:
+                self._in_doubt(state, ur, "its start record is unreadable")
+                return
         local = self.runner.is_local(started)
         sup_pid = int(started.get("supervisor_pid", 0))
         if local and rn.is_same_process(sup_pid, started.get("supervisor_start")):
@@ -237,6 +247,16 @@ class Scheduler:
             node = str(started.get("host", "?")).split("/")[0]
             why = f"it was running on {node}, lost in a failover"
         self._in_doubt(state, ur, why)
+
+    def _settled_start(self, jobdir: Path, seconds: float = 2.0) -> dict[str, Any] | None:
+        """The start record of a supervisor that claimed the run but may still be
+        writing it (it writes a few hundred bytes at once, then fsyncs)."""
+        end = time.monotonic() + seconds
+        while True:
+            started = self.runner.started(jobdir)
+            if started is not None or time.monotonic() >= end:
+                return started
+            time.sleep(0.05)
 
     def _wait_status(self, jobdir: Path, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -735,7 +755,11 @@ class Scheduler:
         unit = state.units[ur.path]
         now = self.clock()
         ended = float(status.get("ended_at") or now)
-        started = self.runner.started(self.runner.jobdir(ur.run_id or "")) or {}
+        # The supervisor repeats its start record's pids in status.json; an older one
+        # (before a rolling upgrade) did not.
+        started = status if "pgid" in status else (
+            self.runner.started(self.runner.jobdir(ur.run_id or "")) or {}
+        )
         common: dict[str, Any] = {
             "ended_at": ended, "pid": started.get("job_pid"), "pgid": started.get("pgid"),
             "pid_start": started.get("supervisor_start"),
@@ -793,7 +817,7 @@ class Scheduler:
                 self.kill_tracked(t, f"timed out after {t.deadline - t.started_at:g} s")
 
     def _signal(self, t: rn.Tracked, sig: int) -> None:
-        if not t.info:
+        if not t.info:  # not cached while the supervisor has not written it yet
             t.info = self.runner.started(t.jobdir) or {}
         rn.kill_group(t.info.get("pgid"), sig)
 

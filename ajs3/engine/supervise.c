@@ -15,17 +15,21 @@
  *
  * A supervisor runs one job and makes its start and its end durable, in JOBDIR:
  *
- *   started.json  written and fsynced (file, then directory) *before* the job may
- *                 exec: the supervisor's pid and kernel start time, the job's pid and
- *                 process group, the host identity (node/boot id/pid namespace)
- *   status.json   written and fsynced after the job ended: exit code or signal, or
- *                 why the job could not start (failed_to_start)
+ *   started.json  created (O_EXCL: the claim), written and fsynced (file, then
+ *                 directory) *before* the job may exec: the supervisor's pid and
+ *                 kernel start time, the job's pid and process group, the host
+ *                 identity (node/boot id/pid namespace)
+ *   status.json   written and fsynced (by rename) after the job ended: exit code or
+ *                 signal, or why the job could not start (failed_to_start), and the
+ *                 same pids as started.json
  *   stdout, stderr
  *
  * A daemon that finds started.json but no live supervisor and no status.json knows
  * the job may have run and its end is in doubt; without started.json it knows the job
  * never started. The job is forked first and held on a pipe (the gate) until
- * started.json is durable, so the recorded pid and process group are the job's.
+ * started.json is durable, so the recorded pid and process group are the job's. If
+ * started.json exists already (a restarted daemon voided the run), the supervisor
+ * leaves at once and runs nothing.
  *
  * Supervisors ignore SIGTERM, SIGINT and SIGHUP: only the job's process group is
  * signalled, and the supervisor must outlive it to record the end. A supervisor exits
@@ -316,10 +320,29 @@ static void close_inherited_fds(void)
 }
 
 
-static int record_end(const struct job *job, const char *failed, int status)
+/* What the supervisor knows of itself and its job, written in both records. */
+struct ids {
+    long long supervisor_start;
+    pid_t job; /* 0: no job was forked */
+};
+
+static void put_ids(struct buf *b, const struct ids *ids)
+{
+    put(b, "\"supervisor_pid\": %d, \"supervisor_start\": %lld, ", (int)getpid(),
+        ids->supervisor_start);
+    if (ids->job > 0)
+        put(b, "\"job_pid\": %d, \"pgid\": %d, ", (int)ids->job, (int)ids->job);
+    else
+        put(b, "\"job_pid\": null, \"pgid\": null, ");
+}
+
+static int record_end(const struct job *job, const struct ids *ids, const char *failed,
+                      int status)
 {
     struct buf b = {.len = 0};
-    put(&b, "{\"ended_at\": %.6f, \"run_id\": ", now());
+    put(&b, "{");
+    put_ids(&b, ids);
+    put(&b, "\"ended_at\": %.6f, \"run_id\": ", now());
     put_str_or_null(&b, job->run_id);
     if (failed != NULL) {
         put(&b, ", \"failed_to_start\": ");
@@ -333,29 +356,62 @@ static int record_end(const struct job *job, const char *failed, int status)
     return write_durable(job->jobdir, "status.json", &b) < 0 ? 70 : 0;
 }
 
-static int record_failure(const struct job *job, const char *what)
+static int record_failure(const struct job *job, const struct ids *ids, const char *what)
 {
     char msg[512];
     snprintf(msg, sizeof msg, "%s: %s", what, strerror(errno));
-    return record_end(job, msg, 0);
+    return record_end(job, ids, msg, 0);
+}
+
+/* Write the start record into the claimed started.json and make it durable. */
+static int record_start(const struct job *job, const struct ids *ids, int fd)
+{
+    struct buf b = {.len = 0};
+    put(&b, "{");
+    put_ids(&b, ids);
+    put(&b, "\"host\": ");
+    put_str(&b, host);
+    put(&b, ", \"started_at\": %.6f, \"run_id\": ", now());
+    put_str_or_null(&b, job->run_id);
+    put(&b, "}");
+    if (write_all(fd, b.data, b.len) < 0 || fsync(fd) < 0)
+        return -1;
+    int dfd = open(job->jobdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    int rc = fsync(dfd);
+    close(dfd);
+    return rc;
 }
 
 /* The supervisor of one job, in a forked child of the server: returns its exit code. */
 static int supervise(const struct job *job)
 {
+    struct ids ids = {.supervisor_start = self_start_time(), .job = 0};
     if (mkdir(job->jobdir, 0750) < 0 && errno != EEXIST)
         return 70;
     if (job->switch_user && chown(job->jobdir, job->uid, job->gid) < 0)
-        return record_failure(job, "chown of the job directory");
+        return record_failure(job, &ids, "chown of the job directory");
+    /* The claim: started.json is created here or not at all. A daemon that restarted
+     * and found no start record creates it first (a "void" record) so that a
+     * supervisor of the dead daemon that is still on its way can never start the job
+     * after the new daemon decided it never started (ADR 0012). */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/started.json", job->jobdir);
+    int claim = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (claim < 0) {
+        if (errno == EEXIST)
+            return 0; /* voided by the daemon (or started already): not ours to run */
+        return record_failure(job, &ids, "could not record the start");
+    }
     int gate[2], errp[2];
-    if (pipe2(gate, O_CLOEXEC) < 0)
-        return record_failure(job, "pipe");
-    if (pipe2(errp, O_CLOEXEC) < 0)
-        return record_failure(job, "pipe");
+    if (pipe2(gate, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)
+        return record_failure(job, &ids, "pipe");
     pid_t pid = fork();
     if (pid < 0)
-        return record_failure(job, "fork");
+        return record_failure(job, &ids, "fork");
     if (pid == 0) {
+        close(claim);
         close(gate[1]);
         close(errp[0]);
         become_job(job, gate[0], errp[1]);
@@ -363,17 +419,10 @@ static int supervise(const struct job *job)
     close(gate[0]);
     close(errp[1]);
     setpgid(pid, pid); /* the child does it too; whoever is first wins */
+    ids.job = pid;
 
-    struct buf b = {.len = 0};
-    put(&b, "{\"supervisor_pid\": %d, \"supervisor_start\": %lld, \"job_pid\": %d, "
-            "\"pgid\": %d, \"host\": ",
-        (int)getpid(), self_start_time(), (int)pid, (int)pid);
-    put_str(&b, host);
-    put(&b, ", \"started_at\": %.6f, \"run_id\": ", now());
-    put_str_or_null(&b, job->run_id);
-    put(&b, "}");
     char failed[MSG_MAX + 256] = "";
-    if (write_durable(job->jobdir, "started.json", &b) < 0) {
+    if (record_start(job, &ids, claim) < 0) {
         /* The start is not durable: the job must not run. Closing the gate ends it. */
         snprintf(failed, sizeof failed, "could not record the start in %s: %s", job->jobdir,
                  strerror(errno));
@@ -382,6 +431,7 @@ static int supervise(const struct job *job)
         write_all(gate[1], "g", 1);
         close(gate[1]);
     }
+    close(claim);
     /* The error pipe closes at the job's exec (or with its death); a message on it says
      * why it could not start. */
     char msg[MSG_MAX + 1];
@@ -407,7 +457,7 @@ static int supervise(const struct job *job)
             break;
         }
     }
-    return record_end(job, failed[0] ? failed : NULL, status);
+    return record_end(job, &ids, failed[0] ? failed : NULL, status);
 }
 
 /* Split one request (NUL-ended strings) into a job; NULL pointers into req. */

@@ -22,7 +22,7 @@ from typing import Any
 import checker
 import pytest
 import workload
-from lhost import LogicalHost
+from lhost import LogicalHost, kill_unended
 
 
 def _wait(pred: Any, timeout: float, what: str) -> Any:
@@ -40,15 +40,7 @@ def _crash(host: LogicalHost) -> None:
     pid = host.daemon_pid()
     assert pid
     os.kill(pid, signal.SIGKILL)
-    for started in (host.datadir / "jobs").glob("*/started.json"):
-        if (started.parent / "status.json").exists():
-            continue
-        info = json.loads(started.read_text())
-        for key, kill in (("pgid", os.killpg), ("supervisor_pid", os.kill)):
-            try:
-                kill(int(info[key]), signal.SIGKILL)
-            except (ProcessLookupError, KeyError, ValueError):
-                pass
+    kill_unended(host.datadir / "jobs")
     time.sleep(0.3)
 
 

@@ -1,0 +1,189 @@
+"""The C supervisor and its server (ajs3-supervise), driven through the Runner the
+daemon uses: real processes, real files, no daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ajs3.engine import native
+from ajs3.engine.runner import Runner
+
+ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[Runner]:
+    r = Runner(tmp_path)
+    yield r
+    r.close()
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        assert ready, f"supervisor {pid} still runs after {timeout} s"
+    finally:
+        os.close(fd)
+
+
+def run_job(runner: Runner, run_id: str, argv: list[str], env: dict[str, str] | None = None,
+            cwd: str | None = None) -> tuple[Path, dict[str, Any] | None]:
+    jobdir, spec = runner.make_spec(run_id, argv, env or ENV, cwd, None)
+    (pid,) = runner.spawn_many([(jobdir, spec)])
+    assert pid is not None and pid > 0
+    wait_gone(pid)
+    return jobdir, runner.status(jobdir)
+
+
+def test_start_and_end_records_agree(runner: Runner) -> None:
+    jobdir, status = run_job(runner, "r1", ["/bin/sh", "-c", "echo out; echo err >&2; exit 3"])
+    started = runner.started(jobdir)
+    assert started is not None and status is not None
+    assert status["exit_code"] == 3 and status["signal"] is None
+    assert started["run_id"] == status["run_id"] == "r1"
+    for key in ("supervisor_pid", "supervisor_start", "job_pid", "pgid"):
+        assert started[key] == status[key], key
+    assert started["pgid"] == started["job_pid"] != started["supervisor_pid"]
+    assert runner.is_local(started)  # the C and Python host identities are the same
+    assert started["started_at"] <= status["ended_at"]
+    assert (jobdir / "stdout").read_text() == "out\n"
+    assert (jobdir / "stderr").read_text() == "err\n"
+    assert sorted(p.name for p in jobdir.iterdir()) == [
+        "started.json", "status.json", "stderr", "stdout"]
+
+
+def test_signal_and_exec_failures_are_recorded(runner: Runner, tmp_path: Path) -> None:
+    _, killed = run_job(runner, "r2", ["/bin/sh", "-c", "kill -TERM $$"])
+    assert killed is not None and killed["signal"] == 15 and killed["exit_code"] is None
+    _, missing = run_job(runner, "r3", ["/no/such/program"])
+    assert missing is not None and missing["exit_code"] is None
+    assert missing["failed_to_start"] == "exec /no/such/program: No such file or directory"
+    _, badcwd = run_job(runner, "r4", ["/bin/true"], cwd=str(tmp_path / "nope"))
+    assert badcwd is not None and "chdir" in badcwd["failed_to_start"]
+
+
+def test_error_text_that_is_not_utf8_still_reads(runner: Runner) -> None:
+    name = "/no/such/\u30b8\u30e7\u30d6"  # a path in Japanese survives as it is
+    _, status = run_job(runner, "r5", [name])
+    assert status is not None and name in status["failed_to_start"]
+    raw = os.fsdecode(b"/no/such/\xff\xfe\"quoted\"\n")
+    _, status = run_job(runner, "r6", [raw])
+    assert status is not None
+    assert "\ufffd\ufffd\"quoted\"\n" in status["failed_to_start"]
+
+
+def test_job_gets_its_environment_default_signals_and_no_inherited_fds(
+    runner: Runner, tmp_path: Path
+) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = bindir / "only-in-job-path"
+    tool.write_text("#!/bin/sh\necho found\n")
+    tool.chmod(0o755)
+    env = {**ENV, "PATH": f"{bindir}:/usr/bin:/bin", "WITH_EQUALS": "a=b=c",
+           "UNICODE": "\u00e9t\u00e9", "BIG": "x" * 100_000}
+    leak = os.open(tmp_path / "leak", os.O_CREAT | os.O_WRONLY)  # inheritable in this test
+    os.set_inheritable(leak, True)
+    try:
+        script = ("only-in-job-path; echo \"$WITH_EQUALS $UNICODE ${#BIG}\"; "
+                  "yes | head -1; ls /proc/self/fd | wc -l")
+        jobdir, status = run_job(runner, "r7", ["sh", "-c", script], env=env)
+    finally:
+        os.close(leak)
+    assert status is not None and status["exit_code"] == 0, status
+    lines = (jobdir / "stdout").read_text().splitlines()
+    assert lines[:3] == ["found", "a=b=c \u00e9t\u00e9 100000", "y"]  # SIGPIPE is default
+    assert int(lines[3]) == 4  # 0, 1, 2 and the one ls opened to list them
+
+
+def test_many_requests_in_one_write(runner: Runner) -> None:
+    items = [runner.make_spec(f"m{k}", ["/bin/sh", "-c", f"exit {k % 7}"], ENV, None, None)
+             for k in range(150)]
+    pids = runner.spawn_many(items)
+    assert len(pids) == 150 and all(p is not None and p > 0 for p in pids)
+    for pid in pids:
+        assert pid is not None
+        wait_gone(pid)
+    for k, (jobdir, _) in enumerate(items):
+        status = runner.status(jobdir)
+        assert status is not None and status["exit_code"] == k % 7
+
+
+def test_a_voided_run_never_starts(runner: Runner, tmp_path: Path) -> None:
+    """A restarted daemon that found no start record claims the run first; a supervisor
+    of the dead daemon arriving later must run nothing (ADR 0012)."""
+    marker = tmp_path / "ran"
+    jobdir, spec = runner.make_spec("v1", ["/bin/touch", str(marker)], ENV, None, None)
+    assert runner.void(jobdir, "never started; restarted by epoch 2")
+    (pid,) = runner.spawn_many([(jobdir, spec)])
+    assert pid is not None and pid > 0
+    wait_gone(pid)
+    assert not marker.exists()
+    assert runner.status(jobdir) is None
+    started = runner.started(jobdir)
+    assert started is not None and started["void"] is True
+
+
+def test_void_loses_to_a_supervisor_that_claimed_first(runner: Runner) -> None:
+    jobdir, spec = runner.make_spec("v2", ["/bin/sleep", "0.5"], ENV, None, None)
+    (pid,) = runner.spawn_many([(jobdir, spec)])
+    assert pid is not None and pid > 0
+    deadline = time.monotonic() + 10
+    while runner.started(jobdir) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not runner.void(jobdir, "too late")
+    wait_gone(pid)
+    status = runner.status(jobdir)
+    assert status is not None and status["exit_code"] == 0
+
+
+def test_nul_bytes_are_refused_before_anything_starts(runner: Runner) -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        runner.make_spec("n1", ["/bin/echo", "a\0b"], ENV, None, None)
+    with pytest.raises(ValueError, match="NUL"):
+        runner.make_spec("n2", ["/bin/true"], {"X": "a\0b"}, None, None)
+
+
+@pytest.mark.parametrize("request_bytes", [b"x\n", b"5\nab\0cd", b"3\na\0\0"])
+def test_server_refuses_malformed_requests(request_bytes: bytes) -> None:
+    done = subprocess.run([str(native.path()), "--serve"], input=request_bytes,
+                          capture_output=True, timeout=10, check=False)
+    assert done.returncode == 2 and done.stdout == b""
+    assert b"request from the daemon" in done.stderr
+
+
+def test_server_ends_quietly_on_a_request_cut_short() -> None:
+    """The daemon died in the middle of a write: nothing is started."""
+    done = subprocess.run([str(native.path()), "--serve"], input=b"50\nab\0",
+                          capture_output=True, timeout=10, check=False)
+    assert done.returncode == 0 and done.stdout == b"" and done.stderr == b""
+
+
+def test_server_usage() -> None:
+    done = subprocess.run([str(native.path())], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "usage: ajs3-supervise --serve" in done.stderr
+
+
+def test_source_compiles_without_warnings(tmp_path: Path) -> None:
+    native.build(tmp_path / "ajs3-supervise", ["-Werror"])
+    assert os.access(tmp_path / "ajs3-supervise", os.X_OK)
+
+
+def test_status_json_is_plain_json(runner: Runner) -> None:
+    jobdir, _ = run_job(runner, "j1", ["/bin/true"])
+    for name in ("started.json", "status.json"):
+        json.loads((jobdir / name).read_bytes())  # strict JSON, one object
