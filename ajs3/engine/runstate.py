@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ajs3.definitions.units import Unit
 from ajs3.journal.store import JobnetRun, UnitRun
-from ajs3.model import UnitKind
+from ajs3.model import Status, UnitKind
 
 
 def topo_order(units: tuple[Unit, ...]) -> list[Unit]:
@@ -42,8 +42,12 @@ class RunState:
     preds: dict[str, list[str]] = field(default_factory=dict)
     succs: dict[str, list[str]] = field(default_factory=dict)
     jobnets: list[str] = field(default_factory=list)
-    #: Jobs running (or being launched) in this run; counted at each evaluation.
+    #: Jobs running (or being launched) in this run, as counted for one evaluation.
     running: int = 0
+    #: Ids of the job runs whose status is RUNNING (kept by :meth:`note`).
+    running_jobs: set[int] = field(default_factory=set)
+    #: Paths of the units waiting for a time of their own (a retry's not_before).
+    timed: set[str] = field(default_factory=set)
     #: When something in this run next becomes due by time alone.
     wake: float | None = None
 
@@ -71,7 +75,20 @@ class RunState:
                     link(child)
 
         link(root)
+        for ur in urs:
+            state.note(ur)
         return state
+
+    def note(self, ur: UnitRun) -> None:
+        """Keep the running and timed sets in line with a unit run's status."""
+        if ur.kind is UnitKind.JOB and ur.status is Status.RUNNING:
+            self.running_jobs.add(ur.id)
+        else:
+            self.running_jobs.discard(ur.id)
+        if ur.status is Status.WAITING and ur.not_before is not None:
+            self.timed.add(ur.path)
+        else:
+            self.timed.discard(ur.path)
 
     @property
     def root_ur(self) -> UnitRun:

@@ -143,6 +143,7 @@ class Scheduler:
         self.def_version, defs = journal.definitions()
         self._defs[self.def_version] = defs
         self.timetable = Timetable(self)
+        journal.on_status = self._note_status
 
     # -- definitions -------------------------------------------------------------
 
@@ -404,9 +405,10 @@ class Scheduler:
         times: list[float] = []
         if state.root_ur.status in (Status.WAIT_START_TIME, Status.WAITING):
             times.append(state.run.scheduled_at)
-        for ur in state.urs.values():
-            if ur.status is Status.WAITING and ur.not_before is not None:
-                times.append(ur.not_before)
+        for path in state.timed:
+            not_before = state.urs[path].not_before
+            if not_before is not None:
+                times.append(not_before)
         return min(times) if times else None
 
     def next_wake(self) -> float | None:
@@ -426,10 +428,12 @@ class Scheduler:
         return min(times) if times else None
 
     def _running_jobs(self, state: RunState) -> int:
-        return sum(
-            1 for ur in state.urs.values()
-            if ur.kind is UnitKind.JOB and ur.status is Status.RUNNING
-        )
+        return len(state.running_jobs)
+
+    def _note_status(self, ur: UnitRun, _old: Status) -> None:
+        found = self.index.get(ur.id)
+        if found is not None:
+            found[0].note(ur)
 
     def _evaluate(
         self, state: RunState, now: float, launches: list[tuple[RunState, UnitRun]]

@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -134,6 +134,9 @@ class Journal:
         self.path = path
         self.epoch: int | None = None
         self._depth = 0
+        #: Told of every status change after it is made (unit run, old status), so
+        #: that whoever keeps counts in memory need not scan for them.
+        self.on_status: Callable[[UnitRun, Status], None] | None = None
 
     # -- opening -------------------------------------------------------------
 
@@ -449,10 +452,13 @@ class Journal:
                 (time.time(), self.epoch or 0, ur.id, run_id, attempt, ur.status.value,
                  new.value, reason),
             )
+        old = ur.status
         ur.status = new
         ur.reason = reason
         for key, value in values.items():
             setattr(ur, key, value)
+        if self.on_status is not None:
+            self.on_status(ur, old)
 
     def quick_check(self) -> str:
         return str(self.conn.execute("PRAGMA quick_check").fetchone()[0])
