@@ -10,6 +10,19 @@ TRUE = "/bin/true"
 DATE = "/bin/date"
 
 
+def busy_ticks() -> int:
+    """Clock ticks the whole machine spent busy since boot (not idle, not iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4]
+
+
+def busy_ms_since(ticks: int) -> float:
+    """Milliseconds of CPU the machine spent busy since ``busy_ticks()`` said ``ticks``;
+    every process counts: the daemon, supervisors, jobs, kernel threads."""
+    return (busy_ticks() - ticks) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def dispatch_loop(jobs: int, width: int) -> float:
     """Jobs per second of a loop that starts ``width`` /bin/true at a time and waits
     for all of them before the next batch (the shape of a chain of jobnets ``width``

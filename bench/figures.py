@@ -103,8 +103,10 @@ class Bench:
             rates[n], detail[f"jobs{n}"] = self._dispatch_run(h, f"/bench/dispatch{n}", n)
         h.stop()
         # The baseline before and after, averaged: the machine is shared.
+        busy0 = baseline.busy_ticks()
         b1 = baseline.dispatch_loop(big, width)
         b2 = baseline.dispatch_loop(big, width)
+        detail["baseline_machine_cpu_ms_per_job"] = baseline.busy_ms_since(busy0) / (2 * big)
         base = (b1 + b2) / 2
         small_base = baseline.dispatch_loop(sizes[0], width)
         detail.update(baseline_runs=[round(b1), round(b2)], small_baseline=round(small_base),
@@ -120,9 +122,11 @@ class Bench:
         )
 
     def _dispatch_run(self, h: LogicalHost, jobnet: str, n: int) -> tuple[float, dict[str, Any]]:
+        busy0 = baseline.busy_ticks()
         t0 = time.time()
         run = h.entry(jobnet)
         status = h.wait_run(run, timeout=600, poll=0.2)
+        cpu_ms = baseline.busy_ms_since(busy0) / n
         rows = h.query(
             "SELECT count(*), sum(status='ended_normally'), min(started_at), max(ended_at)"
             " FROM unit_runs WHERE jobnet_run=? AND kind='job'", (run,))
@@ -135,6 +139,7 @@ class Bench:
         rate = n / elapsed
         self.log(f"  dispatch {n}: {rate:.0f} jobs/s ({elapsed:.2f} s, root {status})")
         return rate, {"elapsed_s": elapsed, "root": status, "jobs": count, "ended_normally": ok,
+                      "machine_cpu_ms_per_job": cpu_ms,
                       "entry_to_first_start_ms": (first_start - t0) * 1e3,
                       "last_job_end_to_root_end_ms": (root_end - last_end) * 1e3,
                       "status_files_so_far": with_status}

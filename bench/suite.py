@@ -62,7 +62,13 @@ def table(figures: list[Figure]) -> str:
     for f in figures:
         met = "-" if f.met is None else ("yes" if f.met else "NO")
         notes = ""
-        if f.figure == "latency_p99" and f.value is not None:
+        if f.figure == "dispatch" and f.value is not None:
+            big = max(int(k[4:]) for k in f.detail if k.startswith("jobs") and k[4:].isdigit())
+            cpu = f.detail[f"jobs{big}"].get("machine_cpu_ms_per_job")
+            base_cpu = f.detail.get("baseline_machine_cpu_ms_per_job")
+            if cpu is not None and base_cpu is not None:
+                notes = f"machine CPU per job {_fmt(cpu)} ms vs {_fmt(base_cpu)} ms"
+        elif f.figure == "latency_p99" and f.value is not None:
             notes = f"p50 {_fmt(f.detail['p50_ms'])} / max {_fmt(f.detail['max_ms'])} ms"
         elif f.value is None:
             notes = f.why or ""
