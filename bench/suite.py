@@ -99,6 +99,7 @@ def run_groups(bench: Bench, groups: list[str], args: argparse.Namespace,
                 got[n] = unavailable(n, UNITS[n], f"not run (--only {args.only})")
             continue
         log(f"== {group}")
+        os.sync()  # what the previous group left to write is not this group's cost
         t0 = time.monotonic()
         try:
             result = fn()
