@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +189,23 @@ def test_status_json_is_plain_json(runner: Runner) -> None:
     jobdir, _ = run_job(runner, "j1", ["/bin/true"])
     for name in ("started.json", "status.json"):
         json.loads((jobdir / name).read_bytes())  # strict JSON, one object
+
+
+def test_daemon_refuses_to_start_without_the_supervisor(tmp_path: Path) -> None:
+    """An engine whose supervisor was never built says so and how to build it."""
+    tree = tmp_path / "tree"
+    shutil.copytree(Path(native.__file__).parents[2] / "ajs3", tree / "ajs3",
+                    ignore=shutil.ignore_patterns(native.BINARY, "__pycache__"))
+    datadir = tmp_path / "data"
+    datadir.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AJS3_")}
+    env["PYTHONPATH"] = str(tree)
+    done = subprocess.run(
+        [sys.executable, "-m", "ajs3.cli.main", "service", "start", "-h", "nosup",
+         "--datadir", str(datadir), "--rundir", str(tmp_path / "run")],
+        capture_output=True, text=True, env=env, timeout=60, check=False, cwd=tmp_path,
+    )
+    assert done.returncode != 0
+    assert "AJS3-E308" in done.stderr and "ajs3-supervise" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "run" / "ajs3.sock").exists()
