@@ -10,10 +10,12 @@ durable files they write: ``started.json`` before the job runs, ``status.json`` 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pwd
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -225,6 +227,43 @@ class Runner:
     def started(self, jobdir: Path) -> dict[str, Any] | None:
         return read_json(jobdir / "started.json")
 
+    def settle(self, jobdir: Path, why: str, wait: float = 30.0) -> dict[str, Any] | None:
+        """The start record of a run whose started.json exists but cannot be read.
+
+        Its supervisor holds a lock on it from creating it until it is durable. Once
+        the lock is ours: a record that reads now is returned; one that is still empty
+        or cut short was left by a supervisor that died before its record was durable
+        (so before its job could exec), and is voided in place (None). Raises
+        TimeoutError if a supervisor holds the lock for ``wait`` seconds.
+        """
+        fd = os.open(jobdir / "started.json", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            end = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= end:
+                        raise TimeoutError(f"{jobdir / 'started.json'} stays locked") from None
+                    time.sleep(0.02)
+            size = os.fstat(fd).st_size
+            try:
+                data = json.loads(os.pread(fd, size, 0)) if size else None
+            except ValueError:
+                data = None
+            if isinstance(data, dict):
+                return data
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, self._void_record(why), 0)
+            os.fsync(fd)
+            return None
+        finally:
+            os.close(fd)  # and the lock with it
+
+    def _void_record(self, why: str) -> bytes:
+        return json.dumps({"void": True, "why": why, "host": self.identity}).encode()
+
     def void(self, jobdir: Path, why: str) -> bool:
         """Claim a run that has no start record, so that no supervisor can start it
         any more (ADR 0012): create ``started.json`` (O_EXCL) as a void record and make
@@ -236,7 +275,7 @@ class Runner:
         except FileExistsError:
             return False
         try:
-            os.write(fd, json.dumps({"void": True, "why": why, "host": self.identity}).encode())
+            os.write(fd, self._void_record(why))
             os.fsync(fd)
         finally:
             os.close(fd)

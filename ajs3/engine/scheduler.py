@@ -218,18 +218,22 @@ class Scheduler:
         if started is None or started.get("void"):
             # Intent recorded, but no start: claim the run first, so that a supervisor of
             # a dead daemon that is still on its way can never start it (ADR 0012).
-            if started is not None or self.runner.void(
-                jobdir, f"never started; restarted by epoch {self.journal.epoch}"
-            ):
+            why = f"never started; restarted by epoch {self.journal.epoch}"
+            voided = started is not None or self.runner.void(jobdir, why)
+            if not voided:  # a supervisor created the record: wait until it is whole
+                try:
+                    started = self.runner.settle(jobdir, why)
+                except TimeoutError:
+                    self._in_doubt(state, ur, "its supervisor holds its start record")
+                    return
+                voided = started is None
+            if voided:
                 log.info("job was recorded but never started; it will start now")
                 self.journal.set_status(
                     ur, Status.WAITING, "recorded but never started; restarted"
                 )
                 return
-            started = self._settled_start(jobdir)
-            if started is None:
-                self._in_doubt(state, ur, "its start record is unreadable")
-                return
+        assert started is not None
         local = self.runner.is_local(started)
         sup_pid = int(started.get("supervisor_pid", 0))
         if local and rn.is_same_process(sup_pid, started.get("supervisor_start")):
@@ -248,16 +252,6 @@ class Scheduler:
             node = str(started.get("host", "?")).split("/")[0]
             why = f"it was running on {node}, lost in a failover"
         self._in_doubt(state, ur, why)
-
-    def _settled_start(self, jobdir: Path, seconds: float = 2.0) -> dict[str, Any] | None:
-        """The start record of a supervisor that claimed the run but may still be
-        writing it (it writes a few hundred bytes at once, then fsyncs)."""
-        end = time.monotonic() + seconds
-        while True:
-            started = self.runner.started(jobdir)
-            if started is not None or time.monotonic() >= end:
-                return started
-            time.sleep(0.05)
 
     def _wait_status(self, jobdir: Path, seconds: float) -> None:
         end = time.monotonic() + seconds

@@ -28,8 +28,8 @@
  * the job may have run and its end is in doubt; without started.json it knows the job
  * never started. The job is forked first and held on a pipe (the gate) until
  * started.json is durable, so the recorded pid and process group are the job's. If
- * started.json exists already (a restarted daemon voided the run), the supervisor
- * leaves at once and runs nothing.
+ * started.json exists already, or is no longer empty once locked (a restarted daemon
+ * voided the run), the supervisor leaves at once and runs nothing.
  *
  * Supervisors ignore SIGTERM, SIGINT and SIGHUP: only the job's process group is
  * signalled, and the supervisor must outlive it to record the end. A supervisor exits
@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -403,6 +404,18 @@ static int supervise(const struct job *job)
         if (errno == EEXIST)
             return 0; /* voided by the daemon (or started already): not ours to run */
         return record_failure(job, &ids, "could not record the start");
+    }
+    /* Held until the record is durable and the gate open: a daemon that finds the file
+     * empty or cut short waits for this lock before it may void it, and a record it
+     * voided between our open and our lock is not empty any more. */
+    struct stat st;
+    if (flock(claim, LOCK_EX) < 0 || fstat(claim, &st) < 0) {
+        close(claim);
+        return record_failure(job, &ids, "could not lock the start record");
+    }
+    if (st.st_size != 0) {
+        close(claim);
+        return 0; /* voided by the daemon: not ours to run */
     }
     int gate[2], errp[2];
     if (pipe2(gate, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)

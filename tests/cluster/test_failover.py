@@ -343,10 +343,16 @@ def test_planned_switchover_fails_nothing(busy: LabWorkload) -> None:
     out = w.settle_outage("switchover", lh, "pcs resource move", t0, src or "?", dst, None,
                           ready, epoch_before)
     assert not [e for e in lab.pdu_log() if e["time"] >= t0], "nobody was fenced"
-    bad = w.query(lh, "SELECT u.path, e.new, e.reason FROM events e JOIN unit_runs u ON "
-                      "u.id = e.unit_run WHERE e.at >= ? AND e.new IN ('killed', 'unknown', "
-                      "'ended_abnormally', 'interrupted', 'shutdown')", (t0,))
-    assert bad == [], f"a planned switchover failed jobs: {bad}"
+    bad = w.query(lh, "SELECT u.path, e.new, e.reason, u.jobnet_run FROM events e JOIN "
+                      "unit_runs u ON u.id = e.unit_run WHERE e.at >= ? AND e.new IN "
+                      "('killed', 'unknown', 'ended_abnormally', 'interrupted', 'shutdown', "
+                      "'failed_to_start')", (t0,))
+    # what the whole run looked like, to tell the switchover from an earlier scenario
+    runs = {r[3]: w.query(lh, "SELECT u.path, u.status, u.reason, u.epoch, e.at FROM "
+                              "unit_runs u LEFT JOIN events e ON e.unit_run = u.id AND "
+                              "e.new = u.status WHERE u.jobnet_run = ?", (r[3],))
+            for r in bad}
+    assert bad == [], f"a planned switchover failed jobs: {bad} (t0 {t0}; runs: {runs})"
     assert w.in_doubt_since(lh, out.epoch) == {}
     assert_clean(w.check(lh))
 

@@ -3,6 +3,7 @@ daemon uses: real processes, real files, no daemon."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -209,3 +210,34 @@ def test_daemon_refuses_to_start_without_the_supervisor(tmp_path: Path) -> None:
     assert "AJS3-E308" in done.stderr and "ajs3-supervise" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "run" / "ajs3.sock").exists()
+
+
+@pytest.mark.parametrize("left", [b"", b'{"supervisor_pid": 12'])
+def test_a_start_record_cut_short_is_voided_once_its_lock_is_free(
+    runner: Runner, left: bytes
+) -> None:
+    """A supervisor that died between creating started.json and making it durable left
+    it empty or cut short: its job never ran, and the run is voided in place."""
+    jobdir = runner.jobdir("c1")
+    jobdir.mkdir()
+    (jobdir / "started.json").write_bytes(left)
+    assert runner.started(jobdir) is None
+    assert not runner.void(jobdir, "too late")
+    assert runner.settle(jobdir, "never started; restarted by epoch 3") is None
+    record = runner.started(jobdir)
+    assert record is not None and record["void"] is True and "epoch 3" in record["why"]
+
+
+def test_settle_waits_for_the_supervisor_that_holds_the_record(runner: Runner) -> None:
+    jobdir = runner.jobdir("c2")
+    jobdir.mkdir()
+    path = jobdir / "started.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # what a live supervisor holds while it writes
+    try:
+        with pytest.raises(TimeoutError):
+            runner.settle(jobdir, "x", wait=0.3)
+        os.write(fd, json.dumps({"supervisor_pid": 1, "pgid": 2}).encode())
+    finally:
+        os.close(fd)
+    assert runner.settle(jobdir, "x") == {"supervisor_pid": 1, "pgid": 2}
