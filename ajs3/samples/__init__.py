@@ -1,0 +1,1 @@
+"""The sample definitions that `ajs3 demo` runs (data only)."""
