@@ -3,6 +3,9 @@
 Start and stop go through the `ajs3` command (what the OCF agent sees); registrations
 go straight to the control socket so that the harness adds no interpreter start-up
 per request. Cleanup stops only what this harness started, by pid.
+
+The module-level helpers (cli_env, FINAL, start_record, kill_unended) serve the tests'
+harness (tests/lhost.py) too; this module needs no pytest, so bench/run can use it.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ajs3 import model
+
 REPO = Path(__file__).resolve().parent.parent
-FINAL = {"ended_normally", "ended_warning", "ended_abnormally", "killed", "failed_to_start",
-         "bypassed", "not_executed", "interrupted", "shutdown"}
+#: statuses (as stored) in which a unit run has ended
+FINAL = frozenset(s.value for s in model.FINAL)
 
 
 def cli_env() -> dict[str, str]:
@@ -126,32 +131,37 @@ class LogicalHost:
                 except ProcessLookupError:
                     pass
         jobs = self.datadir / "jobs"
-        if not jobs.is_dir():
-            return
-        for started in jobs.glob("*/started.json"):
-            if (started.parent / "status.json").exists():
-                continue
-            info = _start_record(started)
-            if info is None:
-                continue
-            for key, kill in (("pgid", os.killpg), ("supervisor_pid", os.kill)):
-                try:
-                    kill(int(info[key]), signal.SIGKILL)
-                except (ProcessLookupError, PermissionError, KeyError, ValueError):
-                    pass
+        if jobs.is_dir():
+            kill_unended(jobs)
 
 
-def _start_record(path: Path) -> dict[str, Any] | None:
-    """started.json, read again for a moment while its supervisor is still writing it."""
-    for _ in range(100):
+def start_record(path: Path, wait: float = 1.0) -> dict[str, Any] | None:
+    """A supervisor's started.json; it claims the file first and writes it a moment
+    later, so an empty or partial file is read again for up to ``wait`` seconds."""
+    end = time.monotonic() + wait
+    while True:
         try:
             info = json.loads(path.read_bytes())
             return info if isinstance(info, dict) else None
         except ValueError:
+            if time.monotonic() >= end:
+                return None
             time.sleep(0.01)
         except OSError:
             return None
-    return None
+
+
+def kill_unended(jobs: Path) -> None:
+    """SIGKILL the job group and the supervisor of every run without status.json."""
+    for started in jobs.glob("*/started.json"):
+        if (started.parent / "status.json").exists():
+            continue
+        info = start_record(started) or {}
+        for key, kill in (("pgid", os.killpg), ("supervisor_pid", os.kill)):
+            try:
+                kill(int(info[key]), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, KeyError, ValueError, TypeError):
+                pass
 
 
 def _alive_daemon(pid: int, lhost: str) -> bool:

@@ -1,7 +1,9 @@
 """A real logical host (real daemon, real SQLite, real processes) driven through the CLI.
 
 Imported by tests as `from lhost import LogicalHost` (tests/ is on sys.path because of
-tests/conftest.py); a module of its own because several tiers have a conftest.py.
+tests/conftest.py); a module of its own because several tiers have a conftest.py. The
+helpers it shares with the benchmark harness come from bench/lhost.py (the repository
+root is on pytest's path: setup.cfg).
 """
 
 from __future__ import annotations
@@ -17,16 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.lhost import FINAL, REPO, cli_env, kill_unended, start_record
 
-
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    extra = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + extra if extra else "")
-    for key in [k for k in env if k.startswith("AJS3_")]:
-        del env[key]
-    return env
+__all__ = ["FINAL", "REPO", "LogicalHost", "cli_env", "kill_unended", "start_record",
+           "wait_for"]
 
 
 class LogicalHost:
@@ -123,39 +119,6 @@ class LogicalHost:
         jobs = self.datadir / "jobs"
         if jobs.is_dir():
             kill_unended(jobs)
-
-
-def start_record(path: Path, wait: float = 1.0) -> dict[str, Any] | None:
-    """A supervisor's started.json; it claims the file first and writes it a moment
-    later, so an empty or partial file is read again for up to ``wait`` seconds."""
-    end = time.monotonic() + wait
-    while True:
-        try:
-            info = json.loads(path.read_bytes())
-            return info if isinstance(info, dict) else None
-        except ValueError:
-            if time.monotonic() >= end:
-                return None
-            time.sleep(0.01)
-        except OSError:
-            return None
-
-
-def kill_unended(jobs: Path) -> None:
-    """SIGKILL the job group and the supervisor of every run without status.json."""
-    for started in jobs.glob("*/started.json"):
-        if (started.parent / "status.json").exists():
-            continue
-        info = start_record(started) or {}
-        for key, kill in (("pgid", os.killpg), ("supervisor_pid", os.kill)):
-            try:
-                kill(int(info[key]), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError, KeyError, ValueError, TypeError):
-                pass
-
-
-FINAL = {"ended_normally", "ended_warning", "ended_abnormally", "killed", "failed_to_start",
-         "bypassed", "not_executed", "interrupted", "shutdown"}
 
 
 def wait_for(what: Callable[[], Any], timeout: float = 20.0, message: str = "") -> Any:

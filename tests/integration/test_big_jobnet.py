@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-FINAL = {"ended_normally", "ended_warning", "ended_abnormally", "killed", "failed_to_start",
-         "bypassed", "not_executed", "interrupted", "shutdown"}
+from lhost import FINAL
 
 # (name, op, extra) of judges after `probe`, which exits 3; and whether each is true.
 JUDGES: list[tuple[str, dict[str, Any], bool]] = [
