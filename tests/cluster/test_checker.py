@@ -22,17 +22,7 @@ from typing import Any
 import checker
 import pytest
 import workload
-from lhost import LogicalHost, kill_unended
-
-
-def _wait(pred: Any, timeout: float, what: str) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from lhost import LogicalHost, kill_unended, wait_for
 
 
 def _crash(host: LogicalHost) -> None:
@@ -64,13 +54,14 @@ def crashed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             if len(runs) == 1:
                 host.wait(run, 60)
         # every long job of the second run is running: crash
-        _wait(lambda: sum(f"/long {runs[1]} " in line
-                          for line in (lpath.read_text().splitlines() if lpath.exists() else [])
-                          if line.startswith("start")) >= 4, 30, "the long jobs to start")
+        wait_for(lambda: sum(f"/long {runs[1]} " in line
+                             for line in (lpath.read_text().splitlines() if lpath.exists()
+                                          else [])
+                             if line.startswith("start")) >= 4, 30, "the long jobs to start")
         _crash(host)
         host.start("hot")
         unknown = f"{workload.ROOT}/unknown/long"
-        _wait(lambda: host.units(runs[1])[unknown]["status"] == "unknown", 30, "unknown")
+        wait_for(lambda: host.units(runs[1])[unknown]["status"] == "unknown", 30, "unknown")
         time.sleep(0.5)  # give a successor the chance to (wrongly) start
         workload.append(ledger_dir, "lhc", "release", "lhc", runs[1], unknown, "normal")
         host.run("release", unknown, "--run", str(runs[1]), "--as", "normal")
@@ -142,14 +133,21 @@ def test_a_double_run_fails(crashed: dict[str, Any]) -> None:
     assert "double-start" in rules(rep), rep.text()
 
 
-def test_a_second_attempt_without_the_policy_fails(crashed: dict[str, Any]) -> None:
+def _fail_long(crashed: dict[str, Any]) -> tuple[Any, int, list[str], list[str]]:
+    """A copy of the journal, the crashed run's fail-policy long job (its unit run id),
+    the ledger's lines, and that job's start line split into fields."""
     j = copy.deepcopy(crashed["journal"])
-    # pretend the journal reran the fail-policy job: its killed run starts as attempt 2
     uid = next(i for i, u in j.units.items()
                if u["path"].endswith("/fail/long") and u["jobnet_run"] == crashed["runs"][1])
     lines = _lines(crashed)
     s = next(line.split() for line in lines if line.startswith("start")
              and f" {crashed['runs'][1]} " in line and "/fail/long" in line)
+    return j, uid, lines, s
+
+
+def test_a_second_attempt_without_the_policy_fails(crashed: dict[str, Any]) -> None:
+    # pretend the journal reran the fail-policy job: its killed run starts as attempt 2
+    j, uid, lines, s = _fail_long(crashed)
     j.events.append({"id": 10**6, "at": time.time(), "epoch": 2, "unit_run": uid,
                      "run_id": "rXXX", "attempt": 2, "old": "waiting", "new": "running",
                      "reason": "started"})
@@ -161,12 +159,7 @@ def test_a_second_attempt_without_the_policy_fails(crashed: dict[str, Any]) -> N
 def _never_started_then_attempt_2(crashed: dict[str, Any],
                                   attempt_1_ran: bool) -> checker.Report:
     """The fail-policy job's crashed run, recorded as never started and run as attempt 2."""
-    j = copy.deepcopy(crashed["journal"])
-    uid = next(i for i, u in j.units.items()
-               if u["path"].endswith("/fail/long") and u["jobnet_run"] == crashed["runs"][1])
-    lines = _lines(crashed)
-    s = next(line.split() for line in lines if line.startswith("start")
-             and f" {crashed['runs'][1]} " in line and "/fail/long" in line)
+    j, uid, lines, s = _fail_long(crashed)
     if not attempt_1_ran:
         lines = [line for line in lines if line.split()[:2] != ["start", s[1]]
                  and line.split()[:2] != ["end", s[1]]]
