@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,24 +25,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lab import CLEAN_PATH, OCF_AJS3, TIMINGS, Lab
+from lab import TIMINGS, Lab, unavailable
 
 STATE = Path(os.environ.get("AJS3_LAB_TEST_STATE", "/tmp/ajs3-lab-test"))
 REUSE = os.environ.get("AJS3_LAB_REUSE") == "1"
 PREFIX = "ajs3t"
-NEEDED = ("corosync", "pacemakerd", "pcs", "sshd", "losetup", "unshare", "nsenter", "ip")
 
 
 def lab_unavailable() -> str | None:
     """Why the lab can not run here, or None."""
-    if os.geteuid() != 0:
-        return "the cluster lab needs root (network namespaces, loop devices, mounts)"
-    missing = [t for t in NEEDED if not shutil.which(t, path=CLEAN_PATH)]
-    if missing:
-        return f"missing {', '.join(missing)}: run vagrant/provision/install.sh"
-    if Lab(STATE, prefix=PREFIX).app.startswith("ocf:ajs3:") and not Path(OCF_AJS3).exists():
-        return f"{OCF_AJS3} is missing: run vagrant/provision/install.sh"
-    return None
+    app = Lab(STATE, prefix=PREFIX).app
+    return unavailable("the cluster lab", needs_agent=app.startswith("ocf:ajs3:"))
 
 
 @pytest.fixture(scope="session")

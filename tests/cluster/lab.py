@@ -92,6 +92,23 @@ class LabError(RuntimeError):
 # --------------------------------------------------------------------------- helpers
 
 
+#: what every namespace lab needs on the machine
+LAB_TOOLS = ("corosync", "pacemakerd", "pcs", "sshd", "losetup", "unshare", "nsenter", "ip")
+
+
+def unavailable(who: str, tools: Sequence[str] = (), needs_agent: bool = True) -> str | None:
+    """Why a namespace lab (``who``, for the message) cannot run here, or None: root,
+    LAB_TOOLS and ``tools`` on CLEAN_PATH, and ocf:ajs3:ajs3 if ``needs_agent``."""
+    if os.geteuid() != 0:
+        return f"{who} needs root (network namespaces, loop devices, mounts)"
+    missing = [t for t in (*LAB_TOOLS, *tools) if not shutil.which(t, path=CLEAN_PATH)]
+    if missing:
+        return f"missing {', '.join(missing)}: run vagrant/provision/install.sh"
+    if needs_agent and not Path(OCF_AJS3).exists():
+        return f"{OCF_AJS3} is missing: run vagrant/provision/install.sh"
+    return None
+
+
 def run(argv: Sequence[str], *, check: bool = True, timeout: float = 120,
         input: str | None = None, env: dict[str, str] | None = None
         ) -> subprocess.CompletedProcess[str]:

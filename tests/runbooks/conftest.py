@@ -10,7 +10,6 @@ otherwise.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,24 +20,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "cluster"))
 sys.path.insert(0, str(HERE))
 
-from lab import AJS3_APP, CLEAN_PATH, Lab  # noqa: E402
+from lab import AJS3_APP, Lab, unavailable  # noqa: E402
 
 STATE = Path(os.environ.get("AJS3_RUNBOOK_LAB_STATE", "/tmp/ajs3-runbook-lab"))
 PREFIX = "ajs3rb"
-NEEDED = ("corosync", "pacemakerd", "pcs", "sshd", "losetup", "unshare", "nsenter", "ip",
-          "sqlite3", "mkfs.ext4")
 
 
 def lab_unavailable() -> str | None:
     """Why the lab can not run here, or None."""
-    if os.geteuid() != 0:
-        return "the runbook lab needs root (network namespaces, loop devices, mounts)"
-    missing = [t for t in NEEDED if not shutil.which(t, path=CLEAN_PATH)]
-    if missing:
-        return f"missing {', '.join(missing)}: run vagrant/provision/install.sh"
-    if not Path("/usr/lib/ocf/resource.d/ajs3/ajs3").exists():
-        return "ocf:ajs3:ajs3 is not installed: run vagrant/provision/install.sh"
-    return None
+    return unavailable("the runbook lab", tools=("sqlite3", "mkfs.ext4"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
