@@ -61,7 +61,8 @@ def supervisor_binary() -> Path:
 
 def encode_request(jobdir: Path, spec: dict[str, Any]) -> bytes:
     """One request for the supervisor server: a length, a newline, NUL-ended fields
-    (see supervise.c). ValueError if an argument or variable holds a NUL byte."""
+    (see supervise.c). The spec comes from :meth:`Runner.make_spec`, which refused NUL
+    bytes in every field that can hold one."""
     argv = [str(a) for a in spec["argv"]]
     env = [f"{k}={v}" for k, v in spec["env"].items()]
     uid, gid = spec.get("uid"), spec.get("gid")
@@ -71,10 +72,7 @@ def encode_request(jobdir: Path, spec: dict[str, Any]) -> bytes:
         (spec.get("user") or "") if uid is not None else "",
         str(len(argv)), *argv, str(len(env)), *env,
     ]
-    parts = [os.fsencode(f) for f in fields]
-    if any(b"\0" in p for p in parts):
-        raise ValueError("an argument or environment variable holds a NUL byte")
-    body = b"\0".join(parts) + b"\0"
+    body = b"\0".join(os.fsencode(f) for f in fields) + b"\0"
     return b"%d\n" % len(body) + body
 
 
@@ -148,7 +146,8 @@ class Runner:
         user: str | None,
     ) -> tuple[Path, dict[str, Any]]:
         """What the supervisor needs to run a job; KeyError for an unknown user,
-        ValueError for a NUL byte in the command or its environment."""
+        ValueError for a NUL byte in the command, its environment or its cwd (they
+        would break the request's framing)."""
         jobdir = self.jobdir(run_id)
         spec: dict[str, Any] = {
             "run_id": run_id,
@@ -161,8 +160,9 @@ class Runner:
             "gid": None,
             "user": user,
         }
-        if any("\0" in a for a in argv) or any("\0" in k + v for k, v in env.items()):
-            raise ValueError("an argument or environment variable holds a NUL byte")
+        if (any("\0" in a for a in argv) or any("\0" in k + v for k, v in env.items())
+                or "\0" in (cwd or "")):
+            raise ValueError("an argument, environment variable or cwd holds a NUL byte")
         if user is not None:
             entry = pwd.getpwnam(user)
             if entry.pw_uid != os.geteuid():

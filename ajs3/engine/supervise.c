@@ -160,6 +160,17 @@ static int write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
+/* Make a directory's entries durable (a file created or renamed in it). */
+static int fsync_dir(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    int rc = fsync(dfd);
+    close(dfd);
+    return rc;
+}
+
 /* Write dir/name durably: a temporary file, fsync, rename, fsync of the directory. */
 static int write_durable(const char *dir, const char *name, const struct buf *b)
 {
@@ -180,12 +191,7 @@ static int write_durable(const char *dir, const char *name, const struct buf *b)
     }
     if (close(fd) < 0 || rename(tmp, path) < 0)
         return -1;
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return -1;
-    int rc = fsync(dfd);
-    close(dfd);
-    return rc;
+    return fsync_dir(dir);
 }
 
 /* This process's start time in clock ticks since boot (field 22 of /proc/self/stat). */
@@ -377,12 +383,7 @@ static int record_start(const struct job *job, const struct ids *ids, int fd)
     put(&b, "}");
     if (write_all(fd, b.data, b.len) < 0 || fsync(fd) < 0)
         return -1;
-    int dfd = open(job->jobdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return -1;
-    int rc = fsync(dfd);
-    close(dfd);
-    return rc;
+    return fsync_dir(job->jobdir);
 }
 
 /* The supervisor of one job, in a forked child of the server: returns its exit code. */

@@ -159,6 +159,8 @@ def test_nul_bytes_are_refused_before_anything_starts(runner: Runner) -> None:
         runner.make_spec("n1", ["/bin/echo", "a\0b"], ENV, None, None)
     with pytest.raises(ValueError, match="NUL"):
         runner.make_spec("n2", ["/bin/true"], {"X": "a\0b"}, None, None)
+    with pytest.raises(ValueError, match="NUL"):
+        runner.make_spec("n3", ["/bin/true"], ENV, "/tmp\0x", None)
 
 
 @pytest.mark.parametrize("request_bytes", [b"x\n", b"5\nab\0cd", b"3\na\0\0"])
