@@ -28,6 +28,12 @@ class Code(StrEnum):
     DEFINITION_FILE = "AJS3-E110"
     JP1_SYNTAX = "AJS3-E111"
     JP1_UNMAPPED = "AJS3-E112"
+    #: an input beyond a parser's bounds (size, nesting depth, count)
+    INPUT_LIMIT = "AJS3-E113"
+    #: a definition or settings file that a user other than its owner may write
+    UNSAFE_FILE = "AJS3-E114"
+    #: a YAML tag (``!!python/...``, ``!foo``) on any node: refused, never ignored
+    YAML_TAG = "AJS3-E115"
     # data directory and journal (E2xx)
     DATADIR_MISSING = "AJS3-E201"
     DATADIR_NFS = "AJS3-E202"
@@ -35,6 +41,16 @@ class Code(StrEnum):
     JOURNAL_CORRUPT = "AJS3-E204"
     DATADIR_ACCESS = "AJS3-E205"
     SETTINGS = "AJS3-E206"
+    #: the data directory holds a logical host's files but no sound journal
+    JOURNAL_MISSING = "AJS3-E207"
+    #: the file system of the data directory is full
+    DISK_FULL = "AJS3-E208"
+    #: the data directory disappeared under a running daemon
+    DATADIR_GONE = "AJS3-E209"
+    #: the run directory is not owned by the daemon's user or others may write it
+    RUNDIR_UNSAFE = "AJS3-E210"
+    #: a path in the data or run directory is a symbolic link where a file must be
+    UNSAFE_PATH = "AJS3-E211"
     # service (E3xx)
     LOCKED = "AJS3-E301"
     NOT_RUNNING = "AJS3-E302"
@@ -44,6 +60,16 @@ class Code(StrEnum):
     STOP_TIMEOUT = "AJS3-E306"
     ALREADY_RUNNING = "AJS3-E307"
     SUPERVISOR_MISSING = "AJS3-E308"
+    #: the peer of the control socket is not allowed to do what it asked
+    PERMISSION_DENIED = "AJS3-E309"
+    #: a control request that is not a valid request (shape, types, size)
+    BAD_REQUEST = "AJS3-E310"
+    #: a control request not read in full within its deadline
+    REQUEST_TIMEOUT = "AJS3-E311"
+    #: the daemon serves its maximum number of connections already
+    TOO_MANY_CLIENTS = "AJS3-E312"
+    #: a job would run as root and the logical host's settings do not allow it
+    ROOT_JOB_REFUSED = "AJS3-E313"
     # operations (E4xx)
     UNKNOWN_JOBNET = "AJS3-E401"
     UNKNOWN_UNIT = "AJS3-E402"

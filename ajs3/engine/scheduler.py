@@ -14,7 +14,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from ajs3.model import (
     Status,
     UnitKind,
 )
+from ajs3.settings import Settings
 
 #: How long a failover check command (policy ``judge``) may take.
 CHECK_TIMEOUT = 60.0
@@ -97,14 +97,6 @@ def end_status(unit: Unit, exit_code: int) -> Status:
     if unit.warning_threshold is not None and exit_code > unit.warning_threshold:
         return Status.ENDED_WARNING
     return Status.ENDED_NORMALLY
-
-
-@dataclass
-class Settings:
-    lhost: str
-    datadir: Path
-    host_concurrency: int | None = None
-    node: str = ""
 
 
 class Scheduler:

@@ -9,47 +9,24 @@ import selectors
 import signal
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 import structlog
-import yaml
 
 from ajs3 import logs
 from ajs3.definitions.units import DefinitionSet, Unit
 from ajs3.engine.runner import proc_starttime
-from ajs3.engine.scheduler import Scheduler, Settings
+from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import AjsError, Code, EpochSuperseded
 from ajs3.journal.store import Journal
 from ajs3.model import StartMode, StopJobs
 from ajs3.service.control import read_line
 from ajs3.service.lock import DataDirLock, describe
 from ajs3.service.paths import Paths
+from ajs3.settings import load_settings
 
 #: The loop wakes at least this often, so depth-10 health checks see it alive.
 HEARTBEAT = 5.0
-
-
-def load_settings(datadir: Path, lhost: str) -> Settings:
-    settings = Settings(lhost=lhost, datadir=datadir, node=socket.gethostname())
-    path = datadir / "ajs3.yaml"
-    if not path.exists():
-        return settings
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise AjsError(f"{path}: cannot read settings: {exc}", code=Code.SETTINGS) from exc
-    if not isinstance(data, dict):
-        raise AjsError(f"{path}: settings must be a mapping", code=Code.SETTINGS)
-    unknown = set(data) - {"host_concurrency"}
-    if unknown:
-        raise AjsError(f"{path}: unknown settings {sorted(unknown)}", code=Code.SETTINGS,
-                       hint="known: host_concurrency")
-    limit = data.get("host_concurrency")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise AjsError(f"{path}: host_concurrency must be an integer >= 1", code=Code.SETTINGS)
-    settings.host_concurrency = limit
-    return settings
 
 
 class Daemon:

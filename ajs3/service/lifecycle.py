@@ -51,7 +51,7 @@ def with_datadir(paths: Paths) -> Paths:
 def check(paths: Paths) -> dict[str, Any]:
     """What a start would check first, without starting: data directory, file system,
     journal version and settings, and whether another daemon holds the lock."""
-    from ajs3.service.daemon import load_settings
+    from ajs3.settings import load_settings
 
     datadir = paths.need_datadir()
     check_datadir(datadir)

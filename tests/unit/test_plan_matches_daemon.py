@@ -12,9 +12,10 @@ import pytest
 from test_schedule_properties import ZONES, jobnet, rules  # type: ignore[import-not-found]
 
 from ajs3.definitions.units import DefinitionSet, Overlap
-from ajs3.engine.scheduler import Scheduler, Settings
+from ajs3.engine.scheduler import Scheduler
 from ajs3.journal.store import Journal
 from ajs3.schedule import forecast
+from ajs3.settings import Settings
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402

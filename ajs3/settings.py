@@ -1,0 +1,114 @@
+"""The settings of one logical host: ``<datadir>/ajs3.yaml``, read in one place.
+
+Every key is optional; an absent file means every default. Unknown keys and values
+of the wrong type are refused with AJS3-E206 and the file's path, so a typo never
+turns into a silent default on the night it matters.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ajs3.errors import AjsError, Code
+
+#: The file name of the settings inside a data directory.
+SETTINGS_FILE = "ajs3.yaml"
+
+#: Variables of the daemon's environment that reach jobs unless the settings say
+#: otherwise (``env_passthrough``). Everything else of the daemon's environment is
+#: kept from jobs: it may hold secrets of the service, not of the job's user.
+DEFAULT_PASSTHROUGH = ("LANG", "LC_ALL", "TZ")
+
+
+@dataclass
+class Settings:
+    """What a logical host's settings file may set, with the defaults."""
+
+    lhost: str
+    datadir: Path
+    node: str = ""
+    #: at most this many jobs of the logical host run at once (None: no limit)
+    host_concurrency: int | None = None
+    #: members of this group may change state through the control socket
+    operators_group: str = "ajs3-operators"
+    #: members of this group may only read (show, log, plan, status)
+    viewers_group: str = "ajs3-viewers"
+    #: a job without ``user:`` runs as this user when the daemon runs as root
+    default_user: str = "nobody"
+    #: whether a job may run as root (``user: root``, or a root default_user)
+    allow_root_jobs: bool = False
+    #: names of the daemon's environment variables that jobs receive
+    env_passthrough: tuple[str, ...] = field(default=DEFAULT_PASSTHROUGH)
+
+
+_KEYS: dict[str, str] = {
+    "host_concurrency": "an integer >= 1",
+    "operators_group": "a group name",
+    "viewers_group": "a group name",
+    "default_user": "a user name",
+    "allow_root_jobs": "true or false",
+    "env_passthrough": "a list of environment variable names",
+}
+
+
+def _bad(path: Path, key: str) -> AjsError:
+    return AjsError(f"{path}: {key} must be {_KEYS[key]}", code=Code.SETTINGS,
+                    hint=f"fix {key} in {path}, then start the logical host again")
+
+
+def _name(path: Path, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or not value.isprintable() or ":" in value:
+        raise _bad(path, key)
+    return value
+
+
+def parse(data: Any, path: Path, settings: Settings) -> Settings:
+    """Check the mapping read from ``path`` and set its values on ``settings``."""
+    if data is None:
+        return settings
+    if not isinstance(data, dict):
+        raise AjsError(f"{path}: settings must be a mapping of key: value", code=Code.SETTINGS)
+    unknown = sorted(str(k) for k in data if k not in _KEYS)
+    if unknown:
+        raise AjsError(f"{path}: unknown settings {unknown}", code=Code.SETTINGS,
+                       hint="known: " + ", ".join(sorted(_KEYS)))
+    if "host_concurrency" in data:
+        limit = data["host_concurrency"]
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
+        ):
+            raise _bad(path, "host_concurrency")
+        settings.host_concurrency = limit
+    for key in ("operators_group", "viewers_group", "default_user"):
+        if key in data:
+            setattr(settings, key, _name(path, key, data[key]))
+    if "allow_root_jobs" in data:
+        if not isinstance(data["allow_root_jobs"], bool):
+            raise _bad(path, "allow_root_jobs")
+        settings.allow_root_jobs = data["allow_root_jobs"]
+    if "env_passthrough" in data:
+        names = data["env_passthrough"]
+        if not isinstance(names, list) or not all(
+            isinstance(n, str) and n.isidentifier() for n in names
+        ):
+            raise _bad(path, "env_passthrough")
+        settings.env_passthrough = tuple(names)
+    return settings
+
+
+def load_settings(datadir: Path, lhost: str) -> Settings:
+    """The settings of the logical host in ``datadir`` (defaults without a file)."""
+    settings = Settings(lhost=lhost, datadir=datadir, node=socket.gethostname())
+    path = datadir / SETTINGS_FILE
+    if not path.exists():
+        return settings
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise AjsError(f"{path}: cannot read settings: {exc}", code=Code.SETTINGS) from exc
+    return parse(data, path, settings)

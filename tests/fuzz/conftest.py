@@ -1,0 +1,18 @@
+"""Prints what the fuzzing tier tried: inputs per target, slowest input, peak memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fuzzguard import STATS
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not STATS:
+        return
+    terminalreporter.section("fuzzing figures")
+    for target, s in sorted(STATS.items()):
+        terminalreporter.write_line(
+            f"{target}: {s.inputs} inputs, slowest {s.slowest * 1000:.1f} ms, "
+            f"mean {s.total / max(s.inputs, 1) * 1000:.2f} ms, peak {s.peak / 2**20:.1f} MiB"
+        )

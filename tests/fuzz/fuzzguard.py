@@ -1,0 +1,66 @@
+"""The guard every fuzzing target runs its inputs under: no hang, bounded memory.
+
+A parser given a hostile input must end, and quickly; an input that takes longer than
+HANG_SECONDS is a hang (it raises here, so hypothesis shrinks it to a small example).
+Times and peak memory are recorded per target and printed at the end of the session
+(tests/fuzz/conftest.py), so the figures the fuzzing tier reaches are in CI's output,
+without a test that fails because the machine was busy. Use: `from fuzzguard import guarded`.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+
+#: An input that a parser has not finished after this long is a hang.
+HANG_SECONDS = 10.0
+#: The most memory (bytes, as tracemalloc counts Python allocations) one input may take.
+MEMORY_LIMIT = 256 * 1024 * 1024
+
+
+class Hang(Exception):
+    """A parser did not end within HANG_SECONDS on one input."""
+
+
+@dataclass
+class Stats:
+    inputs: int = 0
+    slowest: float = 0.0
+    peak: int = 0
+    total: float = 0.0
+
+
+STATS: dict[str, Stats] = {}
+
+
+def _on_alarm(_signum: int, _frame: FrameType | None) -> None:
+    raise Hang(f"input not handled within {HANG_SECONDS} s")
+
+
+@contextmanager
+def guarded(target: str) -> Iterator[None]:
+    """Run one input of ``target`` under the hang guard and record its time and memory."""
+    stats = STATS.setdefault(target, Stats())
+    old = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - t0
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        stats.inputs += 1
+        stats.total += elapsed
+        stats.slowest = max(stats.slowest, elapsed)
+        stats.peak = max(stats.peak, peak)
+    if peak > MEMORY_LIMIT:
+        raise AssertionError(f"{target}: one input took {peak / 2**20:.0f} MiB")
