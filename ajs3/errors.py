@@ -70,6 +70,9 @@ class Code(StrEnum):
     TOO_MANY_CLIENTS = "AJS3-E312"
     #: a job would run as root and the logical host's settings do not allow it
     ROOT_JOB_REFUSED = "AJS3-E313"
+    #: a state-changing request was sent and no answer came: it may or may not have
+    #: taken effect (for `entry`, repeating it with the same key is safe)
+    OUTCOME_UNKNOWN = "AJS3-E314"
     # operations (E4xx)
     UNKNOWN_JOBNET = "AJS3-E401"
     UNKNOWN_UNIT = "AJS3-E402"

@@ -40,7 +40,7 @@ from ajs3.model import Compare, RecoveryPolicy, UnitKind
 from ajs3.schedule.calendar import DayBook
 from ajs3.schedule.tz import known_zones, local_zone_name, zone
 
-__all__ = ["load_dir", "load_files", "load_text"]
+__all__ = ["load_dir", "load_files", "load_text", "load_texts"]
 
 _TAG = "tag:yaml.org,2002:"
 _STR = _TAG + "str"
@@ -64,6 +64,12 @@ def load_text(text: str, filename: str) -> DefinitionSet:
 def load_files(paths: Sequence[Path]) -> DefinitionSet:
     """Load and validate several files as one set (root jobnet paths must be unique)."""
     return _finish([_read_and_parse(Path(p)) for p in paths])
+
+
+def load_texts(files: Sequence[tuple[str, str]]) -> DefinitionSet:
+    """Load several files given as (name, text) as one set, as :func:`load_files` does
+    (the daemon's `define`: the files travel over the control socket)."""
+    return _finish([_parse_file(text, name) for name, text in files])
 
 
 def load_dir(directory: Path) -> DefinitionSet:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: MIGRATIONS[n] brings a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -66,5 +66,22 @@ MIGRATIONS: list[str] = [
         reason TEXT NOT NULL
     );
     CREATE INDEX events_unit_run ON events(unit_run);
+    """,
+    # 2: who did what through the control socket (ajs3.journal.audit); the key of an
+    # idempotent request (entry) finds its first answer again.
+    """
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        epoch INTEGER,
+        uid INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        op TEXT NOT NULL,
+        args TEXT NOT NULL,
+        code TEXT NOT NULL,
+        result TEXT NOT NULL,
+        request_key TEXT
+    );
+    CREATE INDEX audit_key ON audit(uid, op, request_key) WHERE request_key IS NOT NULL;
     """,
 ]

@@ -1,22 +1,31 @@
-"""Applying a validated definition set: through the daemon if it runs, else directly."""
+"""Applying definitions: through the daemon if it runs, else directly to the journal.
+
+Through the daemon, the files themselves travel (``define`` carries their names and
+texts) and the daemon validates them with the same loader as ``ajs3 define --check``:
+nothing the loader would refuse reaches the journal, whoever sends it.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import AjsError, Code
+from ajs3.journal import audit
 from ajs3.journal.store import Journal
-from ajs3.service import control
+from ajs3.service.access import user_name
+from ajs3.service.client import Client
 from ajs3.service.lifecycle import daemon_info
 from ajs3.service.lock import DataDirLock
 from ajs3.service.paths import Paths
 
 
 def apply_definitions(paths: Paths, defs: DefinitionSet, sources: list[str]) -> int:
-    content = {"jobnets": {p: u.to_dict() for p, u in defs.jobnets.items()},
-               "groups": list(defs.groups)}
+    """Apply ``defs``, loaded from ``sources`` (files, or one definitions directory),
+    as the new version; returns the version."""
     if daemon_info(paths) is not None:
-        result = control.request(paths.socket,
-                                 {"op": "define", "content": content, "sources": sources})
+        result = Client(paths.socket).define(source_texts(sources), sources)
         return int(result["version"])
     datadir = paths.need_datadir()
     lock = DataDirLock(paths.lockfile)
@@ -30,8 +39,35 @@ def apply_definitions(paths: Paths, defs: DefinitionSet, sources: list[str]) -> 
     try:
         journal = Journal.open(datadir)
         try:
-            return journal.apply_definitions(defs, sources)
+            version = journal.apply_definitions(defs, sources)
+            uid = os.geteuid()
+            audit.record(journal, uid=uid, user=user_name(uid), op="define",
+                         args={"sources": sources, "offline": True}, code=audit.OK,
+                         result={"version": version, "jobnets": sorted(defs.jobnets)})
+            return version
         finally:
             journal.close()
     finally:
         lock.release()
+
+
+def source_texts(sources: list[str]) -> list[tuple[str, str]]:
+    """(name, text) of every definition file named by ``sources``: files as given, a
+    directory as the loader reads it (``*.yaml``/``*.yml`` directly in it, not hidden,
+    by name)."""
+    files: list[Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")
+                            and not p.name.startswith(".") and p.is_file())
+        else:
+            files.append(path)
+    texts = []
+    for path in files:
+        try:
+            texts.append((str(path), path.read_bytes().decode("utf-8-sig")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AjsError(f"{path}: cannot read the definition file: {exc}",
+                           code=Code.DEFINITION_FILE, hint="check the file and run again") from exc
+    return texts

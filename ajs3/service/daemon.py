@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import keyword
 import os
 import selectors
 import signal
 import socket
+import stat
 import time
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from ajs3 import logs
-from ajs3.definitions.units import DefinitionSet, Unit
+from ajs3.definitions.loader import load_texts
 from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import AjsError, Code, EpochSuperseded
+from ajs3.journal import audit
 from ajs3.journal.store import Journal
 from ajs3.model import StartMode, StopJobs
-from ajs3.service.control import read_line
+from ajs3.service import access, protocol
+from ajs3.service.access import Peer
+from ajs3.service.control import ControlServer
 from ajs3.service.lock import DataDirLock, describe
 from ajs3.service.paths import Paths
-from ajs3.settings import load_settings
+from ajs3.service.protocol import BadRequest
+from ajs3.settings import Settings, load_settings
 
 #: The loop wakes at least this often, so depth-10 health checks see it alive.
 HEARTBEAT = 5.0
@@ -44,7 +52,8 @@ class Daemon:
         self.stop_timeout = 0.0
         self.last_loop = time.time()
         self.started_at = time.time()
-        self.listener: socket.socket | None = None
+        self.server: ControlServer | None = None
+        self.settings: Settings | None = None
         self.journal: Journal | None = None
         self.sched: Scheduler | None = None
         self.watched: set[int] = set()
@@ -53,7 +62,7 @@ class Daemon:
 
     def prepare(self) -> None:
         """Everything that can fail for a reason a user must see, before serving."""
-        settings = load_settings(self.datadir, self.paths.lhost)
+        settings = self.settings = load_settings(self.datadir, self.paths.lhost)
         self.lock.acquire(self.paths.lhost)
         if self.lock.previous and self.lock.previous.get("pid"):
             self.log.warning("took over a stale lock", previous=describe(self.lock.previous))
@@ -68,23 +77,26 @@ class Daemon:
         self.log.info("logical host started", mode=self.mode.value, datadir=str(self.datadir))
 
     def _listen(self) -> None:
+        """The control socket: reachable by every local user (0666 in a 0755 run
+        directory); who may do what is decided per request from the peer's
+        credentials (ajs3.service.access, docs/control.md)."""
         rundir = self.paths.rundir
-        rundir.mkdir(mode=0o750, parents=True, exist_ok=True)
-        os.chmod(rundir, 0o750)
+        rundir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        _check_rundir(rundir)
+        os.chmod(rundir, 0o755)
         sock_path = self.paths.socket
         if sock_path.exists() or sock_path.is_symlink():
             sock_path.unlink()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o117)
+        old = os.umask(0o177)  # never reachable before the mode below is set on purpose
         try:
             listener.bind(str(sock_path))
         finally:
             os.umask(old)
-        os.chmod(sock_path, 0o660)
-        listener.listen(64)
+        os.chmod(sock_path, 0o666)
+        listener.listen(128)
         listener.setblocking(False)
-        self.listener = listener
-        self.sel.register(listener, selectors.EVENT_READ, "listen")
+        self.server = ControlServer(listener, self.sel, self._handle, self.log)
 
     def _write_pidfile(self, epoch: int) -> None:
         me = os.getpid()
@@ -92,7 +104,7 @@ class Daemon:
                 "datadir": str(self.datadir), "epoch": epoch, "mode": self.mode.value}
         tmp = self.paths.pidfile.with_suffix(".tmp")
         tmp.write_text(json.dumps(info))
-        os.chmod(tmp, 0o640)
+        os.chmod(tmp, 0o644)  # `ajs3 service status` works for every user
         tmp.rename(self.paths.pidfile)
 
     # -- loop ----------------------------------------------------------------------------
@@ -130,10 +142,14 @@ class Daemon:
                     timeout = min(timeout, max(0.0, wake - time.time()))
                 if self.stop_jobs is not None:
                     timeout = min(timeout, 0.2)
-                for key, _ in self.sel.select(timeout):
+                assert self.server is not None
+                due = self.server.next_deadline()
+                if due is not None:
+                    timeout = min(timeout, max(0.0, due - time.monotonic()))
+                for key, mask in self.sel.select(timeout):
                     tag = key.data
-                    if tag == "listen":
-                        self._accept()
+                    if isinstance(tag, ControlServer):
+                        tag.ready(key, mask)
                     elif tag == "signal":
                         with contextlib.suppress(BlockingIOError):
                             rsig.recv(4096)
@@ -145,6 +161,7 @@ class Daemon:
                         self.sel.unregister(fd)
                         self.watched.discard(fd)
                         sched.on_exit(fd)
+                self.server.expire(time.monotonic())
         except EpochSuperseded as exc:
             self.log.error("stopping: epoch superseded", error=str(exc))
             return 3
@@ -202,8 +219,8 @@ class Daemon:
         for path in (self.paths.socket, self.paths.pidfile):
             with contextlib.suppress(OSError):
                 path.unlink()
-        if self.listener is not None:
-            self.listener.close()
+        if self.server is not None:
+            self.server.close()
         if self.sched is not None:
             self.sched.runner.close()
         if self.journal is not None:
@@ -213,99 +230,157 @@ class Daemon:
 
     # -- requests --------------------------------------------------------------------
 
-    def _accept(self) -> None:
-        assert self.listener is not None
+    def _handle(self, peer: Peer, line: bytes) -> dict[str, Any]:
+        """The answer to one request line: checked against the protocol, then against
+        the peer's role, then done (and audited if it changes state)."""
+        assert self.server is not None and self.settings is not None
         try:
-            conn, _ = self.listener.accept()
-        except BlockingIOError:
-            return
-        with conn:
-            conn.settimeout(10.0)
-            try:
-                data = read_line(conn)
-                answer = self._handle(json.loads(data))
-            except (ValueError, OSError) as exc:
-                answer = {"ok": False, "error": {"code": Code.CONTROL.value,
-                                                 "message": f"bad request: {exc}"}}
-            with contextlib.suppress(OSError):
-                conn.sendall(json.dumps(answer).encode() + b"\n")
-
-    def _handle(self, msg: dict[str, Any]) -> dict[str, Any]:
-        op = msg.get("op")
-        handler = getattr(self, f"op_{op}", None)
-        if handler is None:
-            return {"ok": False, "error": {"code": Code.CONTROL.value,
-                                           "message": f"unknown operation {op!r}"}}
+            req = protocol.check(protocol.decode(line))
+        except BadRequest as exc:
+            self.server.note_bad("bad control request", peer, error=exc.message[:300])
+            return protocol.answer_error(exc)
         try:
-            return {"ok": True, "result": handler(msg)}
+            access.check(req.op, access.role_of(peer, self.settings), peer, self.settings)
+        except AjsError as exc:
+            self.server.note_bad("control request refused", peer, op=req.op.name,
+                                 code=exc.code.value)
+            return protocol.answer_error(exc)
+        handler = getattr(self, f"op_{req.op.name}")
+        kwargs = {handler_arg(k): v for k, v in req.fields.items()}
+        try:
+            if req.op.access.changes_state:
+                return protocol.answer_ok(self._change(peer, req, handler, kwargs))
+            return protocol.answer_ok(handler(peer, **kwargs))
         except EpochSuperseded:
             raise
         except AjsError as exc:
-            return {"ok": False, "error": exc.to_dict()}
+            error = exc
         except Exception as exc:  # a bug must not take the logical host down
-            self.log.exception("request failed", op=op)
-            return {"ok": False, "error": {"code": Code.INTERNAL.value,
-                                           "message": f"internal error in {op}: {exc}",
-                                           "hint": "see the daemon log; please report it"}}
+            self.log.exception("request failed", op=req.op.name)
+            error = AjsError(f"internal error in {req.op.name}: {exc}", code=Code.INTERNAL,
+                             hint="see the daemon log; please report it")
+        if req.op.access.changes_state:
+            self._audit(peer, req, error.code.value, {"message": error.message})
+        return protocol.answer_error(error)
 
-    def op_ping(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def _change(self, peer: Peer, req: protocol.Request, handler: Any,
+                kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Do a state change and write its audit row in one transaction: the row (and
+        an entry's idempotency key) exists if and only if the change does."""
+        assert self.journal is not None
+        with self.journal.transaction():
+            result: dict[str, Any] = handler(peer, **kwargs)
+            self._audit(peer, req, audit.OK, result, log_only=True)
+            audit.record(self.journal, uid=peer.uid, user=peer.user, op=req.op.name,
+                         args=audit_args(req), code=audit.OK, result=result,
+                         key=req.fields.get("key"))
+        return result
+
+    def _audit(self, peer: Peer, req: protocol.Request, code: str, result: dict[str, Any],
+               log_only: bool = False) -> None:
+        self.log.info("audit", uid=peer.uid, user=peer.user, pid=peer.pid, op=req.op.name,
+                      args=audit_args(req), result=code)
+        if log_only:
+            return
+        assert self.journal is not None
+        try:
+            audit.record(self.journal, uid=peer.uid, user=peer.user, op=req.op.name,
+                         args=audit_args(req), code=code, result=result)
+        except EpochSuperseded:
+            raise
+        except Exception:  # the answer still tells the truth; the log has the line above
+            self.log.exception("cannot write the audit row of a refused request")
+
+    def op_ping(self, peer: Peer) -> dict[str, Any]:
         assert self.sched is not None and self.journal is not None
         return {"pid": os.getpid(), "lhost": self.paths.lhost, "datadir": str(self.datadir),
                 "epoch": self.journal.epoch, "loop_age": time.time() - self.last_loop,
                 "running_jobs": len(self.sched.tracked), "active_runs": len(self.sched.runs),
                 "stopping": self.stop_jobs is not None, "uptime": time.time() - self.started_at}
 
-    def op_define(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def op_define(self, peer: Peer, *, files: list[dict[str, str]],
+                  sources: list[str] | None) -> dict[str, Any]:
         assert self.sched is not None
-        content = msg["content"]
-        defs = DefinitionSet(
-            jobnets={p: Unit.from_dict(u) for p, u in content["jobnets"].items()},
-            groups=tuple(content.get("groups", ())),
-        )
-        version = self.sched.apply_definitions(defs, list(msg.get("sources", [])))
+        defs = load_texts([(f["name"], f["text"]) for f in files])
+        version = self.sched.apply_definitions(defs, sources or [f["name"] for f in files])
         return {"version": version, "jobnets": sorted(defs.jobnets)}
 
-    def op_entry(self, msg: dict[str, Any]) -> dict[str, Any]:
-        assert self.sched is not None
-        run = self.sched.register(msg["jobnet"], msg.get("at"), bool(msg.get("hold")))
-        return {"run": run}
+    def op_entry(self, peer: Peer, *, jobnet: str, at: float | None, hold: bool | None,
+                 key: str) -> dict[str, Any]:
+        assert self.sched is not None and self.journal is not None
+        first = audit.find_done(self.journal, uid=peer.uid, op="entry", key=key)
+        if first is not None:
+            asked = {"jobnet": jobnet, "at": at, "hold": hold}
+            if first.args != asked:
+                raise BadRequest(f"entry: key {key} was used for another request "
+                                 f"({first.args}); use a new key for a new request")
+            return {**first.result, "repeated": True}
+        return {"run": self.sched.register(jobnet, at, bool(hold))}
 
-    def op_hold(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def op_hold(self, peer: Peer, *, run: int | None, unit: str) -> dict[str, Any]:
         assert self.sched is not None
-        ur = self.sched.hold(msg.get("run"), msg["unit"])
+        ur = self.sched.hold(run, unit)
         return {"unit": ur.path, "status": ur.status.value}
 
-    def op_release(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def op_release(self, peer: Peer, *, run: int | None, unit: str,
+                   as_: str | None) -> dict[str, Any]:
         assert self.sched is not None
-        ur = self.sched.release(msg.get("run"), msg["unit"], msg.get("as"))
+        ur = self.sched.release(run, unit, as_)
         return {"unit": ur.path, "status": ur.status.value}
 
-    def op_kill(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def op_kill(self, peer: Peer, *, run: int | None, unit: str | None,
+                jobnet: str | None) -> dict[str, Any]:
         assert self.sched is not None
-        state = self.sched.kill(msg.get("run"), msg.get("unit"), msg.get("jobnet"))
+        state = self.sched.kill(run, unit, jobnet)
         return {"run": state.run.id}
 
-    def op_rerun(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def op_rerun(self, peer: Peer, *, run: int | None, jobnet: str | None, mode: str,
+                 unit: str | None) -> dict[str, Any]:
         assert self.sched is not None
-        state = self.sched.rerun(msg.get("run"), msg.get("jobnet"), msg["mode"], msg.get("unit"))
+        state = self.sched.rerun(run, jobnet, mode, unit)
         return {"run": state.run.id}
 
-    def op_why(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def op_why(self, peer: Peer, *, run: int | None, unit: str) -> dict[str, Any]:
         assert self.sched is not None
-        return self.sched.explain(msg.get("run"), msg["unit"])
+        return self.sched.explain(run, unit)
 
-    def op_stop(self, msg: dict[str, Any]) -> dict[str, Any]:
-        self.begin_stop(StopJobs(msg.get("jobs", "kill")), float(msg.get("timeout", 60)))
+    def op_stop(self, peer: Peer, *, jobs: str | None, timeout: float | None) -> dict[str, Any]:
+        self.begin_stop(StopJobs(jobs or "kill"), 60.0 if timeout is None else timeout)
         return {"stopping": True}
 
-    def op_reload(self, msg: dict[str, Any]) -> dict[str, Any]:
-        level = msg.get("log_level")
-        if level not in logs.LEVELS:
-            raise AjsError(f"unknown log level {level!r}", code=Code.BAD_ARGUMENT,
-                           hint="use debug, info, warning or error")
-        logs.set_level(level)
-        self.log.info("log level changed", level=level)
-        return {"log_level": level}
+    def op_reload(self, peer: Peer, *, log_level: str) -> dict[str, Any]:
+        logs.set_level(log_level)
+        self.log.info("log level changed", level=log_level)
+        return {"log_level": log_level}
+
+
+def _check_rundir(rundir: Path) -> None:
+    """Refuse a run directory that another user could have prepared (AJS3-E210)."""
+    st = os.lstat(rundir)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise AjsError(
+            f"run directory {rundir} is not a directory owned by uid {os.geteuid()} and "
+            f"writable only by it (uid {st.st_uid}, mode {stat.filemode(st.st_mode)})",
+            code=Code.RUNDIR_UNSAFE,
+            hint="remove it (the daemon creates it), or give another --rundir",
+        )
+
+
+def handler_arg(field: str) -> str:
+    """The keyword of a handler for a protocol field (``as`` is ``as_``)."""
+    return field + "_" if keyword.iskeyword(field) else field
+
+
+def audit_args(req: protocol.Request) -> dict[str, Any]:
+    """What the audit keeps of a request's fields: not the key (a column of its own),
+    and of definition files their names, sizes and digests (the journal keeps the
+    definitions themselves)."""
+    args = {k: v for k, v in req.fields.items() if k != "key"}
+    if req.op.name == "define":
+        args["files"] = [{"name": f["name"], "bytes": len(f["text"].encode()),
+                          "sha256": hashlib.sha256(f["text"].encode()).hexdigest()}
+                         for f in args["files"]]
+    return args
 
 
 def run_foreground(paths: Paths, mode: StartMode, log_level: str, console: bool,
