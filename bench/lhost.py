@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3 import model
+from ajs3.service.client import Client
 
 REPO = Path(__file__).resolve().parent.parent
 #: statuses (as stored) in which a unit run has ended
@@ -79,13 +80,12 @@ class LogicalHost:
         return self.cli("service", "stop", "--jobs", jobs, "--timeout", str(timeout),
                         check=False)[1]
 
-    def request(self, message: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
-        from ajs3.service import control
-
-        return control.request(self.rundir / "control.sock", message, timeout=timeout)
+    def client(self, timeout: float = 120) -> Client:
+        """The control client of this logical host (ajs3.service.client)."""
+        return Client(self.rundir / "control.sock", timeout=timeout)
 
     def entry(self, jobnet: str, at: float | None = None) -> int:
-        return int(self.request({"op": "entry", "jobnet": jobnet, "at": at})["run"])
+        return int(self.client().entry(jobnet, at=at)["run"])
 
     def daemon_pid(self) -> int | None:
         try:
