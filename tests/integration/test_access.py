@@ -1,0 +1,168 @@
+"""Access to the control socket as an unprivileged user created by the test: refused
+without a group, read-only as a viewer, allowed as an operator, every change audited
+with the uid; only root stops the logical host."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lhost import LogicalHost
+
+from ajs3.errors import AjsError, Code
+from ajs3.service.client import Client
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users: needs root")
+
+
+class Account:
+    """A user and two groups made for one test, removed after it."""
+
+    def __init__(self) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.user, self.operators, self.viewers = f"ajs3t{tag}", f"ajs3to{tag}", f"ajs3tv{tag}"
+        for group in (self.operators, self.viewers):
+            subprocess.run(["groupadd", group], check=True)
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", self.user], check=True)
+        entry = pwd.getpwnam(self.user)
+        self.uid, self.gid = entry.pw_uid, entry.pw_gid
+
+    def join(self, group: str) -> None:
+        subprocess.run(["gpasswd", "-a", self.user, group], check=True, capture_output=True)
+
+    def leave(self, group: str) -> None:
+        subprocess.run(["gpasswd", "-d", self.user, group], check=True, capture_output=True)
+
+    def remove(self) -> None:
+        subprocess.run(["userdel", self.user], check=False)
+        for group in (self.operators, self.viewers):
+            subprocess.run(["groupdel", group], check=False)
+
+    def run(self, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``call()`` in a child process that runs as this user; its result or error."""
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                os.close(read)
+                os.setgroups([])
+                os.setgid(self.gid)
+                os.setuid(self.uid)
+                try:
+                    out: dict[str, Any] = {"ok": True, "result": call()}
+                except AjsError as exc:
+                    out = {"ok": False, "code": exc.code.value, "message": exc.message,
+                           "hint": exc.hint}
+                os.write(write, json.dumps(out, default=str).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as f:
+            data = f.read()
+        os.waitpid(pid, 0)
+        return dict(json.loads(data))
+
+
+@pytest.fixture
+def account() -> Iterator[Account]:
+    made = Account()
+    try:
+        yield made
+    finally:
+        made.remove()
+
+
+@pytest.fixture
+def host(account: Account) -> Iterator[LogicalHost]:
+    # the pytest temporary directory is root's alone: put the host where others may look
+    base = Path(tempfile.mkdtemp(prefix="ajs3-access-"))
+    base.chmod(0o755)
+    lh = LogicalHost(base, "acc")
+    lh.datadir.parent.chmod(0o755)
+    (lh.datadir / "ajs3.yaml").write_text(
+        f"operators_group: {account.operators}\nviewers_group: {account.viewers}\n")
+    try:
+        lh.start()
+        lh.define("""
+            group: /a
+            jobnets:
+              - name: net
+                units:
+                  - {name: j1, command: [/bin/true]}
+                  - {name: j2, after: [j1], command: [/bin/true]}
+        """)
+        yield lh
+    finally:
+        lh.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_access_follows_the_groups_and_every_change_is_audited(
+    host: LogicalHost, account: Account
+) -> None:
+    c = Client(host.rundir / "control.sock", timeout=30)
+    run = c.entry("/a/net", hold=True)["run"]
+
+    def why() -> dict[str, Any]:
+        return c.why("/a/net/j1", run=run)
+
+    def entry() -> dict[str, Any]:
+        return c.entry("/a/net", hold=True)
+
+    def hold() -> dict[str, Any]:
+        return c.hold("/a/net/j2", run=run)
+
+    # without a group: alive or not is all a user may learn
+    assert account.run(c.ping)["ok"]
+    refused = account.run(why)
+    assert refused["code"] == Code.PERMISSION_DENIED.value
+    assert account.viewers in refused["hint"] and account.user in refused["message"]
+    refused = account.run(entry)
+    assert refused["code"] == Code.PERMISSION_DENIED.value
+    assert account.operators in refused["hint"]
+
+    # a viewer reads and may not change anything
+    account.join(account.viewers)
+    seen = account.run(why)
+    assert seen["ok"] and seen["result"]["unit"] == "/a/net/j1"
+    assert account.run(entry)["code"] == Code.PERMISSION_DENIED.value
+    assert account.run(hold)["code"] == Code.PERMISSION_DENIED.value
+
+    # an operator changes state; each change is in the journal with the user's uid
+    account.join(account.operators)
+    made = account.run(entry)
+    assert made["ok"], made
+    assert account.run(hold)["ok"]
+    # stopping the logical host is root's
+    stop = account.run(lambda: c.stop(jobs="leave", timeout=5))
+    assert stop["code"] == Code.PERMISSION_DENIED.value
+    assert c.ping()["pid"] == host.daemon_pid()
+
+    rows = host.journal_query("SELECT uid, user, op, code, args FROM audit WHERE uid=?",
+                              (account.uid,))
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        (account.uid, account.user, "entry", "ok"), (account.uid, account.user, "hold", "ok")]
+    assert json.loads(rows[0][4])["jobnet"] == "/a/net"
+    log = (host.datadir / "log" / "ajs3.log").read_text().splitlines()
+    lines = [json.loads(x) for x in log if '"audit"' in x]
+    assert {(a["op"], a["result"]) for a in lines if a["uid"] == account.uid} == {
+        ("entry", "ok"), ("hold", "ok")}
+
+    # leaving the group takes effect at the next request, without a restart
+    account.leave(account.operators)
+    assert account.run(entry)["code"] == Code.PERMISSION_DENIED.value
+
+
+def test_the_socket_is_reachable_and_the_run_directory_not_writable(host: LogicalHost) -> None:
+    assert (host.rundir / "control.sock").stat().st_mode & 0o777 == 0o666
+    assert host.rundir.stat().st_mode & 0o777 == 0o755
+    assert (host.rundir / "daemon.json").stat().st_mode & 0o777 == 0o644
