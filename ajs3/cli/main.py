@@ -4,8 +4,6 @@ library error becomes a message and an exit code here, in one place."""
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -14,157 +12,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ajs3 import __version__
-from ajs3.errors import AjsError, Code, DefinitionError
+from ajs3.cli.exits import EXIT_ERROR, failed, run
+from ajs3.cli.output import emit, note
+from ajs3.cli.parser import build_parser
+from ajs3.errors import AjsError, Code
 from ajs3.model import StartMode, StopJobs
 from ajs3.service import lifecycle
 from ajs3.service.paths import Paths, check_lhost, default_rundir
-
-EXIT_ERROR, EXIT_USAGE = 1, 2
-DEFAULT_LHOST = "standalone"
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        self.print_usage(sys.stderr)
-        print(f"ajs3: {Code.BAD_ARGUMENT.value}: {message} (see --help)", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--help", action="help", help="show this help and exit")
-    p.add_argument("-h", "--lhost", default=os.environ.get("AJS3_LHOST", DEFAULT_LHOST),
-                   help="logical host name (default: $AJS3_LHOST or 'standalone')")
-    p.add_argument("--datadir", type=Path, default=os.environ.get("AJS3_DATADIR"),
-                   help="data directory of the logical host (default: the running daemon's)")
-    p.add_argument("--rundir", type=Path, default=None,
-                   help="run directory for socket and pid file (default /run/ajs3/LHOST)")
-    p.add_argument("--json", action="store_true", help="print JSON")
-
-
-def build_parser() -> Parser:
-    parser = Parser(prog="ajs3", add_help=False,
-                    description="ajs3: jobnets on highly available logical hosts")
-    parser.add_argument("--help", action="help", help="show this help and exit")
-    parser.add_argument("--version", action="version", version=f"ajs3 {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    sub.required = True
-
-    svc = sub.add_parser("service", add_help=False, help="start, stop, check a logical host")
-    ssub = svc.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
-    ssub.required = True
-    svc.add_argument("--help", action="help")
-    p = ssub.add_parser("start", add_help=False, help="start the daemon")
-    _common(p)
-    p.add_argument("--mode", choices=[m.value for m in StartMode], default="hot")
-    p.add_argument("--foreground", action="store_true", help="run in the foreground")
-    p.add_argument("--check", action="store_true",
-                   help="only check that it could start (data directory, journal, lock)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
-    p = ssub.add_parser("stop", add_help=False, help="stop the daemon")
-    _common(p)
-    p.add_argument("--jobs", choices=[j.value for j in StopJobs], default="kill",
-                   help="what to do with running jobs (default kill)")
-    p.add_argument("--timeout", type=float, default=60.0)
-    p = ssub.add_parser("status", add_help=False,
-                        help="exit 0 running, 3 not running, 1 unhealthy")
-    _common(p)
-    p.add_argument("--depth", type=int, choices=[0, 10, 20], default=10)
-    p = ssub.add_parser("reload", add_help=False, help="change the daemon's log level")
-    _common(p)
-    p.add_argument("--log-level", required=True, choices=["debug", "info", "warning", "error"])
-
-    p = sub.add_parser("define", add_help=False, help="validate and apply definitions")
-    _common(p)
-    p.add_argument("files", nargs="*", type=Path,
-                   help="YAML files (default: DATADIR/definitions/*.yaml)")
-    p.add_argument("--check", action="store_true", help="validate only, apply nothing")
-
-    p = sub.add_parser("entry", add_help=False, help="register a jobnet to run")
-    _common(p)
-    p.add_argument("jobnet")
-    p.add_argument("--at", help="start time, ISO 8601 (default now)")
-    p.add_argument("--hold", action="store_true", help="register it held")
-    p.add_argument("--wait", action="store_true", help="wait until it ends")
-    p.add_argument("--timeout", type=float, default=None, help="give up waiting after S")
-
-    p = sub.add_parser("show", add_help=False, help="units, statuses, times, exit codes")
-    _common(p)
-    p.add_argument("target", nargs="?", help="jobnet path (default: every run)")
-    p.add_argument("--run", type=int, help="jobnet run number (default the latest)")
-    p.add_argument("--why", metavar="UNIT", help="say which readiness rule holds UNIT back")
-    p.add_argument("--all", action="store_true", help="list older runs too")
-
-    for name, text in (("hold", "hold a unit that has not started"),
-                       ("release", "release a held unit, or decide an unknown one")):
-        p = sub.add_parser(name, add_help=False, help=text)
-        _common(p)
-        p.add_argument("unit")
-        p.add_argument("--run", type=int)
-        if name == "release":
-            p.add_argument("--as", dest="as_", choices=["normal", "abnormal"])
-
-    p = sub.add_parser("kill", add_help=False, help="kill a running job or a jobnet run")
-    _common(p)
-    p.add_argument("target", help="jobnet or job path")
-    p.add_argument("--run", type=int)
-
-    p = sub.add_parser("rerun", add_help=False, help="rerun a jobnet run (like ajsrerun)")
-    _common(p)
-    p.add_argument("jobnet")
-    p.add_argument("--run", type=int)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--failed", action="store_true", help="from the failed units (default)")
-    g.add_argument("--from", dest="from_", metavar="UNIT", help="from UNIT on")
-    g.add_argument("--only", metavar="UNIT", help="only UNIT")
-
-    p = sub.add_parser("log", add_help=False, help="print a run's output")
-    _common(p)
-    p.add_argument("run_id", help="run id, or a unit path")
-    p.add_argument("--run", type=int)
-    p.add_argument("--stderr", action="store_true")
-
-    p = sub.add_parser("plan", add_help=False,
-                       help="forecast the run times of jobnets (like ajsschedule)")
-    _common(p)
-    p.add_argument("jobnet", nargs="?", help="root jobnet path (default: every scheduled one)")
-    p.add_argument("--from", dest="from_", required=True, metavar="TIME",
-                   help="start, ISO 8601, inclusive; without an offset, in each jobnet's zone")
-    p.add_argument("--to", required=True, metavar="TIME", help="end, exclusive (as --from)")
-    p.add_argument("--file", dest="files", action="append", type=Path, default=[],
-                   help="read definitions from this YAML file (repeatable), not the journal")
-    p.add_argument("--definitions", type=Path, metavar="DIR",
-                   help="read definitions from the YAML files in DIR, not the journal")
-
-    p = sub.add_parser("import", add_help=False,
-                       help="import JP1/AJS3 unit definitions (ajsprint format) as ajs3 YAML")
-    _common(p)
-    p.add_argument("--jp1", required=True, type=Path, metavar="FILE",
-                   help="JP1/AJS3 unit definition file")
-    p.add_argument("--check", action="store_true", help="validate only, write nothing")
-    p.add_argument("--out", type=Path, metavar="DIR", help="write the YAML files to DIR")
-    p.add_argument("--tz", metavar="ZONE", help="time zone of the schedules (default: local)")
-    p.add_argument("--strict", action="store_true",
-                   help="exit 1 when any unit or parameter could not be mapped")
-
-    p = sub.add_parser("export", add_help=False,
-                       help="export definitions as JP1/AJS3 unit definitions (ajsdefine format)")
-    _common(p)
-    p.add_argument("--jp1", required=True, type=Path, metavar="FILE",
-                   help="write here ('-' for standard output)")
-    p.add_argument("--file", dest="files", action="append", type=Path, default=[],
-                   help="read definitions from this YAML file (repeatable), not the journal")
-    p.add_argument("--definitions", type=Path, metavar="DIR",
-                   help="read definitions from the YAML files in DIR, not the journal")
-
-    p = sub.add_parser("demo", add_help=False,
-                       help="run the sample jobnet on a standalone logical host")
-    p.add_argument("--help", action="help")
-    p.add_argument("--dir", type=Path, default=Path("ajs3-demo"))
-    return parser
 
 
 def paths_of(args: argparse.Namespace) -> Paths:
@@ -174,38 +28,9 @@ def paths_of(args: argparse.Namespace) -> Paths:
     return lifecycle.with_datadir(Paths(lhost, Path(rundir), datadir))
 
 
-def emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(data, indent=2, default=str))
-    elif text:
-        print(text)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler = HANDLERS[args.command]
-    try:
-        return handler(args)
-    except DefinitionError as exc:
-        if getattr(args, "json", False):
-            print(json.dumps(exc.to_dict(), indent=2))
-        else:
-            print(f"ajs3: {exc.code.value}: {exc.message}", file=sys.stderr)
-            for problem in exc.problems:
-                print(f"  {problem}", file=sys.stderr)
-        return EXIT_ERROR
-    except AjsError as exc:
-        print(f"ajs3: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("ajs3: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # `ajs3 show | head`: the reader left; say nothing more.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
+    args = build_parser().parse_args(argv)
+    return run(HANDLERS[args.command], args)
 
 
 # -- service -----------------------------------------------------------------------
@@ -302,9 +127,8 @@ def cmd_entry(args: argparse.Namespace) -> int:
     final = views.wait_run(paths.need_datadir(), run, args.timeout)
     emit(args, final, f"{args.jobnet}: run {run} {final['label']}")
     if final["abnormal"]:
-        print(f"ajs3: {Code.ENDED_ABNORMALLY.value}: run {run} of {args.jobnet} "
-              f"ended: {final['label']}", file=sys.stderr)
-        return EXIT_ERROR
+        return failed(Code.ENDED_ABNORMALLY,
+                      f"run {run} of {args.jobnet} ended: {final['label']}")
     return 0
 
 
@@ -467,8 +291,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.check:
         lines.append("check only: nothing written")
     emit(args, data, "\n".join(lines))
-    for note in result.notes if args.json else []:
-        print(f"ajs3: {note}", file=sys.stderr)
+    for note_text in result.notes if args.json else []:
+        note(note_text)
     return EXIT_ERROR if args.strict and result.notes else 0
 
 
@@ -483,8 +307,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         Path(args.jp1).write_text(text, encoding="utf-8")
         emit(args, {"file": str(args.jp1), "notes": notes},
              "\n".join([f"wrote {args.jp1}", *(f"  {n}" for n in notes)]))
-    for note in notes if str(args.jp1) == "-" else []:
-        print(f"ajs3: {note}", file=sys.stderr)
+    for note_text in notes if str(args.jp1) == "-" else []:
+        note(note_text)
     return 0
 
 
