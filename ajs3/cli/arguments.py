@@ -4,6 +4,7 @@ definition set a command reads."""
 from __future__ import annotations
 
 import argparse
+import pwd
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,27 @@ def paths_of(args: argparse.Namespace) -> Paths:
     rundir = args.rundir or default_rundir(lhost)
     datadir = Path(args.datadir).absolute() if args.datadir else None
     return lifecycle.with_datadir(Paths(lhost, Path(rundir), datadir))
+
+
+def check_rundir(paths: Paths) -> None:
+    """Refuse (AJS3-E309) a run directory this user may not read: its pid file is how a
+    running daemon is told from a stopped one, and without it a running logical host
+    would look stopped."""
+    try:
+        with open(paths.pidfile, "rb"):
+            pass
+    except PermissionError as exc:
+        try:
+            owner = pwd.getpwuid(paths.rundir.stat().st_uid).pw_name
+        except (OSError, KeyError):
+            owner = "the owner of the run directory"
+        raise AjsError(
+            f"cannot tell whether logical host {paths.lhost} is running: {exc.filename} "
+            f"is not readable by this user", code=Code.PERMISSION_DENIED,
+            hint=f"run the command as {owner} (the owner of {paths.rundir}), or give the "
+                 f"--rundir of a logical host you may read") from exc
+    except OSError:
+        return  # no pid file (or no run directory): no daemon, lifecycle says so
 
 
 def parse_time(text: str, option: str) -> datetime:

@@ -7,9 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ajs3.cli.arguments import definitions_for, paths_of
+from ajs3.cli.arguments import check_rundir, definitions_for, paths_of
 from ajs3.cli.exits import EXIT_ERROR
-from ajs3.cli.output import emit, note
+from ajs3.cli.output import emit, note, writing
+from ajs3.errors import Code, DataDirError
 
 
 def cmd_define(args: argparse.Namespace) -> int:
@@ -31,7 +32,17 @@ def cmd_define(args: argparse.Namespace) -> int:
         return 0
     from ajs3.service import apply
 
-    version = apply.apply_definitions(paths, defs, sources)
+    # Applied through the daemon if one runs, else straight into the journal: both need
+    # to know whether it runs, and the second to write in the data directory.
+    check_rundir(paths)
+    try:
+        version = apply.apply_definitions(paths, defs, sources)
+    except PermissionError as exc:
+        raise DataDirError(
+            f"cannot apply the definitions: {exc.filename} is not writable by this user",
+            code=Code.DATADIR_ACCESS,
+            hint="run the command as the owner of the data directory, or start the logical "
+                 "host and apply through its daemon") from exc
     emit(args, {"version": version, **summary},
          f"definitions applied as version {version}: {len(defs.jobnets)} jobnet(s), "
          f"{summary['units']} unit(s)")
@@ -44,7 +55,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     result = importer.import_file(args.jp1, time_zone=args.tz)
     written: list[str] = []
     if args.out is not None and not args.check:
-        written = [str(p) for p in importer.write_yaml(result, args.out)]
+        with writing(args.out):
+            written = [str(p) for p in importer.write_yaml(result, args.out)]
     data = result.summary()
     data["written"] = written
     lines = [f"{args.jp1}: {data['units']} unit(s), {len(result.defs.jobnets)} root jobnet(s)"]
@@ -66,7 +78,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if str(args.jp1) == "-":
         sys.stdout.write(text)
     else:
-        Path(args.jp1).write_text(text, encoding="utf-8")
+        with writing(args.jp1):
+            Path(args.jp1).write_text(text, encoding="utf-8")
         emit(args, {"file": str(args.jp1), "notes": notes},
              "\n".join([f"wrote {args.jp1}", *(f"  {n}" for n in notes)]))
     for remark in notes if str(args.jp1) == "-" else []:

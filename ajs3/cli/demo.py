@@ -6,14 +6,17 @@ import argparse
 from collections.abc import Callable
 from importlib import resources
 
+from ajs3.cli.output import writing
+
 
 def cmd_demo(args: argparse.Namespace, ajs3: Callable[[list[str]], int]) -> int:
     """Run the demo's steps as `ajs3` commands through ``ajs3`` (the CLI's own entry
     point, passed in so that this module need not import it)."""
     datadir = args.dir.absolute()
-    (datadir / "definitions").mkdir(parents=True, exist_ok=True)
     sample = resources.files("ajs3").joinpath("samples/demo.yaml").read_text()
-    (datadir / "definitions" / "demo.yaml").write_text(sample)
+    with writing(datadir):
+        (datadir / "definitions").mkdir(parents=True, exist_ok=True)
+        (datadir / "definitions" / "demo.yaml").write_text(sample)
     rundir = datadir / "run"
     base = ["-h", "demo", "--datadir", str(datadir), "--rundir", str(rundir)]
     print(f"== a standalone logical host 'demo' in {datadir}")

@@ -52,6 +52,11 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
     except AjsError as exc:
         note(str(exc))
         return EXIT_ERROR
+    except PermissionError as exc:
+        # A file the library did not expect to be closed to this user: still no traceback.
+        note(f"{Code.PERMISSION_DENIED.value}: {exc.filename or 'a file'}: permission denied "
+             f"for this user ({exc.strerror or exc})")
+        return EXIT_ERROR
     except KeyboardInterrupt:
         note("interrupted")
         return EXIT_INTERRUPTED

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from ajs3.cli.arguments import paths_of
+from ajs3.cli.arguments import check_rundir, paths_of
 from ajs3.cli.output import emit
 from ajs3.cli.transport import request
 from ajs3.model import StartMode, StopJobs
 from ajs3.service import lifecycle
+from ajs3.service.paths import Paths
 
 
 def cmd_service(args: argparse.Namespace) -> int:
@@ -16,8 +17,15 @@ def cmd_service(args: argparse.Namespace) -> int:
     return action(args)
 
 
-def start(args: argparse.Namespace) -> int:
+def _paths(args: argparse.Namespace) -> Paths:
+    """The logical host's paths, once it is sure that this user can see its daemon."""
     paths = paths_of(args)
+    check_rundir(paths)
+    return paths
+
+
+def start(args: argparse.Namespace) -> int:
+    paths = _paths(args)
     mode = StartMode(args.mode)
     if args.check:
         found = lifecycle.check(paths)
@@ -36,7 +44,7 @@ def start(args: argparse.Namespace) -> int:
 
 
 def stop(args: argparse.Namespace) -> int:
-    paths = paths_of(args)
+    paths = _paths(args)
     result = lifecycle.stop(paths, StopJobs(args.jobs), args.timeout)
     emit(args, result, f"{paths.lhost}: stopped" if result["was_running"]
          else f"{paths.lhost}: was not running")
@@ -45,7 +53,7 @@ def stop(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     """Exit 0 healthy, 1 unhealthy, 3 not running (the agent maps them to OCF codes)."""
-    health = lifecycle.status(paths_of(args), args.depth)
+    health = lifecycle.status(_paths(args), args.depth)
     emit(args, health.to_dict(), health.summary)
     return health.code
 
