@@ -1,0 +1,161 @@
+"""The arguments of the `ajs3` command: every subcommand, its options and their help.
+
+Only the shape of the command line lives here; what the arguments mean is decided by the
+command modules, and how a usage error is reported by :mod:`ajs3.cli.exits`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import NoReturn
+
+from ajs3 import __version__
+from ajs3.cli.exits import usage_error
+from ajs3.model import StartMode, StopJobs
+
+DEFAULT_LHOST = "standalone"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with ajs3's usage errors: a coded message and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        usage_error(self.format_usage(), message)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--help", action="help", help="show this help and exit")
+    p.add_argument("-h", "--lhost", default=os.environ.get("AJS3_LHOST", DEFAULT_LHOST),
+                   help="logical host name (default: $AJS3_LHOST or 'standalone')")
+    p.add_argument("--datadir", type=Path, default=os.environ.get("AJS3_DATADIR"),
+                   help="data directory of the logical host (default: the running daemon's)")
+    p.add_argument("--rundir", type=Path, default=None,
+                   help="run directory for socket and pid file (default /run/ajs3/LHOST)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="ajs3", add_help=False,
+                    description="ajs3: jobnets on highly available logical hosts")
+    parser.add_argument("--help", action="help", help="show this help and exit")
+    parser.add_argument("--version", action="version", version=f"ajs3 {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    svc = sub.add_parser("service", add_help=False, help="start, stop, check a logical host")
+    ssub = svc.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    ssub.required = True
+    svc.add_argument("--help", action="help")
+    p = ssub.add_parser("start", add_help=False, help="start the daemon")
+    _common(p)
+    p.add_argument("--mode", choices=[m.value for m in StartMode], default="hot")
+    p.add_argument("--foreground", action="store_true", help="run in the foreground")
+    p.add_argument("--check", action="store_true",
+                   help="only check that it could start (data directory, journal, lock)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    p = ssub.add_parser("stop", add_help=False, help="stop the daemon")
+    _common(p)
+    p.add_argument("--jobs", choices=[j.value for j in StopJobs], default="kill",
+                   help="what to do with running jobs (default kill)")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p = ssub.add_parser("status", add_help=False,
+                        help="exit 0 running, 3 not running, 1 unhealthy")
+    _common(p)
+    p.add_argument("--depth", type=int, choices=[0, 10, 20], default=10)
+    p = ssub.add_parser("reload", add_help=False, help="change the daemon's log level")
+    _common(p)
+    p.add_argument("--log-level", required=True, choices=["debug", "info", "warning", "error"])
+
+    p = sub.add_parser("define", add_help=False, help="validate and apply definitions")
+    _common(p)
+    p.add_argument("files", nargs="*", type=Path,
+                   help="YAML files (default: DATADIR/definitions/*.yaml)")
+    p.add_argument("--check", action="store_true", help="validate only, apply nothing")
+
+    p = sub.add_parser("entry", add_help=False, help="register a jobnet to run")
+    _common(p)
+    p.add_argument("jobnet")
+    p.add_argument("--at", help="start time, ISO 8601 (default now)")
+    p.add_argument("--hold", action="store_true", help="register it held")
+    p.add_argument("--wait", action="store_true", help="wait until it ends")
+    p.add_argument("--timeout", type=float, default=None, help="give up waiting after S")
+
+    p = sub.add_parser("show", add_help=False, help="units, statuses, times, exit codes")
+    _common(p)
+    p.add_argument("target", nargs="?", help="jobnet path (default: every run)")
+    p.add_argument("--run", type=int, help="jobnet run number (default the latest)")
+    p.add_argument("--why", metavar="UNIT", help="say which readiness rule holds UNIT back")
+    p.add_argument("--all", action="store_true", help="list older runs too")
+
+    for name, text in (("hold", "hold a unit that has not started"),
+                       ("release", "release a held unit, or decide an unknown one")):
+        p = sub.add_parser(name, add_help=False, help=text)
+        _common(p)
+        p.add_argument("unit")
+        p.add_argument("--run", type=int)
+        if name == "release":
+            p.add_argument("--as", dest="as_", choices=["normal", "abnormal"])
+
+    p = sub.add_parser("kill", add_help=False, help="kill a running job or a jobnet run")
+    _common(p)
+    p.add_argument("target", help="jobnet or job path")
+    p.add_argument("--run", type=int)
+
+    p = sub.add_parser("rerun", add_help=False, help="rerun a jobnet run (like ajsrerun)")
+    _common(p)
+    p.add_argument("jobnet")
+    p.add_argument("--run", type=int)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--failed", action="store_true", help="from the failed units (default)")
+    g.add_argument("--from", dest="from_", metavar="UNIT", help="from UNIT on")
+    g.add_argument("--only", metavar="UNIT", help="only UNIT")
+
+    p = sub.add_parser("log", add_help=False, help="print a run's output")
+    _common(p)
+    p.add_argument("run_id", help="run id, or a unit path")
+    p.add_argument("--run", type=int)
+    p.add_argument("--stderr", action="store_true")
+
+    p = sub.add_parser("plan", add_help=False,
+                       help="forecast the run times of jobnets (like ajsschedule)")
+    _common(p)
+    p.add_argument("jobnet", nargs="?", help="root jobnet path (default: every scheduled one)")
+    p.add_argument("--from", dest="from_", required=True, metavar="TIME",
+                   help="start, ISO 8601, inclusive; without an offset, in each jobnet's zone")
+    p.add_argument("--to", required=True, metavar="TIME", help="end, exclusive (as --from)")
+    p.add_argument("--file", dest="files", action="append", type=Path, default=[],
+                   help="read definitions from this YAML file (repeatable), not the journal")
+    p.add_argument("--definitions", type=Path, metavar="DIR",
+                   help="read definitions from the YAML files in DIR, not the journal")
+
+    p = sub.add_parser("import", add_help=False,
+                       help="import JP1/AJS3 unit definitions (ajsprint format) as ajs3 YAML")
+    _common(p)
+    p.add_argument("--jp1", required=True, type=Path, metavar="FILE",
+                   help="JP1/AJS3 unit definition file")
+    p.add_argument("--check", action="store_true", help="validate only, write nothing")
+    p.add_argument("--out", type=Path, metavar="DIR", help="write the YAML files to DIR")
+    p.add_argument("--tz", metavar="ZONE", help="time zone of the schedules (default: local)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when any unit or parameter could not be mapped")
+
+    p = sub.add_parser("export", add_help=False,
+                       help="export definitions as JP1/AJS3 unit definitions (ajsdefine format)")
+    _common(p)
+    p.add_argument("--jp1", required=True, type=Path, metavar="FILE",
+                   help="write here ('-' for standard output)")
+    p.add_argument("--file", dest="files", action="append", type=Path, default=[],
+                   help="read definitions from this YAML file (repeatable), not the journal")
+    p.add_argument("--definitions", type=Path, metavar="DIR",
+                   help="read definitions from the YAML files in DIR, not the journal")
+
+    p = sub.add_parser("demo", add_help=False,
+                       help="run the sample jobnet on a standalone logical host")
+    p.add_argument("--help", action="help")
+    p.add_argument("--dir", type=Path, default=Path("ajs3-demo"))
+    return parser
