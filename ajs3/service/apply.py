@@ -11,12 +11,11 @@ import os
 from pathlib import Path
 
 from ajs3.definitions.units import DefinitionSet
-from ajs3.errors import AjsError, Code
+from ajs3.errors import AjsError, Code, NotRunningError
 from ajs3.journal import audit
 from ajs3.journal.store import Journal
 from ajs3.service.access import user_name
 from ajs3.service.client import Client
-from ajs3.service.lifecycle import daemon_info
 from ajs3.service.lock import DataDirLock
 from ajs3.service.paths import Paths
 
@@ -24,9 +23,14 @@ from ajs3.service.paths import Paths
 def apply_definitions(paths: Paths, defs: DefinitionSet, sources: list[str]) -> int:
     """Apply ``defs``, loaded from ``sources`` (files, or one definitions directory),
     as the new version; returns the version."""
-    if daemon_info(paths) is not None:
-        result = Client(paths.socket).define(source_texts(sources), sources)
-        return int(result["version"])
+    # Asked through the socket, not the pid file: an operator may reach the socket and
+    # not read the run directory's files.
+    if paths.socket.exists():
+        try:
+            result = Client(paths.socket).define(source_texts(sources), sources)
+            return int(result["version"])
+        except NotRunningError:
+            pass  # a socket left by a daemon that is gone: apply directly (under the lock)
     datadir = paths.need_datadir()
     lock = DataDirLock(paths.lockfile)
     try:

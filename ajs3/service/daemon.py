@@ -104,7 +104,7 @@ class Daemon:
                 "datadir": str(self.datadir), "epoch": epoch, "mode": self.mode.value}
         tmp = self.paths.pidfile.with_suffix(".tmp")
         tmp.write_text(json.dumps(info))
-        os.chmod(tmp, 0o644)  # `ajs3 service status` works for every user
+        os.chmod(tmp, 0o640)  # managing the service is root's; requests need only the socket
         tmp.rename(self.paths.pidfile)
 
     # -- loop ----------------------------------------------------------------------------

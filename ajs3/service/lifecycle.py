@@ -169,8 +169,10 @@ def stop(paths: Paths, jobs: StopJobs, timeout: float) -> dict[str, Any]:
         control.request(paths.socket, {"op": "stop", "jobs": jobs.value,
                                        "timeout": max(1.0, timeout * 0.7)},
                         timeout=min(5.0, max(0.5, timeout * 0.25)))
-    except AjsError:
-        pass  # no answer: escalate below
+    except AjsError as exc:
+        if exc.code is Code.PERMISSION_DENIED:
+            raise  # the daemon refused this user; signals would be refused as well
+        # no answer: escalate below
     if _wait_gone(pid, pstart, began + timeout * 0.8):
         return {"was_running": True, "escalated": False}
     os.kill(pid, signal.SIGTERM)

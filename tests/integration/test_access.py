@@ -165,4 +165,3 @@ def test_access_follows_the_groups_and_every_change_is_audited(
 def test_the_socket_is_reachable_and_the_run_directory_not_writable(host: LogicalHost) -> None:
     assert (host.rundir / "control.sock").stat().st_mode & 0o777 == 0o666
     assert host.rundir.stat().st_mode & 0o777 == 0o755
-    assert (host.rundir / "daemon.json").stat().st_mode & 0o777 == 0o644
