@@ -1,7 +1,7 @@
 """Who may do what through the control socket: the peer's credentials (SO_PEERCRED)
 and the groups named in the logical host's settings.
 
-The socket itself is reachable by every local user (docs/control.md, ADR 0013); this
+The socket itself is reachable by every local user (docs/control.md, ADR 0014); this
 module is the gate. Group membership is read from the group database at each request,
 so adding a user to a group, or removing one, takes effect at the next request,
 without a new login and without restarting the daemon.
