@@ -38,7 +38,11 @@ BUSY_BACKOFF = (0.1, 0.3, 1.0)
 
 
 class _NoAnswer(Exception):
-    """The request was (perhaps partly) sent and no whole answer came back."""
+    """The request was sent and no whole answer came back: it may have been done."""
+
+
+class _NotTaken(Exception):
+    """The daemon closed the connection before the whole request was sent: not done."""
 
 
 class Client:
@@ -115,6 +119,14 @@ class Client:
                 no_answer = exc
                 tries -= 1
                 continue
+            except _NotTaken as exc:
+                if not busy:
+                    raise ServiceError(
+                        f"the daemon on {self.path} closed the connection before taking the "
+                        f"request ({exc}); nothing was done", code=Code.CONTROL,
+                        hint="try again; see the daemon's log if it lasts") from exc
+                time.sleep(busy.pop(0))
+                continue
             error = answer.get("error") if not answer.get("ok") else None
             code = error.get("code") if isinstance(error, dict) else None
             if code in (Code.REQUEST_TIMEOUT.value, Code.TOO_MANY_CLIENTS.value) and busy:
@@ -157,9 +169,18 @@ class Client:
                 raise ServiceError(f"control socket {self.path}: {exc}") from exc
             try:
                 sock.sendall(line)
-                data = _read_answer(sock, deadline)
-            except (TimeoutError, OSError) as exc:
-                raise _NoAnswer(str(exc) or type(exc).__name__) from exc
+            except OSError as exc:
+                # The daemon closed before taking the whole line, so it did nothing with
+                # it; it may have said why (E311, E312, E310) before closing.
+                try:
+                    data = _read_answer(sock, deadline)
+                except OSError:
+                    raise _NotTaken(str(exc) or type(exc).__name__) from exc
+            else:
+                try:
+                    data = _read_answer(sock, deadline)
+                except OSError as exc:  # TimeoutError included
+                    raise _NoAnswer(str(exc) or type(exc).__name__) from exc
         finally:
             sock.close()
         try:

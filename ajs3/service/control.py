@@ -39,6 +39,11 @@ MAX_CONNECTIONS = 128
 PER_USER = 32
 #: Extra connections kept for root and the daemon's user (health checks, stop).
 ADMIN_RESERVE = 16
+#: Bytes of unfinished requests all connections of one user other than root may hold
+#: together, and all such connections together: memory stays bounded however many
+#: connections send large requests slowly.
+USER_BUFFER = MAX_REQUEST
+ALL_BUFFER = 4 * MAX_REQUEST
 #: Bytes read from one connection per wake-up, so one fast client cannot hog the loop.
 READ_SLICE = 1024 * 1024
 #: At most this many lines a second about refused connections and bad requests.
@@ -54,6 +59,9 @@ class Connection:
     def __init__(self, sock: socket.socket, peer: Peer, deadline: float) -> None:
         self.sock = sock
         self.peer = peer
+        self.admin = peer.uid in (0, os.geteuid())
+        #: bytes of this connection counted in ControlServer.buffered
+        self.counted = 0
         self.deadline = deadline
         self.inbuf = bytearray()
         self.out = b""
@@ -71,6 +79,8 @@ class ControlServer:
         self.log = log
         self.conns: dict[int, Connection] = {}
         self.per_uid: Counter[int] = Counter()
+        #: bytes of unfinished requests held, by uid (root and the daemon's user: not kept)
+        self.buffered: Counter[int] = Counter()
         self._note_second = 0
         self._notes = 0
         self._suppressed = 0
@@ -106,9 +116,7 @@ class ControlServer:
                            f"{REQUEST_DEADLINE:g} s; nothing was done",
                            code=Code.REQUEST_TIMEOUT,
                            hint="send the whole request line at once")
-            with contextlib.suppress(OSError):
-                conn.sock.send(encode_answer(answer_error(err)))
-            self._close(conn)
+            self._close(conn, answer_error(err))
 
     def close(self) -> None:
         for conn in list(self.conns.values()):
@@ -137,9 +145,7 @@ class ControlServer:
             refusal = self._over_limit(peer)
             if refusal is not None:
                 self._note("control connection refused: too many", peer)
-                with contextlib.suppress(OSError):
-                    sock.send(encode_answer(answer_error(refusal)))
-                sock.close()
+                _say_and_close(sock, answer_error(refusal))
                 continue
             conn = Connection(sock, peer, time.monotonic() + REQUEST_DEADLINE)
             self.conns[sock.fileno()] = conn
@@ -148,9 +154,8 @@ class ControlServer:
             self._read(conn)  # most clients have sent their line already
 
     def _over_limit(self, peer: Peer) -> AjsError | None:
-        admin = peer.uid in (0, os.geteuid())
         total = len(self.conns)
-        if admin and total < MAX_CONNECTIONS + ADMIN_RESERVE:
+        if peer.uid in (0, os.geteuid()) and total < MAX_CONNECTIONS + ADMIN_RESERVE:
             return None
         if total < MAX_CONNECTIONS and self.per_uid[peer.uid] < PER_USER:
             return None
@@ -189,12 +194,24 @@ class ControlServer:
                 too_big = BadRequest(f"larger than {MAX_REQUEST} bytes; nothing was done")
                 self._reply(conn, answer_error(too_big))
                 return
+            if not conn.admin:
+                self.buffered[conn.peer.uid] += len(chunk)
+                conn.counted += len(chunk)
+                if (self.buffered[conn.peer.uid] > USER_BUFFER
+                        or self.buffered.total() > ALL_BUFFER):
+                    self._note("unfinished requests too large", conn.peer,
+                               received=len(conn.inbuf))
+                    busy = AjsError("the daemon holds too many bytes of unfinished requests "
+                                    "already; nothing was done", code=Code.TOO_MANY_CLIENTS,
+                                    hint="try again in a moment")
+                    self._reply(conn, answer_error(busy))
+                    return
 
     def _answer(self, conn: Connection, line: bytes) -> None:
         self._reply(conn, self.handle(conn.peer, line))
 
     def _reply(self, conn: Connection, answer: dict[str, Any]) -> None:
-        conn.inbuf = bytearray()
+        self._unbuffer(conn)
         conn.answering = True
         conn.out = encode_answer(answer)
         conn.deadline = time.monotonic() + REQUEST_DEADLINE
@@ -213,16 +230,28 @@ class ControlServer:
             conn.out = conn.out[sent:]
         self._close(conn)
 
-    def _close(self, conn: Connection) -> None:
+    def _unbuffer(self, conn: Connection) -> None:
+        if conn.counted:
+            self.buffered[conn.peer.uid] -= conn.counted
+            conn.counted = 0
+            if self.buffered[conn.peer.uid] <= 0:
+                del self.buffered[conn.peer.uid]
+        conn.inbuf = bytearray()
+
+    def _close(self, conn: Connection, last_word: dict[str, Any] | None = None) -> None:
         fd = conn.sock.fileno()
         if self.conns.pop(fd, None) is None:
             return
+        self._unbuffer(conn)
         self.per_uid[conn.peer.uid] -= 1
         if self.per_uid[conn.peer.uid] <= 0:
             del self.per_uid[conn.peer.uid]
         with contextlib.suppress(KeyError, ValueError):
             self.sel.unregister(conn.sock)
-        conn.sock.close()
+        if last_word is None:
+            conn.sock.close()
+        else:
+            _say_and_close(conn.sock, last_word)
 
     def note_bad(self, message: str, peer: Peer, **values: Any) -> None:
         self._note(message, peer, **values)
@@ -243,6 +272,19 @@ class ControlServer:
             values["similar_not_logged"] = self._suppressed
             self._suppressed = 0
         self.log.warning(message, **values)
+
+
+def _say_and_close(sock: socket.socket, answer: dict[str, Any]) -> None:
+    """Send a refusal and close, without a reset: what the client sent so far is read
+    first (a socket closed with unread data resets its peer, who may then never read
+    the refusal)."""
+    with contextlib.suppress(OSError):
+        sock.send(encode_answer(answer))
+        sock.shutdown(socket.SHUT_WR)
+        for _ in range(16):
+            if not sock.recv(65536):
+                break
+    sock.close()
 
 
 def request(path: Any, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:

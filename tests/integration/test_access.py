@@ -8,8 +8,10 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -160,6 +162,56 @@ def test_access_follows_the_groups_and_every_change_is_audited(
     # leaving the group takes effect at the next request, without a restart
     account.leave(account.operators)
     assert account.run(entry)["code"] == Code.PERMISSION_DENIED.value
+
+
+def test_a_user_holding_connections_cannot_crowd_out_root(
+    host: LogicalHost, account: Account
+) -> None:
+    """Idle connections of one user are bounded (E312 beyond), and root's requests (the
+    cluster's health check) are still served while they are held."""
+    from ajs3.service.control import PER_USER
+
+    sock_path = str(host.rundir / "control.sock")
+    told, tell = os.pipe()
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child, as the user
+        try:
+            os.close(told)
+            os.close(hold_w)
+            os.setgroups([])
+            os.setgid(account.gid)
+            os.setuid(account.uid)
+            held = []
+            for _ in range(PER_USER):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(sock_path)
+                held.append(sock)
+            code = "none"
+            for _ in range(200):  # the daemon accepts at its pace: ask until refused
+                extra = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                extra.settimeout(20)
+                extra.connect(sock_path)
+                data = extra.recv(65536)
+                extra.close()
+                if data:
+                    code = json.loads(data)["error"]["code"]
+                    break
+                time.sleep(0.1)
+            os.write(tell, code.encode())
+            os.read(hold_r, 1)  # hold the connections until the parent has checked
+        finally:
+            os._exit(0)
+    os.close(tell)
+    os.close(hold_r)
+    try:
+        code = os.read(told, 64).decode()
+        os.close(told)
+        assert code == Code.TOO_MANY_CLIENTS.value
+        assert Client(sock_path, timeout=30).ping()["pid"] == host.daemon_pid()
+    finally:
+        os.close(hold_w)
+        os.waitpid(pid, 0)
 
 
 def test_the_socket_is_reachable_and_the_run_directory_not_writable(host: LogicalHost) -> None:

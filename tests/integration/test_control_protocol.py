@@ -263,3 +263,24 @@ def test_every_request_of_the_protocol_is_handled_and_changes_are_audited(
 
 def _alive(pid: int | None) -> bool:
     return pid is not None and os.path.exists(f"/proc/{pid}")
+
+
+def test_connections_beyond_the_bound_are_refused_e312_and_served_again_after(
+    lhost: LogicalHost,
+) -> None:
+    from ajs3.service.control import ADMIN_RESERVE, MAX_CONNECTIONS
+
+    held = []
+    try:
+        for _ in range(MAX_CONNECTIONS + ADMIN_RESERVE):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(str(lhost.rundir / "control.sock"))
+            held.append(sock)
+        # the daemon takes them in at its pace; the next one beyond the bound is refused
+        assert wait_for(lambda: code_of(raw(lhost, protocol.build("ping").to_line()))
+                        == Code.TOO_MANY_CLIENTS.value, timeout=30,
+                        message="a connection beyond the bound is refused")
+    finally:
+        for sock in held:
+            sock.close()
+    assert client(lhost).ping()["pid"] == lhost.daemon_pid()
