@@ -34,7 +34,7 @@ from ajs3.service import protocol
 #: The largest answer read (a `why` of a big jobnet is the largest).
 MAX_ANSWER = 64 * 1024 * 1024
 #: Pauses before sending again a request the daemon did not take (E311, E312).
-BUSY_BACKOFF = (0.1, 0.3, 1.0)
+BUSY_BACKOFF = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
 
 class _NoAnswer(Exception):
@@ -160,6 +160,8 @@ class Client:
                     f"logical host is not running (no daemon on {self.path})",
                     hint="start it with `ajs3 service start`",
                 ) from exc
+            except BlockingIOError as exc:  # the listen queue is full: not taken
+                raise _NotTaken("the daemon's listen queue is full") from exc
             except PermissionError as exc:
                 raise AjsError(f"no access to the control socket {self.path}",
                                code=Code.PERMISSION_DENIED,

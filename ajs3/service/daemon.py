@@ -94,7 +94,7 @@ class Daemon:
         finally:
             os.umask(old)
         os.chmod(sock_path, 0o666)
-        listener.listen(128)
+        listener.listen(512)  # a burst waits here, not refused
         listener.setblocking(False)
         self.server = ControlServer(listener, self.sel, self._handle, self.log)
 

@@ -284,3 +284,23 @@ def test_connections_beyond_the_bound_are_refused_e312_and_served_again_after(
         for sock in held:
             sock.close()
     assert client(lhost).ping()["pid"] == lhost.daemon_pid()
+
+
+def test_two_hundred_clients_at_once_are_all_served(lhost: LogicalHost) -> None:
+    lhost.define(CHAIN)
+    results: list[Any] = []
+
+    def one(i: int) -> None:
+        try:
+            results.append(client(lhost).entry("/f/chain", hold=True)["run"] if i % 2
+                           else client(lhost).ping()["pid"])
+        except AjsError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r for r in results if isinstance(r, AjsError)] == []
+    assert lhost.journal_query("SELECT count(*) FROM jobnet_runs")[0][0] == 100
