@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
 import pytest
 
 import ajs3.cli
+from ajs3.cli import exits
 from ajs3.cli.main import main
 
 DEFS = Path(__file__).resolve().parent / "good_definitions"
@@ -61,3 +63,13 @@ def test_every_control_request_goes_through_transport() -> None:
         if pattern.search(line.split("#")[0])
     ]
     assert not offenders, offenders
+
+
+def test_a_permission_error_nobody_expected_is_still_a_coded_message(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def handler(args: argparse.Namespace) -> int:
+        raise PermissionError(13, "Permission denied", "/srv/ajs3/lh1/somewhere")
+
+    assert exits.run(handler, argparse.Namespace()) == exits.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("ajs3: AJS3-E309: /srv/ajs3/lh1/somewhere is not open to this user")
