@@ -270,10 +270,10 @@ class Daemon:
         assert self.journal is not None
         with self.journal.transaction():
             result: dict[str, Any] = handler(peer, **kwargs)
-            self._audit(peer, req, audit.OK, result, log_only=True)
             audit.record(self.journal, uid=peer.uid, user=peer.user, op=req.op.name,
                          args=audit_args(req), code=audit.OK, result=result,
                          key=req.fields.get("key"))
+        self._audit(peer, req, audit.OK, result, log_only=True)
         return result
 
     def _audit(self, peer: Peer, req: protocol.Request, code: str, result: dict[str, Any],
@@ -289,7 +289,7 @@ class Daemon:
         except EpochSuperseded:
             raise
         except Exception:  # the answer still tells the truth; the log has the line above
-            self.log.exception("cannot write the audit row of a refused request")
+            self.log.exception("cannot write the audit row of a failed request")
 
     def op_ping(self, peer: Peer) -> dict[str, Any]:
         assert self.sched is not None and self.journal is not None
