@@ -8,6 +8,7 @@ root is on pytest's path: setup.cfg).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,10 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.lhost import FINAL, REPO, cli_env, kill_unended, start_record
 
-__all__ = ["FINAL", "REPO", "LogicalHost", "cli_env", "kill_unended", "start_record",
-           "wait_for"]
+__all__ = ["FINAL", "REPO", "LogicalHost", "cli_env", "crash_processes", "kill_unended",
+           "start_record", "wait_for"]
 
 
 class LogicalHost:
@@ -107,6 +110,15 @@ class LogicalHost:
         finally:
             conn.close()
 
+    def crash(self) -> None:
+        """What a node crash does to this logical host: nothing of it records anything
+        more. The daemon, its fork server, every supervisor and every job are frozen
+        (SIGSTOP) before any of them is killed, so none can react to another's death
+        (a supervisor recording its job's end, the daemon applying a policy)."""
+        pid = self.daemon_pid()
+        assert pid, "no daemon to crash"
+        crash_processes(pid, self.datadir / "jobs")
+
     def cleanup(self) -> None:
         """Stop what this logical host started, by pid: the daemon, then its jobs."""
         self.run("service", "stop", "--timeout", "20", check=False)
@@ -119,6 +131,49 @@ class LogicalHost:
         jobs = self.datadir / "jobs"
         if jobs.is_dir():
             kill_unended(jobs)
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def crash_processes(daemon_pid: int, jobs: Path) -> None:
+    """Freeze, then SIGKILL, a daemon with everything it started and every supervisor
+    (with its job) named in an unended started.json under ``jobs``: those of an earlier
+    daemon are no longer its descendants."""
+    frozen: dict[int, psutil.Process] = {}
+
+    def freeze(procs: list[psutil.Process]) -> bool:
+        grew = False
+        for proc in procs:
+            if proc.pid not in frozen:
+                with contextlib.suppress(psutil.Error):
+                    proc.send_signal(signal.SIGSTOP)
+                    frozen[proc.pid] = proc
+                    grew = True
+        return grew
+
+    # Until nothing new appears: the fork server may fork once more before it stops.
+    while freeze(_tree(daemon_pid)):
+        pass
+    for started in jobs.glob("*/started.json") if jobs.is_dir() else []:
+        if (started.parent / "status.json").exists():
+            continue
+        info = start_record(started) or {}
+        supervisor = info.get("supervisor_pid")
+        if isinstance(supervisor, int) and supervisor not in frozen:
+            while freeze(_tree(supervisor)):
+                pass
+    for proc in frozen.values():
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGKILL)
+    for proc in frozen.values():
+        with contextlib.suppress(psutil.Error):
+            proc.wait(10)
 
 
 def wait_for(what: Callable[[], Any], timeout: float = 20.0, message: str = "") -> Any:

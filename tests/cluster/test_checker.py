@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,16 +20,7 @@ from typing import Any
 import checker
 import pytest
 import workload
-from lhost import LogicalHost, kill_unended, wait_for
-
-
-def _crash(host: LogicalHost) -> None:
-    """SIGKILL the daemon, every supervisor and every job: what a node crash does."""
-    pid = host.daemon_pid()
-    assert pid
-    os.kill(pid, signal.SIGKILL)
-    kill_unended(host.datadir / "jobs")
-    time.sleep(0.3)
+from lhost import LogicalHost, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +47,7 @@ def crashed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
                              for line in (lpath.read_text().splitlines() if lpath.exists()
                                           else [])
                              if line.startswith("start")) >= 4, 30, "the long jobs to start")
-        _crash(host)
+        host.crash()
         host.start("hot")
         unknown = f"{workload.ROOT}/unknown/long"
         wait_for(lambda: host.units(runs[1])[unknown]["status"] == "unknown", 30, "unknown")
