@@ -21,7 +21,9 @@ from ajs3.definitions import schema
 from ajs3.definitions.loader import _finish, _parse_file
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
+from ajs3.jp1 import values
 from ajs3.jp1.parser import Jp1Unit, Param, parse, unquote
+from ajs3.jp1.values import INT32_MAX, INT32_MIN, Invalid
 from ajs3.schedule.tz import local_zone_name, zone
 
 WEEKDAYS = ("mo", "tu", "we", "th", "fr", "sa", "su")
@@ -31,6 +33,8 @@ JOBNET_TYPES = {"n": False, "rn": True}
 #: Display-only parameters: nothing is lost without them.
 LAYOUT = frozenset({"ty", "el", "sz", "cm"})
 CLOSED = {"be": "before", "af": "after", "ca": "cancel", "no": "run"}
+#: JP1 numbers a jobnet's schedule rules 1..144.
+MAX_RULE_NUMBER = 144
 JUDGE_OPS = {"gt": "gt", "ge": "ge", "lt": "lt", "le": "le", "eq": "eq", "ne": "ne",
              "ri": "in_range", "ro": "out_range", "ef": "file_exists", "nf": "file_missing"}
 
@@ -61,6 +65,19 @@ class _Importer:
 
     def note(self, line: int, message: str) -> None:
         self.notes.append(Problem(Code.JP1_UNMAPPED, self.file, line, message))
+
+    def invalid(self, unit: Jp1Unit, param: Param, why: str) -> None:
+        """A value JP1 itself would refuse: an error, not a note (AJS3-E111)."""
+        self.problems.append(Problem(Code.JP1_SYNTAX, self.file, param.line,
+                                     f"{param.key}={param.value[:60]} of {unit.name!r}: {why}"))
+
+    def number(self, unit: Jp1Unit, param: Param, low: int, high: int,
+               text: str | None = None) -> int | None:
+        try:
+            return values.integer(param.value if text is None else text, low, high)
+        except Invalid as exc:
+            self.invalid(unit, param, str(exc))
+            return None
 
     def unmapped(self, unit: Jp1Unit, param: Param, why: str = "") -> None:
         self.note(param.line, f"parameter {param.key}={param.value} of {unit.name!r} is not "
@@ -152,19 +169,18 @@ class _Importer:
                 out["recovery"] = True
         self.common(unit, out)
         children = [c for c in (self.child(ch) for ch in unit.children) if c is not None]
-        names = {c["name"] for c in children}
+        by_name = {c["name"]: c for c in children}
         for param in unit.get("ar"):
             match = re.fullmatch(r"\(f=([^,]+),t=([^,)]+)(?:,(seq|con))?\)", param.value)
             if match is None:
                 self.unmapped(unit, param, "expected ar=(f=FROM,t=TO[,seq|con])")
                 continue
             src, dst = match.group(1), match.group(2)
-            if src not in names or dst not in names:
+            if src not in by_name or dst not in by_name:
                 self.note(param.line, f"ar={param.value} in {unit.name!r} names a unit that "
                                       "was not imported; the dependency is dropped")
                 continue
-            target = next(c for c in children if c["name"] == dst)
-            target.setdefault("after", []).append(src)
+            by_name[dst].setdefault("after", []).append(src)
         used = {"ar"}
         if root:
             schedule = self.schedule(unit, used)
@@ -231,35 +247,43 @@ class _Importer:
                 self.note(unit.get("jd")[0].line, f"jd={jd} of {unit.name!r} is not mapped: "
                                                   "ajs3 judges by exit code thresholds (jd=cod)")
         for key, target in (("wth", "warning_threshold"), ("tho", "abnormal_threshold")):
-            value = unit.first(key)
-            if value is not None:
+            found = unit.param(key)
+            if found is not None:
                 used.add(key)
-                if value.isdigit() and int(value) <= 255:
-                    out[target] = int(value)
-                else:
-                    self.unmapped(unit, unit.get(key)[0], "ajs3 thresholds are 0..255")
-        etm = unit.first("etm")
+                threshold = self.number(unit, found, 0, INT32_MAX)
+                if threshold is not None and threshold <= schema.EXIT_CODE_MAX:
+                    out[target] = threshold
+                elif threshold is not None:
+                    self.unmapped(unit, found, "ajs3 thresholds are 0..255")
+        etm = unit.param("etm")
         if etm is not None:
             used.add("etm")
-            if etm.isdigit() and int(etm) > 0:
-                out["timeout"] = int(etm) * 60
-            else:
-                self.unmapped(unit, unit.get("etm")[0], "expected minutes")
-        rec, rei = unit.first("rec"), unit.first("rei")
-        if rec is not None:
-            used.update({"rec", "rei", "rcs", "rce"})
-            retry: dict[str, Any] = {"count": int(rec) if rec.isdigit() else 0}
-            if rei is not None and rei.isdigit():
-                retry["interval"] = int(rei) * 60
-            rcs, rce = unit.first("rcs"), unit.first("rce")
-            if rcs is not None and rcs.isdigit():
-                high = int(rce) if rce is not None and rce.isdigit() else int(rcs)
-                codes = list(range(max(int(rcs), 1), min(high, 255) + 1))
-                if codes:
-                    retry["on_exit_codes"] = codes
-            out["retry"] = retry
+            minutes = self.number(unit, etm, 1, schema.SECONDS_MAX // 60)
+            if minutes is not None:
+                out["timeout"] = minutes * 60
+        self.retry(unit, out, used)
         self.rest(unit, out, used)
         return out
+
+    def retry(self, unit: Jp1Unit, out: dict[str, Any], used: set[str]) -> None:
+        rec = unit.param("rec")
+        if rec is None:
+            return
+        used.update({"rec", "rei", "rcs", "rce"})
+        count = self.number(unit, rec, 0, schema.RETRY_COUNT_MAX)
+        retry: dict[str, Any] = {"count": count or 0}
+        rei = unit.param("rei")
+        interval = None if rei is None else self.number(unit, rei, 1, schema.SECONDS_MAX // 60)
+        if interval is not None:
+            retry["interval"] = interval * 60
+        rcs, rce = unit.param("rcs"), unit.param("rce")
+        low = None if rcs is None else self.number(unit, rcs, 0, 2**32 - 1)
+        high = None if rce is None else self.number(unit, rce, 0, 2**32 - 1)
+        if low is not None:
+            codes = range(max(low, 1), min(low if high is None else high, 255) + 1)
+            if codes:
+                retry["on_exit_codes"] = list(codes)
+        out["retry"] = retry
 
     def judge(self, unit: Jp1Unit) -> dict[str, Any]:
         out: dict[str, Any] = {"name": unit.name, "type": "judge"}
@@ -275,12 +299,17 @@ class _Importer:
         elif op in ("file_exists", "file_missing"):
             cond = {"path": unquote(unit.first("ejf") or "")}
         elif op in ("in_range", "out_range"):
-            cond = {"low": int(unit.first("ejl") or 0), "high": int(unit.first("ejh") or 0)}
+            cond = {"low": self.judge_value(unit, "ejl"), "high": self.judge_value(unit, "ejh")}
         else:
-            cond = {"value": int(unit.first("ejc") or 0)}
+            cond = {"value": self.judge_value(unit, "ejc")}
         out["condition"] = {"op": op, **cond}
         self.rest(unit, out, used)
         return out
+
+    def judge_value(self, unit: Jp1Unit, key: str) -> int:
+        param = unit.param(key)
+        value = None if param is None else self.number(unit, param, INT32_MIN, INT32_MAX)
+        return value or 0
 
     # -- calendars and schedules -----------------------------------------------------------
 
@@ -299,17 +328,21 @@ class _Importer:
                     if param.key == "cl":
                         open_w.discard(WEEKDAYS.index(value))
                     continue
-                day = _jp1_date(value)
-                if day is None:
+                if "/" not in value and not values.has_foreign_digit(value):
                     self.unmapped(unit, param, "expected yyyy/mm/dd or a weekday (su, mo, ...)")
+                    continue
+                try:
+                    day = values.calendar_date(value)
+                except Invalid as exc:
+                    self.invalid(unit, param, str(exc))
                     continue
                 (closed_d if param.key == "cl" else open_d).append(day.isoformat())
                 continue
             if param.key == "stt":
-                if re.fullmatch(r"\d{1,2}:\d{2}", param.value):
-                    cal["base_time"] = param.value.zfill(5)
-                else:
-                    self.unmapped(unit, param)
+                try:
+                    cal["base_time"] = values.clock(param.value, 23)
+                except Invalid as exc:
+                    self.invalid(unit, param, str(exc))
                 continue
             self.unmapped(unit, param)
         if not (open_d or closed_d or closed_w or "base_time" in cal):
@@ -327,7 +360,11 @@ class _Importer:
         by_rule: dict[int, dict[str, Param]] = {}
         for key in ("sd", "st", "cy", "sh", "shd", "cftd"):
             for param in unit.get(key):
-                number, value = _rule_number(param.value)
+                number_text, value = _rule_number(param.value)
+                number = 1 if number_text is None else self.number(
+                    unit, param, 1, MAX_RULE_NUMBER, number_text)
+                if number is None:
+                    continue
                 by_rule.setdefault(number, {})[key] = Param(key, value, param.line)
         for param in unit.get("ln"):
             self.unmapped(unit, param, "ln links a nested jobnet to a parent rule; only "
@@ -358,36 +395,47 @@ class _Importer:
         st = params.get("st")
         if st is None:
             out["at"] = "00:00"
-        elif re.fullmatch(r"\d{1,2}:\d{2}", st.value):
-            out["at"] = st.value.zfill(5)
-        else:
+        elif st.value.startswith("+") and not values.has_foreign_digit(st.value):
             self.unmapped(unit, st, "only absolute start times hh:mm map")
             return None
+        else:
+            try:
+                out["at"] = values.clock(st.value, 47)
+            except Invalid as exc:
+                self.invalid(unit, st, str(exc))
+                return None
         cycle = None
         cy = params.get("cy")
         if cy is not None:
-            match = re.fullmatch(r"\((\d+),([ymwd])\)", cy.value)
+            match = re.fullmatch(r"\(([^,]*),([ymwd])\)", cy.value)
             if match is None:
                 self.unmapped(unit, cy)
                 return None
-            count, per = int(match.group(1)), match.group(2)
+            count = self.number(unit, cy, 1, schema.EVERY_MAX // 12, match.group(1))
+            if count is None:
+                return None
+            per = match.group(2)
             cycle = (count * 12, "m") if per == "y" else (count, per)
-        match = re.fullmatch(r"(\d{4})/(\d{1,2})/(.+)", sd.value)
+        match = re.fullmatch(r"([^/]*)/([^/]*)/(.+)", sd.value)
         if match is None:
             self.unmapped(unit, sd, "only sd=yyyy/mm/... dates map (not en, mm/dd, +dd)")
             return None
-        year, month, day_part = int(match.group(1)), int(match.group(2)), match.group(3)
-        if not 1 <= month <= 12:
-            self.unmapped(unit, sd, "no such month")
+        try:
+            year, month = values.year_month(match.group(1), match.group(2))
+            if values.has_foreign_digit(match.group(3)):
+                raise Invalid(f"{match.group(3)!r} holds a digit other than 0-9")
+        except Invalid as exc:
+            self.invalid(unit, sd, str(exc))
             return None
+        day_part = match.group(3)
         last = _stdcal.monthrange(year, month)[1]
         first_of_month = date(year, month, 1)
         period = {"d": "days", "w": "weeks", "m": "months"}
         if day_part.isdigit():
             try:
-                start = date(year, month, int(day_part))
-            except ValueError:
-                self.unmapped(unit, sd, f"{sd.value} is not a date")
+                start = values.day_of(year, month, day_part)
+            except Invalid as exc:
+                self.invalid(unit, sd, str(exc))
                 return None
             out["start"] = start.isoformat()
             if cycle is None:
@@ -399,6 +447,10 @@ class _Importer:
                 out["every"] = f"{cycle[0]} {period[cycle[1]]}"
         else:
             monthly = _monthly(day_part)
+            number = re.fullmatch(r"\*?(?:b-)?([0-9]+)", day_part)
+            if number is not None and monthly is None:
+                self.invalid(unit, sd, f"day {day_part!r}: expected *1..*31 or b-1..b-30")
+                return None
             if monthly is None:
                 self.unmapped(unit, sd, "this form of day is not mapped")
                 return None
@@ -419,38 +471,29 @@ class _Importer:
                 self.unmapped(unit, sh)
         shd = params.get("shd")
         if shd is not None:
-            if shd.value.isdigit() and 1 <= int(shd.value) <= 31:
-                out["shift_limit"] = int(shd.value)
-            else:
-                self.unmapped(unit, shd)
+            limit = self.number(unit, shd, 1, schema.SHIFT_LIMIT_MAX)
+            if limit is None:
+                return None
+            out["shift_limit"] = limit
         cftd = params.get("cftd")
         if cftd is not None and cftd.value != "no":
             self.unmapped(unit, cftd, "schedules by days from the start are not mapped")
         return out
 
 
-def _rule_number(value: str) -> tuple[int, str]:
-    match = re.fullmatch(r"(\d+),(.*)", value, re.S)
+def _rule_number(value: str) -> tuple[str | None, str]:
+    """``N,rest`` -> (N as written, rest); a value without a rule number -> (None, value)."""
+    match = re.fullmatch(r"([^,/(]+),(.*)", value, re.S)
     if match is None:
-        return 1, value
-    return int(match.group(1)), match.group(2)
-
-
-def _jp1_date(text: str) -> date | None:
-    match = re.fullmatch(r"(\d{4})/(\d{1,2})/(\d{1,2})", text)
-    if match is None:
-        return None
-    try:
-        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
-    except ValueError:
-        return None
+        return None, value
+    return match.group(1).strip(), match.group(2)
 
 
 def _monthly(part: str) -> dict[str, Any] | None:
     """``*dd`` (Nth open day), ``b``/``b-DD`` (from the end), ``*b``, ``su:n``/``su:b``."""
-    if re.fullmatch(r"\*\d{1,2}", part):
+    if re.fullmatch(r"\*0?(?:[1-9]|[12][0-9]|3[01])", part):
         return {"open_days": [int(part[1:])]}
-    match = re.fullmatch(r"(\*?)b(?:-(\d{1,2}))?", part)
+    match = re.fullmatch(r"(\*?)b(?:-0?([1-9]|[12][0-9]|30))?", part)
     if match is not None:
         n = -1 - int(match.group(2) or 0)
         return {"open_days": [n]} if match.group(1) else {"days": [n]}
@@ -473,6 +516,8 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
     imp = _Importer(filename, tz)
     for unit in units:
         imp.top(unit)
+    if imp.problems:
+        raise DefinitionError(imp.problems)
     files: dict[str, str] = {}
     for group, doc in sorted(imp.groups.items()):
         body = {k: v for k, v in doc.items() if k != "group" or group != "/"}
