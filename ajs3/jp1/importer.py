@@ -266,19 +266,17 @@ class _Importer:
         return out
 
     def retry(self, unit: Jp1Unit, out: dict[str, Any], used: set[str]) -> None:
-        rec = unit.param("rec")
+        rec, rei, rcs, rce = (unit.param(k) for k in ("rec", "rei", "rcs", "rce"))
+        interval = None if rei is None else self.number(unit, rei, 1, schema.SECONDS_MAX // 60)
+        low = None if rcs is None else self.number(unit, rcs, 0, 2**32 - 1)
+        high = None if rce is None else self.number(unit, rce, 0, 2**32 - 1)
         if rec is None:
-            return
+            return  # without a count, the others are reported as not mapped
         used.update({"rec", "rei", "rcs", "rce"})
         count = self.number(unit, rec, 0, schema.RETRY_COUNT_MAX)
         retry: dict[str, Any] = {"count": count or 0}
-        rei = unit.param("rei")
-        interval = None if rei is None else self.number(unit, rei, 1, schema.SECONDS_MAX // 60)
         if interval is not None:
             retry["interval"] = interval * 60
-        rcs, rce = unit.param("rcs"), unit.param("rce")
-        low = None if rcs is None else self.number(unit, rcs, 0, 2**32 - 1)
-        high = None if rce is None else self.number(unit, rce, 0, 2**32 - 1)
         if low is not None:
             codes = range(max(low, 1), min(low if high is None else high, 255) + 1)
             if codes:
@@ -504,6 +502,10 @@ def _monthly(part: str) -> dict[str, Any] | None:
     return None
 
 
+#: libyaml's emitter when PyYAML has it (several times faster), else the Python one.
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def _file_name(group: str) -> str:
     return ("root" if group == "/" else group.strip("/").replace("/", ".")) + ".yaml"
 
@@ -522,8 +524,9 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
     for group, doc in sorted(imp.groups.items()):
         body = {k: v for k, v in doc.items() if k != "group" or group != "/"}
         header = f"# imported from {filename} by ajs3 import --jp1\n"
-        files[_file_name(group)] = header + yaml.safe_dump(
-            body, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)
+        files[_file_name(group)] = header + yaml.dump(
+            body, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=None,
+            width=100)
     try:
         defs = _finish([_parse_file(t, name) for name, t in files.items()])
     except DefinitionError as exc:

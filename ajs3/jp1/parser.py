@@ -18,7 +18,6 @@ its line (AJS3-E111). The reader is linear in its input and bounded: a file over
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -106,14 +105,19 @@ class _Reader:
         self.file = filename
         self.pos = 0
         self.problems: list[Problem] = []
-        self.newlines: list[int] = []
-        at = self.text.find("\n")
-        while at >= 0:
-            self.newlines.append(at)
-            at = self.text.find("\n", at + 1)
+        # The line of the last position asked for: lines are asked for in the order of
+        # the text, so counting on from there keeps the whole read linear.
+        self.line_at = (0, 1)
 
     def line(self, pos: int | None = None) -> int:
-        return bisect_left(self.newlines, self.pos if pos is None else pos) + 1
+        pos = self.pos if pos is None else pos
+        last, line = self.line_at
+        if pos >= last:
+            line += self.text.count("\n", last, pos)
+        else:
+            line -= self.text.count("\n", pos, last)
+        self.line_at = (pos, line)
+        return line
 
     def error(self, message: str, pos: int | None = None) -> None:
         line = self.line(pos)
@@ -293,7 +297,7 @@ def parse(text: str, filename: str) -> list[Jp1Unit]:
     except _Stop:
         raise DefinitionError(reader.problems) from None
     if not found and not reader.problems:
-        reader.error("the file defines no unit; expected 'unit=name,,,;{ ... }'")
+        reader.error("the file defines no unit; expected 'unit=name,,,;{ ... }'", 0)
     if reader.problems:
         raise DefinitionError(reader.problems)
     return found

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from lhost import cli_env
 
 from ajs3.cli.main import main
 from ajs3.definitions.loader import load_dir
@@ -135,3 +138,30 @@ def test_cli_import_check_out_and_plan(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["export", "--jp1", str(tmp_path / "out.jp1"), "--definitions", str(out)]) == 0
     assert "ty=jdj;" in (tmp_path / "out.jp1").read_text()
     assert main(["import", "--jp1", str(HERE / "broken.jp1"), "--check"]) == 1
+
+
+def test_stray_brace_ends_at_once_with_a_coded_error_naming_its_line(tmp_path: Path) -> None:
+    # issue 12: this input made the parser loop forever while its memory grew.
+    (tmp_path / "b.jp1").write_text("unit=G,,,;\n{\n ty=g;{\n}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "ajs3.cli.main", "import", "--jp1", "b.jp1", "--check"],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "b.jp1:3: AJS3-E111" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_numbers_are_ascii_digits_in_range_and_valid_values_still_map() -> None:
+    net = ("unit=NET,,,;{{ty=n;sd=1,2027/01/*05;st=1,25:30;\n"
+           "unit=J,,,;{{ty=j;sc=/bin/true;{job}}}}}")
+    result = import_text(net.format(job="wth=300;tho=08;rec=3;rei=2;"), "n.jp1",
+                         time_zone="UTC")
+    job = unit_at(result.defs, "/NET/J")
+    assert job.abnormal_threshold == 8 and job.retry.count == 3 and job.retry.interval == 120
+    assert any("wth=300" in n and "AJS3-E112" in n for n in result.notes)
+    rule = result.defs.jobnets["/NET"].schedule.rules[0]  # type: ignore[union-attr]
+    assert rule.open_days == (5,)
+    for bad in ("wth=\u00b2;", "tho=1x;", "etm=0;", "rec=-1;", "rec=1;rcs=\uff11;", "rcs=\u00b2;",
+                "etm=" + "9" * 5000 + ";"):
+        with pytest.raises(DefinitionError) as info:
+            import_text(net.format(job=bad), "n.jp1", time_zone="UTC")
+        assert [(p.code.value, p.line) for p in info.value.problems] == [("AJS3-E111", 2)], bad
