@@ -22,7 +22,7 @@ from ajs3.definitions.loader import _finish, _parse_file
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
 from ajs3.jp1 import values
-from ajs3.jp1.parser import Jp1Unit, Param, parse, unquote
+from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
 from ajs3.jp1.values import INT32_MAX, INT32_MIN, Invalid
 from ajs3.schedule.tz import local_zone_name, zone
 
@@ -540,10 +540,15 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
 
 def import_file(path: Path, time_zone: str | None = None) -> ImportResult:
     try:
-        data = Path(path).read_bytes()
+        with Path(path).open("rb") as stream:
+            data = stream.read(MAX_BYTES + 1)  # never more than the limit into memory
     except OSError as exc:
         raise DefinitionError([Problem(Code.DEFINITION_FILE, str(path), 1,
                                        f"cannot read the file: {exc.strerror or exc}")]) from None
+    if len(data) > MAX_BYTES:
+        raise DefinitionError([Problem(
+            Code.INPUT_LIMIT, str(path), 1,
+            f"the file is larger than {MAX_BYTES // 2**20} MiB; split it into several files")])
     for encoding in ("utf-8-sig", "shift_jis", "euc_jp"):
         try:
             text = data.decode(encoding)

@@ -165,3 +165,14 @@ def test_numbers_are_ascii_digits_in_range_and_valid_values_still_map() -> None:
         with pytest.raises(DefinitionError) as info:
             import_text(net.format(job=bad), "n.jp1", time_zone="UTC")
         assert [(p.code.value, p.line) for p in info.value.problems] == [("AJS3-E111", 2)], bad
+
+
+def test_a_file_over_the_size_limit_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    from ajs3.jp1.parser import MAX_BYTES
+
+    big = tmp_path / "big.jp1"
+    with big.open("wb") as stream:
+        stream.truncate(MAX_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(DefinitionError) as info:
+        import_file(big)
+    assert [(p.code.value, p.line) for p in info.value.problems] == [("AJS3-E113", 1)]
