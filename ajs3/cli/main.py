@@ -149,6 +149,8 @@ def build_parser() -> Parser:
     p.add_argument("--tz", metavar="ZONE", help="time zone of the schedules (default: local)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any unit or parameter could not be mapped")
+    p.add_argument("--allow-unmapped", action="store_true",
+                   help="write and exit 0 although some units or parameters are not mapped")
 
     p = sub.add_parser("export", add_help=False,
                        help="export definitions as JP1/AJS3 unit definitions (ajsdefine format)")
@@ -457,7 +459,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     result = importer.import_file(args.jp1, time_zone=args.tz)
     written: list[str] = []
-    if args.out is not None and not args.check:
+    unmapped = bool(result.notes) and not args.allow_unmapped  # exit 3, nothing written
+    if args.out is not None and not args.check and not unmapped:
         written = [str(p) for p in importer.write_yaml(result, args.out)]
     data = result.summary()
     data["written"] = written
@@ -466,10 +469,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     lines += [f"wrote {w}" for w in written]
     if args.check:
         lines.append("check only: nothing written")
+    elif unmapped:
+        lines.append("nothing written: not every unit maps (exit 3); see above or --allow-unmapped")
     emit(args, data, "\n".join(lines))
     for note in result.notes if args.json else []:
         print(f"ajs3: {note}", file=sys.stderr)
-    return EXIT_ERROR if args.strict and result.notes else 0
+    return EXIT_ERROR if args.strict and result.notes else 3 if unmapped else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from ajs3.definitions import schema
 from ajs3.definitions.loader import _finish, _parse_file
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
-from ajs3.jp1 import values
+from ajs3.jp1 import relations, values
 from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
 from ajs3.jp1.values import INT32_MAX, INT32_MIN, Invalid
 from ajs3.schedule.tz import local_zone_name, zone
@@ -79,6 +79,13 @@ class _Importer:
             self.invalid(unit, param, str(exc))
             return None
 
+    def untyped(self, unit: Jp1Unit) -> bool:
+        if unit.ty:
+            return False
+        self.problems.append(Problem(Code.JP1_SYNTAX, self.file, unit.line,
+                                     f"unit {unit.name!r} has no ty= (its unit type)"))
+        return True
+
     def unmapped(self, unit: Jp1Unit, param: Param, why: str = "") -> None:
         self.note(param.line, f"parameter {param.key}={param.value} of {unit.name!r} is not "
                               f"mapped{': ' + why if why else ''}")
@@ -101,6 +108,8 @@ class _Importer:
         """A unit directly in job group ``group``: a group or a root jobnet."""
         self.count += 1
         ty = unit.ty
+        if self.untyped(unit):
+            return
         if not schema.NAME_RE.match(unit.name):
             self.note(unit.line, f"unit name {unit.name!r} is not a valid ajs3 name (ASCII "
                                  "letters, digits, _ . -); the unit and its contents are skipped")
@@ -134,6 +143,8 @@ class _Importer:
             self.note(unit.line, f"unit name {unit.name!r} is not a valid ajs3 name; skipped")
             return None
         ty = unit.ty
+        if self.untyped(unit):
+            return None
         if ty in JOBNET_TYPES:
             return self.jobnet(unit, root=False)
         if ty in JOB_TYPES:
@@ -169,18 +180,7 @@ class _Importer:
                 out["recovery"] = True
         self.common(unit, out)
         children = [c for c in (self.child(ch) for ch in unit.children) if c is not None]
-        by_name = {c["name"]: c for c in children}
-        for param in unit.get("ar"):
-            match = re.fullmatch(r"\(f=([^,]+),t=([^,)]+)(?:,(seq|con))?\)", param.value)
-            if match is None:
-                self.unmapped(unit, param, "expected ar=(f=FROM,t=TO[,seq|con])")
-                continue
-            src, dst = match.group(1), match.group(2)
-            if src not in by_name or dst not in by_name:
-                self.note(param.line, f"ar={param.value} in {unit.name!r} names a unit that "
-                                      "was not imported; the dependency is dropped")
-                continue
-            by_name[dst].setdefault("after", []).append(src)
+        self.relations(unit, {c["name"]: c for c in children})
         used = {"ar"}
         if root:
             schedule = self.schedule(unit, used)
@@ -195,6 +195,36 @@ class _Importer:
             return None
         out["units"] = children
         return out
+
+    def relations(self, unit: Jp1Unit, imported: dict[str, dict[str, Any]]) -> None:
+        """``ar=`` as ``after``: a relation JP1 would refuse (malformed, naming a unit the
+        jobnet does not have, on a cycle) is an error at its line; one to a unit that was
+        not imported is a note, and dropped."""
+        names = {child.name for child in unit.children}
+        edges: list[tuple[str, str, Param]] = []
+        for param in unit.get("ar"):
+            match = re.fullmatch(r"\(f=([^,]+),t=([^,)]+)(?:,(seq|con))?\)", param.value)
+            if match is None:
+                self.invalid(unit, param, "expected ar=(f=FROM,t=TO[,seq|con])")
+                continue
+            src, dst = match.group(1), match.group(2)
+            missing = [name for name in (src, dst) if name not in names]
+            if missing:
+                self.invalid(unit, param, f"{missing[0]!r} is not a unit of this jobnet")
+                continue
+            edges.append((src, dst, param))
+        cyclic = relations.in_cycles([(src, dst) for src, dst, _ in edges])
+        for i in cyclic:
+            self.invalid(unit, edges[i][2], "this relation is part of a cycle: these units "
+                                            "would wait for each other for ever")
+        if cyclic:
+            return
+        for src, dst, param in edges:
+            if src not in imported or dst not in imported:
+                self.note(param.line, f"ar={param.value} in {unit.name!r} names a unit that "
+                                      "was not imported; the dependency is dropped")
+                continue
+            imported[dst].setdefault("after", []).append(src)
 
     def job(self, unit: Jp1Unit) -> dict[str, Any]:
         out: dict[str, Any] = {"name": unit.name}

@@ -119,11 +119,14 @@ def test_top_unit_with_full_path_and_unsupported_root() -> None:
 
 def test_cli_import_check_out_and_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "defs"
-    assert main(["import", "--jp1", str(HERE / "sales.jp1"), "--check", "--out", str(out),
-                 "--tz", "Asia/Tokyo"]) == 0
+    sales = ["import", "--jp1", str(HERE / "sales.jp1"), "--tz", "Asia/Tokyo"]
+    # Valid JP1 with parts ajs3 can not express: exit 3, and nothing written without
+    # --allow-unmapped (issue 14: scripts tell mapped, unmapped and invalid apart).
+    assert main([*sales, "--check", "--out", str(out)]) == 3
+    assert main([*sales, "--out", str(out)]) == 3
     assert not out.exists()
-    assert main(["import", "--jp1", str(HERE / "sales.jp1"), "--out", str(out),
-                 "--tz", "Asia/Tokyo"]) == 0
+    assert main([*sales, "--check", "--allow-unmapped"]) == 0
+    assert main([*sales, "--out", str(out), "--allow-unmapped"]) == 0
     capsys.readouterr()
     assert main(["plan", "--definitions", str(out), "--from", "2027-01-01T00:00",
                  "--to", "2027-01-08T00:00", "--json"]) == 0
@@ -138,6 +141,8 @@ def test_cli_import_check_out_and_plan(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["export", "--jp1", str(tmp_path / "out.jp1"), "--definitions", str(out)]) == 0
     assert "ty=jdj;" in (tmp_path / "out.jp1").read_text()
     assert main(["import", "--jp1", str(HERE / "broken.jp1"), "--check"]) == 1
+    (tmp_path / "full.jp1").write_text("unit=N,,,;{ty=n;unit=J,,,;{ty=j;sc=/bin/true;}}\n")
+    assert main(["import", "--jp1", str(tmp_path / "full.jp1"), "--check"]) == 0
 
 
 def test_stray_brace_ends_at_once_with_a_coded_error_naming_its_line(tmp_path: Path) -> None:
@@ -176,3 +181,13 @@ def test_a_file_over_the_size_limit_is_refused_without_reading_it_all(tmp_path: 
     with pytest.raises(DefinitionError) as info:
         import_file(big)
     assert [(p.code.value, p.line) for p in info.value.problems] == [("AJS3-E113", 1)]
+
+
+def test_relations_that_form_a_cycle_are_each_an_error_at_their_line() -> None:
+    text = ("unit=N,,,;\n{\nty=n;\nar=(f=A,t=B);\nar=(f=B,t=A);\nar=(f=A,t=C);\n"
+            "unit=A,,,;{ty=j;}\nunit=B,,,;{ty=j;}\nunit=C,,,;{ty=j;}\n}\n")
+    with pytest.raises(DefinitionError) as info:
+        import_text(text, "c.jp1", time_zone="UTC")
+    assert [(p.code.value, p.line) for p in info.value.problems] == [
+        ("AJS3-E111", 4), ("AJS3-E111", 5)]
+    assert "cycle" in info.value.problems[0].message
