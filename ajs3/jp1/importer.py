@@ -21,12 +21,11 @@ from ajs3.definitions import schema
 from ajs3.definitions.loader import _finish, _parse_file
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
-from ajs3.jp1 import relations, values
+from ajs3.jp1 import origin, relations, values
 from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
-from ajs3.jp1.values import INT32_MAX, INT32_MIN, Invalid
+from ajs3.jp1.values import INT32_MAX, INT32_MIN, WEEKDAYS, Invalid
 from ajs3.schedule.tz import local_zone_name, zone
 
-WEEKDAYS = ("mo", "tu", "we", "th", "fr", "sa", "su")
 YAML_WEEKDAYS = schema.WEEKDAY_NAMES
 JOB_TYPES = {"j": False, "rj": True}
 JOBNET_TYPES = {"n": False, "rn": True}
@@ -62,6 +61,7 @@ class _Importer:
         self.problems: list[Problem] = []
         self.groups: dict[str, dict[str, Any]] = {}
         self.count = 0
+        self.origin: dict[int, int] = {}
 
     def note(self, line: int, message: str) -> None:
         self.notes.append(Problem(Code.JP1_UNMAPPED, self.file, line, message))
@@ -89,6 +89,11 @@ class _Importer:
     def unmapped(self, unit: Jp1Unit, param: Param, why: str = "") -> None:
         self.note(param.line, f"parameter {param.key}={param.value} of {unit.name!r} is not "
                               f"mapped{': ' + why if why else ''}")
+
+    def mark(self, out: dict[str, Any], line: int) -> dict[str, Any]:
+        """Remember the JP1 line a generated mapping comes from (see origin.py)."""
+        self.origin[id(out)] = line
+        return out
 
     def group_doc(self, path: str) -> dict[str, Any]:
         return self.groups.setdefault(path, {"group": path, "jobnets": []})
@@ -127,7 +132,7 @@ class _Importer:
                                      "has no predecessor to recover; imported as a jobnet")
             root = self.jobnet(unit, root=True)
             if root is not None:
-                self.group_doc(group)["jobnets"].append(root)
+                self.group_doc(group)["jobnets"].append(self.mark(root, unit.line))
             return
         self.note(unit.line, f"unit {unit.name!r} of type {ty or '?'!r} can not be a root "
                              "jobnet in ajs3 (only g, n, rn here); skipped")
@@ -179,7 +184,8 @@ class _Importer:
             if JOBNET_TYPES[unit.ty]:
                 out["recovery"] = True
         self.common(unit, out)
-        children = [c for c in (self.child(ch) for ch in unit.children) if c is not None]
+        children = [self.mark(c, ch.line) for ch in unit.children
+                    if (c := self.child(ch)) is not None]
         self.relations(unit, {c["name"]: c for c in children})
         used = {"ar"}
         if root:
@@ -379,7 +385,7 @@ class _Importer:
         cal = {"name": name, "open_weekdays": [YAML_WEEKDAYS[d] for d in sorted(open_w)],
                **({"open_dates": sorted(open_d)} if open_d else {}),
                **({"closed_dates": sorted(closed_d)} if closed_d else {}), **cal}
-        doc["calendars"] = [cal]
+        doc["calendars"] = [self.mark(cal, unit.line)]
         doc["calendar"] = name
 
     def schedule(self, unit: Jp1Unit, used: set[str]) -> dict[str, Any] | None:
@@ -388,7 +394,7 @@ class _Importer:
         by_rule: dict[int, dict[str, Param]] = {}
         for key in ("sd", "st", "cy", "sh", "shd", "cftd"):
             for param in unit.get(key):
-                number_text, value = _rule_number(param.value)
+                number_text, value = values.rule_number(param.value)
                 number = 1 if number_text is None else self.number(
                     unit, param, 1, MAX_RULE_NUMBER, number_text)
                 if number is None:
@@ -401,7 +407,7 @@ class _Importer:
         for number in sorted(by_rule):
             rule = self.rule(unit, by_rule[number])
             if rule is not None:
-                rules.append(rule)
+                rules.append(self.mark(rule, by_rule[number]["sd"].line))
         schedule: dict[str, Any] = {"time_zone": self.tz}
         mp = unit.first("mp")
         if mp == "y":
@@ -474,7 +480,7 @@ class _Importer:
             else:
                 out["every"] = f"{cycle[0]} {period[cycle[1]]}"
         else:
-            monthly = _monthly(day_part)
+            monthly = values.monthly(day_part)
             number = re.fullmatch(r"\*?(?:b-)?([0-9]+)", day_part)
             if number is not None and monthly is None:
                 self.invalid(unit, sd, f"day {day_part!r}: expected *1..*31 or b-1..b-30")
@@ -509,29 +515,6 @@ class _Importer:
         return out
 
 
-def _rule_number(value: str) -> tuple[str | None, str]:
-    """``N,rest`` -> (N as written, rest); a value without a rule number -> (None, value)."""
-    match = re.fullmatch(r"([^,/(]+),(.*)", value, re.S)
-    if match is None:
-        return None, value
-    return match.group(1).strip(), match.group(2)
-
-
-def _monthly(part: str) -> dict[str, Any] | None:
-    """``*dd`` (Nth open day), ``b``/``b-DD`` (from the end), ``*b``, ``su:n``/``su:b``."""
-    if re.fullmatch(r"\*0?(?:[1-9]|[12][0-9]|3[01])", part):
-        return {"open_days": [int(part[1:])]}
-    match = re.fullmatch(r"(\*?)b(?:-0?([1-9]|[12][0-9]|30))?", part)
-    if match is not None:
-        n = -1 - int(match.group(2) or 0)
-        return {"open_days": [n]} if match.group(1) else {"days": [n]}
-    match = re.fullmatch(r"(su|mo|tu|we|th|fr|sa):([1-5]|b)", part)
-    if match is not None:
-        nth = -1 if match.group(2) == "b" else int(match.group(2))
-        return {"weekdays": [YAML_WEEKDAYS[WEEKDAYS.index(match.group(1))]], "nth": [nth]}
-    return None
-
-
 #: libyaml's emitter when PyYAML has it (several times faster), else the Python one.
 _DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -551,8 +534,10 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
     if imp.problems:
         raise DefinitionError(imp.problems)
     files: dict[str, str] = {}
+    bodies: dict[str, dict[str, Any]] = {}
     for group, doc in sorted(imp.groups.items()):
-        body = {k: v for k, v in doc.items() if k != "group" or group != "/"}
+        body = bodies[_file_name(group)] = {
+            k: v for k, v in doc.items() if k != "group" or group != "/"}
         header = f"# imported from {filename} by ajs3 import --jp1\n"
         files[_file_name(group)] = header + yaml.dump(
             body, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=None,
@@ -560,7 +545,8 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
     try:
         defs = _finish([_parse_file(t, name) for name, t in files.items()])
     except DefinitionError as exc:
-        problems = [*exc.problems, Problem(
+        problems = [*origin.to_jp1_lines(exc.problems, files, bodies, imp.origin, filename),
+                    Problem(
             Code.JP1_UNMAPPED, filename, 1,
             "the imported definitions are not valid ajs3 definitions (listed above)")]
         raise DefinitionError(problems) from None

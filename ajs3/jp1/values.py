@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import re
 from datetime import MAXYEAR, MINYEAR, date
+from typing import Any
+
+from ajs3.definitions.schema import WEEKDAY_NAMES as YAML_WEEKDAYS
 
 _INT = re.compile(r"-?[0-9]{1,10}")
 _CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})")
@@ -68,3 +71,30 @@ def day_of(year: int, month: int, day: str) -> date:
 def has_foreign_digit(text: str) -> bool:
     """A digit other than 0-9 (superscript, Arabic-Indic, full-width): never valid in JP1."""
     return any(ch.isdigit() and not "0" <= ch <= "9" for ch in text)
+
+
+#: JP1's weekday names, Monday first (as ajs3's YAML names, schema.WEEKDAY_NAMES).
+WEEKDAYS = ("mo", "tu", "we", "th", "fr", "sa", "su")
+
+
+def rule_number(value: str) -> tuple[str | None, str]:
+    """``N,rest`` -> (N as written, rest); a value without a rule number -> (None, value)."""
+    match = re.fullmatch(r"([^,/(]+),(.*)", value, re.S)
+    if match is None:
+        return None, value
+    return match.group(1).strip(), match.group(2)
+
+
+def monthly(part: str) -> dict[str, Any] | None:
+    """``*dd`` (Nth open day), ``b``/``b-DD`` (from the end), ``*b``, ``su:n``/``su:b``."""
+    if re.fullmatch(r"\*0?(?:[1-9]|[12][0-9]|3[01])", part):
+        return {"open_days": [int(part[1:])]}
+    match = re.fullmatch(r"(\*?)b(?:-0?([1-9]|[12][0-9]|30))?", part)
+    if match is not None:
+        n = -1 - int(match.group(2) or 0)
+        return {"open_days": [n]} if match.group(1) else {"days": [n]}
+    match = re.fullmatch(r"(su|mo|tu|we|th|fr|sa):([1-5]|b)", part)
+    if match is not None:
+        nth = -1 if match.group(2) == "b" else int(match.group(2))
+        return {"weekdays": [YAML_WEEKDAYS[WEEKDAYS.index(match.group(1))]], "nth": [nth]}
+    return None

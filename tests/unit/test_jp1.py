@@ -191,3 +191,13 @@ def test_relations_that_form_a_cycle_are_each_an_error_at_their_line() -> None:
     assert [(p.code.value, p.line) for p in info.value.problems] == [
         ("AJS3-E111", 4), ("AJS3-E111", 5)]
     assert "cycle" in info.value.problems[0].message
+
+
+def test_problems_of_the_generated_yaml_point_at_the_jp1_lines() -> None:
+    text = ("unit=G,,,;\n{\nty=g;\nunit=N,,,;\n{\nty=n;\nsd=1,2027/01/04;\n"
+            "unit=A,,,;{ty=j;sc=/bin/true;}\nunit=A,,,;{ty=j;sc=/bin/false;}\n}\n}\n")
+    with pytest.raises(DefinitionError) as info:
+        import_text(text, "d.jp1", time_zone="UTC")
+    twice = [p for p in info.value.problems if p.code.value == "AJS3-E105"]
+    assert [(p.file, p.line) for p in twice] == [("d.jp1", 9)]
+    assert "generated G.yaml" in twice[0].message
