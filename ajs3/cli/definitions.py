@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ajs3.cli.arguments import check_rundir, definitions_for, paths_of
-from ajs3.cli.exits import EXIT_ERROR
+from ajs3.cli.exits import EXIT_ERROR, EXIT_UNMAPPED
 from ajs3.cli.output import emit, note, writing
 from ajs3.errors import Code, DataDirError
 
@@ -54,7 +54,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     result = importer.import_file(args.jp1, time_zone=args.tz)
     written: list[str] = []
-    if args.out is not None and not args.check:
+    unmapped = bool(result.notes) and not args.allow_unmapped  # exit 3, nothing written
+    if args.out is not None and not args.check and not unmapped:
         with writing(args.out):
             written = [str(p) for p in importer.write_yaml(result, args.out)]
     data = result.summary()
@@ -64,10 +65,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     lines += [f"wrote {w}" for w in written]
     if args.check:
         lines.append("check only: nothing written")
+    elif unmapped:
+        lines.append("nothing written: not every unit maps (exit 3); see above or --allow-unmapped")
     emit(args, data, "\n".join(lines))
     for text in result.notes if args.json else []:
         note(text)
-    return EXIT_ERROR if args.strict and result.notes else 0
+    return EXIT_ERROR if args.strict and result.notes else EXIT_UNMAPPED if unmapped else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

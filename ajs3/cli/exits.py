@@ -18,6 +18,8 @@ from ajs3.errors import AjsError, Code, DefinitionError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 #: the shell's convention for a command ended by SIGINT
+#: `import` when some JP1 units or parameters could not be mapped (nothing written)
+EXIT_UNMAPPED = 3
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]

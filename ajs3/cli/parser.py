@@ -143,6 +143,8 @@ def build_parser() -> Parser:
     p.add_argument("--tz", metavar="ZONE", help="time zone of the schedules (default: local)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 when any unit or parameter could not be mapped")
+    p.add_argument("--allow-unmapped", action="store_true",
+                   help="write and exit 0 although some units or parameters are not mapped")
 
     p = sub.add_parser("export", add_help=False,
                        help="export definitions as JP1/AJS3 unit definitions (ajsdefine format)")

@@ -21,16 +21,19 @@ from ajs3.definitions import schema
 from ajs3.definitions.loader import _finish, _parse_file
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
-from ajs3.jp1.parser import Jp1Unit, Param, parse, unquote
+from ajs3.jp1 import origin, relations, values
+from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
+from ajs3.jp1.values import INT32_MAX, INT32_MIN, WEEKDAYS, Invalid
 from ajs3.schedule.tz import local_zone_name, zone
 
-WEEKDAYS = ("mo", "tu", "we", "th", "fr", "sa", "su")
 YAML_WEEKDAYS = schema.WEEKDAY_NAMES
 JOB_TYPES = {"j": False, "rj": True}
 JOBNET_TYPES = {"n": False, "rn": True}
 #: Display-only parameters: nothing is lost without them.
 LAYOUT = frozenset({"ty", "el", "sz", "cm"})
 CLOSED = {"be": "before", "af": "after", "ca": "cancel", "no": "run"}
+#: JP1 numbers a jobnet's schedule rules 1..144.
+MAX_RULE_NUMBER = 144
 JUDGE_OPS = {"gt": "gt", "ge": "ge", "lt": "lt", "le": "le", "eq": "eq", "ne": "ne",
              "ri": "in_range", "ro": "out_range", "ef": "file_exists", "nf": "file_missing"}
 
@@ -58,13 +61,39 @@ class _Importer:
         self.problems: list[Problem] = []
         self.groups: dict[str, dict[str, Any]] = {}
         self.count = 0
+        self.origin: dict[int, int] = {}
 
     def note(self, line: int, message: str) -> None:
         self.notes.append(Problem(Code.JP1_UNMAPPED, self.file, line, message))
 
+    def invalid(self, unit: Jp1Unit, param: Param, why: str) -> None:
+        """A value JP1 itself would refuse: an error, not a note (AJS3-E111)."""
+        self.problems.append(Problem(Code.JP1_SYNTAX, self.file, param.line,
+                                     f"{param.key}={param.value[:60]} of {unit.name!r}: {why}"))
+
+    def number(self, unit: Jp1Unit, param: Param, low: int, high: int,
+               text: str | None = None) -> int | None:
+        try:
+            return values.integer(param.value if text is None else text, low, high)
+        except Invalid as exc:
+            self.invalid(unit, param, str(exc))
+            return None
+
+    def untyped(self, unit: Jp1Unit) -> bool:
+        if unit.ty:
+            return False
+        self.problems.append(Problem(Code.JP1_SYNTAX, self.file, unit.line,
+                                     f"unit {unit.name!r} has no ty= (its unit type)"))
+        return True
+
     def unmapped(self, unit: Jp1Unit, param: Param, why: str = "") -> None:
         self.note(param.line, f"parameter {param.key}={param.value} of {unit.name!r} is not "
                               f"mapped{': ' + why if why else ''}")
+
+    def mark(self, out: dict[str, Any], line: int) -> dict[str, Any]:
+        """Remember the JP1 line a generated mapping comes from (see origin.py)."""
+        self.origin[id(out)] = line
+        return out
 
     def group_doc(self, path: str) -> dict[str, Any]:
         return self.groups.setdefault(path, {"group": path, "jobnets": []})
@@ -84,6 +113,8 @@ class _Importer:
         """A unit directly in job group ``group``: a group or a root jobnet."""
         self.count += 1
         ty = unit.ty
+        if self.untyped(unit):
+            return
         if not schema.NAME_RE.match(unit.name):
             self.note(unit.line, f"unit name {unit.name!r} is not a valid ajs3 name (ASCII "
                                  "letters, digits, _ . -); the unit and its contents are skipped")
@@ -101,7 +132,7 @@ class _Importer:
                                      "has no predecessor to recover; imported as a jobnet")
             root = self.jobnet(unit, root=True)
             if root is not None:
-                self.group_doc(group)["jobnets"].append(root)
+                self.group_doc(group)["jobnets"].append(self.mark(root, unit.line))
             return
         self.note(unit.line, f"unit {unit.name!r} of type {ty or '?'!r} can not be a root "
                              "jobnet in ajs3 (only g, n, rn here); skipped")
@@ -117,6 +148,8 @@ class _Importer:
             self.note(unit.line, f"unit name {unit.name!r} is not a valid ajs3 name; skipped")
             return None
         ty = unit.ty
+        if self.untyped(unit):
+            return None
         if ty in JOBNET_TYPES:
             return self.jobnet(unit, root=False)
         if ty in JOB_TYPES:
@@ -151,20 +184,9 @@ class _Importer:
             if JOBNET_TYPES[unit.ty]:
                 out["recovery"] = True
         self.common(unit, out)
-        children = [c for c in (self.child(ch) for ch in unit.children) if c is not None]
-        names = {c["name"] for c in children}
-        for param in unit.get("ar"):
-            match = re.fullmatch(r"\(f=([^,]+),t=([^,)]+)(?:,(seq|con))?\)", param.value)
-            if match is None:
-                self.unmapped(unit, param, "expected ar=(f=FROM,t=TO[,seq|con])")
-                continue
-            src, dst = match.group(1), match.group(2)
-            if src not in names or dst not in names:
-                self.note(param.line, f"ar={param.value} in {unit.name!r} names a unit that "
-                                      "was not imported; the dependency is dropped")
-                continue
-            target = next(c for c in children if c["name"] == dst)
-            target.setdefault("after", []).append(src)
+        children = [self.mark(c, ch.line) for ch in unit.children
+                    if (c := self.child(ch)) is not None]
+        self.relations(unit, {c["name"]: c for c in children})
         used = {"ar"}
         if root:
             schedule = self.schedule(unit, used)
@@ -179,6 +201,36 @@ class _Importer:
             return None
         out["units"] = children
         return out
+
+    def relations(self, unit: Jp1Unit, imported: dict[str, dict[str, Any]]) -> None:
+        """``ar=`` as ``after``: a relation JP1 would refuse (malformed, naming a unit the
+        jobnet does not have, on a cycle) is an error at its line; one to a unit that was
+        not imported is a note, and dropped."""
+        names = {child.name for child in unit.children}
+        edges: list[tuple[str, str, Param]] = []
+        for param in unit.get("ar"):
+            match = re.fullmatch(r"\(f=([^,]+),t=([^,)]+)(?:,(seq|con))?\)", param.value)
+            if match is None:
+                self.invalid(unit, param, "expected ar=(f=FROM,t=TO[,seq|con])")
+                continue
+            src, dst = match.group(1), match.group(2)
+            missing = [name for name in (src, dst) if name not in names]
+            if missing:
+                self.invalid(unit, param, f"{missing[0]!r} is not a unit of this jobnet")
+                continue
+            edges.append((src, dst, param))
+        cyclic = relations.in_cycles([(src, dst) for src, dst, _ in edges])
+        for i in cyclic:
+            self.invalid(unit, edges[i][2], "this relation is part of a cycle: these units "
+                                            "would wait for each other for ever")
+        if cyclic:
+            return
+        for src, dst, param in edges:
+            if src not in imported or dst not in imported:
+                self.note(param.line, f"ar={param.value} in {unit.name!r} names a unit that "
+                                      "was not imported; the dependency is dropped")
+                continue
+            imported[dst].setdefault("after", []).append(src)
 
     def job(self, unit: Jp1Unit) -> dict[str, Any]:
         out: dict[str, Any] = {"name": unit.name}
@@ -231,35 +283,41 @@ class _Importer:
                 self.note(unit.get("jd")[0].line, f"jd={jd} of {unit.name!r} is not mapped: "
                                                   "ajs3 judges by exit code thresholds (jd=cod)")
         for key, target in (("wth", "warning_threshold"), ("tho", "abnormal_threshold")):
-            value = unit.first(key)
-            if value is not None:
+            found = unit.param(key)
+            if found is not None:
                 used.add(key)
-                if value.isdigit() and int(value) <= 255:
-                    out[target] = int(value)
-                else:
-                    self.unmapped(unit, unit.get(key)[0], "ajs3 thresholds are 0..255")
-        etm = unit.first("etm")
+                threshold = self.number(unit, found, 0, INT32_MAX)
+                if threshold is not None and threshold <= schema.EXIT_CODE_MAX:
+                    out[target] = threshold
+                elif threshold is not None:
+                    self.unmapped(unit, found, "ajs3 thresholds are 0..255")
+        etm = unit.param("etm")
         if etm is not None:
             used.add("etm")
-            if etm.isdigit() and int(etm) > 0:
-                out["timeout"] = int(etm) * 60
-            else:
-                self.unmapped(unit, unit.get("etm")[0], "expected minutes")
-        rec, rei = unit.first("rec"), unit.first("rei")
-        if rec is not None:
-            used.update({"rec", "rei", "rcs", "rce"})
-            retry: dict[str, Any] = {"count": int(rec) if rec.isdigit() else 0}
-            if rei is not None and rei.isdigit():
-                retry["interval"] = int(rei) * 60
-            rcs, rce = unit.first("rcs"), unit.first("rce")
-            if rcs is not None and rcs.isdigit():
-                high = int(rce) if rce is not None and rce.isdigit() else int(rcs)
-                codes = list(range(max(int(rcs), 1), min(high, 255) + 1))
-                if codes:
-                    retry["on_exit_codes"] = codes
-            out["retry"] = retry
+            minutes = self.number(unit, etm, 1, schema.SECONDS_MAX // 60)
+            if minutes is not None:
+                out["timeout"] = minutes * 60
+        self.retry(unit, out, used)
         self.rest(unit, out, used)
         return out
+
+    def retry(self, unit: Jp1Unit, out: dict[str, Any], used: set[str]) -> None:
+        rec, rei, rcs, rce = (unit.param(k) for k in ("rec", "rei", "rcs", "rce"))
+        interval = None if rei is None else self.number(unit, rei, 1, schema.SECONDS_MAX // 60)
+        low = None if rcs is None else self.number(unit, rcs, 0, 2**32 - 1)
+        high = None if rce is None else self.number(unit, rce, 0, 2**32 - 1)
+        if rec is None:
+            return  # without a count, the others are reported as not mapped
+        used.update({"rec", "rei", "rcs", "rce"})
+        count = self.number(unit, rec, 0, schema.RETRY_COUNT_MAX)
+        retry: dict[str, Any] = {"count": count or 0}
+        if interval is not None:
+            retry["interval"] = interval * 60
+        if low is not None:
+            codes = range(max(low, 1), min(low if high is None else high, 255) + 1)
+            if codes:
+                retry["on_exit_codes"] = list(codes)
+        out["retry"] = retry
 
     def judge(self, unit: Jp1Unit) -> dict[str, Any]:
         out: dict[str, Any] = {"name": unit.name, "type": "judge"}
@@ -275,12 +333,17 @@ class _Importer:
         elif op in ("file_exists", "file_missing"):
             cond = {"path": unquote(unit.first("ejf") or "")}
         elif op in ("in_range", "out_range"):
-            cond = {"low": int(unit.first("ejl") or 0), "high": int(unit.first("ejh") or 0)}
+            cond = {"low": self.judge_value(unit, "ejl"), "high": self.judge_value(unit, "ejh")}
         else:
-            cond = {"value": int(unit.first("ejc") or 0)}
+            cond = {"value": self.judge_value(unit, "ejc")}
         out["condition"] = {"op": op, **cond}
         self.rest(unit, out, used)
         return out
+
+    def judge_value(self, unit: Jp1Unit, key: str) -> int:
+        param = unit.param(key)
+        value = None if param is None else self.number(unit, param, INT32_MIN, INT32_MAX)
+        return value or 0
 
     # -- calendars and schedules -----------------------------------------------------------
 
@@ -299,17 +362,21 @@ class _Importer:
                     if param.key == "cl":
                         open_w.discard(WEEKDAYS.index(value))
                     continue
-                day = _jp1_date(value)
-                if day is None:
+                if "/" not in value and not values.has_foreign_digit(value):
                     self.unmapped(unit, param, "expected yyyy/mm/dd or a weekday (su, mo, ...)")
+                    continue
+                try:
+                    day = values.calendar_date(value)
+                except Invalid as exc:
+                    self.invalid(unit, param, str(exc))
                     continue
                 (closed_d if param.key == "cl" else open_d).append(day.isoformat())
                 continue
             if param.key == "stt":
-                if re.fullmatch(r"\d{1,2}:\d{2}", param.value):
-                    cal["base_time"] = param.value.zfill(5)
-                else:
-                    self.unmapped(unit, param)
+                try:
+                    cal["base_time"] = values.clock(param.value, 23)
+                except Invalid as exc:
+                    self.invalid(unit, param, str(exc))
                 continue
             self.unmapped(unit, param)
         if not (open_d or closed_d or closed_w or "base_time" in cal):
@@ -318,7 +385,7 @@ class _Importer:
         cal = {"name": name, "open_weekdays": [YAML_WEEKDAYS[d] for d in sorted(open_w)],
                **({"open_dates": sorted(open_d)} if open_d else {}),
                **({"closed_dates": sorted(closed_d)} if closed_d else {}), **cal}
-        doc["calendars"] = [cal]
+        doc["calendars"] = [self.mark(cal, unit.line)]
         doc["calendar"] = name
 
     def schedule(self, unit: Jp1Unit, used: set[str]) -> dict[str, Any] | None:
@@ -327,7 +394,11 @@ class _Importer:
         by_rule: dict[int, dict[str, Param]] = {}
         for key in ("sd", "st", "cy", "sh", "shd", "cftd"):
             for param in unit.get(key):
-                number, value = _rule_number(param.value)
+                number_text, value = values.rule_number(param.value)
+                number = 1 if number_text is None else self.number(
+                    unit, param, 1, MAX_RULE_NUMBER, number_text)
+                if number is None:
+                    continue
                 by_rule.setdefault(number, {})[key] = Param(key, value, param.line)
         for param in unit.get("ln"):
             self.unmapped(unit, param, "ln links a nested jobnet to a parent rule; only "
@@ -336,7 +407,7 @@ class _Importer:
         for number in sorted(by_rule):
             rule = self.rule(unit, by_rule[number])
             if rule is not None:
-                rules.append(rule)
+                rules.append(self.mark(rule, by_rule[number]["sd"].line))
         schedule: dict[str, Any] = {"time_zone": self.tz}
         mp = unit.first("mp")
         if mp == "y":
@@ -358,36 +429,47 @@ class _Importer:
         st = params.get("st")
         if st is None:
             out["at"] = "00:00"
-        elif re.fullmatch(r"\d{1,2}:\d{2}", st.value):
-            out["at"] = st.value.zfill(5)
-        else:
+        elif st.value.startswith("+") and not values.has_foreign_digit(st.value):
             self.unmapped(unit, st, "only absolute start times hh:mm map")
             return None
+        else:
+            try:
+                out["at"] = values.clock(st.value, 47)
+            except Invalid as exc:
+                self.invalid(unit, st, str(exc))
+                return None
         cycle = None
         cy = params.get("cy")
         if cy is not None:
-            match = re.fullmatch(r"\((\d+),([ymwd])\)", cy.value)
+            match = re.fullmatch(r"\(([^,]*),([ymwd])\)", cy.value)
             if match is None:
                 self.unmapped(unit, cy)
                 return None
-            count, per = int(match.group(1)), match.group(2)
+            count = self.number(unit, cy, 1, schema.EVERY_MAX // 12, match.group(1))
+            if count is None:
+                return None
+            per = match.group(2)
             cycle = (count * 12, "m") if per == "y" else (count, per)
-        match = re.fullmatch(r"(\d{4})/(\d{1,2})/(.+)", sd.value)
+        match = re.fullmatch(r"([^/]*)/([^/]*)/(.+)", sd.value)
         if match is None:
             self.unmapped(unit, sd, "only sd=yyyy/mm/... dates map (not en, mm/dd, +dd)")
             return None
-        year, month, day_part = int(match.group(1)), int(match.group(2)), match.group(3)
-        if not 1 <= month <= 12:
-            self.unmapped(unit, sd, "no such month")
+        try:
+            year, month = values.year_month(match.group(1), match.group(2))
+            if values.has_foreign_digit(match.group(3)):
+                raise Invalid(f"{match.group(3)!r} holds a digit other than 0-9")
+        except Invalid as exc:
+            self.invalid(unit, sd, str(exc))
             return None
+        day_part = match.group(3)
         last = _stdcal.monthrange(year, month)[1]
         first_of_month = date(year, month, 1)
         period = {"d": "days", "w": "weeks", "m": "months"}
         if day_part.isdigit():
             try:
-                start = date(year, month, int(day_part))
-            except ValueError:
-                self.unmapped(unit, sd, f"{sd.value} is not a date")
+                start = values.day_of(year, month, day_part)
+            except Invalid as exc:
+                self.invalid(unit, sd, str(exc))
                 return None
             out["start"] = start.isoformat()
             if cycle is None:
@@ -398,7 +480,11 @@ class _Importer:
             else:
                 out["every"] = f"{cycle[0]} {period[cycle[1]]}"
         else:
-            monthly = _monthly(day_part)
+            monthly = values.monthly(day_part)
+            number = re.fullmatch(r"\*?(?:b-)?([0-9]+)", day_part)
+            if number is not None and monthly is None:
+                self.invalid(unit, sd, f"day {day_part!r}: expected *1..*31 or b-1..b-30")
+                return None
             if monthly is None:
                 self.unmapped(unit, sd, "this form of day is not mapped")
                 return None
@@ -419,46 +505,18 @@ class _Importer:
                 self.unmapped(unit, sh)
         shd = params.get("shd")
         if shd is not None:
-            if shd.value.isdigit() and 1 <= int(shd.value) <= 31:
-                out["shift_limit"] = int(shd.value)
-            else:
-                self.unmapped(unit, shd)
+            limit = self.number(unit, shd, 1, schema.SHIFT_LIMIT_MAX)
+            if limit is None:
+                return None
+            out["shift_limit"] = limit
         cftd = params.get("cftd")
         if cftd is not None and cftd.value != "no":
             self.unmapped(unit, cftd, "schedules by days from the start are not mapped")
         return out
 
 
-def _rule_number(value: str) -> tuple[int, str]:
-    match = re.fullmatch(r"(\d+),(.*)", value, re.S)
-    if match is None:
-        return 1, value
-    return int(match.group(1)), match.group(2)
-
-
-def _jp1_date(text: str) -> date | None:
-    match = re.fullmatch(r"(\d{4})/(\d{1,2})/(\d{1,2})", text)
-    if match is None:
-        return None
-    try:
-        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
-    except ValueError:
-        return None
-
-
-def _monthly(part: str) -> dict[str, Any] | None:
-    """``*dd`` (Nth open day), ``b``/``b-DD`` (from the end), ``*b``, ``su:n``/``su:b``."""
-    if re.fullmatch(r"\*\d{1,2}", part):
-        return {"open_days": [int(part[1:])]}
-    match = re.fullmatch(r"(\*?)b(?:-(\d{1,2}))?", part)
-    if match is not None:
-        n = -1 - int(match.group(2) or 0)
-        return {"open_days": [n]} if match.group(1) else {"days": [n]}
-    match = re.fullmatch(r"(su|mo|tu|we|th|fr|sa):([1-5]|b)", part)
-    if match is not None:
-        nth = -1 if match.group(2) == "b" else int(match.group(2))
-        return {"weekdays": [YAML_WEEKDAYS[WEEKDAYS.index(match.group(1))]], "nth": [nth]}
-    return None
+#: libyaml's emitter when PyYAML has it (several times faster), else the Python one.
+_DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def _file_name(group: str) -> str:
@@ -473,16 +531,22 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
     imp = _Importer(filename, tz)
     for unit in units:
         imp.top(unit)
+    if imp.problems:
+        raise DefinitionError(imp.problems)
     files: dict[str, str] = {}
+    bodies: dict[str, dict[str, Any]] = {}
     for group, doc in sorted(imp.groups.items()):
-        body = {k: v for k, v in doc.items() if k != "group" or group != "/"}
+        body = bodies[_file_name(group)] = {
+            k: v for k, v in doc.items() if k != "group" or group != "/"}
         header = f"# imported from {filename} by ajs3 import --jp1\n"
-        files[_file_name(group)] = header + yaml.safe_dump(
-            body, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100)
+        files[_file_name(group)] = header + yaml.dump(
+            body, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=None,
+            width=100)
     try:
         defs = _finish([_parse_file(t, name) for name, t in files.items()])
     except DefinitionError as exc:
-        problems = [*exc.problems, Problem(
+        problems = [*origin.to_jp1_lines(exc.problems, files, bodies, imp.origin, filename),
+                    Problem(
             Code.JP1_UNMAPPED, filename, 1,
             "the imported definitions are not valid ajs3 definitions (listed above)")]
         raise DefinitionError(problems) from None
@@ -492,10 +556,15 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
 
 def import_file(path: Path, time_zone: str | None = None) -> ImportResult:
     try:
-        data = Path(path).read_bytes()
+        with Path(path).open("rb") as stream:
+            data = stream.read(MAX_BYTES + 1)  # never more than the limit into memory
     except OSError as exc:
         raise DefinitionError([Problem(Code.DEFINITION_FILE, str(path), 1,
                                        f"cannot read the file: {exc.strerror or exc}")]) from None
+    if len(data) > MAX_BYTES:
+        raise DefinitionError([Problem(
+            Code.INPUT_LIMIT, str(path), 1,
+            f"the file is larger than {MAX_BYTES // 2**20} MiB; split it into several files")])
     for encoding in ("utf-8-sig", "shift_jis", "euc_jp"):
         try:
             text = data.decode(encoding)

@@ -34,6 +34,7 @@ def test_import_then_plan_without_a_daemon(make_lhost: Any, tmp_path: Path) -> N
     host = make_lhost("lh2")
     out = tmp_path / "defs"
     host.run("import", "--jp1", str(REPO / "tests/unit/jp1/sales.jp1"), "--out", str(out),
+             "--allow-unmapped",
              "--tz", "Asia/Tokyo")
     data = json.loads(host.run("plan", "/SALES/DAILY", "--definitions", str(out), "--from",
                                "2027-01-04T00:00", "--to", "2027-01-07T00:00", "--json").stdout)

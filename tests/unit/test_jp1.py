@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from lhost import cli_env
 
 from ajs3.cli.main import main
 from ajs3.definitions.loader import load_dir
@@ -116,11 +119,14 @@ def test_top_unit_with_full_path_and_unsupported_root() -> None:
 
 def test_cli_import_check_out_and_plan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "defs"
-    assert main(["import", "--jp1", str(HERE / "sales.jp1"), "--check", "--out", str(out),
-                 "--tz", "Asia/Tokyo"]) == 0
+    sales = ["import", "--jp1", str(HERE / "sales.jp1"), "--tz", "Asia/Tokyo"]
+    # Valid JP1 with parts ajs3 can not express: exit 3, and nothing written without
+    # --allow-unmapped (issue 14: scripts tell mapped, unmapped and invalid apart).
+    assert main([*sales, "--check", "--out", str(out)]) == 3
+    assert main([*sales, "--out", str(out)]) == 3
     assert not out.exists()
-    assert main(["import", "--jp1", str(HERE / "sales.jp1"), "--out", str(out),
-                 "--tz", "Asia/Tokyo"]) == 0
+    assert main([*sales, "--check", "--allow-unmapped"]) == 0
+    assert main([*sales, "--out", str(out), "--allow-unmapped"]) == 0
     capsys.readouterr()
     assert main(["plan", "--definitions", str(out), "--from", "2027-01-01T00:00",
                  "--to", "2027-01-08T00:00", "--json"]) == 0
@@ -135,3 +141,63 @@ def test_cli_import_check_out_and_plan(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["export", "--jp1", str(tmp_path / "out.jp1"), "--definitions", str(out)]) == 0
     assert "ty=jdj;" in (tmp_path / "out.jp1").read_text()
     assert main(["import", "--jp1", str(HERE / "broken.jp1"), "--check"]) == 1
+    (tmp_path / "full.jp1").write_text("unit=N,,,;{ty=n;unit=J,,,;{ty=j;sc=/bin/true;}}\n")
+    assert main(["import", "--jp1", str(tmp_path / "full.jp1"), "--check"]) == 0
+
+
+def test_stray_brace_ends_at_once_with_a_coded_error_naming_its_line(tmp_path: Path) -> None:
+    # issue 12: this input made the parser loop forever while its memory grew.
+    (tmp_path / "b.jp1").write_text("unit=G,,,;\n{\n ty=g;{\n}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "ajs3.cli.main", "import", "--jp1", "b.jp1", "--check"],
+        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "b.jp1:3: AJS3-E111" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_numbers_are_ascii_digits_in_range_and_valid_values_still_map() -> None:
+    net = ("unit=NET,,,;{{ty=n;sd=1,2027/01/*05;st=1,25:30;\n"
+           "unit=J,,,;{{ty=j;sc=/bin/true;{job}}}}}")
+    result = import_text(net.format(job="wth=300;tho=08;rec=3;rei=2;"), "n.jp1",
+                         time_zone="UTC")
+    job = unit_at(result.defs, "/NET/J")
+    assert job.abnormal_threshold == 8 and job.retry.count == 3 and job.retry.interval == 120
+    assert any("wth=300" in n and "AJS3-E112" in n for n in result.notes)
+    rule = result.defs.jobnets["/NET"].schedule.rules[0]  # type: ignore[union-attr]
+    assert rule.open_days == (5,)
+    for bad in ("wth=\u00b2;", "tho=1x;", "etm=0;", "rec=-1;", "rec=1;rcs=\uff11;", "rcs=\u00b2;",
+                "etm=" + "9" * 5000 + ";"):
+        with pytest.raises(DefinitionError) as info:
+            import_text(net.format(job=bad), "n.jp1", time_zone="UTC")
+        assert [(p.code.value, p.line) for p in info.value.problems] == [("AJS3-E111", 2)], bad
+
+
+def test_a_file_over_the_size_limit_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    from ajs3.jp1.parser import MAX_BYTES
+
+    big = tmp_path / "big.jp1"
+    with big.open("wb") as stream:
+        stream.truncate(MAX_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(DefinitionError) as info:
+        import_file(big)
+    assert [(p.code.value, p.line) for p in info.value.problems] == [("AJS3-E113", 1)]
+
+
+def test_relations_that_form_a_cycle_are_each_an_error_at_their_line() -> None:
+    text = ("unit=N,,,;\n{\nty=n;\nar=(f=A,t=B);\nar=(f=B,t=A);\nar=(f=A,t=C);\n"
+            "unit=A,,,;{ty=j;}\nunit=B,,,;{ty=j;}\nunit=C,,,;{ty=j;}\n}\n")
+    with pytest.raises(DefinitionError) as info:
+        import_text(text, "c.jp1", time_zone="UTC")
+    assert [(p.code.value, p.line) for p in info.value.problems] == [
+        ("AJS3-E111", 4), ("AJS3-E111", 5)]
+    assert "cycle" in info.value.problems[0].message
+
+
+def test_problems_of_the_generated_yaml_point_at_the_jp1_lines() -> None:
+    text = ("unit=G,,,;\n{\nty=g;\nunit=N,,,;\n{\nty=n;\nsd=1,2027/01/04;\n"
+            "unit=A,,,;{ty=j;sc=/bin/true;}\nunit=A,,,;{ty=j;sc=/bin/false;}\n}\n}\n")
+    with pytest.raises(DefinitionError) as info:
+        import_text(text, "d.jp1", time_zone="UTC")
+    twice = [p for p in info.value.problems if p.code.value == "AJS3-E105"]
+    assert [(p.file, p.line) for p in twice] == [("d.jp1", 9)]
+    assert "generated G.yaml" in twice[0].message
