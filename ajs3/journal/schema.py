@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: MIGRATIONS[n] brings a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -66,5 +66,10 @@ MIGRATIONS: list[str] = [
         reason TEXT NOT NULL
     );
     CREATE INDEX events_unit_run ON events(unit_run);
+    """,
+    # 2: a stable reason code on every status event (ajs3.model.ReasonCode); events
+    # written before it have ''.
+    """
+    ALTER TABLE events ADD COLUMN code TEXT NOT NULL DEFAULT '';
     """,
 ]

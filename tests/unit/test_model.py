@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ajs3.definitions.units import Unit
+from ajs3.engine.collect import end_status
+from ajs3.engine.dispatch import make_run_id
 from ajs3.engine.readiness import Action, Outcome, rule_predecessors
-from ajs3.engine.scheduler import end_status, make_run_id
 from ajs3.errors import TransitionError
 from ajs3.model import FINAL, TRANSITIONS, Status, UnitKind, check_transition
 
