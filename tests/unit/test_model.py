@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ajs3.definitions.units import Unit
@@ -9,7 +11,22 @@ from ajs3.engine.collect import end_status
 from ajs3.engine.dispatch import make_run_id
 from ajs3.engine.readiness import Action, Outcome, rule_predecessors
 from ajs3.errors import TransitionError
-from ajs3.model import FINAL, TRANSITIONS, Status, UnitKind, check_transition
+from ajs3.model import (
+    ABNORMAL,
+    FINAL,
+    IN_DOUBT,
+    OPEN,
+    PENDING,
+    RERUNNABLE,
+    SKIPPED,
+    SUCCESS,
+    TRANSITIONS,
+    ReasonCode,
+    Status,
+    UnitKind,
+    check_transition,
+    label_of,
+)
 
 
 def test_every_status_has_a_row() -> None:
@@ -74,3 +91,23 @@ def test_run_ids_are_stable_and_distinct() -> None:
     others = {make_run_id("lh2", "/n/x", 1000.0, 1), make_run_id("lh1", "/n/y", 1000.0, 1),
               make_run_id("lh1", "/n/x", 1001.0, 1), make_run_id("lh1", "/n/x", 1000.0, 2)}
     assert a not in others and len(others) == 4
+
+
+def test_status_groups_mean_what_they_say() -> None:
+    assert set(Status) == FINAL | OPEN and not FINAL & OPEN
+    # an ended unit ended well, badly, or without running: exactly one of them
+    assert ABNORMAL | SUCCESS | SKIPPED == FINAL
+    assert not (ABNORMAL & SUCCESS or ABNORMAL & SKIPPED or SUCCESS & SKIPPED)
+    assert PENDING <= OPEN and Status.RUNNING in OPEN and Status.UNKNOWN in OPEN
+    assert FINAL | {Status.UNKNOWN} == RERUNNABLE
+
+
+def test_every_status_has_a_label_and_an_unknown_one_is_shown_as_it_is() -> None:
+    assert all(label_of(s.value) == s.label and s.label for s in Status)
+    assert label_of("paused_by_newer") == "paused_by_newer"
+
+
+def test_reason_codes_are_stable_words() -> None:
+    for code in ReasonCode:
+        assert re.fullmatch(r"[a-z]+(-[a-z]+)*", code.value), code
+    assert set(ReasonCode) > IN_DOUBT
