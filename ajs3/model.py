@@ -131,30 +131,29 @@ RERUN_FAILED = FAILED | {Status.NOT_EXECUTED}
 #: A root jobnet that ended in one of these did not do its work (``entry --wait`` fails).
 ENDED_BADLY = ABNORMAL | {Status.INTERRUPTED}
 
-#: The one table of allowed status changes: old -> allowed new statuses.
+#: The one table of allowed status changes: old -> allowed new statuses. It lists what
+#: the engine really does, and nothing else: a change it refuses is a bug.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
+    # registered, its jobnet not started: a root starts, a unit waits once its jobnet
+    # runs; either may be held, or end unrun with its jobnet
     Status.NOT_SCHEDULED: frozenset(
-        {Status.WAITING, Status.HELD, Status.WAIT_START_TIME, Status.RUNNING,
-         Status.NOT_EXECUTED, Status.INTERRUPTED}
+        {Status.RUNNING, Status.WAITING, Status.HELD, Status.NOT_EXECUTED, Status.INTERRUPTED}
     ),
-    Status.WAIT_START_TIME: frozenset(
-        {Status.RUNNING, Status.WAITING, Status.HELD, Status.INTERRUPTED}
-    ),
+    # a root registered for later: it starts, is held, or its run is killed first
+    Status.WAIT_START_TIME: frozenset({Status.RUNNING, Status.HELD, Status.INTERRUPTED}),
+    # ready or not: starts (a judgment or OR job ends at once), is held, or ends unrun
     Status.WAITING: frozenset(
-        {Status.RUNNING, Status.HELD, Status.NOT_EXECUTED, Status.INTERRUPTED,
-         Status.ENDED_NORMALLY, Status.FAILED_TO_START}
+        {Status.RUNNING, Status.ENDED_NORMALLY, Status.HELD, Status.NOT_EXECUTED,
+         Status.INTERRUPTED}
     ),
-    Status.HELD: frozenset(
-        {Status.WAITING, Status.NOT_EXECUTED, Status.INTERRUPTED}
-    ),
+    Status.HELD: frozenset({Status.WAITING, Status.NOT_EXECUTED, Status.INTERRUPTED}),
+    # a job ends (or is in doubt, or never started and waits again); a jobnet ends
     Status.RUNNING: frozenset(
         {Status.ENDED_NORMALLY, Status.ENDED_WARNING, Status.ENDED_ABNORMALLY, Status.KILLED,
          Status.FAILED_TO_START, Status.UNKNOWN, Status.WAITING}
     ),
-    Status.UNKNOWN: frozenset(
-        {Status.WAITING, Status.ENDED_NORMALLY, Status.ENDED_ABNORMALLY, Status.KILLED,
-         Status.RUNNING}
-    ),
+    # an operator decides: how it ended (release --as), or to run it again (rerun)
+    Status.UNKNOWN: frozenset({Status.WAITING, Status.ENDED_NORMALLY, Status.ENDED_ABNORMALLY}),
 }
 for _final in FINAL:
     # A final unit can only be started again (rerun, retry): it goes back to waiting.
