@@ -65,8 +65,8 @@ class Reconciler:
         log = core.log.bind(run_id=ur.run_id, unit=ur.path)
         jobdir = core.runner.jobdir(ur.run_id)
         status = core.runner.status(jobdir)
-        started = None if status is not None else core.runner.started(jobdir)
-        facts = self._facts(status, started, mode)
+        started = core.runner.started(jobdir)
+        facts = self._facts(status is not None, started, mode)
         row = recovery.decide(facts)
         if row.verdict is Verdict.CLAIM:
             # Claim the run first, so that a supervisor of a dead daemon that is still on
@@ -80,7 +80,7 @@ class Reconciler:
                 except TimeoutError:
                     facts = Facts(False, Record.HELD, mode=mode)
                 else:
-                    facts = self._facts(None, started, mode)
+                    facts = self._facts(False, started, mode)
             row = recovery.decide(facts)
         match row.verdict:
             case Verdict.COLLECT:
@@ -112,19 +112,17 @@ class Reconciler:
                 raise AssertionError("claimed twice")
 
     def _facts(
-        self, status: dict[str, Any] | None, started: dict[str, Any] | None, mode: StartMode
+        self, status_file: bool, started: dict[str, Any] | None, mode: StartMode
     ) -> Facts:
-        if status is not None:
-            return Facts(True, Record.WHOLE if started else Record.NONE, mode=mode)
         if started is None:
-            return Facts(False, Record.NONE, mode=mode)
+            return Facts(status_file, Record.NONE, mode=mode)
         if started.get("void"):
-            return Facts(False, Record.VOID, mode=mode)
+            return Facts(status_file, Record.VOID, mode=mode)
         local = self.core.runner.is_local(started)
         alive = local and rn.is_same_process(
             int(started.get("supervisor_pid", 0)), started.get("supervisor_start")
         )
-        return Facts(False, Record.WHOLE, local=local, supervisor_alive=alive, mode=mode)
+        return Facts(status_file, Record.WHOLE, local=local, supervisor_alive=alive, mode=mode)
 
     @staticmethod
     def _why(code: ReasonCode, started: dict[str, Any] | None) -> str:

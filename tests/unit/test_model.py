@@ -9,8 +9,9 @@ import pytest
 from ajs3.definitions.units import Unit
 from ajs3.engine.collect import end_status
 from ajs3.engine.dispatch import make_run_id
-from ajs3.engine.readiness import Action, Outcome, rule_predecessors
+from ajs3.engine.readiness import Action, Outcome, decide_root, rule_predecessors
 from ajs3.errors import TransitionError
+from ajs3.journal.store import UnitRun
 from ajs3.model import (
     ABNORMAL,
     FINAL,
@@ -111,3 +112,22 @@ def test_reason_codes_are_stable_words() -> None:
     for code in ReasonCode:
         assert re.fullmatch(r"[a-z]+(-[a-z]+)*", code.value), code
     assert set(ReasonCode) > IN_DOUBT
+
+
+def root(status: Status) -> UnitRun:
+    return UnitRun(id=1, jobnet_run=1, path="/n", kind=UnitKind.JOBNET, status=status)
+
+
+@pytest.mark.parametrize("status,at,interrupted,earlier,failed", [
+    (Status.NOT_SCHEDULED, 100.0, False, [], []),
+    (Status.WAIT_START_TIME, 150.0, False, [], ["scheduled_time"]),
+    (Status.WAITING, 100.0, False, [7], ["earlier_runs_ended"]),
+    (Status.HELD, 100.0, False, [], ["not_held"]),
+    (Status.NOT_SCHEDULED, 100.0, True, [], ["not_interrupted"]),
+])
+def test_root_rules(status: Status, at: float, interrupted: bool, earlier: list[int],
+                    failed: list[str]) -> None:
+    d = decide_root(root(status), scheduled_at=at, now=120.0, interrupted=interrupted,
+                    earlier=earlier)
+    assert [c.name for c in d.checks if not c.passed] == failed
+    assert (d.action is Action.START) == (not failed)
