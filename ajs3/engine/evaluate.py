@@ -67,8 +67,13 @@ def judge(unit: Unit, pred: UnitRun | None) -> bool:
     return False
 
 
-def state_wake(state: RunState) -> float | None:
-    """The next time at which something in this run becomes due by itself."""
+def state_wake(state: RunState, now: float) -> float | None:
+    """The next time after ``now`` at which something in this run becomes due by itself.
+
+    A time already passed is no wake: what still holds the unit back (an earlier run, a
+    limit, a predecessor, an operator) marks the run for evaluation when it changes, and
+    a wake in the past would make the daemon's loop spin until then.
+    """
     times: list[float] = []
     if state.root_ur.status in (Status.WAIT_START_TIME, Status.WAITING):
         times.append(state.run.scheduled_at)
@@ -76,7 +81,8 @@ def state_wake(state: RunState) -> float | None:
         not_before = state.urs[path].not_before
         if not_before is not None:
             times.append(not_before)
-    return min(times) if times else None
+    later = [t for t in times if t > now]
+    return min(later) if later else None
 
 
 class Evaluator:
@@ -88,7 +94,7 @@ class Evaluator:
         try:
             self._evaluate_run(state, now, launches)
         finally:
-            state.wake = state_wake(state)
+            state.wake = state_wake(state, now)
 
     def decide_root(self, state: RunState, now: float) -> Decision:
         """The readiness rules of a root jobnet that has not started."""

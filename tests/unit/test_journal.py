@@ -138,3 +138,21 @@ def test_why_says_a_run_waits_for_its_earlier_run(sched: Scheduler) -> None:
     sched.step()
     sched.step()
     assert sched.runs[second].root_ur.status is Status.RUNNING
+
+
+def test_a_run_that_waits_for_an_earlier_one_does_not_spin_the_loop(
+        journal: Journal, tmp_path: Path) -> None:
+    clock = [1_800_000_000.0]
+    s = Scheduler(journal, Settings(lhost="t", datadir=tmp_path), clock=lambda: clock[0])
+    s.apply_definitions(load_text(DEFS, "t.yaml"), ["t.yaml"])
+    s.register("/t/q")
+    later = s.register("/t/q", at=clock[0] + 10)
+    s.step()
+    assert s.next_wake() == clock[0] + 10  # its start time is a wake...
+    clock[0] += 20
+    s.step()
+    # ... but once passed, while it waits for the earlier run, it is none: a wake in the
+    # past made the daemon's loop run without sleeping until the earlier run ended
+    assert s.runs[later].root_ur.status is Status.WAIT_START_TIME
+    wake = s.next_wake()
+    assert wake is None or wake > clock[0]
