@@ -1,8 +1,10 @@
-"""Unit kinds, statuses, policies and the one table of allowed status changes.
+"""Unit kinds, statuses and their groups, reason codes, policies, and the one table of
+allowed status changes.
 
-Statuses follow JP1/AJS3's set. They are ``str`` enums so that they print, store
-and compare as themselves. The transition table below is enforced by the journal's
-single status-writing function (``ajs3.journal.store.Journal.set_status``).
+Statuses follow JP1/AJS3's set, without Bypassed and Shutdown (nothing in ajs3 would
+write them). They are ``str`` enums so that they print, store and compare as themselves.
+The transition table below is enforced by the journal's single status-writing function
+(``ajs3.journal.store.Journal.set_status``).
 """
 
 from __future__ import annotations
@@ -64,7 +66,6 @@ class Status(StrEnum):
     @property
     def is_final(self) -> bool:
         return self in FINAL
-
 
 
 _LABELS = {
