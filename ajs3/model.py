@@ -1,8 +1,10 @@
-"""Unit kinds, statuses, policies and the one table of allowed status changes.
+"""Unit kinds, statuses and their groups, reason codes, policies, and the one table of
+allowed status changes.
 
-Statuses follow JP1/AJS3's set. They are ``str`` enums so that they print, store
-and compare as themselves. The transition table below is enforced by the journal's
-single status-writing function (``ajs3.journal.store.Journal.set_status``).
+Statuses follow JP1/AJS3's set, without Bypassed and Shutdown (nothing in ajs3 would
+write them). They are ``str`` enums so that they print, store and compare as themselves.
+The transition table below is enforced by the journal's single status-writing function
+(``ajs3.journal.store.Journal.set_status``).
 """
 
 from __future__ import annotations
@@ -52,14 +54,10 @@ class Status(StrEnum):
     """Failed to start: the program could not be executed."""
     UNKNOWN = "unknown"
     """Unknown end status: in doubt after a failover; waits for an operator."""
-    BYPASSED = "bypassed"
-    """Bypassed: skipped on an operator's order."""
     NOT_EXECUTED = "not_executed"
     """Not executed + Ended: a recovery unit not needed, or a false judgment branch."""
     INTERRUPTED = "interrupted"
     """Interrupted: its jobnet was interrupted before it ran."""
-    SHUTDOWN = "shutdown"
-    """Shutdown: the logical host stopped (or cold-started) before it ran."""
 
     @property
     def label(self) -> str:
@@ -68,10 +66,6 @@ class Status(StrEnum):
     @property
     def is_final(self) -> bool:
         return self in FINAL
-
-    @property
-    def is_abnormal(self) -> bool:
-        return self in ABNORMAL
 
 
 _LABELS = {
@@ -86,13 +80,20 @@ _LABELS = {
     Status.KILLED: "Killed",
     Status.FAILED_TO_START: "Failed to start",
     Status.UNKNOWN: "Unknown end status",
-    Status.BYPASSED: "Bypassed",
     Status.NOT_EXECUTED: "Not executed + Ended",
     Status.INTERRUPTED: "Interrupted",
-    Status.SHUTDOWN: "Shutdown",
 }
 
-#: A unit in one of these has ended; successors may be judged against it.
+def label_of(value: str) -> str:
+    """How a status stored in the journal is shown; one this ajs3 does not know (written
+    by a newer one) is shown as it is stored."""
+    known = Status._value2member_map_.get(value)
+    return known.label if isinstance(known, Status) else value
+
+
+# -- status groups: the one place where statuses are grouped by what they mean ------
+
+#: Ended: successors may be judged against it; a final root ends its jobnet run.
 FINAL = frozenset(
     {
         Status.ENDED_NORMALLY,
@@ -100,47 +101,60 @@ FINAL = frozenset(
         Status.ENDED_ABNORMALLY,
         Status.KILLED,
         Status.FAILED_TO_START,
-        Status.BYPASSED,
         Status.NOT_EXECUTED,
         Status.INTERRUPTED,
-        Status.SHUTDOWN,
     }
 )
+#: Not ended: a run whose root is in one of these is active.
+OPEN = frozenset(Status) - FINAL
 #: Ended in a way that triggers recovery units and stops normal successors.
 ABNORMAL = frozenset({Status.ENDED_ABNORMALLY, Status.KILLED, Status.FAILED_TO_START})
 #: Ended in a way that lets normal successors run.
 SUCCESS = frozenset({Status.ENDED_NORMALLY, Status.ENDED_WARNING})
+#: Ended without running, and never will in this run: successors treat it as skipped.
+SKIPPED = frozenset({Status.NOT_EXECUTED, Status.INTERRUPTED})
 #: Not started yet.
 PENDING = frozenset({Status.NOT_SCHEDULED, Status.WAIT_START_TIME, Status.WAITING, Status.HELD})
+#: Not started and not held: an operator may hold it.
+HOLDABLE = PENDING - {Status.HELD}
+#: A root jobnet in one of these starts once its scheduled time has come.
+ROOT_STARTABLE = frozenset({Status.NOT_SCHEDULED, Status.WAIT_START_TIME, Status.WAITING})
+#: A unit in one of these is judged by the readiness rules at each evaluation.
+EVALUATED = frozenset({Status.WAITING, Status.HELD})
+#: ``show --why`` lists the readiness rules for a unit in one of these.
+EXPLAINED = frozenset({Status.NOT_SCHEDULED, Status.WAITING, Status.HELD})
+#: A rerun sets a unit in one of these back to waiting.
+RERUNNABLE = FINAL | {Status.UNKNOWN}
+#: A unit in one of these makes ``rerun --failed`` worth doing.
+FAILED = ABNORMAL | {Status.UNKNOWN, Status.INTERRUPTED}
+#: ``rerun --failed`` runs these again (with skipped units after a failed one).
+RERUN_FAILED = FAILED | {Status.NOT_EXECUTED}
+#: A root jobnet that ended in one of these did not do its work (``entry --wait`` fails).
+ENDED_BADLY = ABNORMAL | {Status.INTERRUPTED}
 
-_RERUNNABLE = FINAL | {Status.UNKNOWN}
-
-#: The one table of allowed status changes: old -> allowed new statuses.
+#: The one table of allowed status changes: old -> allowed new statuses. It lists what
+#: the engine really does, and nothing else: a change it refuses is a bug.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
+    # registered, its jobnet not started: a root starts, a unit waits once its jobnet
+    # runs; either may be held, or end unrun with its jobnet
     Status.NOT_SCHEDULED: frozenset(
-        {Status.WAITING, Status.HELD, Status.WAIT_START_TIME, Status.RUNNING,
-         Status.NOT_EXECUTED, Status.BYPASSED, Status.INTERRUPTED, Status.SHUTDOWN}
+        {Status.RUNNING, Status.WAITING, Status.HELD, Status.NOT_EXECUTED, Status.INTERRUPTED}
     ),
-    Status.WAIT_START_TIME: frozenset(
-        {Status.RUNNING, Status.WAITING, Status.HELD, Status.INTERRUPTED, Status.SHUTDOWN,
-         Status.BYPASSED}
-    ),
+    # a root registered for later: it starts, is held, or its run is killed first
+    Status.WAIT_START_TIME: frozenset({Status.RUNNING, Status.HELD, Status.INTERRUPTED}),
+    # ready or not: starts (a judgment or OR job ends at once), is held, or ends unrun
     Status.WAITING: frozenset(
-        {Status.RUNNING, Status.HELD, Status.NOT_EXECUTED, Status.BYPASSED,
-         Status.INTERRUPTED, Status.SHUTDOWN, Status.ENDED_NORMALLY, Status.FAILED_TO_START}
+        {Status.RUNNING, Status.ENDED_NORMALLY, Status.HELD, Status.NOT_EXECUTED,
+         Status.INTERRUPTED}
     ),
-    Status.HELD: frozenset(
-        {Status.WAITING, Status.NOT_EXECUTED, Status.BYPASSED, Status.INTERRUPTED,
-         Status.SHUTDOWN}
-    ),
+    Status.HELD: frozenset({Status.WAITING, Status.NOT_EXECUTED, Status.INTERRUPTED}),
+    # a job ends (or is in doubt, or never started and waits again); a jobnet ends
     Status.RUNNING: frozenset(
         {Status.ENDED_NORMALLY, Status.ENDED_WARNING, Status.ENDED_ABNORMALLY, Status.KILLED,
          Status.FAILED_TO_START, Status.UNKNOWN, Status.WAITING}
     ),
-    Status.UNKNOWN: frozenset(
-        {Status.WAITING, Status.ENDED_NORMALLY, Status.ENDED_ABNORMALLY, Status.KILLED,
-         Status.RUNNING}
-    ),
+    # an operator decides: how it ended (release --as), or to run it again (rerun)
+    Status.UNKNOWN: frozenset({Status.WAITING, Status.ENDED_NORMALLY, Status.ENDED_ABNORMALLY}),
 }
 for _final in FINAL:
     # A final unit can only be started again (rerun, retry): it goes back to waiting.
@@ -151,6 +165,76 @@ def check_transition(old: Status, new: Status) -> None:
     """Raise :class:`TransitionError` unless ``old -> new`` is in the table."""
     if new not in TRANSITIONS.get(old, frozenset()):
         raise TransitionError(f"status change {old.value} -> {new.value} is not allowed")
+
+
+class ReasonCode(StrEnum):
+    """Why a status changed: stored with every status event (``events.code``).
+
+    The event's message says it to a person and may be reworded; the code is stable,
+    for programs that read the journal (the cluster tier's checker, tools).
+    """
+
+    STARTED = "started"
+    """A job's start was recorded (intent before launch), or a nested jobnet started."""
+    START_TIME_REACHED = "start-time-reached"
+    """A root jobnet started: its scheduled time came and nothing held it back."""
+    JOBNET_STARTED = "jobnet-started"
+    """The unit's jobnet started: the unit now waits for its readiness rules."""
+    JUDGED = "judged"
+    """A judgment job evaluated its condition (the verdict column says how)."""
+    PREDECESSOR_ENDED = "predecessor-ended"
+    """An OR job ended because one of its predecessors ended."""
+    NOT_EXECUTED = "not-executed"
+    """Will not run in this run: not needed, skipped, or after an abnormal end."""
+    INTERRUPTED = "interrupted"
+    """Its jobnet run was killed before the unit ran."""
+    JOBNET_ENDED = "jobnet-ended"
+    """A jobnet ended because every unit in it ended."""
+    EXITED = "exited"
+    """A job exited; its exit code decided the status."""
+    SIGNALLED = "signalled"
+    """A job was ended by a signal that nobody in ajs3 sent."""
+    FAILED_TO_START = "failed-to-start"
+    """A job's program could not be started."""
+    KILLED_BY_OPERATOR = "killed-by-operator"
+    """``ajs3 kill``."""
+    TIMED_OUT = "timed-out"
+    """A job ran longer than its timeout and was killed."""
+    KILLED_AT_STOP = "killed-at-stop"
+    """``service stop --jobs kill`` killed a running job."""
+    RERUN_AFTER_STOP = "rerun-after-stop"
+    """A job killed at service stop waits to start again (policy ``rerun``)."""
+    RETRY = "retry"
+    """A job that ended abnormally waits for its next retry."""
+    NEVER_STARTED = "never-started"
+    """Recorded as started, but its job never started (rule 1): it starts again."""
+    SUPERVISOR_DIED = "supervisor-died"
+    """In doubt: its supervisor died before recording an end; the policy decided."""
+    IN_DOUBT_AFTER_FAILOVER = "in-doubt-after-failover"
+    """In doubt: it ran on another node, lost in a failover; the policy decided."""
+    KILLED_BY_WARM_START = "killed-by-warm-start"
+    """In doubt: a warm start killed it; the policy decided."""
+    START_RECORD_HELD = "start-record-held"
+    """In doubt: a supervisor held its start record too long; the policy decided."""
+    HELD_BY_OPERATOR = "held-by-operator"
+    """``ajs3 hold``."""
+    RELEASED = "released"
+    """``ajs3 release`` of a held unit."""
+    DECIDED_BY_OPERATOR = "decided-by-operator"
+    """``ajs3 release --as normal|abnormal`` of a unit with an unknown end status."""
+    RERUN = "rerun"
+    """``ajs3 rerun``."""
+
+
+#: The codes of a run in doubt, decided by its recovery policy (design.md rule 5).
+IN_DOUBT = frozenset(
+    {
+        ReasonCode.SUPERVISOR_DIED,
+        ReasonCode.IN_DOUBT_AFTER_FAILOVER,
+        ReasonCode.KILLED_BY_WARM_START,
+        ReasonCode.START_RECORD_HELD,
+    }
+)
 
 
 class RecoveryPolicy(StrEnum):

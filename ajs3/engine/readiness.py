@@ -6,12 +6,14 @@ can tell a person what holds a unit back without a debugger.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ajs3.definitions.units import Unit
+from ajs3.definitions.units import Overlap, Unit
+from ajs3.engine.runstate import RunState
 from ajs3.journal.store import UnitRun
-from ajs3.model import ABNORMAL, SUCCESS, Status, UnitKind
+from ajs3.model import ABNORMAL, SKIPPED, SUCCESS, Status, UnitKind
 
 
 class Outcome(StrEnum):
@@ -20,7 +22,7 @@ class Outcome(StrEnum):
     SUCCESS = "success"
     """Ended normally or with warning (a judgment job: its condition was true)."""
     SKIPPED = "skipped"
-    """Did not run and will not: not executed, bypassed, a false judgment."""
+    """Did not run and will not: not executed, interrupted, a false judgment."""
     ABNORMAL = "abnormal"
     """Ended abnormally, was killed or failed to start."""
     BLOCKED = "blocked"
@@ -62,7 +64,7 @@ def outcome(unit: Unit, ur: UnitRun, blocked: bool) -> Outcome:
         if unit.kind is UnitKind.JUDGE and ur.verdict == 0:
             return Outcome.SKIPPED
         return Outcome.SUCCESS
-    if ur.status in (Status.NOT_EXECUTED, Status.BYPASSED, Status.INTERRUPTED, Status.SHUTDOWN):
+    if ur.status in SKIPPED:
         return Outcome.SKIPPED
     if ur.status in ABNORMAL:
         return Outcome.ABNORMAL
@@ -170,3 +172,47 @@ def decide(
     if all(c.passed for c in checks):
         return Decision(Action.START, tuple(checks))
     return Decision(Action.WAIT, tuple(checks))
+
+
+# -- a root jobnet ---------------------------------------------------------------------
+
+
+def rule_scheduled_time(scheduled_at: float, now: float) -> Check:
+    if scheduled_at <= now:
+        return Check("scheduled_time", True, "scheduled time reached")
+    return Check("scheduled_time", False, f"starts in {scheduled_at - now:.1f} s")
+
+
+def earlier_runs_running(state: RunState, runs: Iterable[RunState]) -> list[int]:
+    """The earlier runs that a scheduled jobnet which may not run in parallel waits for."""
+    schedule = state.root.schedule
+    if schedule is None or schedule.overlap is Overlap.PARALLEL:
+        return []
+    return [
+        other.run.id for other in runs
+        if other.root.path == state.root.path and other.run.id < state.run.id
+        and other.root_ur.status is Status.RUNNING
+    ]
+
+
+def rule_earlier_runs_ended(earlier: list[int]) -> Check:
+    if not earlier:
+        return Check("earlier_runs_ended", True, "no earlier run of it is running")
+    runs = ", ".join(str(r) for r in earlier)
+    return Check(
+        "earlier_runs_ended", False,
+        f"waits for its earlier run {runs} to end (its schedule does not run in parallel)",
+    )
+
+
+def decide_root(
+    ur: UnitRun, *, scheduled_at: float, now: float, interrupted: bool, earlier: list[int]
+) -> Decision:
+    """Whether a root jobnet that has not started may start now."""
+    checks = (
+        rule_not_held(ur),
+        rule_not_interrupted(interrupted),
+        rule_scheduled_time(scheduled_at, now),
+        rule_earlier_runs_ended(earlier),
+    )
+    return Decision(Action.START if all(c.passed for c in checks) else Action.WAIT, checks)

@@ -34,7 +34,7 @@ class AuditRecord:
 def record(journal: Journal, *, uid: int, user: str, op: str, args: dict[str, Any],
            code: str, result: dict[str, Any], key: str | None = None) -> None:
     """Write one audit row (in the caller's transaction when there is one)."""
-    with journal.transaction():
+    with journal.joined():
         journal.conn.execute(
             "INSERT INTO audit(at, epoch, uid, user, op, args, code, result, request_key)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

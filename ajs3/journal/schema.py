@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: MIGRATIONS[n] brings a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -67,7 +67,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_unit_run ON events(unit_run);
     """,
-    # 2: who did what through the control socket (ajs3.journal.audit); the key of an
+    # 2: a stable reason code on every status event (ajs3.model.ReasonCode); events
+    # written before it have ''.
+    """
+    ALTER TABLE events ADD COLUMN code TEXT NOT NULL DEFAULT '';
+    """,
+    # 3: who did what through the control socket (ajs3.journal.audit); the key of an
     # idempotent request (entry) finds its first answer again.
     """
     CREATE TABLE audit (

@@ -26,7 +26,7 @@ from typing import Any
 from ajs3.definitions.units import DefinitionSet, Unit
 from ajs3.errors import Code, DataDirError, EpochSuperseded, JournalError
 from ajs3.journal.schema import MIGRATIONS, SCHEMA_VERSION
-from ajs3.model import Status, UnitKind, check_transition
+from ajs3.model import OPEN, ReasonCode, Status, UnitKind, check_transition
 
 JOURNAL_FILE = "journal.db"
 _REMOTE_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph",
@@ -222,14 +222,14 @@ class Journal:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """A write transaction that is refused if a newer epoch exists."""
+        """A write transaction that is refused if a newer epoch exists.
+
+        It commits when the block ends: it is never nested. Each writing method of the
+        journal joins the caller's transaction when there is one (:meth:`joined`), so
+        a caller groups several writes into one commit by opening one transaction.
+        """
         if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
+            raise RuntimeError("a journal transaction is already open: it would not commit")
         self.conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
@@ -249,6 +249,21 @@ class Journal:
         finally:
             self._depth = 0
 
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    @contextmanager
+    def joined(self) -> Iterator[None]:
+        """The caller's open transaction, or a transaction of its own if there is none:
+        for a change that is all or nothing on its own and also when a caller groups
+        it with other writes (the daemon commits a change with its audit row)."""
+        if self._depth:
+            yield
+            return
+        with self.transaction():
+            yield
+
     def begin_epoch(self, node: str, pid: int, mode: str) -> int:
         self.epoch = None
         with self.transaction():
@@ -260,10 +275,6 @@ class Journal:
         self.epoch = epoch
         return epoch
 
-    def current_epoch(self) -> int:
-        row = self.conn.execute("SELECT max(epoch) FROM epochs").fetchone()
-        return int(row[0] or 0)
-
     # -- meta --------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
@@ -271,7 +282,7 @@ class Journal:
         return str(row[0]) if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.transaction():
+        with self.joined():
             self.conn.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)
             )
@@ -287,7 +298,7 @@ class Journal:
             },
             sort_keys=True,
         )
-        with self.transaction():
+        with self.joined():
             cur = self.conn.execute(
                 "INSERT INTO definitions(applied_at, content, sources) VALUES (?, ?, ?)",
                 (time.time(), content, json.dumps(sources)),
@@ -315,7 +326,7 @@ class Journal:
         self, root: Unit, def_version: int, scheduled_at: float, *, start_now: bool
     ) -> int:
         """Register one run of a root jobnet with a row per unit."""
-        with self.transaction():
+        with self.joined():
             cur = self.conn.execute(
                 "INSERT INTO jobnet_runs(jobnet, def_version, scheduled_at, registered_at)"
                 " VALUES (?, ?, ?, ?)",
@@ -372,15 +383,28 @@ class Journal:
             for r in self.conn.execute(sql, args)
         ]
 
-    def set_interrupted(self, run: int) -> None:
-        with self.transaction():
-            self.conn.execute("UPDATE jobnet_runs SET interrupted=1 WHERE id=?", (run,))
+    def set_interrupted(self, run: JobnetRun, interrupted: bool) -> None:
+        """Mark a jobnet run as killed by an operator (or, for a rerun, no longer)."""
+        with self.joined():
+            self.conn.execute(
+                "UPDATE jobnet_runs SET interrupted=? WHERE id=?", (int(interrupted), run.id)
+            )
+        run.interrupted = interrupted
 
-    def root_status(self, run: JobnetRun) -> Status | None:
+    def root_status(self, run: JobnetRun) -> str | None:
+        """The stored status of a run's root unit, as stored (for views)."""
         row = self.conn.execute(
             "SELECT status FROM unit_runs WHERE jobnet_run=? AND path=?", (run.id, run.jobnet)
         ).fetchone()
-        return Status(row[0]) if row else None
+        return str(row[0]) if row else None
+
+    def unit_rows(self, run: int) -> list[dict[str, Any]]:
+        """A run's unit runs as stored, for views: a status this ajs3 does not know (a
+        newer one wrote it) is kept as its string, where :meth:`unit_runs` refuses it."""
+        rows = self.conn.execute(
+            "SELECT * FROM unit_runs WHERE jobnet_run=? ORDER BY id", (run,)
+        )
+        return [{k: r[k] for k in r.keys() if k in _UNIT_RUN_FIELDS} for r in rows]  # noqa: SIM118
 
     def unit_runs(self, run: int) -> list[UnitRun]:
         rows = self.conn.execute(
@@ -390,7 +414,7 @@ class Journal:
 
     def active_jobnet_runs(self) -> list[int]:
         """Runs whose root unit has not ended (an index lookup: history does not matter)."""
-        open_ = tuple(s.value for s in Status if not s.is_final)
+        open_ = tuple(s.value for s in OPEN)
         marks = ",".join("?" * len(open_))
         rows = self.conn.execute(
             "SELECT DISTINCT r.id FROM unit_runs u JOIN jobnet_runs r"
@@ -421,21 +445,26 @@ class Journal:
 
     def forget_runs(self) -> int:
         """Cold start: forget every registration and result (definitions stay)."""
-        with self.transaction():
+        with self.joined():
             cur = self.conn.execute("DELETE FROM jobnet_runs")
             return cur.rowcount
 
     # -- the one place where statuses change ------------------------------------------
 
-    def set_status(self, ur: UnitRun, new: Status, reason: str = "", **values: Any) -> None:
-        """Change a unit run's status (and other columns) if the table allows it."""
+    def set_status(
+        self, ur: UnitRun, new: Status, code: ReasonCode, reason: str, **values: Any
+    ) -> None:
+        """Change a unit run's status (and other columns) if the table allows it.
+
+        ``code`` says why, for programs; ``reason`` says it to a person.
+        """
         check_transition(ur.status, new)
         unknown = set(values) - _WRITABLE
         if unknown:
             raise ValueError(f"not writable: {sorted(unknown)}")
         assigns = ["status=?", "reason=?"] + [f"{k}=?" for k in values]
         args: list[Any] = [new.value, reason, *values.values(), ur.id, ur.status.value]
-        with self.transaction():
+        with self.joined():
             cur = self.conn.execute(
                 f"UPDATE unit_runs SET {', '.join(assigns)} WHERE id=? AND status=?", args
             )
@@ -447,10 +476,10 @@ class Journal:
             attempt = values.get("attempt", ur.attempt)
             run_id = values.get("run_id", ur.run_id)
             self.conn.execute(
-                "INSERT INTO events(at, epoch, unit_run, run_id, attempt, old, new, reason)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events(at, epoch, unit_run, run_id, attempt, old, new, reason,"
+                " code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), self.epoch or 0, ur.id, run_id, attempt, ur.status.value,
-                 new.value, reason),
+                 new.value, reason, code.value),
             )
         old = ur.status
         ur.status = new
@@ -462,6 +491,3 @@ class Journal:
 
     def quick_check(self) -> str:
         return str(self.conn.execute("PRAGMA quick_check").fetchone()[0])
-
-    def integrity_check(self) -> str:
-        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ajs3.errors import AjsError, Code, OperationError
-from ajs3.journal.store import JobnetRun, Journal, UnitRun
-from ajs3.model import ABNORMAL, Status
+from ajs3.journal.store import JobnetRun, Journal
+from ajs3.model import ENDED_BADLY, FINAL, label_of
 from ajs3.schedule import next_run
 
 
@@ -41,10 +41,10 @@ def _pick_run(journal: Journal, target: str | None, run: int | None) -> JobnetRu
     return runs[0]
 
 
-def _unit_row(ur: UnitRun, depth: int) -> dict[str, Any]:
-    row = ur.to_dict()
-    row.update(status=ur.status.value, label=ur.status.label, kind=ur.kind.value, depth=depth)
-    return row
+def _unit_row(row: dict[str, Any], depth: int) -> dict[str, Any]:
+    """A unit run as shown; statuses and kinds as stored, even ones this ajs3 does not
+    know (a newer ajs3 wrote them)."""
+    return {**row, "label": label_of(row["status"]), "depth": depth}
 
 
 def show(datadir: Path, target: str | None, run: int | None, all_runs: bool) -> dict[str, Any]:
@@ -57,8 +57,8 @@ def show(datadir: Path, target: str | None, run: int | None, all_runs: bool) -> 
             def entry(r: JobnetRun) -> dict[str, Any]:
                 root = journal.root_status(r)
                 return {"run": r.id, "jobnet": r.jobnet, "scheduled_at": r.scheduled_at,
-                        "status": root.value if root else "?",
-                        "label": root.label if root else "?", "active": r.id in active}
+                        "status": root or "?", "label": label_of(root) if root else "?",
+                        "active": r.id in active}
 
             listing = [entry(r) for r in runs]
             jobnets = []
@@ -71,11 +71,9 @@ def show(datadir: Path, target: str | None, run: int | None, all_runs: bool) -> 
             return {"definitions_version": version, "jobnets": jobnets,
                     "runs": listing if all_runs else [e for e in listing if e["active"]]}
         chosen = _pick_run(journal, target, run)
-        urs = journal.unit_runs(chosen.id)
+        rows = journal.unit_rows(chosen.id)
         base = chosen.jobnet.rstrip("/").count("/")
-        units = [_unit_row(u, u.path.count("/") - base) for u in urs]
-        order = {u.path: i for i, u in enumerate(urs)}
-        units.sort(key=lambda r: order[r["path"]])
+        units = [_unit_row(u, u["path"].count("/") - base) for u in rows]
         return {"run": chosen.id, "jobnet": chosen.jobnet, "scheduled_at": chosen.scheduled_at,
                 "units": units}
     finally:
@@ -115,10 +113,10 @@ def why_offline(datadir: Path, run: int | None, unit: str) -> dict[str, Any]:
     journal = Journal.open(datadir, readonly=True)
     try:
         chosen = _pick_run(journal, unit, run)
-        for ur in journal.unit_runs(chosen.id):
-            if ur.path == unit:
-                return {"run": chosen.id, "unit": unit, "status": ur.status.value,
-                        "label": ur.status.label, "reason": ur.reason, "checks": [],
+        for ur in journal.unit_rows(chosen.id):
+            if ur["path"] == unit:
+                return {"run": chosen.id, "unit": unit, "status": ur["status"],
+                        "label": label_of(ur["status"]), "reason": ur["reason"], "checks": [],
                         "note": "the logical host is not running; nothing will start"}
         raise OperationError(f"no unit {unit!r} in run {chosen.id}", code=Code.UNKNOWN_UNIT)
     finally:
@@ -147,14 +145,13 @@ def wait_run(datadir: Path, run: int, timeout: float | None) -> dict[str, Any]:
         if chosen is None:
             raise OperationError(f"no jobnet run {run}", code=Code.UNKNOWN_UNIT)
         while True:
-            root = next(u for u in journal.unit_runs(run) if u.path == chosen.jobnet)
-            if root.status.is_final:
-                return {"run": run, "status": root.status.value, "label": root.status.label,
-                        "abnormal": root.status in ABNORMAL or root.status in (
-                            Status.INTERRUPTED, Status.SHUTDOWN)}
+            status = journal.root_status(chosen) or "?"
+            if status in FINAL:
+                return {"run": run, "status": status, "label": label_of(status),
+                        "abnormal": status in ENDED_BADLY}
             if end is not None and time.monotonic() > end:
                 raise AjsError(f"run {run} has not ended within {timeout:g} s "
-                               f"(now {root.status.label})", code=Code.BAD_STATE)
+                               f"(now {label_of(status)})", code=Code.BAD_STATE)
             time.sleep(delay)
             delay = min(0.5, delay * 1.5)
     finally:
@@ -167,11 +164,11 @@ def log_path(datadir: Path, key: str, run: int | None, stderr: bool) -> Path:
         run_id = key
         if key.startswith("/"):
             chosen = _pick_run(journal, key, run)
-            ur = next((u for u in journal.unit_runs(chosen.id) if u.path == key), None)
-            if ur is None or not ur.run_id:
+            ur = next((u for u in journal.unit_rows(chosen.id) if u["path"] == key), None)
+            if ur is None or not ur["run_id"]:
                 raise OperationError(f"{key} has not run in run {chosen.id}",
                                      code=Code.UNKNOWN_UNIT)
-            run_id = ur.run_id
+            run_id = str(ur["run_id"])
         elif journal.find_run_id(key) is None:
             raise OperationError(f"no run with id {key}", code=Code.UNKNOWN_UNIT,
                                  hint="run ids are shown by `ajs3 show --json`")

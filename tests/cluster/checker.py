@@ -54,12 +54,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The engine's statuses and reason codes (ajs3.model: Status, FINAL, ReasonCode,
+# IN_DOUBT), spelled out here because the checker runs with the standard library alone;
+# test_checker.py checks that they agree. The checker reads the codes of the journal's
+# events (events.code), never the wording of their messages.
 FINAL = {"ended_normally", "ended_warning", "ended_abnormally", "killed", "failed_to_start",
-         "bypassed", "not_executed", "interrupted", "shutdown"}
+         "not_executed", "interrupted"}
 ENDED_BY_EXIT = {"ended_normally", "ended_warning", "ended_abnormally"}
-#: the engine's reason when an attempt was recorded but its job never started
-NEVER_STARTED = "never started"
-IN_DOUBT_MARKS = ("lost in a failover", "supervisor died", "killed by a warm start")
+#: an attempt was recorded but its job never started (it starts again)
+NEVER_STARTED = "never-started"
+#: a run in doubt, decided by its job's recovery policy
+IN_DOUBT = {"supervisor-died", "in-doubt-after-failover", "killed-by-warm-start",
+            "start-record-held"}
+RETRY = "retry"
+#: an operator said how a run in doubt ended (release --as normal|abnormal)
+DECIDED_BY_OPERATOR = "decided-by-operator"
 
 
 # --------------------------------------------------------------------------- ledger
@@ -203,9 +212,17 @@ class Report:
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
 
 
+def _code(ev: dict[str, Any]) -> str:
+    return str(ev.get("code") or "")  # '' in journals written before schema version 2
+
+
+def _in_doubt(ev: dict[str, Any]) -> bool:
+    return ev["old"] == "running" and _code(ev) in IN_DOUBT
+
+
 def _in_doubt_rerun(ev: dict[str, Any]) -> bool:
-    return (ev["old"] == "running" and ev["new"] == "waiting"
-            and ("recovery policy rerun" in ev["reason"] or "check said rerun" in ev["reason"]))
+    """A run in doubt that its policy (rerun, or judge's check) sent to run again."""
+    return _in_doubt(ev) and ev["new"] == "waiting"
 
 
 def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = False,
@@ -337,10 +354,10 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
         policy = d.get("on_failover", "fail")
         evs = events_of.get(uid, [])
         for ev in evs:
-            if ev["old"] == "running" and any(m in ev["reason"] for m in IN_DOUBT_MARKS):
+            if _in_doubt(ev):
                 in_doubt[f"{policy}->{ev['new']}"] += 1
         reruns = {ev["attempt"]: ev for ev in evs if _in_doubt_rerun(ev)}
-        retries = sum(1 for ev in evs if "retry" in ev["reason"] and ev["new"] == "waiting")
+        retries = sum(1 for ev in evs if _code(ev) == RETRY and ev["new"] == "waiting")
         started = attempts_started.get(uid, {})
         for attempt in sorted(started):
             if attempt <= 1:
@@ -353,7 +370,7 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
                 # Rule 1's other side: an attempt recorded but never started (its node
                 # died before the supervisor recorded a start) is started again, and
                 # that is fine only if the earlier attempt really left no trace.
-                never = any(ev["attempt"] == attempt - 1 and NEVER_STARTED in ev["reason"]
+                never = any(ev["attempt"] == attempt - 1 and _code(ev) == NEVER_STARTED
                             for ev in evs)
                 if never and (attempt - 1) not in started:
                     continue
@@ -376,12 +393,10 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
                     f"epoch {before.epoch}: a rerun only follows a failover or restart")
         # judge: every in-doubt decision has its check, with this run id and its verdict
         for ev in evs:
-            if "check said" not in ev["reason"]:
+            if policy != "judge" or not _in_doubt(ev):
                 continue
             rid = ev["run_id"] or rid_of.get((uid, ev["attempt"]), "")
             cs = checks.get(rid, [])
-            if policy != "judge":
-                bad("judge-check", subject(uid, rid), f"policy {policy} but {ev['reason']!r}")
             if not cs:
                 bad("judge-check", subject(uid, rid),
                     f"the journal says {ev['reason']!r} but no check ran with run id {rid}")
@@ -395,9 +410,9 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
                 bad("judge-check", subject(uid, rid), "check said done, yet it ran again")
             if cs[-1].value == 1 and final and ev["attempt"] + 1 not in started:
                 bad("judge-check", subject(uid, rid), "check said rerun, but it never ran again")
-        # exit codes
-        if u["status"] in ENDED_BY_EXIT and not any(
-                k in u["reason"] for k in ("check said", "released", "operator")):
+        # exit codes (unless a check or an operator decided how it ended)
+        last = _code(evs[-1]) if evs else ""
+        if u["status"] in ENDED_BY_EXIT and last not in IN_DOUBT | {DECIDED_BY_OPERATOR}:
             if u["exit_code"] is None and u["signal"] is None:
                 bad("exit-code", subject(uid, u["run_id"] or ""),
                     f"{u['status']} without an exit code ({u['reason']!r})")
@@ -425,8 +440,8 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
                 "does not know")
             continue
         uid, _ = run_of[rid]
-        if not any("check said" in ev["reason"] and (ev["run_id"] == rid)
-                   for ev in events_of.get(uid, [])):
+        if unit_def(uid).get("on_failover") != "judge" or not any(
+                _in_doubt(ev) and ev["run_id"] == rid for ev in events_of.get(uid, [])):
             bad("judge-check", subject(uid, rid), "a check ran but the journal did not use it")
         for c in cs:
             truth = any(e_.time < c.time for e_ in ends.get(rid, []))

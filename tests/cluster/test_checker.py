@@ -22,6 +22,8 @@ import pytest
 import workload
 from lhost import LogicalHost, wait_for
 
+from ajs3 import model
+
 
 @pytest.fixture(scope="module")
 def crashed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
@@ -103,6 +105,28 @@ def test_a_journal_dump_round_trips(crashed: dict[str, Any], tmp_path: Path) -> 
     assert run_check(crashed, journal=again).ok
 
 
+def test_the_checker_reads_codes_not_wording(crashed: dict[str, Any]) -> None:
+    # every message reworded: the verdict and what it counted stay the same
+    j = copy.deepcopy(crashed["journal"])
+    for ev in j.events:
+        ev["reason"] = "reworded"
+    for u in j.units.values():
+        u["reason"] = "reworded"
+    rep = run_check(crashed, journal=j)
+    assert rep.ok, rep.text()
+    assert rep.summary == run_check(crashed).summary
+    # and every event of the crashed journal has a code
+    assert all(ev["code"] in set(model.ReasonCode) for ev in crashed["journal"].events)
+
+
+def test_the_checker_spells_the_engine_s_statuses_and_codes() -> None:
+    # it runs with the standard library alone, so it has its own copy: they must agree
+    assert {s.value for s in model.FINAL} == checker.FINAL
+    assert {c.value for c in model.IN_DOUBT} == checker.IN_DOUBT
+    codes = {c.value for c in model.ReasonCode}
+    assert {checker.NEVER_STARTED, checker.RETRY, checker.DECIDED_BY_OPERATOR} <= codes
+
+
 # --------------------------------------------------------------------------- defects
 
 
@@ -139,7 +163,7 @@ def test_a_second_attempt_without_the_policy_fails(crashed: dict[str, Any]) -> N
     j, uid, lines, s = _fail_long(crashed)
     j.events.append({"id": 10**6, "at": time.time(), "epoch": 2, "unit_run": uid,
                      "run_id": "rXXX", "attempt": 2, "old": "waiting", "new": "running",
-                     "reason": "started"})
+                     "reason": "started", "code": "started"})
     extra = " ".join(["start", "rXXX", "2", "2", s[4], s[5], s[6], f"{float(s[7]) + 9:.6f}"])
     rep = run_check(crashed, "\n".join([*lines, extra]) + "\n", j)
     assert "rerun-not-allowed" in rules(rep), rep.text()
@@ -154,10 +178,11 @@ def _never_started_then_attempt_2(crashed: dict[str, Any],
                  and line.split()[:2] != ["end", s[1]]]
     j.events.append({"id": 10**6, "at": time.time(), "epoch": 2, "unit_run": uid,
                      "run_id": s[1], "attempt": 1, "old": "running", "new": "waiting",
-                     "reason": "recorded but never started; restarted"})
+                     "reason": "recorded but never started; restarted",
+                     "code": "never-started"})
     j.events.append({"id": 10**6 + 1, "at": time.time(), "epoch": 2, "unit_run": uid,
                      "run_id": "rXXX", "attempt": 2, "old": "waiting", "new": "running",
-                     "reason": "started"})
+                     "reason": "started", "code": "started"})
     extra = " ".join(["start", "rXXX", "2", "2", s[4], s[5], s[6], f"{float(s[7]) + 9:.6f}"])
     return run_check(crashed, "\n".join([*lines, extra]) + "\n", j)
 

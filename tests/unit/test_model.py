@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ajs3.definitions.units import Unit
-from ajs3.engine.readiness import Action, Outcome, rule_predecessors
-from ajs3.engine.scheduler import end_status, make_run_id
+from ajs3.engine.collect import end_status
+from ajs3.engine.dispatch import make_run_id
+from ajs3.engine.readiness import Action, Outcome, decide_root, rule_predecessors
 from ajs3.errors import TransitionError
-from ajs3.model import FINAL, TRANSITIONS, Status, UnitKind, check_transition
+from ajs3.journal.store import UnitRun
+from ajs3.model import (
+    ABNORMAL,
+    FINAL,
+    IN_DOUBT,
+    OPEN,
+    PENDING,
+    RERUNNABLE,
+    SKIPPED,
+    SUCCESS,
+    TRANSITIONS,
+    ReasonCode,
+    Status,
+    UnitKind,
+    check_transition,
+    label_of,
+)
 
 
 def test_every_status_has_a_row() -> None:
@@ -73,3 +92,42 @@ def test_run_ids_are_stable_and_distinct() -> None:
     others = {make_run_id("lh2", "/n/x", 1000.0, 1), make_run_id("lh1", "/n/y", 1000.0, 1),
               make_run_id("lh1", "/n/x", 1001.0, 1), make_run_id("lh1", "/n/x", 1000.0, 2)}
     assert a not in others and len(others) == 4
+
+
+def test_status_groups_mean_what_they_say() -> None:
+    assert set(Status) == FINAL | OPEN and not FINAL & OPEN
+    # an ended unit ended well, badly, or without running: exactly one of them
+    assert ABNORMAL | SUCCESS | SKIPPED == FINAL
+    assert not (ABNORMAL & SUCCESS or ABNORMAL & SKIPPED or SUCCESS & SKIPPED)
+    assert PENDING <= OPEN and Status.RUNNING in OPEN and Status.UNKNOWN in OPEN
+    assert FINAL | {Status.UNKNOWN} == RERUNNABLE
+
+
+def test_every_status_has_a_label_and_an_unknown_one_is_shown_as_it_is() -> None:
+    assert all(label_of(s.value) == s.label and s.label for s in Status)
+    assert label_of("paused_by_newer") == "paused_by_newer"
+
+
+def test_reason_codes_are_stable_words() -> None:
+    for code in ReasonCode:
+        assert re.fullmatch(r"[a-z]+(-[a-z]+)*", code.value), code
+    assert set(ReasonCode) > IN_DOUBT
+
+
+def root(status: Status) -> UnitRun:
+    return UnitRun(id=1, jobnet_run=1, path="/n", kind=UnitKind.JOBNET, status=status)
+
+
+@pytest.mark.parametrize("status,at,interrupted,earlier,failed", [
+    (Status.NOT_SCHEDULED, 100.0, False, [], []),
+    (Status.WAIT_START_TIME, 150.0, False, [], ["scheduled_time"]),
+    (Status.WAITING, 100.0, False, [7], ["earlier_runs_ended"]),
+    (Status.HELD, 100.0, False, [], ["not_held"]),
+    (Status.NOT_SCHEDULED, 100.0, True, [], ["not_interrupted"]),
+])
+def test_root_rules(status: Status, at: float, interrupted: bool, earlier: list[int],
+                    failed: list[str]) -> None:
+    d = decide_root(root(status), scheduled_at=at, now=120.0, interrupted=interrupted,
+                    earlier=earlier)
+    assert [c.name for c in d.checks if not c.passed] == failed
+    assert (d.action is Action.START) == (not failed)

@@ -44,11 +44,11 @@ def test_the_daemon_registers_exactly_the_forecast(zone: str, rule_list: list, w
             sched = Scheduler(journal, Settings(lhost="t", datadir=Path(tmp)),
                               clock=lambda: clock[0])
             sched.apply_definitions(defs, ["test"])
-            sched.timetable.start(T0)
+            sched.start_timetable(T0)
             # the daemon wakes when it likes (its own next_due, or late): any moments
             for moment in sorted({T0 + w for w in wakes} | {end}):
                 clock[0] = moment
-                sched.timetable.fire(moment)
+                sched.register_due(moment)
             registered = sorted(r.scheduled_at for r in journal.jobnet_runs(limit=10**6))
         finally:
             journal.close()

@@ -1,0 +1,139 @@
+"""Dispatch: record the intent of each start, then start the supervisors (design.md rule 1).
+
+:meth:`Dispatcher.record_intents` runs inside the step's transaction; only once that
+has committed does :meth:`Dispatcher.spawn` hand the whole batch to the supervisor
+server. Every supervisor started (or re-adopted) is watched through a pidfd.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ajs3.definitions.units import Unit
+from ajs3.engine import runner as rn
+from ajs3.engine.core import Core
+from ajs3.engine.runstate import RunState
+from ajs3.journal.store import UnitRun
+from ajs3.model import ReasonCode, Status
+
+
+def make_run_id(lhost: str, path: str, scheduled_at: float, attempt: int) -> str:
+    """A stable id of one attempt of one unit of one scheduled run (design.md rule 2)."""
+    key = f"{lhost}\0{path}\0{scheduled_at:.6f}\0{attempt}".encode()
+    return "r" + hashlib.blake2b(key, digest_size=10).hexdigest()
+
+
+def iso(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+class Dispatcher:
+    """Starts jobs and watches their supervisors."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        #: the environment every job starts from (the daemon's, without AJS3_*)
+        self.base_env = {k: v for k, v in os.environ.items() if not k.startswith("AJS3_")}
+
+    def job_env(
+        self, state: RunState, ur: UnitRun, unit: Unit, run_id: str, attempt: int
+    ) -> dict[str, str]:
+        core = self.core
+        env = dict(self.base_env)
+        env.update(dict(unit.env))
+        env.update(
+            {
+                "AJS3_RUN_ID": run_id,
+                "AJS3_LHOST": core.lhost,
+                "AJS3_UNIT": unit.path,
+                "AJS3_SCHEDULED_AT": iso(state.run.scheduled_at),
+                "AJS3_ATTEMPT": str(attempt),
+                "AJS3_EPOCH": str(core.journal.epoch or 0),
+                "AJS3_JOBNET_RUN": str(state.run.id),
+                "AJS3_DATADIR": str(core.settings.datadir),
+            }
+        )
+        return env
+
+    def record_intents(self, launches: list[tuple[RunState, UnitRun]], now: float) -> None:
+        """Record each start as a new attempt with its run id (in the step's commit)."""
+        journal = self.core.journal
+        for state, ur in launches:
+            attempt = ur.attempt + 1
+            run_id = make_run_id(self.core.lhost, ur.path, state.run.scheduled_at, attempt)
+            journal.set_status(
+                ur, Status.RUNNING, ReasonCode.STARTED, "started", attempt=attempt,
+                run_id=run_id, started_at=now, ended_at=None, exit_code=None, signal=None,
+                epoch=journal.epoch, not_before=None,
+            )
+
+    def spawn(
+        self, launches: list[tuple[RunState, UnitRun]], now: float
+    ) -> list[tuple[RunState, UnitRun]]:
+        """Start the supervisors of runs whose intent is committed (rule 1).
+
+        Returns the runs the supervisor server did not answer for (it died mid-batch):
+        whether they started is not known, and they must be examined as after a restart.
+        """
+        core = self.core
+        ready: list[tuple[RunState, UnitRun, Path, dict[str, Any]]] = []
+        for state, ur in launches:
+            unit = state.units[ur.path]
+            assert ur.run_id is not None
+            try:
+                env = self.job_env(state, ur, unit, ur.run_id, ur.attempt)
+                jobdir, spec = core.runner.make_spec(
+                    ur.run_id, unit.argv(), env, unit.cwd, unit.user
+                )
+            except (KeyError, ValueError) as exc:
+                error = (f"no such user {unit.user!r}" if isinstance(exc, KeyError)
+                         else str(exc))
+                core.journal.set_status(
+                    ur, Status.FAILED_TO_START, ReasonCode.FAILED_TO_START,
+                    f"could not start: {error}", ended_at=now,
+                )
+                core.log.error("job failed to start", run_id=ur.run_id, unit=ur.path,
+                               error=error)
+                core.dirty.add(state.run.id)
+                continue
+            ready.append((state, ur, jobdir, spec))
+        pids = core.runner.spawn_many([(jobdir, spec) for _, _, jobdir, spec in ready])
+        unanswered: list[tuple[RunState, UnitRun]] = []
+        for (state, ur, jobdir, _), pid in zip(ready, pids, strict=True):
+            assert ur.run_id is not None
+            if pid is None:
+                unanswered.append((state, ur))
+                continue
+            if pid < 0:
+                core.journal.set_status(ur, Status.FAILED_TO_START, ReasonCode.FAILED_TO_START,
+                                        "could not start: fork failed", ended_at=now)
+                core.dirty.add(state.run.id)
+                continue
+            self.track(ur, state.units[ur.path], jobdir, pid, now)
+            core.log.info("job started", run_id=ur.run_id, unit=ur.path, attempt=ur.attempt,
+                          pid=pid)
+        return unanswered
+
+    def track(
+        self, ur: UnitRun, unit: Unit, jobdir: Path, pid: int, started_at: float,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        """Watch a job's supervisor (just started, or re-adopted with its start record)."""
+        assert ur.run_id is not None
+        fd = self.core.watch(pid)
+        t = rn.Tracked(
+            run_id=ur.run_id, unit_run=ur.id, jobdir=jobdir, pid=pid, pidfd=fd,
+            started_at=started_at, grace=unit.kill_grace, info=info or {},
+        )
+        if unit.timeout:
+            t.deadline = started_at + unit.timeout
+        self.core.tracked[ur.id] = t
+        self.core.by_fd[fd] = ur.id

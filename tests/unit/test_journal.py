@@ -1,0 +1,158 @@
+"""The journal's one status writer, its transactions and schema, and views of what it
+holds (real SQLite in a temporary directory); the root jobnet's readiness rules, seen
+through a scheduler on a real journal."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ajs3.definitions.loader import load_text
+from ajs3.engine.scheduler import Scheduler
+from ajs3.errors import JournalError, TransitionError
+from ajs3.journal.schema import MIGRATIONS, SCHEMA_VERSION
+from ajs3.journal.store import Journal
+from ajs3.model import ReasonCode, Status
+from ajs3.service import views
+from ajs3.settings import Settings
+
+DEFS = """
+group: /t
+jobnets:
+  - name: q
+    schedule:
+      time_zone: UTC
+      overlap: queue
+      rules: [{at: '03:00'}]
+    units:
+      - {name: gate, script: 'true', hold: true}
+"""
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    j = Journal.open(tmp_path)
+    j.begin_epoch("test", 1, "hot")
+    yield j
+    j.close()
+
+
+@pytest.fixture
+def sched(journal: Journal, tmp_path: Path) -> Scheduler:
+    s = Scheduler(journal, Settings(lhost="t", datadir=tmp_path))
+    s.apply_definitions(load_text(DEFS, "t.yaml"), ["t.yaml"])
+    return s
+
+
+def test_a_status_change_records_its_code_and_reason(sched: Scheduler) -> None:
+    run = sched.register("/t/q")
+    state = sched.runs[run]
+    ur = state.urs["/t/q/gate"]
+    sched.journal.set_status(ur, Status.WAITING, ReasonCode.RELEASED, "let go")
+    ev = sched.journal.events(ur.id)[-1]
+    assert (ev["old"], ev["new"], ev["code"], ev["reason"]) == (
+        "held", "waiting", "released", "let go")
+    with pytest.raises(TransitionError):
+        sched.journal.set_status(ur, Status.ENDED_WARNING, ReasonCode.EXITED, "no")
+
+
+def test_a_stale_view_cannot_overwrite(sched: Scheduler) -> None:
+    run = sched.register("/t/q")
+    ur = sched.runs[run].urs["/t/q/gate"]
+    stale = sched.journal.unit_runs(run)[-1]
+    sched.journal.set_status(ur, Status.WAITING, ReasonCode.RELEASED, "let go")
+    with pytest.raises(JournalError):
+        sched.journal.set_status(stale, Status.WAITING, ReasonCode.RELEASED, "again")
+
+
+def test_transactions_do_not_nest_and_writes_join_the_open_one(journal: Journal) -> None:
+    with journal.transaction():
+        journal.set_meta("a", "1")
+        with pytest.raises(RuntimeError), journal.transaction():
+            pass
+        assert journal.in_transaction
+    assert journal.get_meta("a") == "1"
+    # one transaction is one commit: a failure inside undoes every write of it
+    with pytest.raises(KeyError), journal.transaction():
+        journal.set_meta("b", "1")
+        raise KeyError("boom")
+    assert journal.get_meta("b") is None and not journal.in_transaction
+
+
+def test_a_journal_of_schema_1_is_migrated(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "journal.db")
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.execute("INSERT INTO epochs VALUES (1, 0, 'n', 1, 'hot')")
+    conn.execute("INSERT INTO definitions VALUES (1, 0, '{\"jobnets\": {}, \"groups\": []}', '[]')")
+    conn.execute("INSERT INTO jobnet_runs VALUES (1, '/t/q', 1, 0, 0, 0)")
+    conn.execute("INSERT INTO unit_runs(id, jobnet_run, path, kind, status) "
+                 "VALUES (1, 1, '/t/q', 'jobnet', 'ended_normally')")
+    conn.execute("INSERT INTO events(at, epoch, unit_run, attempt, old, new, reason) "
+                 "VALUES (0, 1, 1, 0, 'running', 'ended_normally', 'every unit ended')")
+    conn.commit()
+    conn.close()
+    j = Journal.open(tmp_path)
+    try:
+        assert j.schema_version() == SCHEMA_VERSION == 3
+        assert j.events(1)[0]["code"] == ""
+    finally:
+        j.close()
+
+
+def test_show_prints_a_status_it_does_not_know_as_it_is(sched: Scheduler,
+                                                        tmp_path: Path) -> None:
+    run = sched.register("/t/q")
+    # a newer ajs3 wrote a status this one does not know
+    sched.journal.conn.execute(
+        "UPDATE unit_runs SET status='paused_by_newer' WHERE jobnet_run=? AND path=?",
+        (run, "/t/q/gate"))
+    data = views.show(tmp_path, "/t/q", None, False)
+    gate = next(u for u in data["units"] if u["path"] == "/t/q/gate")
+    assert (gate["status"], gate["label"]) == ("paused_by_newer", "paused_by_newer")
+    assert "paused_by_newer" in views.render_show(data)
+    why = views.why_offline(tmp_path, run, "/t/q/gate")
+    assert why["label"] == "paused_by_newer"
+    sched.journal.conn.execute(
+        "UPDATE unit_runs SET status='paused_by_newer' WHERE jobnet_run=? AND path=?",
+        (run, "/t/q"))
+    listing = views.show(tmp_path, None, None, True)
+    assert listing["runs"][0]["label"] == "paused_by_newer"
+
+
+def test_why_says_a_run_waits_for_its_earlier_run(sched: Scheduler) -> None:
+    first = sched.register("/t/q")
+    second = sched.register("/t/q")
+    sched.step()  # the first starts; its job is held, so it stays running
+    assert sched.runs[first].root_ur.status is Status.RUNNING
+    assert sched.runs[second].root_ur.status is Status.NOT_SCHEDULED
+    why = sched.explain(second, "/t/q")
+    failed = [c for c in why["checks"] if not c["passed"]]
+    assert [c["rule"] for c in failed] == ["earlier_runs_ended"], why
+    assert f"earlier run {first}" in failed[0]["reason"]
+    # once the first has ended (the step it ends in), the second starts (the next one)
+    sched.kill(first, None, "/t/q")
+    sched.step()
+    sched.step()
+    assert sched.runs[second].root_ur.status is Status.RUNNING
+
+
+def test_a_run_that_waits_for_an_earlier_one_does_not_spin_the_loop(
+        journal: Journal, tmp_path: Path) -> None:
+    clock = [1_800_000_000.0]
+    s = Scheduler(journal, Settings(lhost="t", datadir=tmp_path), clock=lambda: clock[0])
+    s.apply_definitions(load_text(DEFS, "t.yaml"), ["t.yaml"])
+    s.register("/t/q")
+    later = s.register("/t/q", at=clock[0] + 10)
+    s.step()
+    assert s.next_wake() == clock[0] + 10  # its start time is a wake...
+    clock[0] += 20
+    s.step()
+    # ... but once passed, while it waits for the earlier run, it is none: a wake in the
+    # past made the daemon's loop run without sleeping until the earlier run ended
+    assert s.runs[later].root_ur.status is Status.WAIT_START_TIME
+    wake = s.next_wake()
+    assert wake is None or wake > clock[0]
