@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fuzzguard import STATS
+from fuzzguard import STATS, TRACE_EVERY
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -14,5 +14,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for target, s in sorted(STATS.items()):
         terminalreporter.write_line(
             f"{target}: {s.inputs} inputs, slowest {s.slowest * 1000:.1f} ms, "
-            f"mean {s.total / max(s.inputs, 1) * 1000:.2f} ms, peak {s.peak / 2**20:.1f} MiB"
+            f"mean {s.total / max(s.inputs, 1) * 1000:.2f} ms, "
+            f"peak {s.peak / 2**20:.1f} MiB (1 input in {TRACE_EVERY} traced)"
         )
