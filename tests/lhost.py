@@ -28,12 +28,25 @@ __all__ = ["FINAL", "REPO", "LogicalHost", "cli_env", "kill_unended", "start_rec
 class LogicalHost:
     """A logical host on a temporary data directory, driven through the `ajs3` command."""
 
-    def __init__(self, base: Path, lhost: str) -> None:
+    #: The settings every test host starts with: the tests' jobs write into the
+    #: tests' temporary directories, which only root may enter, so they run as root
+    #: as before the default became ``nobody``. Tests of the default pass
+    #: ``allow_root_jobs=False`` (or write their own ajs3.yaml with write_settings).
+    ROOT_JOBS = "allow_root_jobs: true\n"
+
+    def __init__(self, base: Path, lhost: str, *, allow_root_jobs: bool = True) -> None:
         self.lhost = lhost
         self.datadir = base / lhost / "data"
         self.rundir = base / lhost / "run"
         self.datadir.mkdir(parents=True)
         (self.datadir / "definitions").mkdir()
+        if allow_root_jobs:
+            self.write_settings("")
+
+    def write_settings(self, text: str, *, allow_root_jobs: bool = True) -> None:
+        """Write ajs3.yaml: ``text``, after ``allow_root_jobs: true`` unless told not to."""
+        head = self.ROOT_JOBS if allow_root_jobs and "allow_root_jobs" not in text else ""
+        (self.datadir / "ajs3.yaml").write_text(head + textwrap.dedent(text))
 
     @property
     def opts(self) -> list[str]:

@@ -58,6 +58,8 @@ def build_parser() -> Parser:
     _common(p)
     p.add_argument("--mode", choices=[m.value for m in StartMode], default="hot")
     p.add_argument("--foreground", action="store_true", help="run in the foreground")
+    p.add_argument("--initialize", action="store_true",
+                   help="start afresh when the journal is missing, empty or damaged")
     p.add_argument("--check", action="store_true",
                    help="only check that it could start (data directory, journal, lock)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
@@ -224,7 +226,8 @@ def cmd_service(args: argparse.Namespace) -> int:
             from ajs3.service.daemon import run_foreground
 
             return run_foreground(paths, mode, args.log_level, not args.quiet, args.ready_fd)
-        result = lifecycle.start(paths, mode, args.timeout, args.log_level)
+        result = lifecycle.start(paths, mode, args.timeout, args.log_level,
+                                 initialize=args.initialize)
         text = (f"{paths.lhost}: already running" if result["already_running"]
                 else f"{paths.lhost}: started ({mode.value} start, pid {result['pid']})")
         emit(args, result, text)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -112,7 +111,7 @@ class Scheduler:
         self.journal = journal
         self.settings = settings
         self.lhost = settings.lhost
-        self.runner = rn.Runner(settings.datadir)
+        self.runner = rn.Runner(settings.datadir, settings)
         self.clock = clock
         self.log = structlog.get_logger("ajs3").bind(lhost=self.lhost)
         self.runs: dict[int, RunState] = {}
@@ -123,8 +122,6 @@ class Scheduler:
         #: pidfds of supervisors that ended, to collect at the next step
         self.exited: list[int] = []
         self._gone = 0
-        #: the environment every job starts from (the daemon's, without AJS3_*)
-        self.base_env = {k: v for k, v in os.environ.items() if not k.startswith("AJS3_")}
         self.dirty: set[int] = set()
         #: Process groups of killed jobs whose leader ended within the grace period while
         #: other members ignore TERM: (pgid, when to KILL them).
@@ -307,20 +304,8 @@ class Scheduler:
         assert ur.run_id is not None
         env = self._job_env(state, ur, unit, ur.run_id, ur.attempt)
         env["AJS3_CHECK"] = "failover"
-        jobdir = self.runner.jobdir(ur.run_id)
-        try:
-            done = subprocess.run(
-                list(unit.failover_check), env=env, capture_output=True, timeout=CHECK_TIMEOUT,
-                cwd=unit.cwd or None, check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return 2, f"check could not run: {exc}"
-        try:
-            with open(jobdir / "failover_check.log", "ab") as f:
-                f.write(done.stdout + done.stderr)
-        except OSError:
-            pass
-        return (done.returncode if done.returncode in (0, 1) else 2), f"exit {done.returncode}"
+        return self.runner.run_check(list(unit.failover_check), env, unit.cwd, unit.user,
+                                     self.runner.jobdir(ur.run_id), CHECK_TIMEOUT)
 
     # -- registration ------------------------------------------------------------------
 
@@ -615,8 +600,9 @@ class Scheduler:
     def _job_env(
         self, state: RunState, ur: UnitRun, unit: Unit, run_id: str, attempt: int
     ) -> dict[str, str]:
-        env = dict(self.base_env)
-        env.update(dict(unit.env))
+        # Only the job's own variables and its identity: the runner completes them
+        # for the job's user (ajs3/engine/jobenv.py), with nothing of the daemon's.
+        env = dict(unit.env)
         env.update(
             {
                 "AJS3_RUN_ID": run_id,

@@ -19,13 +19,14 @@ import pytest
 
 from ajs3.engine import native
 from ajs3.engine.runner import Runner
+from ajs3.settings import Settings
 
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
 @pytest.fixture
 def runner(tmp_path: Path) -> Iterator[Runner]:
-    r = Runner(tmp_path)
+    r = Runner(tmp_path, Settings("lh1", tmp_path, allow_root_jobs=True))
     yield r
     r.close()
 
