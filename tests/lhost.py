@@ -8,21 +8,24 @@ root is on pytest's path: setup.cfg).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pwd
+import secrets
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.lhost import FINAL, REPO, cli_env, kill_unended, start_record
 
-__all__ = ["FINAL", "REPO", "LogicalHost", "cli_env", "kill_unended", "start_record",
-           "wait_for"]
+__all__ = ["FINAL", "REPO", "LogicalHost", "as_user", "cli_env", "kill_unended",
+           "start_record", "unprivileged_user", "wait_for"]
 
 
 class LogicalHost:
@@ -53,12 +56,14 @@ class LogicalHost:
         return ["-h", self.lhost, "--datadir", str(self.datadir), "--rundir", str(self.rundir)]
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = 120
+        self, *args: str, check: bool = True, timeout: float = 120,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `ajs3 ARGS... -h LHOST --datadir D --rundir R`."""
+        """Run `ajs3 ARGS... -h LHOST --datadir D --rundir R` (``env``: added to the
+        environment of the command, and so of a daemon it starts)."""
         argv = [sys.executable, "-m", "ajs3.cli.main", *args, *self.opts]
-        done = subprocess.run(argv, capture_output=True, text=True, env=cli_env(),
-                              timeout=timeout, check=False)
+        done = subprocess.run(argv, capture_output=True, text=True,
+                              env={**cli_env(), **(env or {})}, timeout=timeout, check=False)
         if check and done.returncode != 0:
             raise AssertionError(
                 f"ajs3 {' '.join(args)} exited {done.returncode}\n"
@@ -69,8 +74,8 @@ class LogicalHost:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "--json").stdout)
 
-    def start(self, mode: str = "hot") -> None:
-        self.run("service", "start", "--mode", mode, "--timeout", "60")
+    def start(self, mode: str = "hot", env: dict[str, str] | None = None) -> None:
+        self.run("service", "start", "--mode", mode, "--timeout", "60", env=env)
 
     def stop(self, jobs: str = "kill", timeout: float = 30) -> None:
         self.run("service", "stop", "--jobs", jobs, "--timeout", str(timeout))
@@ -132,6 +137,26 @@ class LogicalHost:
         jobs = self.datadir / "jobs"
         if jobs.is_dir():
             kill_unended(jobs)
+
+
+@contextlib.contextmanager
+def unprivileged_user(tag: str = "u") -> Iterator[pwd.struct_passwd]:
+    """A new unprivileged OS user (and its group) for one test, removed afterwards.
+    Needs root. The name is unique to this process; HOME is given, not created."""
+    name = f"ajs3t{tag}{os.getpid()}{secrets.token_hex(2)}"[:31]
+    subprocess.run(["useradd", "--no-create-home", "--home-dir", f"/nonexistent/{name}",
+                    "--shell", "/bin/sh", "--user-group", name], check=True,
+                   capture_output=True)
+    try:
+        yield pwd.getpwnam(name)
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def as_user(user: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as ``user`` (with runuser), capturing its output."""
+    return subprocess.run(["runuser", "-u", user, "--", *argv], capture_output=True,
+                          text=True, check=False, timeout=60)
 
 
 def wait_for(what: Callable[[], Any], timeout: float = 20.0, message: str = "") -> Any:
