@@ -60,12 +60,14 @@ def check(paths: Paths) -> dict[str, Any]:
     info = daemon_info(paths)
     if info is not None:
         return {"ok": True, "already_running": True, "pid": info["pid"], "datadir": str(datadir)}
-    if (datadir / JOURNAL_FILE).exists():
-        Journal.open(datadir, readonly=True).close()
-    elif logical_host_traces(datadir):
+    journal = datadir / JOURNAL_FILE
+    if journal.exists() and journal.stat().st_size:
+        check_journal(datadir, readonly=True)
+    elif traces := logical_host_traces(datadir):
+        state = "empty" if journal.exists() else "missing"
         raise JournalError(
-            f"no journal in {datadir}, which holds a logical host's files "
-            f"({', '.join(logical_host_traces(datadir))})", code=Code.JOURNAL_MISSING,
+            f"the journal {journal} is {state}, but {datadir} holds a logical host's files "
+            f"({', '.join(traces)})", code=Code.JOURNAL_MISSING,
             hint="restore journal.db from a backup, or start afresh with "
             "`ajs3 service start --initialize`",
         )
@@ -91,12 +93,12 @@ def _damaged(path: Path, detail: str) -> JournalError:
     )
 
 
-def check_journal(datadir: Path) -> None:
+def check_journal(datadir: Path, *, readonly: bool = False) -> None:
     """The journal as a start needs it: present (or a new data directory, where it is
     created), and sound page by page (``PRAGMA quick_check``). AJS3-E207 for a
     missing or empty journal beside a logical host's files, AJS3-E204 for a damaged
     one; never a traceback."""
-    journal = Journal.open(datadir)
+    journal = Journal.open(datadir, readonly=readonly)
     try:
         result = journal.quick_check()
     except sqlite3.DatabaseError as exc:
