@@ -39,6 +39,7 @@ class LogicalHost:
 
     def __init__(self, base: Path, lhost: str, *, allow_root_jobs: bool = True) -> None:
         self.lhost = lhost
+        self.allow_root_jobs = allow_root_jobs
         self.datadir = base / lhost / "data"
         self.rundir = base / lhost / "run"
         self.datadir.mkdir(parents=True)
@@ -75,6 +76,13 @@ class LogicalHost:
         return json.loads(self.run(*args, "--json").stdout)
 
     def start(self, mode: str = "hot", env: dict[str, str] | None = None) -> None:
+        """Start the daemon. A host made with allow_root_jobs (the default) keeps it
+        even when the test wrote an ajs3.yaml of its own without the key."""
+        settings = self.datadir / "ajs3.yaml"
+        if self.allow_root_jobs and settings.exists():
+            text = settings.read_text()
+            if "allow_root_jobs" not in text:
+                settings.write_text(self.ROOT_JOBS + text)
         self.run("service", "start", "--mode", mode, "--timeout", "60", env=env)
 
     def stop(self, jobs: str = "kill", timeout: float = 30) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import AjsError, Code, Problem
 from ajs3.model import UnitKind
+from ajs3.settings import Settings
 
 #: The PATH of every job that does not set its own (in ``env``) and whose settings do
 #: not pass the daemon's through: the system directories, nothing writable by users.
@@ -121,11 +122,13 @@ def job_environment(
     return env
 
 
-def check_job_users(defs: DefinitionSet, *, daemon_uid: int, default_user: str,
-                    allow_root: bool) -> list[Problem]:
-    """Every job of ``defs`` that would run as root where root is not allowed, as
-    problems with the job's ``file:line`` (AJS3-E313). Unknown users are not problems
-    here: a user may exist on the node that runs the job only."""
+def check_job_users(defs: DefinitionSet, settings: Settings,
+                    daemon_uid: int = 0) -> list[Problem]:
+    """Every job of ``defs`` that would run as root under ``settings`` where root is
+    not allowed, as problems with the job's ``file:line`` (AJS3-E313), for a daemon
+    running as ``daemon_uid`` (root unless told). Unknown users are not problems here:
+    a user may exist only on the node that runs the job."""
+    default_user, allow_root = settings.default_user, settings.allow_root_jobs
     problems: list[Problem] = []
     for root in defs.jobnets.values():
         for unit in root.walk():

@@ -160,13 +160,25 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def private_dir(path: Path) -> None:
+def private_dir(path: Path, *, reclaim: bool = False) -> None:
     """Create ``path`` (0750) if missing; refuse (AJS3-E211) a symbolic link, or a
     directory of another user or that group or others may write: root must never
-    create files where somebody else can swap them for links."""
+    create files where somebody else can swap them for links. With ``reclaim``, such
+    a directory (not a link) is taken back instead: made the daemon user's, 0750 (a
+    job directory that an older ajs3 handed to the job's user)."""
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o750)
     st = os.lstat(path)
+    if reclaim and stat.S_ISDIR(st.st_mode) and (
+        st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    ):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchown(fd, os.geteuid(), os.getegid())
+            os.fchmod(fd, 0o750)
+        finally:
+            os.close(fd)
+        st = os.lstat(path)
     why = None
     if stat.S_ISLNK(st.st_mode):
         why = "is a symbolic link"
@@ -264,8 +276,8 @@ class Runner:
             )
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             return 2, f"check could not run: {exc}"
-        with contextlib.suppress(OSError):
-            private_dir(jobdir)
+        with contextlib.suppress(OSError, AjsError):
+            private_dir(jobdir, reclaim=True)
             fd = os.open(jobdir / "failover_check.log",
                          os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o640)
@@ -374,7 +386,7 @@ class Runner:
         """Claim a run that has no start record, so that no supervisor can start it
         any more (ADR 0012): create ``started.json`` (O_EXCL) as a void record and make
         it durable. False if it exists already: a supervisor got there first."""
-        private_dir(jobdir)
+        private_dir(jobdir, reclaim=True)
         path = jobdir / "started.json"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:

@@ -23,7 +23,7 @@ from ajs3.journal.store import JOURNAL_FILE, Journal, check_datadir, logical_hos
 from ajs3.model import StartMode, Status, StopJobs
 from ajs3.service import control
 from ajs3.service.lock import describe, is_locked, read_holder
-from ajs3.service.paths import Paths, prepare_rundir
+from ajs3.service.paths import Paths, check_rundir, prepare_rundir
 
 #: Exit codes of ``ajs3 service status`` (the agent maps them to OCF codes).
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
@@ -60,6 +60,8 @@ def check(paths: Paths) -> dict[str, Any]:
     info = daemon_info(paths)
     if info is not None:
         return {"ok": True, "already_running": True, "pid": info["pid"], "datadir": str(datadir)}
+    if os.path.lexists(paths.rundir):
+        check_rundir(paths.rundir)
     journal = datadir / JOURNAL_FILE
     if journal.exists() and journal.stat().st_size:
         check_journal(datadir, readonly=True)
@@ -101,8 +103,17 @@ def check_journal(datadir: Path, *, readonly: bool = False) -> None:
     journal = Journal.open(datadir, readonly=readonly)
     try:
         result = journal.quick_check()
-    except sqlite3.DatabaseError as exc:
-        result = str(exc)
+        if result == "ok":
+            # Sound pages can still hold what the daemon cannot read: read what a
+            # start reads (definitions, the runs it recovers) before it does.
+            journal.definitions()
+            for run_no in journal.active_jobnet_runs():
+                run = journal.jobnet_run(run_no)
+                if run is not None:
+                    journal.definitions(run.def_version)
+                journal.unit_runs(run_no)
+    except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
+        result = f"its content cannot be read ({type(exc).__name__}: {exc})"
     finally:
         journal.close()
     if result != "ok":

@@ -114,13 +114,24 @@ def test_a_new_data_directory_with_settings_and_definitions_starts_by_itself(
     assert (fresh.datadir / "journal.db").exists()
 
 
-def test_a_daemon_that_dies_before_ready_says_so_at_once(make_lhost: Any) -> None:
-    """Not "not ready within 60 s" when it exited after a fraction of that."""
+def test_journal_content_the_daemon_cannot_read_is_e204(make_lhost: Any) -> None:
+    """Sound pages, unreadable content: refused in the foreground, not a daemon that
+    dies of a traceback (AJS3-E303)."""
     host = with_history(make_lhost)
     conn = sqlite3.connect(str(host.datadir / "journal.db"))
     with conn:
         conn.execute("UPDATE definitions SET content = 'not json'")
     conn.close()
+    err = refused(host, "AJS3-E204")
+    assert "content" in err
+
+
+def test_a_daemon_that_dies_before_ready_says_so_at_once(make_lhost: Any) -> None:
+    """Not "not ready within 60 s" when it exited after a fraction of that."""
+    host = with_history(make_lhost)
+    log = host.datadir / "log" / "ajs3.log"
+    log.unlink()
+    log.mkdir()  # the daemon cannot open its log: it dies at once
     done = host.run("service", "start", "--timeout", "60", check=False)
     assert done.returncode == 1
     assert "exited with" in done.stderr and "before it was ready" in done.stderr

@@ -17,6 +17,7 @@ from ajs3.engine.jobenv import (
     resolve_user,
 )
 from ajs3.errors import Code
+from ajs3.settings import Settings
 
 NOBODY = pwd.getpwnam("nobody")
 ALICE = JobUser("alice", 1234, 1234, "/home/alice", "/bin/bash")
@@ -88,10 +89,13 @@ def test_define_time_check_names_every_root_job_with_its_line(tmp_path: Path) ->
         "      - {name: j, type: judge, after: [as-root], condition: {op: eq, value: 0}}\n"
     )
     defs = load_dir(tmp_path)
-    problems = check_job_users(defs, daemon_uid=0, default_user="nobody", allow_root=False)
+    settings = Settings("lh1", tmp_path)
+    problems = check_job_users(defs, settings)
     assert [(p.code, p.line) for p in problems] == [(Code.ROOT_JOB_REFUSED, 4)]
     assert problems[0].file.endswith("d.yaml") and "/net/as-root" in problems[0].message
-    assert not check_job_users(defs, daemon_uid=0, default_user="nobody", allow_root=True)
+    assert not check_job_users(defs, Settings("lh1", tmp_path, allow_root_jobs=True))
+    # an unprivileged daemon runs jobs without user: as itself
+    assert len(check_job_users(defs, settings, daemon_uid=NOBODY.pw_uid)) == 1
     # a root default_user makes every job without user: a root job
-    problems = check_job_users(defs, daemon_uid=0, default_user="root", allow_root=False)
+    problems = check_job_users(defs, Settings("lh1", tmp_path, default_user="root"))
     assert [p.line for p in problems] == [4, 6]
