@@ -225,7 +225,7 @@ class Runner:
         environment or its cwd (they would break the request's framing).
         """
         jobdir = self.jobdir(run_id)
-        who = self.job_user(user, run_id)
+        who = self.job_user(user, "the job")
         env = self.environment(who, env)
         spec: dict[str, Any] = {
             "run_id": run_id,
@@ -262,7 +262,7 @@ class Runner:
         environment, its output appended to ``failover_check.log`` in the job
         directory. (0 done, 1 rerun, 2 failed; and what happened.)"""
         try:
-            who = self.job_user(user, jobdir.name)
+            who = self.job_user(user, "the job")
         except jobenv.JobUserError as exc:
             return 2, f"check could not run: {exc}"
         switch: dict[str, Any] = {}
@@ -467,11 +467,12 @@ def job_session(pgid: int, record: Mapping[str, Any] | None = None) -> int | Non
     A job's group never leads its session: its supervisor does (it called setsid),
     and runs as the daemon's user. Verified: a live member of the group whose session
     is a live ajs3-supervise of the daemon's user, or a session verified so while the
-    supervisor lived. With ``record`` (the run's started.json), the session must also
-    be the recorded supervisor's, started at the recorded time; when the supervisor
-    is gone, the group's leader must be the recorded job, started at the recorded
-    time (``job_start``). A pgid from a forged record thus never reaches a process
-    group that is not a job of this daemon.
+    supervisor lived, or (the supervisor gone, no record at hand) a group whose leader
+    was started with a job's run identity in its environment. With ``record`` (the
+    run's started.json), the session must also be the recorded supervisor's, started
+    at the recorded time; when the supervisor is gone, the group's leader must be the
+    recorded job, started at the recorded time (``job_start``). A pgid from a forged
+    record thus never reaches a process group that is not a job of this daemon.
     """
     member = _group_member(pgid)
     if member is None:
@@ -488,12 +489,28 @@ def job_session(pgid: int, record: Mapping[str, Any] | None = None) -> int | Non
         job_start = record.get("job_start")
         if pid == pgid and record.get("job_pid") == pgid and job_start == started:
             return sid
-        return sid if _VERIFIED.get(pgid) == sid else None
+        if job_start is not None:
+            return sid if _VERIFIED.get(pgid) == sid else None
     if _VERIFIED.get(pgid) == sid:
         return sid
     if _is_supervisor(sid, None):
         return _remember(pgid, sid)
+    if pid == pgid and proc_ids(sid) is None and _started_as_job(pgid):
+        return sid  # an orphaned job: its supervisor is gone, its leader still ours
     return None
+
+
+def _started_as_job(pid: int) -> bool:
+    """True if ``pid`` was started with a run identity in its environment, as only a
+    supervisor starts a job (for a group whose supervisor died, without its record).
+    Another user cannot set that in a process that is not theirs."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read(1 << 20)
+    except OSError:
+        return False
+    names = {item.split(b"=", 1)[0] for item in env.split(b"\0")}
+    return {b"AJS3_RUN_ID", b"AJS3_LHOST", b"AJS3_EPOCH"} <= names
 
 
 def _remember(pgid: int, sid: int) -> int:

@@ -14,6 +14,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -242,7 +243,8 @@ def test_kill_group_verifies_session_and_start_time(tmp_path: Path) -> None:
     runner = Runner(tmp_path, Settings("lh1", tmp_path, allow_root_jobs=True))
     foreign = subprocess.Popen(["sleep", "300"], process_group=0)
     try:
-        jobdir, spec = runner.make_spec("r1", ["/bin/sleep", "300"], {}, None, None)
+        identity = {"AJS3_RUN_ID": "r1", "AJS3_LHOST": "lh1", "AJS3_EPOCH": "1"}
+        jobdir, spec = runner.make_spec("r1", ["/bin/sleep", "300"], identity, None, None)
         (pid,) = runner.spawn_many([(jobdir, spec)])
         assert pid
         rec = wait_for(lambda: start_record(jobdir / "started.json"), message="record")
@@ -269,6 +271,7 @@ def test_kill_group_verifies_session_and_start_time(tmp_path: Path) -> None:
                  message="supervisor gone")
         assert not kill_group(rec["pgid"], 0, {**rec, "job_start": rec["job_start"] + 1,
                                                "supervisor_pid": rec["supervisor_pid"] + 1})
+        assert kill_group(rec["pgid"], 0)  # without the record: the job's environment
         assert kill_group(rec["pgid"], signal.SIGKILL, rec)
         wait_for(lambda: not kill_group(rec["pgid"], 0, rec), message="job killed")
         assert foreign.poll() is None
@@ -276,6 +279,29 @@ def test_kill_group_verifies_session_and_start_time(tmp_path: Path) -> None:
         foreign.kill()
         foreign.wait()
         runner.close()
+
+
+def test_an_orphaned_foreign_group_is_not_taken_for_a_job() -> None:
+    """A group whose session leader is gone, like an orphaned job's, but that was not
+    started as a job: never signalled."""
+    script = ("import os, sys, time\n"
+              "os.setsid()\n"
+              "pid = os.fork()\n"
+              "if pid == 0:\n"
+              "    fd = os.open(os.devnull, os.O_RDWR)\n"
+              "    os.dup2(fd, 1); os.dup2(fd, 2)\n"
+              "    os.setpgid(0, 0); time.sleep(300); os._exit(0)\n"
+              "print(pid, flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=30)
+    orphan = int(done.stdout)
+    try:
+        assert os.getpgid(orphan) == orphan and os.getsid(orphan) != orphan
+        runner_module._VERIFIED.clear()
+        assert not kill_group(orphan, signal.SIGTERM)
+        assert Path(f"/proc/{orphan}").exists()
+    finally:
+        os.kill(orphan, signal.SIGKILL)
 
 
 def test_journal_is_private_to_the_daemons_user(host_of: Any, user: Any) -> None:
