@@ -84,7 +84,7 @@ def crash(host: LogicalHost, run_id: str) -> None:
              message="supervisor gone")
 
 
-def test_job_gets_a_clean_environment_of_its_user(host_of: Any, user: Any) -> None:
+def test_job_gets_a_clean_environment_of_its_user(user: Any, host_of: Any) -> None:
     host = host_of(settings="env_passthrough: [LANG, AJS3T_PASSED]\n")
     host.start(env={**SECRET, "AJS3T_PASSED": "passed", "LANG": "C.UTF-8"})
     host.define(f"""
@@ -135,7 +135,7 @@ def test_root_job_is_refused_unless_the_settings_allow_it(host_of: Any) -> None:
 
 
 def test_failover_check_runs_as_the_jobs_user_with_its_environment(
-    host_of: Any, user: Any
+    user: Any, host_of: Any
 ) -> None:
     host = host_of()
     host.start(env=SECRET)
@@ -166,7 +166,7 @@ def test_failover_check_runs_as_the_jobs_user_with_its_environment(
 
 
 def test_a_job_cannot_make_root_write_through_a_link(
-    host_of: Any, user: Any, open_base: Path
+    user: Any, host_of: Any, open_base: Path
 ) -> None:
     target = open_base / "precious"
     target.write_text("precious\n")
@@ -209,7 +209,7 @@ def test_a_job_cannot_make_root_write_through_a_link(
 
 
 def test_a_forged_start_record_cannot_make_the_daemon_signal_a_foreign_group(
-    host_of: Any, user: Any
+    user: Any, host_of: Any
 ) -> None:
     foreign = subprocess.Popen(["sleep", "300"], process_group=0)
     try:
@@ -304,7 +304,7 @@ def test_an_orphaned_foreign_group_is_not_taken_for_a_job() -> None:
         os.kill(orphan, signal.SIGKILL)
 
 
-def test_journal_is_private_to_the_daemons_user(host_of: Any, user: Any) -> None:
+def test_journal_is_private_to_the_daemons_user(user: Any, host_of: Any) -> None:
     host = host_of()
     host.start()
     host.define("jobnets:\n  - name: n\n    units: [{name: a, command: [/bin/true]}]\n")
@@ -326,7 +326,7 @@ def test_journal_is_private_to_the_daemons_user(host_of: Any, user: Any) -> None
 @pytest.mark.parametrize("how", ["owned by the user", "writable by others",
                                  "under a directory of the user", "a link"])
 def test_an_unsafe_run_directory_is_refused(
-    host_of: Any, user: Any, open_base: Path, how: str
+    user: Any, host_of: Any, open_base: Path, how: str
 ) -> None:
     host = host_of()
     theirs = open_base / "theirs"
