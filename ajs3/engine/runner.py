@@ -471,8 +471,9 @@ def job_session(pgid: int, record: Mapping[str, Any] | None = None) -> int | Non
     was started with a job's run identity in its environment. With ``record`` (the
     run's started.json), the session must also be the recorded supervisor's, started
     at the recorded time; when the supervisor is gone, the group's leader must be the
-    recorded job, started at the recorded time (``job_start``). A pgid from a forged
-    record thus never reaches a process group that is not a job of this daemon.
+    recorded job, started at the recorded time (``job_start``), with the run's id in
+    its environment. A pgid from a forged record thus never reaches a process group
+    that is not a job of this daemon.
     """
     member = _group_member(pgid)
     if member is None:
@@ -486,31 +487,38 @@ def job_session(pgid: int, record: Mapping[str, Any] | None = None) -> int | Non
             return None
         if _is_supervisor(sid, record.get("supervisor_start")):
             return _remember(pgid, sid)
+        if proc_ids(sid) is not None:
+            return None  # the session's leader lives and is not the recorded supervisor
+        # The supervisor is gone: the leader must be the recorded job. Pids and start
+        # times can be read by anyone, so it must also carry the run's identity.
         job_start = record.get("job_start")
-        if pid == pgid and record.get("job_pid") == pgid and job_start == started:
+        if (pid == pgid and record.get("job_pid") == pgid
+                and job_start in (None, started)
+                and _started_as_job(pgid, record.get("run_id"))):
             return sid
-        if job_start is not None:
-            return sid if _VERIFIED.get(pgid) == sid else None
+        return sid if _VERIFIED.get(pgid) == sid else None
     if _VERIFIED.get(pgid) == sid:
         return sid
     if _is_supervisor(sid, None):
         return _remember(pgid, sid)
-    if pid == pgid and proc_ids(sid) is None and _started_as_job(pgid):
+    if pid == pgid and proc_ids(sid) is None and _started_as_job(pgid, None):
         return sid  # an orphaned job: its supervisor is gone, its leader still ours
     return None
 
 
-def _started_as_job(pid: int) -> bool:
-    """True if ``pid`` was started with a run identity in its environment, as only a
-    supervisor starts a job (for a group whose supervisor died, without its record).
-    Another user cannot set that in a process that is not theirs."""
+def _started_as_job(pid: int, run_id: Any) -> bool:
+    """True if ``pid`` was started with a job's run identity in its environment (that
+    of ``run_id`` when given), as only a supervisor starts a process: for a group whose
+    supervisor died. Nobody can put that into another user's process."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             env = f.read(1 << 20)
     except OSError:
         return False
-    names = {item.split(b"=", 1)[0] for item in env.split(b"\0")}
-    return {b"AJS3_RUN_ID", b"AJS3_LHOST", b"AJS3_EPOCH"} <= names
+    found = dict(item.split(b"=", 1) for item in env.split(b"\0") if b"=" in item)
+    if not {b"AJS3_RUN_ID", b"AJS3_LHOST", b"AJS3_EPOCH"} <= found.keys():
+        return False
+    return run_id is None or found[b"AJS3_RUN_ID"] == str(run_id).encode()
 
 
 def _remember(pgid: int, sid: int) -> int:

@@ -25,7 +25,7 @@ from lhost import LogicalHost, as_user, start_record, unprivileged_user, wait_fo
 
 import ajs3.engine.runner as runner_module
 from ajs3.engine.jobenv import SAFE_PATH
-from ajs3.engine.runner import Runner, kill_group
+from ajs3.engine.runner import Runner, kill_group, proc_starttime
 from ajs3.settings import Settings
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
@@ -249,11 +249,14 @@ def test_kill_group_verifies_session_and_start_time(tmp_path: Path) -> None:
         assert pid
         rec = wait_for(lambda: start_record(jobdir / "started.json"), message="record")
         assert rec["job_start"] and rec["pgid"] == rec["job_pid"]
+        # pids and start times are public: a forger can copy the foreign group's
+        foreign_start = proc_starttime(foreign.pid)
         forged = [
             {**rec, "pgid": foreign.pid},
             {**rec, "pgid": foreign.pid, "supervisor_pid": os.getsid(foreign.pid)},
-            {**rec, "pgid": foreign.pid, "job_pid": foreign.pid,
-             "supervisor_pid": os.getsid(foreign.pid)},
+            {**rec, "pgid": foreign.pid, "job_pid": foreign.pid, "job_start": foreign_start,
+             "supervisor_pid": os.getsid(foreign.pid),
+             "supervisor_start": proc_starttime(os.getsid(foreign.pid))},
         ]
         assert not kill_group(foreign.pid, signal.SIGTERM)
         for record in forged:
@@ -271,6 +274,7 @@ def test_kill_group_verifies_session_and_start_time(tmp_path: Path) -> None:
                  message="supervisor gone")
         assert not kill_group(rec["pgid"], 0, {**rec, "job_start": rec["job_start"] + 1,
                                                "supervisor_pid": rec["supervisor_pid"] + 1})
+        assert not kill_group(rec["pgid"], 0, {**rec, "run_id": "another run"})
         assert kill_group(rec["pgid"], 0)  # without the record: the job's environment
         assert kill_group(rec["pgid"], signal.SIGKILL, rec)
         wait_for(lambda: not kill_group(rec["pgid"], 0, rec), message="job killed")
@@ -299,6 +303,9 @@ def test_an_orphaned_foreign_group_is_not_taken_for_a_job() -> None:
         assert os.getpgid(orphan) == orphan and os.getsid(orphan) != orphan
         runner_module._VERIFIED.clear()
         assert not kill_group(orphan, signal.SIGTERM)
+        forged = {"pgid": orphan, "job_pid": orphan, "job_start": proc_starttime(orphan),
+                  "supervisor_pid": os.getsid(orphan), "supervisor_start": 1, "run_id": "x"}
+        assert not kill_group(orphan, signal.SIGTERM, forged)
         assert Path(f"/proc/{orphan}").exists()
     finally:
         os.kill(orphan, signal.SIGKILL)
