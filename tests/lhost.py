@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
+import secrets
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,31 +26,47 @@ import psutil
 
 from bench.lhost import FINAL, REPO, cli_env, kill_unended, start_record
 
-__all__ = ["FINAL", "REPO", "LogicalHost", "cli_env", "crash_processes", "kill_unended",
-           "start_record", "wait_for"]
+__all__ = ["FINAL", "REPO", "LogicalHost", "as_user", "cli_env", "crash_processes",
+           "kill_unended", "start_record", "unprivileged_user", "wait_for"]
 
 
 class LogicalHost:
     """A logical host on a temporary data directory, driven through the `ajs3` command."""
 
-    def __init__(self, base: Path, lhost: str) -> None:
+    #: The settings every test host starts with: the tests' jobs write into the
+    #: tests' temporary directories, which only root may enter, so they run as root
+    #: as before the default became ``nobody``. Tests of the default pass
+    #: ``allow_root_jobs=False`` (or write their own ajs3.yaml with write_settings).
+    ROOT_JOBS = "allow_root_jobs: true\n"
+
+    def __init__(self, base: Path, lhost: str, *, allow_root_jobs: bool = True) -> None:
         self.lhost = lhost
+        self.allow_root_jobs = allow_root_jobs
         self.datadir = base / lhost / "data"
         self.rundir = base / lhost / "run"
         self.datadir.mkdir(parents=True)
         (self.datadir / "definitions").mkdir()
+        if allow_root_jobs:
+            self.write_settings("")
+
+    def write_settings(self, text: str, *, allow_root_jobs: bool = True) -> None:
+        """Write ajs3.yaml: ``text``, after ``allow_root_jobs: true`` unless told not to."""
+        head = self.ROOT_JOBS if allow_root_jobs and "allow_root_jobs" not in text else ""
+        (self.datadir / "ajs3.yaml").write_text(head + textwrap.dedent(text))
 
     @property
     def opts(self) -> list[str]:
         return ["-h", self.lhost, "--datadir", str(self.datadir), "--rundir", str(self.rundir)]
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = 120
+        self, *args: str, check: bool = True, timeout: float = 120,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `ajs3 ARGS... -h LHOST --datadir D --rundir R`."""
+        """Run `ajs3 ARGS... -h LHOST --datadir D --rundir R` (``env``: added to the
+        environment of the command, and so of a daemon it starts)."""
         argv = [sys.executable, "-m", "ajs3.cli.main", *args, *self.opts]
-        done = subprocess.run(argv, capture_output=True, text=True, env=cli_env(),
-                              timeout=timeout, check=False)
+        done = subprocess.run(argv, capture_output=True, text=True,
+                              env={**cli_env(), **(env or {})}, timeout=timeout, check=False)
         if check and done.returncode != 0:
             raise AssertionError(
                 f"ajs3 {' '.join(args)} exited {done.returncode}\n"
@@ -59,8 +77,15 @@ class LogicalHost:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "--json").stdout)
 
-    def start(self, mode: str = "hot") -> None:
-        self.run("service", "start", "--mode", mode, "--timeout", "60")
+    def start(self, mode: str = "hot", env: dict[str, str] | None = None) -> None:
+        """Start the daemon. A host made with allow_root_jobs (the default) keeps it
+        even when the test wrote an ajs3.yaml of its own without the key."""
+        settings = self.datadir / "ajs3.yaml"
+        if self.allow_root_jobs and settings.exists():
+            text = settings.read_text()
+            if "allow_root_jobs" not in text:
+                settings.write_text(self.ROOT_JOBS + text)
+        self.run("service", "start", "--mode", mode, "--timeout", "60", env=env)
 
     def stop(self, jobs: str = "kill", timeout: float = 30) -> None:
         self.run("service", "stop", "--jobs", jobs, "--timeout", str(timeout))
@@ -174,6 +199,26 @@ def crash_processes(daemon_pid: int, jobs: Path) -> None:
     for proc in frozen.values():
         with contextlib.suppress(psutil.Error):
             proc.wait(10)
+
+
+@contextlib.contextmanager
+def unprivileged_user(tag: str = "u") -> Iterator[pwd.struct_passwd]:
+    """A new unprivileged OS user (and its group) for one test, removed afterwards.
+    Needs root. The name is unique to this process; HOME is given, not created."""
+    name = f"ajs3t{tag}{os.getpid()}{secrets.token_hex(2)}"[:31]
+    subprocess.run(["useradd", "--no-create-home", "--home-dir", f"/nonexistent/{name}",
+                    "--shell", "/bin/sh", "--user-group", name], check=True,
+                   capture_output=True)
+    try:
+        yield pwd.getpwnam(name)
+    finally:
+        subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+def as_user(user: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as ``user`` (with runuser), capturing its output."""
+    return subprocess.run(["runuser", "-u", user, "--", *argv], capture_output=True,
+                          text=True, check=False, timeout=60)
 
 
 def wait_for(what: Callable[[], Any], timeout: float = 20.0, message: str = "") -> Any:

@@ -52,6 +52,8 @@ def build_parser() -> Parser:
     _common(p)
     p.add_argument("--mode", choices=[m.value for m in StartMode], default="hot")
     p.add_argument("--foreground", action="store_true", help="run in the foreground")
+    p.add_argument("--initialize", action="store_true",
+                   help="start afresh when the journal is missing, empty or damaged")
     p.add_argument("--check", action="store_true",
                    help="only check that it could start (data directory, journal, lock)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")

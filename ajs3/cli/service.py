@@ -36,7 +36,8 @@ def start(args: argparse.Namespace) -> int:
         from ajs3.service.daemon import run_foreground
 
         return run_foreground(paths, mode, args.log_level, not args.quiet, args.ready_fd)
-    result = lifecycle.start(paths, mode, args.timeout, args.log_level)
+    result = lifecycle.start(paths, mode, args.timeout, args.log_level,
+                             initialize=args.initialize)
     text = (f"{paths.lhost}: already running" if result["already_running"]
             else f"{paths.lhost}: started ({mode.value} start, pid {result['pid']})")
     emit(args, result, text)

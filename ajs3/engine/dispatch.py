@@ -8,7 +8,6 @@ server. Every supervisor started (or re-adopted) is watched through a pidfd.
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,15 +39,14 @@ class Dispatcher:
 
     def __init__(self, core: Core) -> None:
         self.core = core
-        #: the environment every job starts from (the daemon's, without AJS3_*)
-        self.base_env = {k: v for k, v in os.environ.items() if not k.startswith("AJS3_")}
 
     def job_env(
         self, state: RunState, ur: UnitRun, unit: Unit, run_id: str, attempt: int
     ) -> dict[str, str]:
         core = self.core
-        env = dict(self.base_env)
-        env.update(dict(unit.env))
+        # Only the job's own variables and its identity: the runner completes them
+        # for the job's user (ajs3/engine/jobenv.py), with nothing of the daemon's.
+        env = dict(unit.env)
         env.update(
             {
                 "AJS3_RUN_ID": run_id,

@@ -6,7 +6,6 @@ job's ``failover_check`` with the run's identity in its environment.
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 from ajs3.definitions.units import Unit
@@ -53,17 +52,5 @@ class InDoubt:
         assert ur.run_id is not None
         env = self.dispatch.job_env(state, ur, unit, ur.run_id, ur.attempt)
         env["AJS3_CHECK"] = "failover"
-        jobdir = self.core.runner.jobdir(ur.run_id)
-        try:
-            done = subprocess.run(
-                list(unit.failover_check), env=env, capture_output=True, timeout=CHECK_TIMEOUT,
-                cwd=unit.cwd or None, check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return 2, f"check could not run: {exc}"
-        try:
-            with open(jobdir / "failover_check.log", "ab") as f:
-                f.write(done.stdout + done.stderr)
-        except OSError:
-            pass
-        return (done.returncode if done.returncode in (0, 1) else 2), f"exit {done.returncode}"
+        return self.core.runner.run_check(list(unit.failover_check), env, unit.cwd, unit.user,
+                                          self.core.runner.jobdir(ur.run_id), CHECK_TIMEOUT)

@@ -5,32 +5,57 @@ The daemon never waits on a job directly. It sends each job to ``ajs3-supervise`
 a supervisor per job in a session of its own. The daemon watches supervisors through
 pidfds (which also work for a supervisor it re-adopted after a restart) and reads the
 durable files they write: ``started.json`` before the job runs, ``status.json`` after.
+
+The job directory and every record in it belong to the daemon's user; the job only
+gets its stdout and stderr as open descriptors, so nothing it does can make root
+follow a link or read a forged record. A process group is signalled only once it is
+verified as a job group of ours (:func:`job_session`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
-import pwd
+import stat
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ajs3.engine import native
-from ajs3.errors import Code, ServiceError
+from ajs3.engine import jobenv, native
+from ajs3.errors import AjsError, Code, ServiceError
+from ajs3.settings import Settings
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    """The fields of /proc/PID/stat from the state on (index 0: state, 2: process
+    group, 3: session, 19: start time)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    # The command name may hold spaces and parentheses: split after the last ')'.
+    return data[data.rindex(b")") + 2 :].split()
 
 
 def proc_stat(pid: int) -> tuple[bytes, int]:
     """A process's state letter and kernel start time (clock ticks since boot)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    # The command name may hold spaces and parentheses: split after the last ')'.
-    fields = data[data.rindex(b")") + 2 :].split()
+    fields = _stat_fields(pid)
     return fields[0], int(fields[19])
+
+
+def proc_ids(pid: int) -> tuple[int, int, int] | None:
+    """(process group, session, start time) of a live process, or None."""
+    try:
+        fields = _stat_fields(pid)
+        if fields[0] in (b"Z", b"X"):
+            return None
+        return int(fields[2]), int(fields[3]), int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def host_identity() -> str:
@@ -116,20 +141,66 @@ def is_same_process(pid: int, start: int | None) -> bool:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a file that is not a symbolic link, or None."""
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
             data = json.loads(f.read())
     except (OSError, ValueError):
         return None
+    finally:
+        if fd >= 0:
+            os.close(fd)
     return data if isinstance(data, dict) else None
+
+
+def private_dir(path: Path, *, reclaim: bool = False) -> None:
+    """Create ``path`` (0750) if missing; refuse (AJS3-E211) a symbolic link, or a
+    directory of another user or that group or others may write: root must never
+    create files where somebody else can swap them for links. With ``reclaim``, such
+    a directory (not a link) is taken back instead: made the daemon user's, 0750 (a
+    job directory that an older ajs3 handed to the job's user)."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o750)
+    st = os.lstat(path)
+    if reclaim and stat.S_ISDIR(st.st_mode) and (
+        st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    ):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchown(fd, os.geteuid(), os.getegid())
+            os.fchmod(fd, 0o750)
+        finally:
+            os.close(fd)
+        st = os.lstat(path)
+    why = None
+    if stat.S_ISLNK(st.st_mode):
+        why = "is a symbolic link"
+    elif not stat.S_ISDIR(st.st_mode):
+        why = "is not a directory"
+    elif st.st_uid != os.geteuid():
+        why = f"is owned by uid {st.st_uid}, not by the daemon's user (uid {os.geteuid()})"
+    elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        why = f"has mode {stat.S_IMODE(st.st_mode):04o}: group or others may write it"
+    if why is not None:
+        raise AjsError(f"{path} {why}", code=Code.UNSAFE_PATH,
+                       hint=f"remove it and let ajs3 create it, or `chown` it to the "
+                       f"daemon's user and `chmod go-w {path}`")
 
 
 class Runner:
     """Starts supervisors for jobs of one logical host."""
 
-    def __init__(self, datadir: Path) -> None:
+    def __init__(self, datadir: Path, settings: Settings) -> None:
         self.jobs_dir = datadir / "jobs"
-        self.jobs_dir.mkdir(mode=0o750, exist_ok=True)
+        private_dir(self.jobs_dir)
+        self.settings = settings
         self.binary = supervisor_binary()
         self.server: subprocess.Popen[bytes] | None = None
         self.identity = host_identity()
@@ -145,10 +216,17 @@ class Runner:
         cwd: str | None,
         user: str | None,
     ) -> tuple[Path, dict[str, Any]]:
-        """What the supervisor needs to run a job; KeyError for an unknown user,
-        ValueError for a NUL byte in the command, its environment or its cwd (they
-        would break the request's framing)."""
+        """What the supervisor needs to run a job.
+
+        ``env`` is the job's own ``env`` and run identity; the whole environment is
+        built from it by :func:`ajs3.engine.jobenv.job_environment`. ValueError
+        (:class:`~ajs3.engine.jobenv.JobUserError`) for an unknown user or a root job
+        the settings do not allow (AJS3-E313), and for a NUL byte in the command, its
+        environment or its cwd (they would break the request's framing).
+        """
         jobdir = self.jobdir(run_id)
+        who = self.job_user(user, "the job")
+        env = self.environment(who, env)
         spec: dict[str, Any] = {
             "run_id": run_id,
             "argv": argv,
@@ -163,11 +241,51 @@ class Runner:
         if (any("\0" in a for a in argv) or any("\0" in k + v for k, v in env.items())
                 or "\0" in (cwd or "")):
             raise ValueError("an argument, environment variable or cwd holds a NUL byte")
-        if user is not None:
-            entry = pwd.getpwnam(user)
-            if entry.pw_uid != os.geteuid():
-                spec["uid"], spec["gid"] = entry.pw_uid, entry.pw_gid
+        if who.uid != os.geteuid():
+            spec["uid"], spec["gid"], spec["user"] = who.uid, who.gid, who.name
         return jobdir, spec
+
+    def job_user(self, user: str | None, unit: str) -> jobenv.JobUser:
+        """The user a job runs as under this logical host's settings (JobUserError)."""
+        return jobenv.resolve_user(
+            user, daemon_uid=os.geteuid(), default_user=self.settings.default_user,
+            allow_root=self.settings.allow_root_jobs, unit=unit,
+        )
+
+    def environment(self, who: jobenv.JobUser, env: Mapping[str, str]) -> dict[str, str]:
+        """The whole environment of a job of ``who`` whose own variables are ``env``."""
+        return jobenv.job_environment(who, env, os.environ, self.settings.env_passthrough)
+
+    def run_check(self, argv: list[str], env: Mapping[str, str], cwd: str | None,
+                  user: str | None, jobdir: Path, timeout: float) -> tuple[int, str]:
+        """Run a job's ``failover_check`` as the job's user, with the job's clean
+        environment, its output appended to ``failover_check.log`` in the job
+        directory. (0 done, 1 rerun, 2 failed; and what happened.)"""
+        try:
+            who = self.job_user(user, "the job")
+        except jobenv.JobUserError as exc:
+            return 2, f"check could not run: {exc}"
+        switch: dict[str, Any] = {}
+        if who.uid != os.geteuid():
+            switch = {"user": who.uid, "group": who.gid,
+                      "extra_groups": os.getgrouplist(who.name, who.gid)}
+        try:
+            done = subprocess.run(
+                argv, env=self.environment(who, env), capture_output=True, timeout=timeout,
+                cwd=cwd or "/", check=False, start_new_session=True, **switch,
+            )
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            return 2, f"check could not run: {exc}"
+        with contextlib.suppress(OSError, AjsError):
+            private_dir(jobdir, reclaim=True)
+            fd = os.open(jobdir / "failover_check.log",
+                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o640)
+            try:
+                os.write(fd, done.stdout + done.stderr)
+            finally:
+                os.close(fd)
+        return (done.returncode if done.returncode in (0, 1) else 2), f"exit {done.returncode}"
 
     def spawn_many(self, items: list[tuple[Path, dict[str, Any]]]) -> list[int | None]:
         """Start a supervisor for each (jobdir, spec), each in a new session (-1: fork failed).
@@ -236,7 +354,7 @@ class Runner:
         (so before its job could exec), and is voided in place (None). Raises
         TimeoutError if a supervisor holds the lock for ``wait`` seconds.
         """
-        fd = os.open(jobdir / "started.json", os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(jobdir / "started.json", os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             end = time.monotonic() + wait
             while True:
@@ -268,10 +386,11 @@ class Runner:
         """Claim a run that has no start record, so that no supervisor can start it
         any more (ADR 0012): create ``started.json`` (O_EXCL) as a void record and make
         it durable. False if it exists already: a supervisor got there first."""
-        jobdir.mkdir(mode=0o750, exist_ok=True)
+        private_dir(jobdir, reclaim=True)
         path = jobdir / "started.json"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+            fd = os.open(path, flags, 0o640)
         except FileExistsError:
             return False
         try:
@@ -279,7 +398,7 @@ class Runner:
             os.fsync(fd)
         finally:
             os.close(fd)
-        dfd = os.open(jobdir, os.O_RDONLY | os.O_DIRECTORY)
+        dfd = os.open(jobdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
             os.fsync(dfd)
         finally:
@@ -300,19 +419,131 @@ def pidfd_open(pid: int) -> int | None:
         return None
 
 
-def kill_group(pgid: int | None, sig: int) -> bool:
-    """Signal a job's whole process group; False if it is gone."""
-    if not pgid or pgid <= 1:
+#: Job process groups verified as ours while their supervisor lived: pgid -> session.
+#: A pgid stays taken while any process of the group lives, so a group that still
+#: has members in the same session is the same group (its stragglers after the
+#: supervisor ended, for instance). Entries go when the group is found gone.
+_VERIFIED: dict[int, int] = {}
+_VERIFIED_MAX = 4096
+
+
+def _group_member(pgid: int) -> tuple[int, int, int] | None:
+    """(pid, session, start time) of a live process of group ``pgid``: its leader if
+    it lives (cheap), else any member found in /proc."""
+    ids = proc_ids(pgid)
+    if ids is not None and ids[0] == pgid:
+        return pgid, ids[1], ids[2]
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                ids = proc_ids(int(name))
+                if ids is not None and ids[0] == pgid:
+                    return int(name), ids[1], ids[2]
+    return None
+
+
+def _is_supervisor(pid: int, start: int | None) -> bool:
+    """True if ``pid`` is a live ajs3-supervise of this daemon's user (and started at
+    ``start`` when given). Only that user can make such a process."""
+    ids = proc_ids(pid)
+    if ids is None or (start is not None and ids[2] != start):
+        return False
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            comm = f.read().strip()
+        with open(f"/proc/{pid}/status", "rb") as f:
+            uids = next(line for line in f if line.startswith(b"Uid:")).split()[1:3]
+    except (OSError, StopIteration):
+        return False
+    return comm == native.BINARY.encode()[:15] and all(
+        int(u) == os.geteuid() for u in uids
+    )
+
+
+def job_session(pgid: int, record: Mapping[str, Any] | None = None) -> int | None:
+    """The session of process group ``pgid`` if it is verified as one of our jobs'
+    groups, else None (gone, or not ours).
+
+    A job's group never leads its session: its supervisor does (it called setsid),
+    and runs as the daemon's user. Verified: a live member of the group whose session
+    is a live ajs3-supervise of the daemon's user, or a session verified so while the
+    supervisor lived, or (the supervisor gone, no record at hand) a group whose leader
+    was started with a job's run identity in its environment. With ``record`` (the
+    run's started.json), the session must also be the recorded supervisor's, started
+    at the recorded time; when the supervisor is gone, the group's leader must be the
+    recorded job, started at the recorded time (``job_start``), with the run's id in
+    its environment. A pgid from a forged record thus never reaches a process group
+    that is not a job of this daemon.
+    """
+    member = _group_member(pgid)
+    if member is None:
+        _VERIFIED.pop(pgid, None)
+        return None
+    pid, sid, started = member
+    if sid == pgid:
+        return None
+    if record is not None:
+        if record.get("pgid") != pgid or record.get("supervisor_pid") != sid:
+            return None
+        if _is_supervisor(sid, record.get("supervisor_start")):
+            return _remember(pgid, sid)
+        if proc_ids(sid) is not None:
+            return None  # the session's leader lives and is not the recorded supervisor
+        # The supervisor is gone: the leader must be the recorded job. Pids and start
+        # times can be read by anyone, so it must also carry the run's identity.
+        job_start = record.get("job_start")
+        if (pid == pgid and record.get("job_pid") == pgid
+                and job_start in (None, started)
+                and _started_as_job(pgid, record.get("run_id"))):
+            return sid
+        return sid if _VERIFIED.get(pgid) == sid else None
+    if _VERIFIED.get(pgid) == sid:
+        return sid
+    if _is_supervisor(sid, None):
+        return _remember(pgid, sid)
+    if pid == pgid and proc_ids(sid) is None and _started_as_job(pgid, None):
+        return sid  # an orphaned job: its supervisor is gone, its leader still ours
+    return None
+
+
+def _started_as_job(pid: int, run_id: Any) -> bool:
+    """True if ``pid`` was started with a job's run identity in its environment (that
+    of ``run_id`` when given), as only a supervisor starts a process: for a group whose
+    supervisor died. Nobody can put that into another user's process."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read(1 << 20)
+    except OSError:
+        return False
+    found = dict(item.split(b"=", 1) for item in env.split(b"\0") if b"=" in item)
+    if not {b"AJS3_RUN_ID", b"AJS3_LHOST", b"AJS3_EPOCH"} <= found.keys():
+        return False
+    return run_id is None or found[b"AJS3_RUN_ID"] == str(run_id).encode()
+
+
+def _remember(pgid: int, sid: int) -> int:
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        for old in list(_VERIFIED)[: _VERIFIED_MAX // 2]:
+            del _VERIFIED[old]
+    _VERIFIED[pgid] = sid
+    return sid
+
+
+def kill_group(pgid: int | None, sig: int, record: Mapping[str, Any] | None = None) -> bool:
+    """Signal a job's whole process group; False if it is gone or cannot be verified
+    as a job of ours (:func:`job_session`), in which case nothing is signalled."""
+    if not isinstance(pgid, int) or isinstance(pgid, bool) or pgid <= 1:
+        return False
+    if job_session(pgid, record) is None:
         return False
     try:
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    except OSError as exc:
+        if exc.errno not in (errno.ESRCH, errno.EPERM):
+            raise
         return False
     return True
 
 
 def group_alive(pgid: int | None) -> bool:
     return kill_group(pgid, 0)
-

@@ -14,11 +14,15 @@
  * end of its stdin (the daemon is gone); the supervisors live on (design.md rule 4).
  *
  * A supervisor runs one job and makes its start and its end durable, in JOBDIR:
+ * a directory of the daemon's user that no one else may write (it is never handed
+ * to the job's user). Every file in it is created relative to a descriptor of the
+ * directory opened with O_NOFOLLOW, with O_NOFOLLOW (and O_EXCL where new), so root
+ * never follows a link; the job gets its stdout and stderr as open descriptors only.
  *
  *   started.json  created (O_EXCL: the claim), written and fsynced (file, then
  *                 directory) *before* the job may exec: the supervisor's pid and
- *                 kernel start time, the job's pid and process group, the host
- *                 identity (node/boot id/pid namespace)
+ *                 kernel start time, the job's pid, start time and process group,
+ *                 the host identity (node/boot id/pid namespace)
  *   status.json   written and fsynced (by rename) after the job ended: exit code or
  *                 signal, or why the job could not start (failed_to_start), and the
  *                 same pids as started.json
@@ -160,27 +164,18 @@ static int write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
-/* Make a directory's entries durable (a file created or renamed in it). */
-static int fsync_dir(const char *dir)
+/* Write name durably in the directory dirfd: a new temporary file (O_EXCL, never
+ * through a link), fsync, rename, fsync of the directory. */
+static int write_durable(int dirfd, const char *name, const struct buf *b)
 {
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return -1;
-    int rc = fsync(dfd);
-    close(dfd);
-    return rc;
-}
-
-/* Write dir/name durably: a temporary file, fsync, rename, fsync of the directory. */
-static int write_durable(const char *dir, const char *name, const struct buf *b)
-{
-    char path[4096], tmp[4096];
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
-        snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= (int)sizeof tmp) {
+    char tmp[256];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", name) >= (int)sizeof tmp) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT)
+        return -1;
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (fd < 0)
         return -1;
     if (write_all(fd, b->data, b->len) < 0 || fsync(fd) < 0) {
@@ -189,16 +184,17 @@ static int write_durable(const char *dir, const char *name, const struct buf *b)
         errno = saved;
         return -1;
     }
-    if (close(fd) < 0 || rename(tmp, path) < 0)
+    if (close(fd) < 0 || renameat(dirfd, tmp, dirfd, name) < 0)
         return -1;
-    return fsync_dir(dir);
+    return fsync(dirfd);
 }
 
-/* This process's start time in clock ticks since boot (field 22 of /proc/self/stat). */
-static long long self_start_time(void)
+/* A process's start time in clock ticks since boot (field 22 of /proc/PID/stat). */
+static long long start_time(pid_t pid)
 {
     char data[1024];
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    snprintf(data, sizeof data, "/proc/%d/stat", (int)pid);
+    int fd = open(data, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     ssize_t n = read(fd, data, sizeof data - 1);
@@ -253,6 +249,7 @@ static char host[512];
 
 struct job {
     const char *jobdir, *run_id, *user, *cwd;
+    int dirfd; /* JOBDIR, opened O_DIRECTORY|O_NOFOLLOW by the supervisor */
     uid_t uid;
     gid_t gid;
     int switch_user;
@@ -262,7 +259,6 @@ struct job {
 /* In the forked child: wait for the gate, become the job, exec. */
 static void become_job(const struct job *job, int gate_r, int err_w)
 {
-    char path[4096];
     sigset_t none;
     setpgid(0, 0);
     /* Dispositions the supervisor set (and SIG_IGN inherited from the daemon, such as
@@ -283,14 +279,14 @@ static void become_job(const struct job *job, int gate_r, int err_w)
     int null = open("/dev/null", O_RDONLY);
     if (null < 0)
         child_fail(err_w, "open", "/dev/null");
-    snprintf(path, sizeof path, "%s/stdout", job->jobdir);
-    int out = open(path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+    /* Opened as the daemon's user before the switch: the job writes its output
+     * through these descriptors and never needs to write in JOBDIR. */
+    int out = openat(job->dirfd, "stdout", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0640);
     if (out < 0)
-        child_fail(err_w, "open", path);
-    snprintf(path, sizeof path, "%s/stderr", job->jobdir);
-    int err = open(path, O_WRONLY | O_CREAT | O_APPEND, 0640);
+        child_fail(err_w, "open", "stdout in the job directory");
+    int err = openat(job->dirfd, "stderr", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0640);
     if (err < 0)
-        child_fail(err_w, "open", path);
+        child_fail(err_w, "open", "stderr in the job directory");
     if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
         child_fail(err_w, "dup2", "stdio");
     if (null > 2)
@@ -331,6 +327,7 @@ static void close_inherited_fds(void)
 struct ids {
     long long supervisor_start;
     pid_t job; /* 0: no job was forked */
+    long long job_start;
 };
 
 static void put_ids(struct buf *b, const struct ids *ids)
@@ -338,9 +335,10 @@ static void put_ids(struct buf *b, const struct ids *ids)
     put(b, "\"supervisor_pid\": %d, \"supervisor_start\": %lld, ", (int)getpid(),
         ids->supervisor_start);
     if (ids->job > 0)
-        put(b, "\"job_pid\": %d, \"pgid\": %d, ", (int)ids->job, (int)ids->job);
+        put(b, "\"job_pid\": %d, \"job_start\": %lld, \"pgid\": %d, ", (int)ids->job,
+            ids->job_start, (int)ids->job);
     else
-        put(b, "\"job_pid\": null, \"pgid\": null, ");
+        put(b, "\"job_pid\": null, \"job_start\": null, \"pgid\": null, ");
 }
 
 static int record_end(const struct job *job, const struct ids *ids, const char *failed,
@@ -360,7 +358,7 @@ static int record_end(const struct job *job, const struct ids *ids, const char *
     } else {
         put(&b, ", \"exit_code\": %d, \"signal\": null}", WEXITSTATUS(status));
     }
-    return write_durable(job->jobdir, "status.json", &b) < 0 ? 70 : 0;
+    return write_durable(job->dirfd, "status.json", &b) < 0 ? 70 : 0;
 }
 
 static int record_failure(const struct job *job, const struct ids *ids, const char *what)
@@ -383,24 +381,29 @@ static int record_start(const struct job *job, const struct ids *ids, int fd)
     put(&b, "}");
     if (write_all(fd, b.data, b.len) < 0 || fsync(fd) < 0)
         return -1;
-    return fsync_dir(job->jobdir);
+    return fsync(job->dirfd);
 }
 
 /* The supervisor of one job, in a forked child of the server: returns its exit code. */
-static int supervise(const struct job *job)
+static int supervise(struct job *job)
 {
-    struct ids ids = {.supervisor_start = self_start_time(), .job = 0};
+    struct ids ids = {.supervisor_start = start_time(getpid()), .job = 0, .job_start = -1};
+    struct stat st;
     if (mkdir(job->jobdir, 0750) < 0 && errno != EEXIST)
         return 70;
-    if (job->switch_user && chown(job->jobdir, job->uid, job->gid) < 0)
-        return record_failure(job, &ids, "chown of the job directory");
+    /* Never a link, and the daemon's user's alone: otherwise nothing can be recorded
+     * safely, and the job never runs. */
+    job->dirfd = open(job->jobdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (job->dirfd < 0)
+        return 70;
+    if (fstat(job->dirfd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022) != 0)
+        return 70;
     /* The claim: started.json is created here or not at all. A daemon that restarted
      * and found no start record creates it first (a "void" record) so that a
      * supervisor of the dead daemon that is still on its way can never start the job
      * after the new daemon decided it never started (ADR 0012). */
-    char path[4096];
-    snprintf(path, sizeof path, "%s/started.json", job->jobdir);
-    int claim = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    int claim = openat(job->dirfd, "started.json",
+                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (claim < 0) {
         if (errno == EEXIST)
             return 0; /* voided by the daemon (or started already): not ours to run */
@@ -409,7 +412,6 @@ static int supervise(const struct job *job)
     /* Held until the record is durable and the gate open: a daemon that finds the file
      * empty or cut short waits for this lock before it may void it, and a record it
      * voided between our open and our lock is not empty any more. */
-    struct stat st;
     if (flock(claim, LOCK_EX) < 0 || fstat(claim, &st) < 0) {
         close(claim);
         return record_failure(job, &ids, "could not lock the start record");
@@ -434,6 +436,7 @@ static int supervise(const struct job *job)
     close(errp[1]);
     setpgid(pid, pid); /* the child does it too; whoever is first wins */
     ids.job = pid;
+    ids.job_start = start_time(pid); /* it waits at the gate: alive */
 
     char failed[MSG_MAX + 256] = "";
     if (record_start(job, &ids, claim) < 0) {

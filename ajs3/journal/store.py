@@ -13,9 +13,11 @@ Rules kept here (design.md):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -126,6 +128,46 @@ def check_datadir(datadir: Path) -> None:
         )
 
 
+def logical_host_traces(datadir: Path) -> list[str]:
+    """What in ``datadir`` shows that a logical host has run there: ``jobs/`` (made
+    by every daemon start), a non-empty file in ``log/``, a journal's ``-wal``.
+    Definition files and ajs3.yaml are not traces: an operator writes them before
+    the first start."""
+    found = []
+    if os.path.lexists(datadir / "jobs"):
+        found.append("jobs/")
+    with contextlib.suppress(OSError):
+        if any(e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_size
+               for e in os.scandir(datadir / "log")):
+            found.append("log/")
+    with contextlib.suppress(OSError):
+        if os.lstat(datadir / (JOURNAL_FILE + "-wal")).st_size:
+            found.append(JOURNAL_FILE + "-wal")
+    return found
+
+
+def _journal_files_private(path: Path) -> str:
+    """Refuse journal files that are links (AJS3-E211); make the existing ones 0600.
+    Returns "missing" or "empty" for a journal that would be created, else ""."""
+    fresh = "missing"
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            st = os.lstat(name)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            raise JournalError(
+                f"{name} is not a regular file (a link?): the journal is never opened "
+                "through one", code=Code.UNSAFE_PATH,
+                hint="put the journal file itself in the data directory",
+            )
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.chmod(name, 0o600)
+        if name == path:
+            fresh = "" if st.st_size else "empty"
+    return fresh
+
+
 class Journal:
     """The SQLite journal of one logical host."""
 
@@ -141,7 +183,11 @@ class Journal:
     # -- opening -------------------------------------------------------------
 
     @classmethod
-    def open(cls, datadir: Path, *, readonly: bool = False) -> Journal:
+    def open(cls, datadir: Path, *, readonly: bool = False, initialize: bool = False) -> Journal:
+        """Open the journal of ``datadir``, creating it (0600) only in a data directory
+        that holds nothing of a logical host, or when ``initialize`` says so: a missing
+        or empty journal beside a logical host's files is refused (AJS3-E207), never
+        replaced silently. Its files are never links (AJS3-E211), and made 0600."""
         check_datadir(datadir)
         path = datadir / JOURNAL_FILE
         if readonly and not path.exists():
@@ -150,6 +196,18 @@ class Journal:
                 code=Code.DATADIR_MISSING,
                 hint="start the logical host once with `ajs3 service start`",
             )
+        fresh = _journal_files_private(path)
+        if fresh and not readonly and not initialize:
+            traces = logical_host_traces(datadir)
+            if traces:
+                raise JournalError(
+                    f"the journal {path} is {fresh}, but {datadir} holds a logical host's "
+                    f"files ({', '.join(traces)}): its definitions and runs would be lost",
+                    code=Code.JOURNAL_MISSING,
+                    hint="restore journal.db from a backup (see docs/runbooks), or start "
+                    "the logical host afresh with `ajs3 service start --initialize`",
+                )
+        old_umask = os.umask(0o077)  # a new journal, -wal and -shm: 0600
         try:
             conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
             conn.row_factory = sqlite3.Row
@@ -163,10 +221,12 @@ class Journal:
                 code=Code.JOURNAL_CORRUPT,
                 hint="restore it from a backup (see docs/runbooks)",
             ) from exc
+        finally:
+            os.umask(old_umask)
         journal = cls(conn, path)
         try:
             journal._migrate(readonly=readonly)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, ValueError) as exc:
             conn.close()
             raise JournalError(
                 f"journal {path} is damaged: {exc}",

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from ajs3.engine.runner import is_same_process, kill_group, read_json
-from ajs3.errors import AjsError, Code, LockedError, ServiceError
-from ajs3.journal.store import Journal, check_datadir
+from ajs3.errors import AjsError, Code, JournalError, LockedError, ServiceError
+from ajs3.journal.store import JOURNAL_FILE, Journal, check_datadir, logical_host_traces
 from ajs3.model import StartMode, Status, StopJobs
 from ajs3.service import control
 from ajs3.service.lock import describe, is_locked, read_holder
-from ajs3.service.paths import Paths
+from ajs3.service.paths import Paths, check_rundir, prepare_rundir
 
 #: Exit codes of ``ajs3 service status`` (the agent maps them to OCF codes).
 HEALTHY, UNHEALTHY, NOT_RUNNING = 0, 1, 3
@@ -59,8 +60,19 @@ def check(paths: Paths) -> dict[str, Any]:
     info = daemon_info(paths)
     if info is not None:
         return {"ok": True, "already_running": True, "pid": info["pid"], "datadir": str(datadir)}
-    if (datadir / "journal.db").exists():
-        Journal.open(datadir, readonly=True).close()
+    if os.path.lexists(paths.rundir):
+        check_rundir(paths.rundir)
+    journal = datadir / JOURNAL_FILE
+    if journal.exists() and journal.stat().st_size:
+        check_journal(datadir, readonly=True)
+    elif traces := logical_host_traces(datadir):
+        state = "empty" if journal.exists() else "missing"
+        raise JournalError(
+            f"the journal {journal} is {state}, but {datadir} holds a logical host's files "
+            f"({', '.join(traces)})", code=Code.JOURNAL_MISSING,
+            hint="restore journal.db from a backup, or start afresh with "
+            "`ajs3 service start --initialize`",
+        )
     refuse_if_locked(paths)
     return {"ok": True, "already_running": False, "datadir": str(datadir)}
 
@@ -75,8 +87,75 @@ def refuse_if_locked(paths: Paths) -> None:
         )
 
 
-def start(paths: Paths, mode: StartMode, timeout: float, log_level: str) -> dict[str, Any]:
-    """Start the daemon in the background; return once it answers, or raise."""
+def _damaged(path: Path, detail: str) -> JournalError:
+    return JournalError(
+        f"journal {path} is damaged: {detail}", code=Code.JOURNAL_CORRUPT,
+        hint="restore it from a backup (see docs/runbooks), or start the logical host "
+        "afresh with `ajs3 service start --initialize` (the damaged files are kept aside)",
+    )
+
+
+def check_journal(datadir: Path, *, readonly: bool = False) -> None:
+    """The journal as a start needs it: present (or a new data directory, where it is
+    created), and sound page by page (``PRAGMA quick_check``). AJS3-E207 for a
+    missing or empty journal beside a logical host's files, AJS3-E204 for a damaged
+    one; never a traceback."""
+    journal = Journal.open(datadir, readonly=readonly)
+    try:
+        result = journal.quick_check()
+        if result == "ok":
+            # Sound pages can still hold what the daemon cannot read: read what a
+            # start reads (definitions, the runs it recovers) before it does.
+            journal.definitions()
+            for run_no in journal.active_jobnet_runs():
+                run = journal.jobnet_run(run_no)
+                if run is not None:
+                    journal.definitions(run.def_version)
+                journal.unit_runs(run_no)
+    except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
+        result = f"its content cannot be read ({type(exc).__name__}: {exc})"
+    finally:
+        journal.close()
+    if result != "ok":
+        raise _damaged(datadir / JOURNAL_FILE, result.splitlines()[0] if result else "?")
+
+
+def start_afresh(datadir: Path) -> list[str]:
+    """Start a logical host afresh (``service start --initialize``) when its journal is
+    missing, empty or damaged: the journal files and ``jobs/`` are moved aside (never
+    deleted; the names are returned) and a new journal is created. Refused when the
+    journal is sound: a cold start forgets runs without losing definitions."""
+    try:
+        check_journal(datadir)
+    except JournalError as exc:
+        if exc.code not in (Code.JOURNAL_MISSING, Code.JOURNAL_CORRUPT):
+            raise
+    else:
+        raise AjsError(
+            f"the journal in {datadir} is sound: --initialize is only for a missing, "
+            "empty or damaged journal", code=Code.BAD_ARGUMENT,
+            hint="start without --initialize (--mode cold forgets registrations and runs)",
+        )
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    moved = []
+    for name in (JOURNAL_FILE, JOURNAL_FILE + "-wal", JOURNAL_FILE + "-shm", "jobs"):
+        if os.path.lexists(datadir / name):
+            aside = datadir / f"{name}.before-initialize-{stamp}"
+            os.rename(datadir / name, aside)
+            moved.append(aside.name)
+    Journal.open(datadir, initialize=True).close()
+    check_journal(datadir)
+    return moved
+
+
+def start(paths: Paths, mode: StartMode, timeout: float, log_level: str,
+          *, initialize: bool = False) -> dict[str, Any]:
+    """Start the daemon in the background; return once it answers, or raise.
+
+    With ``initialize``, a logical host whose journal is missing, empty or damaged
+    starts afresh (:func:`start_afresh`); without it such a start is refused (AJS3-E207,
+    AJS3-E204) and nothing is changed.
+    """
     datadir = paths.need_datadir()
     check_datadir(datadir)
     info = daemon_info(paths)
@@ -88,43 +167,68 @@ def start(paths: Paths, mode: StartMode, timeout: float, log_level: str) -> dict
             code=Code.ALREADY_RUNNING, hint="stop it first",
         )
     refuse_if_locked(paths)
-    # Fail early, in the foreground, on a journal this version cannot use.
-    Journal.open(datadir).close()
-    paths.rundir.mkdir(mode=0o750, parents=True, exist_ok=True)
+    prepare_rundir(paths.rundir)
+    # Fail early, in the foreground, on a journal that is missing, damaged or that
+    # this version cannot use.
+    moved = start_afresh(datadir) if initialize else []
+    if not initialize:
+        check_journal(datadir)
     logdir = datadir / "log"
-    logdir.mkdir(mode=0o750, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        logdir.mkdir(mode=0o750)
+    out_fd = os.open(logdir / "daemon.out",
+                     os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     read_fd, write_fd = os.pipe()
     argv = [sys.executable, "-m", "ajs3.cli.main", "service", "start", "--foreground",
             "--quiet", "-h", paths.lhost, "--datadir", str(datadir), "--rundir",
             str(paths.rundir), "--mode", mode.value, "--log-level", log_level,
             "--ready-fd", str(write_fd)]
-    with open(logdir / "daemon.out", "ab") as out:
+    try:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(write_fd,),
+            argv, stdin=subprocess.DEVNULL, stdout=out_fd, stderr=out_fd, pass_fds=(write_fd,),
             start_new_session=True, cwd="/",
         )
-    os.close(write_fd)
-    answer = _wait_ready(read_fd, proc, timeout)
+    finally:
+        os.close(out_fd)
+        os.close(write_fd)
+    answer = _wait_ready(read_fd, proc, timeout, logdir / "daemon.out")
     if not answer.get("ok"):
         err = answer.get("error", {})
         raise AjsError(err.get("message", "the daemon did not start"),
                        code=Code(err.get("code", Code.START_FAILED.value)),
                        hint=err.get("hint", f"see {logdir / 'daemon.out'}"))
-    return {"already_running": False, "pid": proc.pid}
+    result: dict[str, Any] = {"already_running": False, "pid": proc.pid}
+    if moved:
+        result["initialized"] = moved
+    return result
 
 
-def _wait_ready(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+def _last_line(path: Path) -> str:
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+        lines = f.read().decode(errors="replace").strip().splitlines()
+        return lines[-1][:300] if lines else ""
+    return ""
+
+
+def _wait_ready(fd: int, proc: subprocess.Popen[bytes], timeout: float,
+                out: Path) -> dict[str, Any]:
+    """The daemon's answer on its ready pipe: what it wrote, or why there was none (it
+    exited first, or really was not ready within ``timeout`` seconds)."""
     import selectors
 
     sel = selectors.DefaultSelector()
     sel.register(fd, selectors.EVENT_READ)
-    end = time.monotonic() + timeout
+    began = time.monotonic()
+    end = began + timeout
     data = b""
+    closed = False
     try:
         while time.monotonic() < end:
             if sel.select(max(0.0, end - time.monotonic())):
                 chunk = os.read(fd, 65536)
                 if not chunk:
+                    closed = True
                     break
                 data += chunk
                 if data.endswith(b"\n"):
@@ -137,15 +241,22 @@ def _wait_ready(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> dict[
             return result
         except ValueError:
             pass
+    hint = f"see {out}" + (f"; its last line: {last}" if (last := _last_line(out)) else "")
+    if closed:
+        # It closed the pipe without an answer: it is ending (or ended) on an error.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+        waited = time.monotonic() - began
+        what = (f"was not ready within {timeout:g} s" if not closed else
+                f"closed its ready pipe after {waited:.1f} s without an answer")
         return {"ok": False, "error": {"code": Code.START_FAILED.value,
-                                       "message": f"the daemon was not ready within {timeout:g} s",
-                                       "hint": "see log/daemon.out in the data directory"}}
+                                       "message": f"the daemon {what}", "hint": hint}}
     return {"ok": False, "error": {"code": Code.START_FAILED.value,
-                                   "message": f"the daemon exited with {proc.returncode}",
-                                   "hint": "see log/daemon.out in the data directory"}}
+                                   "message": f"the daemon exited with {proc.returncode} "
+                                   "before it was ready", "hint": hint}}
 
 
 def _wait_gone(pid: int, start: int | None, until: float) -> bool:
@@ -199,7 +310,7 @@ def kill_jobs(datadir: Path) -> int:
             for ur in journal.unit_runs(run):
                 if ur.status is Status.RUNNING and ur.run_id:
                     started = read_json(datadir / "jobs" / ur.run_id / "started.json") or {}
-                    if kill_group(started.get("pgid"), signal.SIGKILL):
+                    if kill_group(started.get("pgid"), signal.SIGKILL, started):
                         count += 1
     finally:
         journal.close()

@@ -8,6 +8,7 @@ name the live holder.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -16,12 +17,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ajs3.errors import Code, LockedError
+from ajs3.errors import AjsError, Code, LockedError
+
+#: The lock file is opened like every file root writes in the data directory: never
+#: through a symbolic link (AJS3-E211).
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def read_holder(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text() or "{}")
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            data = json.loads(f.read(65536) or b"{}")
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -42,7 +49,14 @@ class DataDirLock:
         self.previous: dict[str, Any] = {}
 
     def acquire(self, lhost: str) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o600)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise AjsError(f"{self.path} is a symbolic link: the lock is never taken "
+                           "through one", code=Code.UNSAFE_PATH,
+                           hint=f"remove {self.path} and start again") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -70,7 +84,7 @@ class DataDirLock:
 def is_locked(path: Path) -> bool:
     """True if a live process holds the lock (checked without taking it for long)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
     except OSError:
         return False
     try:

@@ -1,9 +1,18 @@
-"""Where a logical host keeps its files: data directory (shared) and run directory (local)."""
+"""Where a logical host keeps its files: data directory (shared) and run directory (local).
+
+Both hold files that root writes and trusts (the pid file, the control socket, the
+journal), so neither may be a place where another user can plant a link: the run
+directory must be the daemon user's and closed to others (:func:`prepare_rundir`),
+and files are replaced through new temporary files that are never links
+(:func:`write_private`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,3 +75,134 @@ class Paths:
     @property
     def logdir(self) -> Path:
         return self.need_datadir() / "log"
+
+
+def _rundir_refused(path: Path, why: str, rundir: Path) -> AjsError:
+    return AjsError(
+        f"run directory {rundir} is not safe: {path} {why}",
+        code=Code.RUNDIR_UNSAFE,
+        hint=f"remove {path} (another user may have created it) and start again, or give "
+        "a run directory of the daemon's user that others cannot write (--rundir)",
+    )
+
+
+def _trusted_dir(st: os.stat_result) -> str | None:
+    """Why a parent directory of the run directory is not trusted, or None."""
+    if st.st_uid not in (0, os.geteuid()):
+        return f"is owned by uid {st.st_uid}"
+    writable = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if writable and not (st.st_mode & stat.S_ISVTX):  # /tmp (sticky) is fine
+        return f"has mode {stat.S_IMODE(st.st_mode):04o}: group or others may write it"
+    return None
+
+
+def check_rundir(rundir: Path) -> None:
+    """Refuse (AJS3-E210) a run directory that is a link, is not the daemon user's,
+    or that group or others may write, or a parent that another user owns or may
+    write (a directory created beforehand under /tmp by somebody else)."""
+    try:
+        st = os.lstat(rundir)
+    except OSError as exc:
+        raise _rundir_refused(rundir, f"cannot be read: {exc.strerror}", rundir) from exc
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise _rundir_refused(rundir, "is not a directory (a symbolic link?)", rundir)
+    if st.st_uid != os.geteuid():
+        raise _rundir_refused(rundir, f"is owned by uid {st.st_uid}, not by the daemon's "
+                              f"user (uid {os.geteuid()})", rundir)
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise _rundir_refused(rundir, f"has mode {stat.S_IMODE(st.st_mode):04o}: group or "
+                              "others may write it", rundir)
+    lexical = list(Path(os.path.abspath(rundir)).parents)
+    real = list(Path(os.path.realpath(rundir)).parents)
+    for parent in lexical + real:
+        try:
+            pst = os.lstat(parent)
+        except OSError as exc:
+            raise _rundir_refused(parent, f"cannot be read: {exc.strerror}", rundir) from exc
+        if stat.S_ISLNK(pst.st_mode):
+            why = None if pst.st_uid in (0, os.geteuid()) else f"is a link of uid {pst.st_uid}"
+        else:
+            why = _trusted_dir(pst)
+        if why is not None:
+            raise _rundir_refused(parent, why, rundir)
+
+
+def prepare_rundir(rundir: Path) -> None:
+    """Create the run directory (0750, missing parents 0755) and check it
+    (:func:`check_rundir`): the control socket and the pid file live there."""
+    for parent in reversed(Path(os.path.abspath(rundir)).parents):
+        if not os.path.lexists(parent):
+            with contextlib.suppress(FileExistsError):
+                parent.mkdir(mode=0o755)
+    with contextlib.suppress(FileExistsError):
+        rundir.mkdir(mode=0o750)
+    check_rundir(rundir)
+
+
+def write_private(path: Path, data: bytes, mode: int = 0o640) -> None:
+    """Replace ``path`` with ``data`` through a new temporary file beside it, created
+    O_EXCL|O_NOFOLLOW (so never written through a link), fsynced and renamed. A link
+    or a file of another user in the temporary file's place is refused (AJS3-E211);
+    a leftover of ours from a crash is removed."""
+    tmp = path.with_name(path.name + ".tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, mode)
+    except FileExistsError:
+        st = os.lstat(tmp)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise AjsError(
+                f"{tmp} is in the way: a {'link' if stat.S_ISLNK(st.st_mode) else 'file'} "
+                f"of uid {st.st_uid} where ajs3 writes a temporary file; nothing was written",
+                code=Code.UNSAFE_PATH,
+                hint="find out who put it there, remove it, and try again",
+            ) from None
+        os.unlink(tmp)
+        fd = os.open(tmp, flags, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class DataDirMark:
+    """The data directory and journal a daemon started with, to notice that they
+    disappeared under it (deleted, or the volume unmounted)."""
+
+    datadir: Path
+    dir_id: tuple[int, int]
+    journal_id: tuple[int, int]
+
+    @staticmethod
+    def of(datadir: Path, journal: str = "journal.db") -> DataDirMark:
+        d, j = os.stat(datadir), os.stat(datadir / journal)
+        return DataDirMark(datadir, (d.st_dev, d.st_ino), (j.st_dev, j.st_ino))
+
+    def gone(self) -> str | None:
+        """Why the data directory is not the one the daemon started with, or None.
+        Two stat calls: cheap enough for every heartbeat."""
+        try:
+            d = os.stat(self.datadir)
+        except OSError as exc:
+            return f"data directory {self.datadir} is gone ({exc.strerror})"
+        if (d.st_dev, d.st_ino) != self.dir_id:
+            return f"data directory {self.datadir} was replaced (another directory or volume)"
+        try:
+            j = os.stat(self.datadir / "journal.db")
+        except OSError as exc:
+            return f"journal {self.datadir / 'journal.db'} is gone ({exc.strerror})"
+        if (j.st_dev, j.st_ino) != self.journal_id:
+            return f"journal {self.datadir / 'journal.db'} was replaced"
+        return None
+
+    def check(self) -> None:
+        """Raise AJS3-E209 if the data directory or its journal disappeared."""
+        why = self.gone()
+        if why is not None:
+            raise AjsError(why, code=Code.DATADIR_GONE,
+                           hint="the daemon stops: restore or mount the data directory, "
+                           "then start the logical host again")

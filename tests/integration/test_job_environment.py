@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import time
 from datetime import datetime
 from pathlib import Path
@@ -85,6 +86,9 @@ def test_job_runs_as_its_os_user(lhost: Any) -> None:
     assert units["/e/users/as_nobody"]["status"] == "ended_normally"
     name, uid = lhost.run("log", "/e/users/as_nobody").stdout.split()
     assert name == "nobody" and uid != "0"
+    # HOME is the job user's, not the daemon's (/root)
+    home = lhost.run("log", "/e/users/as_nobody", "--stderr").stdout.strip()
+    assert home == pwd.getpwnam("nobody").pw_dir
     assert lhost.run("log", "/e/users/as_daemon_user").stdout.strip() == "root"
     bad = units["/e/users/no_such_user"]
     assert bad["status"] == "failed_to_start"

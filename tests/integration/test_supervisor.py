@@ -8,6 +8,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -18,14 +19,15 @@ from typing import Any
 import pytest
 
 from ajs3.engine import native
-from ajs3.engine.runner import Runner
+from ajs3.engine.runner import Runner, kill_group, proc_starttime
+from ajs3.settings import Settings
 
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
 @pytest.fixture
 def runner(tmp_path: Path) -> Iterator[Runner]:
-    r = Runner(tmp_path)
+    r = Runner(tmp_path, Settings("lh1", tmp_path, allow_root_jobs=True))
     yield r
     r.close()
 
@@ -243,3 +245,65 @@ def test_settle_waits_for_the_supervisor_that_holds_the_record(runner: Runner) -
     finally:
         os.close(fd)
     assert runner.settle(jobdir, "x") == {"supervisor_pid": 1, "pgid": 2}
+
+
+def test_records_are_never_written_through_links(runner: Runner, tmp_path: Path) -> None:
+    """Links planted in a job directory (by whoever could write there) are never
+    followed: the temporary status file is replaced, not written through, and a job
+    whose stdout is a link does not start."""
+    target = tmp_path / "precious"
+    target.write_text("precious\n")
+    jobdir = runner.jobdir("l1")
+    jobdir.mkdir(mode=0o750)
+    (jobdir / "status.json.tmp").symlink_to(target)
+    _, status = run_job(runner, "l1", ["/bin/sh", "-c", "echo out"])
+    assert status is not None and status["exit_code"] == 0
+    assert target.read_text() == "precious\n"
+    assert not (jobdir / "status.json").is_symlink()
+    assert not (jobdir / "status.json.tmp").exists()
+    assert (jobdir / "stdout").read_text() == "out\n"
+
+    jobdir = runner.jobdir("l2")
+    jobdir.mkdir(mode=0o750)
+    (jobdir / "stdout").symlink_to(target)
+    _, status = run_job(runner, "l2", ["/bin/sh", "-c", "echo out"])
+    assert status is not None and "stdout" in status["failed_to_start"]
+    assert target.read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("how", ["a link", "writable by others"])
+def test_a_job_directory_not_the_daemons_alone_runs_nothing(
+    runner: Runner, tmp_path: Path, how: str
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    marker = tmp_path / "ran"
+    jobdir = runner.jobdir("d1")
+    if how == "a link":
+        jobdir.symlink_to(elsewhere)
+    else:
+        jobdir.mkdir()
+        jobdir.chmod(0o777)
+    spec_dir, spec = runner.make_spec("d1", ["/bin/touch", str(marker)], ENV, None, None)
+    (pid,) = runner.spawn_many([(spec_dir, spec)])
+    assert pid is not None and pid > 0
+    wait_gone(pid)
+    assert not marker.exists()
+    assert not list(elsewhere.iterdir())
+    assert runner.started(jobdir) is None and runner.status(jobdir) is None
+
+
+def test_the_start_record_names_the_jobs_start_time(runner: Runner) -> None:
+    jobdir, spec = runner.make_spec("t1", ["/bin/sleep", "60"], ENV, None, None)
+    (pid,) = runner.spawn_many([(jobdir, spec)])
+    assert pid is not None and pid > 0
+    deadline = time.monotonic() + 10
+    while (started := runner.started(jobdir)) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert started["job_start"] == proc_starttime(started["job_pid"])
+    assert started["job_start"] >= started["supervisor_start"]
+    assert kill_group(started["pgid"], signal.SIGKILL, started)
+    wait_gone(pid)
+    status = runner.status(jobdir)
+    assert status is not None and status["job_start"] == started["job_start"]
