@@ -3,7 +3,7 @@
 Every error a user can meet is an :class:`AjsError` with a code such as
 ``AJS3-E101``. Codes never change meaning once released, so people can search for
 them and scripts can match them. The CLI turns these into messages and exit codes
-in one place (``ajs3.cli.main``).
+in one place (``ajs3.cli.exits``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ajs3.cli.arguments import check_rundir, definitions_for, paths_of
+from ajs3.cli.arguments import definitions_for, paths_of
 from ajs3.cli.exits import EXIT_ERROR, EXIT_UNMAPPED
 from ajs3.cli.output import emit, note, writing
 from ajs3.errors import Code, DataDirError
@@ -32,9 +32,8 @@ def cmd_define(args: argparse.Namespace) -> int:
         return 0
     from ajs3.service import apply
 
-    # Applied through the daemon if one runs, else straight into the journal: both need
-    # to know whether it runs, and the second to write in the data directory.
-    check_rundir(paths)
+    # Applied through the daemon's socket if one runs (the daemon checks who asks),
+    # else straight into the journal, which needs the data directory's owner.
     try:
         version = apply.apply_definitions(paths, defs, sources)
     except PermissionError as exc:

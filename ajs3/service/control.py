@@ -24,7 +24,6 @@ from typing import Any
 
 from ajs3.errors import AjsError, Code
 from ajs3.service.access import Peer, peer_of
-from ajs3.service.client import Client
 from ajs3.service.protocol import (
     MAX_REQUEST,
     REQUEST_DEADLINE,
@@ -286,9 +285,3 @@ def _say_and_close(sock: socket.socket, answer: dict[str, Any]) -> None:
                 break
     sock.close()
 
-
-def request(path: Any, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
-    """Send one request; kept for callers that build the message themselves
-    (ajs3/service/lifecycle.py). New code uses :class:`ajs3.service.client.Client`."""
-    fields = {k: v for k, v in message.items() if k != "op"}
-    return Client(path, timeout=timeout).call(str(message.get("op")), **fields)

@@ -21,7 +21,7 @@ from ajs3.engine.runner import is_same_process, kill_group, read_json
 from ajs3.errors import AjsError, Code, JournalError, LockedError, ServiceError
 from ajs3.journal.store import JOURNAL_FILE, Journal, check_datadir, logical_host_traces
 from ajs3.model import StartMode, Status, StopJobs
-from ajs3.service import control
+from ajs3.service.client import Client
 from ajs3.service.lock import describe, is_locked, read_holder
 from ajs3.service.paths import Paths, check_rundir, prepare_rundir
 
@@ -277,9 +277,8 @@ def stop(paths: Paths, jobs: StopJobs, timeout: float) -> dict[str, Any]:
     deadline = began + timeout
     try:
         # A hung daemon must not eat the stop timeout: ask briefly, then escalate.
-        control.request(paths.socket, {"op": "stop", "jobs": jobs.value,
-                                       "timeout": max(1.0, timeout * 0.7)},
-                        timeout=min(5.0, max(0.5, timeout * 0.25)))
+        Client(paths.socket, timeout=min(5.0, max(0.5, timeout * 0.25))).stop(
+            jobs.value, min(max(1.0, timeout * 0.7), 86_400.0))
     except AjsError as exc:
         if exc.code is Code.PERMISSION_DENIED:
             raise  # the daemon refused this user; signals would be refused as well
@@ -355,7 +354,7 @@ def status(paths: Paths, depth: int) -> Health:
                       checks)
     if depth >= 10:
         try:
-            pong = control.request(paths.socket, {"op": "ping"}, timeout=10.0)
+            pong = Client(paths.socket, timeout=10.0).ping()
         except AjsError as exc:
             checks.append({"check": "control", "ok": False, "detail": str(exc)})
             return Health(UNHEALTHY, f"control socket does not answer: {exc}", checks)

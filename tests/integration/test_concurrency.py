@@ -106,7 +106,7 @@ def test_nested_jobnet_concurrency_is_honoured(lhost: Any, tmp_path: Path) -> No
 
 def test_host_concurrency_limits_jobs_across_jobnets(make_lhost: Any, tmp_path: Path) -> None:
     host = make_lhost("lh1")
-    (host.datadir / "ajs3.yaml").write_text("host_concurrency: 3\n")
+    host.write_settings("host_concurrency: 3\n")
     host.start()
     log = tmp_path / "stamps"
     a = units_block([stamp_job(f"j{i}", log, f"a{i}") for i in range(4)], 14)
@@ -131,7 +131,7 @@ def test_host_concurrency_limits_jobs_across_jobnets(make_lhost: Any, tmp_path: 
 
 def test_bad_settings_file_refuses_to_start(make_lhost: Any) -> None:
     host = make_lhost("lh1")
-    (host.datadir / "ajs3.yaml").write_text("host_concurrency: 0\n")
+    host.write_settings("host_concurrency: 0\n")
     done = host.run("service", "start", "--timeout", "30", check=False)
     assert done.returncode == 1
     assert "AJS3-E206" in done.stderr and "host_concurrency" in done.stderr
