@@ -52,21 +52,13 @@ def parse_file(text: str, filename: str) -> FileResult:
     ctx = Ctx(filename)
     try:
         _parse_document(ctx, document, result)
-    except TooLarge:
-        # What was found so far is mostly the same problems again through aliases.
-        ctx.problems = []
+    except TooLarge as stop:
+        if not stop.keep:
+            ctx.problems = []
+        ctx.problems.append(stop.problem)
+    except RecursionError:  # not met within the bounds of yamltext; kept as a guard
         ctx.problems.append(
-            Problem(
-                Code.BAD_VALUE,
-                filename,
-                1,
-                f"the file expands to more than {schema.MAX_NODES} YAML nodes "
-                "(aliases count each time they are used); split it into several files",
-            )
-        )
-    except RecursionError:
-        ctx.problems.append(
-            Problem(Code.BAD_VALUE, filename, 1, "the definitions nest too deeply; flatten them")
+            Problem(Code.INPUT_LIMIT, filename, 1, "the definitions nest too deeply; flatten them")
         )
     result.problems.extend(ctx.problems)
     return result
@@ -93,7 +85,14 @@ def _parse_document(ctx: Ctx, document: Node | None, result: FileResult) -> None
         result.group_line = line_of(key_node)
         group = ctx.text(value_node, "'group'")
         if group is not None:
-            if group == "/" or schema.GROUP_RE.match(group):
+            if group.count("/") > schema.MAX_GROUP_DEPTH:
+                ctx.report(
+                    Code.INPUT_LIMIT,
+                    value_node,
+                    f"group path {short(value_node)!r} has {group.count('/')} levels; "
+                    f"at most {schema.MAX_GROUP_DEPTH} are allowed",
+                )
+            elif group == "/" or schema.GROUP_RE.match(group):
                 result.group = group
             else:
                 ctx.report(

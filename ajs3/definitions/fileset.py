@@ -7,44 +7,110 @@ the calendar it names or that of its nearest group.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 
+from ajs3.definitions import schema
 from ajs3.definitions.document import FileResult, Root, parse_file
 from ajs3.definitions.nodes import suggest
 from ajs3.definitions.units import Calendar, DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
+from ajs3.fileperms import unsafe_reason
 
 
-def definition_files(directory: Path) -> list[Path]:
-    """The ``*.yaml`` / ``*.yml`` files directly in ``directory``, sorted by name.
+def read_dir(directory: Path) -> list[FileResult]:
+    """Every ``*.yaml`` / ``*.yml`` file directly in ``directory``, in name order.
 
-    Hidden files (editor leftovers such as ``.x.yaml.swp``) are skipped.
+    Hidden files (editor leftovers such as ``.x.yaml.swp``) are skipped. The directory
+    is opened once and its files are opened relative to it, so what is checked
+    (:func:`_unsafe`) is what is read.
     """
+    name = str(directory)
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
     try:
-        return sorted(
-            p
-            for p in directory.iterdir()
-            if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
-        )
+        fd = os.open(directory, flags)
     except OSError as exc:
-        problem = Problem(
-            Code.DEFINITION_FILE,
-            str(directory),
-            1,
-            f"cannot list the definitions directory: {exc.strerror or exc}; "
-            "check that it is a readable directory",
-        )
-        raise DefinitionError([problem]) from None
-
-
-def read_file(path: Path) -> FileResult:
-    """Read one file from disk: a problem (E110) when it can not be read as UTF-8."""
-    name = str(path)
+        raise DefinitionError([_listing_problem(name, exc)]) from None
     try:
-        data = path.read_bytes()
+        st = os.fstat(fd)
+        problem = _unsafe(name, st, "directory")
+        if problem is not None:
+            raise DefinitionError([problem])
+        try:
+            with os.scandir(fd) as entries:
+                names = sorted(
+                    e.name
+                    for e in entries
+                    if e.name.endswith((".yaml", ".yml"))
+                    and not e.name.startswith(".")
+                    and e.is_file()
+                )
+        except OSError as exc:
+            raise DefinitionError([_listing_problem(name, exc)]) from None
+        return [read_file(directory / n, dir_fd=fd) for n in names]
+    finally:
+        os.close(fd)
+
+
+def _listing_problem(name: str, exc: OSError) -> Problem:
+    return Problem(
+        Code.DEFINITION_FILE,
+        name,
+        1,
+        f"cannot list the definitions directory: {exc.strerror or exc}; "
+        "check that it is a readable directory",
+    )
+
+
+def _unsafe(name: str, st: os.stat_result, what: str) -> Problem | None:
+    why = unsafe_reason(st)
+    if why is None:
+        return None
+    return Problem(
+        Code.UNSAFE_FILE, name, 1,
+        f"the definitions {what} is refused: {why} (mode {stat.S_IMODE(st.st_mode):04o}, "
+        f"owner uid {st.st_uid}); definitions decide what runs as whom, so only root or "
+        f"the daemon's user may write them: chown it and `chmod go-w {name}`",
+    )
+
+
+def read_file(path: Path, *, dir_fd: int | None = None) -> FileResult:
+    """Read one file from disk (``path`` relative to ``dir_fd`` when given).
+
+    A problem (E110) when it can not be read as UTF-8 text; E113 when it is larger than
+    :data:`schema.MAX_FILE_BYTES`; E114 when a user other than root or the daemon's may
+    write it. A symbolic link is followed, and the file it leads to is the one checked
+    (owner and mode of the very file opened): a link to a file another user may write
+    is refused like that file.
+    """
+    name = str(path)
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+    try:
+        fd = os.open(path.name if dir_fd is not None else path, flags, dir_fd=dir_fd)
     except OSError as exc:
         return _file_problem(name, 1, f"cannot read the file: {exc.strerror or exc}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            return _file_problem(name, 1, f"cannot read the file: it is {kind}")
+        problem = _unsafe(name, st, "file")
+        if problem is not None:
+            return FileResult(name, [problem])
+        data = _read_bounded(fd)
+    except OSError as exc:
+        return _file_problem(name, 1, f"cannot read the file: {exc.strerror or exc}")
+    finally:
+        os.close(fd)
+    if len(data) > schema.MAX_FILE_BYTES:
+        line = data.count(b"\n", 0, schema.MAX_FILE_BYTES) + 1
+        return FileResult(name, [Problem(
+            Code.INPUT_LIMIT, name, line,
+            f"the file is larger than {schema.MAX_FILE_BYTES} bytes; "
+            "split it into several files",
+        )])
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -53,6 +119,19 @@ def read_file(path: Path) -> FileResult:
             name, line, f"the file is not UTF-8 text (byte {exc.start}); save it as UTF-8"
         )
     return parse_file(text, name)
+
+
+def _read_bounded(fd: int) -> bytes:
+    """At most one byte more than :data:`schema.MAX_FILE_BYTES`: enough to see it is too big."""
+    chunks: list[bytes] = []
+    left = schema.MAX_FILE_BYTES + 1
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _file_problem(name: str, line: int, message: str) -> FileResult:

@@ -21,6 +21,10 @@ class Draft:
     calendar_ref: tuple[str, int] | None = None
 
 
+#: Members of a cycle named in its message.
+_SHOWN = 20
+
+
 def check_siblings(ctx: Ctx, drafts: list[Draft], label: str) -> None:
     """Report duplicate names, unknown predecessors and cycles among a jobnet's children."""
     by_name: dict[str, Draft] = {}
@@ -50,9 +54,11 @@ def check_siblings(ctx: Ctx, drafts: list[Draft], label: str) -> None:
                 )
             elif draft.name is not None and by_name.get(draft.name) is draft:
                 edges[draft.name].append((sibling, line))
+    order = {name: i for i, name in enumerate(names)}
     for cycle in _cycles(names, edges):
-        head = min(cycle, key=names.index)
-        line = next(ln for sib, ln in edges[head] if sib in cycle)
+        head = min(cycle, key=order.__getitem__)
+        inside = set(cycle)
+        line = next(ln for sib, ln in edges[head] if sib in inside)
         if len(cycle) == 1:
             ctx.report(
                 Code.CYCLE,
@@ -60,13 +66,17 @@ def check_siblings(ctx: Ctx, drafts: list[Draft], label: str) -> None:
                 f"unit {head!r} of {label} runs after itself; remove {head!r} from its 'after'",
             )
             continue
-        members = ", ".join(repr(m) for m in sorted(cycle, key=names.index))
-        chain = _chain(head, set(cycle), edges)
+        ordered = sorted(cycle, key=order.__getitem__)
+        members = ", ".join(repr(m) for m in ordered[:_SHOWN])
+        if len(ordered) > _SHOWN:
+            members += f", ... ({len(ordered)} in all)"
+        chain = _chain(head, inside, edges)
+        loop = " after ".join(chain[:_SHOWN]) + (" after ..." if len(chain) > _SHOWN else "")
         ctx.report(
             Code.CYCLE,
             line,
             f"units {members} of {label} wait for each other in a cycle through 'after' "
-            f"({' after '.join(chain)}); remove one of these dependencies",
+            f"({loop}); remove one of these dependencies",
         )
 
 
@@ -117,9 +127,11 @@ def _cycles(names: list[str], edges: dict[str, list[tuple[str, int]]]) -> list[l
 def _chain(start: str, members: set[str], edges: dict[str, list[tuple[str, int]]]) -> list[str]:
     """One concrete loop inside a strongly connected component, for the message."""
     path = [start]
+    at = {start: 0}
     current = start
     while True:
         current = next(s for s, _ in edges[current] if s in members)
-        if current in path:
-            return [*path[path.index(current) :], current]
+        if current in at:
+            return [*path[at[current] :], current]
+        at[current] = len(path)
         path.append(current)

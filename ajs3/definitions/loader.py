@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ajs3.definitions.document import parse_file
-from ajs3.definitions.fileset import definition_files, finish, read_file
+from ajs3.definitions.fileset import finish, read_dir, read_file
 from ajs3.definitions.units import DefinitionSet
 
 __all__ = ["load_dir", "load_files", "load_text"]
@@ -36,7 +36,11 @@ def load_text(text: str, filename: str) -> DefinitionSet:
 
 
 def load_files(paths: Sequence[Path]) -> DefinitionSet:
-    """Load and validate several files as one set (root jobnet paths must be unique)."""
+    """Load and validate several files as one set (root jobnet paths must be unique).
+
+    Each file must be safe (AJS3-E114): owned by root or the daemon's user, and not
+    writable by group or others; a symbolic link is judged by the file it leads to.
+    """
     return finish([read_file(Path(p)) for p in paths])
 
 
@@ -44,9 +48,11 @@ def load_dir(directory: Path) -> DefinitionSet:
     """Load every ``*.yaml`` / ``*.yml`` file directly in ``directory``, sorted by name.
 
     Hidden files (editor leftovers such as ``.x.yaml.swp``) are skipped. A directory
-    that does not exist holds no definitions and gives an empty set.
+    that does not exist holds no definitions and gives an empty set. The directory and
+    each file must be safe (AJS3-E114): owned by root or the daemon's user, and not
+    writable by group or others.
     """
     directory = Path(directory)
     if not directory.exists():
         return DefinitionSet(jobnets={}, groups=())
-    return load_files(definition_files(directory))
+    return finish(read_dir(directory))

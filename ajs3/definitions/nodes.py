@@ -36,7 +36,14 @@ _BAD = object()
 
 
 class TooLarge(Exception):
-    """The document expands (through aliases) beyond :data:`schema.MAX_NODES`."""
+    """The walk of a file passed a bound (AJS3-E113): it stops, with the problem said."""
+
+    def __init__(self, problem: Problem, *, keep: bool) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+        #: Whether the problems found before are kept (not when they may be the same
+        #: few again and again through aliases).
+        self.keep = keep
 
 
 def line_of(node: Node) -> int:
@@ -60,12 +67,21 @@ def describe(node: Node) -> str:
     }.get(str(node.tag), f"a value tagged {str(node.tag).replace(TAG, '!!')}")
 
 
+#: Choices looked at for a "did you mean", and listed when none is close: a message
+#: stays short, and a file of many bad names costs time in proportion to its size.
+SUGGEST_POOL = 500
+SUGGEST_LISTED = 30
+
+
 def suggest(word: str, choices: Sequence[str], listing: str = "allowed") -> str:
     """' (did you mean ...?)' for a close choice, else the choices listed."""
-    close = difflib.get_close_matches(word, list(choices), n=1)
+    close = difflib.get_close_matches(word[:200], list(choices[:SUGGEST_POOL]), n=1)
     if close:
         return f" (did you mean {close[0]!r}?)"
-    return f" ({listing}: {', '.join(choices)})" if choices else ""
+    if not choices:
+        return ""
+    more = f", ... ({len(choices)} in all)" if len(choices) > SUGGEST_LISTED else ""
+    return f" ({listing}: {', '.join(choices[:SUGGEST_LISTED])}{more})"
 
 
 def num(value: float) -> str:
@@ -104,14 +120,25 @@ class Ctx:
         line = at if isinstance(at, int) else line_of(at)
         problem = Problem(code, self.file, line, message)
         # A node shared through an alias would report the same problem at each use.
-        if problem not in self._seen:
-            self._seen.add(problem)
-            self.problems.append(problem)
+        if problem in self._seen:
+            return
+        if len(self.problems) >= schema.MAX_PROBLEMS:
+            raise TooLarge(Problem(
+                Code.INPUT_LIMIT, self.file, line,
+                f"more than {schema.MAX_PROBLEMS} problems in this file; reading stopped "
+                "here: fix those listed and run again",
+            ), keep=True)
+        self._seen.add(problem)
+        self.problems.append(problem)
 
-    def spend(self, count: int) -> None:
+    def spend(self, count: int, at: Node) -> None:
         self.budget -= count
         if self.budget < 0:
-            raise TooLarge
+            raise TooLarge(Problem(
+                Code.INPUT_LIMIT, self.file, line_of(at),
+                f"the file expands to more than {schema.MAX_NODES} YAML nodes "
+                "(aliases count each time they are used); split it into several files",
+            ), keep=False)
 
     # Each reader returns None after reporting when the value can not be used.
 
@@ -135,7 +162,7 @@ class Ctx:
         active: set[int],
     ) -> None:
         active.add(id(node))
-        self.spend(len(node.value) + 1)
+        self.spend(len(node.value) + 1, node)
         for key_node, value_node in node.value:
             if key_node.tag == MERGE:
                 # "<<: *defaults": keys written in the mapping itself win over merged ones.
@@ -178,7 +205,7 @@ class Ctx:
         if not isinstance(node, SequenceNode):
             self.report(Code.WRONG_TYPE, node, f"{what} must be a list, not {describe(node)}")
             return None
-        self.spend(len(node.value) + 1)
+        self.spend(len(node.value) + 1, node)
         return list(node.value)
 
     def text(self, node: Node, what: str, *, allow_empty: bool = False) -> str | None:
@@ -189,6 +216,15 @@ class Ctx:
         value = str(node.value)
         if "\x00" in value:
             self.report(Code.BAD_VALUE, node, f"{what} contains a NUL character; remove it")
+            return None
+        bad = unencodable(value)
+        if bad is not None:
+            # A job's argv, environment and paths are passed to exec as UTF-8.
+            self.report(
+                Code.BAD_VALUE, node,
+                f"{what} contains U+{ord(bad):04X}, a lone surrogate that is not a character "
+                "and can not be passed to a program as UTF-8; remove it",
+            )
             return None
         if not value and not allow_empty:
             self.report(Code.BAD_VALUE, node, f"{what} is empty; give a value or drop the key")
@@ -299,6 +335,16 @@ class Ctx:
 
 
 def short(node: Node) -> str:
-    """The text of a node, cut for a message."""
+    """The text of a node, cut for a message (and printable whatever it holds)."""
     text = str(node.value) if isinstance(node, ScalarNode) else describe(node)
-    return text if len(text) <= 40 else text[:37] + "..."
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\0")
+
+
+def unencodable(text: str) -> str | None:
+    """The first character of ``text`` that UTF-8 can not encode (a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return text[exc.start]
+    return None

@@ -7,6 +7,7 @@ date (see docs/schedules.md).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 
@@ -73,11 +74,20 @@ def _duration(ctx: Ctx, node: Node, what: str, low: float = 0.0) -> float | None
                 f"{what} is {short(node)}; write seconds or a duration like 30m, 1h, 2d",
             )
             return None
+        parts = re.findall(r"([0-9]+)(min|d|h|m|s)", text)
+        # A number of more digits than SECONDS_MAX is out of range whatever its unit,
+        # and int() of thousands of digits is slow (and refused past 4300).
+        digits = len(str(schema.SECONDS_MAX))
         seconds = float(
-            sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"([0-9]+)(min|d|h|m|s)", text))
+            sum(int(n) * _UNIT_SECONDS[u] if len(n.lstrip("0")) <= digits else math.inf
+                for n, u in parts)
         )
         if not low < seconds <= schema.SECONDS_MAX:
-            ctx.report(Code.BAD_VALUE, node, f"{what} is {short(node)}; it must be above 0")
+            ctx.report(
+                Code.BAD_VALUE, node,
+                f"{what} is {short(node)}; it must be above 0 and at most "
+                f"{schema.SECONDS_MAX} seconds",
+            )
             return None
         return seconds
     return ctx.number(node, what, low, schema.SECONDS_MAX, low_open=True)
@@ -216,7 +226,7 @@ def read_schedule(
             ok = False
         elif len(items) > schema.MAX_RULES:
             ctx.report(
-                Code.BAD_VALUE,
+                Code.INPUT_LIMIT,
                 fields["rules"][1],
                 f"{label} has {len(items)} schedule rules; at most {schema.MAX_RULES} are allowed",
             )
@@ -270,13 +280,15 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
                     "'1 week' or '3 months'",
                 )
             elif match is not None:
-                count = int(match.group(1)) if match.group(1) is not None else 1
+                number = match.group(1) or "1"
                 period = Period(match.group(2).rstrip("s"))
+                # Compared as text first: int() of thousands of digits is slow or refused.
+                count = int(number) if len(number.lstrip("0")) <= 6 else schema.EVERY_MAX + 1
                 if not 1 <= count <= schema.EVERY_MAX:
                     ctx.report(
                         Code.BAD_VALUE,
                         every_node,
-                        f"'every' of {what} is {count} {period.value}s; the cycle must be "
+                        f"'every' of {what} is {short(every_node)}; the cycle must be "
                         f"between 1 and {schema.EVERY_MAX}",
                     )
                     count = None
@@ -443,8 +455,8 @@ def _calendar(ctx: Ctx, node: Node) -> Calendar | None:
         ctx.report(Code.BAD_VALUE, node,
                    f"{what} has no open day at all; give 'open_weekdays' or 'open_dates'")
         return None
+    book = DayBook(cal)
     for year in sorted(years):
-        book = DayBook(cal)
         if not any(book.open_days(year, month) for month in range(1, 13)):
             ctx.report(Code.BAD_VALUE, node,
                        f"{what} has no open day in {year}; a schedule on it would never run")

@@ -125,6 +125,7 @@ def read_unit(ctx: Ctx, node: Node, parent: str, depth: int, *, root: bool) -> D
             common[flag] = ctx.boolean(flag_node, f"'{flag}' of {label}")
 
     after: list[tuple[str, int]] = []
+    listed: set[str] = set()
     after_node = value("after")
     if after_node is not None:
         items = ctx.sequence(after_node, f"'after' of {label}")
@@ -132,13 +133,14 @@ def read_unit(ctx: Ctx, node: Node, parent: str, depth: int, *, root: bool) -> D
             sibling = ctx.text(item, f"an entry of 'after' of {label}")
             if sibling is None:
                 continue
-            if any(sibling == a for a, _ in after):
+            if sibling in listed:
                 ctx.report(
                     Code.BAD_VALUE,
                     item,
                     f"{sibling!r} is listed twice in 'after' of {label}; keep one",
                 )
                 continue
+            listed.add(sibling)
             after.append((sibling, line_of(item)))
     if common.get("recovery") is True and not after and "after" not in typos:
         ctx.report(
@@ -301,7 +303,7 @@ def _jobnet(
         return out
     if depth > schema.MAX_DEPTH:
         ctx.report(
-            Code.BAD_VALUE,
+            Code.INPUT_LIMIT,
             line,
             f"{label} is nested {depth} jobnets deep; at most {schema.MAX_DEPTH} are allowed",
         )

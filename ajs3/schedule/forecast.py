@@ -7,11 +7,11 @@ no I/O. Times are UTC unix seconds; wall times are read in each jobnet's zone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from ajs3.definitions.units import DefinitionSet, Schedule, Unit
 from ajs3.schedule.calendar import DayBook, effective_day, picks, times_of_day
-from ajs3.schedule.tz import wall_to_utc, zone
+from ajs3.schedule.tz import FIRST_STAMP, LAST_STAMP, wall_to_utc, zone
 
 #: How far ``next_run`` looks ahead before it says "never" (days).
 HORIZON_DAYS = 366 * 12
@@ -38,19 +38,24 @@ def _days_margin(schedule: Schedule) -> int:
 
 
 def occurrence_details(jobnet: Unit, start: float, end: float) -> list[Occurrence]:
-    """Every due run of ``jobnet`` in ``[start, end)``, in time order, each time once."""
+    """Every due run of ``jobnet`` in ``[start, end)``, in time order, each time once.
+
+    The range is cut to the representable times (:data:`~ajs3.schedule.tz.FIRST_STAMP`
+    to :data:`~ajs3.schedule.tz.LAST_STAMP`); a run due beyond them is not given.
+    """
     schedule = jobnet.schedule
-    if schedule is None or not schedule.rules or end <= start:
+    start, end = max(start, FIRST_STAMP), min(end, LAST_STAMP)
+    if schedule is None or not schedule.rules or not start < end:  # `not <`: NaN too
         return []
     tz = zone(schedule.time_zone)
     book = DayBook(schedule.calendar)
     base = book.cal.base_time
     margin = _days_margin(schedule)
-    first = datetime.fromtimestamp(start, tz).date() - timedelta(days=margin)
-    last = datetime.fromtimestamp(end, tz).date() + timedelta(days=margin)
+    first = max(date.min.toordinal(), datetime.fromtimestamp(start, tz).toordinal() - margin)
+    last = min(date.max.toordinal(), datetime.fromtimestamp(end, tz).toordinal() + margin)
     found: dict[float, Occurrence] = {}
-    day = first
-    while day <= last:
+    for ordinal in range(first, last + 1):
+        day = date.fromordinal(ordinal)
         for index, rule in enumerate(schedule.rules):
             if not picks(rule, day, book):
                 continue
@@ -58,11 +63,13 @@ def occurrence_details(jobnet: Unit, start: float, end: float) -> list[Occurrenc
             if run_day is None:
                 continue
             for minutes in times_of_day(rule, base):
-                due = wall_to_utc(tz, run_day, minutes)
+                try:
+                    due = wall_to_utc(tz, run_day, minutes)
+                except (OverflowError, ValueError):
+                    continue  # a wall time past 9999-12-31 (or before year 1)
                 if start <= due < end and due not in found:
                     deadline = None if rule.deadline is None else due + rule.deadline
                     found[due] = Occurrence(jobnet.path, due, index, deadline)
-        day += timedelta(days=1)
     return [found[t] for t in sorted(found)]
 
 
@@ -82,8 +89,8 @@ def next_run(jobnet: Unit, after: float) -> Occurrence | None:
     if jobnet.schedule is None or not jobnet.schedule.rules:
         return None
     span = 2 * 86400.0
-    lo = after
-    limit = after + HORIZON_DAYS * 86400.0
+    lo = max(after, FIRST_STAMP)
+    limit = min(after + HORIZON_DAYS * 86400.0, LAST_STAMP)
     while lo < limit:
         hi = min(lo + span, limit)
         for occ in occurrence_details(jobnet, lo, hi):
@@ -138,13 +145,17 @@ class PlannedRun:
 def _bound(moment: datetime | date, tz_name: str) -> float:
     if not isinstance(moment, datetime):
         moment = datetime(moment.year, moment.month, moment.day)
-    if moment.tzinfo is None:
-        tz = zone(tz_name)
-        stamp = wall_to_utc(
-            tz, moment.date(), moment.hour * 60 + moment.minute
-        ) + moment.second + moment.microsecond / 1e6
-        return stamp
-    return moment.timestamp()
+    try:
+        if moment.tzinfo is None:
+            tz = zone(tz_name)
+            stamp = wall_to_utc(
+                tz, moment.date(), moment.hour * 60 + moment.minute
+            ) + moment.second + moment.microsecond / 1e6
+            return stamp
+        return moment.timestamp()
+    except (OverflowError, ValueError):
+        # Within a day of the ends of time, where the zone's offset leaves the dates.
+        return FIRST_STAMP if moment.year < 5000 else LAST_STAMP
 
 
 def forecast(

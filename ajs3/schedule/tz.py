@@ -13,6 +13,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from ajs3.errors import AjsError, Code
 
+#: The UTC times a schedule is computed for: from 0001-01-02 to 9999-12-30 UTC, a day
+#: inside the range of Python's dates, so that a wall time in any zone (offsets are
+#: within 26 h of UTC) is representable. Runs beyond it are never due: a forecast or
+#: ``next_run`` stops there instead of failing (docs/schedules.md).
+FIRST_STAMP = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+LAST_STAMP = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+
 
 @lru_cache(maxsize=256)
 def zone(name: str) -> ZoneInfo:
