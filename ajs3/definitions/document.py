@@ -51,6 +51,8 @@ def parse_file(text: str, filename: str) -> FileResult:
         return result
     ctx = Ctx(filename)
     try:
+        if document is not None:
+            ctx.check_expansion(document)
         _parse_document(ctx, document, result)
     except TooLarge as stop:
         if not stop.keep:

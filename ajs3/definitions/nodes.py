@@ -115,8 +115,12 @@ class Ctx:
         self.problems: list[Problem] = []
         self._seen: set[Problem] = set()
         self.budget = schema.MAX_NODES
+        #: Problems reported, the same one again counted too (to tell whether a reader
+        #: reported anything, even a problem already listed).
+        self.reported = 0
 
     def report(self, code: Code, at: Node | int, message: str) -> None:
+        self.reported += 1
         line = at if isinstance(at, int) else line_of(at)
         problem = Problem(code, self.file, line, message)
         # A node shared through an alias would report the same problem at each use.
@@ -139,6 +143,59 @@ class Ctx:
                 f"the file expands to more than {schema.MAX_NODES} YAML nodes "
                 "(aliases count each time they are used); split it into several files",
             ), keep=False)
+
+    def check_expansion(self, document: Node) -> None:
+        """Refuse, before the walk, a document that holds itself or that its aliases
+        expand beyond the budget.
+
+        Counted as :meth:`spend` counts, on the tree of distinct nodes (each once, with
+        the size of what it expands to), so an alias bomb costs the size of its text.
+        """
+        sizes: dict[int, int] = {}
+        active: set[int] = set()
+        loops: list[Node] = []
+
+        def size(node: Node) -> int:
+            key = id(node)
+            if key in sizes:
+                return sizes[key]
+            if isinstance(node, ScalarNode):
+                return 0
+            active.add(key)
+            total = len(node.value) + 1
+            for item in node.value:
+                for child in item if isinstance(item, tuple) else (item,):
+                    if id(child) in active:
+                        loops.append(node)  # an alias of a node inside that node
+                        continue
+                    total += size(child)
+                    if total > self.budget or loops:
+                        break
+            active.discard(key)
+            sizes[key] = total
+            return total
+
+        total = size(document)
+        if loops:
+            where = loops[0]
+            raise TooLarge(Problem(
+                Code.BAD_VALUE, self.file, line_of(where),
+                f"{describe(where)} here holds, through an alias, a node that holds it: "
+                "the definitions would be infinitely deep; use the alias elsewhere",
+            ), keep=False)
+        if total <= self.budget:
+            return
+        # Point at the smallest node that is too large alone: where the expansion is.
+        node = document
+        while True:
+            children = [c for item in node.value
+                        for c in (item if isinstance(item, tuple) else (item,))]
+            big = [c for c in children if sizes.get(id(c), 0) > self.budget]
+            if not big:
+                break
+            node = big[0]
+        self.budget = -1
+        self.spend(0, node)
 
     # Each reader returns None after reporting when the value can not be used.
 

@@ -250,7 +250,7 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
     if fields is None:
         return None
     ctx.check_keys(fields, schema.RULE_KEYS, what)
-    problems = len(ctx.problems)
+    problems = ctx.reported
     out: dict[str, object] = {"source": f"{ctx.file}:{line_of(node)}"}
 
     def get(key: str) -> Node | None:
@@ -396,7 +396,7 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
                 )
     if get("deadline") is not None:
         out["deadline"] = _duration(ctx, get("deadline"), f"'deadline' of {what}")  # type: ignore[arg-type]
-    if len(ctx.problems) != problems or out.get("at") is None:
+    if ctx.reported != problems or out.get("at") is None:
         return None
     return Rule(**{k: v for k, v in out.items() if v is not None})  # type: ignore[arg-type]
 
@@ -419,7 +419,7 @@ def _calendar(ctx: Ctx, node: Node) -> Calendar | None:
     line = line_of(node)
     what = f"the calendar at line {line}"
     ctx.check_keys(fields, schema.CALENDAR_KEYS, what)
-    problems = len(ctx.problems)
+    problems = ctx.reported
     out: dict[str, object] = {"source": f"{ctx.file}:{line}"}
     if "name" not in fields:
         ctx.report(Code.MISSING_KEY, node, f"{what} has no 'name'; add one")
@@ -442,7 +442,7 @@ def _calendar(ctx: Ctx, node: Node) -> Calendar | None:
     if "base_time" in fields:
         out["base_time"] = _time_of_day(ctx, fields["base_time"][1],
                                         f"'base_time' of {what}", 23 * 60 + 59)
-    if len(ctx.problems) != problems:
+    if ctx.reported != problems:
         return None
     cal = Calendar(**{k: v for k, v in out.items() if v is not None})  # type: ignore[arg-type]
     both = set(cal.open_dates) & set(cal.closed_dates)
