@@ -153,7 +153,7 @@ def read_schedule(
         return None
     ctx.check_keys(fields, schema.SCHEDULE_KEYS, what)
     ok = True
-    tz_name = local_zone_name()
+    tz_name = ""
     if "time_zone" in fields:
         tz_node = fields["time_zone"][1]
         text = ctx.text(tz_node, f"'time_zone' of {label}")
@@ -240,6 +240,7 @@ def read_schedule(
                     rules.append(rule)
     if not ok:
         return None
+    tz_name = tz_name or local_zone_name()
     values = {k: v for k, v in extra.items() if v is not None}
     schedule = Schedule(time_zone=tz_name, rules=tuple(rules), **values)  # type: ignore[arg-type]
     return schedule, calendar_ref

@@ -15,6 +15,9 @@ from ajs3.schedule.tz import FIRST_STAMP, LAST_STAMP, wall_to_utc, zone
 
 #: How far ``next_run`` looks ahead before it says "never" (days).
 HORIZON_DAYS = 366 * 12
+#: The most a zone's wall clock is away from UTC, with room (seconds).
+_OFFSET_MAX = 26 * 3600.0
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ def occurrence_details(jobnet: Unit, start: float, end: float) -> list[Occurrenc
     margin = _days_margin(schedule)
     first = max(date.min.toordinal(), datetime.fromtimestamp(start, tz).toordinal() - margin)
     last = min(date.max.toordinal(), datetime.fromtimestamp(end, tz).toordinal() + margin)
+    # A wall time is within 26 h of the UTC time it stands for; the wall clock read as
+    # UTC ("naive") tells cheaply which times can not fall in [start, end).
+    low, high = start - _OFFSET_MAX, end + _OFFSET_MAX
     found: dict[float, Occurrence] = {}
     for ordinal in range(first, last + 1):
         day = date.fromordinal(ordinal)
@@ -62,7 +68,12 @@ def occurrence_details(jobnet: Unit, start: float, end: float) -> list[Occurrenc
             run_day = effective_day(rule, day, book)
             if run_day is None:
                 continue
+            naive = (run_day.toordinal() - _EPOCH_ORDINAL) * 86400.0
+            if naive + 3 * 86400.0 < low or naive - 86400.0 > high:
+                continue  # every time of the day (at most 47:59 + 24 h) is out of range
             for minutes in times_of_day(rule, base):
+                if not low <= naive + minutes * 60.0 <= high:
+                    continue
                 try:
                     due = wall_to_utc(tz, run_day, minutes)
                 except (OverflowError, ValueError):

@@ -33,8 +33,10 @@ def zone(name: str) -> ZoneInfo:
         ) from None
 
 
-def known_zones() -> set[str]:
-    return available_timezones()
+@lru_cache(maxsize=1)
+def known_zones() -> frozenset[str]:
+    """The IANA zone names of this machine (read once: the scan opens every zone file)."""
+    return frozenset(available_timezones())
 
 
 def local_zone_name() -> str:
@@ -43,7 +45,7 @@ def local_zone_name() -> str:
     from pathlib import Path
 
     tz = os.environ.get("TZ", "").lstrip(":")
-    if tz and tz in available_timezones():
+    if tz and tz in known_zones():
         return tz
     try:
         target = str(Path("/etc/localtime").resolve())
@@ -52,7 +54,7 @@ def local_zone_name() -> str:
     marker = "zoneinfo/"
     if marker in target:
         name = target.split(marker, 1)[1]
-        if name in available_timezones():
+        if name in known_zones():
             return name
     return "UTC"
 
