@@ -10,12 +10,14 @@ import re
 
 from ajs3.model import Compare, UnitKind
 
+# Patterns end in \Z, not $: "$" also matches before a final newline ("a\n").
+
 #: A unit name (one path element), JP1-like but ASCII only.
-NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 #: A job group path: "/" or "/a/b".
-GROUP_RE = re.compile(r"^(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})+$")
+GROUP_RE = re.compile(r"^(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})+\Z")
 #: An environment variable name a job may set.
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 #: Variables the engine sets for every run (design.md rule 2); a job may not override them.
 RESERVED_ENV_PREFIX = "AJS3_"
 
@@ -84,8 +86,17 @@ CONCURRENCY_MAX = 100_000
 SECONDS_MAX = 3_153_600_000
 #: Jobnets nested in jobnets, counting the root jobnet as 1.
 MAX_DEPTH = 32
+#: Levels of a job group path (``/a/b`` has 2).
+MAX_GROUP_DEPTH = 32
 #: YAML nodes visited in one file, aliases counted each time they are used.
 MAX_NODES = 200_000
+#: Size of one definition file: bytes of a file, characters of a text.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+#: Collections (lists, mappings) nested in one YAML document, the file's own mapping
+#: counted as 1. Jobnets nested MAX_DEPTH deep take about 2 * MAX_DEPTH + 5.
+MAX_YAML_DEPTH = 100
+#: Problems reported for one file; past them the file is not read further.
+MAX_PROBLEMS = 100
 #: Largest integer accepted where an integer is converted to text (env values, argv).
 INT_TEXT_MAX = 2**63
 
@@ -111,7 +122,7 @@ EVERY_MAX = 1000
 MAX_PARALLEL = 1000
 #: Latest start time of a rule: 47:59, as JP1 (a time on the next day).
 AT_MAX_MINUTES = 47 * 60 + 59
-TIME_RE = re.compile(r"^([0-9]{1,2}):([0-5][0-9])$")
-DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-DURATION_RE = re.compile(r"^(?:[0-9]+(?:d|h|m|min|s))+$")
-EVERY_RE = re.compile(r"^(?:([0-9]+) *)?(day|days|week|weeks|month|months)$")
+TIME_RE = re.compile(r"^([0-9]{1,2}):([0-5][0-9])\Z")
+DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+DURATION_RE = re.compile(r"^(?:[0-9]+(?:d|h|m|min|s))+\Z")
+EVERY_RE = re.compile(r"^(?:([0-9]+) *)?(day|days|week|weeks|month|months)\Z")

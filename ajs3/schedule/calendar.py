@@ -11,6 +11,8 @@ from ajs3.definitions.units import Calendar, ClosedDay, Period, Rule
 ALWAYS_OPEN = Calendar(name="")
 
 _EPOCH_DAY = date(1970, 1, 1)
+_FIRST_ORDINAL = date.min.toordinal()
+_LAST_ORDINAL = date.max.toordinal()
 _EPOCH_MONDAY = date(1970, 1, 5)
 
 
@@ -101,7 +103,10 @@ def effective_day(rule: Rule, day: date, book: DayBook) -> date | None:
         return None
     step = -1 if rule.closed_days is ClosedDay.BEFORE else 1
     for n in range(1, rule.shift_limit + 1):
-        candidate = day + timedelta(days=step * n)
+        ordinal = day.toordinal() + step * n
+        if not _FIRST_ORDINAL <= ordinal <= _LAST_ORDINAL:
+            return None  # beyond the dates there are
+        candidate = date.fromordinal(ordinal)
         if book.is_open(candidate):
             return candidate
     return None

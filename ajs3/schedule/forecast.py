@@ -7,14 +7,17 @@ no I/O. Times are UTC unix seconds; wall times are read in each jobnet's zone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from ajs3.definitions.units import DefinitionSet, Schedule, Unit
 from ajs3.schedule.calendar import DayBook, effective_day, picks, times_of_day
-from ajs3.schedule.tz import wall_to_utc, zone
+from ajs3.schedule.tz import FIRST_STAMP, LAST_STAMP, wall_to_utc, zone
 
 #: How far ``next_run`` looks ahead before it says "never" (days).
 HORIZON_DAYS = 366 * 12
+#: The most a zone's wall clock is away from UTC, with room (seconds).
+_OFFSET_MAX = 26 * 3600.0
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 @dataclass(frozen=True)
@@ -38,31 +41,46 @@ def _days_margin(schedule: Schedule) -> int:
 
 
 def occurrence_details(jobnet: Unit, start: float, end: float) -> list[Occurrence]:
-    """Every due run of ``jobnet`` in ``[start, end)``, in time order, each time once."""
+    """Every due run of ``jobnet`` in ``[start, end)``, in time order, each time once.
+
+    The range is cut to the representable times (:data:`~ajs3.schedule.tz.FIRST_STAMP`
+    to :data:`~ajs3.schedule.tz.LAST_STAMP`); a run due beyond them is not given.
+    """
     schedule = jobnet.schedule
-    if schedule is None or not schedule.rules or end <= start:
+    start, end = max(start, FIRST_STAMP), min(end, LAST_STAMP)
+    if schedule is None or not schedule.rules or not start < end:  # `not <`: NaN too
         return []
     tz = zone(schedule.time_zone)
     book = DayBook(schedule.calendar)
     base = book.cal.base_time
     margin = _days_margin(schedule)
-    first = datetime.fromtimestamp(start, tz).date() - timedelta(days=margin)
-    last = datetime.fromtimestamp(end, tz).date() + timedelta(days=margin)
+    first = max(date.min.toordinal(), datetime.fromtimestamp(start, tz).toordinal() - margin)
+    last = min(date.max.toordinal(), datetime.fromtimestamp(end, tz).toordinal() + margin)
+    # A wall time is within 26 h of the UTC time it stands for; the wall clock read as
+    # UTC ("naive") tells cheaply which times can not fall in [start, end).
+    low, high = start - _OFFSET_MAX, end + _OFFSET_MAX
     found: dict[float, Occurrence] = {}
-    day = first
-    while day <= last:
+    for ordinal in range(first, last + 1):
+        day = date.fromordinal(ordinal)
         for index, rule in enumerate(schedule.rules):
             if not picks(rule, day, book):
                 continue
             run_day = effective_day(rule, day, book)
             if run_day is None:
                 continue
+            naive = (run_day.toordinal() - _EPOCH_ORDINAL) * 86400.0
+            if naive + 3 * 86400.0 < low or naive - 86400.0 > high:
+                continue  # every time of the day (at most 47:59 + 24 h) is out of range
             for minutes in times_of_day(rule, base):
-                due = wall_to_utc(tz, run_day, minutes)
+                if not low <= naive + minutes * 60.0 <= high:
+                    continue
+                try:
+                    due = wall_to_utc(tz, run_day, minutes)
+                except (OverflowError, ValueError):
+                    continue  # a wall time past 9999-12-31 (or before year 1)
                 if start <= due < end and due not in found:
                     deadline = None if rule.deadline is None else due + rule.deadline
                     found[due] = Occurrence(jobnet.path, due, index, deadline)
-        day += timedelta(days=1)
     return [found[t] for t in sorted(found)]
 
 
@@ -82,8 +100,8 @@ def next_run(jobnet: Unit, after: float) -> Occurrence | None:
     if jobnet.schedule is None or not jobnet.schedule.rules:
         return None
     span = 2 * 86400.0
-    lo = after
-    limit = after + HORIZON_DAYS * 86400.0
+    lo = max(after, FIRST_STAMP)
+    limit = min(after + HORIZON_DAYS * 86400.0, LAST_STAMP)
     while lo < limit:
         hi = min(lo + span, limit)
         for occ in occurrence_details(jobnet, lo, hi):
@@ -138,13 +156,17 @@ class PlannedRun:
 def _bound(moment: datetime | date, tz_name: str) -> float:
     if not isinstance(moment, datetime):
         moment = datetime(moment.year, moment.month, moment.day)
-    if moment.tzinfo is None:
-        tz = zone(tz_name)
-        stamp = wall_to_utc(
-            tz, moment.date(), moment.hour * 60 + moment.minute
-        ) + moment.second + moment.microsecond / 1e6
-        return stamp
-    return moment.timestamp()
+    try:
+        if moment.tzinfo is None:
+            tz = zone(tz_name)
+            stamp = wall_to_utc(
+                tz, moment.date(), moment.hour * 60 + moment.minute
+            ) + moment.second + moment.microsecond / 1e6
+            return stamp
+        return moment.timestamp()
+    except (OverflowError, ValueError):
+        # Within a day of the ends of time, where the zone's offset leaves the dates.
+        return FIRST_STAMP if moment.year < 5000 else LAST_STAMP
 
 
 def forecast(

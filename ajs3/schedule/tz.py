@@ -13,6 +13,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from ajs3.errors import AjsError, Code
 
+#: The UTC times a schedule is computed for: from 0001-01-02 to 9999-12-30 UTC, a day
+#: inside the range of Python's dates, so that a wall time in any zone (offsets are
+#: within 26 h of UTC) is representable. Runs beyond it are never due: a forecast or
+#: ``next_run`` stops there instead of failing (docs/schedules.md).
+FIRST_STAMP = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+LAST_STAMP = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+
 
 @lru_cache(maxsize=256)
 def zone(name: str) -> ZoneInfo:
@@ -26,8 +33,10 @@ def zone(name: str) -> ZoneInfo:
         ) from None
 
 
-def known_zones() -> set[str]:
-    return available_timezones()
+@lru_cache(maxsize=1)
+def known_zones() -> frozenset[str]:
+    """The IANA zone names of this machine (read once: the scan opens every zone file)."""
+    return frozenset(available_timezones())
 
 
 def local_zone_name() -> str:
@@ -36,7 +45,7 @@ def local_zone_name() -> str:
     from pathlib import Path
 
     tz = os.environ.get("TZ", "").lstrip(":")
-    if tz and tz in available_timezones():
+    if tz and tz in known_zones():
         return tz
     try:
         target = str(Path("/etc/localtime").resolve())
@@ -45,7 +54,7 @@ def local_zone_name() -> str:
     marker = "zoneinfo/"
     if marker in target:
         name = target.split(marker, 1)[1]
-        if name in available_timezones():
+        if name in known_zones():
             return name
     return "UTC"
 

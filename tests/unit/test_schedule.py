@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from ajs3.schedule import (
     occurrences,
     overlap_action,
 )
+from ajs3.schedule.tz import FIRST_STAMP, LAST_STAMP
 
 
 def load(text: str) -> DefinitionSet:
@@ -425,4 +427,43 @@ def test_utc_times_are_returned() -> None:
     got = occurrences(unit, defs, ts("2027-01-01T00:00+00:00"), ts("2027-01-02T00:00+00:00"))
     assert [datetime.fromtimestamp(t, UTC).isoformat() for t in got] == [
         "2027-01-01T00:00:00+00:00"
+    ]
+
+
+# -- the ends of representable time ----------------------------------------------------------
+
+END_ZONES = ["Pacific/Kiritimati", "Etc/GMT+12", "UTC"]
+END_RULES = [
+    "{at: '47:59', closed_days: after, shift_limit: 31}",
+    "{at: '00:00', closed_days: before, shift_limit: 31}",
+    "{at: '23:00', repeat: {every: 6h, until: '47:00'}}",
+    "{at: '12:00', days: [-1], every: 1 month, start: 9999-12-31}",
+]
+
+
+@pytest.mark.parametrize("zone", END_ZONES)
+@pytest.mark.parametrize("rule", END_RULES)
+def test_plan_stops_at_the_ends_of_time_instead_of_overflowing(zone: str, rule: str) -> None:
+    defs, unit = defs_of(
+        f"time_zone: {zone}\ncalendar: c\nrules: [{rule}]\n",
+        "calendars: [{name: c, open_weekdays: [sat], base_time: '23:30'}]\n",
+    )
+    tz = ZoneInfo(zone)
+    late = forecast(defs, date(9999, 11, 1), datetime.max)
+    early = forecast(defs, date.min, date(1, 2, 1))
+    for run in late + early:
+        assert datetime.fromtimestamp(run.due, tz).isoformat() == run.start
+    assert all(run.due <= LAST_STAMP for run in late)
+    assert all(run.due >= FIRST_STAMP for run in early)
+    for after in (LAST_STAMP - 86400.0, LAST_STAMP, 1e300, math.inf, math.nan):
+        next_due(defs, after)  # no OverflowError: None or a run before the end
+    assert occurrences(unit, defs, LAST_STAMP, math.inf) == []
+    assert occurrences(unit, defs, -math.inf, FIRST_STAMP) == []
+
+
+def test_a_daily_rule_runs_until_the_last_representable_day() -> None:
+    defs, _ = defs_of("time_zone: UTC\nrules: [{at: '06:00'}]\n")
+    plan = forecast(defs, date(9999, 12, 28), datetime.max)
+    assert [run.start for run in plan] == [
+        "9999-12-28T06:00:00+00:00", "9999-12-29T06:00:00+00:00"
     ]
