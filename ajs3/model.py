@@ -226,7 +226,7 @@ class ReasonCode(StrEnum):
     """``ajs3 rerun``."""
 
 
-#: The codes of a run in doubt, decided by its recovery policy (design.md rule 5).
+#: The codes of a run in doubt, decided by its recovery policy (docs/design.md rule 5).
 IN_DOUBT = frozenset(
     {
         ReasonCode.SUPERVISOR_DIED,
@@ -238,7 +238,7 @@ IN_DOUBT = frozenset(
 
 
 class RecoveryPolicy(StrEnum):
-    """What happens to a run that was in doubt after a failover (design.md rule 5)."""
+    """What happens to a run that was in doubt after a failover (docs/design.md rule 5)."""
 
     FAIL = "fail"
     """Default, JP1's "Ended abnormally": mark it killed by the failover."""

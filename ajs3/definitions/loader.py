@@ -25,11 +25,6 @@ from ajs3.definitions.units import DefinitionSet
 
 __all__ = ["load_dir", "load_files", "load_text", "load_texts"]
 
-# The JP1 importer checks the YAML it generates file by file, as one set.
-_parse_file = parse_file
-_finish = finish
-
-
 def load_text(text: str, filename: str) -> DefinitionSet:
     """Load one definition file given as text; ``filename`` is used in messages."""
     return finish([parse_file(text, filename)])
@@ -47,7 +42,7 @@ def load_files(paths: Sequence[Path]) -> DefinitionSet:
 def load_texts(files: Sequence[tuple[str, str]]) -> DefinitionSet:
     """Load several files given as (name, text) as one set, as :func:`load_files` does
     (the daemon's `define`: the files travel over the control socket)."""
-    return _finish([_parse_file(text, name) for name, text in files])
+    return finish([parse_file(text, name) for name, text in files])
 
 
 def load_dir(directory: Path) -> DefinitionSet:

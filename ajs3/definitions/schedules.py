@@ -14,11 +14,11 @@ from datetime import date
 from yaml.nodes import Node, ScalarNode
 
 from ajs3.definitions import schema
+from ajs3.definitions.daybook import DayBook
 from ajs3.definitions.nodes import INT, STR, TIMESTAMP, Ctx, describe, line_of, short, suggest
 from ajs3.definitions.units import Calendar, CatchUp, ClosedDay, Overlap, Period, Rule, Schedule
 from ajs3.errors import AjsError, Code
-from ajs3.schedule.calendar import DayBook
-from ajs3.schedule.tz import known_zones, local_zone_name, zone
+from ajs3.tz import known_zones, local_zone_name, zone
 
 
 def _time_of_day(ctx: Ctx, node: Node, what: str, high: int) -> int | None:

@@ -18,7 +18,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
 GROUP_RE = re.compile(r"^(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63})+\Z")
 #: An environment variable name a job may set.
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-#: Variables the engine sets for every run (design.md rule 2); a job may not override them.
+#: Variables the engine sets for every run (docs/design.md rule 2); a job may not override them.
 RESERVED_ENV_PREFIX = "AJS3_"
 
 FILE_KEYS: tuple[str, ...] = ("group", "jobnets", "calendar", "calendars")

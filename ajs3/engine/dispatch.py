@@ -1,4 +1,4 @@
-"""Dispatch: record the intent of each start, then start the supervisors (design.md rule 1).
+"""Dispatch: record the intent of each start, then start the supervisors (docs/design.md rule 1).
 
 :meth:`Dispatcher.record_intents` runs inside the step's transaction; only once that
 has committed does :meth:`Dispatcher.spawn` hand the whole batch to the supervisor
@@ -21,7 +21,7 @@ from ajs3.model import ReasonCode, Status
 
 
 def make_run_id(lhost: str, path: str, scheduled_at: float, attempt: int) -> str:
-    """A stable id of one attempt of one unit of one scheduled run (design.md rule 2)."""
+    """A stable id of one attempt of one unit of one scheduled run (docs/design.md rule 2)."""
     key = f"{lhost}\0{path}\0{scheduled_at:.6f}\0{attempt}".encode()
     return "r" + hashlib.blake2b(key, digest_size=10).hexdigest()
 

@@ -1,4 +1,4 @@
-"""A run in doubt: its job's recovery policy decides what it becomes (design.md rule 5).
+"""A run in doubt: its job's recovery policy decides what it becomes (docs/design.md rule 5).
 
 The rows are :data:`ajs3.engine.recovery.POLICIES`; policy ``judge`` first runs the
 job's ``failover_check`` with the run's identity in its environment.

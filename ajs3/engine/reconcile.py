@@ -1,4 +1,4 @@
-"""Recovery: bring the journal in line with reality (design.md rules 4-6).
+"""Recovery: bring the journal in line with reality (docs/design.md rules 4-6).
 
 At start, and whenever a supervisor's answer is lost, each run the journal says is
 running is looked at: the facts are gathered here, the decision is the table of

@@ -1,5 +1,5 @@
 """The recovery decision table: what to do with a job the journal says is running but
-that no daemon watches (ADR 0001 and 0012, design.md rules 1, 4 and 5).
+that no daemon watches (ADR 0001 and 0012, docs/design.md rules 1, 4 and 5).
 
 Data and pure functions only: :data:`TABLE` says, from what is found on disk and in
 the process table (:class:`Facts`), what the run is; :func:`decide` picks its row.

@@ -133,7 +133,7 @@ class Scheduler:
     # -- start --------------------------------------------------------------------------
 
     def recover(self, mode: StartMode) -> None:
-        """Bring the journal in line with reality at start (design.md rules 4-6), then
+        """Bring the journal in line with reality at start (docs/design.md rules 4-6), then
         catch up with the runs that fell due while the logical host was down."""
         self.reconciler.recover(mode)
         self.start_timetable(self.clock())

@@ -11,7 +11,7 @@
  * request it forks a supervisor in a session of its own and answers on stdout with
  * its pid and a newline ("-ERRNO" if the fork failed). It is small and never execs,
  * so a fork costs little, and the one exec per job is the job's own. It ends at the
- * end of its stdin (the daemon is gone); the supervisors live on (design.md rule 4).
+ * end of its stdin (the daemon is gone); the supervisors live on (docs/design.md rule 4).
  *
  * A supervisor runs one job and makes its start and its end durable, in JOBDIR:
  * a directory of the daemon's user that no one else may write (it is never handed

@@ -5,7 +5,7 @@ for the whole definition set, the time up to which due runs have been handled
 (:attr:`Timetable.seen`) and the next time one falls due. It returns what is due; the
 scheduler registers the runs and stores ``seen`` in the journal's meta table
 (:data:`SEEN_KEY`), so a restart (or a failover) knows exactly which runs it missed, and
-each jobnet's catch-up policy decides what happens to them (design.md rule 6). It never
+each jobnet's catch-up policy decides what happens to them (docs/design.md rule 6). It never
 polls: the daemon sleeps until :meth:`Timetable.next_due`.
 """
 

@@ -1,6 +1,6 @@
 """The journal: every definition, registration, run and status change of a logical host.
 
-Rules kept here (design.md):
+Rules kept here (docs/design.md):
 
 - synchronous=FULL and WAL: a committed change survives a crash of the node.
 - Every status change goes through :meth:`Journal.set_status`, which checks it

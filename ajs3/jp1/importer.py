@@ -18,13 +18,13 @@ from typing import Any
 import yaml
 
 from ajs3.definitions import schema
-from ajs3.definitions.loader import _finish, _parse_file
+from ajs3.definitions.loader import load_texts
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
 from ajs3.jp1 import origin, relations, values
 from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
 from ajs3.jp1.values import INT32_MAX, INT32_MIN, WEEKDAYS, Invalid
-from ajs3.schedule.tz import local_zone_name, zone
+from ajs3.tz import local_zone_name, zone
 
 YAML_WEEKDAYS = schema.WEEKDAY_NAMES
 JOB_TYPES = {"j": False, "rj": True}
@@ -543,7 +543,7 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
             body, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=None,
             width=100)
     try:
-        defs = _finish([_parse_file(t, name) for name, t in files.items()])
+        defs = load_texts(list(files.items()))
     except DefinitionError as exc:
         problems = [*origin.to_jp1_lines(exc.problems, files, bodies, imp.origin, filename),
                     Problem(

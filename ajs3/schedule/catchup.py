@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from ajs3.definitions.units import CatchUp, DefinitionSet, Overlap, Unit
 from ajs3.schedule.forecast import occurrence_details
-from ajs3.schedule.tz import zone
+from ajs3.tz import zone
 
 
 @dataclass(frozen=True)

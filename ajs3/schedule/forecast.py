@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from ajs3.definitions.daybook import DayBook
 from ajs3.definitions.units import DefinitionSet, Schedule, Unit
-from ajs3.schedule.calendar import DayBook, effective_day, picks, times_of_day
-from ajs3.schedule.tz import FIRST_STAMP, LAST_STAMP, wall_to_utc, zone
+from ajs3.schedule.calendar import effective_day, picks, times_of_day
+from ajs3.tz import FIRST_STAMP, LAST_STAMP, wall_to_utc, zone
 
 #: How far ``next_run`` looks ahead before it says "never" (days).
 HORIZON_DAYS = 366 * 12
@@ -43,8 +44,8 @@ def _days_margin(schedule: Schedule) -> int:
 def occurrence_details(jobnet: Unit, start: float, end: float) -> list[Occurrence]:
     """Every due run of ``jobnet`` in ``[start, end)``, in time order, each time once.
 
-    The range is cut to the representable times (:data:`~ajs3.schedule.tz.FIRST_STAMP`
-    to :data:`~ajs3.schedule.tz.LAST_STAMP`); a run due beyond them is not given.
+    The range is cut to the representable times (:data:`~ajs3.tz.FIRST_STAMP`
+    to :data:`~ajs3.tz.LAST_STAMP`); a run due beyond them is not given.
     """
     schedule = jobnet.schedule
     start, end = max(start, FIRST_STAMP), min(end, LAST_STAMP)

@@ -1,4 +1,4 @@
-"""The exclusive lock a daemon holds on its data directory (design.md rule 7).
+"""The exclusive lock a daemon holds on its data directory (docs/design.md rule 7).
 
 It is an ``flock`` on ``<datadir>/ajs3.lock``: the kernel drops it when the holder
 dies, so a lock left by a dead daemon is no lock at all and is taken over; the file

@@ -8,7 +8,7 @@ Library: `read_ledger(text)`, `read_journal(path)`, `check(ledger, journal, ...)
 returning a Report (problems + a summary). Exit status of the CLI: 0 clean, 1 problems.
 
 The ledger is what the jobs themselves wrote outside every node (see workload.py for
-its lines); the journal is the logical host's SQLite journal. Rules checked (design.md
+its lines); the journal is the logical host's SQLite journal. Rules checked (docs/design.md
 rules 1-5, issue 5):
 
   double-start         two `start` lines for one run id (a run ran twice)

@@ -27,7 +27,7 @@ from fuzzguard import Hang, guarded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ajs3.schedule.tz
+import ajs3.tz
 from ajs3.errors import AjsError, DefinitionError
 from ajs3.jp1 import parser
 from ajs3.jp1.importer import import_text
@@ -164,10 +164,10 @@ def _zone_list_read_once() -> Iterator[None]:
     """The loader asks for the machine's zone at every schedule, and tz.local_zone_name
     lists every zone on disk each time (~50 ms): at 10,000 inputs that alone is minutes.
     The list does not change during a session, so it is read once here."""
-    real = ajs3.schedule.tz.available_timezones
-    ajs3.schedule.tz.available_timezones = functools.cache(real)
+    real = ajs3.tz.available_timezones
+    ajs3.tz.available_timezones = functools.cache(real)
     yield
-    ajs3.schedule.tz.available_timezones = real
+    ajs3.tz.available_timezones = real
 
 
 def _parse(text: str) -> None:

@@ -24,7 +24,7 @@ from ajs3.definitions.loader import load_text
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import DefinitionError
 from ajs3.schedule import catch_up, forecast, next_run, occurrences
-from ajs3.schedule.tz import FIRST_STAMP, LAST_STAMP
+from ajs3.tz import FIRST_STAMP, LAST_STAMP
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

@@ -1,4 +1,4 @@
-"""A daemon whose epoch was superseded cannot record anything (design.md rule 3)."""
+"""A daemon whose epoch was superseded cannot record anything (docs/design.md rule 3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A job whose end is in doubt gets its own recovery policy (design.md rule 5).
+"""A job whose end is in doubt gets its own recovery policy (docs/design.md rule 5).
 
 Here the "node" dies with the daemon: the daemon, the job's supervisor and the job
 are all killed with SIGKILL, so nothing recorded the job's end. A hot start must

@@ -1,4 +1,4 @@
-"""Warm and cold starts of a logical host with jobs running (design.md rules 5 and 6)."""
+"""Warm and cold starts of a logical host with jobs running (docs/design.md rules 5 and 6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The recovery decision table (ADR 0001 and 0012) and the recovery policies (design.md
+"""The recovery decision table (ADR 0001 and 0012) and the recovery policies (docs/design.md
 rule 5), row by row, without a daemon."""
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def test_every_row_is_reached_and_tested() -> None:
 
 def test_a_job_is_never_started_twice() -> None:
     # Only a void record (the daemon's own claim) lets a run start again: a supervisor's
-    # record, whole or being written, never does (design.md rule 1, ADR 0012).
+    # record, whole or being written, never does (docs/design.md rule 1, ADR 0012).
     for found in every_facts():
         if decide(found).verdict is Verdict.RESTART:
             assert found.record is Record.VOID and not found.status_file

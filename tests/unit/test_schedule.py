@@ -1,4 +1,4 @@
-"""Schedule rules, calendars, time zones (design.md rule 8), catch-up and overlap."""
+"""Schedule rules, calendars, time zones (docs/design.md rule 8), catch-up and overlap."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ajs3.schedule import (
     occurrences,
     overlap_action,
 )
-from ajs3.schedule.tz import FIRST_STAMP, LAST_STAMP
+from ajs3.tz import FIRST_STAMP, LAST_STAMP
 
 
 def load(text: str) -> DefinitionSet:
@@ -58,7 +58,7 @@ def defs_of(schedule: str, extra: str = "") -> tuple[DefinitionSet, Unit]:
     return defs, one(defs)
 
 
-# -- DST (design.md rule 8) ------------------------------------------------------------
+# -- DST (docs/design.md rule 8) ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -182,17 +182,17 @@ def test_group_calendar_is_inherited_and_base_time_moves_early_times() -> None:
         jobnets: []
         """), "cal.yaml")
     assert "ops" in shared.calendars
-    from ajs3.definitions.loader import _finish, _parse_file
+    from ajs3.definitions.loader import load_texts
 
-    defs = _finish([
-        _parse_file("group: /ops\ncalendar: ops\njobnets: []\n", "g.yaml"),
-        _parse_file(textwrap.dedent("""\
+    defs = load_texts([
+        ("g.yaml", "group: /ops\ncalendar: ops\njobnets: []\n"),
+        ("cal.yaml", textwrap.dedent("""\
             calendars:
               - {name: ops, open_weekdays: [mon, tue, wed, thu, fri], base_time: '05:00'}
             jobnets: []
-            """), "cal.yaml"),
-        _parse_file("group: /ops/daily\n" + jobnet(
-            "time_zone: UTC\nrules:\n  - {at: '02:00', closed_days: cancel}\n"), "n.yaml"),
+            """)),
+        ("n.yaml", "group: /ops/daily\n" + jobnet(
+            "time_zone: UTC\nrules:\n  - {at: '02:00', closed_days: cancel}\n")),
     ])
     unit = defs.jobnets["/ops/daily/n"]
     assert unit.schedule is not None and unit.schedule.calendar is not None

@@ -8,10 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ajs3.definitions.daybook import DayBook
 from ajs3.definitions.units import DefinitionSet, Period, Rule, Schedule, Unit
 from ajs3.model import UnitKind
 from ajs3.schedule import next_due, occurrences
-from ajs3.schedule.calendar import DayBook, picks
+from ajs3.schedule.calendar import picks
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402

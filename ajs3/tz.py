@@ -1,4 +1,4 @@
-"""Wall time in an IANA zone to UTC, by design.md rule 8.
+"""Wall time in an IANA zone to UTC, by docs/design.md rule 8.
 
 A wall time that does not exist (the clock springs forward over it) is moved to the
 end of the gap; a wall time that exists twice (the clock falls back) is taken once,
