@@ -238,11 +238,10 @@ class LabWorkload:
 
     def in_doubt_since(self, lh: str, epoch: int) -> dict[str, str]:
         """Unit path -> new status of every in-doubt decision made by epoch."""
-        rows = self.query(lh, "SELECT u.path, e.new, e.reason FROM events e JOIN unit_runs u "
+        rows = self.query(lh, "SELECT u.path, e.new, e.code FROM events e JOIN unit_runs u "
                               "ON u.id = e.unit_run WHERE e.epoch >= ? AND e.old='running'",
                           (epoch,))
-        return {p: new for p, new, why in rows
-                if any(m in why for m in checker.IN_DOUBT_MARKS)}
+        return {p: new for p, new, code in rows if code in checker.IN_DOUBT}
 
 
 def assert_clean(rep: checker.Report) -> None:
