@@ -14,10 +14,11 @@ from typing import Any
 
 import yaml
 
+from ajs3 import datadir as dd
 from ajs3.errors import AjsError, Code
 
 #: The file name of the settings inside a data directory.
-SETTINGS_FILE = "ajs3.yaml"
+SETTINGS_FILE = dd.SETTINGS
 
 #: Variables of the daemon's environment that reach jobs unless the settings say
 #: otherwise (``env_passthrough``). Everything else of the daemon's environment is

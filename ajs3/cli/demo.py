@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from importlib import resources
 
+from ajs3 import datadir as dd
 from ajs3.cli.output import writing
 
 
@@ -15,8 +16,8 @@ def cmd_demo(args: argparse.Namespace, ajs3: Callable[[list[str]], int]) -> int:
     datadir = args.dir.absolute()
     sample = resources.files("ajs3").joinpath("samples/demo.yaml").read_text()
     with writing(datadir):
-        (datadir / "definitions").mkdir(parents=True, exist_ok=True)
-        (datadir / "definitions" / "demo.yaml").write_text(sample)
+        dd.definitions(datadir).mkdir(parents=True, exist_ok=True)
+        (dd.definitions(datadir) / "demo.yaml").write_text(sample)
     rundir = datadir / "run"
     base = ["-h", "demo", "--datadir", str(datadir), "--rundir", str(rundir)]
     print(f"== a standalone logical host 'demo' in {datadir}")

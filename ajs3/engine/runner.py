@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ajs3 import datadir as dd
 from ajs3.engine import jobenv, native
 from ajs3.errors import AjsError, Code, ServiceError
 from ajs3.settings import Settings
@@ -198,7 +199,7 @@ class Runner:
     """Starts supervisors for jobs of one logical host."""
 
     def __init__(self, datadir: Path, settings: Settings) -> None:
-        self.jobs_dir = datadir / "jobs"
+        self.jobs_dir = dd.jobs(datadir)
         private_dir(self.jobs_dir)
         self.settings = settings
         self.binary = supervisor_binary()
@@ -232,8 +233,8 @@ class Runner:
             "argv": argv,
             "env": env,
             "cwd": cwd,
-            "stdout": str(jobdir / "stdout"),
-            "stderr": str(jobdir / "stderr"),
+            "stdout": str(jobdir / dd.STDOUT),
+            "stderr": str(jobdir / dd.STDERR),
             "uid": None,
             "gid": None,
             "user": user,
@@ -278,7 +279,7 @@ class Runner:
             return 2, f"check could not run: {exc}"
         with contextlib.suppress(OSError, AjsError):
             private_dir(jobdir, reclaim=True)
-            fd = os.open(jobdir / "failover_check.log",
+            fd = os.open(jobdir / dd.CHECK_LOG,
                          os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o640)
             try:
@@ -343,7 +344,7 @@ class Runner:
             server.wait()
 
     def started(self, jobdir: Path) -> dict[str, Any] | None:
-        return read_json(jobdir / "started.json")
+        return read_json(jobdir / dd.STARTED)
 
     def settle(self, jobdir: Path, why: str, wait: float = 30.0) -> dict[str, Any] | None:
         """The start record of a run whose started.json exists but cannot be read.
@@ -354,7 +355,7 @@ class Runner:
         (so before its job could exec), and is voided in place (None). Raises
         TimeoutError if a supervisor holds the lock for ``wait`` seconds.
         """
-        fd = os.open(jobdir / "started.json", os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(jobdir / dd.STARTED, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             end = time.monotonic() + wait
             while True:
@@ -387,7 +388,7 @@ class Runner:
         any more (ADR 0012): create ``started.json`` (O_EXCL) as a void record and make
         it durable. False if it exists already: a supervisor got there first."""
         private_dir(jobdir, reclaim=True)
-        path = jobdir / "started.json"
+        path = jobdir / dd.STARTED
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             fd = os.open(path, flags, 0o640)
@@ -406,7 +407,7 @@ class Runner:
         return True
 
     def status(self, jobdir: Path) -> dict[str, Any] | None:
-        return read_json(jobdir / "status.json")
+        return read_json(jobdir / dd.STATUS)
 
     def is_local(self, started: dict[str, Any]) -> bool:
         return bool(started.get("host") == self.identity)

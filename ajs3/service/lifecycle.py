@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ajs3 import datadir as dd
 from ajs3.engine.runner import is_same_process, kill_group, read_json
 from ajs3.errors import AjsError, Code, JournalError, LockedError, ServiceError
 from ajs3.journal.store import JOURNAL_FILE, Journal, check_datadir, logical_host_traces
@@ -173,7 +174,7 @@ def start(paths: Paths, mode: StartMode, timeout: float, log_level: str,
     moved = start_afresh(datadir) if initialize else []
     if not initialize:
         check_journal(datadir)
-    logdir = datadir / "log"
+    logdir = dd.log(datadir)
     with contextlib.suppress(FileExistsError):
         logdir.mkdir(mode=0o750)
     out_fd = os.open(logdir / "daemon.out",
@@ -308,7 +309,7 @@ def kill_jobs(datadir: Path) -> int:
         for run in journal.active_jobnet_runs():
             for ur in journal.unit_runs(run):
                 if ur.status is Status.RUNNING and ur.run_id:
-                    started = read_json(datadir / "jobs" / ur.run_id / "started.json") or {}
+                    started = read_json(dd.jobdir(datadir, ur.run_id) / dd.STARTED) or {}
                     if kill_group(started.get("pgid"), signal.SIGKILL, started):
                         count += 1
     finally:

@@ -16,6 +16,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from ajs3 import datadir as dd
 from ajs3.errors import AjsError, Code
 
 _LHOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -70,11 +71,11 @@ class Paths:
 
     @property
     def definitions_dir(self) -> Path:
-        return self.need_datadir() / "definitions"
+        return dd.definitions(self.need_datadir())
 
     @property
     def logdir(self) -> Path:
-        return self.need_datadir() / "log"
+        return dd.log(self.need_datadir())
 
 
 def _rundir_refused(path: Path, why: str, rundir: Path) -> AjsError:
@@ -178,7 +179,7 @@ class DataDirMark:
     journal_id: tuple[int, int]
 
     @staticmethod
-    def of(datadir: Path, journal: str = "journal.db") -> DataDirMark:
+    def of(datadir: Path, journal: str = dd.JOURNAL) -> DataDirMark:
         d, j = os.stat(datadir), os.stat(datadir / journal)
         return DataDirMark(datadir, (d.st_dev, d.st_ino), (j.st_dev, j.st_ino))
 
@@ -192,7 +193,7 @@ class DataDirMark:
         if (d.st_dev, d.st_ino) != self.dir_id:
             return f"data directory {self.datadir} was replaced (another directory or volume)"
         try:
-            j = os.stat(self.datadir / "journal.db")
+            j = os.stat(dd.journal(self.datadir))
         except OSError as exc:
             return f"journal {self.datadir / 'journal.db'} is gone ({exc.strerror})"
         if (j.st_dev, j.st_ino) != self.journal_id:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ajs3 import datadir as dd
 from ajs3.errors import AjsError, Code, OperationError
 from ajs3.journal.store import JobnetRun, Journal
 from ajs3.model import ENDED_BADLY, FINAL, label_of
@@ -174,7 +175,7 @@ def log_path(datadir: Path, key: str, run: int | None, stderr: bool) -> Path:
                                  hint="run ids are shown by `ajs3 show --json`")
     finally:
         journal.close()
-    path = datadir / "jobs" / run_id / ("stderr" if stderr else "stdout")
+    path = dd.jobdir(datadir, run_id) / (dd.STDERR if stderr else dd.STDOUT)
     if not path.exists():
         raise AjsError(f"no output file {path}", code=Code.UNKNOWN_UNIT)
     return path

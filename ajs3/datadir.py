@@ -1,0 +1,52 @@
+"""The layout of a logical host's data directory, spelled in one place.
+
+    <datadir>/ajs3.yaml          settings (ajs3/settings.py)
+    <datadir>/definitions/       definition files (YAML)
+    <datadir>/journal.db         the journal (-wal, -shm beside it)
+    <datadir>/jobs/<run-id>/     one directory per run: stdout, stderr, started.json,
+                                 status.json (written by ajs3-supervise), failover_check.log
+    <datadir>/log/               the daemon's structured logs
+
+The C supervisor (ajs3/engine/supervise.c) writes the record files by the same names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SETTINGS = "ajs3.yaml"
+DEFINITIONS = "definitions"
+JOURNAL = "journal.db"
+JOBS = "jobs"
+LOG = "log"
+
+#: the files of one run's directory
+STARTED = "started.json"
+STATUS = "status.json"
+STDOUT = "stdout"
+STDERR = "stderr"
+CHECK_LOG = "failover_check.log"
+
+
+def jobs(datadir: Path) -> Path:
+    return datadir / JOBS
+
+
+def jobdir(datadir: Path, run_id: str) -> Path:
+    return datadir / JOBS / run_id
+
+
+def journal(datadir: Path) -> Path:
+    return datadir / JOURNAL
+
+
+def log(datadir: Path) -> Path:
+    return datadir / LOG
+
+
+def definitions(datadir: Path) -> Path:
+    return datadir / DEFINITIONS
+
+
+def settings(datadir: Path) -> Path:
+    return datadir / SETTINGS
