@@ -62,8 +62,9 @@ class Collector:
         status = core.runner.status(t.jobdir)
         if status is None:
             core.kill_codes.pop(unit_run, None)
-            started = core.runner.started(t.jobdir) or {}
-            rn.kill_group(started.get("pgid"), signal.SIGKILL)
+            started = core.runner.started(t.jobdir)
+            if started:
+                rn.kill_group(started.get("pgid"), signal.SIGKILL, started)
             self.doubt.apply(state, ur, ReasonCode.SUPERVISOR_DIED,
                              "its supervisor died before recording an end")
             return
@@ -140,7 +141,7 @@ class Collector:
     def _signal(self, t: rn.Tracked, sig: int) -> None:
         if not t.info:  # not cached while the supervisor has not written it yet
             t.info = self.core.runner.started(t.jobdir) or {}
-        rn.kill_group(t.info.get("pgid"), sig)
+        rn.kill_group(t.info.get("pgid"), sig, t.info or None)
 
     def kill_tracked(
         self, t: rn.Tracked, code: ReasonCode, reason: str, grace: float | None = None
