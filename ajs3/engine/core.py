@@ -101,6 +101,11 @@ class Core:
         fd = rn.pidfd_open(pid)
         if fd is not None:
             return fd
+        key = self.gone_key()
+        self.exited.append(key)
+        return key
+
+    def gone_key(self) -> int:
+        """A key of ``by_fd`` that is no descriptor, for a supervisor already ended."""
         self._gone -= 1
-        self.exited.append(self._gone)
         return self._gone

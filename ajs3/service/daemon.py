@@ -22,7 +22,7 @@ from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import AjsError, Code, DefinitionError, EpochSuperseded
 from ajs3.journal import audit
-from ajs3.journal.store import Journal
+from ajs3.journal.store import DiskFull, Journal
 from ajs3.model import StartMode, StopJobs
 from ajs3.service import access, protocol
 from ajs3.service.access import Peer
@@ -59,6 +59,11 @@ class Daemon:
         #: the data directory and journal this daemon started with (AJS3-E209)
         self.mark: DataDirMark | None = None
         self.lost: AjsError | None = None
+        #: the journal could not be written for want of space (AJS3-E208): since when
+        self.disk_full: DiskFull | None = None
+        self.disk_full_since = 0.0
+        self._disk_logged = 0.0
+        self._disk_probed = 0.0
 
     # -- start -----------------------------------------------------------------------
 
@@ -134,7 +139,11 @@ class Daemon:
                 if self._datadir_lost() is not None:
                     break
                 sched.check_timers()
-                sched.step()
+                if self.disk_full is None or self._space_back():
+                    try:
+                        sched.step()
+                    except DiskFull as exc:
+                        self._note_disk_full(exc)
                 self._watch_new()
                 if self._stop_done():
                     break
@@ -172,6 +181,37 @@ class Daemon:
         if self.lost is not None:
             raise self.lost  # a coded error and a non-zero exit: the monitor fails
         return 0
+
+    def _note_disk_full(self, exc: DiskFull) -> None:
+        """AJS3-E208: one log line when it begins, then one a minute while it lasts
+        (the log may be on the same full file system)."""
+        now = time.time()
+        if self.disk_full is None:
+            self.disk_full_since = now
+        self.disk_full = exc
+        if now - self._disk_logged >= 60.0:
+            self._disk_logged = now
+            self.log.error("disk full: nothing is recorded and nothing starts until there "
+                           "is room again", code=Code.DISK_FULL.value, error=exc.message,
+                           since=self.disk_full_since)
+
+    def _space_back(self) -> bool:
+        """While the disk is full: True once a small write to the journal commits
+        (tried at most once a second), and the step may run again."""
+        assert self.journal is not None
+        now = time.time()
+        if now - self._disk_probed < 1.0:
+            return False
+        self._disk_probed = now
+        try:
+            self.journal.set_meta("space_probe", repr(now))
+        except DiskFull as exc:
+            self._note_disk_full(exc)
+            return False
+        self.log.info("disk space back: carrying on", full_for=now - self.disk_full_since)
+        self.disk_full = None
+        self._disk_logged = 0.0
+        return True
 
     def _datadir_lost(self) -> AjsError | None:
         """AJS3-E209 if the data directory or its journal is no longer the one this
@@ -279,6 +319,12 @@ class Daemon:
             return protocol.answer_ok(handler(peer, **kwargs))
         except EpochSuperseded:
             raise
+        except DiskFull as exc:  # rolled back whole; the memory is read back
+            self._note_disk_full(exc)
+            assert self.sched is not None
+            self.sched.resync()
+            self._audit(peer, req, exc.code.value, {"message": exc.message}, log_only=True)
+            return protocol.answer_error(exc)
         except AjsError as exc:
             error = exc
         except Exception as exc:  # a bug must not take the logical host down
@@ -322,7 +368,10 @@ class Daemon:
         return {"pid": os.getpid(), "lhost": self.paths.lhost, "datadir": str(self.datadir),
                 "epoch": self.journal.epoch, "loop_age": time.time() - self.last_loop,
                 "running_jobs": len(self.sched.tracked), "active_runs": len(self.sched.runs),
-                "stopping": self.stop_jobs is not None, "uptime": time.time() - self.started_at}
+                "stopping": self.stop_jobs is not None, "uptime": time.time() - self.started_at,
+                "disk_full": None if self.disk_full is None else {
+                    "code": Code.DISK_FULL.value, "since": self.disk_full_since,
+                    "message": self.disk_full.message}}
 
     def op_define(self, peer: Peer, *, files: list[dict[str, str]],
                   sources: list[str] | None) -> dict[str, Any]:
