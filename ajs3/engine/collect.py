@@ -65,8 +65,10 @@ class Collector:
             started = core.runner.started(t.jobdir)
             if started:
                 rn.kill_group(started.get("pgid"), signal.SIGKILL, started)
-            self.doubt.apply(state, ur, ReasonCode.SUPERVISOR_DIED,
-                             "its supervisor died before recording an end")
+            why = "its supervisor died before recording an end"
+            if core.disk_full_at >= t.started_at:  # it exits 70 when it cannot write
+                why += " (the disk was full meanwhile: the end may not have been writable)"
+            self.doubt.apply(state, ur, ReasonCode.SUPERVISOR_DIED, why)
             return
         self.collect(state, ur, status, t.kill_reason)
 

@@ -51,6 +51,8 @@ class Core:
         #: other members ignore TERM: (pgid, when to KILL them).
         self.stragglers: list[tuple[int, float]] = []
         self.stopping = False
+        #: when a journal write last failed for want of space (0: never)
+        self.disk_full_at = 0.0
         self.stop_reason = "killed at service stop"
         self._defs: dict[int, DefinitionSet] = {}
         self.def_version, defs = journal.definitions()

@@ -250,6 +250,10 @@ class Scheduler:
             # a run queued behind one of these may start now
             core.dirty.update(n for n, s in core.runs.items() if s.root.schedule is not None)
 
+    def note_disk_full(self) -> None:
+        """A journal write failed for want of space (the daemon says so)."""
+        self.core.disk_full_at = self.clock()
+
     def resync(self) -> None:
         """Read the definitions and the runs in memory back from the journal, after a
         transaction that changed them in memory was rolled back (a full disk); a job

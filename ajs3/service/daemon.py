@@ -186,6 +186,8 @@ class Daemon:
         """AJS3-E208: one log line when it begins, then one a minute while it lasts
         (the log may be on the same full file system)."""
         now = time.time()
+        assert self.sched is not None
+        self.sched.note_disk_full()
         if self.disk_full is None:
             self.disk_full_since = now
         self.disk_full = exc

@@ -139,7 +139,7 @@ def test_a_full_disk_is_reported_and_nothing_is_recorded_wrongly(
     data = host.wait(unknown, timeout=120)
     lost = {u["path"]: u for u in data["units"]}["/d/ends_while_full/j"]
     assert lost["status"] != "ended_normally" and lost["exit_code"] is None, lost
-    assert "supervisor" in lost["reason"], lost
+    assert "supervisor" in lost["reason"] and "disk was full" in lost["reason"], lost
     # nothing lost: every entry that was answered exists, held
     for h in held:
         assert host.units(h)["/d/quick"]["status"] == "held", h
