@@ -17,7 +17,14 @@ import psutil
 import pytest
 from lhost import LogicalHost, start_record
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (root)")
+from ajs3.definitions.loader import load_text
+from ajs3.engine.scheduler import Scheduler
+from ajs3.errors import Code
+from ajs3.journal.store import DiskFull, Journal
+from ajs3.model import Status
+from ajs3.settings import Settings
+
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (root)")
 
 
 @pytest.fixture
@@ -63,6 +70,7 @@ def status(host: LogicalHost) -> dict[str, Any]:
     return result
 
 
+@as_root
 def test_a_full_disk_is_reported_and_nothing_is_recorded_wrongly(
     host_on: LogicalHost, tmp_path: Path
 ) -> None:
@@ -146,3 +154,58 @@ def test_a_full_disk_is_reported_and_nothing_is_recorded_wrongly(
     with contextlib.suppress(OSError):
         log = (host.datadir / "log" / "ajs3.log").read_text()
         assert "disk space back" in log
+
+
+def test_a_commit_without_room_is_rolled_back_whole_and_coded(tmp_path: Path) -> None:
+    """SQLite's own SQLITE_FULL (a page limit stands in for the disk): the transaction
+    is rolled back cleanly, E208 is raised, and the journal carries on afterwards."""
+    journal = Journal.open(tmp_path)
+    try:
+        journal.set_meta("before", "1")
+        pages = journal.conn.execute("PRAGMA page_count").fetchone()[0]
+        journal.conn.execute(f"PRAGMA max_page_count={pages}")
+        with pytest.raises(DiskFull) as err, journal.transaction():
+            journal.set_meta("small", "x")
+            journal.set_meta("big", "x" * 1_000_000)
+        assert err.value.code is Code.DISK_FULL and "full" in err.value.message
+        assert not journal.in_transaction
+        assert journal.get_meta("small") is None and journal.get_meta("big") is None
+        journal.conn.execute("PRAGMA max_page_count=1073741823")
+        journal.set_meta("after", "2")
+        assert journal.get_meta("before") == "1" and journal.get_meta("after") == "2"
+    finally:
+        journal.close()
+
+
+HELD_DEFS = """
+group: /t
+jobnets:
+  - name: q
+    units:
+      - {name: gate, command: [/bin/true], hold: true}
+"""
+
+
+def test_a_change_without_room_leaves_the_memory_as_the_journal(tmp_path: Path) -> None:
+    """A registration and a hold whose commit fails are undone in memory too
+    (Scheduler.resync): the scheduler never acts on what the journal does not hold."""
+    journal = Journal.open(tmp_path)
+    journal.begin_epoch("test", 1, "hot")
+    try:
+        sched = Scheduler(journal, Settings(lhost="t", datadir=tmp_path))
+        sched.apply_definitions(load_text(HELD_DEFS, "t.yaml"), ["t.yaml"])
+        kept = sched.register("/t/q")
+        pages = journal.conn.execute("PRAGMA page_count").fetchone()[0]
+        journal.conn.execute(f"PRAGMA max_page_count={pages}")
+        with pytest.raises(DiskFull), journal.transaction():
+            sched.register("/t/q")
+            sched.release(kept, "/t/q/gate")
+            journal.set_meta("filler", "x" * 1_000_000)
+        assert len(sched.runs) == 2  # what the rolled-back change left in memory
+        sched.resync()
+        assert sorted(sched.runs) == [kept] == journal.active_jobnet_runs()
+        assert sched.runs[kept].urs["/t/q/gate"].status is Status.HELD
+        journal.conn.execute("PRAGMA max_page_count=1073741823")
+        assert sched.register("/t/q") != kept
+    finally:
+        journal.close()
