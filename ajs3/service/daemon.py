@@ -149,6 +149,9 @@ class Daemon:
                     break
                 timeout = HEARTBEAT
                 wake = sched.next_wake()
+                if self.disk_full is not None:
+                    wake = None  # what fell due waits for room: the next probe, in 1 s
+                    timeout = 1.0
                 if wake is not None:
                     timeout = min(timeout, max(0.0, wake - time.time()))
                 if self.stop_jobs is not None:
