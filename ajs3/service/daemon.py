@@ -34,6 +34,8 @@ from ajs3.settings import Settings, load_settings
 
 #: The loop wakes at least this often, so depth-10 health checks see it alive.
 HEARTBEAT = 5.0
+#: Free bytes the data directory's file system must have again after a full disk.
+ROOM_NEEDED = 1 << 20
 
 
 class Daemon:
@@ -201,15 +203,23 @@ class Daemon:
                            since=self.disk_full_since)
 
     def _space_back(self) -> bool:
-        """While the disk is full: True once a small write to the journal commits
-        (tried at most once a second), and the step may run again."""
+        """While the disk is full: True once its file system has room (ROOM_NEEDED)
+        and a small write to the journal commits (tried at most once a second): the
+        step may run again."""
         assert self.journal is not None
         now = time.time()
         if now - self._disk_probed < 1.0:
             return False
         self._disk_probed = now
         try:
+            # SQLite may commit into room its WAL had taken before: ask the file system
+            # too, so that jobs do not start where their records cannot be written.
+            vfs = os.statvfs(self.datadir)
+            if vfs.f_bavail * vfs.f_frsize < ROOM_NEEDED:
+                return False
             self.journal.set_meta("space_probe", repr(now))
+        except OSError:
+            return False
         except DiskFull as exc:
             self._note_disk_full(exc)
             return False
