@@ -62,10 +62,13 @@ class Collector:
         status = core.runner.status(t.jobdir)
         if status is None:
             core.kill_codes.pop(unit_run, None)
-            started = core.runner.started(t.jobdir) or {}
-            rn.kill_group(started.get("pgid"), signal.SIGKILL)
-            self.doubt.apply(state, ur, ReasonCode.SUPERVISOR_DIED,
-                             "its supervisor died before recording an end")
+            started = core.runner.started(t.jobdir)
+            if started:
+                rn.kill_group(started.get("pgid"), signal.SIGKILL, started)
+            why = "its supervisor died before recording an end"
+            if core.disk_full_at >= t.started_at:  # it exits 70 when it cannot write
+                why += " (the disk was full meanwhile: the end may not have been writable)"
+            self.doubt.apply(state, ur, ReasonCode.SUPERVISOR_DIED, why)
             return
         self.collect(state, ur, status, t.kill_reason)
 
@@ -140,7 +143,7 @@ class Collector:
     def _signal(self, t: rn.Tracked, sig: int) -> None:
         if not t.info:  # not cached while the supervisor has not written it yet
             t.info = self.core.runner.started(t.jobdir) or {}
-        rn.kill_group(t.info.get("pgid"), sig)
+        rn.kill_group(t.info.get("pgid"), sig, t.info or None)
 
     def kill_tracked(
         self, t: rn.Tracked, code: ReasonCode, reason: str, grace: float | None = None

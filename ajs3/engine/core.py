@@ -51,6 +51,8 @@ class Core:
         #: other members ignore TERM: (pgid, when to KILL them).
         self.stragglers: list[tuple[int, float]] = []
         self.stopping = False
+        #: when a journal write last failed for want of space (0: never)
+        self.disk_full_at = 0.0
         self.stop_reason = "killed at service stop"
         self._defs: dict[int, DefinitionSet] = {}
         self.def_version, defs = journal.definitions()
@@ -101,6 +103,11 @@ class Core:
         fd = rn.pidfd_open(pid)
         if fd is not None:
             return fd
+        key = self.gone_key()
+        self.exited.append(key)
+        return key
+
+    def gone_key(self) -> int:
+        """A key of ``by_fd`` that is no descriptor, for a supervisor already ended."""
         self._gone -= 1
-        self.exited.append(self._gone)
         return self._gone

@@ -54,7 +54,7 @@ class Reconciler:
                 if ur.status is Status.RUNNING and ur.run_id:
                     started = core.runner.started(core.runner.jobdir(ur.run_id))
                     if started and core.runner.is_local(started):
-                        rn.kill_group(started.get("pgid"), signal.SIGKILL)
+                        rn.kill_group(started.get("pgid"), signal.SIGKILL, started)
         count = core.journal.forget_runs()
         core.log.info("cold start: registrations and results forgotten", runs=count)
 
@@ -103,7 +103,7 @@ class Reconciler:
             case Verdict.IN_DOUBT:
                 if row.kill:
                     assert started is not None
-                    rn.kill_group(started.get("pgid"), signal.SIGKILL)
+                    rn.kill_group(started.get("pgid"), signal.SIGKILL, started)
                     if facts.supervisor_alive:
                         self._wait_status(jobdir, 5.0)
                 assert row.code is not None

@@ -29,8 +29,8 @@ from ajs3.engine.reconcile import Reconciler
 from ajs3.engine.runstate import RunState
 from ajs3.engine.timetable import SEEN_KEY, Timetable
 from ajs3.errors import Code, OperationError
-from ajs3.journal.store import Journal, UnitRun
-from ajs3.model import StartMode, Status
+from ajs3.journal.store import DiskFull, Journal, UnitRun
+from ajs3.model import StartMode, Status, UnitKind
 from ajs3.schedule import OverlapAction, overlap_action
 from ajs3.settings import Settings
 
@@ -189,27 +189,57 @@ class Scheduler:
 
     def step(self) -> None:
         """Collect ends, register due runs, decide, record intents: one commit; then
-        start the processes whose intent is now durable."""
+        start the processes whose intent is now durable.
+
+        If the commit fails for want of space (:class:`DiskFull`, AJS3-E208), nothing
+        of the step is taken as done: the ends are collected again by a later step,
+        the runs are read back from the journal, and nothing starts (its intent was
+        not recorded)."""
         core = self.core
         now = self.clock()
         launches: Launches = []
-        with self.journal.transaction():
-            exited, core.exited = core.exited, []
-            for fd in exited:
-                self.collector.handle_exit(fd)
-            if not core.stopping:
-                self.register_due(now)
-            if self._needs_time_wake(now):
-                core.dirty.update(core.runs)
-            for run_no in sorted(core.dirty):
-                state = core.runs.get(run_no)
-                if state is not None:
-                    self.evaluator.evaluate(state, now, launches)
-            core.dirty.clear()
-            if launches:
-                self.dispatch.record_intents(launches, now)
+        exited, core.exited = core.exited, []
+        taken = [(fd, core.by_fd.get(fd)) for fd in exited]
+        tracked = {uid: core.tracked[uid] for _, uid in taken if uid in core.tracked}
+        codes = {uid: core.kill_codes[uid] for uid in tracked if uid in core.kill_codes}
+        timetable = vars(self.timetable).copy()
+        try:
+            with self.journal.transaction():
+                for fd in exited:
+                    self.collector.handle_exit(fd)
+                if not core.stopping:
+                    self.register_due(now)
+                if self._needs_time_wake(now):
+                    core.dirty.update(core.runs)
+                for run_no in sorted(core.dirty):
+                    state = core.runs.get(run_no)
+                    if state is not None:
+                        self.evaluator.evaluate(state, now, launches)
+                core.dirty.clear()
+                if launches:
+                    self.dispatch.record_intents(launches, now)
+        except DiskFull:
+            vars(self.timetable).update(timetable)
+            core.kill_codes.update(codes)
+            for fd, uid in taken:
+                if uid is None or uid not in tracked:
+                    continue
+                if fd in core.by_fd:  # not reached
+                    core.exited.append(fd)
+                else:  # collected, its pidfd closed: collected again under a new key
+                    t = tracked[uid]
+                    key = core.gone_key()
+                    t.pidfd = key
+                    core.tracked[uid] = t
+                    core.by_fd[key] = uid
+            self.resync()
+            raise
         if launches:
-            unanswered = self.dispatch.spawn(launches, now)
+            try:
+                unanswered = self.dispatch.spawn(launches, now)
+            except DiskFull:  # a start that failed could not be recorded
+                self.resync()  # the others started: watched again from their records
+                raise
             if unanswered:
                 self._reexamine(unanswered)
         ended = [n for n, s in core.runs.items() if s.root_ur.status.is_final]
@@ -219,6 +249,33 @@ class Scheduler:
         if ended:
             # a run queued behind one of these may start now
             core.dirty.update(n for n, s in core.runs.items() if s.root.schedule is not None)
+
+    def note_disk_full(self) -> None:
+        """A journal write failed for want of space (the daemon says so)."""
+        self.core.disk_full_at = self.clock()
+
+    def resync(self) -> None:
+        """Read the definitions and the runs in memory back from the journal, after a
+        transaction that changed them in memory was rolled back (a full disk); a job
+        started meanwhile whose supervisor is not watched is taken up again."""
+        core = self.core
+        version, defs = self.journal.definitions()
+        core.use_definitions(version, defs)
+        self.timetable.refresh(defs)
+        for run_no in list(core.runs):
+            for ur in core.runs.pop(run_no).urs.values():
+                core.index.pop(ur.id, None)
+        for run_no in self.journal.active_jobnet_runs():
+            state = core.load_run(run_no)
+            if state is None:
+                continue
+            for ur in list(state.urs.values()):
+                if (ur.status is Status.RUNNING and ur.id not in core.tracked
+                        and ur.run_id and state.units[ur.path].kind is UnitKind.JOB):
+                    try:
+                        self.reconciler.recover_job(state, ur, StartMode.HOT)
+                    except DiskFull:
+                        pass  # taken up by the next resync
 
     def _reexamine(self, unanswered: list[tuple[RunState, UnitRun]]) -> None:
         # The supervisor server died mid-batch. A supervisor it forked records its start

@@ -14,6 +14,7 @@ Rules kept here (docs/design.md):
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sqlite3
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3.definitions.units import DefinitionSet, Unit
-from ajs3.errors import Code, DataDirError, EpochSuperseded, JournalError
+from ajs3.errors import AjsError, Code, DataDirError, EpochSuperseded, JournalError
 from ajs3.journal.schema import MIGRATIONS, SCHEMA_VERSION
 from ajs3.model import OPEN, ReasonCode, Status, UnitKind, check_transition
 
@@ -168,6 +169,21 @@ def _journal_files_private(path: Path) -> str:
     return fresh
 
 
+class DiskFull(AjsError):
+    """A write to the journal failed because its file system is full (AJS3-E208):
+    the transaction was rolled back whole."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for SQLite's SQLITE_FULL and for ENOSPC (or EDQUOT) from the OS."""
+    if isinstance(exc, DiskFull):
+        return True
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code == 13 or "database or disk is full" in str(exc)  # 13: SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 class Journal:
     """The SQLite journal of one logical host."""
 
@@ -303,8 +319,18 @@ class Journal:
                     )
             yield
             self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as exc:
+            # SQLite may have rolled back by itself (a full disk): nothing to undo then.
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            if is_disk_full(exc):
+                raise DiskFull(
+                    f"the journal cannot be written: its file system is full ({exc}); "
+                    "nothing of this change was recorded",
+                    code=Code.DISK_FULL,
+                    hint=f"free space on the file system of {self.path}; the daemon "
+                    "carries on by itself once there is room",
+                ) from exc
             raise
         finally:
             self._depth = 0

@@ -11,13 +11,15 @@ import os
 from pathlib import Path
 
 from ajs3.definitions.units import DefinitionSet
-from ajs3.errors import AjsError, Code, NotRunningError
+from ajs3.engine.jobenv import check_job_users
+from ajs3.errors import AjsError, Code, DefinitionError, NotRunningError
 from ajs3.journal import audit
 from ajs3.journal.store import Journal
 from ajs3.service.access import user_name
 from ajs3.service.client import Client
 from ajs3.service.lock import DataDirLock
 from ajs3.service.paths import Paths
+from ajs3.settings import load_settings
 
 
 def apply_definitions(paths: Paths, defs: DefinitionSet, sources: list[str]) -> int:
@@ -41,6 +43,11 @@ def apply_definitions(paths: Paths, defs: DefinitionSet, sources: list[str]) -> 
             code=Code.LOCKED, hint="give the right -h/--rundir, or stop the other daemon",
         ) from exc
     try:
+        # The daemon would run as this user: its rule on root jobs (AJS3-E313) holds
+        # for definitions applied without it too.
+        problems = check_job_users(defs, load_settings(datadir, paths.lhost), os.geteuid())
+        if problems:
+            raise DefinitionError(problems)
         journal = Journal.open(datadir)
         try:
             version = journal.apply_definitions(defs, sources)

@@ -10,31 +10,32 @@ import os
 import selectors
 import signal
 import socket
-import stat
 import time
-from pathlib import Path
 from typing import Any
 
 import structlog
 
 from ajs3 import logs
 from ajs3.definitions.loader import load_texts
+from ajs3.engine.jobenv import check_job_users
 from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
-from ajs3.errors import AjsError, Code, EpochSuperseded
+from ajs3.errors import AjsError, Code, DefinitionError, EpochSuperseded
 from ajs3.journal import audit
-from ajs3.journal.store import Journal
+from ajs3.journal.store import DiskFull, Journal
 from ajs3.model import StartMode, StopJobs
 from ajs3.service import access, protocol
 from ajs3.service.access import Peer
 from ajs3.service.control import ControlServer
 from ajs3.service.lock import DataDirLock, describe
-from ajs3.service.paths import Paths
+from ajs3.service.paths import DataDirMark, Paths, prepare_rundir, write_private
 from ajs3.service.protocol import BadRequest
 from ajs3.settings import Settings, load_settings
 
 #: The loop wakes at least this often, so depth-10 health checks see it alive.
 HEARTBEAT = 5.0
+#: Free bytes the data directory's file system must have again after a full disk.
+ROOM_NEEDED = 1 << 20
 
 
 class Daemon:
@@ -57,6 +58,14 @@ class Daemon:
         self.journal: Journal | None = None
         self.sched: Scheduler | None = None
         self.watched: set[int] = set()
+        #: the data directory and journal this daemon started with (AJS3-E209)
+        self.mark: DataDirMark | None = None
+        self.lost: AjsError | None = None
+        #: the journal could not be written for want of space (AJS3-E208): since when
+        self.disk_full: DiskFull | None = None
+        self.disk_full_since = 0.0
+        self._disk_logged = 0.0
+        self._disk_probed = 0.0
 
     # -- start -----------------------------------------------------------------------
 
@@ -67,6 +76,7 @@ class Daemon:
         if self.lock.previous and self.lock.previous.get("pid"):
             self.log.warning("took over a stale lock", previous=describe(self.lock.previous))
         self.journal = Journal.open(self.datadir)
+        self.mark = DataDirMark.of(self.datadir)
         epoch = self.journal.begin_epoch(socket.gethostname(), os.getpid(), self.mode.value)
         self.log = self.log.bind(epoch=epoch)
         self.sched = Scheduler(self.journal, settings)
@@ -81,9 +91,8 @@ class Daemon:
         directory); who may do what is decided per request from the peer's
         credentials (ajs3.service.access, docs/control.md)."""
         rundir = self.paths.rundir
-        rundir.mkdir(mode=0o755, parents=True, exist_ok=True)
-        _check_rundir(rundir)
-        os.chmod(rundir, 0o755)
+        prepare_rundir(rundir)  # ours, no link, closed to writers (AJS3-E210)
+        os.chmod(rundir, 0o755)  # ... and open to reach the socket (docs/control.md)
         sock_path = self.paths.socket
         if sock_path.exists() or sock_path.is_symlink():
             sock_path.unlink()
@@ -102,10 +111,8 @@ class Daemon:
         me = os.getpid()
         info = {"pid": me, "start": proc_starttime(me), "lhost": self.paths.lhost,
                 "datadir": str(self.datadir), "epoch": epoch, "mode": self.mode.value}
-        tmp = self.paths.pidfile.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info))
-        os.chmod(tmp, 0o640)  # managing the service is root's; requests need only the socket
-        tmp.rename(self.paths.pidfile)
+        # managing the service is root's; requests need only the socket
+        write_private(self.paths.pidfile, json.dumps(info).encode(), 0o640)
 
     # -- loop ----------------------------------------------------------------------------
 
@@ -131,13 +138,22 @@ class Daemon:
         try:
             while True:
                 self.last_loop = time.time()
+                if self._datadir_lost() is not None:
+                    break
                 sched.check_timers()
-                sched.step()
+                if self.disk_full is None or self._space_back():
+                    try:
+                        sched.step()
+                    except DiskFull as exc:
+                        self._note_disk_full(exc)
                 self._watch_new()
                 if self._stop_done():
                     break
                 timeout = HEARTBEAT
                 wake = sched.next_wake()
+                if self.disk_full is not None:
+                    wake = None  # what fell due waits for room: the next probe, in 1 s
+                    timeout = 1.0
                 if wake is not None:
                     timeout = min(timeout, max(0.0, wake - time.time()))
                 if self.stop_jobs is not None:
@@ -167,7 +183,67 @@ class Daemon:
             return 3
         finally:
             self._shutdown()
+        if self.lost is not None:
+            raise self.lost  # a coded error and a non-zero exit: the monitor fails
         return 0
+
+    def _note_disk_full(self, exc: DiskFull) -> None:
+        """AJS3-E208: one log line when it begins, then one a minute while it lasts
+        (the log may be on the same full file system)."""
+        now = time.time()
+        assert self.sched is not None
+        self.sched.note_disk_full()
+        if self.disk_full is None:
+            self.disk_full_since = now
+        self.disk_full = exc
+        if now - self._disk_logged >= 60.0:
+            self._disk_logged = now
+            self.log.error("disk full: nothing is recorded and nothing starts until there "
+                           "is room again", code=Code.DISK_FULL.value, error=exc.message,
+                           since=self.disk_full_since)
+
+    def _space_back(self) -> bool:
+        """While the disk is full: True once its file system has room (ROOM_NEEDED)
+        and a small write to the journal commits (tried at most once a second): the
+        step may run again."""
+        assert self.journal is not None
+        now = time.time()
+        if now - self._disk_probed < 1.0:
+            return False
+        self._disk_probed = now
+        try:
+            # SQLite may commit into room its WAL had taken before: ask the file system
+            # too, so that jobs do not start where their records cannot be written.
+            vfs = os.statvfs(self.datadir)
+            if vfs.f_bavail * vfs.f_frsize < ROOM_NEEDED:
+                return False
+            self.journal.set_meta("space_probe", repr(now))
+        except OSError:
+            return False
+        except DiskFull as exc:
+            self._note_disk_full(exc)
+            return False
+        self.log.info("disk space back: carrying on", full_for=now - self.disk_full_since)
+        self.disk_full = None
+        self._disk_logged = 0.0
+        return True
+
+    def _datadir_lost(self) -> AjsError | None:
+        """AJS3-E209 if the data directory or its journal is no longer the one this
+        daemon started with (deleted, renamed, unmounted): checked at every turn of
+        the loop and before every request, two stat calls. The daemon then stops and
+        leaves its jobs running: their supervisors record their ends on their own."""
+        if self.lost is None and self.mark is not None:
+            why = self.mark.gone()
+            if why is not None:
+                self.lost = AjsError(
+                    why, code=Code.DATADIR_GONE,
+                    hint="the daemon stopped and left its jobs running: restore or mount "
+                    "the data directory, then start the logical host again",
+                )
+                self.log.error("data directory lost: stopping, jobs left running",
+                               code=Code.DATADIR_GONE.value, error=why)
+        return self.lost
 
     def _watch_new(self) -> None:
         assert self.sched is not None
@@ -223,7 +299,9 @@ class Daemon:
             self.server.close()
         if self.sched is not None:
             self.sched.runner.close()
-        if self.journal is not None:
+        if self.journal is not None and self.lost is None:
+            # A lost data directory is not touched again: closing would checkpoint
+            # and remove the WAL by name, maybe in a directory now in its place.
             self.journal.close()
         self.lock.release()
         self.log.info("logical host stopped")
@@ -234,6 +312,9 @@ class Daemon:
         """The answer to one request line: checked against the protocol, then against
         the peer's role, then done (and audited if it changes state)."""
         assert self.server is not None and self.settings is not None
+        lost = self._datadir_lost()
+        if lost is not None:  # nothing is done, nothing could be recorded
+            return protocol.answer_error(lost)
         try:
             req = protocol.check(protocol.decode(line))
         except BadRequest as exc:
@@ -253,6 +334,12 @@ class Daemon:
             return protocol.answer_ok(handler(peer, **kwargs))
         except EpochSuperseded:
             raise
+        except DiskFull as exc:  # rolled back whole; the memory is read back
+            self._note_disk_full(exc)
+            assert self.sched is not None
+            self.sched.resync()
+            self._audit(peer, req, exc.code.value, {"message": exc.message}, log_only=True)
+            return protocol.answer_error(exc)
         except AjsError as exc:
             error = exc
         except Exception as exc:  # a bug must not take the logical host down
@@ -296,12 +383,18 @@ class Daemon:
         return {"pid": os.getpid(), "lhost": self.paths.lhost, "datadir": str(self.datadir),
                 "epoch": self.journal.epoch, "loop_age": time.time() - self.last_loop,
                 "running_jobs": len(self.sched.tracked), "active_runs": len(self.sched.runs),
-                "stopping": self.stop_jobs is not None, "uptime": time.time() - self.started_at}
+                "stopping": self.stop_jobs is not None, "uptime": time.time() - self.started_at,
+                "disk_full": None if self.disk_full is None else {
+                    "code": Code.DISK_FULL.value, "since": self.disk_full_since,
+                    "message": self.disk_full.message}}
 
     def op_define(self, peer: Peer, *, files: list[dict[str, str]],
                   sources: list[str] | None) -> dict[str, Any]:
-        assert self.sched is not None
+        assert self.sched is not None and self.settings is not None
         defs = load_texts([(f["name"], f["text"]) for f in files])
+        problems = check_job_users(defs, self.settings, os.geteuid())
+        if problems:  # AJS3-E313, before anything is applied
+            raise DefinitionError(problems)
         version = self.sched.apply_definitions(defs, sources or [f["name"] for f in files])
         return {"version": version, "jobnets": sorted(defs.jobnets)}
 
@@ -352,18 +445,6 @@ class Daemon:
         logs.set_level(log_level)
         self.log.info("log level changed", level=log_level)
         return {"log_level": log_level}
-
-
-def _check_rundir(rundir: Path) -> None:
-    """Refuse a run directory that another user could have prepared (AJS3-E210)."""
-    st = os.lstat(rundir)
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-        raise AjsError(
-            f"run directory {rundir} is not a directory owned by uid {os.geteuid()} and "
-            f"writable only by it (uid {st.st_uid}, mode {stat.filemode(st.st_mode)})",
-            code=Code.RUNDIR_UNSAFE,
-            hint="remove it (the daemon creates it), or give another --rundir",
-        )
 
 
 def handler_arg(field: str) -> str:

@@ -366,6 +366,16 @@ def status(paths: Paths, depth: int) -> Health:
                        "detail": f"loop age {pong.get('loop_age', 0):.1f} s"})
         if not alive:
             return Health(UNHEALTHY, "scheduler loop is stuck", checks)
+        full = pong.get("disk_full")
+        if isinstance(full, dict):
+            # Still healthy for the cluster: another node would find the same full disk;
+            # the daemon carries on by itself once there is room (docs/security.md).
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(full["since"])))
+            detail = f"{full.get('code')}: disk full since {since}: {full.get('message')}"
+            checks.append({"check": "disk", "ok": False, "detail": detail,
+                           "disk_full": full})
+            return Health(HEALTHY, f"logical host {paths.lhost} is running (pid "
+                          f"{info['pid']}) but cannot record anything: {detail}", checks)
     if depth >= 20:
         try:
             journal = Journal.open(datadir, readonly=True)

@@ -5,13 +5,17 @@ that fails says why (docs/security.md, Files)."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import stat
+import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
-from lhost import LogicalHost
+from lhost import LogicalHost, start_record
 
 from ajs3.errors import AjsError, Code
 from ajs3.service.paths import DataDirMark, write_private
@@ -193,3 +197,93 @@ def test_a_data_directory_that_disappears_is_noticed(tmp_path: Path) -> None:
     assert mark.gone() is None
     (datadir / "journal.db").unlink()
     assert "journal" in (mark.gone() or "")
+
+
+ROOT_DEFS = """
+    group: /r
+    jobnets:
+      - name: net
+        units:
+          - {name: plain, command: [/bin/true]}
+          - {name: as_root, user: root, command: [/usr/bin/id, -u]}
+"""
+
+
+def jobnets_defined(host: LogicalHost) -> int:
+    return len(host.journal_query("SELECT version FROM definitions"))
+
+
+def test_a_root_job_is_refused_when_defined_and_nothing_is_applied(make_lhost: Any) -> None:
+    host: LogicalHost = make_lhost("lh1")
+    host.write_settings("allow_root_jobs: false\n", allow_root_jobs=False)
+    host.start()
+    before = jobnets_defined(host)
+    (host.datadir / "definitions" / "root.yaml").write_text(textwrap.dedent(ROOT_DEFS))
+    for how in ("through the daemon", "offline"):
+        done = host.run("define", check=False)
+        assert done.returncode == 1, (how, done.stdout)
+        assert "AJS3-E313" in done.stderr and "Traceback" not in done.stderr, how
+        assert "root.yaml:7" in done.stderr and "allow_root_jobs" in done.stderr, how
+        assert jobnets_defined(host) == before, how
+        host.stop()
+    host.write_settings("allow_root_jobs: true\n")
+    host.run("define")  # offline, now allowed
+    assert jobnets_defined(host) == before + 1
+    host.start()
+    run = host.entry("/r/net")
+    host.wait(run)
+    assert host.units(run)["/r/net/as_root"]["status"] == "ended_normally"
+
+
+LONG_DEFS = """
+    group: /g
+    jobnets:
+      - name: long
+        units:
+          - {name: sleeper, command: [/bin/sleep, "600"]}
+      - name: short
+        units:
+          - {name: a, command: [/bin/true]}
+"""
+
+
+@pytest.mark.parametrize("fault", ["renamed", "removed"])
+def test_a_daemon_whose_data_directory_disappears_stops_with_a_coded_error(
+    make_lhost: Any, fault: str
+) -> None:
+    host: LogicalHost = make_lhost("lh1")
+    host.start()
+    host.define(LONG_DEFS)
+    pid = host.daemon_pid()
+    assert pid is not None
+    daemon = psutil.Process(pid)
+    job: psutil.Process | None = None
+    moved = host.datadir.with_name("moved")
+    if fault == "renamed":
+        host.entry("/g/long")
+        job_pid = None
+        while job_pid is None:  # the supervisor's start record names the job
+            for record in host.datadir.glob("jobs/*/started.json"):
+                job_pid = (start_record(record) or {}).get("job_pid")
+            time.sleep(0.1)
+        job = psutil.Process(int(job_pid))
+        host.datadir.rename(moved)
+    else:
+        shutil.rmtree(host.datadir)
+    try:
+        done = host.run("entry", "/g/short", "--json", check=False)
+        assert done.returncode != 0, done.stdout
+        assert "Traceback" not in done.stderr
+        daemon.wait(timeout=120)  # it stops by itself (no timing asserted)
+        assert host.daemon_pid() is None
+        assert host.run("service", "status", check=False).returncode != 0
+        if job is not None:
+            assert job.is_running(), "the daemon must leave its jobs running"
+    finally:
+        if moved.exists():
+            moved.rename(host.datadir)
+    if fault == "renamed":
+        log = (host.datadir / "log" / "ajs3.log").read_text()
+        assert "AJS3-E209" in log and "data directory lost" in log
+        # the daemon's last words (stderr) are the coded error it exited with
+        assert "AJS3-E209" in (host.datadir / "log" / "daemon.out").read_text()
