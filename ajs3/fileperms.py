@@ -28,5 +28,8 @@ def refuse_unsafe(path: Path, st: os.stat_result | None = None) -> None:
     st = st if st is not None else os.stat(path)
     why = unsafe_reason(st)
     if why is not None:
-        raise AjsError(f"{path}: refused: {why}", code=Code.UNSAFE_FILE,
-                       hint=f"chown it to the daemon's user and `chmod go-w {path}`")
+        raise AjsError(
+            f"{path}: refused: {why}",
+            code=Code.UNSAFE_FILE,
+            hint=f"chown it to the daemon's user and `chmod go-w {path}`",
+        )

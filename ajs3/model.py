@@ -84,6 +84,7 @@ _LABELS = {
     Status.INTERRUPTED: "Interrupted",
 }
 
+
 def label_of(value: str) -> str:
     """How a status stored in the journal is shown; one this ajs3 does not know (written
     by a newer one) is shown as it is stored."""
@@ -144,14 +145,26 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.WAIT_START_TIME: frozenset({Status.RUNNING, Status.HELD, Status.INTERRUPTED}),
     # ready or not: starts (a judgment or OR job ends at once), is held, or ends unrun
     Status.WAITING: frozenset(
-        {Status.RUNNING, Status.ENDED_NORMALLY, Status.HELD, Status.NOT_EXECUTED,
-         Status.INTERRUPTED}
+        {
+            Status.RUNNING,
+            Status.ENDED_NORMALLY,
+            Status.HELD,
+            Status.NOT_EXECUTED,
+            Status.INTERRUPTED,
+        }
     ),
     Status.HELD: frozenset({Status.WAITING, Status.NOT_EXECUTED, Status.INTERRUPTED}),
     # a job ends (or is in doubt, or never started and waits again); a jobnet ends
     Status.RUNNING: frozenset(
-        {Status.ENDED_NORMALLY, Status.ENDED_WARNING, Status.ENDED_ABNORMALLY, Status.KILLED,
-         Status.FAILED_TO_START, Status.UNKNOWN, Status.WAITING}
+        {
+            Status.ENDED_NORMALLY,
+            Status.ENDED_WARNING,
+            Status.ENDED_ABNORMALLY,
+            Status.KILLED,
+            Status.FAILED_TO_START,
+            Status.UNKNOWN,
+            Status.WAITING,
+        }
     ),
     # an operator decides: how it ended (release --as), or to run it again (rerun)
     Status.UNKNOWN: frozenset({Status.WAITING, Status.ENDED_NORMALLY, Status.ENDED_ABNORMALLY}),

@@ -58,8 +58,11 @@ _KEYS: dict[str, str] = {
 
 
 def _bad(path: Path, key: str) -> AjsError:
-    return AjsError(f"{path}: {key} must be {_KEYS[key]}", code=Code.SETTINGS,
-                    hint=f"fix {key} in {path}, then start the logical host again")
+    return AjsError(
+        f"{path}: {key} must be {_KEYS[key]}",
+        code=Code.SETTINGS,
+        hint=f"fix {key} in {path}, then start the logical host again",
+    )
 
 
 def _name(path: Path, key: str, value: Any) -> str:
@@ -76,8 +79,11 @@ def parse(data: Any, path: Path, settings: Settings) -> Settings:
         raise AjsError(f"{path}: settings must be a mapping of key: value", code=Code.SETTINGS)
     unknown = sorted(str(k) for k in data if k not in _KEYS)
     if unknown:
-        raise AjsError(f"{path}: unknown settings {unknown}", code=Code.SETTINGS,
-                       hint="known: " + ", ".join(sorted(_KEYS)))
+        raise AjsError(
+            f"{path}: unknown settings {unknown}",
+            code=Code.SETTINGS,
+            hint="known: " + ", ".join(sorted(_KEYS)),
+        )
     if "host_concurrency" in data:
         limit = data["host_concurrency"]
         if limit is not None and (

@@ -28,7 +28,8 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise AjsError(
-            f"unknown time zone {name!r}", code=Code.BAD_VALUE,
+            f"unknown time zone {name!r}",
+            code=Code.BAD_VALUE,
             hint="use an IANA name such as Europe/Berlin or Asia/Tokyo",
         ) from None
 

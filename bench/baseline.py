@@ -50,9 +50,12 @@ def spawn_latency(samples: int) -> list[float]:
         for _ in range(samples):
             t0 = time.time()
             pid = os.posix_spawn(
-                DATE, [DATE, "+%s.%N"], env,
-                file_actions=[(os.POSIX_SPAWN_OPEN, 1, path,
-                               os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)],
+                DATE,
+                [DATE, "+%s.%N"],
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 1, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                ],
             )
             os.waitpid(pid, 0)
             with open(path) as f:

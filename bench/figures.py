@@ -89,11 +89,17 @@ class Bench:
         h = self.host("bd")
         jobnets = []
         for n in sizes:
-            nets = [{"name": f"n{k:03d}", "type": "jobnet",
-                     **({"after": [f"n{k - 1:03d}"]} if k else {}),
-                     "units": [{"name": f"j{j:03d}", "command": ["/bin/true"]}
-                               for j in range(width)]}
-                    for k in range(n // width)]
+            nets = [
+                {
+                    "name": f"n{k:03d}",
+                    "type": "jobnet",
+                    **({"after": [f"n{k - 1:03d}"]} if k else {}),
+                    "units": [
+                        {"name": f"j{j:03d}", "command": ["/bin/true"]} for j in range(width)
+                    ],
+                }
+                for k in range(n // width)
+            ]
             jobnets.append({"name": f"dispatch{n}", "units": nets})
         h.start()
         h.define(json.dumps({"group": "/bench", "jobnets": jobnets}))
@@ -109,16 +115,27 @@ class Bench:
         detail["baseline_machine_cpu_ms_per_job"] = baseline.busy_ms_since(busy0) / (2 * big)
         base = (b1 + b2) / 2
         small_base = baseline.dispatch_loop(sizes[0], width)
-        detail.update(baseline_runs=[round(b1), round(b2)], small_baseline=round(small_base),
-                      small_ratio=_ratio(rates[sizes[0]], small_base))
+        detail.update(
+            baseline_runs=[round(b1), round(b2)],
+            small_baseline=round(small_base),
+            small_ratio=_ratio(rates[sizes[0]], small_base),
+        )
         ratio = _ratio(rates[big], base)
         return Figure(
-            "dispatch", rates[big], "jobs/s", baseline=base, ratio=ratio, target=0.5,
-            met=ratio is not None and ratio >= 0.5, target_text="ratio >= 0.5",
+            "dispatch",
+            rates[big],
+            "jobs/s",
+            baseline=base,
+            ratio=ratio,
+            target=0.5,
+            met=ratio is not None and ratio >= 0.5,
+            target_text="ratio >= 0.5",
             baseline_text=f"plain posix_spawn+wait loop of /bin/true, {width} at a time",
             size=f"{big} jobs in {big // width} jobnets {width} wide (a chain)",
-            small_size=f"{sizes[0]} jobs", small_value=rates[sizes[0]],
-            growth=_ratio(rates[big], rates[sizes[0]]), detail=detail,
+            small_size=f"{sizes[0]} jobs",
+            small_value=rates[sizes[0]],
+            growth=_ratio(rates[big], rates[sizes[0]]),
+            detail=detail,
         )
 
     def _dispatch_run(self, h: LogicalHost, jobnet: str, n: int) -> tuple[float, dict[str, Any]]:
@@ -129,20 +146,27 @@ class Bench:
         cpu_ms = baseline.busy_ms_since(busy0) / n
         rows = h.query(
             "SELECT count(*), sum(status='ended_normally'), min(started_at), max(ended_at)"
-            " FROM unit_runs WHERE jobnet_run=? AND kind='job'", (run,))
-        (root_end,) = h.query("SELECT ended_at FROM unit_runs WHERE jobnet_run=? AND path=?",
-                              (run, jobnet))[0]
+            " FROM unit_runs WHERE jobnet_run=? AND kind='job'",
+            (run,),
+        )
+        (root_end,) = h.query(
+            "SELECT ended_at FROM unit_runs WHERE jobnet_run=? AND path=?", (run, jobnet)
+        )[0]
         count, ok, first_start, last_end = rows[0]
-        with_status = sum(1 for d in (h.datadir / "jobs").iterdir()
-                          if (d / "status.json").exists())
+        with_status = sum(1 for d in (h.datadir / "jobs").iterdir() if (d / "status.json").exists())
         elapsed = root_end - t0
         rate = n / elapsed
         self.log(f"  dispatch {n}: {rate:.0f} jobs/s ({elapsed:.2f} s, root {status})")
-        return rate, {"elapsed_s": elapsed, "root": status, "jobs": count, "ended_normally": ok,
-                      "machine_cpu_ms_per_job": cpu_ms,
-                      "entry_to_first_start_ms": (first_start - t0) * 1e3,
-                      "last_job_end_to_root_end_ms": (root_end - last_end) * 1e3,
-                      "status_files_so_far": with_status}
+        return rate, {
+            "elapsed_s": elapsed,
+            "root": status,
+            "jobs": count,
+            "ended_normally": ok,
+            "machine_cpu_ms_per_job": cpu_ms,
+            "entry_to_first_start_ms": (first_start - t0) * 1e3,
+            "last_job_end_to_root_end_ms": (root_end - last_end) * 1e3,
+            "status_files_so_far": with_status,
+        }
 
     # -- 2. latency ---------------------------------------------------------------------
 
@@ -157,32 +181,55 @@ class Bench:
         p99, bp99 = pct(samples, 99) * 1e3, pct(base, 99) * 1e3
         small_p99 = pct(res[big // 10]["samples"], 99) * 1e3
         detail = {
-            "p50_ms": pct(samples, 50) * 1e3, "max_ms": max(samples) * 1e3,
+            "p50_ms": pct(samples, 50) * 1e3,
+            "max_ms": max(samples) * 1e3,
             "samples": len(samples),
             "from_start_time": _summary(res[big]["from_start"]),
             "from_predecessor_end": _summary(res[big]["from_pred"]),
-            "baseline_p50_ms": pct(base, 50) * 1e3, "baseline_max_ms": max(base) * 1e3,
-            "small": {"p50_ms": pct(res[big // 10]["samples"], 50) * 1e3,
-                      "max_ms": max(res[big // 10]["samples"]) * 1e3},
+            "baseline_p50_ms": pct(base, 50) * 1e3,
+            "baseline_max_ms": max(base) * 1e3,
+            "small": {
+                "p50_ms": pct(res[big // 10]["samples"], 50) * 1e3,
+                "max_ms": max(res[big // 10]["samples"]) * 1e3,
+            },
         }
         return Figure(
-            "latency_p99", p99, "ms", baseline=bp99, ratio=_ratio(p99, bp99), target=20.0,
-            met=p99 < 20.0, target_text="value < 20",
+            "latency_p99",
+            p99,
+            "ms",
+            baseline=bp99,
+            ratio=_ratio(p99, bp99),
+            target=20.0,
+            met=p99 < 20.0,
+            target_text="value < 20",
             baseline_text="posix_spawn of `date +%s.%N` to its printed time, p99",
             size=f"{big} units registered (not due); {runs} runs of a {chain}-job chain",
-            small_size=f"{big // 10} units", small_value=small_p99,
-            growth=_ratio(p99, small_p99), detail=detail,
+            small_size=f"{big // 10} units",
+            small_value=small_p99,
+            growth=_ratio(p99, small_p99),
+            detail=detail,
         )
 
     def _latency_at(self, units: int, runs: int, chain: int) -> dict[str, list[float]]:
         h = self.host(f"bl{units}")
-        filler = [{"name": f"f{k:03d}",
-                   "units": [{"name": f"j{j:03d}", "command": ["/bin/true"]}
-                             for j in range(100)]}
-                  for k in range(units // 100)]
-        lat = {"name": "lat", "units": [
-            {"name": f"j{j:02d}", "command": ["/bin/date", "+%s.%N"],
-             **({"after": [f"j{j - 1:02d}"]} if j else {})} for j in range(chain)]}
+        filler = [
+            {
+                "name": f"f{k:03d}",
+                "units": [{"name": f"j{j:03d}", "command": ["/bin/true"]} for j in range(100)],
+            }
+            for k in range(units // 100)
+        ]
+        lat = {
+            "name": "lat",
+            "units": [
+                {
+                    "name": f"j{j:02d}",
+                    "command": ["/bin/date", "+%s.%N"],
+                    **({"after": [f"j{j - 1:02d}"]} if j else {}),
+                }
+                for j in range(chain)
+            ],
+        }
         h.start()
         h.define(json.dumps({"group": "/bench", "jobnets": [*filler, lat]}))
         tomorrow = time.time() + 86400
@@ -199,8 +246,11 @@ class Bench:
         from_pred: list[float] = []
         for run in ids:
             (sched,) = h.query("SELECT scheduled_at FROM jobnet_runs WHERE id=?", (run,))[0]
-            rows = h.query("SELECT path, run_id, ended_at FROM unit_runs WHERE jobnet_run=?"
-                           " AND kind='job' ORDER BY path", (run,))
+            rows = h.query(
+                "SELECT path, run_id, ended_at FROM unit_runs WHERE jobnet_run=?"
+                " AND kind='job' ORDER BY path",
+                (run,),
+            )
             prev_end = None
             for _path, run_id, ended in rows:
                 began = float((h.datadir / "jobs" / run_id / "stdout").read_text().strip())
@@ -211,8 +261,10 @@ class Bench:
                 prev_end = ended
         h.stop()
         s = from_start + from_pred
-        self.log(f"  latency with {units} units: p50 {pct(s, 50) * 1e3:.1f} ms, "
-                 f"p99 {pct(s, 99) * 1e3:.1f} ms, max {max(s) * 1e3:.1f} ms")
+        self.log(
+            f"  latency with {units} units: p50 {pct(s, 50) * 1e3:.1f} ms, "
+            f"p99 {pct(s, 99) * 1e3:.1f} ms, max {max(s) * 1e3:.1f} ms"
+        )
         return {"samples": s, "from_start": from_start, "from_pred": from_pred}
 
     # -- 3. start-up and show with history ------------------------------------------------
@@ -230,38 +282,68 @@ class Bench:
             h = self.host(f"bh{n}")
             h.define(history.definitions_yaml())
             gen = history.add_history(h.datadir / "journal.db", n)
-            self.log(f"  journal with {n} job runs written in {gen['seconds']:.1f} s "
-                     f"({gen['journal_mb']:.0f} MB)")
-            res[n] = {"gen": gen, "start": self._starts(h),
-                      "show": self._shows(h, history.jobnet_path(3)),
-                      "show_list": self._shows(h, None)}
-            self.log(f"  history {n}: start {res[n]['start'] * 1e3:.0f} ms, "
-                     f"show {res[n]['show'] * 1e3:.0f} ms")
+            self.log(
+                f"  journal with {n} job runs written in {gen['seconds']:.1f} s "
+                f"({gen['journal_mb']:.0f} MB)"
+            )
+            res[n] = {
+                "gen": gen,
+                "start": self._starts(h),
+                "show": self._shows(h, history.jobnet_path(3)),
+                "show_list": self._shows(h, None),
+            }
+            self.log(
+                f"  history {n}: start {res[n]['start'] * 1e3:.0f} ms, "
+                f"show {res[n]['show'] * 1e3:.0f} ms"
+            )
             if n != big:
                 h.cleanup()
                 _rmtree(h.datadir)
         floor = self._cli_floor(e)
         start, show = res[big]["start"] * 1e3, res[big]["show"] * 1e3
         small_start, small_show = res[big // 10]["start"] * 1e3, res[big // 10]["show"] * 1e3
-        size = f"{big} past job runs ({big // history.JOBS_PER_RUN} jobnet runs), " \
-               f"{res[big]['gen']['journal_mb']:.0f} MB journal"
+        size = (
+            f"{big} past job runs ({big // history.JOBS_PER_RUN} jobnet runs), "
+            f"{res[big]['gen']['journal_mb']:.0f} MB journal"
+        )
         common = {"cli_floor_ms": floor * 1e3, "journal": res[big]["gen"]}
         return [
-            Figure("startup_1m", start, "ms", baseline=empty_start * 1e3,
-                   ratio=_ratio(start, empty_start * 1e3), target=500.0, met=start < 500.0,
-                   target_text="value < 500",
-                   baseline_text="`ajs3 service start` on an empty journal",
-                   size=size, small_size=f"{big // 10} past job runs",
-                   small_value=small_start, growth=_ratio(start, small_start),
-                   detail={**common, "what": "`ajs3 service start` until ready, median of 3"}),
-            Figure("show_1m", show, "ms", baseline=tiny_show * 1e3,
-                   ratio=_ratio(show, tiny_show * 1e3), target=200.0, met=show < 200.0,
-                   target_text="value < 200",
-                   baseline_text="the same `ajs3 show JOBNET` on a journal of 100 job runs",
-                   size=size, small_size=f"{big // 10} past job runs",
-                   small_value=small_show, growth=_ratio(show, small_show),
-                   detail={**common, "show_list_ms": res[big]["show_list"] * 1e3,
-                           "what": "`ajs3 show /bench/hist/daily03`, median of 5"}),
+            Figure(
+                "startup_1m",
+                start,
+                "ms",
+                baseline=empty_start * 1e3,
+                ratio=_ratio(start, empty_start * 1e3),
+                target=500.0,
+                met=start < 500.0,
+                target_text="value < 500",
+                baseline_text="`ajs3 service start` on an empty journal",
+                size=size,
+                small_size=f"{big // 10} past job runs",
+                small_value=small_start,
+                growth=_ratio(start, small_start),
+                detail={**common, "what": "`ajs3 service start` until ready, median of 3"},
+            ),
+            Figure(
+                "show_1m",
+                show,
+                "ms",
+                baseline=tiny_show * 1e3,
+                ratio=_ratio(show, tiny_show * 1e3),
+                target=200.0,
+                met=show < 200.0,
+                target_text="value < 200",
+                baseline_text="the same `ajs3 show JOBNET` on a journal of 100 job runs",
+                size=size,
+                small_size=f"{big // 10} past job runs",
+                small_value=small_show,
+                growth=_ratio(show, small_show),
+                detail={
+                    **common,
+                    "show_list_ms": res[big]["show_list"] * 1e3,
+                    "what": "`ajs3 show /bench/hist/daily03`, median of 5",
+                },
+            ),
         ]
 
     def _starts(self, h: LogicalHost, times: int = 3) -> float:
@@ -289,9 +371,13 @@ class Bench:
 
         def fill(h: LogicalHost, n: int) -> None:
             h.start()
-            nets = [{"name": f"f{k:03d}", "units": [
-                {"name": f"j{j:03d}", "command": ["/bin/true"]} for j in range(100)]}
-                for k in range(n // 100)]
+            nets = [
+                {
+                    "name": f"f{k:03d}",
+                    "units": [{"name": f"j{j:03d}", "command": ["/bin/true"]} for j in range(100)],
+                }
+                for k in range(n // 100)
+            ]
             h.define(json.dumps({"group": "/bench", "jobnets": nets}))
             for net in nets:
                 h.entry(f"/bench/{net['name']}", at=tomorrow)
@@ -321,26 +407,48 @@ class Bench:
         loaded_rss = statistics.mean(rss[k][0] for k in names)
         for h in [*loaded, small, empty]:
             h.stop()
-        detail = {"cpu_percent": {k: round(v, 4) for k, v in cpu.items()},
-                  "rss_mb": {k: round(v[0], 1) for k, v in rss.items()},
-                  "pss_mb": {k: round(v[1], 1) for k, v in rss.items()},
-                  "window_s": wall, "clock_tick_s": 1 / tck}
+        detail = {
+            "cpu_percent": {k: round(v, 4) for k, v in cpu.items()},
+            "rss_mb": {k: round(v[0], 1) for k, v in rss.items()},
+            "pss_mb": {k: round(v[1], 1) for k, v in rss.items()},
+            "window_s": wall,
+            "clock_tick_s": 1 / tck,
+        }
         size = f"{hosts_n} logical hosts x {units} units registered, none due, {seconds:g} s"
         small_size = f"1 logical host x {max(100, units // 10)} units"
         return [
-            Figure("idle_cpu", loaded_cpu, "% of a core per logical host",
-                   baseline=cpu["biempty"], ratio=None, target=0.5, met=loaded_cpu < 0.5,
-                   target_text="value < 0.5",
-                   baseline_text="an empty logical host in the same window",
-                   size=size, small_size=small_size, small_value=cpu["bismall"],
-                   growth=_ratio(loaded_cpu, cpu["bismall"]),
-                   detail={**detail, "max_percent": max(cpu[k] for k in names)}),
-            Figure("idle_rss", loaded_rss, "MB per logical host",
-                   baseline=rss["biempty"][0], ratio=_ratio(loaded_rss, rss["biempty"][0]),
-                   target=60.0, met=loaded_rss < 60.0, target_text="value < 60",
-                   baseline_text="an empty logical host (a `sleep`: see detail)",
-                   size=size, small_size=small_size, small_value=rss["bismall"][0],
-                   growth=_ratio(loaded_rss, rss["bismall"][0]), detail=detail),
+            Figure(
+                "idle_cpu",
+                loaded_cpu,
+                "% of a core per logical host",
+                baseline=cpu["biempty"],
+                ratio=None,
+                target=0.5,
+                met=loaded_cpu < 0.5,
+                target_text="value < 0.5",
+                baseline_text="an empty logical host in the same window",
+                size=size,
+                small_size=small_size,
+                small_value=cpu["bismall"],
+                growth=_ratio(loaded_cpu, cpu["bismall"]),
+                detail={**detail, "max_percent": max(cpu[k] for k in names)},
+            ),
+            Figure(
+                "idle_rss",
+                loaded_rss,
+                "MB per logical host",
+                baseline=rss["biempty"][0],
+                ratio=_ratio(loaded_rss, rss["biempty"][0]),
+                target=60.0,
+                met=loaded_rss < 60.0,
+                target_text="value < 60",
+                baseline_text="an empty logical host (a `sleep`: see detail)",
+                size=size,
+                small_size=small_size,
+                small_value=rss["bismall"][0],
+                growth=_ratio(loaded_rss, rss["bismall"][0]),
+                detail=detail,
+            ),
         ]
 
     # -- 5. failover --------------------------------------------------------------------------
@@ -350,47 +458,63 @@ class Bench:
         if timings_file is None or not timings_file.is_file():
             where = f" ({timings_file} not found)" if timings_file else ""
             return unavailable(
-                "failover", "s",
+                "failover",
+                "s",
                 "cluster lab not run in this bench: run tests/cluster with "
-                f"AJS3_LAB_TIMINGS=FILE and give --lab-timings FILE{where}", target_text)
+                f"AJS3_LAB_TIMINGS=FILE and give --lab-timings FILE{where}",
+                target_text,
+            )
         try:
             pairs = {str(k): float(v) for k, v in json.loads(timings_file.read_text())}
         except (OSError, ValueError, TypeError) as exc:
-            return unavailable("failover", "s", f"cannot read {timings_file}: {exc}",
-                               target_text)
+            return unavailable("failover", "s", f"cannot read {timings_file}: {exc}", target_text)
         total = pairs.get("node crash: kill -> lh1 started on survivor")
         fenced = pairs.get("node crash: kill -> fenced")
         if total is None:
-            return unavailable("failover", "s",
-                               f"{timings_file} has no 'node crash' figure", target_text)
+            return unavailable(
+                "failover", "s", f"{timings_file} has no 'node crash' figure", target_text
+            )
         detail: dict[str, Any] = {"file": str(timings_file), "all": pairs}
         if fenced is not None:
             detail.update(detection_and_fencing_s=fenced, start_s=total - fenced)
-        return Figure("failover", total, "s", target_text=target_text,
-                      size="cluster lab: kill -9 of a node to the logical host started",
-                      detail=detail)
+        return Figure(
+            "failover",
+            total,
+            "s",
+            target_text=target_text,
+            size="cluster lab: kill -9 of a node to the logical host started",
+            detail=detail,
+        )
 
 
 def _summary(v: list[float]) -> dict[str, float]:
     if not v:
         return {}
-    return {"n": len(v), "p50_ms": pct(v, 50) * 1e3, "p99_ms": pct(v, 99) * 1e3,
-            "max_ms": max(v) * 1e3}
+    return {
+        "n": len(v),
+        "p50_ms": pct(v, 50) * 1e3,
+        "p99_ms": pct(v, 99) * 1e3,
+        "max_ms": max(v) * 1e3,
+    }
 
 
 def _time_version() -> float:
     from bench.lhost import cli_env
 
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ajs3.cli.main", "--version"],
-                   capture_output=True, env=cli_env(), check=False)
+    subprocess.run(
+        [sys.executable, "-m", "ajs3.cli.main", "--version"],
+        capture_output=True,
+        env=cli_env(),
+        check=False,
+    )
     return time.perf_counter() - t0
 
 
 def _cpu_ticks(pid: int) -> int:
     with open(f"/proc/{pid}/stat", "rb") as f:
         data = f.read()
-    fields = data[data.rindex(b")") + 2:].split()
+    fields = data[data.rindex(b")") + 2 :].split()
     return int(fields[11]) + int(fields[12])
 
 

@@ -22,10 +22,17 @@ GROUP = "/bench/hist"
 
 def definitions_yaml() -> str:
     jobnets = [
-        {"name": f"daily{n:02d}",
-         "units": [{"name": f"job{j:02d}", "command": ["/bin/true"],
-                    **({"after": [f"job{j - 1:02d}"]} if j else {})}
-                   for j in range(JOBS_PER_RUN)]}
+        {
+            "name": f"daily{n:02d}",
+            "units": [
+                {
+                    "name": f"job{j:02d}",
+                    "command": ["/bin/true"],
+                    **({"after": [f"job{j - 1:02d}"]} if j else {}),
+                }
+                for j in range(JOBS_PER_RUN)
+            ],
+        }
         for n in range(JOBNETS)
     ]
     return json.dumps({"group": GROUP, "jobnets": jobnets}, indent=1) + "\n"
@@ -66,39 +73,84 @@ def add_history(journal: Path, job_runs: int, *, chunk: int = 5000) -> dict[str,
             ur_id += 1
             root_id = ur_id
             end = at + 0.01 * (JOBS_PER_RUN + 1)
-            urs.append((root_id, rid, net, "jobnet", "ended_normally", 0, None, None,
-                        at, end, None, None, epoch, "every unit ended"))
-            events.append((at, epoch, root_id, None, 0, "not_scheduled", "running",
-                           "start time reached"))
-            events.append((end, epoch, root_id, None, 0, "running", "ended_normally",
-                           "every unit ended"))
+            urs.append(
+                (
+                    root_id,
+                    rid,
+                    net,
+                    "jobnet",
+                    "ended_normally",
+                    0,
+                    None,
+                    None,
+                    at,
+                    end,
+                    None,
+                    None,
+                    epoch,
+                    "every unit ended",
+                )
+            )
+            events.append(
+                (at, epoch, root_id, None, 0, "not_scheduled", "running", "start time reached")
+            )
+            events.append(
+                (end, epoch, root_id, None, 0, "running", "ended_normally", "every unit ended")
+            )
             for j in range(JOBS_PER_RUN):
                 ur_id += 1
                 path = f"{net}/job{j:02d}"
-                run_id = "r" + hashlib.blake2b(f"{net}{i}{j}".encode(),
-                                               digest_size=10).hexdigest()
+                run_id = "r" + hashlib.blake2b(f"{net}{i}{j}".encode(), digest_size=10).hexdigest()
                 s, e = at + 0.01 * j, at + 0.01 * j + 0.008
                 pid = 10000 + (ur_id % 50000)
-                urs.append((ur_id, rid, path, "job", "ended_normally", 1, run_id, 0,
-                            s, e, pid, pid, epoch, "exit code 0"))
-                events.append((at, epoch, ur_id, None, 0, "not_scheduled", "waiting",
-                               "jobnet started"))
+                urs.append(
+                    (
+                        ur_id,
+                        rid,
+                        path,
+                        "job",
+                        "ended_normally",
+                        1,
+                        run_id,
+                        0,
+                        s,
+                        e,
+                        pid,
+                        pid,
+                        epoch,
+                        "exit code 0",
+                    )
+                )
+                events.append(
+                    (at, epoch, ur_id, None, 0, "not_scheduled", "waiting", "jobnet started")
+                )
                 events.append((s, epoch, ur_id, run_id, 1, "waiting", "running", "started"))
-                events.append((e, epoch, ur_id, run_id, 1, "running", "ended_normally",
-                               "exit code 0"))
+                events.append(
+                    (e, epoch, ur_id, run_id, 1, "running", "ended_normally", "exit code 0")
+                )
         conn.executemany(
             "INSERT INTO jobnet_runs(id, jobnet, def_version, scheduled_at, registered_at)"
-            " VALUES (?, ?, ?, ?, ?)", runs)
+            " VALUES (?, ?, ?, ?, ?)",
+            runs,
+        )
         conn.executemany(
             "INSERT INTO unit_runs(id, jobnet_run, path, kind, status, attempt, run_id,"
             " exit_code, started_at, ended_at, pid, pgid, epoch, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", urs)
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            urs,
+        )
         conn.executemany(
             "INSERT INTO events(at, epoch, unit_run, run_id, attempt, old, new, reason)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", events)
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            events,
+        )
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     size = sum(p.stat().st_size for p in journal.parent.glob(journal.name + "*"))
-    return {"seconds": time.perf_counter() - t0, "job_runs": n_runs * JOBS_PER_RUN,
-            "jobnet_runs": n_runs, "journal_mb": size / 1e6}
+    return {
+        "seconds": time.perf_counter() - t0,
+        "job_runs": n_runs * JOBS_PER_RUN,
+        "jobnet_runs": n_runs,
+        "journal_mb": size / 1e6,
+    }

@@ -50,17 +50,20 @@ class LogicalHost:
     def opts(self) -> list[str]:
         return ["-h", self.lhost, "--datadir", str(self.datadir), "--rundir", str(self.rundir)]
 
-    def cli(self, *args: str, check: bool = True,
-            timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], float]:
+    def cli(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> tuple[subprocess.CompletedProcess[str], float]:
         """Run `ajs3 ARGS...`; returns the result and its wall time in seconds."""
         argv = [sys.executable, "-m", "ajs3.cli.main", *args, *self.opts]
         t0 = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, env=cli_env(),
-                              timeout=timeout, check=False)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, env=cli_env(), timeout=timeout, check=False
+        )
         took = time.perf_counter() - t0
         if check and done.returncode != 0:
-            raise RuntimeError(f"ajs3 {' '.join(args)} exited {done.returncode}: "
-                               f"{done.stderr.strip()[-2000:]}")
+            raise RuntimeError(
+                f"ajs3 {' '.join(args)} exited {done.returncode}: {done.stderr.strip()[-2000:]}"
+            )
         return done, took
 
     def write_settings(self, text: str) -> None:
@@ -81,8 +84,9 @@ class LogicalHost:
         return took
 
     def stop(self, jobs: str = "kill", timeout: float = 30) -> float:
-        return self.cli("service", "stop", "--jobs", jobs, "--timeout", str(timeout),
-                        check=False)[1]
+        return self.cli("service", "stop", "--jobs", jobs, "--timeout", str(timeout), check=False)[
+            1
+        ]
 
     def client(self, timeout: float = 120) -> Client:
         """The control client of this logical host (ajs3.service.client)."""
@@ -98,8 +102,7 @@ class LogicalHost:
             return None
 
     def db(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(f"file:{self.datadir / 'journal.db'}?mode=ro", uri=True,
-                               timeout=30)
+        conn = sqlite3.connect(f"file:{self.datadir / 'journal.db'}?mode=ro", uri=True, timeout=30)
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
@@ -113,15 +116,19 @@ class LogicalHost:
     def wait_run(self, run: int, timeout: float, poll: float = 0.1) -> str:
         """Wait until a jobnet run's root unit ended; returns its status."""
         end = time.monotonic() + timeout
-        sql = ("SELECT u.status FROM unit_runs u JOIN jobnet_runs r ON r.id=u.jobnet_run"
-               " AND u.path=r.jobnet WHERE r.id=?")
+        sql = (
+            "SELECT u.status FROM unit_runs u JOIN jobnet_runs r ON r.id=u.jobnet_run"
+            " AND u.path=r.jobnet WHERE r.id=?"
+        )
         while True:
             rows = self.query(sql, (run,))
             if rows and rows[0][0] in FINAL:
                 return str(rows[0][0])
             if time.monotonic() > end:
-                raise TimeoutError(f"run {run} on {self.lhost} did not end in {timeout:g} s "
-                                   f"(root {rows[0][0] if rows else '?'})")
+                raise TimeoutError(
+                    f"run {run} on {self.lhost} did not end in {timeout:g} s "
+                    f"(root {rows[0][0] if rows else '?'})"
+                )
             time.sleep(poll)
 
     def cleanup(self) -> None:

@@ -53,24 +53,48 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="ajs3p-"))
     h = LogicalHost(base, "bp")
     try:
-        nets = [{"name": f"n{k:03d}", "type": "jobnet",
-                 **({"after": [f"n{k - 1:03d}"]} if k else {}),
-                 "units": [{"name": f"j{j:03d}", "command": ["/bin/true"]}
-                           for j in range(args.width)]}
-                for k in range(args.jobs // args.width)]
-        filler = [{"name": f"f{k:03d}", "units": [
-            {"name": f"j{j:03d}", "command": ["/bin/true"]} for j in range(100)]}
-            for k in range(args.filler // 100)]
+        nets = [
+            {
+                "name": f"n{k:03d}",
+                "type": "jobnet",
+                **({"after": [f"n{k - 1:03d}"]} if k else {}),
+                "units": [
+                    {"name": f"j{j:03d}", "command": ["/bin/true"]} for j in range(args.width)
+                ],
+            }
+            for k in range(args.jobs // args.width)
+        ]
+        filler = [
+            {
+                "name": f"f{k:03d}",
+                "units": [{"name": f"j{j:03d}", "command": ["/bin/true"]} for j in range(100)],
+            }
+            for k in range(args.filler // 100)
+        ]
         h.start()
-        h.define(json.dumps({"group": "/bench",
-                             "jobnets": [{"name": "d", "units": nets}, *filler]}))
+        h.define(
+            json.dumps({"group": "/bench", "jobnets": [{"name": "d", "units": nets}, *filler]})
+        )
         for f in filler:
             h.entry(f"/bench/{f['name']}", at=time.time() + 86400)
         pid = h.daemon_pid()
         out = args.out / "dispatch.collapsed"
-        rec = subprocess.Popen([spy, "record", "--format", "raw", "-r", str(args.rate),
-                                "-o", str(out), "-p", str(pid)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rec = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--format",
+                "raw",
+                "-r",
+                str(args.rate),
+                "-o",
+                str(out),
+                "-p",
+                str(pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(1.0)
         t0 = time.time()
         run = h.entry("/bench/d")

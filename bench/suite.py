@@ -25,11 +25,16 @@ from ajs3.engine import native
 from bench import volume
 from bench.figures import Bench, Figure, unavailable
 
-NAMES = ["dispatch", "latency_p99", "startup_1m", "show_1m", "idle_cpu", "idle_rss",
-         "failover"]
-UNITS = {"dispatch": "jobs/s", "latency_p99": "ms", "startup_1m": "ms", "show_1m": "ms",
-         "idle_cpu": "% of a core per logical host", "idle_rss": "MB per logical host",
-         "failover": "s"}
+NAMES = ["dispatch", "latency_p99", "startup_1m", "show_1m", "idle_cpu", "idle_rss", "failover"]
+UNITS = {
+    "dispatch": "jobs/s",
+    "latency_p99": "ms",
+    "startup_1m": "ms",
+    "show_1m": "ms",
+    "idle_cpu": "% of a core per logical host",
+    "idle_rss": "MB per logical host",
+    "failover": "s",
+}
 
 
 def machine() -> dict[str, Any]:
@@ -42,8 +47,13 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     load = os.getloadavg()
-    return {"nproc": os.cpu_count(), "cpu": model, "kernel": platform.release(),
-            "python": platform.python_version(), "loadavg_at_start": [round(x, 2) for x in load]}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "loadavg_at_start": [round(x, 2) for x in load],
+    }
 
 
 def _fmt(v: float | None) -> str:
@@ -57,8 +67,9 @@ def _fmt(v: float | None) -> str:
 
 
 def table(figures: list[Figure]) -> str:
-    rows = [("figure", "value", "unit", "baseline", "ratio", "target", "met", "x10 growth",
-             "notes")]
+    rows = [
+        ("figure", "value", "unit", "baseline", "ratio", "target", "met", "x10 growth", "notes")
+    ]
     for f in figures:
         met = "-" if f.met is None else ("yes" if f.met else "NO")
         notes = ""
@@ -72,9 +83,19 @@ def table(figures: list[Figure]) -> str:
             notes = f"p50 {_fmt(f.detail['p50_ms'])} / max {_fmt(f.detail['max_ms'])} ms"
         elif f.value is None:
             notes = f.why or ""
-        rows.append((f.figure, _fmt(f.value), f.unit.split(" per ")[0], _fmt(f.baseline),
-                     _fmt(f.ratio), f.target_text.split(";")[0] or "-", met,
-                     _fmt(f.growth), notes))
+        rows.append(
+            (
+                f.figure,
+                _fmt(f.value),
+                f.unit.split(" per ")[0],
+                _fmt(f.baseline),
+                _fmt(f.ratio),
+                f.target_text.split(";")[0] or "-",
+                met,
+                _fmt(f.growth),
+                notes,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     out = []
     for k, r in enumerate(rows):
@@ -84,15 +105,22 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(out)
 
 
-def run_groups(bench: Bench, groups: list[str], args: argparse.Namespace,
-               got: dict[str, Figure], log: Callable[[str], None]) -> bool:
+def run_groups(
+    bench: Bench,
+    groups: list[str],
+    args: argparse.Namespace,
+    got: dict[str, Figure],
+    log: Callable[[str], None],
+) -> bool:
     """Measure each group asked for into ``got``; True if one of them failed."""
     failed = False
-    plan = [("dispatch", bench.dispatch, ["dispatch"]),
-            ("latency", bench.latency, ["latency_p99"]),
-            ("history", bench.history_figures, ["startup_1m", "show_1m"]),
-            ("idle", bench.idle, ["idle_cpu", "idle_rss"]),
-            ("failover", lambda: bench.failover(args.lab_timings), ["failover"])]
+    plan = [
+        ("dispatch", bench.dispatch, ["dispatch"]),
+        ("latency", bench.latency, ["latency_p99"]),
+        ("history", bench.history_figures, ["startup_1m", "show_1m"]),
+        ("idle", bench.idle, ["idle_cpu", "idle_rss"]),
+        ("failover", lambda: bench.failover(args.lab_timings), ["failover"]),
+    ]
     for group, fn, names in plan:
         if group not in groups:
             for n in names:
@@ -119,16 +147,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes, a few seconds each")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the figures as JSON")
-    p.add_argument("--only", help="comma-separated groups: dispatch,latency,history,idle,"
-                                  "failover")
-    p.add_argument("--lab-timings", type=Path,
-                   default=Path(os.environ["AJS3_LAB_TIMINGS"])
-                   if os.environ.get("AJS3_LAB_TIMINGS") else None,
-                   help="timings JSON written by the cluster tests (AJS3_LAB_TIMINGS)")
+    p.add_argument("--only", help="comma-separated groups: dispatch,latency,history,idle,failover")
+    p.add_argument(
+        "--lab-timings",
+        type=Path,
+        default=Path(os.environ["AJS3_LAB_TIMINGS"])
+        if os.environ.get("AJS3_LAB_TIMINGS")
+        else None,
+        help="timings JSON written by the cluster tests (AJS3_LAB_TIMINGS)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    p.add_argument("--on", choices=["volume", "tmp"], default="volume",
-                   help="where the logical hosts live: a fresh ext4 volume made for the run "
-                   "(the default, as root) or the temporary directory itself")
+    p.add_argument(
+        "--on",
+        choices=["volume", "tmp"],
+        default="volume",
+        help="where the logical hosts live: a fresh ext4 volume made for the run "
+        "(the default, as root) or the temporary directory itself",
+    )
     args = p.parse_args(argv)
     native.ensure_built()  # the working tree's engine, with its C supervisor
     groups = (args.only or "dispatch,latency,history,idle,failover").split(",")
@@ -149,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         where = base if why_not else stack.enter_context(volume.scratch_volume(base))
         info["datadirs_on"] = volume.describe(where) + (
-            " (a fresh ext4 volume)" if not why_not else f" (temporary directory: {why_not})")
+            " (a fresh ext4 volume)" if not why_not else f" (temporary directory: {why_not})"
+        )
         bench = Bench(where, args.quick, log)
         log(f"bench: {'quick' if args.quick else 'full'} run in {where}; {info}")
         try:
@@ -163,11 +199,15 @@ def main(argv: list[str] | None = None) -> int:
     figures = [got[n] for n in NAMES]
     print(table(figures))
     total = time.monotonic() - began
-    print(f"\n{info['nproc']} x {info['cpu']}, load at start {info['loadavg_at_start']}, "
-          f"load now {[round(x, 2) for x in os.getloadavg()]}, {total:.0f} s")
+    print(
+        f"\n{info['nproc']} x {info['cpu']}, load at start {info['loadavg_at_start']}, "
+        f"load now {[round(x, 2) for x in os.getloadavg()]}, {total:.0f} s"
+    )
     if args.json:
-        data = [{**f.to_dict(), "machine": info} if i == 0 else f.to_dict()
-                for i, f in enumerate(figures)]
+        data = [
+            {**f.to_dict(), "machine": info} if i == 0 else f.to_dict()
+            for i, f in enumerate(figures)
+        ]
         args.json.write_text(json.dumps(data, indent=1) + "\n")
     return 1 if failed else 0
 

@@ -39,8 +39,9 @@ def scratch_volume(base: Path) -> Iterator[Path]:
     mnt = base / "vol"
     mnt.mkdir()
     subprocess.run(["truncate", "-s", SIZE, str(image)], check=True)
-    dev = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
-                         capture_output=True, text=True).stdout.strip()
+    dev = subprocess.run(
+        ["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True
+    ).stdout.strip()
     mounted = False
     try:
         subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True)
@@ -56,6 +57,10 @@ def scratch_volume(base: Path) -> Iterator[Path]:
 
 def describe(path: Path) -> str:
     """The file system under ``path``, as findmnt tells it."""
-    out = subprocess.run(["findmnt", "-no", "SOURCE,FSTYPE", "--target", str(path)],
-                         capture_output=True, text=True, check=False).stdout.split()
+    out = subprocess.run(
+        ["findmnt", "-no", "SOURCE,FSTYPE", "--target", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
     return " ".join(out) or "?"

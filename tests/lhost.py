@@ -26,8 +26,18 @@ import psutil
 
 from bench.lhost import FINAL, REPO, cli_env, kill_unended, start_record
 
-__all__ = ["FINAL", "REPO", "LogicalHost", "as_user", "cli_env", "crash_processes",
-           "kill_unended", "start_record", "unprivileged_user", "wait_for"]
+__all__ = [
+    "FINAL",
+    "REPO",
+    "LogicalHost",
+    "as_user",
+    "cli_env",
+    "crash_processes",
+    "kill_unended",
+    "start_record",
+    "unprivileged_user",
+    "wait_for",
+]
 
 
 class LogicalHost:
@@ -59,14 +69,23 @@ class LogicalHost:
         return ["-h", self.lhost, "--datadir", str(self.datadir), "--rundir", str(self.rundir)]
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = 120,
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 120,
         env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run `ajs3 ARGS... -h LHOST --datadir D --rundir R` (``env``: added to the
         environment of the command, and so of a daemon it starts)."""
         argv = [sys.executable, "-m", "ajs3.cli.main", *args, *self.opts]
-        done = subprocess.run(argv, capture_output=True, text=True,
-                              env={**cli_env(), **(env or {})}, timeout=timeout, check=False)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            env={**cli_env(), **(env or {})},
+            timeout=timeout,
+            check=False,
+        )
         if check and done.returncode != 0:
             raise AssertionError(
                 f"ajs3 {' '.join(args)} exited {done.returncode}\n"
@@ -206,9 +225,20 @@ def unprivileged_user(tag: str = "u") -> Iterator[pwd.struct_passwd]:
     """A new unprivileged OS user (and its group) for one test, removed afterwards.
     Needs root. The name is unique to this process; HOME is given, not created."""
     name = f"ajs3t{tag}{os.getpid()}{secrets.token_hex(2)}"[:31]
-    subprocess.run(["useradd", "--no-create-home", "--home-dir", f"/nonexistent/{name}",
-                    "--shell", "/bin/sh", "--user-group", name], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            "useradd",
+            "--no-create-home",
+            "--home-dir",
+            f"/nonexistent/{name}",
+            "--shell",
+            "/bin/sh",
+            "--user-group",
+            name,
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield pwd.getpwnam(name)
     finally:
@@ -217,8 +247,13 @@ def unprivileged_user(tag: str = "u") -> Iterator[pwd.struct_passwd]:
 
 def as_user(user: str, *argv: str) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` as ``user`` (with runuser), capturing its output."""
-    return subprocess.run(["runuser", "-u", user, "--", *argv], capture_output=True,
-                          text=True, check=False, timeout=60)
+    return subprocess.run(
+        ["runuser", "-u", user, "--", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
 
 
 def wait_for(what: Callable[[], Any], timeout: float = 20.0, message: str = "") -> Any:

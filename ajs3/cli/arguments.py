@@ -40,9 +40,11 @@ def check_rundir(paths: Paths) -> None:
             owner = "the owner of the run directory"
         raise AjsError(
             f"cannot tell whether logical host {paths.lhost} is running: {exc.filename} "
-            f"is not readable by this user", code=Code.PERMISSION_DENIED,
+            f"is not readable by this user",
+            code=Code.PERMISSION_DENIED,
             hint=f"run the command as {owner} (the owner of {paths.rundir}), or give the "
-                 f"--rundir of a logical host you may read") from exc
+            f"--rundir of a logical host you may read",
+        ) from exc
     except OSError:
         return  # no pid file (or no run directory): no daemon, lifecycle says so
 
@@ -53,9 +55,11 @@ def parse_time(text: str, option: str) -> datetime:
     try:
         return datetime.fromisoformat(text)
     except ValueError as exc:
-        raise AjsError(f"cannot read {option} {text!r}", code=Code.BAD_ARGUMENT,
-                       hint="use ISO 8601, e.g. 2027-01-01, 2027-01-01T02:00 or "
-                            "2027-01-01T02:00+09:00") from exc
+        raise AjsError(
+            f"cannot read {option} {text!r}",
+            code=Code.BAD_ARGUMENT,
+            hint="use ISO 8601, e.g. 2027-01-01, 2027-01-01T02:00 or 2027-01-01T02:00+09:00",
+        ) from exc
 
 
 def definitions_for(args: argparse.Namespace) -> DefinitionSet:
@@ -66,8 +70,11 @@ def definitions_for(args: argparse.Namespace) -> DefinitionSet:
         return load_files(args.files)
     if args.definitions is not None:
         if not Path(args.definitions).is_dir():
-            raise AjsError(f"no definitions directory {str(args.definitions)!r}",
-                           code=Code.BAD_ARGUMENT, hint="give a directory of YAML files")
+            raise AjsError(
+                f"no definitions directory {str(args.definitions)!r}",
+                code=Code.BAD_ARGUMENT,
+                hint="give a directory of YAML files",
+            )
         return load_dir(args.definitions)
     from ajs3.journal.store import Journal
 

@@ -24,11 +24,16 @@ def cmd_define(args: argparse.Namespace) -> int:
         directory = paths.definitions_dir
         defs = load_dir(directory)
         sources = [str(directory)]
-    summary = {"jobnets": sorted(defs.jobnets),
-               "units": sum(len(u.walk()) for u in defs.jobnets.values())}
+    summary = {
+        "jobnets": sorted(defs.jobnets),
+        "units": sum(len(u.walk()) for u in defs.jobnets.values()),
+    }
     if args.check:
-        emit(args, {"valid": True, **summary},
-             f"definitions valid: {len(defs.jobnets)} jobnet(s), {summary['units']} unit(s)")
+        emit(
+            args,
+            {"valid": True, **summary},
+            f"definitions valid: {len(defs.jobnets)} jobnet(s), {summary['units']} unit(s)",
+        )
         return 0
     from ajs3.service import apply
 
@@ -41,10 +46,14 @@ def cmd_define(args: argparse.Namespace) -> int:
             f"cannot apply the definitions: {exc.filename} is not writable by this user",
             code=Code.DATADIR_ACCESS,
             hint="run the command as the owner of the data directory, or start the logical "
-                 "host and apply through its daemon") from exc
-    emit(args, {"version": version, **summary},
-         f"definitions applied as version {version}: {len(defs.jobnets)} jobnet(s), "
-         f"{summary['units']} unit(s)")
+            "host and apply through its daemon",
+        ) from exc
+    emit(
+        args,
+        {"version": version, **summary},
+        f"definitions applied as version {version}: {len(defs.jobnets)} jobnet(s), "
+        f"{summary['units']} unit(s)",
+    )
     return 0
 
 
@@ -82,8 +91,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         with writing(args.jp1):
             Path(args.jp1).write_text(text, encoding="utf-8")
-        emit(args, {"file": str(args.jp1), "notes": notes},
-             "\n".join([f"wrote {args.jp1}", *(f"  {n}" for n in notes)]))
+        emit(
+            args,
+            {"file": str(args.jp1), "notes": notes},
+            "\n".join([f"wrote {args.jp1}", *(f"  {n}" for n in notes)]),
+        )
     for remark in notes if str(args.jp1) == "-" else []:
         note(remark)
     return 0

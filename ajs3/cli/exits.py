@@ -56,9 +56,11 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
         return EXIT_ERROR
     except PermissionError as exc:
         # A file the library did not expect to be closed to this user: still no traceback.
-        denied = AjsError(f"{exc.filename or 'a file'} is not open to this user "
-                          f"({exc.strerror or exc})", code=Code.PERMISSION_DENIED,
-                          hint="run the command as a user who may use it")
+        denied = AjsError(
+            f"{exc.filename or 'a file'} is not open to this user ({exc.strerror or exc})",
+            code=Code.PERMISSION_DENIED,
+            hint="run the command as a user who may use it",
+        )
         note(str(denied))
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -36,8 +36,7 @@ def cmd_hold(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    result = request(paths_of(args), "release", run=args.run, unit=args.unit,
-                     **{"as": args.as_})
+    result = request(paths_of(args), "release", run=args.run, unit=args.unit, **{"as": args.as_})
     emit(args, result, f"{result['unit']}: {result['status']}")
     return 0
 
@@ -49,8 +48,13 @@ def cmd_kill(args: argparse.Namespace) -> int:
     target = args.target
     is_root = "/" not in target.strip("/")
     try:
-        result = request(paths, "kill", run=args.run, unit=None if is_root else target,
-                         jobnet=target if is_root else None)
+        result = request(
+            paths,
+            "kill",
+            run=args.run,
+            unit=None if is_root else target,
+            jobnet=target if is_root else None,
+        )
     except AjsError as exc:
         if exc.code is not Code.UNKNOWN_UNIT or not is_root:
             raise
@@ -65,7 +69,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         mode, unit = "from", args.from_
     elif args.only:
         mode, unit = "only", args.only
-    result = request(paths_of(args), "rerun", run=args.run, jobnet=args.jobnet, mode=mode,
-                     unit=unit)
+    result = request(
+        paths_of(args), "rerun", run=args.run, jobnet=args.jobnet, mode=mode, unit=unit
+    )
     emit(args, result, f"{args.jobnet}: run {result['run']} rerun ({mode})")
     return 0

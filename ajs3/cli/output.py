@@ -46,5 +46,8 @@ def writing(path: Path) -> Iterator[None]:
         raise
     except OSError as exc:
         code = Code.PERMISSION_DENIED if isinstance(exc, PermissionError) else Code.BAD_ARGUMENT
-        raise AjsError(f"cannot write {exc.filename or path}: {exc.strerror or exc}",
-                       code=code, hint="give a path this user may write") from exc
+        raise AjsError(
+            f"cannot write {exc.filename or path}: {exc.strerror or exc}",
+            code=code,
+            hint="give a path this user may write",
+        ) from exc

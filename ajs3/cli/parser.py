@@ -27,18 +27,31 @@ class Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--help", action="help", help="show this help and exit")
-    p.add_argument("-h", "--lhost", default=os.environ.get("AJS3_LHOST", DEFAULT_LHOST),
-                   help="logical host name (default: $AJS3_LHOST or 'standalone')")
-    p.add_argument("--datadir", type=Path, default=os.environ.get("AJS3_DATADIR"),
-                   help="data directory of the logical host (default: the running daemon's)")
-    p.add_argument("--rundir", type=Path, default=None,
-                   help="run directory for socket and pid file (default /run/ajs3/LHOST)")
+    p.add_argument(
+        "-h",
+        "--lhost",
+        default=os.environ.get("AJS3_LHOST", DEFAULT_LHOST),
+        help="logical host name (default: $AJS3_LHOST or 'standalone')",
+    )
+    p.add_argument(
+        "--datadir",
+        type=Path,
+        default=os.environ.get("AJS3_DATADIR"),
+        help="data directory of the logical host (default: the running daemon's)",
+    )
+    p.add_argument(
+        "--rundir",
+        type=Path,
+        default=None,
+        help="run directory for socket and pid file (default /run/ajs3/LHOST)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="ajs3", add_help=False,
-                    description="ajs3: jobnets on highly available logical hosts")
+    parser = Parser(
+        prog="ajs3", add_help=False, description="ajs3: jobnets on highly available logical hosts"
+    )
     parser.add_argument("--help", action="help", help="show this help and exit")
     parser.add_argument("--version", action="version", version=f"ajs3 {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -52,21 +65,30 @@ def build_parser() -> Parser:
     _common(p)
     p.add_argument("--mode", choices=[m.value for m in StartMode], default="hot")
     p.add_argument("--foreground", action="store_true", help="run in the foreground")
-    p.add_argument("--initialize", action="store_true",
-                   help="start afresh when the journal is missing, empty or damaged")
-    p.add_argument("--check", action="store_true",
-                   help="only check that it could start (data directory, journal, lock)")
+    p.add_argument(
+        "--initialize",
+        action="store_true",
+        help="start afresh when the journal is missing, empty or damaged",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="only check that it could start (data directory, journal, lock)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     p = ssub.add_parser("stop", add_help=False, help="stop the daemon")
     _common(p)
-    p.add_argument("--jobs", choices=[j.value for j in StopJobs], default="kill",
-                   help="what to do with running jobs (default kill)")
+    p.add_argument(
+        "--jobs",
+        choices=[j.value for j in StopJobs],
+        default="kill",
+        help="what to do with running jobs (default kill)",
+    )
     p.add_argument("--timeout", type=float, default=60.0)
-    p = ssub.add_parser("status", add_help=False,
-                        help="exit 0 running, 3 not running, 1 unhealthy")
+    p = ssub.add_parser("status", add_help=False, help="exit 0 running, 3 not running, 1 unhealthy")
     _common(p)
     p.add_argument("--depth", type=int, choices=[0, 10, 20], default=10)
     p = ssub.add_parser("reload", add_help=False, help="change the daemon's log level")
@@ -75,8 +97,9 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("define", add_help=False, help="validate and apply definitions")
     _common(p)
-    p.add_argument("files", nargs="*", type=Path,
-                   help="YAML files (default: DATADIR/definitions/*.yaml)")
+    p.add_argument(
+        "files", nargs="*", type=Path, help="YAML files (default: DATADIR/definitions/*.yaml)"
+    )
     p.add_argument("--check", action="store_true", help="validate only, apply nothing")
 
     p = sub.add_parser("entry", add_help=False, help="register a jobnet to run")
@@ -94,8 +117,10 @@ def build_parser() -> Parser:
     p.add_argument("--why", metavar="UNIT", help="say which readiness rule holds UNIT back")
     p.add_argument("--all", action="store_true", help="list older runs too")
 
-    for name, text in (("hold", "hold a unit that has not started"),
-                       ("release", "release a held unit, or decide an unknown one")):
+    for name, text in (
+        ("hold", "hold a unit that has not started"),
+        ("release", "release a held unit, or decide an unknown one"),
+    ):
         p = sub.add_parser(name, add_help=False, help=text)
         _common(p)
         p.add_argument("unit")
@@ -123,43 +148,88 @@ def build_parser() -> Parser:
     p.add_argument("--run", type=int)
     p.add_argument("--stderr", action="store_true")
 
-    p = sub.add_parser("plan", add_help=False,
-                       help="forecast the run times of jobnets (like ajsschedule)")
+    p = sub.add_parser(
+        "plan", add_help=False, help="forecast the run times of jobnets (like ajsschedule)"
+    )
     _common(p)
     p.add_argument("jobnet", nargs="?", help="root jobnet path (default: every scheduled one)")
-    p.add_argument("--from", dest="from_", required=True, metavar="TIME",
-                   help="start, ISO 8601, inclusive; without an offset, in each jobnet's zone")
+    p.add_argument(
+        "--from",
+        dest="from_",
+        required=True,
+        metavar="TIME",
+        help="start, ISO 8601, inclusive; without an offset, in each jobnet's zone",
+    )
     p.add_argument("--to", required=True, metavar="TIME", help="end, exclusive (as --from)")
-    p.add_argument("--file", dest="files", action="append", type=Path, default=[],
-                   help="read definitions from this YAML file (repeatable), not the journal")
-    p.add_argument("--definitions", type=Path, metavar="DIR",
-                   help="read definitions from the YAML files in DIR, not the journal")
+    p.add_argument(
+        "--file",
+        dest="files",
+        action="append",
+        type=Path,
+        default=[],
+        help="read definitions from this YAML file (repeatable), not the journal",
+    )
+    p.add_argument(
+        "--definitions",
+        type=Path,
+        metavar="DIR",
+        help="read definitions from the YAML files in DIR, not the journal",
+    )
 
-    p = sub.add_parser("import", add_help=False,
-                       help="import JP1/AJS3 unit definitions (ajsprint format) as ajs3 YAML")
+    p = sub.add_parser(
+        "import",
+        add_help=False,
+        help="import JP1/AJS3 unit definitions (ajsprint format) as ajs3 YAML",
+    )
     _common(p)
-    p.add_argument("--jp1", required=True, type=Path, metavar="FILE",
-                   help="JP1/AJS3 unit definition file")
+    p.add_argument(
+        "--jp1", required=True, type=Path, metavar="FILE", help="JP1/AJS3 unit definition file"
+    )
     p.add_argument("--check", action="store_true", help="validate only, write nothing")
     p.add_argument("--out", type=Path, metavar="DIR", help="write the YAML files to DIR")
     p.add_argument("--tz", metavar="ZONE", help="time zone of the schedules (default: local)")
-    p.add_argument("--strict", action="store_true",
-                   help="exit 1 when any unit or parameter could not be mapped")
-    p.add_argument("--allow-unmapped", action="store_true",
-                   help="write and exit 0 although some units or parameters are not mapped")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when any unit or parameter could not be mapped",
+    )
+    p.add_argument(
+        "--allow-unmapped",
+        action="store_true",
+        help="write and exit 0 although some units or parameters are not mapped",
+    )
 
-    p = sub.add_parser("export", add_help=False,
-                       help="export definitions as JP1/AJS3 unit definitions (ajsdefine format)")
+    p = sub.add_parser(
+        "export",
+        add_help=False,
+        help="export definitions as JP1/AJS3 unit definitions (ajsdefine format)",
+    )
     _common(p)
-    p.add_argument("--jp1", required=True, type=Path, metavar="FILE",
-                   help="write here ('-' for standard output)")
-    p.add_argument("--file", dest="files", action="append", type=Path, default=[],
-                   help="read definitions from this YAML file (repeatable), not the journal")
-    p.add_argument("--definitions", type=Path, metavar="DIR",
-                   help="read definitions from the YAML files in DIR, not the journal")
+    p.add_argument(
+        "--jp1",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="write here ('-' for standard output)",
+    )
+    p.add_argument(
+        "--file",
+        dest="files",
+        action="append",
+        type=Path,
+        default=[],
+        help="read definitions from this YAML file (repeatable), not the journal",
+    )
+    p.add_argument(
+        "--definitions",
+        type=Path,
+        metavar="DIR",
+        help="read definitions from the YAML files in DIR, not the journal",
+    )
 
-    p = sub.add_parser("demo", add_help=False,
-                       help="run the sample jobnet on a standalone logical host")
+    p = sub.add_parser(
+        "demo", add_help=False, help="run the sample jobnet on a standalone logical host"
+    )
     p.add_argument("--help", action="help")
     p.add_argument("--dir", type=Path, default=Path("ajs3-demo"))
     return parser

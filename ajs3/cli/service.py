@@ -29,17 +29,24 @@ def start(args: argparse.Namespace) -> int:
     mode = StartMode(args.mode)
     if args.check:
         found = lifecycle.check(paths)
-        emit(args, found, f"{paths.lhost}: already running (pid {found['pid']})"
-             if found["already_running"] else f"{paths.lhost}: could start")
+        emit(
+            args,
+            found,
+            f"{paths.lhost}: already running (pid {found['pid']})"
+            if found["already_running"]
+            else f"{paths.lhost}: could start",
+        )
         return 0
     if args.foreground:
         from ajs3.service.daemon import run_foreground
 
         return run_foreground(paths, mode, args.log_level, not args.quiet, args.ready_fd)
-    result = lifecycle.start(paths, mode, args.timeout, args.log_level,
-                             initialize=args.initialize)
-    text = (f"{paths.lhost}: already running" if result["already_running"]
-            else f"{paths.lhost}: started ({mode.value} start, pid {result['pid']})")
+    result = lifecycle.start(paths, mode, args.timeout, args.log_level, initialize=args.initialize)
+    text = (
+        f"{paths.lhost}: already running"
+        if result["already_running"]
+        else f"{paths.lhost}: started ({mode.value} start, pid {result['pid']})"
+    )
     emit(args, result, text)
     return 0
 
@@ -47,8 +54,11 @@ def start(args: argparse.Namespace) -> int:
 def stop(args: argparse.Namespace) -> int:
     paths = _paths(args)
     result = lifecycle.stop(paths, StopJobs(args.jobs), args.timeout)
-    emit(args, result, f"{paths.lhost}: stopped" if result["was_running"]
-         else f"{paths.lhost}: was not running")
+    emit(
+        args,
+        result,
+        f"{paths.lhost}: stopped" if result["was_running"] else f"{paths.lhost}: was not running",
+    )
     return 0
 
 

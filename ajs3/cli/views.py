@@ -48,8 +48,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.jobnet:
         if args.jobnet not in defs.jobnets:
             known = ", ".join(sorted(defs.jobnets)) or "none defined"
-            raise AjsError(f"no root jobnet {args.jobnet!r} (known: {known})",
-                           code=Code.UNKNOWN_JOBNET, hint="give a root jobnet path")
+            raise AjsError(
+                f"no root jobnet {args.jobnet!r} (known: {known})",
+                code=Code.UNKNOWN_JOBNET,
+                hint="give a root jobnet path",
+            )
         names = [args.jobnet]
     runs = forecast(defs, start, end, names)
     data = {"runs": [{"jobnet": r.jobnet, "start": r.start} for r in runs]}

@@ -132,5 +132,3 @@ def _parse_document(ctx: Ctx, document: Node | None, result: FileResult) -> None
             continue
         seen[draft.name] = draft.name_line
         result.roots.append(Root(draft.unit, ctx.file, draft.name_line, draft.calendar_ref))
-
-

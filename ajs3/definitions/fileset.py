@@ -69,7 +69,9 @@ def _unsafe(name: str, st: os.stat_result, what: str) -> Problem | None:
     if why is None:
         return None
     return Problem(
-        Code.UNSAFE_FILE, name, 1,
+        Code.UNSAFE_FILE,
+        name,
+        1,
         f"the definitions {what} is refused: {why} (mode {stat.S_IMODE(st.st_mode):04o}, "
         f"owner uid {st.st_uid}); definitions decide what runs as whom, so only root or "
         f"the daemon's user may write them: chown it and `chmod go-w {name}`",
@@ -106,11 +108,18 @@ def read_file(path: Path, *, dir_fd: int | None = None) -> FileResult:
         os.close(fd)
     if len(data) > schema.MAX_FILE_BYTES:
         line = data.count(b"\n", 0, schema.MAX_FILE_BYTES) + 1
-        return FileResult(name, [Problem(
-            Code.INPUT_LIMIT, name, line,
-            f"the file is larger than {schema.MAX_FILE_BYTES} bytes; "
-            "split it into several files",
-        )])
+        return FileResult(
+            name,
+            [
+                Problem(
+                    Code.INPUT_LIMIT,
+                    name,
+                    line,
+                    f"the file is larger than {schema.MAX_FILE_BYTES} bytes; "
+                    "split it into several files",
+                )
+            ],
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -203,32 +212,44 @@ def _resolve_calendars(
         for cal, line in result.calendars:
             first = calendars.get(cal.name)
             if first is not None:
-                problems.append(Problem(
-                    Code.DUPLICATE_NAME, result.file, line,
-                    f"calendar {cal.name!r} is already defined at {first[1]}:{first[2]}; "
-                    "rename one of them",
-                ))
+                problems.append(
+                    Problem(
+                        Code.DUPLICATE_NAME,
+                        result.file,
+                        line,
+                        f"calendar {cal.name!r} is already defined at {first[1]}:{first[2]}; "
+                        "rename one of them",
+                    )
+                )
                 continue
             calendars[cal.name] = (cal, result.file, line)
         if result.group_calendar is not None:
             name, line = result.group_calendar
             other = assigned.get(result.group)
             if other is not None and other[0] != name:
-                problems.append(Problem(
-                    Code.DUPLICATE_NAME, result.file, line,
-                    f"job group {result.group} is given calendar {name!r} here and "
-                    f"{other[0]!r} at {other[1]}:{other[2]}; give a group one calendar",
-                ))
+                problems.append(
+                    Problem(
+                        Code.DUPLICATE_NAME,
+                        result.file,
+                        line,
+                        f"job group {result.group} is given calendar {name!r} here and "
+                        f"{other[0]!r} at {other[1]}:{other[2]}; give a group one calendar",
+                    )
+                )
                 continue
             assigned.setdefault(result.group, (name, result.file, line))
     names = sorted(calendars)
     for group, (name, file, line) in sorted(assigned.items()):
         if name not in calendars:
-            problems.append(Problem(
-                Code.UNKNOWN_NAME, file, line,
-                f"job group {group} uses calendar {name!r}, but no calendar of that name is "
-                f"defined{suggest(name, names, 'calendars')}; define it under 'calendars:'",
-            ))
+            problems.append(
+                Problem(
+                    Code.UNKNOWN_NAME,
+                    file,
+                    line,
+                    f"job group {group} uses calendar {name!r}, but no calendar of that name is "
+                    f"defined{suggest(name, names, 'calendars')}; define it under 'calendars:'",
+                )
+            )
     for path, root in jobnets.items():
         schedule = root.unit.schedule
         if schedule is None:
@@ -236,11 +257,15 @@ def _resolve_calendars(
         if root.calendar_ref is not None:
             name, line = root.calendar_ref
             if name not in calendars:
-                problems.append(Problem(
-                    Code.UNKNOWN_NAME, root.file, line,
-                    f"jobnet {path} uses calendar {name!r}, but no calendar of that name is "
-                    f"defined{suggest(name, names, 'calendars')}",
-                ))
+                problems.append(
+                    Problem(
+                        Code.UNKNOWN_NAME,
+                        root.file,
+                        line,
+                        f"jobnet {path} uses calendar {name!r}, but no calendar of that name is "
+                        f"defined{suggest(name, names, 'calendars')}",
+                    )
+                )
                 continue
         else:
             name = ""

@@ -25,6 +25,7 @@ from ajs3.definitions.units import DefinitionSet
 
 __all__ = ["load_dir", "load_files", "load_text", "load_texts"]
 
+
 def load_text(text: str, filename: str) -> DefinitionSet:
     """Load one definition file given as text; ``filename`` is used in messages."""
     return finish([parse_file(text, filename)])

@@ -127,22 +127,32 @@ class Ctx:
         if problem in self._seen:
             return
         if len(self.problems) >= schema.MAX_PROBLEMS:
-            raise TooLarge(Problem(
-                Code.INPUT_LIMIT, self.file, line,
-                f"more than {schema.MAX_PROBLEMS} problems in this file; reading stopped "
-                "here: fix those listed and run again",
-            ), keep=True)
+            raise TooLarge(
+                Problem(
+                    Code.INPUT_LIMIT,
+                    self.file,
+                    line,
+                    f"more than {schema.MAX_PROBLEMS} problems in this file; reading stopped "
+                    "here: fix those listed and run again",
+                ),
+                keep=True,
+            )
         self._seen.add(problem)
         self.problems.append(problem)
 
     def spend(self, count: int, at: Node) -> None:
         self.budget -= count
         if self.budget < 0:
-            raise TooLarge(Problem(
-                Code.INPUT_LIMIT, self.file, line_of(at),
-                f"the file expands to more than {schema.MAX_NODES} YAML nodes "
-                "(aliases count each time they are used); split it into several files",
-            ), keep=False)
+            raise TooLarge(
+                Problem(
+                    Code.INPUT_LIMIT,
+                    self.file,
+                    line_of(at),
+                    f"the file expands to more than {schema.MAX_NODES} YAML nodes "
+                    "(aliases count each time they are used); split it into several files",
+                ),
+                keep=False,
+            )
 
     def check_expansion(self, document: Node) -> None:
         """Refuse, before the walk, a document that holds itself or that its aliases
@@ -178,18 +188,24 @@ class Ctx:
         total = size(document)
         if loops:
             where = loops[0]
-            raise TooLarge(Problem(
-                Code.BAD_VALUE, self.file, line_of(where),
-                f"{describe(where)} here holds, through an alias, a node that holds it: "
-                "the definitions would be infinitely deep; use the alias elsewhere",
-            ), keep=False)
+            raise TooLarge(
+                Problem(
+                    Code.BAD_VALUE,
+                    self.file,
+                    line_of(where),
+                    f"{describe(where)} here holds, through an alias, a node that holds it: "
+                    "the definitions would be infinitely deep; use the alias elsewhere",
+                ),
+                keep=False,
+            )
         if total <= self.budget:
             return
         # Point at the smallest node that is too large alone: where the expansion is.
         node = document
         while True:
-            children = [c for item in node.value
-                        for c in (item if isinstance(item, tuple) else (item,))]
+            children = [
+                c for item in node.value for c in (item if isinstance(item, tuple) else (item,))
+            ]
             big = [c for c in children if sizes.get(id(c), 0) > self.budget]
             if not big:
                 break
@@ -278,7 +294,8 @@ class Ctx:
         if bad is not None:
             # A job's argv, environment and paths are passed to exec as UTF-8.
             self.report(
-                Code.BAD_VALUE, node,
+                Code.BAD_VALUE,
+                node,
                 f"{what} contains U+{ord(bad):04X}, a lone surrogate that is not a character "
                 "and can not be passed to a program as UTF-8; remove it",
             )
@@ -386,7 +403,8 @@ class Ctx:
         for key, (key_node, _) in fields.items():
             if key not in allowed:
                 self.report(
-                    Code.UNKNOWN_KEY, key_node,
+                    Code.UNKNOWN_KEY,
+                    key_node,
                     f"unknown key {key!r} in {what}{suggest(key, allowed)}",
                 )
 

@@ -44,9 +44,7 @@ def _time_of_day(ctx: Ctx, node: Node, what: str, high: int) -> int | None:
 def _date(ctx: Ctx, node: Node, what: str) -> str | None:
     """A date as ISO text. Unquoted 2027-01-04 is a YAML timestamp: read its text."""
     if not isinstance(node, ScalarNode) or node.tag not in (STR, TIMESTAMP):
-        ctx.report(
-            Code.WRONG_TYPE, node, f"{what} must be a date YYYY-MM-DD, not {describe(node)}"
-        )
+        ctx.report(Code.WRONG_TYPE, node, f"{what} must be a date YYYY-MM-DD, not {describe(node)}")
         return None
     text = str(node.value).strip()
     if not schema.DATE_RE.match(text):
@@ -79,12 +77,15 @@ def _duration(ctx: Ctx, node: Node, what: str, low: float = 0.0) -> float | None
         # and int() of thousands of digits is slow (and refused past 4300).
         digits = len(str(schema.SECONDS_MAX))
         seconds = float(
-            sum(int(n) * _UNIT_SECONDS[u] if len(n.lstrip("0")) <= digits else math.inf
-                for n, u in parts)
+            sum(
+                int(n) * _UNIT_SECONDS[u] if len(n.lstrip("0")) <= digits else math.inf
+                for n, u in parts
+            )
         )
         if not low < seconds <= schema.SECONDS_MAX:
             ctx.report(
-                Code.BAD_VALUE, node,
+                Code.BAD_VALUE,
+                node,
                 f"{what} is {short(node)}; it must be above 0 and at most "
                 f"{schema.SECONDS_MAX} seconds",
             )
@@ -181,9 +182,7 @@ def read_schedule(
             calendar_ref = (text, line_of(fields["calendar"][1]))
     extra: dict[str, object] = {}
     if "overlap" in fields:
-        text = ctx.choice(
-            fields["overlap"][1], f"'overlap' of {label}", [o.value for o in Overlap]
-        )
+        text = ctx.choice(fields["overlap"][1], f"'overlap' of {label}", [o.value for o in Overlap])
         ok = ok and text is not None
         if text is not None:
             extra["overlap"] = Overlap(text)
@@ -302,16 +301,34 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
         if weekdays == ():
             ctx.report(Code.BAD_VALUE, get("weekdays"), f"'weekdays' of {what} is empty")  # type: ignore[arg-type]
     if get("nth") is not None:
-        nth = _int_list(ctx, get("nth"), f"'nth' of {what}", -5, 5,  # type: ignore[arg-type]
-                        "use 1..5 (first..fifth) or -1 (last)")
+        nth = _int_list(
+            ctx,
+            get("nth"),  # type: ignore[arg-type]
+            f"'nth' of {what}",
+            -5,
+            5,
+            "use 1..5 (first..fifth) or -1 (last)",
+        )
         out["nth"] = nth
     if get("days") is not None:
-        days = _int_list(ctx, get("days"), f"'days' of {what}", -31, 31,  # type: ignore[arg-type]
-                         "use 1..31, or -1 for the last day")
+        days = _int_list(
+            ctx,
+            get("days"),  # type: ignore[arg-type]
+            f"'days' of {what}",
+            -31,
+            31,
+            "use 1..31, or -1 for the last day",
+        )
         out["days"] = days
     if get("open_days") is not None:
-        open_days = _int_list(ctx, get("open_days"), f"'open_days' of {what}",  # type: ignore[arg-type]
-                              -31, 31, "use 1..31, or -1 for the last open day")
+        open_days = _int_list(
+            ctx,
+            get("open_days"),  # type: ignore[arg-type]
+            f"'open_days' of {what}",
+            -31,
+            31,
+            "use 1..31, or -1 for the last open day",
+        )
         out["open_days"] = open_days
     selectors = [k for k in ("weekdays", "days", "open_days") if k in fields]
     if len(selectors) > 1:
@@ -356,9 +373,8 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
     start_s, end_s = out.get("start_date"), out.get("end_date")
     if isinstance(start_s, str) and isinstance(end_s, str) and end_s < start_s:
         ctx.report(Code.BAD_VALUE, end_node, f"'end' of {what} is before its 'start'")  # type: ignore[arg-type]
-    needs_anchor = (
-        (out.get("every", 1) != 1)
-        or (period in (Period.WEEK, Period.MONTH) and not monthly and "weekdays" not in fields)
+    needs_anchor = (out.get("every", 1) != 1) or (
+        period in (Period.WEEK, Period.MONTH) and not monthly and "weekdays" not in fields
     )
     if needs_anchor and start_node is None and "every" in out:
         ctx.report(
@@ -368,13 +384,19 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
             "to count from; add start: YYYY-MM-DD",
         )
     if get("closed_days") is not None:
-        text = ctx.choice(get("closed_days"), f"'closed_days' of {what}",  # type: ignore[arg-type]
-                          [c.value for c in ClosedDay])
+        text = ctx.choice(
+            get("closed_days"),  # type: ignore[arg-type]
+            f"'closed_days' of {what}",
+            [c.value for c in ClosedDay],
+        )
         if text is not None:
             out["closed_days"] = ClosedDay(text)
     if get("shift_limit") is not None:
         out["shift_limit"] = ctx.integer(
-            get("shift_limit"), f"'shift_limit' of {what}", 1, schema.SHIFT_LIMIT_MAX  # type: ignore[arg-type]
+            get("shift_limit"),  # type: ignore[arg-type]
+            f"'shift_limit' of {what}",
+            1,
+            schema.SHIFT_LIMIT_MAX,
         )
     if get("repeat") is not None:
         rep = ctx.mapping(get("repeat"), f"'repeat' of {what}")  # type: ignore[arg-type]
@@ -382,13 +404,19 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
             ctx.check_keys(rep, schema.REPEAT_KEYS, f"'repeat' of {what}")
             for key in schema.REPEAT_KEYS:
                 if key not in rep:
-                    ctx.report(Code.MISSING_KEY, get("repeat"),  # type: ignore[arg-type]
-                               f"'repeat' of {what} needs {key!r}")
+                    ctx.report(
+                        Code.MISSING_KEY,
+                        get("repeat"),  # type: ignore[arg-type]
+                        f"'repeat' of {what} needs {key!r}",
+                    )
             if "every" in rep:
                 seconds = _duration(ctx, rep["every"][1], f"'repeat.every' of {what}")
                 if seconds is not None and (seconds % 60 or seconds > 86400):
-                    ctx.report(Code.BAD_VALUE, rep["every"][1],
-                               f"'repeat.every' of {what} must be whole minutes, at most 1 day")
+                    ctx.report(
+                        Code.BAD_VALUE,
+                        rep["every"][1],
+                        f"'repeat.every' of {what} must be whole minutes, at most 1 day",
+                    )
                 elif seconds is not None:
                     out["repeat_every"] = int(seconds // 60)
             if "until" in rep:
@@ -427,39 +455,51 @@ def _calendar(ctx: Ctx, node: Node) -> Calendar | None:
     else:
         name = ctx.text(fields["name"][1], f"the name of {what}")
         if name is not None and not schema.NAME_RE.match(name):
-            ctx.report(Code.BAD_NAME, fields["name"][1],
-                       f"calendar name {name!r} is not valid; use 1 to 64 letters, digits, "
-                       "'_', '.' or '-'")
+            ctx.report(
+                Code.BAD_NAME,
+                fields["name"][1],
+                f"calendar name {name!r} is not valid; use 1 to 64 letters, digits, "
+                "'_', '.' or '-'",
+            )
         out["name"] = name
         what = f"calendar {name!r}"
     if "open_weekdays" in fields:
-        out["open_weekdays"] = _weekdays(ctx, fields["open_weekdays"][1],
-                                         f"'open_weekdays' of {what}")
+        out["open_weekdays"] = _weekdays(
+            ctx, fields["open_weekdays"][1], f"'open_weekdays' of {what}"
+        )
     for key in ("open_dates", "closed_dates"):
         if key in fields:
             items = ctx.sequence(fields[key][1], f"'{key}' of {what}")
             dates = [_date(ctx, item, f"an entry of '{key}' of {what}") for item in items or []]
             out[key] = tuple(sorted({d for d in dates if d is not None}))
     if "base_time" in fields:
-        out["base_time"] = _time_of_day(ctx, fields["base_time"][1],
-                                        f"'base_time' of {what}", 23 * 60 + 59)
+        out["base_time"] = _time_of_day(
+            ctx, fields["base_time"][1], f"'base_time' of {what}", 23 * 60 + 59
+        )
     if ctx.reported != problems:
         return None
     cal = Calendar(**{k: v for k, v in out.items() if v is not None})  # type: ignore[arg-type]
     both = set(cal.open_dates) & set(cal.closed_dates)
     if both:
-        ctx.report(Code.BAD_VALUE, node,
-                   f"{what} lists {min(both)} as both open and closed; keep one")
+        ctx.report(
+            Code.BAD_VALUE, node, f"{what} lists {min(both)} as both open and closed; keep one"
+        )
         return None
     years = {int(d[:4]) for d in cal.closed_dates}
     if not cal.open_weekdays and not cal.open_dates:
-        ctx.report(Code.BAD_VALUE, node,
-                   f"{what} has no open day at all; give 'open_weekdays' or 'open_dates'")
+        ctx.report(
+            Code.BAD_VALUE,
+            node,
+            f"{what} has no open day at all; give 'open_weekdays' or 'open_dates'",
+        )
         return None
     book = DayBook(cal)
     for year in sorted(years):
         if not any(book.open_days(year, month) for month in range(1, 13)):
-            ctx.report(Code.BAD_VALUE, node,
-                       f"{what} has no open day in {year}; a schedule on it would never run")
+            ctx.report(
+                Code.BAD_VALUE,
+                node,
+                f"{what} has no open day in {year}; a schedule on it would never run",
+            )
             return None
     return cal

@@ -45,7 +45,13 @@ OR_KEYS: tuple[str, ...] = COMMON_KEYS
 JOBNET_KEYS: tuple[str, ...] = (*COMMON_KEYS, "concurrency", "units")
 #: A root jobnet has no siblings, so no ``after`` and no ``recovery``.
 ROOT_KEYS: tuple[str, ...] = (
-    "name", "type", "description", "concurrency", "hold", "units", "schedule"
+    "name",
+    "type",
+    "description",
+    "concurrency",
+    "hold",
+    "units",
+    "schedule",
 )
 
 KEYS_BY_KIND: dict[UnitKind, tuple[str, ...]] = {
@@ -102,15 +108,36 @@ INT_TEXT_MAX = 2**63
 
 # Schedules and calendars (docs/schedules.md).
 SCHEDULE_KEYS: tuple[str, ...] = (
-    "time_zone", "calendar", "rules", "overlap", "max_parallel", "catch_up", "catch_up_window"
+    "time_zone",
+    "calendar",
+    "rules",
+    "overlap",
+    "max_parallel",
+    "catch_up",
+    "catch_up_window",
 )
 RULE_KEYS: tuple[str, ...] = (
-    "at", "every", "weekdays", "nth", "days", "open_days", "start", "end", "closed_days",
-    "shift_limit", "repeat", "deadline",
+    "at",
+    "every",
+    "weekdays",
+    "nth",
+    "days",
+    "open_days",
+    "start",
+    "end",
+    "closed_days",
+    "shift_limit",
+    "repeat",
+    "deadline",
 )
 REPEAT_KEYS: tuple[str, ...] = ("every", "until")
 CALENDAR_KEYS: tuple[str, ...] = (
-    "name", "description", "open_weekdays", "open_dates", "closed_dates", "base_time"
+    "name",
+    "description",
+    "open_weekdays",
+    "open_dates",
+    "closed_dates",
+    "base_time",
 )
 WEEKDAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: Schedule rules per jobnet (JP1/AJS3 allows 144).

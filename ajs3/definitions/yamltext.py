@@ -43,9 +43,10 @@ class _Limit(Exception):
 
 def _depth_problem(filename: str, line: int) -> Problem:
     return Problem(
-        Code.INPUT_LIMIT, filename, line,
-        f"the YAML nests lists and mappings more than {schema.MAX_YAML_DEPTH} deep; "
-        "flatten it",
+        Code.INPUT_LIMIT,
+        filename,
+        line,
+        f"the YAML nests lists and mappings more than {schema.MAX_YAML_DEPTH} deep; flatten it",
     )
 
 
@@ -135,7 +136,7 @@ USE_LIBYAML = _Fast is not None
 
 
 def _tag_text(tag: str) -> str:
-    text = "!!" + tag[len(_STANDARD):] if tag.startswith(_STANDARD) else tag
+    text = "!!" + tag[len(_STANDARD) :] if tag.startswith(_STANDARD) else tag
     return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
@@ -143,20 +144,28 @@ def compose(text: str, filename: str) -> tuple[Node | None, list[Problem]]:
     """The document of ``text`` (None when empty), or the problems that stop reading it."""
     if len(text) > schema.MAX_FILE_BYTES:
         line = text.count("\n", 0, schema.MAX_FILE_BYTES) + 1
-        return None, [Problem(
-            Code.INPUT_LIMIT, filename, line,
-            f"the file is longer than {schema.MAX_FILE_BYTES} characters; "
-            "split it into several files",
-        )]
+        return None, [
+            Problem(
+                Code.INPUT_LIMIT,
+                filename,
+                line,
+                f"the file is longer than {schema.MAX_FILE_BYTES} characters; "
+                "split it into several files",
+            )
+        ]
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
         line = text.count("\n", 0, exc.start) + 1
-        return None, [Problem(
-            Code.YAML_SYNTAX, filename, line,
-            f"the text holds U+{ord(text[exc.start]):04X}, a lone surrogate that is not "
-            "a character; is it a text file?",
-        )]
+        return None, [
+            Problem(
+                Code.YAML_SYNTAX,
+                filename,
+                line,
+                f"the text holds U+{ord(text[exc.start]):04X}, a lone surrogate that is not "
+                "a character; is it a text file?",
+            )
+        ]
     problems: list[Problem] = []
     try:
         if USE_LIBYAML and _Fast is not None:
@@ -180,8 +189,9 @@ def compose(text: str, filename: str) -> tuple[Node | None, list[Problem]]:
         return None, problems
     except yaml.reader.ReaderError as exc:
         # libyaml counts the position in bytes of the UTF-8 text, PyYAML in characters.
-        before = data[: exc.position].count(b"\n") if USE_LIBYAML else text.count(
-            "\n", 0, exc.position)
+        before = (
+            data[: exc.position].count(b"\n") if USE_LIBYAML else text.count("\n", 0, exc.position)
+        )
         problems.append(
             Problem(
                 Code.YAML_SYNTAX,
@@ -194,16 +204,16 @@ def compose(text: str, filename: str) -> tuple[Node | None, list[Problem]]:
         )
         return None, problems
     except yaml.YAMLError as exc:
-        problems.append(
-            Problem(Code.YAML_SYNTAX, filename, 1, f"YAML error: {exc}; fix the YAML")
-        )
+        problems.append(Problem(Code.YAML_SYNTAX, filename, 1, f"YAML error: {exc}; fix the YAML"))
         return None, problems
     except RecursionError:
         return None, [_depth_problem(filename, 1)]
     if reader.tags:
         return None, [
             Problem(
-                Code.YAML_TAG, filename, line,
+                Code.YAML_TAG,
+                filename,
+                line,
                 f"YAML tag {_tag_text(tag)} is not allowed: definitions are plain YAML "
                 "and no tag is ever applied; remove it (quote a value to make it text)",
             )

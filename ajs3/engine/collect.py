@@ -80,11 +80,15 @@ class Collector:
         ended = float(status.get("ended_at") or now)
         # The supervisor repeats its start record's pids in status.json; an older one
         # (before a rolling upgrade) did not.
-        started = status if "pgid" in status else (
-            core.runner.started(core.runner.jobdir(ur.run_id or "")) or {}
+        started = (
+            status
+            if "pgid" in status
+            else (core.runner.started(core.runner.jobdir(ur.run_id or "")) or {})
         )
         common: dict[str, Any] = {
-            "ended_at": ended, "pid": started.get("job_pid"), "pgid": started.get("pgid"),
+            "ended_at": ended,
+            "pid": started.get("job_pid"),
+            "pgid": started.get("pgid"),
             "pid_start": started.get("supervisor_start"),
         }
         code = status.get("exit_code")
@@ -111,13 +115,20 @@ class Collector:
             and unit.on_failover is RecoveryPolicy.RERUN
             and new is Status.KILLED
         ):
-            core.journal.set_status(ur, Status.WAITING, ReasonCode.RERUN_AFTER_STOP,
-                                    "killed at service stop; policy rerun")
+            core.journal.set_status(
+                ur,
+                Status.WAITING,
+                ReasonCode.RERUN_AFTER_STOP,
+                "killed at service stop; policy rerun",
+            )
         elif new is Status.ENDED_ABNORMALLY and not killed and should_retry(unit, ur, code):
             core.journal.set_status(
-                ur, Status.WAITING, ReasonCode.RETRY,
+                ur,
+                Status.WAITING,
+                ReasonCode.RETRY,
                 f"retry {ur.retries + 1} of {unit.retry.count} after exit code {code}",
-                retries=ur.retries + 1, not_before=now + unit.retry.interval,
+                retries=ur.retries + 1,
+                not_before=now + unit.retry.interval,
             )
         core.dirty.add(state.run.id)
         if core.settings.host_concurrency is not None:
@@ -137,8 +148,9 @@ class Collector:
                 t.kill_stage = 2
                 t.kill_at = None
             elif t.kill_stage == 0 and t.deadline is not None and now >= t.deadline:
-                self.kill_tracked(t, ReasonCode.TIMED_OUT,
-                                  f"timed out after {t.deadline - t.started_at:g} s")
+                self.kill_tracked(
+                    t, ReasonCode.TIMED_OUT, f"timed out after {t.deadline - t.started_at:g} s"
+                )
 
     def _signal(self, t: rn.Tracked, sig: int) -> None:
         if not t.info:  # not cached while the supervisor has not written it yet
@@ -159,7 +171,10 @@ class Collector:
 
     def kill_all(self, reason: str, grace: float) -> None:
         """Kill every running job (at service stop: ``reason`` is the stop reason)."""
-        code = (ReasonCode.KILLED_AT_STOP if reason == self.core.stop_reason
-                else ReasonCode.KILLED_BY_OPERATOR)
+        code = (
+            ReasonCode.KILLED_AT_STOP
+            if reason == self.core.stop_reason
+            else ReasonCode.KILLED_BY_OPERATOR
+        )
         for t in list(self.core.tracked.values()):
             self.kill_tracked(t, code, reason, grace)

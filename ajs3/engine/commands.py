@@ -39,6 +39,7 @@ class Commands:
     def find(self, run_no: int | None, path: str | None, jobnet: str | None) -> RunState:
         core = self.core
         if run_no is None:
+
             def matches(s: RunState) -> bool:
                 if jobnet is not None:
                     return s.root.path == jobnet
@@ -51,7 +52,8 @@ class Commands:
                 found = self._latest_run(jobnet or (path or ""))
                 if found is None:
                     raise OperationError(
-                        f"no run of {jobnet or path!r} found", code=Code.UNKNOWN_UNIT,
+                        f"no run of {jobnet or path!r} found",
+                        code=Code.UNKNOWN_UNIT,
                         hint="list runs with `ajs3 show`",
                     )
                 return found
@@ -72,7 +74,8 @@ class Commands:
         if key not in state.urs:
             raise OperationError(
                 f"no unit {key!r} in run {state.run.id} of {state.root.path}",
-                code=Code.UNKNOWN_UNIT, hint="see the unit paths with `ajs3 show`",
+                code=Code.UNKNOWN_UNIT,
+                hint="see the unit paths with `ajs3 show`",
             )
         return state.urs[key]
 
@@ -86,8 +89,9 @@ class Commands:
                 f"{path} is {ur.status.label}; only a unit that has not started can be held",
                 code=Code.BAD_STATE,
             )
-        self.core.journal.set_status(ur, Status.HELD, ReasonCode.HELD_BY_OPERATOR,
-                                     "held by an operator")
+        self.core.journal.set_status(
+            ur, Status.HELD, ReasonCode.HELD_BY_OPERATOR, "held by an operator"
+        )
         self.core.dirty.add(state.run.id)
         return ur
 
@@ -105,8 +109,13 @@ class Commands:
                     hint="use `--as normal` or `--as abnormal`, or `ajs3 rerun --only`",
                 )
             new = Status.ENDED_NORMALLY if as_ == "normal" else Status.ENDED_ABNORMALLY
-            journal.set_status(ur, new, ReasonCode.DECIDED_BY_OPERATOR,
-                               f"operator decided: ended {as_}ly", ended_at=self.core.clock())
+            journal.set_status(
+                ur,
+                new,
+                ReasonCode.DECIDED_BY_OPERATOR,
+                f"operator decided: ended {as_}ly",
+                ended_at=self.core.clock(),
+            )
         else:
             raise OperationError(
                 f"{path} is {ur.status.label}; only a held unit or one with an unknown end "
@@ -125,8 +134,9 @@ class Commands:
         if unit.kind is UnitKind.JOB:
             t = core.tracked.get(ur.id)
             if t is None:
-                raise OperationError(f"{target} is {ur.status.label}, not running",
-                                     code=Code.BAD_STATE)
+                raise OperationError(
+                    f"{target} is {ur.status.label}, not running", code=Code.BAD_STATE
+                )
             self.collector.kill_tracked(t, ReasonCode.KILLED_BY_OPERATOR, "killed by an operator")
             return state
         if target != state.root.path:
@@ -136,21 +146,25 @@ class Commands:
         core.journal.set_interrupted(state.run, True)
         for t in list(core.tracked.values()):
             if any(u.id == t.unit_run for u in state.urs.values()):
-                self.collector.kill_tracked(t, ReasonCode.KILLED_BY_OPERATOR,
-                                            "killed by an operator")
+                self.collector.kill_tracked(
+                    t, ReasonCode.KILLED_BY_OPERATOR, "killed by an operator"
+                )
         core.dirty.add(state.run.id)
         return state
 
-    def rerun(self, run_no: int | None, jobnet: str | None, mode: str,
-              path: str | None) -> RunState:
+    def rerun(
+        self, run_no: int | None, jobnet: str | None, mode: str, path: str | None
+    ) -> RunState:
         core = self.core
         state = self.find(run_no, path, jobnet)
         if mode in ("from", "only") and not path:
             raise OperationError(f"rerun --{mode} needs a unit path", code=Code.BAD_ARGUMENT)
-        if any(ur.status is Status.RUNNING and ur.kind is UnitKind.JOB
-               for ur in state.urs.values()):
+        if any(
+            ur.status is Status.RUNNING and ur.kind is UnitKind.JOB for ur in state.urs.values()
+        ):
             raise OperationError(
-                f"run {state.run.id} still has running jobs", code=Code.BAD_STATE,
+                f"run {state.run.id} still has running jobs",
+                code=Code.BAD_STATE,
                 hint="wait for them or kill them first",
             )
         targets: list[str] = []
@@ -165,7 +179,8 @@ class Commands:
             # but are no reason for a rerun on their own.
             if not any(state.urs[p].status in FAILED for p in targets):
                 raise OperationError(
-                    f"run {state.run.id} has no unit that ended abnormally", code=Code.BAD_STATE,
+                    f"run {state.run.id} has no unit that ended abnormally",
+                    code=Code.BAD_STATE,
                     hint="use --from UNIT or --only UNIT",
                 )
         else:
@@ -187,8 +202,13 @@ class Commands:
                 ur = state.urs[p]
                 if p in reset and ur.status in RERUNNABLE:
                     core.journal.set_status(
-                        ur, Status.WAITING, ReasonCode.RERUN, f"rerun ({mode})", retries=0,
-                        not_before=None, verdict=None,
+                        ur,
+                        Status.WAITING,
+                        ReasonCode.RERUN,
+                        f"rerun ({mode})",
+                        retries=0,
+                        not_before=None,
+                        verdict=None,
                     )
         core.log.info("rerun", run=state.run.id, mode=mode, unit=path, units=len(reset))
         core.dirty.add(state.run.id)
@@ -199,8 +219,12 @@ class Commands:
         state = self.find(run_no, path, None)
         ur = self.unit(state, path)
         result: dict[str, Any] = {
-            "run": state.run.id, "unit": path, "status": ur.status.value,
-            "label": ur.status.label, "reason": ur.reason, "checks": [],
+            "run": state.run.id,
+            "unit": path,
+            "status": ur.status.value,
+            "label": ur.status.label,
+            "reason": ur.reason,
+            "checks": [],
         }
         now = self.core.clock()
         if not state.parent[path]:

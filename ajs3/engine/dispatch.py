@@ -29,9 +29,7 @@ def make_run_id(lhost: str, path: str, scheduled_at: float, attempt: int) -> str
 def iso(ts: float | None) -> str:
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Dispatcher:
@@ -68,9 +66,18 @@ class Dispatcher:
             attempt = ur.attempt + 1
             run_id = make_run_id(self.core.lhost, ur.path, state.run.scheduled_at, attempt)
             journal.set_status(
-                ur, Status.RUNNING, ReasonCode.STARTED, "started", attempt=attempt,
-                run_id=run_id, started_at=now, ended_at=None, exit_code=None, signal=None,
-                epoch=journal.epoch, not_before=None,
+                ur,
+                Status.RUNNING,
+                ReasonCode.STARTED,
+                "started",
+                attempt=attempt,
+                run_id=run_id,
+                started_at=now,
+                ended_at=None,
+                exit_code=None,
+                signal=None,
+                epoch=journal.epoch,
+                not_before=None,
             )
 
     def spawn(
@@ -92,14 +99,15 @@ class Dispatcher:
                     ur.run_id, unit.argv(), env, unit.cwd, unit.user
                 )
             except (KeyError, ValueError) as exc:
-                error = (f"no such user {unit.user!r}" if isinstance(exc, KeyError)
-                         else str(exc))
+                error = f"no such user {unit.user!r}" if isinstance(exc, KeyError) else str(exc)
                 core.journal.set_status(
-                    ur, Status.FAILED_TO_START, ReasonCode.FAILED_TO_START,
-                    f"could not start: {error}", ended_at=now,
+                    ur,
+                    Status.FAILED_TO_START,
+                    ReasonCode.FAILED_TO_START,
+                    f"could not start: {error}",
+                    ended_at=now,
                 )
-                core.log.error("job failed to start", run_id=ur.run_id, unit=ur.path,
-                               error=error)
+                core.log.error("job failed to start", run_id=ur.run_id, unit=ur.path, error=error)
                 core.dirty.add(state.run.id)
                 continue
             ready.append((state, ur, jobdir, spec))
@@ -111,25 +119,42 @@ class Dispatcher:
                 unanswered.append((state, ur))
                 continue
             if pid < 0:
-                core.journal.set_status(ur, Status.FAILED_TO_START, ReasonCode.FAILED_TO_START,
-                                        "could not start: fork failed", ended_at=now)
+                core.journal.set_status(
+                    ur,
+                    Status.FAILED_TO_START,
+                    ReasonCode.FAILED_TO_START,
+                    "could not start: fork failed",
+                    ended_at=now,
+                )
                 core.dirty.add(state.run.id)
                 continue
             self.track(ur, state.units[ur.path], jobdir, pid, now)
-            core.log.info("job started", run_id=ur.run_id, unit=ur.path, attempt=ur.attempt,
-                          pid=pid)
+            core.log.info(
+                "job started", run_id=ur.run_id, unit=ur.path, attempt=ur.attempt, pid=pid
+            )
         return unanswered
 
     def track(
-        self, ur: UnitRun, unit: Unit, jobdir: Path, pid: int, started_at: float,
+        self,
+        ur: UnitRun,
+        unit: Unit,
+        jobdir: Path,
+        pid: int,
+        started_at: float,
         info: dict[str, Any] | None = None,
     ) -> None:
         """Watch a job's supervisor (just started, or re-adopted with its start record)."""
         assert ur.run_id is not None
         fd = self.core.watch(pid)
         t = rn.Tracked(
-            run_id=ur.run_id, unit_run=ur.id, jobdir=jobdir, pid=pid, pidfd=fd,
-            started_at=started_at, grace=unit.kill_grace, info=info or {},
+            run_id=ur.run_id,
+            unit_run=ur.id,
+            jobdir=jobdir,
+            pid=pid,
+            pidfd=fd,
+            started_at=started_at,
+            grace=unit.kill_grace,
+            info=info or {},
         )
         if unit.timeout:
             t.deadline = started_at + unit.timeout

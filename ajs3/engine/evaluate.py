@@ -99,7 +99,9 @@ class Evaluator:
     def decide_root(self, state: RunState, now: float) -> Decision:
         """The readiness rules of a root jobnet that has not started."""
         return decide_root(
-            state.root_ur, scheduled_at=state.run.scheduled_at, now=now,
+            state.root_ur,
+            scheduled_at=state.run.scheduled_at,
+            now=now,
             interrupted=state.run.interrupted,
             earlier=earlier_runs_running(state, self.core.runs.values()),
         )
@@ -110,11 +112,18 @@ class Evaluator:
         while changed:
             changed = False
             root = state.root_ur
-            if root.status in PENDING and root.status is not Status.HELD and (
-                self.decide_root(state, now).action is Action.START
+            if (
+                root.status in PENDING
+                and root.status is not Status.HELD
+                and (self.decide_root(state, now).action is Action.START)
             ):
-                journal.set_status(root, Status.RUNNING, ReasonCode.START_TIME_REACHED,
-                                   "start time reached", started_at=now)
+                journal.set_status(
+                    root,
+                    Status.RUNNING,
+                    ReasonCode.START_TIME_REACHED,
+                    "start time reached",
+                    started_at=now,
+                )
                 changed = True
             if state.run.interrupted and root.status in PENDING:
                 self._finish_interrupted(state, now)
@@ -133,8 +142,10 @@ class Evaluator:
                 continue
             prefix = net + "/"
             busy = sum(
-                1 for p, u in state.urs.items()
-                if p.startswith(prefix) and u.kind is UnitKind.JOB
+                1
+                for p, u in state.urs.items()
+                if p.startswith(prefix)
+                and u.kind is UnitKind.JOB
                 and (u.status is Status.RUNNING or u.id in launching)
             )
             if busy >= net_limit:
@@ -142,7 +153,12 @@ class Evaluator:
         return running, limit
 
     def decide(
-        self, state: RunState, path: str, blocked: set[str], now: float, pending_launch: int,
+        self,
+        state: RunState,
+        path: str,
+        blocked: set[str],
+        now: float,
+        pending_launch: int,
         launching: set[int] | None = None,
     ) -> Decision:
         """The readiness rules of a unit below the root."""
@@ -158,16 +174,19 @@ class Evaluator:
         if unit.kind is UnitKind.JOB and (limit is None or running < limit):
             running, limit = self._nested_limit(state, path, launching or set(), running, limit)
         return decide(
-            unit, ur, parent=parent, preds=preds, interrupted=state.run.interrupted, now=now,
+            unit,
+            ur,
+            parent=parent,
+            preds=preds,
+            interrupted=state.run.interrupted,
+            now=now,
             jobnet_running=running,
             jobnet_limit=limit,
             host_running=len(self.core.tracked) + pending_launch,
             host_limit=self.core.settings.host_concurrency,
         )
 
-    def _evaluate_jobnet(
-        self, state: RunState, net: str, now: float, launches: Launches
-    ) -> bool:
+    def _evaluate_jobnet(self, state: RunState, net: str, now: float, launches: Launches) -> bool:
         journal = self.core.journal
         changed = False
         blocked: set[str] = set()
@@ -176,8 +195,7 @@ class Evaluator:
         for path in children:
             ur = state.urs[path]
             if ur.status is Status.NOT_SCHEDULED:
-                journal.set_status(ur, Status.WAITING, ReasonCode.JOBNET_STARTED,
-                                   "jobnet started")
+                journal.set_status(ur, Status.WAITING, ReasonCode.JOBNET_STARTED, "jobnet started")
         for path in children:
             ur = state.urs[path]
             if ur.status not in EVALUATED or ur.id in launching:
@@ -187,10 +205,12 @@ class Evaluator:
             if d.action is Action.BLOCKED:
                 blocked.add(path)
             elif d.action is Action.SKIP:
-                journal.set_status(ur, Status.NOT_EXECUTED, ReasonCode.NOT_EXECUTED, d.why,
-                                   ended_at=now)
-                self._end_pending_inside(state, path, Status.NOT_EXECUTED,
-                                         "its jobnet was not executed", now)
+                journal.set_status(
+                    ur, Status.NOT_EXECUTED, ReasonCode.NOT_EXECUTED, d.why, ended_at=now
+                )
+                self._end_pending_inside(
+                    state, path, Status.NOT_EXECUTED, "its jobnet was not executed", now
+                )
                 changed = True
             elif d.action is Action.START:
                 if unit.kind is UnitKind.JOB:
@@ -203,20 +223,29 @@ class Evaluator:
                     pred = state.urs[preds[0]] if preds else None
                     ok = judge(unit, pred)
                     journal.set_status(
-                        ur, Status.ENDED_NORMALLY, ReasonCode.JUDGED,
+                        ur,
+                        Status.ENDED_NORMALLY,
+                        ReasonCode.JUDGED,
                         "condition true" if ok else "condition false: dependent units skipped",
-                        verdict=int(ok), started_at=now, ended_at=now,
+                        verdict=int(ok),
+                        started_at=now,
+                        ended_at=now,
                     )
                     changed = True
                 elif unit.kind is UnitKind.OR:
                     journal.set_status(
-                        ur, Status.ENDED_NORMALLY, ReasonCode.PREDECESSOR_ENDED,
-                        "a predecessor ended", started_at=now, ended_at=now,
+                        ur,
+                        Status.ENDED_NORMALLY,
+                        ReasonCode.PREDECESSOR_ENDED,
+                        "a predecessor ended",
+                        started_at=now,
+                        ended_at=now,
                     )
                     changed = True
                 elif unit.kind is UnitKind.JOBNET:
-                    journal.set_status(ur, Status.RUNNING, ReasonCode.STARTED, "started",
-                                       started_at=now)
+                    journal.set_status(
+                        ur, Status.RUNNING, ReasonCode.STARTED, "started", started_at=now
+                    )
                     changed = True
         if self._jobnet_complete(state, net, blocked, launching):
             self._end_jobnet(state, net, blocked, now)
@@ -241,23 +270,37 @@ class Evaluator:
             ur = state.urs[path]
             if ur.status in PENDING:
                 if state.run.interrupted:
-                    journal.set_status(ur, Status.INTERRUPTED, ReasonCode.INTERRUPTED,
-                                       "jobnet interrupted", ended_at=now)
+                    journal.set_status(
+                        ur,
+                        Status.INTERRUPTED,
+                        ReasonCode.INTERRUPTED,
+                        "jobnet interrupted",
+                        ended_at=now,
+                    )
                 else:
                     journal.set_status(
-                        ur, Status.NOT_EXECUTED, ReasonCode.NOT_EXECUTED,
-                        "not executed: a predecessor ended abnormally", ended_at=now,
+                        ur,
+                        Status.NOT_EXECUTED,
+                        ReasonCode.NOT_EXECUTED,
+                        "not executed: a predecessor ended abnormally",
+                        ended_at=now,
                     )
                 self._end_pending_inside(state, path, ur.status, "its jobnet did not run", now)
         statuses = [state.urs[p].status for p in state.children[net]]
         if state.run.interrupted:
             new, code, why = Status.KILLED, ReasonCode.KILLED_BY_OPERATOR, "killed by an operator"
         elif any(s in ABNORMAL for s in statuses) or blocked:
-            new, code, why = Status.ENDED_ABNORMALLY, ReasonCode.JOBNET_ENDED, \
-                "a unit ended abnormally"
+            new, code, why = (
+                Status.ENDED_ABNORMALLY,
+                ReasonCode.JOBNET_ENDED,
+                "a unit ended abnormally",
+            )
         elif Status.ENDED_WARNING in statuses:
-            new, code, why = Status.ENDED_WARNING, ReasonCode.JOBNET_ENDED, \
-                "a unit ended with warning"
+            new, code, why = (
+                Status.ENDED_WARNING,
+                ReasonCode.JOBNET_ENDED,
+                "a unit ended with warning",
+            )
         else:
             new, code, why = Status.ENDED_NORMALLY, ReasonCode.JOBNET_ENDED, "every unit ended"
         journal.set_status(state.urs[net], new, code, why, ended_at=now)
@@ -277,7 +320,13 @@ class Evaluator:
         journal = self.core.journal
         for ur in state.urs.values():
             if ur.status in PENDING and ur.path != state.root.path:
-                journal.set_status(ur, Status.INTERRUPTED, ReasonCode.INTERRUPTED,
-                                   "jobnet killed", ended_at=now)
-        journal.set_status(state.root_ur, Status.INTERRUPTED, ReasonCode.INTERRUPTED,
-                           "killed before it started", ended_at=now)
+                journal.set_status(
+                    ur, Status.INTERRUPTED, ReasonCode.INTERRUPTED, "jobnet killed", ended_at=now
+                )
+        journal.set_status(
+            state.root_ur,
+            Status.INTERRUPTED,
+            ReasonCode.INTERRUPTED,
+            "killed before it started",
+            ended_at=now,
+        )

@@ -52,5 +52,11 @@ class InDoubt:
         assert ur.run_id is not None
         env = self.dispatch.job_env(state, ur, unit, ur.run_id, ur.attempt)
         env["AJS3_CHECK"] = "failover"
-        return self.core.runner.run_check(list(unit.failover_check), env, unit.cwd, unit.user,
-                                          self.core.runner.jobdir(ur.run_id), CHECK_TIMEOUT)
+        return self.core.runner.run_check(
+            list(unit.failover_check),
+            env,
+            unit.cwd,
+            unit.user,
+            self.core.runner.jobdir(ur.run_id),
+            CHECK_TIMEOUT,
+        )

@@ -39,8 +39,13 @@ class JobUser:
 
     @staticmethod
     def of(entry: pwd.struct_passwd) -> JobUser:
-        return JobUser(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir or "/",
-                       entry.pw_shell or "/bin/sh")
+        return JobUser(
+            entry.pw_name,
+            entry.pw_uid,
+            entry.pw_gid,
+            entry.pw_dir or "/",
+            entry.pw_shell or "/bin/sh",
+        )
 
     @staticmethod
     def of_uid(uid: int) -> JobUser:
@@ -55,9 +60,11 @@ def _lookup(name: str, what: str) -> JobUser:
     try:
         return JobUser.of(pwd.getpwnam(name))
     except KeyError:
-        raise JobUserError(f"no such user {name!r} ({what})", code=Code.BAD_VALUE,
-                           hint="create the user on every node of the cluster, "
-                           "or fix the name") from None
+        raise JobUserError(
+            f"no such user {name!r} ({what})",
+            code=Code.BAD_VALUE,
+            hint="create the user on every node of the cluster, or fix the name",
+        ) from None
 
 
 def _root_refused(who: str) -> JobUserError:
@@ -69,8 +76,9 @@ def _root_refused(who: str) -> JobUserError:
     )
 
 
-def resolve_user(user: str | None, *, daemon_uid: int, default_user: str,
-                 allow_root: bool, unit: str = "the job") -> JobUser:
+def resolve_user(
+    user: str | None, *, daemon_uid: int, default_user: str, allow_root: bool, unit: str = "the job"
+) -> JobUser:
     """The user a job runs as.
 
     - ``user:`` given: that user; root (uid 0, whatever its name) only if allowed.
@@ -116,14 +124,12 @@ def job_environment(
     for name in passthrough:
         if name in daemon_env and not name.startswith("AJS3_"):
             env[name] = daemon_env[name]
-    env.update({"HOME": user.home, "USER": user.name, "LOGNAME": user.name,
-                "SHELL": user.shell})
+    env.update({"HOME": user.home, "USER": user.name, "LOGNAME": user.name, "SHELL": user.shell})
     env.update(job_env)
     return env
 
 
-def check_job_users(defs: DefinitionSet, settings: Settings,
-                    daemon_uid: int = 0) -> list[Problem]:
+def check_job_users(defs: DefinitionSet, settings: Settings, daemon_uid: int = 0) -> list[Problem]:
     """Every job of ``defs`` that would run as root under ``settings`` where root is
     not allowed, as problems with the job's ``file:line`` (AJS3-E313), for a daemon
     running as ``daemon_uid`` (root unless told). Unknown users are not problems here:
@@ -135,14 +141,23 @@ def check_job_users(defs: DefinitionSet, settings: Settings,
             if unit.kind is not UnitKind.JOB:
                 continue  # a jobnet, a judgment or an OR job: nothing runs
             try:
-                resolve_user(unit.user, daemon_uid=daemon_uid, default_user=default_user,
-                             allow_root=allow_root, unit=unit.path)
+                resolve_user(
+                    unit.user,
+                    daemon_uid=daemon_uid,
+                    default_user=default_user,
+                    allow_root=allow_root,
+                    unit=unit.path,
+                )
             except JobUserError as exc:
                 if exc.code is not Code.ROOT_JOB_REFUSED:
                     continue
                 file, _, line = unit.source.rpartition(":")
-                problems.append(Problem(
-                    Code.ROOT_JOB_REFUSED, file or unit.source or unit.path,
-                    int(line) if line.isdigit() else 0, f"{exc.message} ({exc.hint})",
-                ))
+                problems.append(
+                    Problem(
+                        Code.ROOT_JOB_REFUSED,
+                        file or unit.source or unit.path,
+                        int(line) if line.isdigit() else 0,
+                        f"{exc.message} ({exc.hint})",
+                    )
+                )
     return problems

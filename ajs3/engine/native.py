@@ -44,7 +44,9 @@ def build(out: Path, extra_flags: list[str] | None = None) -> Path:
     try:
         done = subprocess.run(
             [cc, *CFLAGS, *(extra_flags or []), "-o", tmp, str(SOURCE)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode != 0:
             raise BuildError(f"{cc} could not build {BINARY}:\n{done.stderr.strip()}")

@@ -189,8 +189,10 @@ def earlier_runs_running(state: RunState, runs: Iterable[RunState]) -> list[int]
     if schedule is None or schedule.overlap is Overlap.PARALLEL:
         return []
     return [
-        other.run.id for other in runs
-        if other.root.path == state.root.path and other.run.id < state.run.id
+        other.run.id
+        for other in runs
+        if other.root.path == state.root.path
+        and other.run.id < state.run.id
         and other.root_ur.status is Status.RUNNING
     ]
 
@@ -200,7 +202,8 @@ def rule_earlier_runs_ended(earlier: list[int]) -> Check:
         return Check("earlier_runs_ended", True, "no earlier run of it is running")
     runs = ", ".join(str(r) for r in earlier)
     return Check(
-        "earlier_runs_ended", False,
+        "earlier_runs_ended",
+        False,
         f"waits for its earlier run {runs} to end (its schedule does not run in parallel)",
     )
 

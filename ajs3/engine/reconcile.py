@@ -96,8 +96,12 @@ class Reconciler:
             case Verdict.ADOPT:
                 assert started is not None
                 self.dispatch.track(
-                    ur, state.units[ur.path], jobdir, int(started["supervisor_pid"]),
-                    float(started.get("started_at", ur.started_at or core.clock())), started,
+                    ur,
+                    state.units[ur.path],
+                    jobdir,
+                    int(started["supervisor_pid"]),
+                    float(started.get("started_at", ur.started_at or core.clock())),
+                    started,
                 )
                 log.info("re-adopted a running job", pid=started.get("job_pid"))
             case Verdict.IN_DOUBT:
@@ -111,9 +115,7 @@ class Reconciler:
             case Verdict.CLAIM:  # pragma: no cover - a claim always ends in another row
                 raise AssertionError("claimed twice")
 
-    def _facts(
-        self, status_file: bool, started: dict[str, Any] | None, mode: StartMode
-    ) -> Facts:
+    def _facts(self, status_file: bool, started: dict[str, Any] | None, mode: StartMode) -> Facts:
         if started is None:
             return Facts(status_file, Record.NONE, mode=mode)
         if started.get("void"):

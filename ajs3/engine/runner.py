@@ -93,10 +93,16 @@ def encode_request(jobdir: Path, spec: dict[str, Any]) -> bytes:
     env = [f"{k}={v}" for k, v in spec["env"].items()]
     uid, gid = spec.get("uid"), spec.get("gid")
     fields = [
-        str(jobdir), spec.get("run_id") or "", spec.get("cwd") or "",
-        "" if uid is None else str(uid), "" if gid is None else str(gid),
+        str(jobdir),
+        spec.get("run_id") or "",
+        spec.get("cwd") or "",
+        "" if uid is None else str(uid),
+        "" if gid is None else str(gid),
         (spec.get("user") or "") if uid is not None else "",
-        str(len(argv)), *argv, str(len(env)), *env,
+        str(len(argv)),
+        *argv,
+        str(len(env)),
+        *env,
     ]
     body = b"\0".join(os.fsencode(f) for f in fields) + b"\0"
     return b"%d\n" % len(body) + body
@@ -170,8 +176,10 @@ def private_dir(path: Path, *, reclaim: bool = False) -> None:
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o750)
     st = os.lstat(path)
-    if reclaim and stat.S_ISDIR(st.st_mode) and (
-        st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if (
+        reclaim
+        and stat.S_ISDIR(st.st_mode)
+        and (st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
     ):
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
@@ -190,9 +198,12 @@ def private_dir(path: Path, *, reclaim: bool = False) -> None:
     elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         why = f"has mode {stat.S_IMODE(st.st_mode):04o}: group or others may write it"
     if why is not None:
-        raise AjsError(f"{path} {why}", code=Code.UNSAFE_PATH,
-                       hint=f"remove it and let ajs3 create it, or `chown` it to the "
-                       f"daemon's user and `chmod go-w {path}`")
+        raise AjsError(
+            f"{path} {why}",
+            code=Code.UNSAFE_PATH,
+            hint=f"remove it and let ajs3 create it, or `chown` it to the "
+            f"daemon's user and `chmod go-w {path}`",
+        )
 
 
 class Runner:
@@ -239,8 +250,11 @@ class Runner:
             "gid": None,
             "user": user,
         }
-        if (any("\0" in a for a in argv) or any("\0" in k + v for k, v in env.items())
-                or "\0" in (cwd or "")):
+        if (
+            any("\0" in a for a in argv)
+            or any("\0" in k + v for k, v in env.items())
+            or "\0" in (cwd or "")
+        ):
             raise ValueError("an argument, environment variable or cwd holds a NUL byte")
         if who.uid != os.geteuid():
             spec["uid"], spec["gid"], spec["user"] = who.uid, who.gid, who.name
@@ -249,16 +263,26 @@ class Runner:
     def job_user(self, user: str | None, unit: str) -> jobenv.JobUser:
         """The user a job runs as under this logical host's settings (JobUserError)."""
         return jobenv.resolve_user(
-            user, daemon_uid=os.geteuid(), default_user=self.settings.default_user,
-            allow_root=self.settings.allow_root_jobs, unit=unit,
+            user,
+            daemon_uid=os.geteuid(),
+            default_user=self.settings.default_user,
+            allow_root=self.settings.allow_root_jobs,
+            unit=unit,
         )
 
     def environment(self, who: jobenv.JobUser, env: Mapping[str, str]) -> dict[str, str]:
         """The whole environment of a job of ``who`` whose own variables are ``env``."""
         return jobenv.job_environment(who, env, os.environ, self.settings.env_passthrough)
 
-    def run_check(self, argv: list[str], env: Mapping[str, str], cwd: str | None,
-                  user: str | None, jobdir: Path, timeout: float) -> tuple[int, str]:
+    def run_check(
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        user: str | None,
+        jobdir: Path,
+        timeout: float,
+    ) -> tuple[int, str]:
         """Run a job's ``failover_check`` as the job's user, with the job's clean
         environment, its output appended to ``failover_check.log`` in the job
         directory. (0 done, 1 rerun, 2 failed; and what happened.)"""
@@ -268,20 +292,31 @@ class Runner:
             return 2, f"check could not run: {exc}"
         switch: dict[str, Any] = {}
         if who.uid != os.geteuid():
-            switch = {"user": who.uid, "group": who.gid,
-                      "extra_groups": os.getgrouplist(who.name, who.gid)}
+            switch = {
+                "user": who.uid,
+                "group": who.gid,
+                "extra_groups": os.getgrouplist(who.name, who.gid),
+            }
         try:
             done = subprocess.run(
-                argv, env=self.environment(who, env), capture_output=True, timeout=timeout,
-                cwd=cwd or "/", check=False, start_new_session=True, **switch,
+                argv,
+                env=self.environment(who, env),
+                capture_output=True,
+                timeout=timeout,
+                cwd=cwd or "/",
+                check=False,
+                start_new_session=True,
+                **switch,
             )
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             return 2, f"check could not run: {exc}"
         with contextlib.suppress(OSError, AjsError):
             private_dir(jobdir, reclaim=True)
-            fd = os.open(jobdir / dd.CHECK_LOG,
-                         os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o640)
+            fd = os.open(
+                jobdir / dd.CHECK_LOG,
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o640,
+            )
             try:
                 os.write(fd, done.stdout + done.stderr)
             finally:
@@ -323,7 +358,10 @@ class Runner:
         if self.server is None or self.server.poll() is not None:
             self.server = subprocess.Popen(
                 [str(self.binary), "--serve"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, cwd="/",
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+                cwd="/",
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             )
         return self.server
@@ -456,9 +494,7 @@ def _is_supervisor(pid: int, start: int | None) -> bool:
             uids = next(line for line in f if line.startswith(b"Uid:")).split()[1:3]
     except (OSError, StopIteration):
         return False
-    return comm == native.BINARY.encode()[:15] and all(
-        int(u) == os.geteuid() for u in uids
-    )
+    return comm == native.BINARY.encode()[:15] and all(int(u) == os.geteuid() for u in uids)
 
 
 def job_session(pgid: int, record: Mapping[str, Any] | None = None) -> int | None:
@@ -493,9 +529,12 @@ def job_session(pgid: int, record: Mapping[str, Any] | None = None) -> int | Non
         # The supervisor is gone: the leader must be the recorded job. Pids and start
         # times can be read by anyone, so it must also carry the run's identity.
         job_start = record.get("job_start")
-        if (pid == pgid and record.get("job_pid") == pgid
-                and job_start in (None, started)
-                and _started_as_job(pgid, record.get("run_id"))):
+        if (
+            pid == pgid
+            and record.get("job_pid") == pgid
+            and job_start in (None, started)
+            and _started_as_job(pgid, record.get("run_id"))
+        ):
             return sid
         return sid if _VERIFIED.get(pgid) == sid else None
     if _VERIFIED.get(pgid) == sid:

@@ -29,7 +29,8 @@ from ajs3.engine.reconcile import Reconciler
 from ajs3.engine.runstate import RunState
 from ajs3.engine.timetable import SEEN_KEY, Timetable
 from ajs3.errors import Code, OperationError
-from ajs3.journal.store import DiskFull, Journal, UnitRun
+from ajs3.journal.files import DiskFull
+from ajs3.journal.store import Journal, UnitRun
 from ajs3.model import StartMode, Status, UnitKind
 from ajs3.schedule import OverlapAction, overlap_action
 from ajs3.settings import Settings
@@ -144,8 +145,13 @@ class Scheduler:
         stored = self.journal.get_meta(SEEN_KEY)
         seen = float(stored) if stored is not None else None
         for decision in self.timetable.catch_up(self.core.definitions, seen, now):
-            self.log.info("catch-up", jobnet=decision.jobnet, due=decision.due,
-                          run=decision.run, decision=decision.reason)
+            self.log.info(
+                "catch-up",
+                jobnet=decision.jobnet,
+                due=decision.due,
+                run=decision.run,
+                decision=decision.reason,
+            )
             if decision.run:
                 self.register(decision.jobnet, at=decision.due)
         self.journal.set_meta(SEEN_KEY, repr(now))
@@ -270,8 +276,12 @@ class Scheduler:
             if state is None:
                 continue
             for ur in list(state.urs.values()):
-                if (ur.status is Status.RUNNING and ur.id not in core.tracked
-                        and ur.run_id and state.units[ur.path].kind is UnitKind.JOB):
+                if (
+                    ur.status is Status.RUNNING
+                    and ur.id not in core.tracked
+                    and ur.run_id
+                    and state.units[ur.path].kind is UnitKind.JOB
+                ):
                     try:
                         self.reconciler.recover_job(state, ur, StartMode.HOT)
                     except DiskFull:
@@ -333,8 +343,9 @@ class Scheduler:
     def kill(self, run_no: int | None, path: str | None, jobnet: str | None) -> RunState:
         return self.commands.kill(run_no, path, jobnet)
 
-    def rerun(self, run_no: int | None, jobnet: str | None, mode: str,
-              path: str | None) -> RunState:
+    def rerun(
+        self, run_no: int | None, jobnet: str | None, mode: str, path: str | None
+    ) -> RunState:
         return self.commands.rerun(run_no, jobnet, mode, path)
 
     def explain(self, run_no: int | None, path: str) -> dict[str, Any]:

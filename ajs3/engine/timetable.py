@@ -39,9 +39,7 @@ class Timetable:
         self.seen = now
         self.refresh(defs)
 
-    def catch_up(
-        self, defs: DefinitionSet, seen: float | None, now: float
-    ) -> list[Decision]:
+    def catch_up(self, defs: DefinitionSet, seen: float | None, now: float) -> list[Decision]:
         """At every start, in every mode: each jobnet's catch-up decisions for the runs
         due since ``seen`` (the stored time; None on a first start: nothing missed)."""
         decisions: list[Decision] = []

@@ -31,16 +31,33 @@ class AuditRecord:
     key: str | None
 
 
-def record(journal: Journal, *, uid: int, user: str, op: str, args: dict[str, Any],
-           code: str, result: dict[str, Any], key: str | None = None) -> None:
+def record(
+    journal: Journal,
+    *,
+    uid: int,
+    user: str,
+    op: str,
+    args: dict[str, Any],
+    code: str,
+    result: dict[str, Any],
+    key: str | None = None,
+) -> None:
     """Write one audit row (in the caller's transaction when there is one)."""
     with journal.joined():
         journal.conn.execute(
             "INSERT INTO audit(at, epoch, uid, user, op, args, code, result, request_key)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), journal.epoch, uid, user, op,
-             json.dumps(args, sort_keys=True, default=str), code,
-             json.dumps(result, sort_keys=True, default=str), key),
+            (
+                time.time(),
+                journal.epoch,
+                uid,
+                user,
+                op,
+                json.dumps(args, sort_keys=True, default=str),
+                code,
+                json.dumps(result, sort_keys=True, default=str),
+                key,
+            ),
         )
 
 
@@ -58,12 +75,20 @@ def recent(journal: Journal, limit: int = 100) -> list[AuditRecord]:
     """The newest audit rows, newest first."""
     rows = journal.conn.execute(
         "SELECT at, uid, user, op, args, code, result, request_key FROM audit"
-        " ORDER BY id DESC LIMIT ?", (limit,),
+        " ORDER BY id DESC LIMIT ?",
+        (limit,),
     ).fetchall()
     return [_record(r) for r in rows]
 
 
 def _record(row: Any) -> AuditRecord:
-    return AuditRecord(at=float(row[0]), uid=int(row[1]), user=str(row[2]), op=str(row[3]),
-                       args=json.loads(row[4]), code=str(row[5]), result=json.loads(row[6]),
-                       key=row[7])
+    return AuditRecord(
+        at=float(row[0]),
+        uid=int(row[1]),
+        user=str(row[2]),
+        op=str(row[3]),
+        args=json.loads(row[4]),
+        code=str(row[5]),
+        result=json.loads(row[6]),
+        key=row[7],
+    )

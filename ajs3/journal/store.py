@@ -14,11 +14,9 @@ Rules kept here (docs/design.md):
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import sqlite3
-import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,13 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from ajs3.definitions.units import DefinitionSet, Unit
-from ajs3.errors import AjsError, Code, DataDirError, EpochSuperseded, JournalError
+from ajs3.errors import Code, EpochSuperseded, JournalError
+from ajs3.journal.files import (
+    JOURNAL_FILE,
+    DiskFull,
+    check_datadir,
+    is_disk_full,
+    journal_files_private,
+    logical_host_traces,
+)
 from ajs3.journal.schema import MIGRATIONS, SCHEMA_VERSION
 from ajs3.model import OPEN, ReasonCode, Status, UnitKind, check_transition
-
-JOURNAL_FILE = "journal.db"
-_REMOTE_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph",
-              "glusterfs", "fuse.glusterfs", "lustre"}
 
 
 @dataclass
@@ -87,103 +89,6 @@ class JobnetRun:
     interrupted: bool
 
 
-def filesystem_type(path: Path) -> str:
-    """The type of the file system holding ``path`` (longest mount point match)."""
-    best, fstype = "", "unknown"
-    target = str(path.resolve())
-    try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mnt = parts[1].replace("\\040", " ")
-                inside = target == mnt or target.startswith(mnt.rstrip("/") + "/")
-                if inside and len(mnt) >= len(best):
-                    best, fstype = mnt, parts[2]
-    except OSError:
-        pass
-    return fstype
-
-
-def check_datadir(datadir: Path) -> None:
-    """Refuse a data directory that is missing, not writable, or on a network file system."""
-    if not datadir.is_dir():
-        raise DataDirError(
-            f"data directory {datadir} does not exist or is not a directory",
-            code=Code.DATADIR_MISSING,
-            hint="create it, or mount the logical host's volume there",
-        )
-    if not os.access(datadir, os.W_OK | os.X_OK):
-        raise DataDirError(
-            f"data directory {datadir} is not writable by this user",
-            code=Code.DATADIR_ACCESS,
-            hint="run as its owner or fix its permissions",
-        )
-    fstype = filesystem_type(datadir)
-    if fstype in _REMOTE_FS:
-        raise DataDirError(
-            f"data directory {datadir} is on a network file system ({fstype})",
-            code=Code.DATADIR_NFS,
-            hint="SQLite's WAL needs a local file system: use a block device (ext4, xfs)",
-        )
-
-
-def logical_host_traces(datadir: Path) -> list[str]:
-    """What in ``datadir`` shows that a logical host has run there: ``jobs/`` (made
-    by every daemon start), a non-empty file in ``log/``, a journal's ``-wal``.
-    Definition files and ajs3.yaml are not traces: an operator writes them before
-    the first start."""
-    found = []
-    if os.path.lexists(datadir / "jobs"):
-        found.append("jobs/")
-    with contextlib.suppress(OSError):
-        if any(e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_size
-               for e in os.scandir(datadir / "log")):
-            found.append("log/")
-    with contextlib.suppress(OSError):
-        if os.lstat(datadir / (JOURNAL_FILE + "-wal")).st_size:
-            found.append(JOURNAL_FILE + "-wal")
-    return found
-
-
-def _journal_files_private(path: Path) -> str:
-    """Refuse journal files that are links (AJS3-E211); make the existing ones 0600.
-    Returns "missing" or "empty" for a journal that would be created, else ""."""
-    fresh = "missing"
-    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        try:
-            st = os.lstat(name)
-        except FileNotFoundError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            raise JournalError(
-                f"{name} is not a regular file (a link?): the journal is never opened "
-                "through one", code=Code.UNSAFE_PATH,
-                hint="put the journal file itself in the data directory",
-            )
-        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
-            os.chmod(name, 0o600)
-        if name == path:
-            fresh = "" if st.st_size else "empty"
-    return fresh
-
-
-class DiskFull(AjsError):
-    """A write to the journal failed because its file system is full (AJS3-E208):
-    the transaction was rolled back whole."""
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """True for SQLite's SQLITE_FULL and for ENOSPC (or EDQUOT) from the OS."""
-    if isinstance(exc, DiskFull):
-        return True
-    if isinstance(exc, sqlite3.Error):
-        code = getattr(exc, "sqlite_errorcode", None)
-        return code == 13 or "database or disk is full" in str(exc)  # 13: SQLITE_FULL
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
 class Journal:
     """The SQLite journal of one logical host."""
 
@@ -212,7 +117,7 @@ class Journal:
                 code=Code.DATADIR_MISSING,
                 hint="start the logical host once with `ajs3 service start`",
             )
-        fresh = _journal_files_private(path)
+        fresh = journal_files_private(path)
         if fresh and not readonly and not initialize:
             traces = logical_host_traces(datadir)
             if traces:
@@ -369,9 +274,7 @@ class Journal:
 
     def set_meta(self, key: str, value: str) -> None:
         with self.joined():
-            self.conn.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)
-            )
+            self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
     # -- definitions ---------------------------------------------------------------
 
@@ -439,8 +342,11 @@ class Journal:
         if row is None:
             return None
         return JobnetRun(
-            id=row["id"], jobnet=row["jobnet"], def_version=row["def_version"],
-            scheduled_at=row["scheduled_at"], registered_at=row["registered_at"],
+            id=row["id"],
+            jobnet=row["jobnet"],
+            def_version=row["def_version"],
+            scheduled_at=row["scheduled_at"],
+            registered_at=row["registered_at"],
             interrupted=bool(row["interrupted"]),
         )
 
@@ -462,8 +368,11 @@ class Journal:
         args.append(limit)
         return [
             JobnetRun(
-                id=r["id"], jobnet=r["jobnet"], def_version=r["def_version"],
-                scheduled_at=r["scheduled_at"], registered_at=r["registered_at"],
+                id=r["id"],
+                jobnet=r["jobnet"],
+                def_version=r["def_version"],
+                scheduled_at=r["scheduled_at"],
+                registered_at=r["registered_at"],
                 interrupted=bool(r["interrupted"]),
             )
             for r in self.conn.execute(sql, args)
@@ -487,15 +396,11 @@ class Journal:
     def unit_rows(self, run: int) -> list[dict[str, Any]]:
         """A run's unit runs as stored, for views: a status this ajs3 does not know (a
         newer one wrote it) is kept as its string, where :meth:`unit_runs` refuses it."""
-        rows = self.conn.execute(
-            "SELECT * FROM unit_runs WHERE jobnet_run=? ORDER BY id", (run,)
-        )
+        rows = self.conn.execute("SELECT * FROM unit_runs WHERE jobnet_run=? ORDER BY id", (run,))
         return [{k: r[k] for k in r.keys() if k in _UNIT_RUN_FIELDS} for r in rows]  # noqa: SIM118
 
     def unit_runs(self, run: int) -> list[UnitRun]:
-        rows = self.conn.execute(
-            "SELECT * FROM unit_runs WHERE jobnet_run=? ORDER BY id", (run,)
-        )
+        rows = self.conn.execute("SELECT * FROM unit_runs WHERE jobnet_run=? ORDER BY id", (run,))
         return [UnitRun.from_row(r) for r in rows]
 
     def active_jobnet_runs(self) -> list[int]:
@@ -564,8 +469,17 @@ class Journal:
             self.conn.execute(
                 "INSERT INTO events(at, epoch, unit_run, run_id, attempt, old, new, reason,"
                 " code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), self.epoch or 0, ur.id, run_id, attempt, ur.status.value,
-                 new.value, reason, code.value),
+                (
+                    time.time(),
+                    self.epoch or 0,
+                    ur.id,
+                    run_id,
+                    attempt,
+                    ur.status.value,
+                    new.value,
+                    reason,
+                    code.value,
+                ),
             )
         old = ur.status
         ur.status = new

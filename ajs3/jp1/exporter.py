@@ -17,11 +17,19 @@ from ajs3.jp1.parser import quote
 from ajs3.model import Compare, RecoveryPolicy, UnitKind
 
 WEEKDAYS = ("mo", "tu", "we", "th", "fr", "sa", "su")
-SH = {ClosedDay.BEFORE: "be", ClosedDay.AFTER: "af", ClosedDay.CANCEL: "ca",
-      ClosedDay.RUN: "no"}
-EJ = {Compare.GT: "gt", Compare.GE: "ge", Compare.LT: "lt", Compare.LE: "le",
-      Compare.EQ: "eq", Compare.NE: "ne", Compare.IN_RANGE: "ri", Compare.OUT_RANGE: "ro",
-      Compare.FILE_EXISTS: "ef", Compare.FILE_MISSING: "nf"}
+SH = {ClosedDay.BEFORE: "be", ClosedDay.AFTER: "af", ClosedDay.CANCEL: "ca", ClosedDay.RUN: "no"}
+EJ = {
+    Compare.GT: "gt",
+    Compare.GE: "ge",
+    Compare.LT: "lt",
+    Compare.LE: "le",
+    Compare.EQ: "eq",
+    Compare.NE: "ne",
+    Compare.IN_RANGE: "ri",
+    Compare.OUT_RANGE: "ro",
+    Compare.FILE_EXISTS: "ef",
+    Compare.FILE_MISSING: "nf",
+}
 MAX_RULES = 144
 #: JP1 needs a start date; a rule without one counts from this day.
 DEFAULT_START = date(2000, 1, 1)
@@ -82,8 +90,7 @@ def _rule_lines(rule: Rule, path: str, out: _Out) -> list[list[str]]:
     if rule.open_days or rule.days or rule.nth:
         cy: str | None = None if one_month else f"({rule.every},m)"
         for n in rule.open_days:
-            days.append((month + (f"*{n}" if n > 0 else ("*b" if n == -1 else f"*b-{-n - 1}")),
-                         cy))
+            days.append((month + (f"*{n}" if n > 0 else ("*b" if n == -1 else f"*b-{-n - 1}")), cy))
         for n in rule.days:
             days.append((month + (str(n) if n > 0 else ("b" if n == -1 else f"b-{-n - 1}")), cy))
         for wd in rule.weekdays:
@@ -103,8 +110,10 @@ def _rule_lines(rule: Rule, path: str, out: _Out) -> list[list[str]]:
         days.append((_d(start), None))
     else:
         days.append((_d(start), f"({rule.every},d)"))
-    if rule.end_date is not None and rule.end_date != rule.start_date and not (
-        one_month and (rule.open_days or rule.days or rule.nth)
+    if (
+        rule.end_date is not None
+        and rule.end_date != rule.start_date
+        and not (one_month and (rule.open_days or rule.days or rule.nth))
     ):
         out.notes.append(f"{path}: the end date {rule.end_date} of a rule has no JP1 form")
     if rule.deadline is not None:
@@ -131,8 +140,9 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
         out.emit(d, f"cm={quote(unit.description)};")
     if unit.kind is UnitKind.JOBNET:
         for i, child in enumerate(unit.units):
-            out.emit(d, f"el={child.name},{_ty(child)},+{80 + 160 * (i % 10)} "
-                        f"+{48 + 96 * (i // 10)};")
+            out.emit(
+                d, f"el={child.name},{_ty(child)},+{80 + 160 * (i % 10)} +{48 + 96 * (i // 10)};"
+            )
         for child in unit.units:
             for before in child.after:
                 kind = "con" if child.recovery else "seq"
@@ -141,8 +151,10 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
             sched = unit.schedule
             rules = [r for rule in sched.rules for r in _rule_lines(rule, unit.path, out)]
             if len(rules) > MAX_RULES:
-                out.notes.append(f"{unit.path}: {len(rules)} JP1 rules needed; the first "
-                                 f"{MAX_RULES} are exported")
+                out.notes.append(
+                    f"{unit.path}: {len(rules)} JP1 rules needed; the first "
+                    f"{MAX_RULES} are exported"
+                )
                 rules = rules[:MAX_RULES]
             for n, items in enumerate(rules, 1):
                 for item in items:
@@ -152,9 +164,11 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
                 out.emit(d, "mp=y;")
             elif sched.overlap.value == "queue":
                 out.emit(d, "mp=n;")
-            out.notes.append(f"{unit.path}: time zone {sched.time_zone}, overlap "
-                             f"{sched.overlap.value}, catch-up {sched.catch_up.value} are not "
-                             "JP1 parameters")
+            out.notes.append(
+                f"{unit.path}: time zone {sched.time_zone}, overlap "
+                f"{sched.overlap.value}, catch-up {sched.catch_up.value} are not "
+                "JP1 parameters"
+            )
     if unit.hold:
         out.emit(d, "ha=y;")
     if unit.kind is UnitKind.JOB:
@@ -176,8 +190,9 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
         if unit.timeout is not None:
             minutes = math.ceil(unit.timeout / 60)
             if minutes * 60 != unit.timeout:
-                out.notes.append(f"{unit.path}: timeout {unit.timeout} s rounded up to "
-                                 f"{minutes} min")
+                out.notes.append(
+                    f"{unit.path}: timeout {unit.timeout} s rounded up to {minutes} min"
+                )
             out.emit(d, f"etm={minutes};")
         if unit.retry.count:
             out.emit(d, f"rec={unit.retry.count};")

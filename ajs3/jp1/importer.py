@@ -7,11 +7,9 @@ and the unit attributes (permission, owner, resource group) are the exception.
 
 from __future__ import annotations
 
-import calendar as _stdcal
 import re
 import shlex
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +19,26 @@ from ajs3.definitions import schema
 from ajs3.definitions.loader import load_texts
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
-from ajs3.jp1 import origin, relations, values
+from ajs3.jp1 import origin, relations
 from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
-from ajs3.jp1.values import INT32_MAX, INT32_MIN, WEEKDAYS, Invalid
+from ajs3.jp1.schedmap import LAYOUT, Mapper
+from ajs3.jp1.values import INT32_MAX, INT32_MIN
 from ajs3.tz import local_zone_name, zone
 
-YAML_WEEKDAYS = schema.WEEKDAY_NAMES
 JOB_TYPES = {"j": False, "rj": True}
 JOBNET_TYPES = {"n": False, "rn": True}
-#: Display-only parameters: nothing is lost without them.
-LAYOUT = frozenset({"ty", "el", "sz", "cm"})
-CLOSED = {"be": "before", "af": "after", "ca": "cancel", "no": "run"}
-#: JP1 numbers a jobnet's schedule rules 1..144.
-MAX_RULE_NUMBER = 144
-JUDGE_OPS = {"gt": "gt", "ge": "ge", "lt": "lt", "le": "le", "eq": "eq", "ne": "ne",
-             "ri": "in_range", "ro": "out_range", "ef": "file_exists", "nf": "file_missing"}
+JUDGE_OPS = {
+    "gt": "gt",
+    "ge": "ge",
+    "lt": "lt",
+    "le": "le",
+    "eq": "eq",
+    "ne": "ne",
+    "ri": "in_range",
+    "ro": "out_range",
+    "ef": "file_exists",
+    "nf": "file_missing",
+}
 
 
 @dataclass
@@ -48,12 +51,16 @@ class ImportResult:
     units: int = 0
 
     def summary(self) -> dict[str, Any]:
-        return {"units": self.units, "jobnets": sorted(self.defs.jobnets),
-                "groups": list(self.defs.groups), "unmapped": self.notes,
-                "files": sorted(self.files)}
+        return {
+            "units": self.units,
+            "jobnets": sorted(self.defs.jobnets),
+            "groups": list(self.defs.groups),
+            "unmapped": self.notes,
+            "files": sorted(self.files),
+        }
 
 
-class _Importer:
+class _Importer(Mapper):
     def __init__(self, filename: str, time_zone: str) -> None:
         self.file = filename
         self.tz = time_zone
@@ -63,37 +70,18 @@ class _Importer:
         self.count = 0
         self.origin: dict[int, int] = {}
 
-    def note(self, line: int, message: str) -> None:
-        self.notes.append(Problem(Code.JP1_UNMAPPED, self.file, line, message))
-
-    def invalid(self, unit: Jp1Unit, param: Param, why: str) -> None:
-        """A value JP1 itself would refuse: an error, not a note (AJS3-E111)."""
-        self.problems.append(Problem(Code.JP1_SYNTAX, self.file, param.line,
-                                     f"{param.key}={param.value[:60]} of {unit.name!r}: {why}"))
-
-    def number(self, unit: Jp1Unit, param: Param, low: int, high: int,
-               text: str | None = None) -> int | None:
-        try:
-            return values.integer(param.value if text is None else text, low, high)
-        except Invalid as exc:
-            self.invalid(unit, param, str(exc))
-            return None
-
     def untyped(self, unit: Jp1Unit) -> bool:
         if unit.ty:
             return False
-        self.problems.append(Problem(Code.JP1_SYNTAX, self.file, unit.line,
-                                     f"unit {unit.name!r} has no ty= (its unit type)"))
+        self.problems.append(
+            Problem(
+                Code.JP1_SYNTAX,
+                self.file,
+                unit.line,
+                f"unit {unit.name!r} has no ty= (its unit type)",
+            )
+        )
         return True
-
-    def unmapped(self, unit: Jp1Unit, param: Param, why: str = "") -> None:
-        self.note(param.line, f"parameter {param.key}={param.value} of {unit.name!r} is not "
-                              f"mapped{': ' + why if why else ''}")
-
-    def mark(self, out: dict[str, Any], line: int) -> dict[str, Any]:
-        """Remember the JP1 line a generated mapping comes from (see origin.py)."""
-        self.origin[id(out)] = line
-        return out
 
     def group_doc(self, path: str) -> dict[str, Any]:
         return self.groups.setdefault(path, {"group": path, "jobnets": []})
@@ -116,8 +104,11 @@ class _Importer:
         if self.untyped(unit):
             return
         if not schema.NAME_RE.match(unit.name):
-            self.note(unit.line, f"unit name {unit.name!r} is not a valid ajs3 name (ASCII "
-                                 "letters, digits, _ . -); the unit and its contents are skipped")
+            self.note(
+                unit.line,
+                f"unit name {unit.name!r} is not a valid ajs3 name (ASCII "
+                "letters, digits, _ . -); the unit and its contents are skipped",
+            )
             return
         if ty == "g":
             path = group.rstrip("/") + "/" + unit.name
@@ -128,14 +119,20 @@ class _Importer:
             return
         if ty in JOBNET_TYPES:
             if JOBNET_TYPES[ty]:
-                self.note(unit.line, f"recovery jobnet {unit.name!r} directly in a job group "
-                                     "has no predecessor to recover; imported as a jobnet")
+                self.note(
+                    unit.line,
+                    f"recovery jobnet {unit.name!r} directly in a job group "
+                    "has no predecessor to recover; imported as a jobnet",
+                )
             root = self.jobnet(unit, root=True)
             if root is not None:
                 self.group_doc(group)["jobnets"].append(self.mark(root, unit.line))
             return
-        self.note(unit.line, f"unit {unit.name!r} of type {ty or '?'!r} can not be a root "
-                             "jobnet in ajs3 (only g, n, rn here); skipped")
+        self.note(
+            unit.line,
+            f"unit {unit.name!r} of type {ty or '?'!r} can not be a root "
+            "jobnet in ajs3 (only g, n, rn here); skipped",
+        )
 
     def common(self, unit: Jp1Unit, out: dict[str, Any]) -> None:
         comment = unit.first("cm")
@@ -161,8 +158,11 @@ class _Importer:
             self.common(unit, out)
             self.rest(unit, out, set())
             return out
-        self.note(unit.line, f"unit {unit.name!r} of type {ty or '?'!r} has no ajs3 "
-                             "counterpart (supported: g, n, rn, j, rj, jdj, orj); skipped")
+        self.note(
+            unit.line,
+            f"unit {unit.name!r} of type {ty or '?'!r} has no ajs3 "
+            "counterpart (supported: g, n, rn, j, rj, jdj, orj); skipped",
+        )
         return None
 
     def rest(self, unit: Jp1Unit, out: dict[str, Any], used: set[str]) -> None:
@@ -184,8 +184,9 @@ class _Importer:
             if JOBNET_TYPES[unit.ty]:
                 out["recovery"] = True
         self.common(unit, out)
-        children = [self.mark(c, ch.line) for ch in unit.children
-                    if (c := self.child(ch)) is not None]
+        children = [
+            self.mark(c, ch.line) for ch in unit.children if (c := self.child(ch)) is not None
+        ]
         self.relations(unit, {c["name"]: c for c in children})
         used = {"ar"}
         if root:
@@ -196,8 +197,11 @@ class _Importer:
             used.add("ln")  # a nested jobnet follows its parent's schedule
         self.rest(unit, out, used)
         if not children:
-            self.note(unit.line, f"jobnet {unit.name!r} has no unit ajs3 could import; "
-                                 "it is skipped (an ajs3 jobnet needs at least one unit)")
+            self.note(
+                unit.line,
+                f"jobnet {unit.name!r} has no unit ajs3 could import; "
+                "it is skipped (an ajs3 jobnet needs at least one unit)",
+            )
             return None
         out["units"] = children
         return out
@@ -221,14 +225,20 @@ class _Importer:
             edges.append((src, dst, param))
         cyclic = relations.in_cycles([(src, dst) for src, dst, _ in edges])
         for i in cyclic:
-            self.invalid(unit, edges[i][2], "this relation is part of a cycle: these units "
-                                            "would wait for each other for ever")
+            self.invalid(
+                unit,
+                edges[i][2],
+                "this relation is part of a cycle: these units would wait for each other for ever",
+            )
         if cyclic:
             return
         for src, dst, param in edges:
             if src not in imported or dst not in imported:
-                self.note(param.line, f"ar={param.value} in {unit.name!r} names a unit that "
-                                      "was not imported; the dependency is dropped")
+                self.note(
+                    param.line,
+                    f"ar={param.value} in {unit.name!r} names a unit that "
+                    "was not imported; the dependency is dropped",
+                )
                 continue
             imported[dst].setdefault("after", []).append(src)
 
@@ -249,8 +259,11 @@ class _Importer:
                     argv += shlex.split(unquote(prm))
                 except ValueError:
                     argv.append(unquote(prm))
-                    self.note(unit.line, f"prm of {unit.name!r} could not be split into "
-                                         "arguments; passed as one argument")
+                    self.note(
+                        unit.line,
+                        f"prm of {unit.name!r} could not be split into "
+                        "arguments; passed as one argument",
+                    )
                 used.add("prm")
             if te is None:
                 out["command"] = argv
@@ -280,8 +293,11 @@ class _Importer:
         if jd is not None:
             used.add("jd")
             if jd != "cod":
-                self.note(unit.get("jd")[0].line, f"jd={jd} of {unit.name!r} is not mapped: "
-                                                  "ajs3 judges by exit code thresholds (jd=cod)")
+                self.note(
+                    unit.get("jd")[0].line,
+                    f"jd={jd} of {unit.name!r} is not mapped: "
+                    "ajs3 judges by exit code thresholds (jd=cod)",
+                )
         for key, target in (("wth", "warning_threshold"), ("tho", "abnormal_threshold")):
             found = unit.param(key)
             if found is not None:
@@ -327,8 +343,11 @@ class _Importer:
         op = JUDGE_OPS.get(ej)
         cond: dict[str, Any]
         if op is None:
-            self.note(unit.line, f"judgment ej={ej} of {unit.name!r} is not mapped (ajs3 "
-                                 "judges exit codes and files); judged as exit code > 0")
+            self.note(
+                unit.line,
+                f"judgment ej={ej} of {unit.name!r} is not mapped (ajs3 "
+                "judges exit codes and files); judged as exit code > 0",
+            )
             op, cond = "gt", {"value": 0}
         elif op in ("file_exists", "file_missing"):
             cond = {"path": unquote(unit.first("ejf") or "")}
@@ -344,175 +363,6 @@ class _Importer:
         param = unit.param(key)
         value = None if param is None else self.number(unit, param, INT32_MIN, INT32_MAX)
         return value or 0
-
-    # -- calendars and schedules -----------------------------------------------------------
-
-    def group_calendar(self, unit: Jp1Unit, path: str, doc: dict[str, Any]) -> None:
-        cal: dict[str, Any] = {}
-        open_w, closed_w = set(range(7)), set[int]()
-        open_d: list[str] = []
-        closed_d: list[str] = []
-        for param in unit.params:
-            if param.key in LAYOUT:
-                continue
-            if param.key in ("op", "cl"):
-                value = param.value
-                if value in WEEKDAYS:
-                    (closed_w.add if param.key == "cl" else open_w.add)(WEEKDAYS.index(value))
-                    if param.key == "cl":
-                        open_w.discard(WEEKDAYS.index(value))
-                    continue
-                if "/" not in value and not values.has_foreign_digit(value):
-                    self.unmapped(unit, param, "expected yyyy/mm/dd or a weekday (su, mo, ...)")
-                    continue
-                try:
-                    day = values.calendar_date(value)
-                except Invalid as exc:
-                    self.invalid(unit, param, str(exc))
-                    continue
-                (closed_d if param.key == "cl" else open_d).append(day.isoformat())
-                continue
-            if param.key == "stt":
-                try:
-                    cal["base_time"] = values.clock(param.value, 23)
-                except Invalid as exc:
-                    self.invalid(unit, param, str(exc))
-                continue
-            self.unmapped(unit, param)
-        if not (open_d or closed_d or closed_w or "base_time" in cal):
-            return
-        name = path.strip("/").replace("/", ".")
-        cal = {"name": name, "open_weekdays": [YAML_WEEKDAYS[d] for d in sorted(open_w)],
-               **({"open_dates": sorted(open_d)} if open_d else {}),
-               **({"closed_dates": sorted(closed_d)} if closed_d else {}), **cal}
-        doc["calendars"] = [self.mark(cal, unit.line)]
-        doc["calendar"] = name
-
-    def schedule(self, unit: Jp1Unit, used: set[str]) -> dict[str, Any] | None:
-        keys = ("sd", "st", "cy", "sh", "shd", "cftd", "ln", "mp")
-        used.update(keys)
-        by_rule: dict[int, dict[str, Param]] = {}
-        for key in ("sd", "st", "cy", "sh", "shd", "cftd"):
-            for param in unit.get(key):
-                number_text, value = values.rule_number(param.value)
-                number = 1 if number_text is None else self.number(
-                    unit, param, 1, MAX_RULE_NUMBER, number_text)
-                if number is None:
-                    continue
-                by_rule.setdefault(number, {})[key] = Param(key, value, param.line)
-        for param in unit.get("ln"):
-            self.unmapped(unit, param, "ln links a nested jobnet to a parent rule; only "
-                                       "root jobnets have rules in ajs3")
-        rules: list[dict[str, Any]] = []
-        for number in sorted(by_rule):
-            rule = self.rule(unit, by_rule[number])
-            if rule is not None:
-                rules.append(self.mark(rule, by_rule[number]["sd"].line))
-        schedule: dict[str, Any] = {"time_zone": self.tz}
-        mp = unit.first("mp")
-        if mp == "y":
-            schedule["overlap"] = "parallel"
-        elif mp == "n":
-            schedule["overlap"] = "queue"
-        elif mp is not None:
-            self.unmapped(unit, unit.get("mp")[0])
-        if not rules:
-            return None
-        schedule["rules"] = rules
-        return schedule
-
-    def rule(self, unit: Jp1Unit, params: dict[str, Param]) -> dict[str, Any] | None:
-        sd = params.get("sd")
-        if sd is None or sd.value == "ud":
-            return None
-        out: dict[str, Any] = {}
-        st = params.get("st")
-        if st is None:
-            out["at"] = "00:00"
-        elif st.value.startswith("+") and not values.has_foreign_digit(st.value):
-            self.unmapped(unit, st, "only absolute start times hh:mm map")
-            return None
-        else:
-            try:
-                out["at"] = values.clock(st.value, 47)
-            except Invalid as exc:
-                self.invalid(unit, st, str(exc))
-                return None
-        cycle = None
-        cy = params.get("cy")
-        if cy is not None:
-            match = re.fullmatch(r"\(([^,]*),([ymwd])\)", cy.value)
-            if match is None:
-                self.unmapped(unit, cy)
-                return None
-            count = self.number(unit, cy, 1, schema.EVERY_MAX // 12, match.group(1))
-            if count is None:
-                return None
-            per = match.group(2)
-            cycle = (count * 12, "m") if per == "y" else (count, per)
-        match = re.fullmatch(r"([^/]*)/([^/]*)/(.+)", sd.value)
-        if match is None:
-            self.unmapped(unit, sd, "only sd=yyyy/mm/... dates map (not en, mm/dd, +dd)")
-            return None
-        try:
-            year, month = values.year_month(match.group(1), match.group(2))
-            if values.has_foreign_digit(match.group(3)):
-                raise Invalid(f"{match.group(3)!r} holds a digit other than 0-9")
-        except Invalid as exc:
-            self.invalid(unit, sd, str(exc))
-            return None
-        day_part = match.group(3)
-        last = _stdcal.monthrange(year, month)[1]
-        first_of_month = date(year, month, 1)
-        period = {"d": "days", "w": "weeks", "m": "months"}
-        if day_part.isdigit():
-            try:
-                start = values.day_of(year, month, day_part)
-            except Invalid as exc:
-                self.invalid(unit, sd, str(exc))
-                return None
-            out["start"] = start.isoformat()
-            if cycle is None:
-                out["end"] = start.isoformat()
-            elif cycle[1] == "w":
-                out["every"] = f"{cycle[0]} weeks"
-                out["weekdays"] = [YAML_WEEKDAYS[start.weekday()]]
-            else:
-                out["every"] = f"{cycle[0]} {period[cycle[1]]}"
-        else:
-            monthly = values.monthly(day_part)
-            number = re.fullmatch(r"\*?(?:b-)?([0-9]+)", day_part)
-            if number is not None and monthly is None:
-                self.invalid(unit, sd, f"day {day_part!r}: expected *1..*31 or b-1..b-30")
-                return None
-            if monthly is None:
-                self.unmapped(unit, sd, "this form of day is not mapped")
-                return None
-            if cycle is not None and cycle[1] != "m":
-                self.unmapped(unit, params["cy"], "days of the month need a cycle in months")
-                return None
-            out.update(monthly)
-            out["start"] = first_of_month.isoformat()
-            if cycle is None:
-                out["end"] = date(year, month, last).isoformat()
-            elif cycle[0] != 1:
-                out["every"] = f"{cycle[0]} months"
-        sh = params.get("sh")
-        if sh is not None:
-            if sh.value in CLOSED:
-                out["closed_days"] = CLOSED[sh.value]
-            else:
-                self.unmapped(unit, sh)
-        shd = params.get("shd")
-        if shd is not None:
-            limit = self.number(unit, shd, 1, schema.SHIFT_LIMIT_MAX)
-            if limit is None:
-                return None
-            out["shift_limit"] = limit
-        cftd = params.get("cftd")
-        if cftd is not None and cftd.value != "no":
-            self.unmapped(unit, cftd, "schedules by days from the start are not mapped")
-        return out
 
 
 #: libyaml's emitter when PyYAML has it (several times faster), else the Python one.
@@ -537,18 +387,29 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
     bodies: dict[str, dict[str, Any]] = {}
     for group, doc in sorted(imp.groups.items()):
         body = bodies[_file_name(group)] = {
-            k: v for k, v in doc.items() if k != "group" or group != "/"}
+            k: v for k, v in doc.items() if k != "group" or group != "/"
+        }
         header = f"# imported from {filename} by ajs3 import --jp1\n"
         files[_file_name(group)] = header + yaml.dump(
-            body, Dumper=_DUMPER, sort_keys=False, allow_unicode=True, default_flow_style=None,
-            width=100)
+            body,
+            Dumper=_DUMPER,
+            sort_keys=False,
+            allow_unicode=True,
+            default_flow_style=None,
+            width=100,
+        )
     try:
         defs = load_texts(list(files.items()))
     except DefinitionError as exc:
-        problems = [*origin.to_jp1_lines(exc.problems, files, bodies, imp.origin, filename),
-                    Problem(
-            Code.JP1_UNMAPPED, filename, 1,
-            "the imported definitions are not valid ajs3 definitions (listed above)")]
+        problems = [
+            *origin.to_jp1_lines(exc.problems, files, bodies, imp.origin, filename),
+            Problem(
+                Code.JP1_UNMAPPED,
+                filename,
+                1,
+                "the imported definitions are not valid ajs3 definitions (listed above)",
+            ),
+        ]
         raise DefinitionError(problems) from None
     notes = [str(p) for p in sorted(imp.notes, key=lambda p: p.line)]
     return ImportResult(defs, files, notes, imp.count)
@@ -559,12 +420,28 @@ def import_file(path: Path, time_zone: str | None = None) -> ImportResult:
         with Path(path).open("rb") as stream:
             data = stream.read(MAX_BYTES + 1)  # never more than the limit into memory
     except OSError as exc:
-        raise DefinitionError([Problem(Code.DEFINITION_FILE, str(path), 1,
-                                       f"cannot read the file: {exc.strerror or exc}")]) from None
+        raise DefinitionError(
+            [
+                Problem(
+                    Code.DEFINITION_FILE,
+                    str(path),
+                    1,
+                    f"cannot read the file: {exc.strerror or exc}",
+                )
+            ]
+        ) from None
     if len(data) > MAX_BYTES:
-        raise DefinitionError([Problem(
-            Code.INPUT_LIMIT, str(path), 1,
-            f"the file is larger than {MAX_BYTES // 2**20} MiB; split it into several files")])
+        raise DefinitionError(
+            [
+                Problem(
+                    Code.INPUT_LIMIT,
+                    str(path),
+                    1,
+                    f"the file is larger than {MAX_BYTES // 2**20} MiB; "
+                    "split it into several files",
+                )
+            ]
+        )
     for encoding in ("utf-8-sig", "shift_jis", "euc_jp"):
         try:
             text = data.decode(encoding)
@@ -572,8 +449,16 @@ def import_file(path: Path, time_zone: str | None = None) -> ImportResult:
         except UnicodeDecodeError:
             continue
     else:
-        raise DefinitionError([Problem(Code.DEFINITION_FILE, str(path), 1,
-                                       "the file is not UTF-8, Shift_JIS or EUC-JP text")])
+        raise DefinitionError(
+            [
+                Problem(
+                    Code.DEFINITION_FILE,
+                    str(path),
+                    1,
+                    "the file is not UTF-8, Shift_JIS or EUC-JP text",
+                )
+            ]
+        )
     return import_text(text, str(path), time_zone)
 
 

@@ -21,8 +21,13 @@ from ajs3.errors import Problem
 Span = tuple[int, int, int]
 
 
-def to_jp1_lines(problems: Sequence[Problem], files: dict[str, str],
-                 bodies: dict[str, Any], origin: dict[int, int], jp1_file: str) -> list[Problem]:
+def to_jp1_lines(
+    problems: Sequence[Problem],
+    files: dict[str, str],
+    bodies: dict[str, Any],
+    origin: dict[int, int],
+    jp1_file: str,
+) -> list[Problem]:
     spans: dict[str, list[Span]] = {}
     for name, text in files.items():
         try:
@@ -40,8 +45,14 @@ def to_jp1_lines(problems: Sequence[Problem], files: dict[str, str],
             moved.append(problem)
             continue
         inner = min(around, key=lambda s: s[1] - s[0])
-        moved.append(Problem(problem.code, jp1_file, inner[2],
-                             f"{problem.message} (in the generated {problem.file}:{problem.line})"))
+        moved.append(
+            Problem(
+                problem.code,
+                jp1_file,
+                inner[2],
+                f"{problem.message} (in the generated {problem.file}:{problem.line})",
+            )
+        )
     return moved
 
 
@@ -51,8 +62,9 @@ def _walk(node: Node, data: Any, origin: dict[int, int], found: list[Span]) -> N
     if isinstance(node, MappingNode) and isinstance(data, dict):
         if id(data) in origin:
             end = node.end_mark.line + (1 if node.end_mark.column else 0)
-            found.append((node.start_mark.line + 1, max(end, node.start_mark.line + 1),
-                          origin[id(data)]))
+            found.append(
+                (node.start_mark.line + 1, max(end, node.start_mark.line + 1), origin[id(data)])
+            )
         for key, value in node.value:
             if key.value in data:
                 _walk(value, data[key.value], origin, found)

@@ -122,8 +122,11 @@ class _Reader:
     def error(self, message: str, pos: int | None = None) -> None:
         line = self.line(pos)
         if len(self.problems) >= MAX_PROBLEMS:
-            self.limit(line, f"more than {MAX_PROBLEMS} syntax problems; reading stopped here "
-                             "(is this a unit definition file?)")
+            self.limit(
+                line,
+                f"more than {MAX_PROBLEMS} syntax problems; reading stopped here "
+                "(is this a unit definition file?)",
+            )
         self.problems.append(Problem(Code.JP1_SYNTAX, self.file, line, message))
 
     def limit(self, line: int, message: str) -> NoReturn:
@@ -158,7 +161,7 @@ class _Reader:
         found = _KEY_END.search(text, start)
         eq = found.start() if found else size
         if eq >= size or text[eq] != "=":
-            self.error(f"expected 'key=value;' but found {text[start:start + 20]!r}", start)
+            self.error(f"expected 'key=value;' but found {text[start : start + 20]!r}", start)
             self.pos = eq + 1 if eq < size and text[eq] == ";" else eq
             return ("", "", self.line(start))
         key = text[start:eq].strip()
@@ -180,9 +183,9 @@ class _Reader:
             what = "an unclosed quote" if quoted else "no ';'"
             self.error(f"parameter {key!r} has {what} before the end of the file", start)
             self.pos = size
-            return (key, text[eq + 1:].strip(), self.line(start))
+            return (key, text[eq + 1 :].strip(), self.line(start))
         self.pos = i + 1
-        return key, text[eq + 1:i].strip(), self.line(start)
+        return key, text[eq + 1 : i].strip(), self.line(start)
 
     def units(self) -> list[Jp1Unit]:
         found: list[Jp1Unit] = []
@@ -204,12 +207,18 @@ class _Reader:
 
     def unit(self, value: str, line: int, depth: int) -> Jp1Unit:
         if depth > MAX_DEPTH:
-            self.limit(line, f"units nested more than {MAX_DEPTH} deep; split the file or "
-                             "flatten the job groups")
+            self.limit(
+                line,
+                f"units nested more than {MAX_DEPTH} deep; split the file or "
+                "flatten the job groups",
+            )
         attrs = [a.strip() for a in value.split(",")]
         if len(attrs) != 4:
-            self.error(f"unit={value[:60]} needs 4 fields 'name,permission,user,resource' "
-                       f"(it has {len(attrs)})", None)
+            self.error(
+                f"unit={value[:60]} needs 4 fields 'name,permission,user,resource' "
+                f"(it has {len(attrs)})",
+                None,
+            )
             attrs = [*attrs, "", "", "", ""][:4]
         unit = Jp1Unit(attrs[0], attrs, line)
         if not unit.name:
@@ -288,9 +297,17 @@ def _strip_comments(text: str) -> str:
 def parse(text: str, filename: str) -> list[Jp1Unit]:
     """The top-level units of a unit definition file; every syntax error raised at once."""
     if len(text) > MAX_BYTES:
-        raise DefinitionError([Problem(
-            Code.INPUT_LIMIT, filename, 1,
-            f"the file is larger than {MAX_BYTES // 2**20} MiB; split it into several files")])
+        raise DefinitionError(
+            [
+                Problem(
+                    Code.INPUT_LIMIT,
+                    filename,
+                    1,
+                    f"the file is larger than {MAX_BYTES // 2**20} MiB; "
+                    "split it into several files",
+                )
+            ]
+        )
     reader = _Reader(text, filename)
     try:
         found = reader.units()

@@ -45,10 +45,7 @@ def picks(rule: Rule, day: date, book: DayBook) -> bool:
         if rule.nth:
             if day.weekday() not in rule.weekdays:
                 return False
-            same = [
-                date(day.year, day.month, n)
-                for n in range(1 + (day.day - 1) % 7, last + 1, 7)
-            ]
+            same = [date(day.year, day.month, n) for n in range(1 + (day.day - 1) % 7, last + 1, 7)]
             return any(_nth_in(same, n) == day for n in rule.nth)
         # Every N months on the start's day of the month; short months use their last day.
         return day.day == min(anchor.day, last)
@@ -87,6 +84,7 @@ def times_of_day(rule: Rule, base_time: int) -> list[int]:
     A time before the base time belongs to the next calendar date (the scheduling
     day began at the base time the day before it).
     """
+
     def shifted(minutes: int) -> int:
         return minutes + 1440 if minutes < base_time else minutes
 

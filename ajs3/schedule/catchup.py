@@ -34,8 +34,11 @@ def human(seconds: float) -> str:
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60
-    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "",
-             f"{minutes} min" if minutes and not days else ""]
+    parts = [
+        f"{days} d" if days else "",
+        f"{hours} h" if hours else "",
+        f"{minutes} min" if minutes and not days else "",
+    ]
     return " ".join(p for p in parts if p) or "0 min"
 
 
@@ -51,15 +54,19 @@ def catch_up(jobnet: Unit, defs: DefinitionSet, last_seen: float, now: float) ->
     if schedule is None or now <= last_seen:
         return []
     tz = zone(schedule.time_zone)
-    missed = [o for o in occurrence_details(jobnet, last_seen, now + 1e-6)
-              if last_seen < o.due <= now]
+    missed = [
+        o for o in occurrence_details(jobnet, last_seen, now + 1e-6) if last_seen < o.due <= now
+    ]
     policy, window = schedule.catch_up, schedule.catch_up_window
     today = datetime.fromtimestamp(now, tz).date()
 
     def label(due: float) -> str:
         moment = datetime.fromtimestamp(due, tz)
-        text = moment.strftime("%H:%M") if moment.date() == today else moment.strftime(
-            "%Y-%m-%d %H:%M")
+        text = (
+            moment.strftime("%H:%M")
+            if moment.date() == today
+            else moment.strftime("%Y-%m-%d %H:%M")
+        )
         return f"run of {text}"
 
     eligible: list[int] = []
@@ -67,11 +74,14 @@ def catch_up(jobnet: Unit, defs: DefinitionSet, last_seen: float, now: float) ->
     for i, occ in enumerate(missed):
         late = now - occ.due
         if late > window:
-            reasons[i] = (f"{label(occ.due)} skipped: missed by {human(late)}, "
-                          f"window {human(window)}")
+            reasons[i] = (
+                f"{label(occ.due)} skipped: missed by {human(late)}, window {human(window)}"
+            )
         elif occ.deadline is not None and now > occ.deadline:
-            reasons[i] = (f"{label(occ.due)} skipped: missed by {human(late)}, past its "
-                          f"start deadline of {human(occ.deadline - occ.due)}")
+            reasons[i] = (
+                f"{label(occ.due)} skipped: missed by {human(late)}, past its "
+                f"start deadline of {human(occ.deadline - occ.due)}"
+            )
         elif policy is CatchUp.SKIP:
             reasons[i] = f"{label(occ.due)} skipped: missed by {human(late)}, catch-up policy skip"
         else:
@@ -81,17 +91,24 @@ def catch_up(jobnet: Unit, defs: DefinitionSet, last_seen: float, now: float) ->
     for i, occ in enumerate(missed):
         ago = human(now - occ.due)
         if i in chosen:
-            reason = (f"{label(occ.due)} started late: missed by {ago}, within window "
-                      f"{human(window)} (catch-up {policy.value})")
+            reason = (
+                f"{label(occ.due)} started late: missed by {ago}, within window "
+                f"{human(window)} (catch-up {policy.value})"
+            )
             decisions.append(Decision(jobnet.path, occ.due, True, reason))
         elif i in reasons:
             decisions.append(Decision(jobnet.path, occ.due, False, reasons[i]))
         else:
             newest = missed[eligible[-1]].due
-            decisions.append(Decision(
-                jobnet.path, occ.due, False,
-                f"{label(occ.due)} skipped: missed by {ago}, superseded by the "
-                f"{label(newest)} (catch-up latest)"))
+            decisions.append(
+                Decision(
+                    jobnet.path,
+                    occ.due,
+                    False,
+                    f"{label(occ.due)} skipped: missed by {ago}, superseded by the "
+                    f"{label(newest)} (catch-up latest)",
+                )
+            )
     return decisions
 
 

@@ -150,8 +150,13 @@ class PlannedRun:
     rule: int
 
     def to_dict(self) -> dict[str, object]:
-        return {"jobnet": self.jobnet, "start": self.start, "time_zone": self.time_zone,
-                "rule": self.rule + 1, "utc": self.due}
+        return {
+            "jobnet": self.jobnet,
+            "start": self.start,
+            "time_zone": self.time_zone,
+            "rule": self.rule + 1,
+            "utc": self.due,
+        }
 
 
 def _bound(moment: datetime | date, tz_name: str) -> float:
@@ -160,9 +165,11 @@ def _bound(moment: datetime | date, tz_name: str) -> float:
     try:
         if moment.tzinfo is None:
             tz = zone(tz_name)
-            stamp = wall_to_utc(
-                tz, moment.date(), moment.hour * 60 + moment.minute
-            ) + moment.second + moment.microsecond / 1e6
+            stamp = (
+                wall_to_utc(tz, moment.date(), moment.hour * 60 + moment.minute)
+                + moment.second
+                + moment.microsecond / 1e6
+            )
             return stamp
         return moment.timestamp()
     except (OverflowError, ValueError):

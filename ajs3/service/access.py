@@ -37,7 +37,8 @@ class Peer:
 
 def peer_of(conn: socket.socket) -> Peer:
     pid, uid, gid = _UCRED.unpack(
-        conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+        conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    )
     return Peer(pid, uid, gid, user_name(uid))
 
 
@@ -61,8 +62,12 @@ class Role(IntEnum):
     ADMIN = 3
 
 
-_NEEDED = {Access.PUBLIC: Role.NONE, Access.READ: Role.VIEWER,
-           Access.CHANGE: Role.OPERATOR, Access.ADMIN: Role.ADMIN}
+_NEEDED = {
+    Access.PUBLIC: Role.NONE,
+    Access.READ: Role.VIEWER,
+    Access.CHANGE: Role.OPERATOR,
+    Access.ADMIN: Role.ADMIN,
+}
 
 
 def in_group(peer: Peer, group: str) -> bool:
@@ -98,10 +103,17 @@ def check(op: Op, role: Role, peer: Peer, settings: Settings) -> None:
     if needed is Role.ADMIN:
         hint = "stopping a logical host is for root (under Pacemaker: pcs resource disable)"
     elif needed is Role.OPERATOR:
-        hint = (f"ask an administrator to add {peer.user} to the group "
-                f"{settings.operators_group!r} (operators may change state)")
+        hint = (
+            f"ask an administrator to add {peer.user} to the group "
+            f"{settings.operators_group!r} (operators may change state)"
+        )
     else:
-        hint = (f"ask an administrator to add {peer.user} to the group "
-                f"{settings.viewers_group!r} (read only) or {settings.operators_group!r}")
-    raise AjsError(f"{who} may not {op.name} on logical host {settings.lhost} "
-                   f"(role: {role.name.lower()})", code=Code.PERMISSION_DENIED, hint=hint)
+        hint = (
+            f"ask an administrator to add {peer.user} to the group "
+            f"{settings.viewers_group!r} (read only) or {settings.operators_group!r}"
+        )
+    raise AjsError(
+        f"{who} may not {op.name} on logical host {settings.lhost} (role: {role.name.lower()})",
+        code=Code.PERMISSION_DENIED,
+        hint=hint,
+    )

@@ -40,7 +40,8 @@ def apply_definitions(paths: Paths, defs: DefinitionSet, sources: list[str]) -> 
     except AjsError as exc:
         raise AjsError(
             f"{exc.message}; it may run under another run directory",
-            code=Code.LOCKED, hint="give the right -h/--rundir, or stop the other daemon",
+            code=Code.LOCKED,
+            hint="give the right -h/--rundir, or stop the other daemon",
         ) from exc
     try:
         # The daemon would run as this user: its rule on root jobs (AJS3-E313) holds
@@ -52,9 +53,15 @@ def apply_definitions(paths: Paths, defs: DefinitionSet, sources: list[str]) -> 
         try:
             version = journal.apply_definitions(defs, sources)
             uid = os.geteuid()
-            audit.record(journal, uid=uid, user=user_name(uid), op="define",
-                         args={"sources": sources, "offline": True}, code=audit.OK,
-                         result={"version": version, "jobnets": sorted(defs.jobnets)})
+            audit.record(
+                journal,
+                uid=uid,
+                user=user_name(uid),
+                op="define",
+                args={"sources": sources, "offline": True},
+                code=audit.OK,
+                result={"version": version, "jobnets": sorted(defs.jobnets)},
+            )
             return version
         finally:
             journal.close()
@@ -70,8 +77,11 @@ def source_texts(sources: list[str]) -> list[tuple[str, str]]:
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")
-                            and not p.name.startswith(".") and p.is_file())
+            files += sorted(
+                p
+                for p in path.iterdir()
+                if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+            )
         else:
             files.append(path)
     texts = []
@@ -79,6 +89,9 @@ def source_texts(sources: list[str]) -> list[tuple[str, str]]:
         try:
             texts.append((str(path), path.read_bytes().decode("utf-8-sig")))
         except (OSError, UnicodeDecodeError) as exc:
-            raise AjsError(f"{path}: cannot read the definition file: {exc}",
-                           code=Code.DEFINITION_FILE, hint="check the file and run again") from exc
+            raise AjsError(
+                f"{path}: cannot read the definition file: {exc}",
+                code=Code.DEFINITION_FILE,
+                hint="check the file and run again",
+            ) from exc
     return texts

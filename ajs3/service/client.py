@@ -65,30 +65,34 @@ class Client:
     def why(self, unit: str, run: int | None = None) -> dict[str, Any]:
         return self.call("why", unit=unit, run=run)
 
-    def define(self, files: list[tuple[str, str]],
-               sources: list[str] | None = None) -> dict[str, Any]:
+    def define(
+        self, files: list[tuple[str, str]], sources: list[str] | None = None
+    ) -> dict[str, Any]:
         """Apply definition files given as (name, text); the daemon validates them with
         the same loader as `ajs3 define --check`."""
-        return self.call("define", files=[{"name": n, "text": t} for n, t in files],
-                         sources=sources)
+        return self.call(
+            "define", files=[{"name": n, "text": t} for n, t in files], sources=sources
+        )
 
-    def entry(self, jobnet: str, at: float | None = None, hold: bool | None = None,
-              key: str | None = None) -> dict[str, Any]:
+    def entry(
+        self, jobnet: str, at: float | None = None, hold: bool | None = None, key: str | None = None
+    ) -> dict[str, Any]:
         return self.call("entry", jobnet=jobnet, at=at, hold=hold, key=key or new_key())
 
     def hold(self, unit: str, run: int | None = None) -> dict[str, Any]:
         return self.call("hold", unit=unit, run=run)
 
-    def release(self, unit: str, run: int | None = None,
-                as_: str | None = None) -> dict[str, Any]:
+    def release(self, unit: str, run: int | None = None, as_: str | None = None) -> dict[str, Any]:
         return self.call("release", unit=unit, run=run, **{"as": as_})
 
-    def kill(self, run: int | None = None, unit: str | None = None,
-             jobnet: str | None = None) -> dict[str, Any]:
+    def kill(
+        self, run: int | None = None, unit: str | None = None, jobnet: str | None = None
+    ) -> dict[str, Any]:
         return self.call("kill", run=run, unit=unit, jobnet=jobnet)
 
-    def rerun(self, mode: str, run: int | None = None, jobnet: str | None = None,
-              unit: str | None = None) -> dict[str, Any]:
+    def rerun(
+        self, mode: str, run: int | None = None, jobnet: str | None = None, unit: str | None = None
+    ) -> dict[str, Any]:
         return self.call("rerun", mode=mode, run=run, jobnet=jobnet, unit=unit)
 
     def reload(self, log_level: str) -> dict[str, Any]:
@@ -123,8 +127,10 @@ class Client:
                 if not busy:
                     raise ServiceError(
                         f"the daemon on {self.path} closed the connection before taking the "
-                        f"request ({exc}); nothing was done", code=Code.CONTROL,
-                        hint="try again; see the daemon's log if it lasts") from exc
+                        f"request ({exc}); nothing was done",
+                        code=Code.CONTROL,
+                        hint="try again; see the daemon's log if it lasts",
+                    ) from exc
                 time.sleep(busy.pop(0))
                 continue
             error = answer.get("error") if not answer.get("ok") else None
@@ -138,15 +144,23 @@ class Client:
 
     def _unanswered(self, request: protocol.Request, exc: _NoAnswer) -> AjsError:
         if not request.op.access.changes_state:
-            return ServiceError(f"no answer from the daemon on {self.path} within "
-                                f"{self.timeout:g} s ({exc})", code=Code.CONTROL,
-                                hint="see `ajs3 service status` and the daemon's log")
+            return ServiceError(
+                f"no answer from the daemon on {self.path} within {self.timeout:g} s ({exc})",
+                code=Code.CONTROL,
+                hint="see `ajs3 service status` and the daemon's log",
+            )
         key = request.fields.get("key")
-        again = (f"it was sent with key {key}: sending it again with the same key is safe"
-                 if key else "check with `ajs3 show` before doing it again")
-        return AjsError(f"{request.op.name} was sent to the daemon on {self.path} and no answer "
-                        f"came ({exc}); it may or may not have taken effect",
-                        code=Code.OUTCOME_UNKNOWN, hint=again)
+        again = (
+            f"it was sent with key {key}: sending it again with the same key is safe"
+            if key
+            else "check with `ajs3 show` before doing it again"
+        )
+        return AjsError(
+            f"{request.op.name} was sent to the daemon on {self.path} and no answer "
+            f"came ({exc}); it may or may not have taken effect",
+            code=Code.OUTCOME_UNKNOWN,
+            hint=again,
+        )
 
     def _exchange(self, line: bytes) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout
@@ -163,10 +177,12 @@ class Client:
             except BlockingIOError as exc:  # the listen queue is full: not taken
                 raise _NotTaken("the daemon's listen queue is full") from exc
             except PermissionError as exc:
-                raise AjsError(f"no access to the control socket {self.path}",
-                               code=Code.PERMISSION_DENIED,
-                               hint="the daemon may be an older ajs3 whose socket only its "
-                                    "group may open; ask an administrator") from exc
+                raise AjsError(
+                    f"no access to the control socket {self.path}",
+                    code=Code.PERMISSION_DENIED,
+                    hint="the daemon may be an older ajs3 whose socket only its "
+                    "group may open; ask an administrator",
+                ) from exc
             except OSError as exc:
                 raise ServiceError(f"control socket {self.path}: {exc}") from exc
             try:
@@ -234,12 +250,14 @@ def _result(answer: dict[str, Any]) -> dict[str, Any]:
     problems = err.get("problems")
     if isinstance(problems, list) and problems:
         try:
-            found = [Problem(Code(p["code"]), str(p["file"]), int(p["line"]), str(p["message"]))
-                     for p in problems]
+            found = [
+                Problem(Code(p["code"]), str(p["file"]), int(p["line"]), str(p["message"]))
+                for p in problems
+            ]
         except (KeyError, TypeError, ValueError):
             found = []  # not the shape the daemon writes: the plain error below
         if found:
             raise DefinitionError(found)
-    raise AjsError(str(err.get("message", "unknown error")), code=code,
-                   hint=str(err.get("hint", "")))
-
+    raise AjsError(
+        str(err.get("message", "unknown error")), code=code, hint=str(err.get("hint", ""))
+    )

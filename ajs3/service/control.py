@@ -70,8 +70,9 @@ class Connection:
 class ControlServer:
     """Accepts, reads, answers and times out control connections (one selector)."""
 
-    def __init__(self, listener: socket.socket, sel: selectors.BaseSelector,
-                 handle: Handler, log: Any) -> None:
+    def __init__(
+        self, listener: socket.socket, sel: selectors.BaseSelector, handle: Handler, log: Any
+    ) -> None:
         self.listener = listener
         self.sel = sel
         self.handle = handle
@@ -109,12 +110,15 @@ class ControlServer:
             if conn.answering:
                 self._close(conn)  # the client does not read its answer
                 continue
-            self._note("request not complete within its deadline", conn.peer,
-                       received=len(conn.inbuf))
-            err = AjsError(f"the request was not received in full within "
-                           f"{REQUEST_DEADLINE:g} s; nothing was done",
-                           code=Code.REQUEST_TIMEOUT,
-                           hint="send the whole request line at once")
+            self._note(
+                "request not complete within its deadline", conn.peer, received=len(conn.inbuf)
+            )
+            err = AjsError(
+                f"the request was not received in full within "
+                f"{REQUEST_DEADLINE:g} s; nothing was done",
+                code=Code.REQUEST_TIMEOUT,
+                hint="send the whole request line at once",
+            )
             self._close(conn, answer_error(err))
 
     def close(self) -> None:
@@ -160,10 +164,12 @@ class ControlServer:
             return None
         limit = PER_USER if total < MAX_CONNECTIONS else MAX_CONNECTIONS
         whose = f"user {peer.user}" if total < MAX_CONNECTIONS else "all users"
-        return AjsError(f"the daemon serves {limit} connections of {whose} already; "
-                        "nothing was done", code=Code.TOO_MANY_CLIENTS,
-                        hint="try again in a moment; if it lasts, look for a client that "
-                             "opens connections without finishing its requests")
+        return AjsError(
+            f"the daemon serves {limit} connections of {whose} already; nothing was done",
+            code=Code.TOO_MANY_CLIENTS,
+            hint="try again in a moment; if it lasts, look for a client that "
+            "opens connections without finishing its requests",
+        )
 
     def _read(self, conn: Connection) -> None:
         got = 0
@@ -196,13 +202,14 @@ class ControlServer:
             if not conn.admin:
                 self.buffered[conn.peer.uid] += len(chunk)
                 conn.counted += len(chunk)
-                if (self.buffered[conn.peer.uid] > USER_BUFFER
-                        or self.buffered.total() > ALL_BUFFER):
-                    self._note("unfinished requests too large", conn.peer,
-                               received=len(conn.inbuf))
-                    busy = AjsError("the daemon holds too many bytes of unfinished requests "
-                                    "already; nothing was done", code=Code.TOO_MANY_CLIENTS,
-                                    hint="try again in a moment")
+                if self.buffered[conn.peer.uid] > USER_BUFFER or self.buffered.total() > ALL_BUFFER:
+                    self._note("unfinished requests too large", conn.peer, received=len(conn.inbuf))
+                    busy = AjsError(
+                        "the daemon holds too many bytes of unfinished requests "
+                        "already; nothing was done",
+                        code=Code.TOO_MANY_CLIENTS,
+                        hint="try again in a moment",
+                    )
                     self._reply(conn, answer_error(busy))
                     return
 
@@ -284,4 +291,3 @@ def _say_and_close(sock: socket.socket, answer: dict[str, Any]) -> None:
             if not sock.recv(65536):
                 break
     sock.close()
-

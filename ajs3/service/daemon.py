@@ -22,7 +22,8 @@ from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import AjsError, Code, DefinitionError, EpochSuperseded
 from ajs3.journal import audit
-from ajs3.journal.store import DiskFull, Journal
+from ajs3.journal.files import DiskFull
+from ajs3.journal.store import Journal
 from ajs3.model import StartMode, StopJobs
 from ajs3.service import access, protocol
 from ajs3.service.access import Peer
@@ -39,8 +40,9 @@ ROOM_NEEDED = 1 << 20
 
 
 class Daemon:
-    def __init__(self, paths: Paths, mode: StartMode, log_level: str = "info",
-                 console: bool = False) -> None:
+    def __init__(
+        self, paths: Paths, mode: StartMode, log_level: str = "info", console: bool = False
+    ) -> None:
         self.paths = paths
         self.datadir = paths.need_datadir()
         self.mode = mode
@@ -109,8 +111,14 @@ class Daemon:
 
     def _write_pidfile(self, epoch: int) -> None:
         me = os.getpid()
-        info = {"pid": me, "start": proc_starttime(me), "lhost": self.paths.lhost,
-                "datadir": str(self.datadir), "epoch": epoch, "mode": self.mode.value}
+        info = {
+            "pid": me,
+            "start": proc_starttime(me),
+            "lhost": self.paths.lhost,
+            "datadir": str(self.datadir),
+            "epoch": epoch,
+            "mode": self.mode.value,
+        }
         # managing the service is root's; requests need only the socket
         write_private(self.paths.pidfile, json.dumps(info).encode(), 0o640)
 
@@ -198,9 +206,12 @@ class Daemon:
         self.disk_full = exc
         if now - self._disk_logged >= 60.0:
             self._disk_logged = now
-            self.log.error("disk full: nothing is recorded and nothing starts until there "
-                           "is room again", code=Code.DISK_FULL.value, error=exc.message,
-                           since=self.disk_full_since)
+            self.log.error(
+                "disk full: nothing is recorded and nothing starts until there is room again",
+                code=Code.DISK_FULL.value,
+                error=exc.message,
+                since=self.disk_full_since,
+            )
 
     def _space_back(self) -> bool:
         """While the disk is full: True once its file system has room (ROOM_NEEDED)
@@ -237,12 +248,16 @@ class Daemon:
             why = self.mark.gone()
             if why is not None:
                 self.lost = AjsError(
-                    why, code=Code.DATADIR_GONE,
+                    why,
+                    code=Code.DATADIR_GONE,
                     hint="the daemon stopped and left its jobs running: restore or mount "
                     "the data directory, then start the logical host again",
                 )
-                self.log.error("data directory lost: stopping, jobs left running",
-                               code=Code.DATADIR_GONE.value, error=why)
+                self.log.error(
+                    "data directory lost: stopping, jobs left running",
+                    code=Code.DATADIR_GONE.value,
+                    error=why,
+                )
         return self.lost
 
     def _watch_new(self) -> None:
@@ -256,8 +271,9 @@ class Daemon:
         if signum == signal.SIGHUP:
             self.log.info("SIGHUP: nothing to reload; use `ajs3 service reload`")
             return
-        self.log.info("signal received, stopping and leaving jobs running",
-                      signal=signal.Signals(signum).name)
+        self.log.info(
+            "signal received, stopping and leaving jobs running", signal=signal.Signals(signum).name
+        )
         self.begin_stop(StopJobs.LEAVE, 30.0)
 
     def begin_stop(self, jobs: StopJobs, timeout: float) -> None:
@@ -286,8 +302,9 @@ class Daemon:
             self.log.warning("jobs still running near the stop timeout: killing them")
             self.sched.kill_all(self.sched.stop_reason, grace=1.0)
         if now >= self.stop_deadline:
-            self.log.error("stop timeout: leaving the rest to the next start",
-                           running=len(self.sched.tracked))
+            self.log.error(
+                "stop timeout: leaving the rest to the next start", running=len(self.sched.tracked)
+            )
             return True
         return False
 
@@ -323,8 +340,9 @@ class Daemon:
         try:
             access.check(req.op, access.role_of(peer, self.settings), peer, self.settings)
         except AjsError as exc:
-            self.server.note_bad("control request refused", peer, op=req.op.name,
-                                 code=exc.code.value)
+            self.server.note_bad(
+                "control request refused", peer, op=req.op.name, code=exc.code.value
+            )
             return protocol.answer_error(exc)
         handler = getattr(self, f"op_{req.op.name}")
         kwargs = {handler_arg(k): v for k, v in req.fields.items()}
@@ -344,35 +362,66 @@ class Daemon:
             error = exc
         except Exception as exc:  # a bug must not take the logical host down
             self.log.exception("request failed", op=req.op.name)
-            error = AjsError(f"internal error in {req.op.name}: {exc}", code=Code.INTERNAL,
-                             hint="see the daemon log; please report it")
+            error = AjsError(
+                f"internal error in {req.op.name}: {exc}",
+                code=Code.INTERNAL,
+                hint="see the daemon log; please report it",
+            )
         if req.op.access.changes_state:
             self._audit(peer, req, error.code.value, {"message": error.message})
         return protocol.answer_error(error)
 
-    def _change(self, peer: Peer, req: protocol.Request, handler: Any,
-                kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _change(
+        self, peer: Peer, req: protocol.Request, handler: Any, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
         """Do a state change and write its audit row in one transaction: the row (and
         an entry's idempotency key) exists if and only if the change does."""
         assert self.journal is not None
         with self.journal.transaction():
             result: dict[str, Any] = handler(peer, **kwargs)
-            audit.record(self.journal, uid=peer.uid, user=peer.user, op=req.op.name,
-                         args=audit_args(req), code=audit.OK, result=result,
-                         key=req.fields.get("key"))
+            audit.record(
+                self.journal,
+                uid=peer.uid,
+                user=peer.user,
+                op=req.op.name,
+                args=audit_args(req),
+                code=audit.OK,
+                result=result,
+                key=req.fields.get("key"),
+            )
         self._audit(peer, req, audit.OK, result, log_only=True)
         return result
 
-    def _audit(self, peer: Peer, req: protocol.Request, code: str, result: dict[str, Any],
-               log_only: bool = False) -> None:
-        self.log.info("audit", uid=peer.uid, user=peer.user, pid=peer.pid, op=req.op.name,
-                      args=audit_args(req), result=code)
+    def _audit(
+        self,
+        peer: Peer,
+        req: protocol.Request,
+        code: str,
+        result: dict[str, Any],
+        log_only: bool = False,
+    ) -> None:
+        self.log.info(
+            "audit",
+            uid=peer.uid,
+            user=peer.user,
+            pid=peer.pid,
+            op=req.op.name,
+            args=audit_args(req),
+            result=code,
+        )
         if log_only:
             return
         assert self.journal is not None
         try:
-            audit.record(self.journal, uid=peer.uid, user=peer.user, op=req.op.name,
-                         args=audit_args(req), code=code, result=result)
+            audit.record(
+                self.journal,
+                uid=peer.uid,
+                user=peer.user,
+                op=req.op.name,
+                args=audit_args(req),
+                code=code,
+                result=result,
+            )
         except EpochSuperseded:
             raise
         except Exception:  # the answer still tells the truth; the log has the line above
@@ -380,16 +429,28 @@ class Daemon:
 
     def op_ping(self, peer: Peer) -> dict[str, Any]:
         assert self.sched is not None and self.journal is not None
-        return {"pid": os.getpid(), "lhost": self.paths.lhost, "datadir": str(self.datadir),
-                "epoch": self.journal.epoch, "loop_age": time.time() - self.last_loop,
-                "running_jobs": len(self.sched.tracked), "active_runs": len(self.sched.runs),
-                "stopping": self.stop_jobs is not None, "uptime": time.time() - self.started_at,
-                "disk_full": None if self.disk_full is None else {
-                    "code": Code.DISK_FULL.value, "since": self.disk_full_since,
-                    "message": self.disk_full.message}}
+        return {
+            "pid": os.getpid(),
+            "lhost": self.paths.lhost,
+            "datadir": str(self.datadir),
+            "epoch": self.journal.epoch,
+            "loop_age": time.time() - self.last_loop,
+            "running_jobs": len(self.sched.tracked),
+            "active_runs": len(self.sched.runs),
+            "stopping": self.stop_jobs is not None,
+            "uptime": time.time() - self.started_at,
+            "disk_full": None
+            if self.disk_full is None
+            else {
+                "code": Code.DISK_FULL.value,
+                "since": self.disk_full_since,
+                "message": self.disk_full.message,
+            },
+        }
 
-    def op_define(self, peer: Peer, *, files: list[dict[str, str]],
-                  sources: list[str] | None) -> dict[str, Any]:
+    def op_define(
+        self, peer: Peer, *, files: list[dict[str, str]], sources: list[str] | None
+    ) -> dict[str, Any]:
         assert self.sched is not None and self.settings is not None
         defs = load_texts([(f["name"], f["text"]) for f in files])
         problems = check_job_users(defs, self.settings, os.geteuid())
@@ -398,15 +459,18 @@ class Daemon:
         version = self.sched.apply_definitions(defs, sources or [f["name"] for f in files])
         return {"version": version, "jobnets": sorted(defs.jobnets)}
 
-    def op_entry(self, peer: Peer, *, jobnet: str, at: float | None, hold: bool | None,
-                 key: str) -> dict[str, Any]:
+    def op_entry(
+        self, peer: Peer, *, jobnet: str, at: float | None, hold: bool | None, key: str
+    ) -> dict[str, Any]:
         assert self.sched is not None and self.journal is not None
         first = audit.find_done(self.journal, uid=peer.uid, op="entry", key=key)
         if first is not None:
             asked = {"jobnet": jobnet, "at": at, "hold": hold}
             if first.args != asked:
-                raise BadRequest(f"entry: key {key} was used for another request "
-                                 f"({first.args}); use a new key for a new request")
+                raise BadRequest(
+                    f"entry: key {key} was used for another request "
+                    f"({first.args}); use a new key for a new request"
+                )
             return {**first.result, "repeated": True}
         return {"run": self.sched.register(jobnet, at, bool(hold))}
 
@@ -415,20 +479,23 @@ class Daemon:
         ur = self.sched.hold(run, unit)
         return {"unit": ur.path, "status": ur.status.value}
 
-    def op_release(self, peer: Peer, *, run: int | None, unit: str,
-                   as_: str | None) -> dict[str, Any]:
+    def op_release(
+        self, peer: Peer, *, run: int | None, unit: str, as_: str | None
+    ) -> dict[str, Any]:
         assert self.sched is not None
         ur = self.sched.release(run, unit, as_)
         return {"unit": ur.path, "status": ur.status.value}
 
-    def op_kill(self, peer: Peer, *, run: int | None, unit: str | None,
-                jobnet: str | None) -> dict[str, Any]:
+    def op_kill(
+        self, peer: Peer, *, run: int | None, unit: str | None, jobnet: str | None
+    ) -> dict[str, Any]:
         assert self.sched is not None
         state = self.sched.kill(run, unit, jobnet)
         return {"run": state.run.id}
 
-    def op_rerun(self, peer: Peer, *, run: int | None, jobnet: str | None, mode: str,
-                 unit: str | None) -> dict[str, Any]:
+    def op_rerun(
+        self, peer: Peer, *, run: int | None, jobnet: str | None, mode: str, unit: str | None
+    ) -> dict[str, Any]:
         assert self.sched is not None
         state = self.sched.rerun(run, jobnet, mode, unit)
         return {"run": state.run.id}
@@ -458,14 +525,20 @@ def audit_args(req: protocol.Request) -> dict[str, Any]:
     definitions themselves)."""
     args = {k: v for k, v in req.fields.items() if k != "key"}
     if req.op.name == "define":
-        args["files"] = [{"name": f["name"], "bytes": len(f["text"].encode()),
-                          "sha256": hashlib.sha256(f["text"].encode()).hexdigest()}
-                         for f in args["files"]]
+        args["files"] = [
+            {
+                "name": f["name"],
+                "bytes": len(f["text"].encode()),
+                "sha256": hashlib.sha256(f["text"].encode()).hexdigest(),
+            }
+            for f in args["files"]
+        ]
     return args
 
 
-def run_foreground(paths: Paths, mode: StartMode, log_level: str, console: bool,
-                   ready_fd: int | None = None) -> int:
+def run_foreground(
+    paths: Paths, mode: StartMode, log_level: str, console: bool, ready_fd: int | None = None
+) -> int:
     daemon = Daemon(paths, mode, log_level, console)
     try:
         daemon.prepare()

@@ -20,7 +20,8 @@ from typing import Any
 from ajs3 import datadir as dd
 from ajs3.engine.runner import is_same_process, kill_group, read_json
 from ajs3.errors import AjsError, Code, JournalError, LockedError, ServiceError
-from ajs3.journal.store import JOURNAL_FILE, Journal, check_datadir, logical_host_traces
+from ajs3.journal.files import JOURNAL_FILE, check_datadir, logical_host_traces
+from ajs3.journal.store import Journal
 from ajs3.model import StartMode, Status, StopJobs
 from ajs3.service.client import Client
 from ajs3.service.lock import describe, is_locked, read_holder
@@ -70,7 +71,8 @@ def check(paths: Paths) -> dict[str, Any]:
         state = "empty" if journal.exists() else "missing"
         raise JournalError(
             f"the journal {journal} is {state}, but {datadir} holds a logical host's files "
-            f"({', '.join(traces)})", code=Code.JOURNAL_MISSING,
+            f"({', '.join(traces)})",
+            code=Code.JOURNAL_MISSING,
             hint="restore journal.db from a backup, or start afresh with "
             "`ajs3 service start --initialize`",
         )
@@ -90,7 +92,8 @@ def refuse_if_locked(paths: Paths) -> None:
 
 def _damaged(path: Path, detail: str) -> JournalError:
     return JournalError(
-        f"journal {path} is damaged: {detail}", code=Code.JOURNAL_CORRUPT,
+        f"journal {path} is damaged: {detail}",
+        code=Code.JOURNAL_CORRUPT,
         hint="restore it from a backup (see docs/runbooks), or start the logical host "
         "afresh with `ajs3 service start --initialize` (the damaged files are kept aside)",
     )
@@ -136,7 +139,8 @@ def start_afresh(datadir: Path) -> list[str]:
     else:
         raise AjsError(
             f"the journal in {datadir} is sound: --initialize is only for a missing, "
-            "empty or damaged journal", code=Code.BAD_ARGUMENT,
+            "empty or damaged journal",
+            code=Code.BAD_ARGUMENT,
             hint="start without --initialize (--mode cold forgets registrations and runs)",
         )
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -151,8 +155,9 @@ def start_afresh(datadir: Path) -> list[str]:
     return moved
 
 
-def start(paths: Paths, mode: StartMode, timeout: float, log_level: str,
-          *, initialize: bool = False) -> dict[str, Any]:
+def start(
+    paths: Paths, mode: StartMode, timeout: float, log_level: str, *, initialize: bool = False
+) -> dict[str, Any]:
     """Start the daemon in the background; return once it answers, or raise.
 
     With ``initialize``, a logical host whose journal is missing, empty or damaged
@@ -167,7 +172,8 @@ def start(paths: Paths, mode: StartMode, timeout: float, log_level: str,
             return {"already_running": True, **info}
         raise ServiceError(
             f"logical host {paths.lhost} already runs with data directory {info['datadir']}",
-            code=Code.ALREADY_RUNNING, hint="stop it first",
+            code=Code.ALREADY_RUNNING,
+            hint="stop it first",
         )
     refuse_if_locked(paths)
     prepare_rundir(paths.rundir)
@@ -179,17 +185,42 @@ def start(paths: Paths, mode: StartMode, timeout: float, log_level: str,
     logdir = dd.log(datadir)
     with contextlib.suppress(FileExistsError):
         logdir.mkdir(mode=0o750)
-    out_fd = os.open(logdir / "daemon.out",
-                     os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    out_fd = os.open(
+        logdir / "daemon.out",
+        os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
+        0o640,
+    )
     read_fd, write_fd = os.pipe()
-    argv = [sys.executable, "-m", "ajs3.cli.main", "service", "start", "--foreground",
-            "--quiet", "-h", paths.lhost, "--datadir", str(datadir), "--rundir",
-            str(paths.rundir), "--mode", mode.value, "--log-level", log_level,
-            "--ready-fd", str(write_fd)]
+    argv = [
+        sys.executable,
+        "-m",
+        "ajs3.cli.main",
+        "service",
+        "start",
+        "--foreground",
+        "--quiet",
+        "-h",
+        paths.lhost,
+        "--datadir",
+        str(datadir),
+        "--rundir",
+        str(paths.rundir),
+        "--mode",
+        mode.value,
+        "--log-level",
+        log_level,
+        "--ready-fd",
+        str(write_fd),
+    ]
     try:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out_fd, stderr=out_fd, pass_fds=(write_fd,),
-            start_new_session=True, cwd="/",
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out_fd,
+            stderr=out_fd,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+            cwd="/",
         )
     finally:
         os.close(out_fd)
@@ -197,9 +228,11 @@ def start(paths: Paths, mode: StartMode, timeout: float, log_level: str,
     answer = _wait_ready(read_fd, proc, timeout, logdir / "daemon.out")
     if not answer.get("ok"):
         err = answer.get("error", {})
-        raise AjsError(err.get("message", "the daemon did not start"),
-                       code=Code(err.get("code", Code.START_FAILED.value)),
-                       hint=err.get("hint", f"see {logdir / 'daemon.out'}"))
+        raise AjsError(
+            err.get("message", "the daemon did not start"),
+            code=Code(err.get("code", Code.START_FAILED.value)),
+            hint=err.get("hint", f"see {logdir / 'daemon.out'}"),
+        )
     result: dict[str, Any] = {"already_running": False, "pid": proc.pid}
     if moved:
         result["initialized"] = moved
@@ -214,8 +247,9 @@ def _last_line(path: Path) -> str:
     return ""
 
 
-def _wait_ready(fd: int, proc: subprocess.Popen[bytes], timeout: float,
-                out: Path) -> dict[str, Any]:
+def _wait_ready(
+    fd: int, proc: subprocess.Popen[bytes], timeout: float, out: Path
+) -> dict[str, Any]:
     """The daemon's answer on its ready pipe: what it wrote, or why there was none (it
     exited first, or really was not ready within ``timeout`` seconds)."""
     import selectors
@@ -253,13 +287,27 @@ def _wait_ready(fd: int, proc: subprocess.Popen[bytes], timeout: float,
         proc.kill()
         proc.wait()
         waited = time.monotonic() - began
-        what = (f"was not ready within {timeout:g} s" if not closed else
-                f"closed its ready pipe after {waited:.1f} s without an answer")
-        return {"ok": False, "error": {"code": Code.START_FAILED.value,
-                                       "message": f"the daemon {what}", "hint": hint}}
-    return {"ok": False, "error": {"code": Code.START_FAILED.value,
-                                   "message": f"the daemon exited with {proc.returncode} "
-                                   "before it was ready", "hint": hint}}
+        what = (
+            f"was not ready within {timeout:g} s"
+            if not closed
+            else f"closed its ready pipe after {waited:.1f} s without an answer"
+        )
+        return {
+            "ok": False,
+            "error": {
+                "code": Code.START_FAILED.value,
+                "message": f"the daemon {what}",
+                "hint": hint,
+            },
+        }
+    return {
+        "ok": False,
+        "error": {
+            "code": Code.START_FAILED.value,
+            "message": f"the daemon exited with {proc.returncode} before it was ready",
+            "hint": hint,
+        },
+    }
 
 
 def _wait_gone(pid: int, start: int | None, until: float) -> bool:
@@ -281,7 +329,8 @@ def stop(paths: Paths, jobs: StopJobs, timeout: float) -> dict[str, Any]:
     try:
         # A hung daemon must not eat the stop timeout: ask briefly, then escalate.
         Client(paths.socket, timeout=min(5.0, max(0.5, timeout * 0.25))).stop(
-            jobs.value, min(max(1.0, timeout * 0.7), 86_400.0))
+            jobs.value, min(max(1.0, timeout * 0.7), 86_400.0)
+        )
     except AjsError as exc:
         if exc.code is Code.PERMISSION_DENIED:
             raise  # the daemon refused this user; signals would be refused as well
@@ -329,8 +378,13 @@ class Health:
 
     def to_dict(self) -> dict[str, Any]:
         state = {HEALTHY: "running", UNHEALTHY: "unhealthy", NOT_RUNNING: "not running"}
-        return {"status": state[self.code], "exit": self.code, "summary": self.summary,
-                "checks": self.checks, "crashed": self.crashed}
+        return {
+            "status": state[self.code],
+            "exit": self.code,
+            "summary": self.summary,
+            "checks": self.checks,
+            "crashed": self.crashed,
+        }
 
 
 def status(paths: Paths, depth: int) -> Health:
@@ -340,9 +394,13 @@ def status(paths: Paths, depth: int) -> Health:
     if info is None:
         stale = read_json(paths.pidfile)
         if stale:
-            return Health(NOT_RUNNING, f"logical host {paths.lhost} is not running: its daemon "
-                          f"(pid {stale.get('pid')}) ended without a clean stop", checks,
-                          crashed=True)
+            return Health(
+                NOT_RUNNING,
+                f"logical host {paths.lhost} is not running: its daemon "
+                f"(pid {stale.get('pid')}) ended without a clean stop",
+                checks,
+                crashed=True,
+            )
         return Health(NOT_RUNNING, f"logical host {paths.lhost} is not running", checks)
     checks.append({"check": "process", "ok": True, "detail": f"pid {info['pid']}"})
     datadir = Path(info["datadir"])
@@ -350,11 +408,17 @@ def status(paths: Paths, depth: int) -> Health:
     locked = datadir.is_dir() and is_locked(lockfile)
     holder = read_holder(lockfile) if locked else {}
     mine = locked and int(holder.get("pid", -1)) == int(info["pid"])
-    checks.append({"check": "lock", "ok": mine,
-                   "detail": "held" if mine else f"not held by the daemon ({datadir})"})
+    checks.append(
+        {
+            "check": "lock",
+            "ok": mine,
+            "detail": "held" if mine else f"not held by the daemon ({datadir})",
+        }
+    )
     if not mine:
-        return Health(UNHEALTHY, f"daemon pid {info['pid']} does not hold the lock on {datadir}",
-                      checks)
+        return Health(
+            UNHEALTHY, f"daemon pid {info['pid']} does not hold the lock on {datadir}", checks
+        )
     if depth >= 10:
         try:
             pong = Client(paths.socket, timeout=10.0).ping()
@@ -362,8 +426,9 @@ def status(paths: Paths, depth: int) -> Health:
             checks.append({"check": "control", "ok": False, "detail": str(exc)})
             return Health(UNHEALTHY, f"control socket does not answer: {exc}", checks)
         alive = float(pong.get("loop_age", 0)) < 30.0
-        checks.append({"check": "control", "ok": alive,
-                       "detail": f"loop age {pong.get('loop_age', 0):.1f} s"})
+        checks.append(
+            {"check": "control", "ok": alive, "detail": f"loop age {pong.get('loop_age', 0):.1f} s"}
+        )
         if not alive:
             return Health(UNHEALTHY, "scheduler loop is stuck", checks)
         full = pong.get("disk_full")
@@ -372,10 +437,13 @@ def status(paths: Paths, depth: int) -> Health:
             # the daemon carries on by itself once there is room (docs/security.md).
             since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(full["since"])))
             detail = f"{full.get('code')}: disk full since {since}: {full.get('message')}"
-            checks.append({"check": "disk", "ok": False, "detail": detail,
-                           "disk_full": full})
-            return Health(HEALTHY, f"logical host {paths.lhost} is running (pid "
-                          f"{info['pid']}) but cannot record anything: {detail}", checks)
+            checks.append({"check": "disk", "ok": False, "detail": detail, "disk_full": full})
+            return Health(
+                HEALTHY,
+                f"logical host {paths.lhost} is running (pid "
+                f"{info['pid']}) but cannot record anything: {detail}",
+                checks,
+            )
     if depth >= 20:
         try:
             journal = Journal.open(datadir, readonly=True)

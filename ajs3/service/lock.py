@@ -54,9 +54,11 @@ class DataDirLock:
         except OSError as exc:
             if exc.errno != errno.ELOOP:
                 raise
-            raise AjsError(f"{self.path} is a symbolic link: the lock is never taken "
-                           "through one", code=Code.UNSAFE_PATH,
-                           hint=f"remove {self.path} and start again") from None
+            raise AjsError(
+                f"{self.path} is a symbolic link: the lock is never taken through one",
+                code=Code.UNSAFE_PATH,
+                hint=f"remove {self.path} and start again",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -68,8 +70,12 @@ class DataDirLock:
                 hint="another daemon owns this logical host; stop it first",
             ) from None
         self.previous = read_holder(self.path)
-        info = {"pid": os.getpid(), "node": socket.gethostname(), "lhost": lhost,
-                "since": time.time()}
+        info = {
+            "pid": os.getpid(),
+            "node": socket.gethostname(),
+            "lhost": lhost,
+            "since": time.time(),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         os.fsync(fd)

@@ -108,11 +108,15 @@ def check_rundir(rundir: Path) -> None:
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise _rundir_refused(rundir, "is not a directory (a symbolic link?)", rundir)
     if st.st_uid != os.geteuid():
-        raise _rundir_refused(rundir, f"is owned by uid {st.st_uid}, not by the daemon's "
-                              f"user (uid {os.geteuid()})", rundir)
+        raise _rundir_refused(
+            rundir,
+            f"is owned by uid {st.st_uid}, not by the daemon's user (uid {os.geteuid()})",
+            rundir,
+        )
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise _rundir_refused(rundir, f"has mode {stat.S_IMODE(st.st_mode):04o}: group or "
-                              "others may write it", rundir)
+        raise _rundir_refused(
+            rundir, f"has mode {stat.S_IMODE(st.st_mode):04o}: group or others may write it", rundir
+        )
     lexical = list(Path(os.path.abspath(rundir)).parents)
     real = list(Path(os.path.realpath(rundir)).parents)
     for parent in lexical + real:
@@ -204,6 +208,9 @@ class DataDirMark:
         """Raise AJS3-E209 if the data directory or its journal disappeared."""
         why = self.gone()
         if why is not None:
-            raise AjsError(why, code=Code.DATADIR_GONE,
-                           hint="the daemon stops: restore or mount the data directory, "
-                           "then start the logical host again")
+            raise AjsError(
+                why,
+                code=Code.DATADIR_GONE,
+                hint="the daemon stops: restore or mount the data directory, "
+                "then start the logical host again",
+            )

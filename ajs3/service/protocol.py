@@ -104,40 +104,88 @@ _RUN = Field("run", Kind.INT, low=1)
 _UNIT = Field("unit", Kind.TEXT, required=True)
 _MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z
 
-OPS: dict[str, Op] = {op.name: op for op in (
-    Op("ping", Access.PUBLIC, (), "liveness of the daemon and its loop"),
-    Op("why", Access.READ, (_RUN, _UNIT), "the readiness rules that hold a unit back"),
-    Op("define", Access.CHANGE, (
-        Field("files", Kind.FILES, required=True),
-        Field("sources", Kind.TEXTS),
-    ), "validate definition files with the loader and apply them as one new version"),
-    Op("entry", Access.CHANGE, (
-        Field("jobnet", Kind.TEXT, required=True),
-        Field("at", Kind.NUMBER, low=0.0, high=_MAX_TIME),
-        Field("hold", Kind.BOOL),
-        Field("key", Kind.TEXT, required=True, pattern=KEY_RE),
-    ), "register a run of a root jobnet", idempotent=True),
-    Op("hold", Access.CHANGE, (_RUN, _UNIT), "hold a unit that has not started"),
-    Op("release", Access.CHANGE, (
-        _RUN, _UNIT, Field("as", Kind.TEXT, choices=("normal", "abnormal")),
-    ), "release a held unit, or decide a unit of unknown end"),
-    Op("kill", Access.CHANGE, (
-        _RUN, Field("unit", Kind.TEXT), Field("jobnet", Kind.TEXT),
-    ), "kill a running job or every job of a jobnet run"),
-    Op("rerun", Access.CHANGE, (
-        _RUN, Field("jobnet", Kind.TEXT),
-        Field("mode", Kind.TEXT, required=True, choices=("failed", "from", "only")),
-        Field("unit", Kind.TEXT),
-    ), "rerun a jobnet run from its failed units, from a unit, or one unit"),
-    Op("reload", Access.CHANGE, (
-        Field("log_level", Kind.TEXT, required=True,
-              choices=("debug", "info", "warning", "error")),
-    ), "change the daemon's log level"),
-    Op("stop", Access.ADMIN, (
-        Field("jobs", Kind.TEXT, choices=("leave", "wait", "kill")),
-        Field("timeout", Kind.NUMBER, low=0.0, high=86_400.0),
-    ), "stop the daemon; what to do with running jobs"),
-)}
+OPS: dict[str, Op] = {
+    op.name: op
+    for op in (
+        Op("ping", Access.PUBLIC, (), "liveness of the daemon and its loop"),
+        Op("why", Access.READ, (_RUN, _UNIT), "the readiness rules that hold a unit back"),
+        Op(
+            "define",
+            Access.CHANGE,
+            (
+                Field("files", Kind.FILES, required=True),
+                Field("sources", Kind.TEXTS),
+            ),
+            "validate definition files with the loader and apply them as one new version",
+        ),
+        Op(
+            "entry",
+            Access.CHANGE,
+            (
+                Field("jobnet", Kind.TEXT, required=True),
+                Field("at", Kind.NUMBER, low=0.0, high=_MAX_TIME),
+                Field("hold", Kind.BOOL),
+                Field("key", Kind.TEXT, required=True, pattern=KEY_RE),
+            ),
+            "register a run of a root jobnet",
+            idempotent=True,
+        ),
+        Op("hold", Access.CHANGE, (_RUN, _UNIT), "hold a unit that has not started"),
+        Op(
+            "release",
+            Access.CHANGE,
+            (
+                _RUN,
+                _UNIT,
+                Field("as", Kind.TEXT, choices=("normal", "abnormal")),
+            ),
+            "release a held unit, or decide a unit of unknown end",
+        ),
+        Op(
+            "kill",
+            Access.CHANGE,
+            (
+                _RUN,
+                Field("unit", Kind.TEXT),
+                Field("jobnet", Kind.TEXT),
+            ),
+            "kill a running job or every job of a jobnet run",
+        ),
+        Op(
+            "rerun",
+            Access.CHANGE,
+            (
+                _RUN,
+                Field("jobnet", Kind.TEXT),
+                Field("mode", Kind.TEXT, required=True, choices=("failed", "from", "only")),
+                Field("unit", Kind.TEXT),
+            ),
+            "rerun a jobnet run from its failed units, from a unit, or one unit",
+        ),
+        Op(
+            "reload",
+            Access.CHANGE,
+            (
+                Field(
+                    "log_level",
+                    Kind.TEXT,
+                    required=True,
+                    choices=("debug", "info", "warning", "error"),
+                ),
+            ),
+            "change the daemon's log level",
+        ),
+        Op(
+            "stop",
+            Access.ADMIN,
+            (
+                Field("jobs", Kind.TEXT, choices=("leave", "wait", "kill")),
+                Field("timeout", Kind.NUMBER, low=0.0, high=86_400.0),
+            ),
+            "stop the daemon; what to do with running jobs",
+        ),
+    )
+}
 
 
 class BadRequest(AjsError, ValueError):
@@ -146,8 +194,11 @@ class BadRequest(AjsError, ValueError):
     code = Code.BAD_REQUEST
 
     def __init__(self, message: str) -> None:
-        super().__init__(f"bad request: {message}", hint="see docs/control.md for the requests "
-                         "and their fields; the ajs3 command always sends valid ones")
+        super().__init__(
+            f"bad request: {message}",
+            hint="see docs/control.md for the requests "
+            "and their fields; the ajs3 command always sends valid ones",
+        )
 
 
 @dataclass(frozen=True)
@@ -272,8 +323,7 @@ def _files(where: str, value: Any) -> list[dict[str, str]]:
         if not isinstance(item, dict) or set(item) != {"name", "text"}:
             raise BadRequest(f"{where}: each file is an object with 'name' and 'text'")
         name, text = item["name"], item["text"]
-        if not isinstance(name, str) or not name or len(name) > MAX_TEXT \
-                or not name.isprintable():
+        if not isinstance(name, str) or not name or len(name) > MAX_TEXT or not name.isprintable():
             raise BadRequest(f"{where}: a file's name must be printable text")
         if not isinstance(text, str) or not _utf8(text):
             raise BadRequest(f"{where}: the text of {name[:200]!r} must be a UTF-8 string")

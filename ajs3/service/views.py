@@ -27,18 +27,25 @@ def _pick_run(journal: Journal, target: str | None, run: int | None) -> JobnetRu
     if run is not None:
         found = journal.jobnet_run(run)
         if found is None:
-            raise OperationError(f"no jobnet run {run}", code=Code.UNKNOWN_UNIT,
-                                 hint="list runs with `ajs3 show`")
+            raise OperationError(
+                f"no jobnet run {run}", code=Code.UNKNOWN_UNIT, hint="list runs with `ajs3 show`"
+            )
         return found
     assert target is not None
     runs = journal.jobnet_runs(containing=target, limit=1)
     if not runs:
         _, defs = journal.definitions()
         if target in defs.jobnets:
-            raise OperationError(f"{target} has not run yet", code=Code.UNKNOWN_UNIT,
-                                 hint=f"register it with `ajs3 entry {target}`")
-        raise OperationError(f"no jobnet {target!r}", code=Code.UNKNOWN_JOBNET,
-                             hint="see the defined jobnets with `ajs3 show`")
+            raise OperationError(
+                f"{target} has not run yet",
+                code=Code.UNKNOWN_UNIT,
+                hint=f"register it with `ajs3 entry {target}`",
+            )
+        raise OperationError(
+            f"no jobnet {target!r}",
+            code=Code.UNKNOWN_JOBNET,
+            hint="see the defined jobnets with `ajs3 show`",
+        )
     return runs[0]
 
 
@@ -55,11 +62,17 @@ def show(datadir: Path, target: str | None, run: int | None, all_runs: bool) -> 
             version, defs = journal.definitions()
             active = set(journal.active_jobnet_runs())
             runs = journal.jobnet_runs(limit=500 if all_runs else 50)
+
             def entry(r: JobnetRun) -> dict[str, Any]:
                 root = journal.root_status(r)
-                return {"run": r.id, "jobnet": r.jobnet, "scheduled_at": r.scheduled_at,
-                        "status": root or "?", "label": label_of(root) if root else "?",
-                        "active": r.id in active}
+                return {
+                    "run": r.id,
+                    "jobnet": r.jobnet,
+                    "scheduled_at": r.scheduled_at,
+                    "status": root or "?",
+                    "label": label_of(root) if root else "?",
+                    "active": r.id in active,
+                }
 
             listing = [entry(r) for r in runs]
             jobnets = []
@@ -67,16 +80,28 @@ def show(datadir: Path, target: str | None, run: int | None, all_runs: bool) -> 
             for p, unit in sorted(defs.jobnets.items()):
                 last = journal.jobnet_runs(jobnet=p, limit=1)
                 upcoming = next_run(unit, now)
-                jobnets.append({"jobnet": p, "latest": entry(last[0]) if last else None,
-                                "next_run": upcoming.due if upcoming else None})
-            return {"definitions_version": version, "jobnets": jobnets,
-                    "runs": listing if all_runs else [e for e in listing if e["active"]]}
+                jobnets.append(
+                    {
+                        "jobnet": p,
+                        "latest": entry(last[0]) if last else None,
+                        "next_run": upcoming.due if upcoming else None,
+                    }
+                )
+            return {
+                "definitions_version": version,
+                "jobnets": jobnets,
+                "runs": listing if all_runs else [e for e in listing if e["active"]],
+            }
         chosen = _pick_run(journal, target, run)
         rows = journal.unit_rows(chosen.id)
         base = chosen.jobnet.rstrip("/").count("/")
         units = [_unit_row(u, u["path"].count("/") - base) for u in rows]
-        return {"run": chosen.id, "jobnet": chosen.jobnet, "scheduled_at": chosen.scheduled_at,
-                "units": units}
+        return {
+            "run": chosen.id,
+            "jobnet": chosen.jobnet,
+            "scheduled_at": chosen.scheduled_at,
+            "units": units,
+        }
     finally:
         journal.close()
 
@@ -94,8 +119,10 @@ def render_show(data: dict[str, Any]) -> str:
             for r in data["runs"]:
                 lines.append(f"  {r['run']:>6}  {r['jobnet']:<40} {r['label']}")
         return "\n".join(lines)
-    lines = [f"run {data['run']} of {data['jobnet']}",
-             f"{'UNIT':<44} {'STATUS':<26} {'TRY':>3} {'EXIT':>4}  {'START':<14} {'END':<14}"]
+    lines = [
+        f"run {data['run']} of {data['jobnet']}",
+        f"{'UNIT':<44} {'STATUS':<26} {'TRY':>3} {'EXIT':>4}  {'START':<14} {'END':<14}",
+    ]
     for u in data["units"]:
         name = "  " * u["depth"] + (u["path"].rsplit("/", 1)[-1] or "/")
         if u["depth"] == 0:
@@ -116,9 +143,15 @@ def why_offline(datadir: Path, run: int | None, unit: str) -> dict[str, Any]:
         chosen = _pick_run(journal, unit, run)
         for ur in journal.unit_rows(chosen.id):
             if ur["path"] == unit:
-                return {"run": chosen.id, "unit": unit, "status": ur["status"],
-                        "label": label_of(ur["status"]), "reason": ur["reason"], "checks": [],
-                        "note": "the logical host is not running; nothing will start"}
+                return {
+                    "run": chosen.id,
+                    "unit": unit,
+                    "status": ur["status"],
+                    "label": label_of(ur["status"]),
+                    "reason": ur["reason"],
+                    "checks": [],
+                    "note": "the logical host is not running; nothing will start",
+                }
         raise OperationError(f"no unit {unit!r} in run {chosen.id}", code=Code.UNKNOWN_UNIT)
     finally:
         journal.close()
@@ -148,11 +181,17 @@ def wait_run(datadir: Path, run: int, timeout: float | None) -> dict[str, Any]:
         while True:
             status = journal.root_status(chosen) or "?"
             if status in FINAL:
-                return {"run": run, "status": status, "label": label_of(status),
-                        "abnormal": status in ENDED_BADLY}
+                return {
+                    "run": run,
+                    "status": status,
+                    "label": label_of(status),
+                    "abnormal": status in ENDED_BADLY,
+                }
             if end is not None and time.monotonic() > end:
-                raise AjsError(f"run {run} has not ended within {timeout:g} s "
-                               f"(now {label_of(status)})", code=Code.BAD_STATE)
+                raise AjsError(
+                    f"run {run} has not ended within {timeout:g} s (now {label_of(status)})",
+                    code=Code.BAD_STATE,
+                )
             time.sleep(delay)
             delay = min(0.5, delay * 1.5)
     finally:
@@ -167,12 +206,16 @@ def log_path(datadir: Path, key: str, run: int | None, stderr: bool) -> Path:
             chosen = _pick_run(journal, key, run)
             ur = next((u for u in journal.unit_rows(chosen.id) if u["path"] == key), None)
             if ur is None or not ur["run_id"]:
-                raise OperationError(f"{key} has not run in run {chosen.id}",
-                                     code=Code.UNKNOWN_UNIT)
+                raise OperationError(
+                    f"{key} has not run in run {chosen.id}", code=Code.UNKNOWN_UNIT
+                )
             run_id = str(ur["run_id"])
         elif journal.find_run_id(key) is None:
-            raise OperationError(f"no run with id {key}", code=Code.UNKNOWN_UNIT,
-                                 hint="run ids are shown by `ajs3 show --json`")
+            raise OperationError(
+                f"no run with id {key}",
+                code=Code.UNKNOWN_UNIT,
+                hint="run ids are shown by `ajs3 show --json`",
+            )
     finally:
         journal.close()
     path = dd.jobdir(datadir, run_id) / (dd.STDERR if stderr else dd.STDOUT)

@@ -58,14 +58,25 @@ from typing import Any
 # IN_DOUBT), spelled out here because the checker runs with the standard library alone;
 # test_checker.py checks that they agree. The checker reads the codes of the journal's
 # events (events.code), never the wording of their messages.
-FINAL = {"ended_normally", "ended_warning", "ended_abnormally", "killed", "failed_to_start",
-         "not_executed", "interrupted"}
+FINAL = {
+    "ended_normally",
+    "ended_warning",
+    "ended_abnormally",
+    "killed",
+    "failed_to_start",
+    "not_executed",
+    "interrupted",
+}
 ENDED_BY_EXIT = {"ended_normally", "ended_warning", "ended_abnormally"}
 #: an attempt was recorded but its job never started (it starts again)
 NEVER_STARTED = "never-started"
 #: a run in doubt, decided by its job's recovery policy
-IN_DOUBT = {"supervisor-died", "in-doubt-after-failover", "killed-by-warm-start",
-            "start-record-held"}
+IN_DOUBT = {
+    "supervisor-died",
+    "in-doubt-after-failover",
+    "killed-by-warm-start",
+    "start-record-held",
+}
 RETRY = "retry"
 #: an operator said how a run in doubt ended (release --as normal|abnormal)
 DECIDED_BY_OPERATOR = "decided-by-operator"
@@ -109,8 +120,18 @@ def read_ledger(text: str) -> Ledger:
             continue
         try:
             if f[0] in ("start", "end", "check") and len(f) == (9 if f[0] == "end" else 8):
-                job = Job(f[0], f[1], int(f[2]), int(f[3]), f[4], f[5], int(f[6]),
-                          float(f[7]), int(f[8]) if f[0] == "end" else None, no)
+                job = Job(
+                    f[0],
+                    f[1],
+                    int(f[2]),
+                    int(f[3]),
+                    f[4],
+                    f[5],
+                    int(f[6]),
+                    float(f[7]),
+                    int(f[8]) if f[0] == "end" else None,
+                    no,
+                )
                 {"start": led.starts, "end": led.ends, "check": led.checks}[f[0]].append(job)
             elif f[0] == "entry" and len(f) == 6:
                 led.entries.append((f[1], f[2], int(f[3]), f[4], float(f[5])))
@@ -143,16 +164,24 @@ class Journal:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Journal:
-        return cls(data["integrity"], data["epochs"],
-                   {int(k): v for k, v in data["runs"].items()},
-                   {int(k): v for k, v in data["units"].items()}, data["events"],
-                   {int(k): v for k, v in data["defs"].items()})
+        return cls(
+            data["integrity"],
+            data["epochs"],
+            {int(k): v for k, v in data["runs"].items()},
+            {int(k): v for k, v in data["units"].items()},
+            data["events"],
+            {int(k): v for k, v in data["defs"].items()},
+        )
 
 
 def _flatten(unit: dict[str, Any], parent: str, out: dict[str, dict[str, Any]]) -> None:
-    out[unit["path"]] = {"kind": unit.get("kind"), "on_failover": unit.get("on_failover"),
-                         "after": list(unit.get("after") or []), "parent": parent,
-                         "name": unit.get("name")}
+    out[unit["path"]] = {
+        "kind": unit.get("kind"),
+        "on_failover": unit.get("on_failover"),
+        "after": list(unit.get("after") or []),
+        "parent": parent,
+        "name": unit.get("name"),
+    }
     for child in unit.get("units") or []:
         _flatten(child, unit["path"], out)
 
@@ -164,12 +193,19 @@ def read_journal(path: str | Path, *, integrity: bool = True) -> Journal:
     try:
         with conn:  # one read transaction: a consistent snapshot
             conn.execute("BEGIN")
-            ok = (";".join(r[0] for r in conn.execute("PRAGMA integrity_check"))
-                  if integrity else "not checked")
+            ok = (
+                ";".join(r[0] for r in conn.execute("PRAGMA integrity_check"))
+                if integrity
+                else "not checked"
+            )
             epochs = [dict(r) for r in conn.execute("SELECT * FROM epochs ORDER BY epoch")]
-            runs = {r["id"]: dict(r) for r in conn.execute(
-                "SELECT id, jobnet, def_version, scheduled_at, registered_at, interrupted "
-                "FROM jobnet_runs")}
+            runs = {
+                r["id"]: dict(r)
+                for r in conn.execute(
+                    "SELECT id, jobnet, def_version, scheduled_at, registered_at, interrupted "
+                    "FROM jobnet_runs"
+                )
+            }
             units = {r["id"]: dict(r) for r in conn.execute("SELECT * FROM unit_runs")}
             events = [dict(r) for r in conn.execute("SELECT * FROM events ORDER BY id")]
             defs: dict[int, dict[str, dict[str, Any]]] = {}
@@ -207,8 +243,10 @@ class Report:
         return not self.problems
 
     def text(self) -> str:
-        head = (f"{self.lhost}: {'OK' if self.ok else f'{len(self.problems)} PROBLEM(S)'} "
-                f"{json.dumps(self.summary, sort_keys=True)}")
+        head = (
+            f"{self.lhost}: {'OK' if self.ok else f'{len(self.problems)} PROBLEM(S)'} "
+            f"{json.dumps(self.summary, sort_keys=True)}"
+        )
         return "\n".join([head, *(f"  {p}" for p in self.problems)])
 
 
@@ -225,8 +263,14 @@ def _in_doubt_rerun(ev: dict[str, Any]) -> bool:
     return _in_doubt(ev) and ev["new"] == "waiting"
 
 
-def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = False,
-          ledger_read_at: float | None = None) -> Report:
+def check(
+    ledger: Ledger,
+    journal: Journal,
+    *,
+    lhost: str = "",
+    final: bool = False,
+    ledger_read_at: float | None = None,
+) -> Report:
     """Every rule of the module docstring; final=True once the workload has drained."""
     P: list[Problem] = []
 
@@ -263,9 +307,12 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
             continue
         nxt = next_epoch_start(e)
         if nxt is not None and ev["at"] >= nxt:
-            bad("stale-epoch-write", f"event {ev['id']}",
+            bad(
+                "stale-epoch-write",
+                f"event {ev['id']}",
                 f"written at {ev['at']:.3f} by epoch {e}, after a newer epoch began at "
-                f"{nxt:.3f} ({ev['old']} -> {ev['new']}, {ev['reason']!r})")
+                f"{nxt:.3f} ({ev['old']} -> {ev['new']}, {ev['reason']!r})",
+            )
     for uid, u in journal.units.items():
         if u["run_id"]:
             run_of.setdefault(u["run_id"], (uid, u["attempt"]))
@@ -294,31 +341,42 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
     for rid, ss in starts.items():
         if len(ss) > 1:
             where = ", ".join(f"{s.node} epoch {s.epoch} line {s.line}" for s in ss)
-            bad("double-start", f"{ss[0].unit} ({rid})",
-                f"started {len(ss)} times: {where}")
+            bad("double-start", f"{ss[0].unit} ({rid})", f"started {len(ss)} times: {where}")
         s = ss[0]
         if rid not in run_of:
-            bad("unrecorded-start", f"{s.unit} ({rid})",
-                f"started on {s.node} (line {s.line}) but the journal has no such run")
+            bad(
+                "unrecorded-start",
+                f"{s.unit} ({rid})",
+                f"started on {s.node} (line {s.line}) but the journal has no such run",
+            )
             continue
         uid, attempt = run_of[rid]
         if journal.units[uid]["path"] != s.unit or attempt != s.value:
-            bad("attempt-mismatch", subject(uid, rid),
+            bad(
+                "attempt-mismatch",
+                subject(uid, rid),
                 f"the job says {s.unit} attempt {s.value}, the journal "
-                f"{journal.units[uid]['path']} attempt {attempt}")
+                f"{journal.units[uid]['path']} attempt {attempt}",
+            )
         for s in ss:
             ep = epochs.get(s.epoch)
             if ep is None:
                 bad("attempt-mismatch", subject(uid, rid), f"epoch {s.epoch} unknown")
                 continue
             if ep["node"] != s.node:
-                bad("attempt-mismatch", subject(uid, rid),
-                    f"started on {s.node} under epoch {s.epoch}, which is {ep['node']}'s")
+                bad(
+                    "attempt-mismatch",
+                    subject(uid, rid),
+                    f"started on {s.node} under epoch {s.epoch}, which is {ep['node']}'s",
+                )
             nxt = next_epoch_start(s.epoch)
             if nxt is not None and s.time >= nxt:
-                bad("stale-epoch-start", subject(uid, rid),
+                bad(
+                    "stale-epoch-start",
+                    subject(uid, rid),
                     f"started by epoch {s.epoch} on {s.node} at {s.time:.3f}, after a newer "
-                    f"epoch began at {nxt:.3f}")
+                    f"epoch began at {nxt:.3f}",
+                )
 
     # Lines of an old epoch written after a newer one began are fine only when every
     # epoch since ran on the same node (a local daemon restart re-adopts its jobs); else
@@ -328,10 +386,13 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
             continue  # a check runs in the new epoch by design; its epoch is checked below
         later = [x for x in order if x > line.epoch and epochs[x]["started_at"] <= line.time]
         if any(epochs[x]["node"] != line.node for x in later):
-            bad("zombie", f"{line.unit} ({line.run_id})",
+            bad(
+                "zombie",
+                f"{line.unit} ({line.run_id})",
                 f"{line.kind} line {line.line} of epoch {line.epoch} from {line.node} at "
                 f"{line.time:.3f}, after epoch {later[-1]} began on "
-                f"{epochs[later[-1]]['node']}")
+                f"{epochs[later[-1]]['node']}",
+            )
 
     # ---- per job: attempts, policies, exit codes
     attempts_started: dict[int, dict[int, Job]] = defaultdict(dict)
@@ -370,27 +431,40 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
                 # Rule 1's other side: an attempt recorded but never started (its node
                 # died before the supervisor recorded a start) is started again, and
                 # that is fine only if the earlier attempt really left no trace.
-                never = any(ev["attempt"] == attempt - 1 and _code(ev) == NEVER_STARTED
-                            for ev in evs)
+                never = any(
+                    ev["attempt"] == attempt - 1 and _code(ev) == NEVER_STARTED for ev in evs
+                )
                 if never and (attempt - 1) not in started:
                     continue
                 if never:
-                    bad("double-start", subject(uid, s.run_id),
+                    bad(
+                        "double-start",
+                        subject(uid, s.run_id),
                         f"attempt {attempt - 1} was declared never started, but its job "
-                        f"wrote a start line on {started[attempt - 1].node}")
+                        f"wrote a start line on {started[attempt - 1].node}",
+                    )
                     continue
-                bad("rerun-not-allowed", subject(uid, s.run_id),
+                bad(
+                    "rerun-not-allowed",
+                    subject(uid, s.run_id),
                     f"attempt {attempt} started on {s.node} but nothing allowed attempt "
-                    f"{attempt - 1} to run again (policy {policy})")
+                    f"{attempt - 1} to run again (policy {policy})",
+                )
                 continue
             if policy not in ("rerun", "judge"):
-                bad("rerun-not-allowed", subject(uid, s.run_id),
-                    f"policy {policy} yet the journal reran it: {prev['reason']!r}")
+                bad(
+                    "rerun-not-allowed",
+                    subject(uid, s.run_id),
+                    f"policy {policy} yet the journal reran it: {prev['reason']!r}",
+                )
             before = started.get(attempt - 1)
             if before is not None and not s.epoch > before.epoch:
-                bad("rerun-same-epoch", subject(uid, s.run_id),
+                bad(
+                    "rerun-same-epoch",
+                    subject(uid, s.run_id),
                     f"attempt {attempt} in epoch {s.epoch}, attempt {attempt - 1} in "
-                    f"epoch {before.epoch}: a rerun only follows a failover or restart")
+                    f"epoch {before.epoch}: a rerun only follows a failover or restart",
+                )
         # judge: every in-doubt decision has its check, with this run id and its verdict
         for ev in evs:
             if policy != "judge" or not _in_doubt(ev):
@@ -398,15 +472,24 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
             rid = ev["run_id"] or rid_of.get((uid, ev["attempt"]), "")
             cs = checks.get(rid, [])
             if not cs:
-                bad("judge-check", subject(uid, rid),
-                    f"the journal says {ev['reason']!r} but no check ran with run id {rid}")
+                bad(
+                    "judge-check",
+                    subject(uid, rid),
+                    f"the journal says {ev['reason']!r} but no check ran with run id {rid}",
+                )
                 continue
             want = {0: "ended_normally", 1: "waiting"}.get(cs[-1].value, "ended_abnormally")
             if ev["new"] != want:
-                bad("judge-check", subject(uid, rid),
-                    f"check said {cs[-1].value}, the journal made it {ev['new']}")
-            if cs[-1].value == 0 and (uid, ev["attempt"] + 1) in rid_of and \
-                    rid_of[(uid, ev["attempt"] + 1)] in starts:
+                bad(
+                    "judge-check",
+                    subject(uid, rid),
+                    f"check said {cs[-1].value}, the journal made it {ev['new']}",
+                )
+            if (
+                cs[-1].value == 0
+                and (uid, ev["attempt"] + 1) in rid_of
+                and rid_of[(uid, ev["attempt"] + 1)] in starts
+            ):
                 bad("judge-check", subject(uid, rid), "check said done, yet it ran again")
             if cs[-1].value == 1 and final and ev["attempt"] + 1 not in started:
                 bad("judge-check", subject(uid, rid), "check said rerun, but it never ran again")
@@ -414,40 +497,61 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
         last = _code(evs[-1]) if evs else ""
         if u["status"] in ENDED_BY_EXIT and last not in IN_DOUBT | {DECIDED_BY_OPERATOR}:
             if u["exit_code"] is None and u["signal"] is None:
-                bad("exit-code", subject(uid, u["run_id"] or ""),
-                    f"{u['status']} without an exit code ({u['reason']!r})")
+                bad(
+                    "exit-code",
+                    subject(uid, u["run_id"] or ""),
+                    f"{u['status']} without an exit code ({u['reason']!r})",
+                )
             elif u["run_id"] and (u["ended_at"] or 0) < read_at - 0.5:
                 if u["run_id"] not in starts:
-                    bad("ran-not-recorded", subject(uid, u["run_id"]),
+                    bad(
+                        "ran-not-recorded",
+                        subject(uid, u["run_id"]),
                         f"the journal says {u['status']} (exit {u['exit_code']}), the job never "
-                        "wrote its start")
+                        "wrote its start",
+                    )
                 es = ends.get(u["run_id"], [])
                 if u["signal"] is None and not es:
-                    bad("ran-not-recorded", subject(uid, u["run_id"]),
-                        f"the journal says it exited {u['exit_code']}, the job never wrote "
-                        "its end")
+                    bad(
+                        "ran-not-recorded",
+                        subject(uid, u["run_id"]),
+                        f"the journal says it exited {u['exit_code']}, the job never wrote its end",
+                    )
                 elif es and u["signal"] is None and es[-1].rc != u["exit_code"]:
-                    bad("exit-code", subject(uid, u["run_id"]),
-                        f"the job ended with {es[-1].rc}, the journal says {u['exit_code']}")
+                    bad(
+                        "exit-code",
+                        subject(uid, u["run_id"]),
+                        f"the job ended with {es[-1].rc}, the journal says {u['exit_code']}",
+                    )
         if final and u["status"] not in FINAL:
-            bad("unfinished" if u["status"] != "unknown" else "unknown-not-released",
-                subject(uid, u["run_id"] or ""), f"still {u['status']} ({u['reason']!r})")
+            bad(
+                "unfinished" if u["status"] != "unknown" else "unknown-not-released",
+                subject(uid, u["run_id"] or ""),
+                f"still {u['status']} ({u['reason']!r})",
+            )
 
     # checks whose run id names no judge job in doubt
     for rid, cs in checks.items():
         if rid not in run_of:
-            bad("judge-check", f"{cs[0].unit} ({rid})", "a check ran for a run id the journal "
-                "does not know")
+            bad(
+                "judge-check",
+                f"{cs[0].unit} ({rid})",
+                "a check ran for a run id the journal does not know",
+            )
             continue
         uid, _ = run_of[rid]
         if unit_def(uid).get("on_failover") != "judge" or not any(
-                _in_doubt(ev) and ev["run_id"] == rid for ev in events_of.get(uid, [])):
+            _in_doubt(ev) and ev["run_id"] == rid for ev in events_of.get(uid, [])
+        ):
             bad("judge-check", subject(uid, rid), "a check ran but the journal did not use it")
         for c in cs:
             truth = any(e_.time < c.time for e_ in ends.get(rid, []))
             if (c.value == 0) != truth:
-                bad("judge-check", subject(uid, rid),
-                    f"verdict {c.value} but the job {'did' if truth else 'did not'} write its end")
+                bad(
+                    "judge-check",
+                    subject(uid, rid),
+                    f"verdict {c.value} but the job {'did' if truth else 'did not'} write its end",
+                )
 
     # ---- unknown: nothing after it before the release; the jobnet waited
     releases = {(r[1], r[2]): r[4] for r in ledger.releases}
@@ -458,8 +562,11 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
         released = releases.get((u["jobnet_run"], u["path"]))
         d = unit_def(uid)
         run_defs = journal.defs.get(journal.runs[u["jobnet_run"]]["def_version"], {})
-        succ = {p for p, x in run_defs.items()
-                if x["parent"] == d.get("parent") and d.get("name") in x["after"]}
+        succ = {
+            p
+            for p, x in run_defs.items()
+            if x["parent"] == d.get("parent") and d.get("name") in x["after"]
+        }
         for vid, v in journal.units.items():
             if v["jobnet_run"] != u["jobnet_run"] or v["path"] not in succ:
                 continue
@@ -468,16 +575,31 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
                     continue
                 t = starts[rid][0].time
                 if released is None or t < released:
-                    bad("unknown-not-held", subject(vid, rid),
+                    bad(
+                        "unknown-not-held",
+                        subject(vid, rid),
                         f"started at {t:.3f} while {u['path']} was unknown "
-                        f"(released {'never' if released is None else f'at {released:.3f}'})")
-        root = next((r for r in journal.units.values()
-                     if r["jobnet_run"] == u["jobnet_run"] and r["path"] ==
-                     journal.runs[u["jobnet_run"]]["jobnet"]), None)
-        if root and root["status"] in FINAL and (released is None or
-                                                 (root["ended_at"] or 0) < released):
-            bad("unknown-not-held", subject(root["id"]),
-                f"the jobnet ended while {u['path']} was unknown")
+                        f"(released {'never' if released is None else f'at {released:.3f}'})",
+                    )
+        root = next(
+            (
+                r
+                for r in journal.units.values()
+                if r["jobnet_run"] == u["jobnet_run"]
+                and r["path"] == journal.runs[u["jobnet_run"]]["jobnet"]
+            ),
+            None,
+        )
+        if (
+            root
+            and root["status"] in FINAL
+            and (released is None or (root["ended_at"] or 0) < released)
+        ):
+            bad(
+                "unknown-not-held",
+                subject(root["id"]),
+                f"the jobnet ended while {u['path']} was unknown",
+            )
 
     # ---- nothing vanished
     for lh, _jobnet, run, node, t in ledger.entries:
@@ -485,8 +607,11 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
             continue
         if run not in journal.runs:
             bad("lost", f"run {run}", f"entered on {node} at {t:.3f}, not in the journal")
-    roots = {r["id"]: r for r in journal.units.values()
-             if r["path"] == journal.runs.get(r["jobnet_run"], {}).get("jobnet")}
+    roots = {
+        r["id"]: r
+        for r in journal.units.values()
+        if r["path"] == journal.runs.get(r["jobnet_run"], {}).get("jobnet")
+    }
     for run in journal.runs:
         if not any(r["jobnet_run"] == run for r in roots.values()):
             bad("lost", f"run {run}", "registered but its root unit is missing")
@@ -496,16 +621,19 @@ def check(ledger: Ledger, journal: Journal, *, lhost: str = "", final: bool = Fa
                 bad("unfinished", subject(r["id"]), f"jobnet still {r['status']}")
 
     summary = {
-        "epochs": len(epochs), "jobnet_runs": len(journal.runs),
-        "jobs": dict(sorted(stats.items())), "in_doubt": dict(sorted(in_doubt.items())),
-        "starts": len(ledger.starts), "checks": len(ledger.checks),
-        "releases": len(ledger.releases), "integrity": journal.integrity,
+        "epochs": len(epochs),
+        "jobnet_runs": len(journal.runs),
+        "jobs": dict(sorted(stats.items())),
+        "in_doubt": dict(sorted(in_doubt.items())),
+        "starts": len(ledger.starts),
+        "checks": len(ledger.checks),
+        "releases": len(ledger.releases),
+        "integrity": journal.integrity,
     }
     return Report(lhost, P, summary)
 
 
-def check_files(ledger: Path, journal: Path, *, lhost: str = "", final: bool = False
-                ) -> Report:
+def check_files(ledger: Path, journal: Path, *, lhost: str = "", final: bool = False) -> Report:
     t = time.time()
     led = read_ledger(ledger.read_text() if ledger.exists() else "")
     return check(led, read_journal(journal), lhost=lhost, final=final, ledger_read_at=t)
@@ -514,14 +642,22 @@ def check_files(ledger: Path, journal: Path, *, lhost: str = "", final: bool = F
 def main(argv: Iterable[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ledger", type=Path)
-    p.add_argument("--journal", type=Path, required=True,
-                   help="journal.db, or a JSON dump of one (Journal.to_json)")
+    p.add_argument(
+        "--journal",
+        type=Path,
+        required=True,
+        help="journal.db, or a JSON dump of one (Journal.to_json)",
+    )
     p.add_argument("--lhost", default="")
-    p.add_argument("--final", action="store_true",
-                   help="the workload has drained: every run must have ended")
+    p.add_argument(
+        "--final", action="store_true", help="the workload has drained: every run must have ended"
+    )
     p.add_argument("--json", action="store_true")
-    p.add_argument("--dump", action="store_true",
-                   help="print the journal as JSON (for a checker elsewhere) and exit")
+    p.add_argument(
+        "--dump",
+        action="store_true",
+        help="print the journal as JSON (for a checker elsewhere) and exit",
+    )
     a = p.parse_args(list(argv) if argv is not None else None)
     if a.dump:
         json.dump(read_journal(a.journal).to_json(), sys.stdout)
@@ -530,14 +666,26 @@ def main(argv: Iterable[str] | None = None) -> int:
         p.error("--ledger is required")
     if a.journal.suffix == ".json":
         t = time.time()
-        rep = check(read_ledger(a.ledger.read_text()),
-                    Journal.from_json(json.loads(a.journal.read_text())),
-                    lhost=a.lhost, final=a.final, ledger_read_at=t)
+        rep = check(
+            read_ledger(a.ledger.read_text()),
+            Journal.from_json(json.loads(a.journal.read_text())),
+            lhost=a.lhost,
+            final=a.final,
+            ledger_read_at=t,
+        )
     else:
         rep = check_files(a.ledger, a.journal, lhost=a.lhost, final=a.final)
     if a.json:
-        print(json.dumps({"ok": rep.ok, "summary": rep.summary,
-                          "problems": [asdict(x) for x in rep.problems]}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "ok": rep.ok,
+                    "summary": rep.summary,
+                    "problems": [asdict(x) for x in rep.problems],
+                },
+                indent=1,
+            )
+        )
     else:
         print(rep.text())
     return 0 if rep.ok else 1

@@ -109,14 +109,27 @@ def unavailable(who: str, tools: Sequence[str] = (), needs_agent: bool = True) -
     return None
 
 
-def run(argv: Sequence[str], *, check: bool = True, timeout: float = 120,
-        input: str | None = None, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                          input=input, env=env if env is not None else CLEAN_ENV)
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float = 120,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input,
+        env=env if env is not None else CLEAN_ENV,
+    )
     if check and proc.returncode != 0:
-        raise LabError(f"{shlex.join(argv)} failed ({proc.returncode}): "
-                       f"{proc.stderr.strip() or proc.stdout.strip()}")
+        raise LabError(
+            f"{shlex.join(argv)} failed ({proc.returncode}): "
+            f"{proc.stderr.strip() or proc.stdout.strip()}"
+        )
     return proc
 
 
@@ -128,7 +141,7 @@ def start_time(pid: int) -> int | None:
         data = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    fields = data[data.rindex(")") + 2:].split()
+    fields = data[data.rindex(")") + 2 :].split()
     if fields[0] == "Z":
         return None
     return int(fields[19])
@@ -138,8 +151,9 @@ def alive(pid: int | None, started: int | None) -> bool:
     return bool(pid) and started is not None and start_time(pid) == started  # type: ignore[arg-type]
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.2,
-               what: str = "condition") -> T:
+def wait_until(
+    predicate: Callable[[], T], timeout: float, interval: float = 0.2, what: str = "condition"
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
@@ -314,8 +328,15 @@ class Lab:
         for i, lh in enumerate(self.lhosts, start=1):
             node = self.node_names()[(i - 1) % self.nodes]
             dev = state.get("loops", {}).get(lh, {}).get("device", "")
-            out.append(LogicalHost(lh, node, f"{self.subnet}.{100 + i}",
-                                   str(self.state_dir / "volumes" / f"{lh}.img"), dev))
+            out.append(
+                LogicalHost(
+                    lh,
+                    node,
+                    f"{self.subnet}.{100 + i}",
+                    str(self.state_dir / "volumes" / f"{lh}.img"),
+                    dev,
+                )
+            )
         return out
 
     # ---- state (json, guarded by flock so the PDU, the CLI and pytest can share it)
@@ -351,22 +372,31 @@ class Lab:
         if os.geteuid() != 0:
             raise LabError("the lab needs root (namespaces, loop devices, mounts)")
         if self.state_file.exists():
-            raise LabError(f"{self.state_dir} already holds a lab: run `lab.py --state "
-                           f"{self.state_dir} down` first")
+            raise LabError(
+                f"{self.state_dir} already holds a lab: run `lab.py --state "
+                f"{self.state_dir} down` first"
+            )
         for tool in ("corosync", "pacemakerd", "pcs", "sshd", "losetup", "unshare", "nsenter"):
             if not shutil.which(tool, path=CLEAN_PATH):
                 raise LabError(f"{tool} is missing: run vagrant/provision/install.sh")
         taken = set(run(["ip", "netns", "list"]).stdout.split())
         mine = {self.switch_ns} | {self.node(n).ns for n in self.node_names()}
         if taken & mine:
-            raise LabError(f"network namespaces {sorted(taken & mine)} exist already but are "
-                           f"not in {self.state_file}; another lab with prefix {self.prefix!r}? "
-                           "use another --prefix")
+            raise LabError(
+                f"network namespaces {sorted(taken & mine)} exist already but are "
+                f"not in {self.state_file}; another lab with prefix {self.prefix!r}? "
+                "use another --prefix"
+            )
         t0 = time.monotonic()
         with self._locked() as state:
-            state["config"] = {"nodes": self.nodes, "prefix": self.prefix,
-                               "subnet": self.subnet, "app": self.app,
-                               "lhosts": list(self.lhosts), "cluster_name": self.cluster_name}
+            state["config"] = {
+                "nodes": self.nodes,
+                "prefix": self.prefix,
+                "subnet": self.subnet,
+                "app": self.app,
+                "lhosts": list(self.lhosts),
+                "cluster_name": self.cluster_name,
+            }
             state.setdefault("netns", [])
             state.setdefault("created_paths", [])
             state["started"] = time.time()
@@ -391,10 +421,22 @@ class Lab:
         (s / "hosts").write_text(hosts)
         # corosync.conf via the runbook script (pcs local mode), and one authkey.
         conf = s / "corosync.conf"
-        run(["bash", str(CLUSTER_SH), "corosync-conf", "--name", self.cluster_name,
-             "--out", str(conf), "--token", str(TOKEN_MS),
-             "--token-coefficient", str(TOKEN_COEFFICIENT_MS),
-             *[f"{n}={self.node(n).addr}" for n in self.node_names()]])
+        run(
+            [
+                "bash",
+                str(CLUSTER_SH),
+                "corosync-conf",
+                "--name",
+                self.cluster_name,
+                "--out",
+                str(conf),
+                "--token",
+                str(TOKEN_MS),
+                "--token-coefficient",
+                str(TOKEN_COEFFICIENT_MS),
+                *[f"{n}={self.node(n).addr}" for n in self.node_names()],
+            ]
+        )
         authkey = os.urandom(256)
         host_hosts = Path("/etc/hosts").read_text()
         for n in self.node_names():
@@ -411,13 +453,26 @@ class Lab:
     def _make_ssh(self) -> None:
         d = self.state_dir / "ssh"
         d.mkdir(mode=0o700, exist_ok=True)
-        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ajs3-lab",
-             "-f", str(d / "id_ed25519")])
+        run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "ajs3-lab",
+                "-f",
+                str(d / "id_ed25519"),
+            ]
+        )
         shutil.copy(d / "id_ed25519.pub", d / "authorized_keys")
         known = []
         for n in self.node_names():
-            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", n,
-                 "-f", str(d / f"host_{n}")])
+            run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", n, "-f", str(d / f"host_{n}")]
+            )
             pub = (d / f"host_{n}.pub").read_text().split()
             known.append(f"{n} {pub[0]} {pub[1]}\n")
         (d / "known_hosts").write_text("".join(known))
@@ -426,7 +481,8 @@ class Lab:
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
             f"StrictModes no\nAuthorizedKeysFile {d}/authorized_keys\n"
             "PidFile /run/sshd.pid\nSubsystem sftp /usr/lib/openssh/sftp-server\n"
-            "PrintMotd no\nAcceptEnv LANG LC_*\n")
+            "PrintMotd no\nAcceptEnv LANG LC_*\n"
+        )
         cfg = []
         for n in self.node_names():
             node = self.node(n)
@@ -438,7 +494,8 @@ class Lab:
                 # Through the node's own loopback, so a node whose link is cut can
                 # still be inspected; no address outside the lab is ever used.
                 f"  ProxyCommand /usr/sbin/ip netns exec {node.ns} {PYTHON} -S {LAB_PY} "
-                "relay 127.0.0.1 22\n\n")
+                "relay 127.0.0.1 22\n\n"
+            )
         self.ssh_config.write_text("".join(cfg))
 
     def _make_volumes(self) -> None:
@@ -472,8 +529,23 @@ class Lab:
                 state["netns"].append(node.ns)
         run(["ip", "netns", "add", node.ns])
         # Created directly between the two namespaces: never in the host's.
-        run(["ip", "-n", self.switch_ns, "link", "add", node.port, "type", "veth",
-             "peer", "name", "eth0", "netns", node.ns])
+        run(
+            [
+                "ip",
+                "-n",
+                self.switch_ns,
+                "link",
+                "add",
+                node.port,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                node.ns,
+            ]
+        )
         run(["ip", "-n", self.switch_ns, "link", "set", node.port, "master", "br0", "up"])
         run(["ip", "-n", node.ns, "addr", "add", f"{node.addr}/24", "dev", "eth0"])
         run(["ip", "-n", node.ns, "link", "set", "eth0", "up"])
@@ -483,10 +555,14 @@ class Lab:
 
     def _start_pdu(self) -> None:
         with open(self.state_dir / "pdu.out", "ab") as log:
-            p = subprocess.Popen([PYTHON, str(LAB_PY), "--state", str(self.state_dir), "pdu"],
-                                 stdin=subprocess.DEVNULL, stdout=log,
-                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                 env=CLEAN_ENV)
+            p = subprocess.Popen(
+                [PYTHON, str(LAB_PY), "--state", str(self.state_dir), "pdu"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=CLEAN_ENV,
+            )
         self._popens.append(p)
         self._record("pdu", {"pid": p.pid, "start": wait_until(lambda: start_time(p.pid), 5)})
         wait_until(self._pdu_answers, 10, 0.05, "the PDU to answer")
@@ -528,8 +604,11 @@ class Lab:
         Returns the wall-clock time just before the kill."""
         self.node(node)
         t = time.time()
-        proc = run([PYTHON, str(FENCE_AGENT), "-o", "off", "-n", node,
-                    f"--state-dir={self.state_dir}"], check=False, env=CLEAN_ENV)
+        proc = run(
+            [PYTHON, str(FENCE_AGENT), "-o", "off", "-n", node, f"--state-dir={self.state_dir}"],
+            check=False,
+            env=CLEAN_ENV,
+        )
         if proc.returncode != 0:
             raise LabError(f"fence_ajs3lab -o off -n {node} failed: {proc.stderr.strip()}")
         return t
@@ -543,19 +622,43 @@ class Lab:
             self._make_node_net(node)
         with open(self.state_dir / "nodes" / node / "console.log", "ab") as console:
             p = subprocess.Popen(
-                ["ip", "netns", "exec", nd.ns, "unshare", "--mount", "--pid", "--uts",
-                 "--fork", "--mount-proc", "--propagation", "private",
-                 "/bin/bash", str(self.state_dir / "node-init.sh"), node,
-                 str(self.state_dir), str(REPO)],
-                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                start_new_session=True, env=CLEAN_ENV)
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    nd.ns,
+                    "unshare",
+                    "--mount",
+                    "--pid",
+                    "--uts",
+                    "--fork",
+                    "--mount-proc",
+                    "--propagation",
+                    "private",
+                    "/bin/bash",
+                    str(self.state_dir / "node-init.sh"),
+                    node,
+                    str(self.state_dir),
+                    str(REPO),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=CLEAN_ENV,
+            )
         init = wait_until(lambda: children(p.pid)[:1], 10, 0.02, f"{node}'s init")[0]
         with self._locked() as state:
             nodes = state.setdefault("nodes", {})
             boots = nodes.get(node, {}).get("boots", 0) + 1
-            nodes[node] = {"unshare": p.pid, "unshare_start": start_time(p.pid),
-                           "init": init, "init_start": start_time(init), "boots": boots,
-                           "booted_at": time.time()}
+            nodes[node] = {
+                "unshare": p.pid,
+                "unshare_start": start_time(p.pid),
+                "init": init,
+                "init_start": start_time(init),
+                "boots": boots,
+                "booted_at": time.time(),
+            }
         return True
 
     def _do_power_off(self, node: str) -> bool:
@@ -568,8 +671,7 @@ class Lab:
         if was_on:
             os.kill(pid, signal.SIGKILL)
             # init is gone only once every process of its PID namespace is gone.
-            wait_until(lambda: not alive(pid, started), 30, 0.01,
-                       f"{node}'s processes to die")
+            wait_until(lambda: not alive(pid, started), 30, 0.01, f"{node}'s processes to die")
         # Unplug the hardware too: the veth pair goes with the namespace.
         if Path(f"/run/netns/{nd.ns}").exists():
             run(["ip", "netns", "delete", nd.ns], check=False)
@@ -594,21 +696,33 @@ class Lab:
         run(["ip", "-n", self.switch_ns, "link", "set", self.node(node).port, "up"])
 
     def link_up(self, node: str) -> bool:
-        out = run(["ip", "-n", self.switch_ns, "-o", "link", "show",
-                   self.node(node).port], check=False).stdout
+        out = run(
+            ["ip", "-n", self.switch_ns, "-o", "link", "show", self.node(node).port], check=False
+        ).stdout
         return "<" in out and "UP" in out.split("<", 1)[1].split(">", 1)[0].split(",")
 
     # ---- running things on nodes
 
-    def exec(self, node: str, argv: Sequence[str], *, check: bool = False,
-             timeout: float = 120, input: str | None = None
-             ) -> subprocess.CompletedProcess[str]:
+    def exec(
+        self,
+        node: str,
+        argv: Sequence[str],
+        *,
+        check: bool = False,
+        timeout: float = 120,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run argv inside the node (its network, mount, PID and UTS namespaces)."""
         pid = self.node_pid(node)
         if pid is None:
             raise LabError(f"{node} is powered off")
-        return run(["nsenter", "-t", str(pid), "-n", "-m", "-u", "-p", "--", *argv],
-                   check=check, timeout=timeout, input=input, env=OPERATOR_ENV)
+        return run(
+            ["nsenter", "-t", str(pid), "-n", "-m", "-u", "-p", "--", *argv],
+            check=check,
+            timeout=timeout,
+            input=input,
+            env=OPERATOR_ENV,
+        )
 
     def sh(self, node: str, script: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.exec(node, ["/bin/bash", "-c", script], **kw)
@@ -624,9 +738,11 @@ class Lab:
 
     def online_nodes(self, node: str | None = None) -> list[str]:
         mon = self.crm_mon(node)
-        return [n.get("name", "") for n in mon.findall("nodes/node")
-                if n.get("online") == "true" and n.get("unclean") == "false"
-                and n.get("name")]
+        return [
+            n.get("name", "")
+            for n in mon.findall("nodes/node")
+            if n.get("online") == "true" and n.get("unclean") == "false" and n.get("name")
+        ]
 
     def group_nodes(self, group: str, node: str | None = None) -> dict[str, list[str]]:
         """Where each resource of group runs: {resource: [nodes]} (started only)."""
@@ -636,8 +752,11 @@ class Lab:
             if g.get("id") != group:
                 continue
             for r in g.iter("resource"):
-                out[r.get("id", "")] = ([n.get("name", "") for n in r.iter("node")]
-                                        if r.get("role") == "Started" else [])
+                out[r.get("id", "")] = (
+                    [n.get("name", "") for n in r.iter("node")]
+                    if r.get("role") == "Started"
+                    else []
+                )
         return out
 
     def group_location(self, group: str, node: str | None = None) -> str | None:
@@ -659,29 +778,39 @@ class Lab:
             except (LabError, ET.ParseError, subprocess.TimeoutExpired):
                 return False
             dc = mon.find("summary/current_dc")
-            online = {n.get("name") for n in mon.findall("nodes/node")
-                      if n.get("online") == "true"}
+            online = {n.get("name") for n in mon.findall("nodes/node") if n.get("online") == "true"}
             return bool(dc is not None and dc.get("present") == "true" and online >= want)
 
         wait_until(formed, timeout, 0.5, f"nodes {sorted(want)} online with a DC")
 
     def configure(self) -> None:
         """The cluster's resources, with the runbook's script, run on the first node."""
-        args = ["bash", str(CLUSTER_SH), "configure",
-                "--fence", f"fence_ajs3lab state_dir={self.state_dir} "
-                           f"pcmk_host_list={','.join(self.node_names())}",
-                "--app", self.app, "--mount-root", MOUNT_ROOT]
+        args = [
+            "bash",
+            str(CLUSTER_SH),
+            "configure",
+            "--fence",
+            f"fence_ajs3lab state_dir={self.state_dir} "
+            f"pcmk_host_list={','.join(self.node_names())}",
+            "--app",
+            self.app,
+            "--mount-root",
+            MOUNT_ROOT,
+        ]
         for lh in self.logical_hosts():
             args.append(f"{lh.name}={lh.node},{lh.device},{lh.ip}/24")
         proc = self.exec(self.running_nodes()[0], args, timeout=300)
         (self.state_dir / "configure.log").write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
-            raise LabError(f"cluster.sh configure failed ({proc.returncode}):\n"
-                           f"{proc.stdout}{proc.stderr}")
+            raise LabError(
+                f"cluster.sh configure failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}"
+            )
 
-    def wait_groups(self, timeout: float = 120,
-                    where: dict[str, str] | None = None) -> dict[str, str]:
+    def wait_groups(
+        self, timeout: float = 120, where: dict[str, str] | None = None
+    ) -> dict[str, str]:
         """Wait until every logical host runs (on where[lh] if given)."""
+
         def placed() -> dict[str, str] | None:
             try:
                 got = {lh.name: self.group_location(lh.name) for lh in self.logical_hosts()}
@@ -692,13 +821,15 @@ class Lab:
             if where and any(got[k] != v for k, v in where.items()):
                 return None
             return got  # type: ignore[return-value]
+
         return wait_until(placed, timeout, 0.25, f"logical hosts started ({where or 'anywhere'})")
 
     def stonith_history(self, target: str, node: str | None = None) -> list[dict[str, str]]:
         """Fencing actions against target, as the cluster records them."""
         node = node or next(n for n in self.running_nodes() if n != target)
-        out = self.exec(node, ["stonith_admin", "--history", target, "--output-as=xml"],
-                        timeout=30).stdout
+        out = self.exec(
+            node, ["stonith_admin", "--history", target, "--output-as=xml"], timeout=30
+        ).stdout
         try:
             root = ET.fromstring(out)
         except ET.ParseError:
@@ -744,6 +875,7 @@ class Lab:
                 if where in others:
                     return where
             return None
+
         return wait_until(moved, timeout, 0.2, f"{lh} to start on one of {others}")
 
     def failover(self, lh: str, how: str = "kill", timeout: float = 90) -> Failover:
@@ -764,12 +896,22 @@ class Lab:
             raise LabError(f"unknown failover {how!r} (kill or cut)")
         survivor = self.wait_moved(lh, victim, timeout)
         t_started = time.time()
-        fenced = wait_until(lambda: self.fencing_done(victim, t0), 60, 0.2,
-                            f"the fencing of {victim}")
-        return Failover(how=how, lhost=lh, victim=victim, survivor=survivor, was_dc=was_dc,
-                        victim_pid_before=old_pid, fenced_after=fenced - t0,
-                        started_after=t_started - t0, started_at=t_started, fenced_at=fenced,
-                        start_ms=self.start_times(lh, survivor))
+        fenced = wait_until(
+            lambda: self.fencing_done(victim, t0), 60, 0.2, f"the fencing of {victim}"
+        )
+        return Failover(
+            how=how,
+            lhost=lh,
+            victim=victim,
+            survivor=survivor,
+            was_dc=was_dc,
+            victim_pid_before=old_pid,
+            fenced_after=fenced - t0,
+            started_after=t_started - t0,
+            started_at=t_started,
+            fenced_at=fenced,
+            start_ms=self.start_times(lh, survivor),
+        )
 
     def start_times(self, group: str, node: str) -> dict[str, int]:
         """How long the last start of each member of group took on node (ms, as the
@@ -796,13 +938,17 @@ class Lab:
         lines = [f"lab in {self.state_dir} (ssh: ssh -F {self.ssh_config} node1)"]
         state = self.load()
         pdu = state.get("pdu", {})
-        lines.append(f"pdu: pid {pdu.get('pid')} "
-                     f"{'running' if alive(pdu.get('pid'), pdu.get('start')) else 'DEAD'}")
+        lines.append(
+            f"pdu: pid {pdu.get('pid')} "
+            f"{'running' if alive(pdu.get('pid'), pdu.get('start')) else 'DEAD'}"
+        )
         for n in self.node_names():
             nd = self.node(n)
             pid = self.node_pid(n)
-            lines.append(f"{n}: {nd.addr} power {'on ' if pid else 'off'} "
-                         f"init-pid {pid or '-'} link {'up' if self.link_up(n) else 'down'}")
+            lines.append(
+                f"{n}: {nd.addr} power {'on ' if pid else 'off'} "
+                f"init-pid {pid or '-'} link {'up' if self.link_up(n) else 'down'}"
+            )
         for lh in self.logical_hosts():
             lines.append(f"{lh.name}: {lh.device} {lh.ip} prefers {lh.node}")
         running = self.running_nodes()
@@ -855,8 +1001,7 @@ class Lab:
             for n in state.get("nodes", {}):
                 src = self.state_dir / "nodes" / n / "var-log"
                 if src.exists():
-                    shutil.copytree(src, Path(keep_logs) / n, dirs_exist_ok=True,
-                                    symlinks=True)
+                    shutil.copytree(src, Path(keep_logs) / n, dirs_exist_ok=True, symlinks=True)
         for ns in reversed(state.get("netns", [])):
             if Path(f"/run/netns/{ns}").exists():
                 run(["ip", "netns", "delete", ns], check=False)
@@ -921,8 +1066,7 @@ class _PduServer(socketserver.ThreadingUnixStreamServer):
         if action == "shutdown":
             with self.power_lock:
                 for n in lab.node_names():
-                    self.log(action="off", plug=n, phase="shutdown",
-                             was_on=lab._do_power_off(n))
+                    self.log(action="off", plug=n, phase="shutdown", was_on=lab._do_power_off(n))
             threading.Thread(target=self.shutdown, daemon=True).start()
             return "bye"
         lab.node(plug)
@@ -962,6 +1106,7 @@ def pdu_main(lab: Lab) -> None:
     # machines it doesn't).
     PR_SET_CHILD_SUBREAPER = 36
     import ctypes
+
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     server = _PduServer(lab)
 
@@ -1009,15 +1154,22 @@ def relay_main(host: str, port: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--state", type=Path, default=DEFAULT_STATE,
-                    help=f"state directory (default {DEFAULT_STATE}, or $AJS3_LAB_STATE)")
+    ap.add_argument(
+        "--state",
+        type=Path,
+        default=DEFAULT_STATE,
+        help=f"state directory (default {DEFAULT_STATE}, or $AJS3_LAB_STATE)",
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("up", help="build the lab and start the cluster")
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--prefix", default="ajs3lab", help="network namespace name prefix")
-    p.add_argument("--app", default=DEFAULT_APP,
-                   help="third resource of each group, {lh}/{dir} filled in "
-                        f"(default {DEFAULT_APP!r}; real one: {AJS3_APP!r})")
+    p.add_argument(
+        "--app",
+        default=DEFAULT_APP,
+        help="third resource of each group, {lh}/{dir} filled in "
+        f"(default {DEFAULT_APP!r}; real one: {AJS3_APP!r})",
+    )
     p = sub.add_parser("down", help="remove everything the lab made")
     p.add_argument("--keep-logs", type=Path, help="copy the nodes' /var/log here first")
     sub.add_parser("status", help="power, links and crm_mon")
@@ -1025,10 +1177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("exec", help="run a command on a node")
     p.add_argument("node")
     p.add_argument("argv", nargs=argparse.REMAINDER)
-    for name, text in (("kill", "power a node off (fence agent's off path)"),
-                       ("power-on", "power a node on"),
-                       ("cut", "pull a node's network cable"),
-                       ("restore", "plug a node's cable back in")):
+    for name, text in (
+        ("kill", "power a node off (fence agent's off path)"),
+        ("power-on", "power a node on"),
+        ("cut", "pull a node's network cable"),
+        ("restore", "plug a node's cable back in"),
+    ):
         sub.add_parser(name, help=text).add_argument("node")
     sub.add_parser("pdu", help=argparse.SUPPRESS)
     p = sub.add_parser("relay", help=argparse.SUPPRESS)
@@ -1047,8 +1201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 lab.up()
             except BaseException:
-                print(f"lab.py: up failed; logs in {args.state}; clean up with "
-                      f"`lab.py --state {args.state} down`", file=sys.stderr)
+                print(
+                    f"lab.py: up failed; logs in {args.state}; clean up with "
+                    f"`lab.py --state {args.state} down`",
+                    file=sys.stderr,
+                )
                 raise
             print(lab.status(), end="")
             return 0
@@ -1066,8 +1223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             pid = lab.node_pid(args.node)
             if pid is None:
                 raise LabError(f"{args.node} is powered off")
-            return subprocess.call(["nsenter", "-t", str(pid), "-n", "-m", "-u", "-p",
-                                    "--", *args.argv], env=CLEAN_ENV)
+            return subprocess.call(
+                ["nsenter", "-t", str(pid), "-n", "-m", "-u", "-p", "--", *args.argv], env=CLEAN_ENV
+            )
         elif args.cmd == "kill":
             lab.kill_node(args.node)
         elif args.cmd == "power-on":

@@ -35,8 +35,10 @@ def crashed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     lpath = Path(workload.ledger_path(ledger_dir, "lhc"))
     try:
         host.start()
-        host.define(workload.definitions_text("lhc", ledger_dir, long_s=2.0, short_s=0.05,
-                                              burst=2), name=workload.DEFS_FILE)
+        host.define(
+            workload.definitions_text("lhc", ledger_dir, long_s=2.0, short_s=0.05, burst=2),
+            name=workload.DEFS_FILE,
+        )
         runs = []
         for _ in range(2):
             run = host.entry(workload.ROOT)
@@ -45,10 +47,18 @@ def crashed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             if len(runs) == 1:
                 host.wait(run, 60)
         # every long job of the second run is running: crash
-        wait_for(lambda: sum(f"/long {runs[1]} " in line
-                             for line in (lpath.read_text().splitlines() if lpath.exists()
-                                          else [])
-                             if line.startswith("start")) >= 4, 30, "the long jobs to start")
+        wait_for(
+            lambda: (
+                sum(
+                    f"/long {runs[1]} " in line
+                    for line in (lpath.read_text().splitlines() if lpath.exists() else [])
+                    if line.startswith("start")
+                )
+                >= 4
+            ),
+            30,
+            "the long jobs to start",
+        )
         host.crash()
         host.start("hot")
         unknown = f"{workload.ROOT}/unknown/long"
@@ -60,17 +70,31 @@ def crashed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         read_at = time.time()
         led = lpath.read_text()
         journal = checker.read_journal(host.datadir / "journal.db")
-        yield {"ledger": led, "journal": journal, "read_at": read_at, "runs": runs,
-               "host": host, "ledger_path": lpath}
+        yield {
+            "ledger": led,
+            "journal": journal,
+            "read_at": read_at,
+            "runs": runs,
+            "host": host,
+            "ledger_path": lpath,
+        }
     finally:
         host.cleanup()
 
 
-def run_check(data: dict[str, Any], ledger: str | None = None,
-              journal: checker.Journal | None = None, final: bool = True) -> checker.Report:
-    return checker.check(checker.read_ledger(data["ledger"] if ledger is None else ledger),
-                         journal or data["journal"], lhost="lhc", final=final,
-                         ledger_read_at=data["read_at"])
+def run_check(
+    data: dict[str, Any],
+    ledger: str | None = None,
+    journal: checker.Journal | None = None,
+    final: bool = True,
+) -> checker.Report:
+    return checker.check(
+        checker.read_ledger(data["ledger"] if ledger is None else ledger),
+        journal or data["journal"],
+        lhost="lhc",
+        final=final,
+        ledger_read_at=data["read_at"],
+    )
 
 
 def rules(report: checker.Report) -> set[str]:
@@ -85,16 +109,30 @@ def test_a_crash_handled_per_policy_passes(crashed: dict[str, Any]) -> None:
     assert rep.ok, rep.text()
     # ... and the crash really exercised every policy
     doubt = rep.summary["in_doubt"]
-    assert {"fail->killed", "unknown->unknown", "rerun->waiting", "judge->waiting"} <= set(
-        doubt), rep.text()
+    assert {"fail->killed", "unknown->unknown", "rerun->waiting", "judge->waiting"} <= set(doubt), (
+        rep.text()
+    )
     assert rep.summary["checks"] == 1 and rep.summary["epochs"] == 2
     assert rep.summary["integrity"] == "ok"
 
 
 def test_the_cli_agrees(crashed: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     db = crashed["host"].datadir / "journal.db"
-    assert checker.main(["--ledger", str(crashed["ledger_path"]), "--journal", str(db),
-                         "--lhost", "lhc", "--final", "--json"]) == 0
+    assert (
+        checker.main(
+            [
+                "--ledger",
+                str(crashed["ledger_path"]),
+                "--journal",
+                str(db),
+                "--lhost",
+                "lhc",
+                "--final",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["ok"] is True
 
 
@@ -137,9 +175,11 @@ def _lines(data: dict[str, Any]) -> list[str]:
 def test_a_double_run_fails(crashed: dict[str, Any]) -> None:
     lines = _lines(crashed)
     # the fail-policy job that was killed in the crash ran again on another node
-    victim = next(line for line in lines
-                  if line.startswith("start") and "/fail/long" in line
-                  and f" {crashed['runs'][1]} " in line)
+    victim = next(
+        line
+        for line in lines
+        if line.startswith("start") and "/fail/long" in line and f" {crashed['runs'][1]} " in line
+    )
     f = victim.split()
     again = " ".join([*f[:3], "2", "node9", *f[5:7], f"{float(f[7]) + 5:.6f}"])
     rep = run_check(crashed, "\n".join([*lines, again]) + "\n")
@@ -150,39 +190,79 @@ def _fail_long(crashed: dict[str, Any]) -> tuple[Any, int, list[str], list[str]]
     """A copy of the journal, the crashed run's fail-policy long job (its unit run id),
     the ledger's lines, and that job's start line split into fields."""
     j = copy.deepcopy(crashed["journal"])
-    uid = next(i for i, u in j.units.items()
-               if u["path"].endswith("/fail/long") and u["jobnet_run"] == crashed["runs"][1])
+    uid = next(
+        i
+        for i, u in j.units.items()
+        if u["path"].endswith("/fail/long") and u["jobnet_run"] == crashed["runs"][1]
+    )
     lines = _lines(crashed)
-    s = next(line.split() for line in lines if line.startswith("start")
-             and f" {crashed['runs'][1]} " in line and "/fail/long" in line)
+    s = next(
+        line.split()
+        for line in lines
+        if line.startswith("start") and f" {crashed['runs'][1]} " in line and "/fail/long" in line
+    )
     return j, uid, lines, s
 
 
 def test_a_second_attempt_without_the_policy_fails(crashed: dict[str, Any]) -> None:
     # pretend the journal reran the fail-policy job: its killed run starts as attempt 2
     j, uid, lines, s = _fail_long(crashed)
-    j.events.append({"id": 10**6, "at": time.time(), "epoch": 2, "unit_run": uid,
-                     "run_id": "rXXX", "attempt": 2, "old": "waiting", "new": "running",
-                     "reason": "started", "code": "started"})
+    j.events.append(
+        {
+            "id": 10**6,
+            "at": time.time(),
+            "epoch": 2,
+            "unit_run": uid,
+            "run_id": "rXXX",
+            "attempt": 2,
+            "old": "waiting",
+            "new": "running",
+            "reason": "started",
+            "code": "started",
+        }
+    )
     extra = " ".join(["start", "rXXX", "2", "2", s[4], s[5], s[6], f"{float(s[7]) + 9:.6f}"])
     rep = run_check(crashed, "\n".join([*lines, extra]) + "\n", j)
     assert "rerun-not-allowed" in rules(rep), rep.text()
 
 
-def _never_started_then_attempt_2(crashed: dict[str, Any],
-                                  attempt_1_ran: bool) -> checker.Report:
+def _never_started_then_attempt_2(crashed: dict[str, Any], attempt_1_ran: bool) -> checker.Report:
     """The fail-policy job's crashed run, recorded as never started and run as attempt 2."""
     j, uid, lines, s = _fail_long(crashed)
     if not attempt_1_ran:
-        lines = [line for line in lines if line.split()[:2] != ["start", s[1]]
-                 and line.split()[:2] != ["end", s[1]]]
-    j.events.append({"id": 10**6, "at": time.time(), "epoch": 2, "unit_run": uid,
-                     "run_id": s[1], "attempt": 1, "old": "running", "new": "waiting",
-                     "reason": "recorded but never started; restarted",
-                     "code": "never-started"})
-    j.events.append({"id": 10**6 + 1, "at": time.time(), "epoch": 2, "unit_run": uid,
-                     "run_id": "rXXX", "attempt": 2, "old": "waiting", "new": "running",
-                     "reason": "started", "code": "started"})
+        lines = [
+            line
+            for line in lines
+            if line.split()[:2] != ["start", s[1]] and line.split()[:2] != ["end", s[1]]
+        ]
+    j.events.append(
+        {
+            "id": 10**6,
+            "at": time.time(),
+            "epoch": 2,
+            "unit_run": uid,
+            "run_id": s[1],
+            "attempt": 1,
+            "old": "running",
+            "new": "waiting",
+            "reason": "recorded but never started; restarted",
+            "code": "never-started",
+        }
+    )
+    j.events.append(
+        {
+            "id": 10**6 + 1,
+            "at": time.time(),
+            "epoch": 2,
+            "unit_run": uid,
+            "run_id": "rXXX",
+            "attempt": 2,
+            "old": "waiting",
+            "new": "running",
+            "reason": "started",
+            "code": "started",
+        }
+    )
     extra = " ".join(["start", "rXXX", "2", "2", s[4], s[5], s[6], f"{float(s[7]) + 9:.6f}"])
     return run_check(crashed, "\n".join([*lines, extra]) + "\n", j)
 
@@ -218,8 +298,11 @@ def test_a_run_the_journal_dropped_fails(crashed: dict[str, Any]) -> None:
 
 def test_a_run_that_never_ran_fails(crashed: dict[str, Any]) -> None:
     # The journal says a burst job ended normally, but the job never wrote anything.
-    rid = next(u["run_id"] for u in crashed["journal"].units.values()
-               if u["path"].endswith("/burst/s0") and u["status"] == "ended_normally")
+    rid = next(
+        u["run_id"]
+        for u in crashed["journal"].units.values()
+        if u["path"].endswith("/burst/s0") and u["status"] == "ended_normally"
+    )
     lines = [line for line in _lines(crashed) if f" {rid} " not in line]
     rep = run_check(crashed, "\n".join(lines) + "\n")
     assert "ran-not-recorded" in rules(rep), rep.text()
@@ -238,8 +321,7 @@ def test_a_judge_verdict_not_followed_fails(crashed: dict[str, Any]) -> None:
     lines = _lines(crashed)
     # the check said "done" (0) where the job had not ended: wrong verdict, and the
     # journal (which reran it) did not follow it
-    forged = [line.replace(" 1 ", " 0 ", 1) if line.startswith("check") else line
-              for line in lines]
+    forged = [line.replace(" 1 ", " 0 ", 1) if line.startswith("check") else line for line in lines]
     assert forged != lines
     rep = run_check(crashed, "\n".join(forged) + "\n")
     assert "judge-check" in rules(rep), rep.text()
@@ -252,17 +334,22 @@ def test_an_unknown_that_did_not_hold_fails(crashed: dict[str, Any]) -> None:
     lines = _lines(crashed)
     rel = next(i for i, line in enumerate(lines) if line.startswith("release"))
     # the release came only after the successor had started
-    moved = lines[:rel] + lines[rel + 1:] + [
-        " ".join([*lines[rel].split()[:-1], f"{time.time() + 100:.6f}"])]
+    moved = (
+        lines[:rel]
+        + lines[rel + 1 :]
+        + [" ".join([*lines[rel].split()[:-1], f"{time.time() + 100:.6f}"])]
+    )
     rep = run_check(crashed, "\n".join(moved) + "\n")
     assert "unknown-not-held" in rules(rep), rep.text()
     # never released at all, with nothing run after it: unfinished in the final check
     j = copy.deepcopy(crashed["journal"])
-    unknown = next(u for u in j.units.values() if u["path"].endswith("/unknown/long")
-                   and u["jobnet_run"] == crashed["runs"][1])
+    unknown = next(
+        u
+        for u in j.units.values()
+        if u["path"].endswith("/unknown/long") and u["jobnet_run"] == crashed["runs"][1]
+    )
     unknown["status"] = "unknown"
-    no_release = [x for x in lines if not x.startswith("release")
-                  and "/unknown/after" not in x]
+    no_release = [x for x in lines if not x.startswith("release") and "/unknown/after" not in x]
     rep = run_check(crashed, "\n".join(no_release) + "\n", j)
     assert "unknown-not-released" in rules(rep), rep.text()
 
@@ -277,8 +364,9 @@ def test_writes_of_an_older_epoch_fail(crashed: dict[str, Any]) -> None:
     # a job of epoch 1 started on a cut-off node after epoch 2 began elsewhere
     j2 = copy.deepcopy(crashed["journal"])
     j2.epochs[-1]["node"] = "elsewhere"
-    s = next(line.split() for line in _lines(crashed) if line.startswith("start")
-             and " 1 1 " in line)
+    s = next(
+        line.split() for line in _lines(crashed) if line.startswith("start") and " 1 1 " in line
+    )
     zombie_end = " ".join(["end", *s[1:7], f"{new_epoch + 2:.6f}", "0"])
     rep = run_check(crashed, crashed["ledger"] + zombie_end + "\n", j2)
     assert "zombie" in rules(rep), rep.text()

@@ -50,8 +50,10 @@ def record(scenario: str, **seconds: float | None) -> None:
     for name, value in seconds.items():
         if value is not None:
             FIGURES.setdefault(scenario, {}).setdefault(name, []).append(value)
-    print(f"FIGURES {scenario}: " + ", ".join(
-        f"{k} {v:.2f} s" for k, v in seconds.items() if v is not None))
+    print(
+        f"FIGURES {scenario}: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in seconds.items() if v is not None)
+    )
 
 
 def publish(scenario: str) -> None:
@@ -87,9 +89,13 @@ class LabWorkload:
     def __post_init__(self) -> None:
         self.ledger_dir = self.lab.state_dir / "ledger"
         self.driver = workload.Driver(
-            LHOSTS, self.ledger_dir, locate=self.locate,
+            LHOSTS,
+            self.ledger_dir,
+            locate=self.locate,
             run=lambda node, argv: self.lab.exec(node, argv, timeout=30),
-            period=2.5, ajs3=AJS3)
+            period=2.5,
+            ajs3=AJS3,
+        )
 
     # ---- where things are
 
@@ -114,19 +120,40 @@ class LabWorkload:
     # SQLite resolves /proc/PID/root to "/", so a node's journal can not be opened from
     # the host through it: it is read inside the node (read-only), with the host's
     # interpreter and this very module (the host's file system is the nodes').
-    def query(self, lh: str, sql: str, args: tuple[Any, ...] = (),
-              node: str | None = None) -> list[tuple[Any, ...]]:
+    def query(
+        self, lh: str, sql: str, args: tuple[Any, ...] = (), node: str | None = None
+    ) -> list[tuple[Any, ...]]:
         node = self._node(lh, node)
-        proc = self.lab.exec(node, [PYTHON, "-S", "-c", QUERY_PY, f"{MOUNT_ROOT}/{lh}/journal.db",
-                                    sql, json.dumps(list(args))], timeout=60)
+        proc = self.lab.exec(
+            node,
+            [
+                PYTHON,
+                "-S",
+                "-c",
+                QUERY_PY,
+                f"{MOUNT_ROOT}/{lh}/journal.db",
+                sql,
+                json.dumps(list(args)),
+            ],
+            timeout=60,
+        )
         if proc.returncode != 0:
             raise LabError(f"journal query on {node} failed: {proc.stderr.strip()[-300:]}")
         return [tuple(r) for r in json.loads(proc.stdout)]
 
     def journal(self, lh: str, node: str | None = None) -> checker.Journal:
         node = self._node(lh, node)
-        proc = self.lab.exec(node, [PYTHON, str(HERE / "checker.py"), "--dump", "--journal",
-                                    f"{MOUNT_ROOT}/{lh}/journal.db"], timeout=120)
+        proc = self.lab.exec(
+            node,
+            [
+                PYTHON,
+                str(HERE / "checker.py"),
+                "--dump",
+                "--journal",
+                f"{MOUNT_ROOT}/{lh}/journal.db",
+            ],
+            timeout=120,
+        )
         if proc.returncode != 0:
             raise LabError(f"journal dump on {node} failed: {proc.stderr.strip()[-300:]}")
         return checker.Journal.from_json(json.loads(proc.stdout))
@@ -141,23 +168,37 @@ class LabWorkload:
         for lh in LHOSTS:
             node = self._node(lh, None)
             d = f"{MOUNT_ROOT}/{lh}/definitions"
-            self.lab.exec(node, ["sh", "-c", f"mkdir -p {d} && cat > {d}/{workload.DEFS_FILE}"],
-                          input=workload.definitions_text(lh, LEDGER_DIR), check=True)
+            self.lab.exec(
+                node,
+                ["sh", "-c", f"mkdir -p {d} && cat > {d}/{workload.DEFS_FILE}"],
+                input=workload.definitions_text(lh, LEDGER_DIR),
+                check=True,
+            )
             # The workload's jobs append to a root-owned ledger outside the nodes: they
             # run as root, which a logical host allows only when its settings say so.
-            self.lab.exec(node, ["sh", "-c", f"cat > {MOUNT_ROOT}/{lh}/ajs3.yaml"],
-                          input="allow_root_jobs: true\n", check=True)
+            self.lab.exec(
+                node,
+                ["sh", "-c", f"cat > {MOUNT_ROOT}/{lh}/ajs3.yaml"],
+                input="allow_root_jobs: true\n",
+                check=True,
+            )
             self.lab.exec(node, [AJS3, "define", "-h", lh], check=True)
 
     # ---- waiting for the right moment
 
     def running_jobs(self, lh: str) -> list[str]:
-        return [r[0] for r in self.query(
-            lh, "SELECT path FROM unit_runs WHERE kind='job' AND status='running'")]
+        return [
+            r[0]
+            for r in self.query(
+                lh, "SELECT path FROM unit_runs WHERE kind='job' AND status='running'"
+            )
+        ]
 
-    def wait_running(self, lh: str, policies: set[str] = ALL_POLICIES,
-                     timeout: float = 30) -> list[str]:
+    def wait_running(
+        self, lh: str, policies: set[str] = ALL_POLICIES, timeout: float = 30
+    ) -> list[str]:
         """Until the long job of each given policy is running on lh."""
+
         def ready() -> list[str] | None:
             try:
                 paths = self.running_jobs(lh)
@@ -165,20 +206,23 @@ class LabWorkload:
                 return None
             have = {p.split("/")[-2] for p in paths if p.endswith("/long")}
             return paths if policies <= have else None
+
         return wait_until(ready, timeout, 0.3, f"long jobs {sorted(policies)} running on {lh}")
 
     def epoch(self, lh: str, node: str | None = None) -> tuple[int, float]:
-        (row,) = self.query(lh, "SELECT epoch, started_at FROM epochs ORDER BY epoch DESC "
-                                "LIMIT 1", node=node)
+        (row,) = self.query(
+            lh, "SELECT epoch, started_at FROM epochs ORDER BY epoch DESC LIMIT 1", node=node
+        )
         return int(row[0]), float(row[1])
 
-    def first_start(self, lh: str, after: float, node: str, timeout: float = 30
-                    ) -> float | None:
+    def first_start(self, lh: str, after: float, node: str, timeout: float = 30) -> float | None:
         """When the first job started on node after `after` (the ledger's clock)."""
+
         def found() -> float | None:
             led = checker.read_ledger(self.ledger_text(lh))
             ts = [s.time for s in led.starts if s.node == node and s.time > after]
             return min(ts) if ts else None
+
         try:
             return wait_until(found, timeout, 0.2, f"a job to start on {node}")
         except LabError:
@@ -192,12 +236,16 @@ class LabWorkload:
         node = self.locate(lh)
         if node is None:
             return 0
-        rows = self.query(lh, "SELECT jobnet_run, path FROM unit_runs WHERE status='unknown'",
-                          node=node)
+        rows = self.query(
+            lh, "SELECT jobnet_run, path FROM unit_runs WHERE status='unknown'", node=node
+        )
         for run, path in rows:
             workload.append(self.ledger_dir, lh, "release", lh, run, path, "normal")
-            self.lab.exec(node, [AJS3, "release", "-h", lh, path, "--run", str(run),
-                                 "--as", "normal"], check=True)
+            self.lab.exec(
+                node,
+                [AJS3, "release", "-h", lh, path, "--run", str(run), "--as", "normal"],
+                check=True,
+            )
         return len(rows)
 
     # ---- outages
@@ -207,22 +255,52 @@ class LabWorkload:
         fo = self.lab.failover(lh, how)
         t0 = fo.started_at - fo.started_after
         workload.append(self.ledger_dir, lh, "failover", lh, fo.victim, how)
-        return self.settle_outage(scenario, lh, how, t0, fo.victim, fo.survivor,
-                                  fo.fenced_after, fo.started_after, before)
+        return self.settle_outage(
+            scenario, lh, how, t0, fo.victim, fo.survivor, fo.fenced_after, fo.started_after, before
+        )
 
-    def settle_outage(self, scenario: str, lh: str, how: str, t0: float, victim: str,
-                      survivor: str, fenced_after: float | None,
-                      ready_after: float | None, epoch_before: int) -> Outage:
+    def settle_outage(
+        self,
+        scenario: str,
+        lh: str,
+        how: str,
+        t0: float,
+        victim: str,
+        survivor: str,
+        fenced_after: float | None,
+        ready_after: float | None,
+        epoch_before: int,
+    ) -> Outage:
         self.driver.forget_locations()
         epoch, started = wait_until(
-            lambda: (e := self.epoch(lh, survivor))[0] > epoch_before and e, 60, 0.2,
-            f"a new epoch of {lh}")
+            lambda: (e := self.epoch(lh, survivor))[0] > epoch_before and e,
+            60,
+            0.2,
+            f"a new epoch of {lh}",
+        )
         first = self.first_start(lh, t0, survivor)
-        out = Outage(scenario, lh, how, t0, victim, survivor, fenced_after, ready_after,
-                     None if first is None else first - t0, started - t0, epoch)
-        record(scenario, **{"-> fenced": fenced_after, "-> logical host started":
-                            ready_after, "-> daemon's new epoch": started - t0,
-                            "-> first job started": out.first_job_after})
+        out = Outage(
+            scenario,
+            lh,
+            how,
+            t0,
+            victim,
+            survivor,
+            fenced_after,
+            ready_after,
+            None if first is None else first - t0,
+            started - t0,
+            epoch,
+        )
+        record(
+            scenario,
+            **{
+                "-> fenced": fenced_after,
+                "-> logical host started": ready_after,
+                "-> daemon's new epoch": started - t0,
+                "-> first job started": out.first_job_after,
+            },
+        )
         self.outages.append(out)
         return out
 
@@ -238,9 +316,12 @@ class LabWorkload:
 
     def in_doubt_since(self, lh: str, epoch: int) -> dict[str, str]:
         """Unit path -> new status of every in-doubt decision made by epoch."""
-        rows = self.query(lh, "SELECT u.path, e.new, e.code FROM events e JOIN unit_runs u "
-                              "ON u.id = e.unit_run WHERE e.epoch >= ? AND e.old='running'",
-                          (epoch,))
+        rows = self.query(
+            lh,
+            "SELECT u.path, e.new, e.code FROM events e JOIN unit_runs u "
+            "ON u.id = e.unit_run WHERE e.epoch >= ? AND e.old='running'",
+            (epoch,),
+        )
         return {p: new for p, new, code in rows if code in checker.IN_DOUBT}
 
 
@@ -270,8 +351,11 @@ def wl(lab: Lab) -> Iterator[LabWorkload]:
         w.driver.stop()
         for scenario in FIGURES:
             publish(scenario)
-        print("driver failures (expected while a logical host moves):",
-              len(w.driver.failures), w.driver.failures[-5:])
+        print(
+            "driver failures (expected while a logical host moves):",
+            len(w.driver.failures),
+            w.driver.failures[-5:],
+        )
 
 
 @pytest.fixture
@@ -308,13 +392,15 @@ def test_daemon_crash_restarts_in_place_and_readopts(busy: LabWorkload) -> None:
     node = w.locate(lh)
     assert node
     epoch_before = w.epoch(lh)[0]
-    pid = json.loads(Path(f"/proc/{lab.node_pid(node)}/root/run/ajs3/{lh}/daemon.json")
-                     .read_text())["pid"]
+    pid = json.loads(
+        Path(f"/proc/{lab.node_pid(node)}/root/run/ajs3/{lh}/daemon.json").read_text()
+    )["pid"]
     t0 = time.time()
     lab.exec(node, ["kill", "-9", str(pid)], check=True)
     # Pacemaker's monitor notices, stops and starts it on the same node: no fencing
-    out = w.settle_outage("daemon crash", lh, "kill -9 daemon", t0, node, node, None,
-                          None, epoch_before)
+    out = w.settle_outage(
+        "daemon crash", lh, "kill -9 daemon", t0, node, node, None, None, epoch_before
+    )
     assert lab.wait_groups(timeout=60)[lh] == node
     assert not [e for e in lab.pdu_log() if e["time"] >= t0], "nobody was fenced"
     # nothing was in doubt: the jobs kept running and were re-adopted with their ends
@@ -323,8 +409,9 @@ def test_daemon_crash_restarts_in_place_and_readopts(busy: LabWorkload) -> None:
     adopted = [e for e in led.ends if e.epoch == epoch_before and e.time > t0]
     assert adopted, f"no job of epoch {epoch_before} ended after the kill ({running})"
     for e in adopted:
-        (status, code) = w.query(lh, "SELECT status, exit_code FROM unit_runs WHERE run_id=?",
-                                 (e.run_id,))[0]
+        (status, code) = w.query(
+            lh, "SELECT status, exit_code FROM unit_runs WHERE run_id=?", (e.run_id,)
+        )[0]
         if status != "running":
             assert (status, code) == ("ended_normally", 0), (e, status, code)
     assert_clean(w.check(lh))
@@ -343,23 +430,34 @@ def test_planned_switchover_fails_nothing(busy: LabWorkload) -> None:
     assert move.returncode == 0, move.stdout + move.stderr
     lab.wait_groups(timeout=120, where={lh: dst})
     ready = time.time() - t0
-    out = w.settle_outage("switchover", lh, "pcs resource move", t0, src or "?", dst, None,
-                          ready, epoch_before)
+    out = w.settle_outage(
+        "switchover", lh, "pcs resource move", t0, src or "?", dst, None, ready, epoch_before
+    )
     assert not [e for e in lab.pdu_log() if e["time"] >= t0], "nobody was fenced"
     # Jobs only: a jobnet that ends abnormally after t0 because a job of an earlier
     # scenario was killed in doubt (policy fail) is that scenario's outcome. Seen once
     # (/fo/mix ended abnormally, no job event after t0), most likely when the daemon
     # crash before this test was noticed quickly and a `rerun` job that the node crash
     # restarted still ran at t0.
-    bad = w.query(lh, "SELECT u.path, e.new, e.reason, u.jobnet_run FROM events e JOIN "
-                      "unit_runs u ON u.id = e.unit_run WHERE e.at >= ? AND u.kind = 'job' "
-                      "AND e.new IN ('killed', 'unknown', 'ended_abnormally', 'interrupted', "
-                      "'failed_to_start')", (t0,))
+    bad = w.query(
+        lh,
+        "SELECT u.path, e.new, e.reason, u.jobnet_run FROM events e JOIN "
+        "unit_runs u ON u.id = e.unit_run WHERE e.at >= ? AND u.kind = 'job' "
+        "AND e.new IN ('killed', 'unknown', 'ended_abnormally', 'interrupted', "
+        "'failed_to_start')",
+        (t0,),
+    )
     # what the whole run looked like, to tell the switchover from an earlier scenario
-    runs = {r[3]: w.query(lh, "SELECT u.path, u.status, u.reason, u.epoch, e.at FROM "
-                              "unit_runs u LEFT JOIN events e ON e.unit_run = u.id AND "
-                              "e.new = u.status WHERE u.jobnet_run = ?", (r[3],))
-            for r in bad}
+    runs = {
+        r[3]: w.query(
+            lh,
+            "SELECT u.path, u.status, u.reason, u.epoch, e.at FROM "
+            "unit_runs u LEFT JOIN events e ON e.unit_run = u.id AND "
+            "e.new = u.status WHERE u.jobnet_run = ?",
+            (r[3],),
+        )
+        for r in bad
+    }
     assert bad == [], f"a planned switchover failed jobs: {bad} (t0 {t0}; runs: {runs})"
     assert w.in_doubt_since(lh, out.epoch) == {}
     assert_clean(w.check(lh))
@@ -395,8 +493,9 @@ def test_both_logical_hosts_on_one_node_then_it_crashes(busy: LabWorkload) -> No
     fenced = wait_until(lambda: lab.fencing_done(host, t0), 60, 0.2, "the fencing")
     for lh in LHOSTS:
         workload.append(w.ledger_dir, lh, "failover", lh, host, "kill")
-        w.settle_outage("both on one node", lh, "kill", t0, host, where[lh], fenced - t0,
-                        ready[lh], before[lh])
+        w.settle_outage(
+            "both on one node", lh, "kill", t0, host, where[lh], fenced - t0, ready[lh], before[lh]
+        )
         assert fenced <= t0 + ready[lh] + 0.5
     for lh in LHOSTS:
         w.release_unknown(lh)
@@ -421,9 +520,11 @@ def test_soak_of_consecutive_failovers_under_load(busy: LabWorkload) -> None:
             w.release_unknown(x)
         rep = w.check(lh)
         assert_clean(rep)
-        print(f"soak {i + 1}/{rounds}: {lh} {out.victim} -> {out.survivor}, fenced "
-              f"{out.fenced_after:.2f} s, started {out.ready_after:.2f} s, first job "
-              f"{out.first_job_after} s")
+        print(
+            f"soak {i + 1}/{rounds}: {lh} {out.victim} -> {out.survivor}, fenced "
+            f"{out.fenced_after:.2f} s, started {out.ready_after:.2f} s, first job "
+            f"{out.first_job_after} s"
+        )
     assert len(set(victims)) >= min(3, rounds), victims
 
 
@@ -436,10 +537,16 @@ def test_everything_is_accounted_for_at_the_end(busy: LabWorkload) -> None:
     def drained() -> bool:
         for lh in LHOSTS:
             w.release_unknown(lh)
-        left = sum(w.query(lh, "SELECT count(*) FROM unit_runs WHERE status NOT IN "
-                               f"({','.join(repr(s) for s in checker.FINAL)})")[0][0]
-                   for lh in LHOSTS)
+        left = sum(
+            w.query(
+                lh,
+                "SELECT count(*) FROM unit_runs WHERE status NOT IN "
+                f"({','.join(repr(s) for s in checker.FINAL)})",
+            )[0][0]
+            for lh in LHOSTS
+        )
         return left == 0
+
     wait_until(drained, 120, 1.0, "every run to end")
     total = 0
     for lh in LHOSTS:
@@ -448,5 +555,4 @@ def test_everything_is_accounted_for_at_the_end(busy: LabWorkload) -> None:
         total += rep.summary["jobnet_runs"]
     entered = sum(len(v) for v in w.driver.entered.values())
     assert total >= entered > 0
-    print(f"{entered} jobnet runs entered, {total} in the journals, "
-          f"{len(w.outages)} outages")
+    print(f"{entered} jobnet runs entered, {total} in the journals, {len(w.outages)} outages")

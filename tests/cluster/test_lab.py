@@ -25,7 +25,6 @@ from lab import FENCE_AGENT, LEDGER_DIR, MOUNT_ROOT, PYTHON, REPO, TIMINGS, Lab,
 pytestmark = pytest.mark.cluster
 
 
-
 def timing(name: str, seconds: float) -> None:
     """A figure for the end-of-run summary (conftest.py prints them)."""
     TIMINGS.append((name, seconds))
@@ -57,10 +56,15 @@ def assert_only_on(lab: Lab, lh_name: str, active: str) -> None:
 def successful_fencings(lab: Lab, target: str, since: float) -> list[dict[str, str]]:
     def when(ev: dict[str, str]) -> float:
         # "2026-11-28 04:11:07Z": whole seconds only.
-        return datetime.strptime(ev["completed"].replace("Z", "+0000"),
-                                 "%Y-%m-%d %H:%M:%S%z").timestamp()
-    return [ev for ev in lab.stonith_history(target)
-            if ev.get("status") == "success" and "completed" in ev and when(ev) >= since - 1]
+        return datetime.strptime(
+            ev["completed"].replace("Z", "+0000"), "%Y-%m-%d %H:%M:%S%z"
+        ).timestamp()
+
+    return [
+        ev
+        for ev in lab.stonith_history(target)
+        if ev.get("status") == "success" and "completed" in ev and when(ev) >= since - 1
+    ]
 
 
 # --------------------------------------------------------------------------- tests
@@ -69,8 +73,11 @@ def successful_fencings(lab: Lab, target: str, since: float) -> list[dict[str, s
 def test_up_starts_groups_on_their_preferred_nodes(lab: Lab) -> None:
     assert lab.wait_groups(timeout=60) == {"lh1": "node1", "lh2": "node2"}
     assert sorted(lab.online_nodes()) == ["node1", "node2", "node3"]
-    prop = lab.exec("node1", ["crm_attribute", "-t", "crm_config", "-n", "stonith-enabled",
-                              "-G", "-q"], check=True).stdout.strip()
+    prop = lab.exec(
+        "node1",
+        ["crm_attribute", "-t", "crm_config", "-n", "stonith-enabled", "-G", "-q"],
+        check=True,
+    ).stdout.strip()
     assert prop == "true"
     assert_only_on(lab, "lh1", "node1")
     assert_only_on(lab, "lh2", "node2")
@@ -94,20 +101,29 @@ def test_nodes_are_separate_machines(lab: Lab) -> None:
 
 def test_fence_agent_speaks_the_fence_agents_api(lab: Lab) -> None:
     agent = [PYTHON, str(FENCE_AGENT)]
-    meta = subprocess.run([*agent, "-o", "metadata"], capture_output=True, text=True,
-                          check=True).stdout
+    meta = subprocess.run(
+        [*agent, "-o", "metadata"], capture_output=True, text=True, check=True
+    ).stdout
     root = ET.fromstring(meta)
     assert root.get("name") == "fence_ajs3lab"
     assert {"on", "off", "reboot", "status", "list", "monitor", "metadata"} <= {
-        a.get("name") for a in root.iter("action")}
+        a.get("name") for a in root.iter("action")
+    }
     stdin = f"action=status\nport=node3\nstate_dir={lab.state_dir}\n"
     st = subprocess.run(agent, input=stdin, capture_output=True, text=True)
     assert st.returncode == 0, st.stderr
-    listing = subprocess.run([*agent, "-o", "list", f"--state-dir={lab.state_dir}"],
-                             capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        [*agent, "-o", "list", f"--state-dir={lab.state_dir}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert [line.split(",")[0] for line in listing.split()] == lab.node_names()
-    bad = subprocess.run([*agent, "-o", "status", "-n", "node9",
-                          f"--state-dir={lab.state_dir}"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [*agent, "-o", "status", "-n", "node9", f"--state-dir={lab.state_dir}"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1
     # Pacemaker sees the device and knows it can fence every node.
     for n in lab.node_names():
@@ -120,8 +136,12 @@ def test_node_crash_is_fenced_and_lh1_fails_over(settled: Lab) -> None:
     assert lab.group_location("lh1") == "node1"
     fo = lab.failover("lh1", "kill")
     t_kill = fo.started_at - fo.started_after
-    history = wait_until(lambda: successful_fencings(lab, "node1", t_kill), 30, 0.5,
-                         "a successful fencing of node1 in the stonith history")
+    history = wait_until(
+        lambda: successful_fencings(lab, "node1", t_kill),
+        30,
+        0.5,
+        "a successful fencing of node1 in the stonith history",
+    )
     assert history[-1]["target"] == "node1"
     timing("node crash: kill -> fenced", fo.fenced_after)
     timing("node crash: kill -> lh1 started on survivor", fo.started_after)
@@ -149,8 +169,9 @@ def test_pcs_resource_move_is_a_clean_switchover(settled: Lab) -> None:
     assert [f.attrib for f in mon.iter("failure")] == []
     assert len(lab.stonith_history("node1", "node2")) == fencings_before, "nobody was fenced"
     # pcs 0.11 removes its temporary constraint once the move is done
-    cons = lab.exec(dst, ["pcs", "constraint", "location", "config", "resources", "lh1"],
-                    check=True).stdout
+    cons = lab.exec(
+        dst, ["pcs", "constraint", "location", "config", "resources", "lh1"], check=True
+    ).stdout
     assert "cli-" not in cons, cons
 
 
@@ -177,12 +198,16 @@ def test_repeated_crashes_median_and_worst(settled: Lab) -> None:
         fo = lab.failover("lh1", "kill")
         assert fo.fenced_at <= fo.started_at + 0.5, fo
         results.append(fo)
-        print(f"{fo.victim} -> {fo.survivor} (victim was DC: {fo.was_dc}): fenced "
-              f"{fo.fenced_after:.2f} s, lh1 started {fo.started_after:.2f} s; "
-              f"start exec ms {fo.start_ms}")
+        print(
+            f"{fo.victim} -> {fo.survivor} (victim was DC: {fo.was_dc}): fenced "
+            f"{fo.fenced_after:.2f} s, lh1 started {fo.started_after:.2f} s; "
+            f"start exec ms {fo.start_ms}"
+        )
     assert len({fo.victim for fo in results}) >= min(2, rounds), "failovers did not alternate"
-    for name, values in (("fenced", [fo.fenced_after for fo in results]),
-                         ("lh1 started", [fo.started_after for fo in results])):
+    for name, values in (
+        ("fenced", [fo.fenced_after for fo in results]),
+        ("lh1 started", [fo.started_after for fo in results]),
+    ):
         timing(f"{rounds} crashes: kill -> {name}, median", statistics.median(values))
         timing(f"{rounds} crashes: kill -> {name}, worst", max(values))
 
@@ -190,9 +215,21 @@ def test_repeated_crashes_median_and_worst(settled: Lab) -> None:
 def test_infra_suite_passes_over_ssh(settled: Lab) -> None:
     """tests/infra, as it would run against Vagrant VMs, over the lab's ssh_config."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", str(REPO / "tests" / "infra"), "-q",
-         "-p", "no:cacheprovider", f"--ssh-config={settled.ssh_config}"],
-        capture_output=True, text=True, cwd=REPO, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(REPO / "tests" / "infra"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--ssh-config={settled.ssh_config}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
     print(proc.stdout[-3000:])
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
 
@@ -202,9 +239,14 @@ def test_down_cleans_up_after_an_interrupted_up(lab: Lab, tmp_path: Path) -> Non
     PDU (the parent of the nodes) then crashed: down must still remove everything."""
     other = Lab(tmp_path / "state", nodes=2, prefix="ajs3x")
     with other._locked() as state:
-        state["config"] = {"nodes": 2, "prefix": "ajs3x", "subnet": other.subnet,
-                           "app": other.app, "lhosts": list(other.lhosts),
-                           "cluster_name": "ajs3x"}
+        state["config"] = {
+            "nodes": 2,
+            "prefix": "ajs3x",
+            "subnet": other.subnet,
+            "app": other.app,
+            "lhosts": list(other.lhosts),
+            "cluster_name": "ajs3x",
+        }
         state["netns"], state["created_paths"] = [], []
     other._make_files()
     other._make_volumes()
@@ -233,8 +275,11 @@ def test_down_cleans_up_after_an_interrupted_up(lab: Lab, tmp_path: Path) -> Non
 def test_down_leaves_nothing(lab: Lab) -> None:
     state: dict[str, Any] = json.loads(lab.state_file.read_text())
     images = [v["image"] for v in state["loops"].values()]
-    pids = [(info[k], info[f"{k}_start"]) for info in state["nodes"].values()
-            for k in ("init", "unshare")]
+    pids = [
+        (info[k], info[f"{k}_start"])
+        for info in state["nodes"].values()
+        for k in ("init", "unshare")
+    ]
     pids.append((state["pdu"]["pid"], state["pdu"]["start"]))
     created = state.get("created_paths", [])
     t0 = time.time()
@@ -257,4 +302,3 @@ def test_down_leaves_nothing(lab: Lab) -> None:
         if str(lab.state_dir) in text or " lab-run " in text or " lab-srv " in text:
             leftovers.append(str(mi))
     assert leftovers == []
-

@@ -48,48 +48,67 @@ def ledger_path(ledger_dir: str | Path, lhost: str) -> str:
 def _job_script(ledger: str, seconds: float, rc: int = 0) -> str:
     # $(date +%s.%N) is the host's clock (nodes share the kernel); one `echo >>` is one
     # O_APPEND write, so lines of concurrent jobs never interleave.
-    ident = ('$AJS3_RUN_ID $AJS3_ATTEMPT $AJS3_EPOCH $(hostname) $AJS3_UNIT '
-             '$AJS3_JOBNET_RUN')
-    return (f'L={shlex.quote(ledger)}\n'
-            f'echo "start {ident} $(date +%s.%N)" >> "$L"\n'
-            f'sleep {seconds:g}\n'
-            f'echo "end {ident} $(date +%s.%N) {rc}" >> "$L"\n'
-            f'exit {rc}\n')
+    ident = "$AJS3_RUN_ID $AJS3_ATTEMPT $AJS3_EPOCH $(hostname) $AJS3_UNIT $AJS3_JOBNET_RUN"
+    return (
+        f"L={shlex.quote(ledger)}\n"
+        f'echo "start {ident} $(date +%s.%N)" >> "$L"\n'
+        f"sleep {seconds:g}\n"
+        f'echo "end {ident} $(date +%s.%N) {rc}" >> "$L"\n'
+        f"exit {rc}\n"
+    )
 
 
 def _check_script(ledger: str) -> str:
     # The judgment of the JP1 note: did the job's update reach the database? Here the
     # "database" is the ledger: an `end` line of this very run id means it was done.
-    return (f'L={shlex.quote(ledger)}\n'
-            'if grep -q "^end $AJS3_RUN_ID " "$L"; then v=0; else v=1; fi\n'
-            'echo "check $AJS3_RUN_ID $v $AJS3_EPOCH $(hostname) $AJS3_UNIT '
-            '$AJS3_JOBNET_RUN $(date +%s.%N)" >> "$L"\n'
-            'exit $v\n')
+    return (
+        f"L={shlex.quote(ledger)}\n"
+        'if grep -q "^end $AJS3_RUN_ID " "$L"; then v=0; else v=1; fi\n'
+        'echo "check $AJS3_RUN_ID $v $AJS3_EPOCH $(hostname) $AJS3_UNIT '
+        '$AJS3_JOBNET_RUN $(date +%s.%N)" >> "$L"\n'
+        "exit $v\n"
+    )
 
 
-def definitions(lhost: str, ledger_dir: str | Path, long_s: float = 5.0,
-                short_s: float = 0.2, burst: int = 3) -> dict[str, Any]:
+def definitions(
+    lhost: str, ledger_dir: str | Path, long_s: float = 5.0, short_s: float = 0.2, burst: int = 3
+) -> dict[str, Any]:
     """The workload's definition file (as a dict; json is valid YAML)."""
     ledger = ledger_path(ledger_dir, lhost)
     nets: list[dict[str, Any]] = []
     for i, policy in enumerate(POLICIES):
         # Stagger the lengths a little so the jobs do not all end together.
         long_job: dict[str, Any] = {
-            "name": "long", "script": _job_script(ledger, long_s + 0.5 * i),
-            "on_failover": policy}
+            "name": "long",
+            "script": _job_script(ledger, long_s + 0.5 * i),
+            "on_failover": policy,
+        }
         if policy == "judge":
             long_job["failover_check"] = ["/bin/sh", "-c", _check_script(ledger)]
         # The successor keeps the default policy (fail) except under rerun, where the
         # whole chain is declared idempotent.
-        after: dict[str, Any] = {"name": "after", "after": ["long"],
-                                 "script": _job_script(ledger, short_s)}
+        after: dict[str, Any] = {
+            "name": "after",
+            "after": ["long"],
+            "script": _job_script(ledger, short_s),
+        }
         if policy == "rerun":
             after["on_failover"] = "rerun"
         nets.append({"name": policy, "type": "jobnet", "units": [long_job, after]})
-    nets.append({"name": "burst", "type": "jobnet", "units": [
-        {"name": f"s{k}", "script": _job_script(ledger, short_s * (k + 1)),
-         "on_failover": "rerun" if k % 2 else "fail"}
-        for k in range(burst)]})
+    nets.append(
+        {
+            "name": "burst",
+            "type": "jobnet",
+            "units": [
+                {
+                    "name": f"s{k}",
+                    "script": _job_script(ledger, short_s * (k + 1)),
+                    "on_failover": "rerun" if k % 2 else "fail",
+                }
+                for k in range(burst)
+            ],
+        }
+    )
     return {"group": GROUP, "jobnets": [{"name": ROOT.rsplit("/", 1)[1], "units": nets}]}
 
 

@@ -44,23 +44,140 @@ SEEDS = sorted(
 JP1_CODES = {"AJS3-E111", "AJS3-E112"}
 #: Dropped into texts: what a hostile or careless writer puts into YAML.
 SNIPPETS = [
-    "!!python/object/apply:os.system [id]", "!foo {}", "!!map", "!!str ", "! x", "!<tag:x> ",
-    "&a ", "*a", "<<: *a", "<<: [*a, *a]", "? ", ": ", "- ", "[", "]", "{", "}", ",", "#",
-    "'", '"', "|", ">-", "\t", "\n", "\r\n", "\x85", "\u2028", "\ufeff", "\x00", '"\\0"',
-    '"\\ud800"', '"\\udc80\\ud83d"', '"\\U0010ffff"', '"\\x00"', "---\n", "...\n", "%YAML 1.1\n",
-    "%TAG ! tag:yaml.org,2002:\n", "9" * 5000, "0x" + "f" * 300, ".inf", ".nan", "-.inf",
-    "1e999", "12:30:00", "2027-02-30", "0001-01-01", "9999-12-31", "'47:59'", "'24:00'",
-    "[" * 300, "{a: " * 300, "a\n" * 50, "~", "null", "yes", "no", "on", "0o777", "0b101",
-    "1_000", "+12", "-0", "\ud800", "é", "名前",
+    "!!python/object/apply:os.system [id]",
+    "!foo {}",
+    "!!map",
+    "!!str ",
+    "! x",
+    "!<tag:x> ",
+    "&a ",
+    "*a",
+    "<<: *a",
+    "<<: [*a, *a]",
+    "? ",
+    ": ",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "#",
+    "'",
+    '"',
+    "|",
+    ">-",
+    "\t",
+    "\n",
+    "\r\n",
+    "\x85",
+    "\u2028",
+    "\ufeff",
+    "\x00",
+    '"\\0"',
+    '"\\ud800"',
+    '"\\udc80\\ud83d"',
+    '"\\U0010ffff"',
+    '"\\x00"',
+    "---\n",
+    "...\n",
+    "%YAML 1.1\n",
+    "%TAG ! tag:yaml.org,2002:\n",
+    "9" * 5000,
+    "0x" + "f" * 300,
+    ".inf",
+    ".nan",
+    "-.inf",
+    "1e999",
+    "12:30:00",
+    "2027-02-30",
+    "0001-01-01",
+    "9999-12-31",
+    "'47:59'",
+    "'24:00'",
+    "[" * 300,
+    "{a: " * 300,
+    "a\n" * 50,
+    "~",
+    "null",
+    "yes",
+    "no",
+    "on",
+    "0o777",
+    "0b101",
+    "1_000",
+    "+12",
+    "-0",
+    "\ud800",
+    "é",
+    "名前",
 ]
-KEYS = sorted({*schema.FILE_KEYS, *schema.ALL_UNIT_KEYS, *schema.ROOT_KEYS, *schema.RETRY_KEYS,
-               *schema.SCHEDULE_KEYS, *schema.RULE_KEYS, *schema.REPEAT_KEYS,
-               *schema.CALENDAR_KEYS, "op", "value", "low", "high", "path", "<<"})
-WORDS = ["job", "judge", "or", "jobnet", "eq", "in_range", "file_exists", "fail", "judge",
-         "rerun", "unknown", "skip", "queue", "parallel", "all", "latest", "before", "after",
-         "cancel", "run", "mon", "fri", "sunday", "2 weeks", "3 months", "1h30m", "90s",
-         "UTC", "Asia/Tokyo", "Mars/Base", "/tmp", "relative/dir", "AJS3_RUN_ID", "nobody",
-         "a", "b", "c", "x", "-bad", "a b", "", " ", "\x00", "\ud800", "x\n", "a" * 65]
+KEYS = sorted(
+    {
+        *schema.FILE_KEYS,
+        *schema.ALL_UNIT_KEYS,
+        *schema.ROOT_KEYS,
+        *schema.RETRY_KEYS,
+        *schema.SCHEDULE_KEYS,
+        *schema.RULE_KEYS,
+        *schema.REPEAT_KEYS,
+        *schema.CALENDAR_KEYS,
+        "op",
+        "value",
+        "low",
+        "high",
+        "path",
+        "<<",
+    }
+)
+WORDS = [
+    "job",
+    "judge",
+    "or",
+    "jobnet",
+    "eq",
+    "in_range",
+    "file_exists",
+    "fail",
+    "judge",
+    "rerun",
+    "unknown",
+    "skip",
+    "queue",
+    "parallel",
+    "all",
+    "latest",
+    "before",
+    "after",
+    "cancel",
+    "run",
+    "mon",
+    "fri",
+    "sunday",
+    "2 weeks",
+    "3 months",
+    "1h30m",
+    "90s",
+    "UTC",
+    "Asia/Tokyo",
+    "Mars/Base",
+    "/tmp",
+    "relative/dir",
+    "AJS3_RUN_ID",
+    "nobody",
+    "a",
+    "b",
+    "c",
+    "x",
+    "-bad",
+    "a b",
+    "",
+    " ",
+    "\x00",
+    "\ud800",
+    "x\n",
+    "a" * 65,
+]
 
 
 def printable(text: str) -> None:
@@ -118,9 +235,13 @@ def corpus_texts() -> list[tuple[str, str]]:
     return found
 
 
-BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
-) + "jobnets: [{name: n, units: *i}]\n"
+BOMB = (
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
+    )
+    + "jobnets: [{name: n, units: *i}]\n"
+)
 GENERATED = {
     "laughs": BOMB,
     "bomb in units": "jobnets:\n - name: n\n   units: &u\n"
@@ -133,12 +254,14 @@ GENERATED = {
     "many anchors": "jobnets: [" + ", ".join(f"&a{i} x" for i in range(10_000)) + "]\n",
     "many problems": "jobnets: [" + ", ".join(f"{{name: -{i}}}" for i in range(2000)) + "]\n",
     "long after list": "jobnets: [{name: n, units: [{name: a, command: [x], after: ["
-    + ", ".join(["b"] * 10_000) + "]}, {name: b, command: [x]}]}]\n",
+    + ", ".join(["b"] * 10_000)
+    + "]}, {name: b, command: [x]}]}]\n",
     "long cycle": "jobnets: [{name: n, units: ["
     + ", ".join(f"{{name: u{i}, command: [x], after: [u{(i + 1) % 1000}]}}" for i in range(1000))
     + "]}]\n",
     "unknown siblings": "jobnets: [{name: n, units: ["
-    + ", ".join(f"{{name: u{i}, command: [x], after: [v{i}]}}" for i in range(1000)) + "]}]\n",
+    + ", ".join(f"{{name: u{i}, command: [x], after: [v{i}]}}" for i in range(1000))
+    + "]}]\n",
     "deep group": "group: " + "/g" * 100_000 + "\njobnets: []\n",
     "raw surrogate": "jobnets: [{name: n, units: [{name: a, command: [\ud800]}]}]\n",
 }
@@ -165,7 +288,7 @@ def mutated(draw: st.DrawFn) -> str:
         pos = draw(st.integers(0, len(text)))
         op = draw(st.sampled_from(["delete", "insert", "snippet", "line", "swap", "dup"]))
         if op == "delete":
-            text = text[:pos] + text[pos + draw(st.integers(1, 8)):]
+            text = text[:pos] + text[pos + draw(st.integers(1, 8)) :]
         elif op == "insert":
             text = text[:pos] + draw(st.text(min_size=1, max_size=3)) + text[pos:]
         elif op == "snippet":
@@ -209,8 +332,10 @@ def scalar(rng: random.Random) -> Any:
     if pick == 4:
         return date.fromordinal(rng.randint(1, date.max.toordinal()))
     if pick == 5:
-        return "".join(chr(rng.choice([rng.randint(0, 0x7f), rng.randint(0, 0x10ffff)]))
-                       for _ in range(rng.randint(0, 8)))
+        return "".join(
+            chr(rng.choice([rng.randint(0, 0x7F), rng.randint(0, 0x10FFFF)]))
+            for _ in range(rng.randint(0, 8))
+        )
     return rng.choice(WORDS)
 
 
@@ -220,8 +345,10 @@ def tree(rng: random.Random, depth: int = 0) -> Any:
         return scalar(rng)
     if pick == 3:
         return [tree(rng, depth + 1) for _ in range(rng.randint(0, 4))]
-    return {rng.choice(KEYS) if rng.random() < 0.8 else scalar(rng): tree(rng, depth + 1)
-            for _ in range(rng.randint(0, 4))}
+    return {
+        rng.choice(KEYS) if rng.random() < 0.8 else scalar(rng): tree(rng, depth + 1)
+        for _ in range(rng.randint(0, 4))
+    }
 
 
 def unit_entry(rng: random.Random) -> dict[Any, Any]:
@@ -229,8 +356,10 @@ def unit_entry(rng: random.Random) -> dict[Any, Any]:
     for key in rng.sample(KEYS, rng.randint(0, 5)):
         entry[key] = tree(rng) if rng.random() < 0.5 else rng.choice(WORDS)
     if rng.random() < 0.5:
-        entry["command"] = [rng.choice(WORDS) if rng.random() < 0.8 else rng.randint(-9, 9)
-                            for _ in range(rng.randint(0, 3))]
+        entry["command"] = [
+            rng.choice(WORDS) if rng.random() < 0.8 else rng.randint(-9, 9)
+            for _ in range(rng.randint(0, 3))
+        ]
     return entry
 
 
@@ -241,9 +370,13 @@ def document(rng: random.Random) -> Any:
     if rng.random() < 0.5:
         doc["group"] = rng.choice(["/", "/a/b", "a", "/a/", "/" + "x" * 70])
     if rng.random() < 0.25:
-        doc["calendars"] = [{key: tree(rng) if rng.random() < 0.3 else scalar(rng)
-                             for key in rng.sample(schema.CALENDAR_KEYS, rng.randint(0, 4))}
-                            for _ in range(rng.randint(0, 2))]
+        doc["calendars"] = [
+            {
+                key: tree(rng) if rng.random() < 0.3 else scalar(rng)
+                for key in rng.sample(schema.CALENDAR_KEYS, rng.randint(0, 4))
+            }
+            for _ in range(rng.randint(0, 2))
+        ]
     roots = []
     for _ in range(rng.randint(0, 2)):
         root = unit_entry(rng)
@@ -262,20 +395,37 @@ def test_generated_definition_structures(rng: random.Random) -> None:
     for _ in range(10):
         doc, flow = document(rng), rng.choice([None, True, False])
         try:
-            text = yaml.dump(doc, Dumper=DUMPER, allow_unicode=True, default_flow_style=flow,
-                             sort_keys=False)
+            text = yaml.dump(
+                doc, Dumper=DUMPER, allow_unicode=True, default_flow_style=flow, sort_keys=False
+            )
         except UnicodeEncodeError:  # libyaml's emitter takes no lone surrogate; PyYAML's does
-            text = yaml.safe_dump(doc, allow_unicode=True, default_flow_style=flow,
-                                  sort_keys=False)
+            text = yaml.safe_dump(doc, allow_unicode=True, default_flow_style=flow, sort_keys=False)
         feed(text)
 
 
 # --------------------------------------------------------------------------- raw text
 
-ALPHABET = st.sampled_from([
-    *"[]{}:,-&*!|>'\"#?%@`\\ \t\n\r.~<=", "a", "b", "0", "1", "9", "jobnets", "name",
-    "units", "command", "\x00", "\x85", "\u2028", "\ufeff", "\ud800", "é", "\x1b",
-])
+ALPHABET = st.sampled_from(
+    [
+        *"[]{}:,-&*!|>'\"#?%@`\\ \t\n\r.~<=",
+        "a",
+        "b",
+        "0",
+        "1",
+        "9",
+        "jobnets",
+        "name",
+        "units",
+        "command",
+        "\x00",
+        "\x85",
+        "\u2028",
+        "\ufeff",
+        "\ud800",
+        "é",
+        "\x1b",
+    ]
+)
 
 
 @settings(max_examples=5500, deadline=None, suppress_health_check=list(HealthCheck))

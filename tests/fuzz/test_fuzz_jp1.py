@@ -38,10 +38,10 @@ CORPUS = HERE / "corpus" / "jp1"
 SAMPLES = HERE.parent / "unit" / "jp1"
 
 
-
 def fuzz(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
 
 
 def _unit_blocks(text: str) -> list[str]:
@@ -53,7 +53,7 @@ def _unit_blocks(text: str) -> list[str]:
         while 0 <= i < len(text):
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             if depth == 0:
-                blocks.append(text[start:i + 1].strip())
+                blocks.append(text[start : i + 1].strip())
                 break
             i += 1
     return blocks
@@ -62,10 +62,50 @@ def _unit_blocks(text: str) -> list[str]:
 _FILES = [p.read_text(encoding="utf-8") for p in sorted(SAMPLES.glob("*.jp1"))]
 SEEDS = _FILES + [b for text in _FILES for b in _unit_blocks(text)]
 
-TOKENS = ["{", "}", ";", "=", ",", '"', "#", '#"', "##", "/*", "*/", "\n", "(", ")", "/",
-          ":", "*", "+", "-", "\u00b2", "\u0663", "\uff11", "0", "00", "145", "99999999999",
-          "9" * 40, "unit=X,,,;", "unit=", "{ty=j;}", "ty=g;", "ty=n;", "ty=j;", "ty=jdj;",
-          "ty=pj;", "sd=", "st=", "cy=", "0000/01/01", "2027/02/30", "24:00", "48:00"]
+TOKENS = [
+    "{",
+    "}",
+    ";",
+    "=",
+    ",",
+    '"',
+    "#",
+    '#"',
+    "##",
+    "/*",
+    "*/",
+    "\n",
+    "(",
+    ")",
+    "/",
+    ":",
+    "*",
+    "+",
+    "-",
+    "\u00b2",
+    "\u0663",
+    "\uff11",
+    "0",
+    "00",
+    "145",
+    "99999999999",
+    "9" * 40,
+    "unit=X,,,;",
+    "unit=",
+    "{ty=j;}",
+    "ty=g;",
+    "ty=n;",
+    "ty=j;",
+    "ty=jdj;",
+    "ty=pj;",
+    "sd=",
+    "st=",
+    "cy=",
+    "0000/01/01",
+    "2027/02/30",
+    "24:00",
+    "48:00",
+]
 
 
 @st.composite
@@ -80,26 +120,50 @@ def mutated(draw: st.DrawFn) -> list[str]:
         if how == "insert":
             text = text[:at] + draw(piece) + text[at:]
         elif how == "delete":
-            text = text[:at] + text[at + draw(st.integers(1, 12)):]
+            text = text[:at] + text[at + draw(st.integers(1, 12)) :]
         else:
             token = draw(piece)
-            text = text[:at] + token + text[at + max(len(token), 1):]
+            text = text[:at] + token + text[at + max(len(token), 1) :]
         steps.append(text)
     return steps
 
 
 NUMBERS = st.one_of(
-    st.integers(-5, 300).map(str), st.integers(0, 2**40).map(str),
+    st.integers(-5, 300).map(str),
+    st.integers(0, 2**40).map(str),
     st.sampled_from(["", "\u00b2", "\u0663", "\uff18", "1x", "x", "-1", "0", "9" * 30]),
 )
 DATES = st.one_of(
-    st.builds(lambda y, m, d: f"{y:04d}/{m:02d}/{d}", st.integers(0, 10000), st.integers(0, 13),
-              st.sampled_from(["01", "15", "28", "30", "31", "32", "*3", "*40", "b", "b-3",
-                               "*b", "fr:b", "mo:2", "\u00b2", "x"])),
+    st.builds(
+        lambda y, m, d: f"{y:04d}/{m:02d}/{d}",
+        st.integers(0, 10000),
+        st.integers(0, 13),
+        st.sampled_from(
+            [
+                "01",
+                "15",
+                "28",
+                "30",
+                "31",
+                "32",
+                "*3",
+                "*40",
+                "b",
+                "b-3",
+                "*b",
+                "fr:b",
+                "mo:2",
+                "\u00b2",
+                "x",
+            ]
+        ),
+    ),
     st.sampled_from(["en", "ud", "12/25", "+3", "2027/1", "\u0662\u0660\u0662\u0667/01/01"]),
 )
-TIMES = st.one_of(st.builds(lambda h, m: f"{h}:{m:02d}", st.integers(0, 60), st.integers(0, 70)),
-                  st.sampled_from(["+01:00", "1:5", "\u00b2:00", "ab", ""]))
+TIMES = st.one_of(
+    st.builds(lambda h, m: f"{h}:{m:02d}", st.integers(0, 60), st.integers(0, 70)),
+    st.sampled_from(["+01:00", "1:5", "\u00b2:00", "ab", ""]),
+)
 
 
 def _rule(key: str, value: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -108,50 +172,96 @@ def _rule(key: str, value: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 
 
 NET_PARAMS = st.one_of(
-    _rule("sd", DATES), _rule("st", TIMES), _rule("shd", NUMBERS),
+    _rule("sd", DATES),
+    _rule("st", TIMES),
+    _rule("shd", NUMBERS),
     _rule("cy", st.builds(lambda n, p: f"({n},{p})", NUMBERS, st.sampled_from("ymwdx"))),
     _rule("sh", st.sampled_from(["be", "af", "ca", "no", "zz"])),
-    st.sampled_from(["mp=y;", "mp=n;", "mp=q;", "cm=\"a #\"quoted#\" text\";", "ha=y;", "zz=1;"]),
+    st.sampled_from(["mp=y;", "mp=n;", "mp=q;", 'cm="a #"quoted#" text";', "ha=y;", "zz=1;"]),
 )
 JOB_PARAMS = st.one_of(
-    st.builds(lambda k, v: f"{k}={v};",
-              st.sampled_from(["wth", "tho", "etm", "rec", "rei", "rcs", "rce", "ejc", "ejl",
-                               "ejh"]), NUMBERS),
-    st.sampled_from(['sc="/bin/true";', 'prm="a \'b";', 'te="echo hi";', "un=batch;",
-                     'env="A=1";', "env=\"1=x\";", "jd=cod;", "jd=abc;", "ej=ri;", "ej=ef;",
-                     "ej=zz;", 'ejf="/tmp/x";', "ha=n;", "so=x;"]),
+    st.builds(
+        lambda k, v: f"{k}={v};",
+        st.sampled_from(["wth", "tho", "etm", "rec", "rei", "rcs", "rce", "ejc", "ejl", "ejh"]),
+        NUMBERS,
+    ),
+    st.sampled_from(
+        [
+            'sc="/bin/true";',
+            'prm="a \'b";',
+            'te="echo hi";',
+            "un=batch;",
+            'env="A=1";',
+            'env="1=x";',
+            "jd=cod;",
+            "jd=abc;",
+            "ej=ri;",
+            "ej=ef;",
+            "ej=zz;",
+            'ejf="/tmp/x";',
+            "ha=n;",
+            "so=x;",
+        ]
+    ),
 )
 GROUP_PARAMS = st.one_of(
-    st.builds(lambda k, v: f"{k}={v};", st.sampled_from(["op", "cl"]),
-              st.one_of(DATES, st.sampled_from(["su", "sa", "mo", "xx"]))),
+    st.builds(
+        lambda k, v: f"{k}={v};",
+        st.sampled_from(["op", "cl"]),
+        st.one_of(DATES, st.sampled_from(["su", "sa", "mo", "xx"])),
+    ),
     st.builds(lambda v: f"stt={v};", TIMES),
 )
-NAMES = st.one_of(st.sampled_from(["A", "B", "C", "J1", "N.1", "x-y"]),
-                  st.sampled_from(["", "bad name", "\u00b2", "/P/Q", "a" * 70]))
+NAMES = st.one_of(
+    st.sampled_from(["A", "B", "C", "J1", "N.1", "x-y"]),
+    st.sampled_from(["", "bad name", "\u00b2", "/P/Q", "a" * 70]),
+)
 
 
 def _unit(name: str, ty: str, params: list[str], children: list[str]) -> str:
     return f"unit={name},,,;\n{{\n ty={ty};\n " + "\n ".join(params + children) + "\n}"
 
 
-JOBS = st.builds(_unit, NAMES, st.sampled_from(["j", "rj", "jdj", "orj", "pj"]),
-                 st.lists(JOB_PARAMS, max_size=4), st.just([]))
+JOBS = st.builds(
+    _unit,
+    NAMES,
+    st.sampled_from(["j", "rj", "jdj", "orj", "pj"]),
+    st.lists(JOB_PARAMS, max_size=4),
+    st.just([]),
+)
 
 
 def _jobnet(children: st.SearchStrategy[list[str]]) -> st.SearchStrategy[str]:
-    relations = st.lists(st.builds(lambda a, b, k: f"ar=(f={a},t={b}{k});", NAMES, NAMES,
-                                   st.sampled_from(["", ",seq", ",con", ",x"])), max_size=3)
-    return st.builds(lambda name, ty, params, ars, kids: _unit(name, ty, params + ars, kids),
-                     NAMES, st.sampled_from(["n", "rn"]), st.lists(NET_PARAMS, max_size=5),
-                     relations, children)
+    relations = st.lists(
+        st.builds(
+            lambda a, b, k: f"ar=(f={a},t={b}{k});",
+            NAMES,
+            NAMES,
+            st.sampled_from(["", ",seq", ",con", ",x"]),
+        ),
+        max_size=3,
+    )
+    return st.builds(
+        lambda name, ty, params, ars, kids: _unit(name, ty, params + ars, kids),
+        NAMES,
+        st.sampled_from(["n", "rn"]),
+        st.lists(NET_PARAMS, max_size=5),
+        relations,
+        children,
+    )
 
 
 UNITS = st.recursive(
     JOBS,
     lambda inner: st.one_of(
         _jobnet(st.lists(inner, max_size=3)),
-        st.builds(_unit, NAMES, st.just("g"), st.lists(GROUP_PARAMS, max_size=3),
-                  st.lists(inner, max_size=2)),
+        st.builds(
+            _unit,
+            NAMES,
+            st.just("g"),
+            st.lists(GROUP_PARAMS, max_size=3),
+            st.lists(inner, max_size=2),
+        ),
     ),
     max_leaves=6,
 )

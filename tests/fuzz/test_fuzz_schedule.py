@@ -30,22 +30,117 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-ZONES = ["UTC", "Asia/Tokyo", "Europe/Berlin", "America/Santiago", "Australia/Lord_Howe",
-         "Pacific/Kiritimati", "Etc/GMT+12", "America/St_Johns", "Mars/Base", "",
-         "../../etc/passwd", "UTC\x00", "\ud800"]
-TIMES = ["00:00", "23:59", "47:59", "48:00", "24:00", "02:30", "12:30", "9:05", "1:5", "x",
-         "-1:00", "99999999999:00", 0, 750, -1, 2**70, None, [], {}]
-DATES = [date(1, 1, 1), date(1, 1, 2), date(9999, 12, 31), date(9999, 12, 30),
-         date(2027, 3, 28), date(2027, 10, 31), date(2028, 2, 29), "2027-02-29", "0000-01-01",
-         "10000-01-01", "2027-13-01", "27-1-1", "x", 20270101]
-EVERY = [1, 2, 7, 1000, 1001, 0, -1, "2 days", "1 week", "3 weeks", "1 month", "12 months",
-         "0 months", "weeks", "days", "9" * 5000 + " days", "1 fortnight", 1.5, True]
-DURATIONS = ["15m", "1m", "1h", "90s", "61s", "1d", "25h", "1h30m", "0s", "9" * 30 + "s",
-             "1min", 60, 0, -5, 1e300, math.inf, math.nan, "x"]
+ZONES = [
+    "UTC",
+    "Asia/Tokyo",
+    "Europe/Berlin",
+    "America/Santiago",
+    "Australia/Lord_Howe",
+    "Pacific/Kiritimati",
+    "Etc/GMT+12",
+    "America/St_Johns",
+    "Mars/Base",
+    "",
+    "../../etc/passwd",
+    "UTC\x00",
+    "\ud800",
+]
+TIMES = [
+    "00:00",
+    "23:59",
+    "47:59",
+    "48:00",
+    "24:00",
+    "02:30",
+    "12:30",
+    "9:05",
+    "1:5",
+    "x",
+    "-1:00",
+    "99999999999:00",
+    0,
+    750,
+    -1,
+    2**70,
+    None,
+    [],
+    {},
+]
+DATES = [
+    date(1, 1, 1),
+    date(1, 1, 2),
+    date(9999, 12, 31),
+    date(9999, 12, 30),
+    date(2027, 3, 28),
+    date(2027, 10, 31),
+    date(2028, 2, 29),
+    "2027-02-29",
+    "0000-01-01",
+    "10000-01-01",
+    "2027-13-01",
+    "27-1-1",
+    "x",
+    20270101,
+]
+EVERY = [
+    1,
+    2,
+    7,
+    1000,
+    1001,
+    0,
+    -1,
+    "2 days",
+    "1 week",
+    "3 weeks",
+    "1 month",
+    "12 months",
+    "0 months",
+    "weeks",
+    "days",
+    "9" * 5000 + " days",
+    "1 fortnight",
+    1.5,
+    True,
+]
+DURATIONS = [
+    "15m",
+    "1m",
+    "1h",
+    "90s",
+    "61s",
+    "1d",
+    "25h",
+    "1h30m",
+    "0s",
+    "9" * 30 + "s",
+    "1min",
+    60,
+    0,
+    -5,
+    1e300,
+    math.inf,
+    math.nan,
+    "x",
+]
 #: No "1m": a minute's repeat until 47:59 is 2880 runs a day, the forecast's own size.
 REPEATS = [d for d in DURATIONS if d != "1m"]
-WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "Sunday", "sa", "x",
-            "", 1, None]
+WEEKDAYS = [
+    "mon",
+    "tue",
+    "wed",
+    "thu",
+    "fri",
+    "sat",
+    "sun",
+    "monday",
+    "Sunday",
+    "sa",
+    "x",
+    "",
+    1,
+    None,
+]
 
 
 def pick(rng: random.Random, pool: list[Any]) -> Any:
@@ -68,8 +163,10 @@ def rule(rng: random.Random) -> dict[str, Any]:
         "end": lambda: pick(rng, DATES),
         "closed_days": lambda: pick(rng, ["before", "after", "cancel", "run", "x", 1]),
         "shift_limit": lambda: rng.randint(-1, 40),
-        "repeat": lambda: {k: pick(rng, REPEATS if k == "every" else TIMES)
-                           for k in rng.sample(schema.REPEAT_KEYS, rng.randint(0, 2))},
+        "repeat": lambda: {
+            k: pick(rng, REPEATS if k == "every" else TIMES)
+            for k in rng.sample(schema.REPEAT_KEYS, rng.randint(0, 2))
+        },
         "deadline": lambda: pick(rng, DURATIONS),
         "junk": lambda: "x",
     }
@@ -107,8 +204,9 @@ def definition(rng: random.Random) -> str:
     if rng.random() < 0.5:
         doc["calendars"] = [calendar(rng)]
         schedule["calendar"] = "c" if rng.random() < 0.9 else "nope"
-    doc["jobnets"] = [{"name": "n", "schedule": schedule, "units": [{"name": "a",
-                                                                     "command": ["x"]}]}]
+    doc["jobnets"] = [
+        {"name": "n", "schedule": schedule, "units": [{"name": "a", "command": ["x"]}]}
+    ]
     # PyYAML's own emitter: it writes lone surrogates (escaped), libyaml's refuses them.
     return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
 
@@ -166,12 +264,20 @@ def test_generated_schedules_and_calendars(rng: random.Random) -> None:
 
 
 def test_the_most_rules_with_the_longest_shifts_forecast_within_bounds() -> None:
-    rules = [{"at": f"{i % 48:02d}:{i % 60:02d}", "closed_days": "after", "shift_limit": 31}
-             for i in range(schema.MAX_RULES)]
-    doc = {"calendars": [{"name": "c", "open_weekdays": ["mon"]}],
-           "jobnets": [{"name": "n", "schedule": {"time_zone": "Europe/Berlin", "calendar": "c",
-                                                  "rules": rules},
-                        "units": [{"name": "a", "command": ["x"]}]}]}
+    rules = [
+        {"at": f"{i % 48:02d}:{i % 60:02d}", "closed_days": "after", "shift_limit": 31}
+        for i in range(schema.MAX_RULES)
+    ]
+    doc = {
+        "calendars": [{"name": "c", "open_weekdays": ["mon"]}],
+        "jobnets": [
+            {
+                "name": "n",
+                "schedule": {"time_zone": "Europe/Berlin", "calendar": "c", "rules": rules},
+                "units": [{"name": "a", "command": ["x"]}],
+            }
+        ],
+    }
     dump = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     text = yaml.dump(doc, Dumper=dump)
     with guarded("schedule"):

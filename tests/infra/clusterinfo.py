@@ -39,8 +39,11 @@ class Cluster:
 def _primitive(p: ET.Element) -> Primitive:
     cls, prov, typ = p.get("class", ""), p.get("provider"), p.get("type", "")
     agent = f"{cls}:{prov}:{typ}" if prov else f"{cls}:{typ}"
-    params = {nv.get("name", ""): nv.get("value", "")
-              for ia in p.findall("instance_attributes") for nv in ia.findall("nvpair")}
+    params = {
+        nv.get("name", ""): nv.get("value", "")
+        for ia in p.findall("instance_attributes")
+        for nv in ia.findall("nvpair")
+    }
     return Primitive(p.get("id", ""), agent, params)
 
 
@@ -50,15 +53,16 @@ def read_cluster(host: Any) -> Cluster:
     dc = mon.find("summary/current_dc")
     cluster = Cluster(
         nodes=[n.get("name", "") for n in mon.findall("nodes/node")],
-        online=[n.get("name", "") for n in mon.findall("nodes/node")
-                if n.get("online") == "true"],
-        dc=dc.get("name") if dc is not None and dc.get("present") == "true" else None)
+        online=[n.get("name", "") for n in mon.findall("nodes/node") if n.get("online") == "true"],
+        dc=dc.get("name") if dc is not None and dc.get("present") == "true" else None,
+    )
     resources = cib.find("configuration/resources")
     assert resources is not None
     for g in resources.findall("group"):
         cluster.groups[g.get("id", "")] = [_primitive(p) for p in g.findall("primitive")]
-    cluster.stonith = [_primitive(p) for p in resources.findall("primitive")
-                       if p.get("class") == "stonith"]
+    cluster.stonith = [
+        _primitive(p) for p in resources.findall("primitive") if p.get("class") == "stonith"
+    ]
     for r in mon.iter("resource"):
         if r.get("role") == "Started":
             cluster.started_on[r.get("id", "")] = [n.get("name", "") for n in r.iter("node")]

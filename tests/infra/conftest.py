@@ -60,8 +60,7 @@ def _control_dir() -> str:
 def _connect(name: str, path: str) -> Any:
     # One multiplexed connection per node (each command is then a few ms, not a
     # new SSH session); pytest_sessionfinish closes them, so nothing outlives the run.
-    opts = {"ssh_config": path, "controlpersist": 600,
-            "controlpath": f"{_control_dir()}/{name}"}
+    opts = {"ssh_config": path, "controlpersist": 600, "controlpath": f"{_control_dir()}/{name}"}
     host = testinfra.get_host(f"ssh://{name}", **opts)
     if host.user().name != "root":  # Vagrant logs in as "vagrant"
         host = testinfra.get_host(f"ssh://{name}", sudo=True, **opts)
@@ -73,8 +72,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     control = Path(tempfile.gettempdir()) / f"ajs3-infra-ssh-{os.getpid()}"
     if path and control.exists():
         for name in hosts_in(path):
-            subprocess.run(["ssh", "-F", path, "-o", f"ControlPath={control}/{name}",
-                            "-O", "exit", name], capture_output=True, timeout=30)
+            subprocess.run(
+                ["ssh", "-F", path, "-o", f"ControlPath={control}/{name}", "-O", "exit", name],
+                capture_output=True,
+                timeout=30,
+            )
         shutil.rmtree(control, ignore_errors=True)
 
 
@@ -83,8 +85,10 @@ def node(request: pytest.FixtureRequest) -> Any:
     """A testinfra Host for one node (tests run once per node)."""
     path = ssh_config_path(request.config)
     if not path:
-        pytest.skip("no nodes: give --ssh-config=FILE (lab: `tests/cluster/lab.py "
-                    "ssh-config`; Vagrant: `vagrant ssh-config > FILE`)")
+        pytest.skip(
+            "no nodes: give --ssh-config=FILE (lab: `tests/cluster/lab.py "
+            "ssh-config`; Vagrant: `vagrant ssh-config > FILE`)"
+        )
     return _connect(request.param, path)
 
 

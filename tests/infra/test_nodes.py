@@ -13,8 +13,16 @@ from typing import Any
 import pytest
 from clusterinfo import Cluster, read_cluster
 
-PACKAGES = ["pacemaker", "pacemaker-cli-utils", "corosync", "pcs", "resource-agents",
-            "openssh-server", "e2fsprogs", "kmod"]
+PACKAGES = [
+    "pacemaker",
+    "pacemaker-cli-utils",
+    "corosync",
+    "pcs",
+    "resource-agents",
+    "openssh-server",
+    "e2fsprogs",
+    "kmod",
+]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -85,15 +93,18 @@ def test_resources_are_where_pcs_status_says(node: Any, cluster: Cluster) -> Non
             mount = node.mount_point(fs.params["directory"])
             if active:
                 assert mount.exists, f"{group}: {fs.params['directory']} not mounted on {me}"
-                assert mount.device == node.check_output(
-                    "readlink -f %s", fs.params["device"]).strip()
+                assert (
+                    mount.device == node.check_output("readlink -f %s", fs.params["device"]).strip()
+                )
             else:
                 assert not mount.exists, f"{group}: {fs.params['directory']} mounted on {me}"
         if ip:
             addrs = node.check_output("ip -o addr show")
             assert (f" {ip.params['ip']}/" in addrs) == active, (
-                f"{group}: {ip.params['ip']} {'missing' if active else 'present'} on {me}")
+                f"{group}: {ip.params['ip']} {'missing' if active else 'present'} on {me}"
+            )
         # The logical host's daemon: its agent's monitor, run right here.
         check = node.run("crm_resource --force-check --resource %s", app.id)
         assert (check.rc == 0) == active, (
-            f"{group}: {app.id} monitor rc {check.rc} on {me} (active node {where})")
+            f"{group}: {app.id} monitor rc {check.rc} on {me} (active node {where})"
+        )

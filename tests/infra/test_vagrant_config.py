@@ -28,13 +28,24 @@ def _validate(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         pytest.skip("vagrant is not installed (install.sh --dev installs it)")
     work = tmp_path / "vagrant"
     shutil.copytree(VAGRANT_DIR, work, ignore=shutil.ignore_patterns(".vagrant"))
-    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-                "VAGRANT_HOME": str(tmp_path / "vagrant.d"),
-                "VAGRANT_CHECKPOINT_DISABLE": "1", "VAGRANT_NO_COLOR": "1",
-                # No provider is usable here; -p skips the provider-specific checks.
-                "VAGRANT_DEFAULT_PROVIDER": "virtualbox", **env}
-    return subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=work,
-                          env=full_env, capture_output=True, text=True, timeout=300)
+    full_env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "VAGRANT_HOME": str(tmp_path / "vagrant.d"),
+        "VAGRANT_CHECKPOINT_DISABLE": "1",
+        "VAGRANT_NO_COLOR": "1",
+        # No provider is usable here; -p skips the provider-specific checks.
+        "VAGRANT_DEFAULT_PROVIDER": "virtualbox",
+        **env,
+    }
+    return subprocess.run(
+        ["vagrant", "validate", "--ignore-provider"],
+        cwd=work,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_vagrant_validate(tmp_path: Path) -> None:
@@ -62,11 +73,21 @@ def test_vagrant_validate_fails_on_a_missing_script(tmp_path: Path) -> None:
     broken.mkdir()
     shutil.copytree(VAGRANT_DIR, broken / "vagrant", ignore=shutil.ignore_patterns(".vagrant"))
     (broken / "vagrant" / "provision" / "sbd.sh").unlink()
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(broken),
-           "VAGRANT_HOME": str(broken / "vagrant.d"), "VAGRANT_CHECKPOINT_DISABLE": "1",
-           "VAGRANT_DEFAULT_PROVIDER": "virtualbox"}
-    bad = subprocess.run(["vagrant", "validate", "-p"], cwd=broken / "vagrant", env=env,
-                         capture_output=True, text=True, timeout=300)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(broken),
+        "VAGRANT_HOME": str(broken / "vagrant.d"),
+        "VAGRANT_CHECKPOINT_DISABLE": "1",
+        "VAGRANT_DEFAULT_PROVIDER": "virtualbox",
+    }
+    bad = subprocess.run(
+        ["vagrant", "validate", "-p"],
+        cwd=broken / "vagrant",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode != 0
     assert "sbd.sh does not exist" in bad.stdout + bad.stderr
 
@@ -74,8 +95,14 @@ def test_vagrant_validate_fails_on_a_missing_script(tmp_path: Path) -> None:
 def test_every_script_the_vagrantfile_runs_exists() -> None:
     text = (VAGRANT_DIR / "Vagrantfile").read_text()
     used = set(re.findall(r'script\("([\w.-]+\.sh)"', text))
-    assert used >= {"install.sh", "iscsi-target.sh", "iscsi-initiator.sh", "sbd.sh",
-                    "vm-cluster.sh", "vm-node.sh"}
+    assert used >= {
+        "install.sh",
+        "iscsi-target.sh",
+        "iscsi-initiator.sh",
+        "sbd.sh",
+        "vm-cluster.sh",
+        "vm-node.sh",
+    }
     assert used <= {p.name for p in SCRIPTS}
 
 
@@ -83,6 +110,11 @@ def test_every_script_the_vagrantfile_runs_exists() -> None:
 def test_shellcheck(script: Path) -> None:
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck is not installed (install.sh --dev installs it)")
-    proc = subprocess.run(["shellcheck", "--external-sources", script.name],
-                          cwd=script.parent, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["shellcheck", "--external-sources", script.name],
+        cwd=script.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -62,8 +62,12 @@ class Account:
                 try:
                     out: dict[str, Any] = {"ok": True, "result": call()}
                 except AjsError as exc:
-                    out = {"ok": False, "code": exc.code.value, "message": exc.message,
-                           "hint": exc.hint}
+                    out = {
+                        "ok": False,
+                        "code": exc.code.value,
+                        "message": exc.message,
+                        "hint": exc.hint,
+                    }
                 os.write(write, json.dumps(out, default=str).encode())
             finally:
                 os._exit(0)
@@ -91,7 +95,8 @@ def host(account: Account) -> Iterator[LogicalHost]:
     lh = LogicalHost(base, "acc")
     lh.datadir.parent.chmod(0o755)
     (lh.datadir / "ajs3.yaml").write_text(
-        f"operators_group: {account.operators}\nviewers_group: {account.viewers}\n")
+        f"operators_group: {account.operators}\nviewers_group: {account.viewers}\n"
+    )
     try:
         lh.start()
         lh.define("""
@@ -149,15 +154,20 @@ def test_access_follows_the_groups_and_every_change_is_audited(
     assert stop["code"] == Code.PERMISSION_DENIED.value
     assert c.ping()["pid"] == host.daemon_pid()
 
-    rows = host.journal_query("SELECT uid, user, op, code, args FROM audit WHERE uid=?",
-                              (account.uid,))
+    rows = host.journal_query(
+        "SELECT uid, user, op, code, args FROM audit WHERE uid=?", (account.uid,)
+    )
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
-        (account.uid, account.user, "entry", "ok"), (account.uid, account.user, "hold", "ok")]
+        (account.uid, account.user, "entry", "ok"),
+        (account.uid, account.user, "hold", "ok"),
+    ]
     assert json.loads(rows[0][4])["jobnet"] == "/a/net"
     log = (host.datadir / "log" / "ajs3.log").read_text().splitlines()
     lines = [json.loads(x) for x in log if '"audit"' in x]
     assert {(a["op"], a["result"]) for a in lines if a["uid"] == account.uid} == {
-        ("entry", "ok"), ("hold", "ok")}
+        ("entry", "ok"),
+        ("hold", "ok"),
+    }
 
     # leaving the group takes effect at the next request, without a restart
     account.leave(account.operators)

@@ -13,16 +13,20 @@ from pathlib import Path
 
 from lhost import REPO, cli_env
 
-FIGURES = ["dispatch", "latency_p99", "startup_1m", "show_1m", "idle_cpu", "idle_rss",
-           "failover"]
+FIGURES = ["dispatch", "latency_p99", "startup_1m", "show_1m", "idle_cpu", "idle_rss", "failover"]
 KEYS = {"figure", "value", "unit", "baseline", "ratio", "target", "met"}
 
 
 def test_quick_bench_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    done = subprocess.run([str(REPO / "bench" / "run"), "--quick", "--json", str(out)],
-                          capture_output=True, text=True, env=cli_env(), timeout=600,
-                          check=False)
+    done = subprocess.run(
+        [str(REPO / "bench" / "run"), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, f"bench/run failed:\n{done.stdout}\n{done.stderr[-4000:]}"
     data = json.loads(out.read_text())
     assert isinstance(data, list)

@@ -59,8 +59,10 @@ def template(name: str, risky_code: int, marker: Path, missing: Path) -> dict[st
         job("probe", "begin", command=["/bin/sh", "-c", "exit 3"], abnormal_threshold=10),
     ]
     for jname, cond, _ in JUDGES:
-        cond = {k: (v.format(marker=marker, missing=missing) if isinstance(v, str) else v)
-                for k, v in cond.items()}
+        cond = {
+            k: (v.format(marker=marker, missing=missing) if isinstance(v, str) else v)
+            for k, v in cond.items()
+        }
         units.append({"name": jname, "type": "judge", "after": ["probe"], "condition": cond})
         units.append(job("t" + jname[1:], jname))
     units += [
@@ -71,32 +73,55 @@ def template(name: str, risky_code: int, marker: Path, missing: Path) -> dict[st
         {"name": "or_none", "type": "or", "after": ["t_ne", "t_ge"]},
         job("after_or_none", "or_none"),
         job("merge", "or_mixed"),
-        net("stage", [
-            job("s1"),
-            job("s_rec", "s1", recovery=True),
-            net("inner", [
-                job("i1"),
-                job("i2", "i1"),
-                net("deep", [
-                    job("d1"),
-                    job("d2", "d1"),
-                    net("deeper", [job("e1"), job("e2", "e1")], "d2"),
-                    {"name": "d_or", "type": "or", "after": ["d1"]},
-                ], "i2"),
-                net("i_rec", [job("r1")], "deep", recovery=True),
-            ], "s1"),
-            job("s_end", "inner"),
-        ], "merge"),
-        job("risky", "stage", script="exit $RISKY_CODE", env={"RISKY_CODE": risky_code},
-            warning_threshold=2, abnormal_threshold=5),
+        net(
+            "stage",
+            [
+                job("s1"),
+                job("s_rec", "s1", recovery=True),
+                net(
+                    "inner",
+                    [
+                        job("i1"),
+                        job("i2", "i1"),
+                        net(
+                            "deep",
+                            [
+                                job("d1"),
+                                job("d2", "d1"),
+                                net("deeper", [job("e1"), job("e2", "e1")], "d2"),
+                                {"name": "d_or", "type": "or", "after": ["d1"]},
+                            ],
+                            "i2",
+                        ),
+                        net("i_rec", [job("r1")], "deep", recovery=True),
+                    ],
+                    "s1",
+                ),
+                job("s_end", "inner"),
+            ],
+            "merge",
+        ),
+        job(
+            "risky",
+            "stage",
+            script="exit $RISKY_CODE",
+            env={"RISKY_CODE": risky_code},
+            warning_threshold=2,
+            abnormal_threshold=5,
+        ),
         job("after_risky", "risky"),
         job("after_risky2", "after_risky"),
         job("rec_job", "risky", recovery=True),
-        net("rec_net", [
-            job("rn1"),
-            job("rn2", "rn1"),
-            net("rn_inner", [job("rn3")], "rn2"),
-        ], "risky", recovery=True),
+        net(
+            "rec_net",
+            [
+                job("rn1"),
+                job("rn2", "rn1"),
+                net("rn_inner", [job("rn3")], "rn2"),
+            ],
+            "risky",
+            recovery=True,
+        ),
         {"name": "final_or", "type": "or", "after": ["after_risky", "rec_job"]},
     ]
     return {"name": name, "units": units}
@@ -108,29 +133,57 @@ def expected(root: str, variant: str) -> dict[str, str]:
     for jname, _, truth in JUDGES:
         exp[jname] = en  # a judgment job ends normally either way
         exp["t" + jname[1:]] = en if truth else ne
-    exp.update({
-        "t_ne2": ne, "t_ge2": ne, "or_mixed": en, "or_none": ne, "after_or_none": ne,
-        "merge": en,
-        "stage": en, "stage/s1": en, "stage/s_rec": ne, "stage/inner": en,
-        "stage/inner/i1": en, "stage/inner/i2": en, "stage/inner/deep": en,
-        "stage/inner/deep/d1": en, "stage/inner/deep/d2": en,
-        "stage/inner/deep/deeper": en, "stage/inner/deep/deeper/e1": en,
-        "stage/inner/deep/deeper/e2": en, "stage/inner/deep/d_or": en,
-        "stage/inner/i_rec": ne, "stage/s_end": en,
-        "final_or": en,
-    })
+    exp.update(
+        {
+            "t_ne2": ne,
+            "t_ge2": ne,
+            "or_mixed": en,
+            "or_none": ne,
+            "after_or_none": ne,
+            "merge": en,
+            "stage": en,
+            "stage/s1": en,
+            "stage/s_rec": ne,
+            "stage/inner": en,
+            "stage/inner/i1": en,
+            "stage/inner/i2": en,
+            "stage/inner/deep": en,
+            "stage/inner/deep/d1": en,
+            "stage/inner/deep/d2": en,
+            "stage/inner/deep/deeper": en,
+            "stage/inner/deep/deeper/e1": en,
+            "stage/inner/deep/deeper/e2": en,
+            "stage/inner/deep/d_or": en,
+            "stage/inner/i_rec": ne,
+            "stage/s_end": en,
+            "final_or": en,
+        }
+    )
     if variant == "abnormal":
-        exp.update({
-            "risky": "ended_abnormally", "after_risky": ne, "after_risky2": ne,
-            "rec_job": en, "rec_net": en, "rec_net/rn1": en, "rec_net/rn2": en,
-            "rec_net/rn_inner": en, "rec_net/rn_inner/rn3": en,
-        })
+        exp.update(
+            {
+                "risky": "ended_abnormally",
+                "after_risky": ne,
+                "after_risky2": ne,
+                "rec_job": en,
+                "rec_net": en,
+                "rec_net/rn1": en,
+                "rec_net/rn2": en,
+                "rec_net/rn_inner": en,
+                "rec_net/rn_inner/rn3": en,
+            }
+        )
         exp[""] = "ended_abnormally"
     else:
-        exp.update({
-            "risky": "ended_warning" if variant == "warning" else en,
-            "after_risky": en, "after_risky2": en, "rec_job": ne, "rec_net": ne,
-        })
+        exp.update(
+            {
+                "risky": "ended_warning" if variant == "warning" else en,
+                "after_risky": en,
+                "after_risky2": en,
+                "rec_job": ne,
+                "rec_net": ne,
+            }
+        )
         exp[""] = "ended_warning" if variant == "warning" else en
     return {(f"{root}/{k}" if k else root): v for k, v in exp.items()}
 
@@ -142,8 +195,10 @@ def test_big_nested_jobnet_ends_with_the_right_statuses(lhost: Any, tmp_path: Pa
     marker = tmp_path / "marker"
     marker.write_text("x")
     missing = tmp_path / "no-such-file"
-    doc = {"group": "/big",
-           "jobnets": [template(v, code, marker, missing) for v, code in CODES.items()]}
+    doc = {
+        "group": "/big",
+        "jobnets": [template(v, code, marker, missing) for v, code in CODES.items()],
+    }
     (lhost.datadir / "definitions" / "big.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     lhost.run("define")
 
@@ -159,8 +214,9 @@ def test_big_nested_jobnet_ends_with_the_right_statuses(lhost: Any, tmp_path: Pa
         assert len(units) >= 60
         nested = max(p.count("/") for p in units) - 2
         assert nested >= 4  # root -> stage -> inner -> deep -> deeper -> e1
-        wrong = {p: (units[p]["status"], want) for p, want in exp.items()
-                 if units[p]["status"] != want}
+        wrong = {
+            p: (units[p]["status"], want) for p, want in exp.items() if units[p]["status"] != want
+        }
         assert not wrong, f"{variant}: (got, expected) {json.dumps(wrong, indent=1)}"
         # every unit of an ended run has a final status, including those in a skipped jobnet
         pending = {p: u["status"] for p, u in units.items() if u["status"] not in FINAL}

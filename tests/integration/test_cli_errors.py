@@ -32,8 +32,14 @@ GOOD = """
 
 
 def ajs3(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ajs3.cli.main", *argv], capture_output=True,
-                          text=True, env=cli_env(), timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ajs3.cli.main", *argv],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=timeout,
+        check=False,
+    )
 
 
 def assert_error(done: subprocess.CompletedProcess[str], code: str, *words: str) -> None:
@@ -60,8 +66,9 @@ def test_bad_definition_corpus_through_the_cli(tmp_path: Path) -> None:
     def check(path: Path) -> list[str]:
         expected = EXPECT.findall(path.read_text())
         assert expected, path
-        done = ajs3("define", "--check", str(path), "-h", "corpus", "--rundir",
-                    str(tmp_path / "run"))
+        done = ajs3(
+            "define", "--check", str(path), "-h", "corpus", "--rundir", str(tmp_path / "run")
+        )
         problems = []
         if done.returncode != 1 or "Traceback" in done.stderr:
             problems.append(f"{path.name}: exit {done.returncode}\n{done.stderr}")
@@ -85,13 +92,20 @@ def test_rejected_definitions_leave_the_applied_ones_unchanged(lhost: Any) -> No
 
     defs = lhost.datadir / "definitions"
     # a valid new jobnet next to a broken file: nothing of the set may be applied
-    (defs / "b.yaml").write_text("group: /new\njobnets:\n  - name: n2\n"
-                                 "    units: [{name: x, command: [/bin/true]}]\n")
-    (defs / "c.yaml").write_text("jobnets:\n  - name: broken\n    units:\n"
-                                 "      - {name: x, comand: [/bin/true]}\n")
+    (defs / "b.yaml").write_text(
+        "group: /new\njobnets:\n  - name: n2\n    units: [{name: x, command: [/bin/true]}]\n"
+    )
+    (defs / "c.yaml").write_text(
+        "jobnets:\n  - name: broken\n    units:\n      - {name: x, comand: [/bin/true]}\n"
+    )
     done = lhost.run("define", check=False)
-    assert_error(done, "AJS3-E102", f"{defs / 'c.yaml'}:4: AJS3-E102", "did you mean 'command'",
-                 "nothing was applied")
+    assert_error(
+        done,
+        "AJS3-E102",
+        f"{defs / 'c.yaml'}:4: AJS3-E102",
+        "did you mean 'command'",
+        "nothing was applied",
+    )
     # an explicit bad file as well
     bad = CORPUS / "e107_cycle_three.yaml"
     done = lhost.run("define", str(bad), check=False)
@@ -115,16 +129,14 @@ def test_rejected_definitions_leave_the_applied_ones_unchanged(lhost: Any) -> No
 
 def test_operation_errors(lhost: Any) -> None:
     lhost.define(GOOD)
-    assert_error(lhost.run("entry", "/no/such", check=False), "AJS3-E401", "/no/such",
-                 "/ok/net")
+    assert_error(lhost.run("entry", "/no/such", check=False), "AJS3-E401", "/no/such", "/ok/net")
     run = lhost.entry("/ok/net")
     lhost.wait(run)
     assert_error(lhost.run("release", "/ok/net/a", check=False), "AJS3-E403", "/ok/net/a")
     assert_error(lhost.run("hold", "/ok/net/a", check=False), "AJS3-E403")
     assert_error(lhost.run("kill", "/ok/net/a", check=False), "AJS3-E403")
     assert_error(lhost.run("hold", "/ok/net/zz", check=False), "AJS3-E402", "/ok/net/zz")
-    assert_error(lhost.run("rerun", "/ok/net", "--from", "/ok/net/zz", check=False),
-                 "AJS3-E402")
+    assert_error(lhost.run("rerun", "/ok/net", "--from", "/ok/net/zz", check=False), "AJS3-E402")
     assert_error(lhost.run("show", "--run", "999", check=False), "AJS3-E402")
     assert_error(lhost.run("log", "rdeadbeef", check=False), "AJS3-E402")
     assert_error(lhost.run("entry", "/ok/net", "--at", "tomorrow", check=False), "AJS3-E406")
@@ -139,8 +151,13 @@ def test_commands_against_a_stopped_logical_host(lhost: Any) -> None:
     run = lhost.entry("/ok/net")
     lhost.wait(run)
     lhost.stop()
-    for argv in (["entry", "/ok/net"], ["hold", "/ok/net/a"], ["release", "/ok/net/a"],
-                 ["kill", "/ok/net"], ["rerun", "/ok/net"]):
+    for argv in (
+        ["entry", "/ok/net"],
+        ["hold", "/ok/net/a"],
+        ["release", "/ok/net/a"],
+        ["kill", "/ok/net"],
+        ["rerun", "/ok/net"],
+    ):
         assert_error(lhost.run(*argv, check=False), "AJS3-E302", "not running")
     assert lhost.run("service", "status", check=False).returncode == 3
     # reading still works from the journal
@@ -151,8 +168,18 @@ def test_commands_against_a_stopped_logical_host(lhost: Any) -> None:
 
 def test_start_with_a_missing_data_directory(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
-    done = ajs3("service", "start", "-h", "lhx", "--datadir", str(missing), "--rundir",
-                str(tmp_path / "run"), "--timeout", "20")
+    done = ajs3(
+        "service",
+        "start",
+        "-h",
+        "lhx",
+        "--datadir",
+        str(missing),
+        "--rundir",
+        str(tmp_path / "run"),
+        "--timeout",
+        "20",
+    )
     assert_error(done, "AJS3-E201", str(missing))
     assert not missing.exists()
 
@@ -175,15 +202,21 @@ def test_journal_of_a_newer_schema_is_refused_and_left_alone(make_lhost: Any) ->
     assert_error(host.run("show", check=False), "AJS3-E203")
     assert_error(host.run("define", check=False), "AJS3-E203")
     assert sha(journal) == digest
-    rows = sqlite3.connect(str(journal)).execute(
-        "SELECT value FROM meta WHERE key='schema_version'").fetchall()
+    rows = (
+        sqlite3.connect(str(journal))
+        .execute("SELECT value FROM meta WHERE key='schema_version'")
+        .fetchall()
+    )
     assert rows == [("99",)]
 
 
-@pytest.mark.parametrize("holder", [
-    {"pid": 4194000, "node": "a-dead-node", "lhost": "lh1", "since": 1000.0},
-    "garbage that is not json",
-])
+@pytest.mark.parametrize(
+    "holder",
+    [
+        {"pid": 4194000, "node": "a-dead-node", "lhost": "lh1", "since": 1000.0},
+        "garbage that is not json",
+    ],
+)
 def test_stale_lock_file_is_taken_over(make_lhost: Any, holder: Any) -> None:
     host: LogicalHost = make_lhost("lh1")
     lock = host.datadir / "ajs3.lock"

@@ -40,15 +40,23 @@ def host() -> Iterator[LogicalHost]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def as_nobody(host: LogicalHost, *argv: str,
-              rundir: Path | None = None) -> subprocess.CompletedProcess[str]:
+def as_nobody(
+    host: LogicalHost, *argv: str, rundir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """`ajs3 ARGV` for the host, run as nobody; ``rundir`` replaces the host's."""
     nobody = pwd.getpwnam("nobody")
     opts = [*host.opts, *(["--rundir", str(rundir)] if rundir else [])]
     return subprocess.run(
-        [sys.executable, "-m", "ajs3.cli.main", *argv, *opts], capture_output=True,
-        text=True, env=cli_env(), cwd="/", timeout=60, check=False,
-        user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[],
+        [sys.executable, "-m", "ajs3.cli.main", *argv, *opts],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd="/",
+        timeout=60,
+        check=False,
+        user=nobody.pw_uid,
+        group=nobody.pw_gid,
+        extra_groups=[],
     )
 
 
@@ -85,7 +93,8 @@ def test_define_by_a_user_who_may_not_write_the_data_directory(host: LogicalHost
     done = as_nobody(host, "define", rundir=empty)
     assert_coded(done, "AJS3-E205", str(host.datadir), "not writable")
     assert not (host.datadir / "journal.db").exists() or host.journal_query(
-        "SELECT COUNT(*) FROM definitions") == [(0,)]
+        "SELECT COUNT(*) FROM definitions"
+    ) == [(0,)]
     # validating only needs to read them
     done = as_nobody(host, "define", "--check", rundir=empty)
     assert done.returncode == 0, done.stderr

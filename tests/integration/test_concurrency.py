@@ -8,8 +8,10 @@ from typing import Any
 
 
 def stamp_job(name: str, log: Path, tag: str, seconds: float = 0.4) -> str:
-    return (f"- {{name: {name}, script: 'echo \"s {tag} $(date +%s.%N)\" >> {log}; "
-            f"sleep {seconds}; echo \"e {tag} $(date +%s.%N)\" >> {log}'}}")
+    return (
+        f'- {{name: {name}, script: \'echo "s {tag} $(date +%s.%N)" >> {log}; '
+        f'sleep {seconds}; echo "e {tag} $(date +%s.%N)" >> {log}\'}}'
+    )
 
 
 def max_overlap(log: Path, tag_prefix: str = "") -> tuple[int, int]:

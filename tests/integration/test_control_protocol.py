@@ -21,12 +21,23 @@ from ajs3.service.client import Client, new_key
 
 #: Every shape of bad request the daemon must answer with AJS3-E310 and survive.
 MALFORMED: list[bytes] = [
-    b"[]", b'"x"', b"1", b"null", b"{}", b'{"op": null}', b'{"op": "nope"}',
+    b"[]",
+    b'"x"',
+    b"1",
+    b"null",
+    b"{}",
+    b'{"op": null}',
+    b'{"op": "nope"}',
     b'{"op": "entry", "jobnet": 5, "key": "kkkkkkkkkk"}',
     b'{"op": "entry", "jobnet": "/a", "key": "kkkkkkkkkk", "at": "tomorrow"}',
-    b'{"op": "hold", "unit": ["/a"]}', b'{"op": "stop", "jobs": "everything"}',
-    b'{"op": "define", "files": {"a": 1}}', b'{"op": "ping", "op_ping": 1}',
-    b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000, b"\xff\xfe\x00", b"NaN",
+    b'{"op": "hold", "unit": ["/a"]}',
+    b'{"op": "stop", "jobs": "everything"}',
+    b'{"op": "define", "files": {"a": 1}}',
+    b'{"op": "ping", "op_ping": 1}',
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"a":' * 100_000,
+    b"\xff\xfe\x00",
+    b"NaN",
 ]
 
 
@@ -97,13 +108,17 @@ def test_a_flood_of_malformed_requests_leaves_the_daemon_up_and_its_jobs_running
         stop.set()
         for t in threads:
             t.join()
-    sql = ("SELECT r.scheduled_at, min(u.started_at) FROM jobnet_runs r JOIN unit_runs u"
-           " ON u.jobnet_run=r.id WHERE r.id=? AND u.kind='job'")
+    sql = (
+        "SELECT r.scheduled_at, min(u.started_at) FROM jobnet_runs r JOIN unit_runs u"
+        " ON u.jobnet_run=r.id WHERE r.id=? AND u.kind='job'"
+    )
     delays = [b - a for a, b in (lhost.journal_query(sql, (run,))[0] for run in timed)]
     total = sum(answers.values())
-    print(f"\nflood: {total} malformed requests, answers by code {answers}; scheduling "
-          f"latency of the {len(timed)} timed runs during it: min {min(delays) * 1000:.0f} ms, "
-          f"max {max(delays) * 1000:.0f} ms, mean {sum(delays) / len(delays) * 1000:.0f} ms")
+    print(
+        f"\nflood: {total} malformed requests, answers by code {answers}; scheduling "
+        f"latency of the {len(timed)} timed runs during it: min {min(delays) * 1000:.0f} ms, "
+        f"max {max(delays) * 1000:.0f} ms, mean {sum(delays) / len(delays) * 1000:.0f} ms"
+    )
     for run in timed:
         assert lhost.units(run)["/f/chain"]["status"] == "ended_normally"
     assert set(answers) == {Code.BAD_REQUEST.value}, answers
@@ -205,8 +220,11 @@ def test_a_client_that_got_no_answer_is_not_told_not_registered(lhost: LogicalHo
     assert caught.value.code is Code.OUTCOME_UNKNOWN
     assert key in caught.value.hint
     # the daemon reads the request that waited in the socket and registers it
-    wait_for(lambda: lhost.journal_query("SELECT count(*) FROM jobnet_runs")[0][0] == 1,
-             timeout=30, message="the request sent before the stop is registered")
+    wait_for(
+        lambda: lhost.journal_query("SELECT count(*) FROM jobnet_runs")[0][0] == 1,
+        timeout=30,
+        message="the request sent before the stop is registered",
+    )
     again = client(lhost).entry("/f/chain", key=key)
     assert again.get("repeated") is True
     assert lhost.journal_query("SELECT count(*) FROM jobnet_runs")[0][0] == 1
@@ -221,8 +239,15 @@ def test_define_over_the_socket_is_validated_by_the_loader(lhost: LogicalHost) -
     assert caught.value.problems[0].file == "bad.yaml"
     assert caught.value.problems[0].line == 4
     assert lhost.journal_query("SELECT max(version) FROM definitions")[0][0] == before
-    good = client(lhost).define([("one.yaml", "group: /g\njobnets:\n  - name: n\n    units:\n"
-                                  "      - {name: j, command: [/bin/true], timeout: 5}\n")])
+    good = client(lhost).define(
+        [
+            (
+                "one.yaml",
+                "group: /g\njobnets:\n  - name: n\n    units:\n"
+                "      - {name: j, command: [/bin/true], timeout: 5}\n",
+            )
+        ]
+    )
     assert good["jobnets"] == ["/g/n"]
     assert client(lhost).ping()["pid"] == lhost.daemon_pid()
 
@@ -234,7 +259,8 @@ def test_every_request_of_the_protocol_is_handled_and_changes_are_audited(
     c = client(lhost)
     run = c.entry("/f/chain", hold=True)["run"]
     calls: dict[str, Any] = {
-        "ping": c.ping, "why": lambda: c.why("/f/chain/j1", run=run),
+        "ping": c.ping,
+        "why": lambda: c.why("/f/chain/j1", run=run),
         "define": lambda: c.define([("d.yaml", CHAIN.replace("\n    ", "\n"))]),
         "entry": lambda: c.entry("/f/chain", hold=True),
         "hold": lambda: c.hold("/f/chain/j2", run=run),
@@ -250,8 +276,11 @@ def test_every_request_of_the_protocol_is_handled_and_changes_are_audited(
             call()
         except AjsError as exc:  # refused for the state of the run: handled all the same
             assert exc.code not in (Code.BAD_REQUEST, Code.INTERNAL, Code.CONTROL), (name, exc)
-    wait_for(lambda: lhost.daemon_pid() is None or not _alive(lhost.daemon_pid()),
-             timeout=30, message="the daemon stops on request")
+    wait_for(
+        lambda: lhost.daemon_pid() is None or not _alive(lhost.daemon_pid()),
+        timeout=30,
+        message="the daemon stops on request",
+    )
     rows = lhost.journal_query("SELECT uid, user, op, code FROM audit ORDER BY id")
     changed = [n for n, op in protocol.OPS.items() if op.access.changes_state]
     assert {r[2] for r in rows} == {*changed}
@@ -277,9 +306,13 @@ def test_connections_beyond_the_bound_are_refused_e312_and_served_again_after(
             sock.connect(str(lhost.rundir / "control.sock"))
             held.append(sock)
         # the daemon takes them in at its pace; the next one beyond the bound is refused
-        assert wait_for(lambda: code_of(raw(lhost, protocol.build("ping").to_line()))
-                        == Code.TOO_MANY_CLIENTS.value, timeout=30,
-                        message="a connection beyond the bound is refused")
+        assert wait_for(
+            lambda: (
+                code_of(raw(lhost, protocol.build("ping").to_line())) == Code.TOO_MANY_CLIENTS.value
+            ),
+            timeout=30,
+            message="a connection beyond the bound is refused",
+        )
     finally:
         for sock in held:
             sock.close()
@@ -292,8 +325,11 @@ def test_two_hundred_clients_at_once_are_all_served(lhost: LogicalHost) -> None:
 
     def one(i: int) -> None:
         try:
-            results.append(client(lhost).entry("/f/chain", hold=True)["run"] if i % 2
-                           else client(lhost).ping()["pid"])
+            results.append(
+                client(lhost).entry("/f/chain", hold=True)["run"]
+                if i % 2
+                else client(lhost).ping()["pid"]
+            )
         except AjsError as exc:
             results.append(exc)
 

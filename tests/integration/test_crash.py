@@ -42,8 +42,7 @@ def ledger_lines(ledger: Path) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("round_no", range(10))
-def test_kill_9_daemon_with_50_jobs_running(make_lhost: Any, tmp_path: Path,
-                                            round_no: int) -> None:
+def test_kill_9_daemon_with_50_jobs_running(make_lhost: Any, tmp_path: Path, round_no: int) -> None:
     rng = random.Random(round_no)
     host = make_lhost("crash")
     ledger = tmp_path / "ledger.txt"

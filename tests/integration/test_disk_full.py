@@ -20,7 +20,8 @@ from lhost import LogicalHost, start_record
 from ajs3.definitions.loader import load_text
 from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import Code
-from ajs3.journal.store import DiskFull, Journal
+from ajs3.journal.files import DiskFull
+from ajs3.journal.store import Journal
 from ajs3.model import Status
 from ajs3.settings import Settings
 
@@ -31,8 +32,9 @@ as_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (ro
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "small"
     mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(mount)],
-                   check=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(mount)], check=True
+    )
     try:
         yield mount
     finally:

@@ -44,8 +44,9 @@ def wait_started(ledger: Path, count: int) -> None:
     raise AssertionError("job did not start")
 
 
-def setup(make_lhost: Any, tmp_path: Path, policy: str, check: str = "",
-          pause: str = "30") -> tuple[Any, Path, int]:
+def setup(
+    make_lhost: Any, tmp_path: Path, policy: str, check: str = "", pause: str = "30"
+) -> tuple[Any, Path, int]:
     host = make_lhost("fo")
     ledger = tmp_path / "ledger"
     host.start()
@@ -55,8 +56,9 @@ def setup(make_lhost: Any, tmp_path: Path, policy: str, check: str = "",
     return host, ledger, run
 
 
-def test_policy_fail_marks_it_killed_and_runs_nothing_again(make_lhost: Any,
-                                                            tmp_path: Path) -> None:
+def test_policy_fail_marks_it_killed_and_runs_nothing_again(
+    make_lhost: Any, tmp_path: Path
+) -> None:
     host, ledger, run = setup(make_lhost, tmp_path, "fail")
     kill_everything(host, run)
     host.start("hot")
@@ -68,8 +70,9 @@ def test_policy_fail_marks_it_killed_and_runs_nothing_again(make_lhost: Any,
     assert len(ledger.read_text().splitlines()) == 1
 
 
-def test_policy_unknown_holds_the_jobnet_until_an_operator_decides(make_lhost: Any,
-                                                                   tmp_path: Path) -> None:
+def test_policy_unknown_holds_the_jobnet_until_an_operator_decides(
+    make_lhost: Any, tmp_path: Path
+) -> None:
     host, ledger, run = setup(make_lhost, tmp_path, "unknown")
     kill_everything(host, run)
     host.start("hot")
@@ -86,8 +89,9 @@ def test_policy_unknown_holds_the_jobnet_until_an_operator_decides(make_lhost: A
     assert len(ledger.read_text().splitlines()) == 1
 
 
-def test_policy_rerun_starts_it_again_with_the_next_attempt(make_lhost: Any,
-                                                            tmp_path: Path) -> None:
+def test_policy_rerun_starts_it_again_with_the_next_attempt(
+    make_lhost: Any, tmp_path: Path
+) -> None:
     host, ledger, run = setup(make_lhost, tmp_path, "rerun", pause="1")
     first = kill_everything(host, run)
     host.start("hot")
@@ -100,15 +104,22 @@ def test_policy_rerun_starts_it_again_with_the_next_attempt(make_lhost: Any,
     assert first != by["/net/work"]["run_id"]
 
 
-@pytest.mark.parametrize("verdict,status,starts", [
-    (0, "ended_normally", 1), (1, "ended_normally", 2), (2, "ended_abnormally", 1),
-])
+@pytest.mark.parametrize(
+    "verdict,status,starts",
+    [
+        (0, "ended_normally", 1),
+        (1, "ended_normally", 2),
+        (2, "ended_abnormally", 1),
+    ],
+)
 def test_policy_judge_runs_the_check_with_the_run_identity(
     make_lhost: Any, tmp_path: Path, verdict: int, status: str, starts: int
 ) -> None:
     seen = tmp_path / "check-saw"
-    check = (f"failover_check: [/bin/sh, -c, 'echo \"$AJS3_RUN_ID $AJS3_CHECK\" > {seen}; "
-             f"exit {verdict}']")
+    check = (
+        f'failover_check: [/bin/sh, -c, \'echo "$AJS3_RUN_ID $AJS3_CHECK" > {seen}; '
+        f"exit {verdict}']"
+    )
     host, ledger, run = setup(make_lhost, tmp_path, "judge", check=check, pause="1")
     run_id = kill_everything(host, run)
     host.start("hot")

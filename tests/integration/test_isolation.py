@@ -28,8 +28,9 @@ from ajs3.engine.jobenv import SAFE_PATH
 from ajs3.engine.runner import Runner, kill_group, proc_starttime
 from ajs3.settings import Settings
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="needs root: creates a user and runs jobs as it")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root: creates a user and runs jobs as it"
+)
 
 SECRET = {"AJS3T_SECRET": "s3cr3t-of-the-service"}
 
@@ -79,9 +80,13 @@ def crash(host: LogicalHost, run_id: str) -> None:
     os.kill(started["supervisor_pid"], signal.SIGKILL)
     os.killpg(started["pgid"], signal.SIGKILL)
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not Path(f"/proc/{started['supervisor_pid']}").exists()
-             or b"Z" in Path(f"/proc/{started['supervisor_pid']}/stat").read_bytes()[:64],
-             message="supervisor gone")
+    wait_for(
+        lambda: (
+            not Path(f"/proc/{started['supervisor_pid']}").exists()
+            or b"Z" in Path(f"/proc/{started['supervisor_pid']}/stat").read_bytes()[:64]
+        ),
+        message="supervisor gone",
+    )
 
 
 def test_job_gets_a_clean_environment_of_its_user(user: Any, host_of: Any) -> None:
@@ -107,7 +112,14 @@ def test_job_gets_a_clean_environment_of_its_user(user: Any, host_of: Any) -> No
     assert env["AJS3_RUN_ID"] == units["/i/net/as_user"]["run_id"]
     assert "s3cr3t-of-the-service" not in host.run("log", "/i/net/as_user").stdout
     extra = {k for k in env if not k.startswith("AJS3_")} - {
-        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "AJS3T_PASSED"}
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "AJS3T_PASSED",
+    }
     assert not extra, f"the daemon's environment leaked: {extra}"
     # no user: and a root daemon: the default user (nobody), with nobody's HOME
     nobody = pwd.getpwnam("nobody")
@@ -121,7 +133,8 @@ def test_root_job_is_refused_unless_the_settings_allow_it(host_of: Any) -> None:
     host.start()
     (host.datadir / "definitions" / "root.yaml").write_text(
         "group: /i\njobnets:\n  - name: root\n    units:\n"
-        "      - {name: as_root, user: root, command: [/usr/bin/id, -u]}\n")
+        "      - {name: as_root, user: root, command: [/usr/bin/id, -u]}\n"
+    )
     defined = host.run("define", check=False)
     if defined.returncode != 0:  # refused when defined (once apply checks job users)
         assert "AJS3-E313" in defined.stderr and "Traceback" not in defined.stderr
@@ -134,9 +147,7 @@ def test_root_job_is_refused_unless_the_settings_allow_it(host_of: Any) -> None:
     assert host.run("log", "/i/root/as_root", check=False).stdout == ""
 
 
-def test_failover_check_runs_as_the_jobs_user_with_its_environment(
-    user: Any, host_of: Any
-) -> None:
+def test_failover_check_runs_as_the_jobs_user_with_its_environment(user: Any, host_of: Any) -> None:
     host = host_of()
     host.start(env=SECRET)
     host.define(f"""
@@ -224,8 +235,7 @@ def test_a_forged_start_record_cannot_make_the_daemon_signal_a_foreign_group(
                       kill_grace: 0.5}}
         """)
         run = host.entry("/i/net")
-        run_id = wait_for(lambda: host.units(run)["/i/net/sleeper"]["run_id"],
-                          message="job start")
+        run_id = wait_for(lambda: host.units(run)["/i/net/sleeper"]["run_id"], message="job start")
         record = host.datadir / "jobs" / run_id / "started.json"
         real = start_record(record, wait=10)
         assert real is not None
@@ -254,26 +264,36 @@ def test_kill_group_verifies_session_and_start_time(tmp_path: Path) -> None:
         forged = [
             {**rec, "pgid": foreign.pid},
             {**rec, "pgid": foreign.pid, "supervisor_pid": os.getsid(foreign.pid)},
-            {**rec, "pgid": foreign.pid, "job_pid": foreign.pid, "job_start": foreign_start,
-             "supervisor_pid": os.getsid(foreign.pid),
-             "supervisor_start": proc_starttime(os.getsid(foreign.pid))},
+            {
+                **rec,
+                "pgid": foreign.pid,
+                "job_pid": foreign.pid,
+                "job_start": foreign_start,
+                "supervisor_pid": os.getsid(foreign.pid),
+                "supervisor_start": proc_starttime(os.getsid(foreign.pid)),
+            },
         ]
         assert not kill_group(foreign.pid, signal.SIGTERM)
         for record in forged:
             assert not kill_group(foreign.pid, signal.SIGTERM, record)
         # neither the supervisor nor the job is the one that started at the recorded time
-        assert not kill_group(rec["pgid"], 0, {**rec, "supervisor_start": 1,
-                                               "job_start": rec["job_start"] + 1})
+        assert not kill_group(
+            rec["pgid"], 0, {**rec, "supervisor_start": 1, "job_start": rec["job_start"] + 1}
+        )
         assert kill_group(rec["pgid"], 0, rec)  # the real record: verified
         assert foreign.poll() is None and Path(f"/proc/{rec['job_pid']}").exists()
         # the job's own group, with its supervisor dead (orphaned): pid + start time
         # (what a new daemon knows: nothing verified before)
         runner_module._VERIFIED.clear()
         os.kill(rec["supervisor_pid"], signal.SIGKILL)
-        wait_for(lambda: not Path(f"/proc/{rec['supervisor_pid']}").exists(),
-                 message="supervisor gone")
-        assert not kill_group(rec["pgid"], 0, {**rec, "job_start": rec["job_start"] + 1,
-                                               "supervisor_pid": rec["supervisor_pid"] + 1})
+        wait_for(
+            lambda: not Path(f"/proc/{rec['supervisor_pid']}").exists(), message="supervisor gone"
+        )
+        assert not kill_group(
+            rec["pgid"],
+            0,
+            {**rec, "job_start": rec["job_start"] + 1, "supervisor_pid": rec["supervisor_pid"] + 1},
+        )
         assert not kill_group(rec["pgid"], 0, {**rec, "run_id": "another run"})
         assert kill_group(rec["pgid"], 0)  # without the record: the job's environment
         assert kill_group(rec["pgid"], signal.SIGKILL, rec)
@@ -288,23 +308,32 @@ def test_kill_group_verifies_session_and_start_time(tmp_path: Path) -> None:
 def test_an_orphaned_foreign_group_is_not_taken_for_a_job() -> None:
     """A group whose session leader is gone, like an orphaned job's, but that was not
     started as a job: never signalled."""
-    script = ("import os, sys, time\n"
-              "os.setsid()\n"
-              "pid = os.fork()\n"
-              "if pid == 0:\n"
-              "    fd = os.open(os.devnull, os.O_RDWR)\n"
-              "    os.dup2(fd, 1); os.dup2(fd, 2)\n"
-              "    os.setpgid(0, 0); time.sleep(300); os._exit(0)\n"
-              "print(pid, flush=True)\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=True, timeout=30)
+    script = (
+        "import os, sys, time\n"
+        "os.setsid()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    fd = os.open(os.devnull, os.O_RDWR)\n"
+        "    os.dup2(fd, 1); os.dup2(fd, 2)\n"
+        "    os.setpgid(0, 0); time.sleep(300); os._exit(0)\n"
+        "print(pid, flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
+    )
     orphan = int(done.stdout)
     try:
         assert os.getpgid(orphan) == orphan and os.getsid(orphan) != orphan
         runner_module._VERIFIED.clear()
         assert not kill_group(orphan, signal.SIGTERM)
-        forged = {"pgid": orphan, "job_pid": orphan, "job_start": proc_starttime(orphan),
-                  "supervisor_pid": os.getsid(orphan), "supervisor_start": 1, "run_id": "x"}
+        forged = {
+            "pgid": orphan,
+            "job_pid": orphan,
+            "job_start": proc_starttime(orphan),
+            "supervisor_pid": os.getsid(orphan),
+            "supervisor_start": 1,
+            "run_id": "x",
+        }
         assert not kill_group(orphan, signal.SIGTERM, forged)
         assert Path(f"/proc/{orphan}").exists()
     finally:
@@ -330,8 +359,9 @@ def test_journal_is_private_to_the_daemons_user(user: Any, host_of: Any) -> None
     assert as_user(user.pw_name, "cat", str(journal)).returncode != 0
 
 
-@pytest.mark.parametrize("how", ["owned by the user", "writable by others",
-                                 "under a directory of the user", "a link"])
+@pytest.mark.parametrize(
+    "how", ["owned by the user", "writable by others", "under a directory of the user", "a link"]
+)
 def test_an_unsafe_run_directory_is_refused(
     user: Any, host_of: Any, open_base: Path, how: str
 ) -> None:

@@ -105,7 +105,7 @@ def test_program_that_cannot_be_executed_fails_to_start(lhost: Any, tmp_path: Pa
           - name: bad
             units:
               - {{name: missing, command: [/no/such/program]}}
-              - {{name: badcwd, command: [/bin/true], cwd: {tmp_path / 'nope'}}}
+              - {{name: badcwd, command: [/bin/true], cwd: {tmp_path / "nope"}}}
               - {{name: rec, after: [missing], recovery: true, command: [/bin/true]}}
     """)
     run = lhost.entry("/e/bad")

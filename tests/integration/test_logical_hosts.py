@@ -12,8 +12,14 @@ from lhost import cli_env, wait_for
 
 
 def ajs3(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ajs3.cli.main", *argv], capture_output=True,
-                          text=True, env=cli_env(), timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ajs3.cli.main", *argv],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
 
 
 def test_two_logical_hosts_run_side_by_side(make_lhost: Any, tmp_path: Path) -> None:
@@ -38,8 +44,9 @@ def test_two_logical_hosts_run_side_by_side(make_lhost: Any, tmp_path: Path) -> 
     lh1, lh2 = hosts
     # both run at the same time
     for host in hosts:
-        wait_for(lambda h=host: h.units(runs[h.lhost])[f"/{h.lhost}/net/wait"]["status"]
-                 == "running")
+        wait_for(
+            lambda h=host: h.units(runs[h.lhost])[f"/{h.lhost}/net/wait"]["status"] == "running"
+        )
         assert seen[host.lhost].read_text().strip() == host.lhost
 
     # separate data and run directories, daemons, sockets, locks and journals
@@ -52,8 +59,11 @@ def test_two_logical_hosts_run_side_by_side(make_lhost: Any, tmp_path: Path) -> 
         assert json.loads((host.datadir / "ajs3.lock").read_text())["pid"] == host.daemon_pid()
         # each journal knows only its own runs
         assert [r["jobnet"] for r in listing["runs"]] == [f"/{host.lhost}/net"]
-        assert not (host.datadir / "jobs" / other.units(runs[other.lhost])[
-            f"/{other.lhost}/net/wait"]["run_id"]).exists()
+        assert not (
+            host.datadir
+            / "jobs"
+            / other.units(runs[other.lhost])[f"/{other.lhost}/net/wait"]["run_id"]
+        ).exists()
 
     # stopping lh1 (killing its job) leaves lh2 and its job alone
     lh1.stop(jobs="kill")
@@ -69,8 +79,9 @@ def test_two_logical_hosts_run_side_by_side(make_lhost: Any, tmp_path: Path) -> 
     assert final["units"][0]["status"] == "ended_normally"
 
 
-def test_second_daemon_on_the_same_data_directory_is_refused(make_lhost: Any,
-                                                              tmp_path: Path) -> None:
+def test_second_daemon_on_the_same_data_directory_is_refused(
+    make_lhost: Any, tmp_path: Path
+) -> None:
     host = make_lhost("lh1")
     host.start()
     pid = host.daemon_pid()
@@ -80,15 +91,35 @@ def test_second_daemon_on_the_same_data_directory_is_refused(make_lhost: Any,
     assert host.daemon_pid() == pid
     # another daemon (other name, other run directory) on the same data directory
     other_run = tmp_path / "other-run"
-    done = ajs3("service", "start", "-h", "intruder", "--datadir", str(host.datadir),
-                "--rundir", str(other_run), "--timeout", "30")
+    done = ajs3(
+        "service",
+        "start",
+        "-h",
+        "intruder",
+        "--datadir",
+        str(host.datadir),
+        "--rundir",
+        str(other_run),
+        "--timeout",
+        "30",
+    )
     assert done.returncode == 1, done
     assert "AJS3-E301" in done.stderr and f"pid {pid}" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (other_run / "daemon.json").exists()
     # the same, in the foreground (as a resource agent or systemd would run it)
-    done = ajs3("service", "start", "--foreground", "--quiet", "-h", "intruder", "--datadir",
-                str(host.datadir), "--rundir", str(other_run))
+    done = ajs3(
+        "service",
+        "start",
+        "--foreground",
+        "--quiet",
+        "-h",
+        "intruder",
+        "--datadir",
+        str(host.datadir),
+        "--rundir",
+        str(other_run),
+    )
     assert done.returncode == 1 and "AJS3-E301" in done.stderr and f"pid {pid}" in done.stderr
     assert "Traceback" not in done.stderr
     # the owner is unharmed

@@ -15,8 +15,11 @@ def status_of(lhost: Any, run: int, path: str) -> str:
 
 
 def wait_status(lhost: Any, run: int, path: str, status: str, timeout: float = 20.0) -> None:
-    wait_for(lambda: status_of(lhost, run, path) == status, timeout,
-             f"{path} to be {status}, is {status_of(lhost, run, path)}")
+    wait_for(
+        lambda: status_of(lhost, run, path) == status,
+        timeout,
+        f"{path} to be {status}, is {status_of(lhost, run, path)}",
+    )
 
 
 def gate(path: Path) -> str:
@@ -65,8 +68,10 @@ def test_unit_defined_held_waits_until_released(lhost: Any) -> None:
     assert "NO" in text and "not_held" in text and "release" in text
     # c waits for b, and says so
     why_c = lhost.json("show", "--why", "/h/net/c")
-    assert any(c["rule"] == "predecessors" and "b" in c["reason"] and not c["passed"]
-               for c in why_c["checks"])
+    assert any(
+        c["rule"] == "predecessors" and "b" in c["reason"] and not c["passed"]
+        for c in why_c["checks"]
+    )
 
     lhost.run("release", "/h/net/b")
     final = lhost.wait(run)
@@ -164,13 +169,18 @@ def test_rerun_modes(lhost: Any, tmp_path: Path) -> None:
     lhost.wait(run)
 
     def attempts() -> dict[str, tuple[str, int]]:
-        return {p.rsplit("/", 1)[-1]: (u["status"], u["attempt"])
-                for p, u in lhost.units(run).items()}
+        return {
+            p.rsplit("/", 1)[-1]: (u["status"], u["attempt"]) for p, u in lhost.units(run).items()
+        }
 
     assert attempts() == {
-        "net": ("ended_abnormally", 0), "a": ("ended_normally", 1),
-        "b": ("ended_abnormally", 1), "c": ("not_executed", 0), "sub": ("not_executed", 0),
-        "d": ("not_executed", 0), "rec": ("ended_normally", 1),
+        "net": ("ended_abnormally", 0),
+        "a": ("ended_normally", 1),
+        "b": ("ended_abnormally", 1),
+        "c": ("not_executed", 0),
+        "sub": ("not_executed", 0),
+        "d": ("not_executed", 0),
+        "rec": ("ended_normally", 1),
     }
     assert log.read_text().split() == ["a", "b", "rec"]
 
@@ -269,8 +279,15 @@ def test_kill_a_whole_jobnet_run(lhost: Any) -> None:
     lhost.wait(run)
     units = lhost.units(run)
     got = {p.rsplit("/", 1)[-1]: u["status"] for p, u in units.items()}
-    assert got == {"net": "killed", "a": "killed", "b": "killed", "c": "interrupted",
-                   "sub": "interrupted", "d": "interrupted", "r": "interrupted"}
+    assert got == {
+        "net": "killed",
+        "a": "killed",
+        "b": "killed",
+        "c": "interrupted",
+        "sub": "interrupted",
+        "d": "interrupted",
+        "r": "interrupted",
+    }
     for name in ("a", "b"):
         assert group_gone(units[f"/k/net/{name}"]["pgid"])
     done = lhost.run("kill", "/k/net", check=False)

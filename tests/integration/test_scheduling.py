@@ -27,8 +27,9 @@ EVERY_MINUTE = """
 def set_seen(host: Any, seconds_ago: float) -> None:
     conn = sqlite3.connect(str(host.datadir / "journal.db"))
     with conn:
-        conn.execute("UPDATE meta SET value=? WHERE key='schedule_seen'",
-                     (repr(time.time() - seconds_ago),))
+        conn.execute(
+            "UPDATE meta SET value=? WHERE key='schedule_seen'", (repr(time.time() - seconds_ago),)
+        )
     conn.close()
 
 

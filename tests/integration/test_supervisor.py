@@ -44,8 +44,13 @@ def wait_gone(pid: int, timeout: float = 10.0) -> None:
         os.close(fd)
 
 
-def run_job(runner: Runner, run_id: str, argv: list[str], env: dict[str, str] | None = None,
-            cwd: str | None = None) -> tuple[Path, dict[str, Any] | None]:
+def run_job(
+    runner: Runner,
+    run_id: str,
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> tuple[Path, dict[str, Any] | None]:
     jobdir, spec = runner.make_spec(run_id, argv, env or ENV, cwd, None)
     (pid,) = runner.spawn_many([(jobdir, spec)])
     assert pid is not None and pid > 0
@@ -67,7 +72,11 @@ def test_start_and_end_records_agree(runner: Runner) -> None:
     assert (jobdir / "stdout").read_text() == "out\n"
     assert (jobdir / "stderr").read_text() == "err\n"
     assert sorted(p.name for p in jobdir.iterdir()) == [
-        "started.json", "status.json", "stderr", "stdout"]
+        "started.json",
+        "status.json",
+        "stderr",
+        "stdout",
+    ]
 
 
 def test_signal_and_exec_failures_are_recorded(runner: Runner, tmp_path: Path) -> None:
@@ -84,10 +93,10 @@ def test_error_text_that_is_not_utf8_still_reads(runner: Runner) -> None:
     name = "/no/such/\u30b8\u30e7\u30d6"  # a path in Japanese survives as it is
     _, status = run_job(runner, "r5", [name])
     assert status is not None and name in status["failed_to_start"]
-    raw = os.fsdecode(b"/no/such/\xff\xfe\"quoted\"\n")
+    raw = os.fsdecode(b'/no/such/\xff\xfe"quoted"\n')
     _, status = run_job(runner, "r6", [raw])
     assert status is not None
-    assert "\ufffd\ufffd\"quoted\"\n" in status["failed_to_start"]
+    assert '\ufffd\ufffd"quoted"\n' in status["failed_to_start"]
 
 
 def test_job_gets_its_environment_default_signals_and_no_inherited_fds(
@@ -98,13 +107,20 @@ def test_job_gets_its_environment_default_signals_and_no_inherited_fds(
     tool = bindir / "only-in-job-path"
     tool.write_text("#!/bin/sh\necho found\n")
     tool.chmod(0o755)
-    env = {**ENV, "PATH": f"{bindir}:/usr/bin:/bin", "WITH_EQUALS": "a=b=c",
-           "UNICODE": "\u00e9t\u00e9", "BIG": "x" * 100_000}
+    env = {
+        **ENV,
+        "PATH": f"{bindir}:/usr/bin:/bin",
+        "WITH_EQUALS": "a=b=c",
+        "UNICODE": "\u00e9t\u00e9",
+        "BIG": "x" * 100_000,
+    }
     leak = os.open(tmp_path / "leak", os.O_CREAT | os.O_WRONLY)  # inheritable in this test
     os.set_inheritable(leak, True)
     try:
-        script = ("only-in-job-path; echo \"$WITH_EQUALS $UNICODE ${#BIG}\"; "
-                  "yes | head -1; ls /proc/self/fd | wc -l")
+        script = (
+            'only-in-job-path; echo "$WITH_EQUALS $UNICODE ${#BIG}"; '
+            "yes | head -1; ls /proc/self/fd | wc -l"
+        )
         jobdir, status = run_job(runner, "r7", ["sh", "-c", script], env=env)
     finally:
         os.close(leak)
@@ -115,8 +131,10 @@ def test_job_gets_its_environment_default_signals_and_no_inherited_fds(
 
 
 def test_many_requests_in_one_write(runner: Runner) -> None:
-    items = [runner.make_spec(f"m{k}", ["/bin/sh", "-c", f"exit {k % 7}"], ENV, None, None)
-             for k in range(150)]
+    items = [
+        runner.make_spec(f"m{k}", ["/bin/sh", "-c", f"exit {k % 7}"], ENV, None, None)
+        for k in range(150)
+    ]
     pids = runner.spawn_many(items)
     assert len(pids) == 150 and all(p is not None and p > 0 for p in pids)
     for pid in pids:
@@ -167,16 +185,26 @@ def test_nul_bytes_are_refused_before_anything_starts(runner: Runner) -> None:
 
 @pytest.mark.parametrize("request_bytes", [b"x\n", b"5\nab\0cd", b"3\na\0\0"])
 def test_server_refuses_malformed_requests(request_bytes: bytes) -> None:
-    done = subprocess.run([str(native.path()), "--serve"], input=request_bytes,
-                          capture_output=True, timeout=10, check=False)
+    done = subprocess.run(
+        [str(native.path()), "--serve"],
+        input=request_bytes,
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
     assert done.returncode == 2 and done.stdout == b""
     assert b"request from the daemon" in done.stderr
 
 
 def test_server_ends_quietly_on_a_request_cut_short() -> None:
     """The daemon died in the middle of a write: nothing is started."""
-    done = subprocess.run([str(native.path()), "--serve"], input=b"50\nab\0",
-                          capture_output=True, timeout=10, check=False)
+    done = subprocess.run(
+        [str(native.path()), "--serve"],
+        input=b"50\nab\0",
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
     assert done.returncode == 0 and done.stdout == b"" and done.stderr == b""
 
 
@@ -199,16 +227,35 @@ def test_status_json_is_plain_json(runner: Runner) -> None:
 def test_daemon_refuses_to_start_without_the_supervisor(tmp_path: Path) -> None:
     """An engine whose supervisor was never built says so and how to build it."""
     tree = tmp_path / "tree"
-    shutil.copytree(Path(native.__file__).parents[2] / "ajs3", tree / "ajs3",
-                    ignore=shutil.ignore_patterns(native.BINARY, "__pycache__"))
+    shutil.copytree(
+        Path(native.__file__).parents[2] / "ajs3",
+        tree / "ajs3",
+        ignore=shutil.ignore_patterns(native.BINARY, "__pycache__"),
+    )
     datadir = tmp_path / "data"
     datadir.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AJS3_")}
     env["PYTHONPATH"] = str(tree)
     done = subprocess.run(
-        [sys.executable, "-m", "ajs3.cli.main", "service", "start", "-h", "nosup",
-         "--datadir", str(datadir), "--rundir", str(tmp_path / "run")],
-        capture_output=True, text=True, env=env, timeout=60, check=False, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "ajs3.cli.main",
+            "service",
+            "start",
+            "-h",
+            "nosup",
+            "--datadir",
+            str(datadir),
+            "--rundir",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
     )
     assert done.returncode != 0
     assert "AJS3-E308" in done.stderr and "ajs3-supervise" in done.stderr, done.stderr

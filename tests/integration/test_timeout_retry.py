@@ -120,7 +120,15 @@ def test_retry_only_on_the_listed_exit_codes(lhost: Any, tmp_path: Path) -> None
     lhost.wait(always)
     a = lhost.units(other)["/r/other/a"]
     assert (a["status"], a["exit_code"], a["attempt"], a["retries"]) == (
-        "ended_abnormally", 2, 1, 0)
+        "ended_abnormally",
+        2,
+        1,
+        0,
+    )
     b = lhost.units(always)["/r/always/a"]
     assert (b["status"], b["exit_code"], b["attempt"], b["retries"]) == (
-        "ended_abnormally", 4, 3, 2)
+        "ended_abnormally",
+        4,
+        3,
+        2,
+    )

@@ -33,7 +33,8 @@ def lab_unavailable() -> str | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "runbook: runs docs/runbooks' command blocks against the namespace lab")
+        "markers", "runbook: runs docs/runbooks' command blocks against the namespace lab"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -27,8 +27,11 @@ REPO = Path(__file__).resolve().parents[2]
 RUNBOOKS = REPO / "docs" / "runbooks"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-MARK = re.compile(r"<!--\s*lab:\s*(?P<spec>.*?)\s*-->\s*\n```(?P<lang>\S*)[^\n]*\n"
-                  r"(?P<body>.*?)^```", re.S | re.M)
+MARK = re.compile(
+    r"<!--\s*lab:\s*(?P<spec>.*?)\s*-->\s*\n```(?P<lang>\S*)[^\n]*\n"
+    r"(?P<body>.*?)^```",
+    re.S | re.M,
+)
 FENCE = re.compile(r"^```(\S*)", re.M)
 
 
@@ -148,15 +151,20 @@ class Runbook:
         out = ""
         for node in [on] if on else self.nodes(b):
             proc: subprocess.CompletedProcess[str] = self.lab.exec(
-                node, ["/bin/bash", "-c", script], timeout=300)
+                node, ["/bin/bash", "-c", script], timeout=300
+            )
             out = proc.stdout + proc.stderr
             assert proc.returncode == b.rc, (
                 f"{self.page}:{b.line} block {id} on {node}: exit {proc.returncode}, "
-                f"the runbook says {b.rc}\n--- script\n{b.body}\n--- output\n{out}")
+                f"the runbook says {b.rc}\n--- script\n{b.body}\n--- output\n{out}"
+            )
         self.ran.add(id)
         return out
 
     def assert_all_run(self) -> None:
-        todo = [f"{b.id} (line {b.line})" for b in self.blocks
-                if b.kind == "run" and b.id not in self.ran]
+        todo = [
+            f"{b.id} (line {b.line})"
+            for b in self.blocks
+            if b.kind == "run" and b.id not in self.ran
+        ]
         assert not todo, f"{self.page}: blocks no test ran: {', '.join(todo)}"

@@ -27,8 +27,9 @@ def settle(lab: Lab) -> None:
             lab.power_on(n)
     lab.wait_cluster(timeout=120)
     lab.wait_groups(timeout=120)
-    wait_until(lambda: set(lab.online_nodes()) == set(lab.node_names()), 120, 0.5,
-               "every node online")
+    wait_until(
+        lambda: set(lab.online_nodes()) == set(lab.node_names()), 120, 0.5, "every node online"
+    )
 
 
 def ajs3(lab: Lab, node: str, *args: str) -> str:
@@ -104,13 +105,22 @@ def test_logical_hosts(rb_lab: Lab) -> None:
     with open(img, "wb") as f:
         f.truncate(64 * 1024 * 1024)
     lab._record("lh3", {"image": str(img), "device": ""}, "loops")
-    dev = subprocess.run(["losetup", "-f", "--show", str(img)], capture_output=True,
-                         text=True, check=True).stdout.strip()
+    dev = subprocess.run(
+        ["losetup", "-f", "--show", str(img)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     lab._record("lh3", {"image": str(img), "device": dev}, "loops")
 
-    rb = Runbook(lab, "logical-hosts.md", {
-        "LH": "lh3", "NODE": "node3", "DEV": dev, "IP": f"{lab.subnet}.103/24",
-        "AJS3_SRC": str(REPO)})
+    rb = Runbook(
+        lab,
+        "logical-hosts.md",
+        {
+            "LH": "lh3",
+            "NODE": "node3",
+            "DEV": dev,
+            "IP": f"{lab.subnet}.103/24",
+            "AJS3_SRC": str(REPO),
+        },
+    )
     assert rb.run("mkfs").strip().endswith("ext4")
     out = rb.run("create")
     assert "resource lh3 is running on: node3" in out, out
@@ -154,8 +164,9 @@ def test_switchover(rb_lab: Lab) -> None:
     assert "node2" not in where.values(), where
     out = rb.run("unstandby")
     assert "Online: [ node1 node2 node3 ]" in out, out
-    assert not [e for e in lab.pdu_log() if e.get("phase") == "off"
-                and e.get("action") != "shutdown"], "nobody fenced"
+    assert not [
+        e for e in lab.pdu_log() if e.get("phase") == "off" and e.get("action") != "shutdown"
+    ], "nobody fenced"
     rb.assert_all_run()
 
 
@@ -167,14 +178,22 @@ def test_failover(rb_lab: Lab) -> None:
     assert "registered as run 1" in out, out
     node = lab.group_location("lh1")
     assert node
-    wait_until(lambda: list(statuses(lab, node, "/batch/nightly").values()).count(
-        "Now running") >= 3, 30, 0.5, "copy, archive and index running")
+    wait_until(
+        lambda: list(statuses(lab, node, "/batch/nightly").values()).count("Now running") >= 3,
+        30,
+        0.5,
+        "copy, archive and index running",
+    )
     fo = lab.failover("lh1", "kill")
     out = rb.run("where")
     assert f"resource lh1 is running on: {fo.survivor}" in out
     assert f"reboot of {fo.victim} successful" in out, out
-    wait_until(lambda: statuses(lab, fo.survivor, "/batch/nightly").get("index")
-               == "Ended normally", 60, 0.5, "index to be rerun")
+    wait_until(
+        lambda: statuses(lab, fo.survivor, "/batch/nightly").get("index") == "Ended normally",
+        60,
+        0.5,
+        "index to be rerun",
+    )
     out = rb.run("find")
     st = statuses(lab, fo.survivor, "/batch/nightly")
     assert st["copy"] == st["archive"] == "Unknown end status", out
@@ -227,9 +246,13 @@ def test_backup(rb_lab: Lab) -> None:
     out = rb.run("backup")
     assert re.search(r"^ok$", out, re.M) and "lh1-journal-latest.db" in out, out
     # A change after the backup, which the restore must undo.
-    lab.sh(node, "cp /srv/ajs3/lh1/definitions/nightly.yaml /srv/ajs3/lh1/definitions/b.yaml"
-                 " && sed -i 's/name: nightly/name: extra/' /srv/ajs3/lh1/definitions/b.yaml"
-                 " && /usr/local/bin/ajs3 define -h lh1", check=True)
+    lab.sh(
+        node,
+        "cp /srv/ajs3/lh1/definitions/nightly.yaml /srv/ajs3/lh1/definitions/b.yaml"
+        " && sed -i 's/name: nightly/name: extra/' /srv/ajs3/lh1/definitions/b.yaml"
+        " && /usr/local/bin/ajs3 define -h lh1",
+        check=True,
+    )
     changed = ajs3(lab, node, "show", "-h", "lh1")
     assert "/batch/extra" in changed and changed != before
     out = rb.run("restore")

@@ -142,8 +142,9 @@ def test_bad_corpus_is_large_enough() -> None:
     assert len(BAD_FILES) >= 35
     covered = {m.group(1) for f in BAD_FILES for m in EXPECT.finditer(f.read_text())}
     # JP1 import codes (E111, E112) are about JP1 files, not YAML: tests/unit/test_jp1.py.
-    yaml_codes = {c.value for c in Code if c.value.startswith("AJS3-E1")
-                  and not c.name.startswith("JP1_")}
+    yaml_codes = {
+        c.value for c in Code if c.value.startswith("AJS3-E1") and not c.name.startswith("JP1_")
+    }
     # E110 and E114 are about files (unreadable, unsafe): tests below with real files.
     assert covered >= yaml_codes - {"AJS3-E110", "AJS3-E114"}
 
@@ -296,9 +297,13 @@ BILLION_LAUGHS = (
 )
 
 #: Nine lists of ten aliases of the list before: 10**9 nodes written in 10 lines.
-LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
-) + "jobnets: [{name: n, units: *i}]\n"
+LAUGHS = (
+    "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(8)
+    )
+    + "jobnets: [{name: n, units: *i}]\n"
+)
 
 JUNK: dict[str, tuple[str, list[tuple[str, int]] | None]] = {
     "empty": ("", [("AJS3-E104", 1)]),
@@ -410,8 +415,12 @@ def test_both_parsers_agree_on_the_bad_corpus_and_the_junk(parser: str) -> None:
 
 def test_both_parsers_read_the_good_files_alike(parser: str) -> None:
     assert load_dir(GOOD) == load_dir(GOOD)  # no error, and the same tree each time
-    assert list(load_dir(GOOD).jobnets) == ["/batch/daily/etl", "/hello", "/ops/nightly",
-                                           "/ops/weekly"]
+    assert list(load_dir(GOOD).jobnets) == [
+        "/batch/daily/etl",
+        "/hello",
+        "/ops/nightly",
+        "/ops/weekly",
+    ]
 
 
 # --------------------------------------------------------------------------- text exec can not take
@@ -496,8 +505,12 @@ def test_deep_yaml_is_refused_in_block_and_flow_style(depth: int, parser: str) -
 def test_yaml_just_within_the_depth_limit_is_read(parser: str) -> None:
     # The file's mapping and 'jobnets' list are 2 levels; description takes the rest.
     inner = schema.MAX_YAML_DEPTH - 4
-    text = ("jobnets: [{name: n, units: [{name: a, command: [x]}], description: "
-            + "[" * inner + "]" * inner + "}]")
+    text = (
+        "jobnets: [{name: n, units: [{name: a, command: [x]}], description: "
+        + "[" * inner
+        + "]" * inner
+        + "}]"
+    )
     assert problems_of(text) == [("AJS3-E103", 1)]  # read, then refused as not text
 
 
@@ -505,8 +518,11 @@ def test_numbers_of_thousands_of_digits_are_values_out_of_range() -> None:
     many = "9" * 5000
     rule = "{{at: '01:00', {}}}"
     for extra in (f"every: '{many} days', start: 2027-01-01", f"deadline: '{many}s'"):
-        text = ("jobnets:\n  - name: n\n    schedule:\n      rules: [" + rule.format(extra)
-                + "]\n    units: [{name: a, command: [x]}]\n")
+        text = (
+            "jobnets:\n  - name: n\n    schedule:\n      rules: ["
+            + rule.format(extra)
+            + "]\n    units: [{name: a, command: [x]}]\n"
+        )
         assert problems_of(text) == [("AJS3-E108", 4)]
 
 

@@ -20,8 +20,11 @@ def design_rules() -> set[int]:
 def cited_files() -> list[Path]:
     files = [*DOCS.rglob("*.md"), REPO / "README.md"]
     for tree in ("ajs3", "tests", "bench", "resource-agents"):
-        files += [p for p in (REPO / tree).rglob("*") if p.suffix in (".py", ".c", ".md", "")
-                  and p.is_file() and "__pycache__" not in p.parts]
+        files += [
+            p
+            for p in (REPO / tree).rglob("*")
+            if p.suffix in (".py", ".c", ".md", "") and p.is_file() and "__pycache__" not in p.parts
+        ]
     return files
 
 
@@ -43,15 +46,21 @@ def test_every_rule_cited_is_in_design_md() -> None:
         for lineno, line in enumerate(text.splitlines(), 1):
             if "design.md" in line and "docs/design.md" not in line and "](" not in line:
                 bad.append(f"{path.relative_to(REPO)}:{lineno}: names design.md without its place")
-            bad += [f"{path.relative_to(REPO)}:{lineno}: rule {n} is not in docs/design.md"
-                    for n in map(int, RULE.findall(line)) if n not in rules]
+            bad += [
+                f"{path.relative_to(REPO)}:{lineno}: rule {n} is not in docs/design.md"
+                for n in map(int, RULE.findall(line))
+                if n not in rules
+            ]
     assert not bad, "\n".join(bad)
 
 
 def test_every_adr_is_in_the_index() -> None:
     index = (DOCS / "adr" / "README.md").read_text()
-    missing = [p.name for p in sorted((DOCS / "adr").glob("[0-9][0-9][0-9][0-9]-*.md"))
-               if f"]({p.name})" not in index]
+    missing = [
+        p.name
+        for p in sorted((DOCS / "adr").glob("[0-9][0-9][0-9][0-9]-*.md"))
+        if f"]({p.name})" not in index
+    ]
     assert not missing, f"add to docs/adr/README.md: {missing}"
 
 

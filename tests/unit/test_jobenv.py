@@ -21,24 +21,39 @@ from ajs3.settings import Settings
 
 NOBODY = pwd.getpwnam("nobody")
 ALICE = JobUser("alice", 1234, 1234, "/home/alice", "/bin/bash")
-DAEMON_ENV = {"PATH": "/opt/evil/bin:/usr/bin", "HOME": "/root", "USER": "root",
-              "DB_PASSWORD": "s3cr3t", "LANG": "C.UTF-8", "TZ": "Asia/Tokyo",
-              "AJS3_RUN_ID": "daemon's own", "SSH_AUTH_SOCK": "/tmp/agent"}
+DAEMON_ENV = {
+    "PATH": "/opt/evil/bin:/usr/bin",
+    "HOME": "/root",
+    "USER": "root",
+    "DB_PASSWORD": "s3cr3t",
+    "LANG": "C.UTF-8",
+    "TZ": "Asia/Tokyo",
+    "AJS3_RUN_ID": "daemon's own",
+    "SSH_AUTH_SOCK": "/tmp/agent",
+}
 
 
 def test_nothing_of_the_daemon_but_what_is_passed_through() -> None:
-    env = job_environment(ALICE, {"AJS3_RUN_ID": "r1", "GREETING": "hi"}, DAEMON_ENV,
-                          ("LANG", "TZ", "NOT_SET"))
+    env = job_environment(
+        ALICE, {"AJS3_RUN_ID": "r1", "GREETING": "hi"}, DAEMON_ENV, ("LANG", "TZ", "NOT_SET")
+    )
     assert env == {
-        "PATH": SAFE_PATH, "HOME": "/home/alice", "USER": "alice", "LOGNAME": "alice",
-        "SHELL": "/bin/bash", "LANG": "C.UTF-8", "TZ": "Asia/Tokyo",
-        "AJS3_RUN_ID": "r1", "GREETING": "hi",
+        "PATH": SAFE_PATH,
+        "HOME": "/home/alice",
+        "USER": "alice",
+        "LOGNAME": "alice",
+        "SHELL": "/bin/bash",
+        "LANG": "C.UTF-8",
+        "TZ": "Asia/Tokyo",
+        "AJS3_RUN_ID": "r1",
+        "GREETING": "hi",
     }
 
 
 def test_the_jobs_own_env_wins_and_the_identity_comes_from_the_user() -> None:
-    env = job_environment(ALICE, {"PATH": "/opt/app/bin", "HOME": "/srv/app"},
-                          DAEMON_ENV, ("HOME", "USER"))
+    env = job_environment(
+        ALICE, {"PATH": "/opt/app/bin", "HOME": "/srv/app"}, DAEMON_ENV, ("HOME", "USER")
+    )
     assert env["PATH"] == "/opt/app/bin" and env["HOME"] == "/srv/app"
     assert env["USER"] == "alice"  # passing USER through never names another user
 
@@ -59,19 +74,21 @@ def test_root_daemon_without_user_runs_jobs_as_the_default_user() -> None:
 def test_root_is_refused_unless_allowed_whatever_its_name() -> None:
     for user, default in (("root", "nobody"), (None, "root")):
         with pytest.raises(JobUserError) as err:
-            resolve_user(user, daemon_uid=0, default_user=default, allow_root=False,
-                         unit="/net/job")
+            resolve_user(
+                user, daemon_uid=0, default_user=default, allow_root=False, unit="/net/job"
+            )
         assert err.value.code is Code.ROOT_JOB_REFUSED
         assert "/net/job" in str(err.value) and "allow_root_jobs" in str(err.value)
     assert resolve_user("root", daemon_uid=0, default_user="nobody", allow_root=True).uid == 0
 
 
 def test_unprivileged_daemon_runs_jobs_as_itself_and_unknown_users_are_named() -> None:
-    assert resolve_user(None, daemon_uid=NOBODY.pw_uid, default_user="x",
-                        allow_root=False).name == "nobody"
+    assert (
+        resolve_user(None, daemon_uid=NOBODY.pw_uid, default_user="x", allow_root=False).name
+        == "nobody"
+    )
     with pytest.raises(JobUserError) as err:
-        resolve_user("no-such-user-ajs3", daemon_uid=0, default_user="nobody",
-                     allow_root=False)
+        resolve_user("no-such-user-ajs3", daemon_uid=0, default_user="nobody", allow_root=False)
     assert "no-such-user-ajs3" in str(err.value) and err.value.code is Code.BAD_VALUE
     # a uid without a password entry (a container) still gets a HOME
     assert JobUser.of_uid(2_000_000_000).home == "/"

@@ -54,7 +54,11 @@ def test_a_status_change_records_its_code_and_reason(sched: Scheduler) -> None:
     sched.journal.set_status(ur, Status.WAITING, ReasonCode.RELEASED, "let go")
     ev = sched.journal.events(ur.id)[-1]
     assert (ev["old"], ev["new"], ev["code"], ev["reason"]) == (
-        "held", "waiting", "released", "let go")
+        "held",
+        "waiting",
+        "released",
+        "let go",
+    )
     with pytest.raises(TransitionError):
         sched.journal.set_status(ur, Status.ENDED_WARNING, ReasonCode.EXITED, "no")
 
@@ -89,10 +93,14 @@ def test_a_journal_of_schema_1_is_migrated(tmp_path: Path) -> None:
     conn.execute("INSERT INTO epochs VALUES (1, 0, 'n', 1, 'hot')")
     conn.execute("INSERT INTO definitions VALUES (1, 0, '{\"jobnets\": {}, \"groups\": []}', '[]')")
     conn.execute("INSERT INTO jobnet_runs VALUES (1, '/t/q', 1, 0, 0, 0)")
-    conn.execute("INSERT INTO unit_runs(id, jobnet_run, path, kind, status) "
-                 "VALUES (1, 1, '/t/q', 'jobnet', 'ended_normally')")
-    conn.execute("INSERT INTO events(at, epoch, unit_run, attempt, old, new, reason) "
-                 "VALUES (0, 1, 1, 0, 'running', 'ended_normally', 'every unit ended')")
+    conn.execute(
+        "INSERT INTO unit_runs(id, jobnet_run, path, kind, status) "
+        "VALUES (1, 1, '/t/q', 'jobnet', 'ended_normally')"
+    )
+    conn.execute(
+        "INSERT INTO events(at, epoch, unit_run, attempt, old, new, reason) "
+        "VALUES (0, 1, 1, 0, 'running', 'ended_normally', 'every unit ended')"
+    )
     conn.commit()
     conn.close()
     j = Journal.open(tmp_path)
@@ -103,13 +111,13 @@ def test_a_journal_of_schema_1_is_migrated(tmp_path: Path) -> None:
         j.close()
 
 
-def test_show_prints_a_status_it_does_not_know_as_it_is(sched: Scheduler,
-                                                        tmp_path: Path) -> None:
+def test_show_prints_a_status_it_does_not_know_as_it_is(sched: Scheduler, tmp_path: Path) -> None:
     run = sched.register("/t/q")
     # a newer ajs3 wrote a status this one does not know
     sched.journal.conn.execute(
         "UPDATE unit_runs SET status='paused_by_newer' WHERE jobnet_run=? AND path=?",
-        (run, "/t/q/gate"))
+        (run, "/t/q/gate"),
+    )
     data = views.show(tmp_path, "/t/q", None, False)
     gate = next(u for u in data["units"] if u["path"] == "/t/q/gate")
     assert (gate["status"], gate["label"]) == ("paused_by_newer", "paused_by_newer")
@@ -117,8 +125,8 @@ def test_show_prints_a_status_it_does_not_know_as_it_is(sched: Scheduler,
     why = views.why_offline(tmp_path, run, "/t/q/gate")
     assert why["label"] == "paused_by_newer"
     sched.journal.conn.execute(
-        "UPDATE unit_runs SET status='paused_by_newer' WHERE jobnet_run=? AND path=?",
-        (run, "/t/q"))
+        "UPDATE unit_runs SET status='paused_by_newer' WHERE jobnet_run=? AND path=?", (run, "/t/q")
+    )
     listing = views.show(tmp_path, None, None, True)
     assert listing["runs"][0]["label"] == "paused_by_newer"
 
@@ -141,7 +149,8 @@ def test_why_says_a_run_waits_for_its_earlier_run(sched: Scheduler) -> None:
 
 
 def test_a_run_that_waits_for_an_earlier_one_does_not_spin_the_loop(
-        journal: Journal, tmp_path: Path) -> None:
+    journal: Journal, tmp_path: Path
+) -> None:
     clock = [1_800_000_000.0]
     s = Scheduler(journal, Settings(lhost="t", datadir=tmp_path), clock=lambda: clock[0])
     s.apply_definitions(load_text(DEFS, "t.yaml"), ["t.yaml"])

@@ -85,8 +85,7 @@ def test_round_trip_import_export_import_is_the_same(tmp_path: Path) -> None:
     second = import_file(tmp_path / "again.jp1", time_zone="Asia/Tokyo")
     strip = _without_sources
     assert strip(second.defs.jobnets) == strip(first.defs.jobnets)
-    assert second.defs.calendars["SALES"].closed_dates == first.defs.calendars[
-        "SALES"].closed_dates
+    assert second.defs.calendars["SALES"].closed_dates == first.defs.calendars["SALES"].closed_dates
     # The written YAML loads as the same definitions.
     write_yaml(first, tmp_path / "yaml")
     assert strip(load_dir(tmp_path / "yaml").jobnets) == strip(first.defs.jobnets)
@@ -111,8 +110,10 @@ def test_quoting_and_comments() -> None:
 
 def test_top_unit_with_full_path_and_unsupported_root() -> None:
     result = import_text(
-        "unit=/A/B/NET,,,;{ty=n;unit=J,,,;{ty=j;sc=/bin/true;}}\n"
-        "unit=PCJ,,,;{ty=pj;}\n", "x.jp1", time_zone="UTC")
+        "unit=/A/B/NET,,,;{ty=n;unit=J,,,;{ty=j;sc=/bin/true;}}\nunit=PCJ,,,;{ty=pj;}\n",
+        "x.jp1",
+        time_zone="UTC",
+    )
     assert list(result.defs.jobnets) == ["/A/B/NET"]
     assert any("x.jp1:2:" in n and "pj" in n for n in result.notes)
 
@@ -128,8 +129,21 @@ def test_cli_import_check_out_and_plan(tmp_path: Path, capsys: pytest.CaptureFix
     assert main([*sales, "--check", "--allow-unmapped"]) == 0
     assert main([*sales, "--out", str(out), "--allow-unmapped"]) == 0
     capsys.readouterr()
-    assert main(["plan", "--definitions", str(out), "--from", "2027-01-01T00:00",
-                 "--to", "2027-01-08T00:00", "--json"]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                "--definitions",
+                str(out),
+                "--from",
+                "2027-01-01T00:00",
+                "--to",
+                "2027-01-08T00:00",
+                "--json",
+            ]
+        )
+        == 0
+    )
     runs = json.loads(capsys.readouterr().out)["runs"]
     # The calendar's day begins at 05:00: Monday 4th's 02:00 run is on Tuesday morning.
     assert runs[0] == {"jobnet": "/SALES/DAILY", "start": "2027-01-05T02:00:00+09:00"}
@@ -150,23 +164,33 @@ def test_stray_brace_ends_at_once_with_a_coded_error_naming_its_line(tmp_path: P
     (tmp_path / "b.jp1").write_text("unit=G,,,;\n{\n ty=g;{\n}\n")
     done = subprocess.run(
         [sys.executable, "-m", "ajs3.cli.main", "import", "--jp1", "b.jp1", "--check"],
-        cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0
     assert "b.jp1:3: AJS3-E111" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_numbers_are_ascii_digits_in_range_and_valid_values_still_map() -> None:
-    net = ("unit=NET,,,;{{ty=n;sd=1,2027/01/*05;st=1,25:30;\n"
-           "unit=J,,,;{{ty=j;sc=/bin/true;{job}}}}}")
-    result = import_text(net.format(job="wth=300;tho=08;rec=3;rei=2;"), "n.jp1",
-                         time_zone="UTC")
+    net = "unit=NET,,,;{{ty=n;sd=1,2027/01/*05;st=1,25:30;\nunit=J,,,;{{ty=j;sc=/bin/true;{job}}}}}"
+    result = import_text(net.format(job="wth=300;tho=08;rec=3;rei=2;"), "n.jp1", time_zone="UTC")
     job = unit_at(result.defs, "/NET/J")
     assert job.abnormal_threshold == 8 and job.retry.count == 3 and job.retry.interval == 120
     assert any("wth=300" in n and "AJS3-E112" in n for n in result.notes)
     rule = result.defs.jobnets["/NET"].schedule.rules[0]  # type: ignore[union-attr]
     assert rule.open_days == (5,)
-    for bad in ("wth=\u00b2;", "tho=1x;", "etm=0;", "rec=-1;", "rec=1;rcs=\uff11;", "rcs=\u00b2;",
-                "etm=" + "9" * 5000 + ";"):
+    for bad in (
+        "wth=\u00b2;",
+        "tho=1x;",
+        "etm=0;",
+        "rec=-1;",
+        "rec=1;rcs=\uff11;",
+        "rcs=\u00b2;",
+        "etm=" + "9" * 5000 + ";",
+    ):
         with pytest.raises(DefinitionError) as info:
             import_text(net.format(job=bad), "n.jp1", time_zone="UTC")
         assert [(p.code.value, p.line) for p in info.value.problems] == [("AJS3-E111", 2)], bad
@@ -184,18 +208,24 @@ def test_a_file_over_the_size_limit_is_refused_without_reading_it_all(tmp_path: 
 
 
 def test_relations_that_form_a_cycle_are_each_an_error_at_their_line() -> None:
-    text = ("unit=N,,,;\n{\nty=n;\nar=(f=A,t=B);\nar=(f=B,t=A);\nar=(f=A,t=C);\n"
-            "unit=A,,,;{ty=j;}\nunit=B,,,;{ty=j;}\nunit=C,,,;{ty=j;}\n}\n")
+    text = (
+        "unit=N,,,;\n{\nty=n;\nar=(f=A,t=B);\nar=(f=B,t=A);\nar=(f=A,t=C);\n"
+        "unit=A,,,;{ty=j;}\nunit=B,,,;{ty=j;}\nunit=C,,,;{ty=j;}\n}\n"
+    )
     with pytest.raises(DefinitionError) as info:
         import_text(text, "c.jp1", time_zone="UTC")
     assert [(p.code.value, p.line) for p in info.value.problems] == [
-        ("AJS3-E111", 4), ("AJS3-E111", 5)]
+        ("AJS3-E111", 4),
+        ("AJS3-E111", 5),
+    ]
     assert "cycle" in info.value.problems[0].message
 
 
 def test_problems_of_the_generated_yaml_point_at_the_jp1_lines() -> None:
-    text = ("unit=G,,,;\n{\nty=g;\nunit=N,,,;\n{\nty=n;\nsd=1,2027/01/04;\n"
-            "unit=A,,,;{ty=j;sc=/bin/true;}\nunit=A,,,;{ty=j;sc=/bin/false;}\n}\n}\n")
+    text = (
+        "unit=G,,,;\n{\nty=g;\nunit=N,,,;\n{\nty=n;\nsd=1,2027/01/04;\n"
+        "unit=A,,,;{ty=j;sc=/bin/true;}\nunit=A,,,;{ty=j;sc=/bin/false;}\n}\n}\n"
+    )
     with pytest.raises(DefinitionError) as info:
         import_text(text, "d.jp1", time_zone="UTC")
     twice = [p for p in info.value.problems if p.code.value == "AJS3-E105"]

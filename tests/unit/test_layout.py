@@ -15,8 +15,11 @@ MAX_LINES = 600
 
 
 def test_no_module_over_600_lines() -> None:
-    long = {str(p.relative_to(REPO)): n for p in sorted((REPO / "ajs3").rglob("*.py"))
-            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in sorted((REPO / "ajs3").rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
     assert not long, f"split these by idea: {long}"
 
 
@@ -24,6 +27,11 @@ def test_layering_contracts_hold() -> None:
     tool = Path(sys.executable).with_name("lint-imports")
     if not tool.exists() and shutil.which("lint-imports") is None:
         pytest.skip("import-linter is not installed (pip install -e .[dev])")
-    done = subprocess.run([str(tool) if tool.exists() else "lint-imports", "--no-cache"],
-                          cwd=REPO, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(tool) if tool.exists() else "lint-imports", "--no-cache"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

@@ -34,13 +34,16 @@ def test_every_status_has_a_row() -> None:
     assert set(TRANSITIONS) == set(Status)
 
 
-@pytest.mark.parametrize("old,new", [
-    (Status.ENDED_NORMALLY, Status.RUNNING),
-    (Status.NOT_EXECUTED, Status.ENDED_NORMALLY),
-    (Status.HELD, Status.RUNNING),
-    (Status.RUNNING, Status.HELD),
-    (Status.KILLED, Status.ENDED_NORMALLY),
-])
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        (Status.ENDED_NORMALLY, Status.RUNNING),
+        (Status.NOT_EXECUTED, Status.ENDED_NORMALLY),
+        (Status.HELD, Status.RUNNING),
+        (Status.RUNNING, Status.HELD),
+        (Status.KILLED, Status.ENDED_NORMALLY),
+    ],
+)
 def test_forbidden_changes_are_refused(old: Status, new: Status) -> None:
     with pytest.raises(TransitionError):
         check_transition(old, new)
@@ -52,35 +55,49 @@ def test_final_statuses_only_go_back_to_waiting() -> None:
 
 
 def job(name: str = "x", **kw: object) -> Unit:
-    return Unit(name=name, path=f"/n/{name}", kind=kw.pop("kind", UnitKind.JOB),  # type: ignore[arg-type]
-                **kw)  # type: ignore[arg-type]
+    return Unit(
+        name=name,
+        path=f"/n/{name}",
+        kind=kw.pop("kind", UnitKind.JOB),  # type: ignore[arg-type]
+        **kw,
+    )  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("unit,preds,action", [
-    (job(), [], Action.START),
-    (job(), [("a", Outcome.SUCCESS)], Action.START),
-    (job(), [("a", Outcome.PENDING)], Action.WAIT),
-    (job(), [("a", Outcome.ABNORMAL)], Action.BLOCKED),
-    (job(), [("a", Outcome.BLOCKED)], Action.BLOCKED),
-    (job(), [("a", Outcome.SKIPPED)], Action.SKIP),
-    (job(), [("a", Outcome.SKIPPED), ("b", Outcome.SUCCESS)], Action.START),
-    (job(recovery=True), [("a", Outcome.ABNORMAL)], Action.START),
-    (job(recovery=True), [("a", Outcome.SUCCESS)], Action.SKIP),
-    (job(recovery=True), [("a", Outcome.PENDING)], Action.WAIT),
-    (job(kind=UnitKind.OR), [("a", Outcome.PENDING), ("b", Outcome.SUCCESS)], Action.START),
-    (job(kind=UnitKind.OR), [("a", Outcome.PENDING), ("b", Outcome.ABNORMAL)], Action.WAIT),
-    (job(kind=UnitKind.OR), [("a", Outcome.ABNORMAL), ("b", Outcome.ABNORMAL)], Action.BLOCKED),
-])
+@pytest.mark.parametrize(
+    "unit,preds,action",
+    [
+        (job(), [], Action.START),
+        (job(), [("a", Outcome.SUCCESS)], Action.START),
+        (job(), [("a", Outcome.PENDING)], Action.WAIT),
+        (job(), [("a", Outcome.ABNORMAL)], Action.BLOCKED),
+        (job(), [("a", Outcome.BLOCKED)], Action.BLOCKED),
+        (job(), [("a", Outcome.SKIPPED)], Action.SKIP),
+        (job(), [("a", Outcome.SKIPPED), ("b", Outcome.SUCCESS)], Action.START),
+        (job(recovery=True), [("a", Outcome.ABNORMAL)], Action.START),
+        (job(recovery=True), [("a", Outcome.SUCCESS)], Action.SKIP),
+        (job(recovery=True), [("a", Outcome.PENDING)], Action.WAIT),
+        (job(kind=UnitKind.OR), [("a", Outcome.PENDING), ("b", Outcome.SUCCESS)], Action.START),
+        (job(kind=UnitKind.OR), [("a", Outcome.PENDING), ("b", Outcome.ABNORMAL)], Action.WAIT),
+        (job(kind=UnitKind.OR), [("a", Outcome.ABNORMAL), ("b", Outcome.ABNORMAL)], Action.BLOCKED),
+    ],
+)
 def test_predecessor_rule(unit: Unit, preds: list[tuple[str, Outcome]], action: Action) -> None:
     got, check = rule_predecessors(unit, preds)
     assert got is action
     assert check.reason
 
 
-@pytest.mark.parametrize("code,status", [
-    (0, Status.ENDED_NORMALLY), (2, Status.ENDED_NORMALLY), (3, Status.ENDED_WARNING),
-    (8, Status.ENDED_WARNING), (9, Status.ENDED_ABNORMALLY), (255, Status.ENDED_ABNORMALLY),
-])
+@pytest.mark.parametrize(
+    "code,status",
+    [
+        (0, Status.ENDED_NORMALLY),
+        (2, Status.ENDED_NORMALLY),
+        (3, Status.ENDED_WARNING),
+        (8, Status.ENDED_WARNING),
+        (9, Status.ENDED_ABNORMALLY),
+        (255, Status.ENDED_ABNORMALLY),
+    ],
+)
 def test_end_judgment_thresholds(code: int, status: Status) -> None:
     unit = job(warning_threshold=2, abnormal_threshold=8)
     assert end_status(unit, code) is status
@@ -89,8 +106,12 @@ def test_end_judgment_thresholds(code: int, status: Status) -> None:
 def test_run_ids_are_stable_and_distinct() -> None:
     a = make_run_id("lh1", "/n/x", 1000.0, 1)
     assert a == make_run_id("lh1", "/n/x", 1000.0, 1)
-    others = {make_run_id("lh2", "/n/x", 1000.0, 1), make_run_id("lh1", "/n/y", 1000.0, 1),
-              make_run_id("lh1", "/n/x", 1001.0, 1), make_run_id("lh1", "/n/x", 1000.0, 2)}
+    others = {
+        make_run_id("lh2", "/n/x", 1000.0, 1),
+        make_run_id("lh1", "/n/y", 1000.0, 1),
+        make_run_id("lh1", "/n/x", 1001.0, 1),
+        make_run_id("lh1", "/n/x", 1000.0, 2),
+    }
     assert a not in others and len(others) == 4
 
 
@@ -118,16 +139,21 @@ def root(status: Status) -> UnitRun:
     return UnitRun(id=1, jobnet_run=1, path="/n", kind=UnitKind.JOBNET, status=status)
 
 
-@pytest.mark.parametrize("status,at,interrupted,earlier,failed", [
-    (Status.NOT_SCHEDULED, 100.0, False, [], []),
-    (Status.WAIT_START_TIME, 150.0, False, [], ["scheduled_time"]),
-    (Status.WAITING, 100.0, False, [7], ["earlier_runs_ended"]),
-    (Status.HELD, 100.0, False, [], ["not_held"]),
-    (Status.NOT_SCHEDULED, 100.0, True, [], ["not_interrupted"]),
-])
-def test_root_rules(status: Status, at: float, interrupted: bool, earlier: list[int],
-                    failed: list[str]) -> None:
-    d = decide_root(root(status), scheduled_at=at, now=120.0, interrupted=interrupted,
-                    earlier=earlier)
+@pytest.mark.parametrize(
+    "status,at,interrupted,earlier,failed",
+    [
+        (Status.NOT_SCHEDULED, 100.0, False, [], []),
+        (Status.WAIT_START_TIME, 150.0, False, [], ["scheduled_time"]),
+        (Status.WAITING, 100.0, False, [7], ["earlier_runs_ended"]),
+        (Status.HELD, 100.0, False, [], ["not_held"]),
+        (Status.NOT_SCHEDULED, 100.0, True, [], ["not_interrupted"]),
+    ],
+)
+def test_root_rules(
+    status: Status, at: float, interrupted: bool, earlier: list[int], failed: list[str]
+) -> None:
+    d = decide_root(
+        root(status), scheduled_at=at, now=120.0, interrupted=interrupted, earlier=earlier
+    )
     assert [c.name for c in d.checks if not c.passed] == failed
     assert (d.action is Action.START) == (not failed)

@@ -26,8 +26,11 @@ def test_the_daemon_handles_every_request_the_protocol_defines_and_no_other() ->
 
 
 def test_the_client_can_send_every_request_and_no_other() -> None:
-    methods = {n for n, f in vars(Client).items() if inspect.isfunction(f)
-               and not n.startswith("_") and n not in ("call",)}
+    methods = {
+        n
+        for n, f in vars(Client).items()
+        if inspect.isfunction(f) and not n.startswith("_") and n not in ("call",)
+    }
     assert methods == set(OPS)
 
 
@@ -59,8 +62,14 @@ def _sample(f: Field) -> Any:
         return f.choices[0]
     if f.pattern is protocol.KEY_RE:
         return "k" * 32
-    return {Kind.TEXT: "/a/b", Kind.INT: 3, Kind.NUMBER: 1.5, Kind.BOOL: True,
-            Kind.TEXTS: ["x"], Kind.FILES: [{"name": "a.yaml", "text": "jobnets: []"}]}[f.kind]
+    return {
+        Kind.TEXT: "/a/b",
+        Kind.INT: 3,
+        Kind.NUMBER: 1.5,
+        Kind.BOOL: True,
+        Kind.TEXTS: ["x"],
+        Kind.FILES: [{"name": "a.yaml", "text": "jobnets: []"}],
+    }[f.kind]
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -71,26 +80,42 @@ def test_a_full_request_goes_through_the_wire_unchanged(name: str) -> None:
     assert again == request
 
 
-@pytest.mark.parametrize("line", [
-    b"[]", b'"x"', b"1", b"null", b"true", b"{}", b'{"op": 1}', b'{"op": "nope"}',
-    b'{"op": "ping", "extra": 1}', b'{"op": "entry", "jobnet": "/a"}',
-    b'{"op": "entry", "jobnet": 5, "key": "kkkkkkkkkk"}',
-    b'{"op": "entry", "jobnet": "/a", "key": "bad key!"}',
-    b'{"op": "entry", "jobnet": "/a", "key": "kkkkkkkkkk", "at": NaN}',
-    b'{"op": "entry", "jobnet": "/a", "key": "kkkkkkkkkk", "at": 1e999}',
-    b'{"op": "entry", "jobnet": "/a", "key": "kkkkkkkkkk", "hold": "yes"}',
-    b'{"op": "hold", "unit": "/a", "run": true}',
-    b'{"op": "hold", "unit": "/a", "run": 1.5}',
-    b'{"op": "hold", "unit": "/a", "run": 0}',
-    b'{"op": "hold", "unit": "\\ud800"}',
-    b'{"op": "stop", "jobs": "all"}', b'{"op": "stop", "timeout": "x"}',
-    b'{"op": "define", "files": "x"}', b'{"op": "define", "files": [1]}',
-    b'{"op": "define", "files": [{"name": "a", "text": "\\udc00"}]}',
-    b'{"op": "define", "files": [{"name": "a", "text": "x", "mode": 1}]}',
-    b'{"op": "reload", "log_level": "loud"}',
-    b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000, b"\xff\xfe", b"",
-    b"{" + b" " * 10,
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"[]",
+        b'"x"',
+        b"1",
+        b"null",
+        b"true",
+        b"{}",
+        b'{"op": 1}',
+        b'{"op": "nope"}',
+        b'{"op": "ping", "extra": 1}',
+        b'{"op": "entry", "jobnet": "/a"}',
+        b'{"op": "entry", "jobnet": 5, "key": "kkkkkkkkkk"}',
+        b'{"op": "entry", "jobnet": "/a", "key": "bad key!"}',
+        b'{"op": "entry", "jobnet": "/a", "key": "kkkkkkkkkk", "at": NaN}',
+        b'{"op": "entry", "jobnet": "/a", "key": "kkkkkkkkkk", "at": 1e999}',
+        b'{"op": "entry", "jobnet": "/a", "key": "kkkkkkkkkk", "hold": "yes"}',
+        b'{"op": "hold", "unit": "/a", "run": true}',
+        b'{"op": "hold", "unit": "/a", "run": 1.5}',
+        b'{"op": "hold", "unit": "/a", "run": 0}',
+        b'{"op": "hold", "unit": "\\ud800"}',
+        b'{"op": "stop", "jobs": "all"}',
+        b'{"op": "stop", "timeout": "x"}',
+        b'{"op": "define", "files": "x"}',
+        b'{"op": "define", "files": [1]}',
+        b'{"op": "define", "files": [{"name": "a", "text": "\\udc00"}]}',
+        b'{"op": "define", "files": [{"name": "a", "text": "x", "mode": 1}]}',
+        b'{"op": "reload", "log_level": "loud"}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 100_000,
+        b"\xff\xfe",
+        b"",
+        b"{" + b" " * 10,
+    ],
+)
 def test_a_malformed_request_is_a_coded_error(line: bytes) -> None:
     with pytest.raises(BadRequest) as caught:
         protocol.check(protocol.decode(line))

@@ -22,8 +22,13 @@ from ajs3.model import FINAL, IN_DOUBT, ReasonCode, RecoveryPolicy, StartMode, S
 HOT, WARM, COLD = StartMode.HOT, StartMode.WARM, StartMode.COLD
 
 
-def facts(status_file: bool = False, record: Record = Record.WHOLE, local: bool = False,
-          alive: bool = False, mode: StartMode = HOT) -> Facts:
+def facts(
+    status_file: bool = False,
+    record: Record = Record.WHOLE,
+    local: bool = False,
+    alive: bool = False,
+    mode: StartMode = HOT,
+) -> Facts:
     return Facts(status_file, record, local=local, supervisor_alive=alive, mode=mode)
 
 
@@ -31,47 +36,80 @@ def facts(status_file: bool = False, record: Record = Record.WHOLE, local: bool 
 ROWS = [
     # status.json written: whatever else is found, the end is known
     ("ended while down", facts(True, Record.WHOLE, True, False), Verdict.COLLECT, None, False),
-    ("ended while down, another node", facts(True, Record.WHOLE, False), Verdict.COLLECT,
-     None, False),
+    (
+        "ended while down, another node",
+        facts(True, Record.WHOLE, False),
+        Verdict.COLLECT,
+        None,
+        False,
+    ),
     ("ended, record gone", facts(True, Record.NONE), Verdict.COLLECT, None, False),
     # no start record: claim it before anything else (ADR 0012)
     ("no record", facts(record=Record.NONE), Verdict.CLAIM, None, False),
     ("no record, warm", facts(record=Record.NONE, mode=WARM), Verdict.CLAIM, None, False),
     # a void record: never started
     ("void", facts(record=Record.VOID), Verdict.RESTART, ReasonCode.NEVER_STARTED, False),
-    ("void, warm", facts(record=Record.VOID, mode=WARM), Verdict.RESTART,
-     ReasonCode.NEVER_STARTED, False),
+    (
+        "void, warm",
+        facts(record=Record.VOID, mode=WARM),
+        Verdict.RESTART,
+        ReasonCode.NEVER_STARTED,
+        False,
+    ),
     # a supervisor holds the record and does not finish it
     ("held", facts(record=Record.HELD), Verdict.IN_DOUBT, ReasonCode.START_RECORD_HELD, False),
     # a whole record on this node
     ("alive, hot", facts(local=True, alive=True), Verdict.ADOPT, None, False),
-    ("alive, warm", facts(local=True, alive=True, mode=WARM), Verdict.IN_DOUBT,
-     ReasonCode.KILLED_BY_WARM_START, True),
-    ("alive, cold", facts(local=True, alive=True, mode=COLD), Verdict.IN_DOUBT,
-     ReasonCode.KILLED_BY_WARM_START, True),
-    ("supervisor dead, hot", facts(local=True), Verdict.IN_DOUBT, ReasonCode.SUPERVISOR_DIED,
-     True),
-    ("supervisor dead, warm", facts(local=True, mode=WARM), Verdict.IN_DOUBT,
-     ReasonCode.SUPERVISOR_DIED, True),
+    (
+        "alive, warm",
+        facts(local=True, alive=True, mode=WARM),
+        Verdict.IN_DOUBT,
+        ReasonCode.KILLED_BY_WARM_START,
+        True,
+    ),
+    (
+        "alive, cold",
+        facts(local=True, alive=True, mode=COLD),
+        Verdict.IN_DOUBT,
+        ReasonCode.KILLED_BY_WARM_START,
+        True,
+    ),
+    ("supervisor dead, hot", facts(local=True), Verdict.IN_DOUBT, ReasonCode.SUPERVISOR_DIED, True),
+    (
+        "supervisor dead, warm",
+        facts(local=True, mode=WARM),
+        Verdict.IN_DOUBT,
+        ReasonCode.SUPERVISOR_DIED,
+        True,
+    ),
     # a whole record of another node: lost in a failover (its node was fenced)
     ("other node", facts(), Verdict.IN_DOUBT, ReasonCode.IN_DOUBT_AFTER_FAILOVER, False),
-    ("other node, warm", facts(mode=WARM), Verdict.IN_DOUBT,
-     ReasonCode.IN_DOUBT_AFTER_FAILOVER, False),
+    (
+        "other node, warm",
+        facts(mode=WARM),
+        Verdict.IN_DOUBT,
+        ReasonCode.IN_DOUBT_AFTER_FAILOVER,
+        False,
+    ),
 ]
 
 
 @pytest.mark.parametrize("name,found,verdict,code,kill", ROWS, ids=[r[0] for r in ROWS])
-def test_each_case_gets_its_row(name: str, found: Facts, verdict: Verdict,
-                                code: ReasonCode | None, kill: bool) -> None:
+def test_each_case_gets_its_row(
+    name: str, found: Facts, verdict: Verdict, code: ReasonCode | None, kill: bool
+) -> None:
     row = decide(found)
     assert (row.verdict, row.code, row.kill) == (verdict, code, kill), row.meaning
 
 
 def every_facts() -> list[Facts]:
-    return [Facts(s, r, local=loc, supervisor_alive=alive, mode=m)
-            for s, r, loc, alive, m in itertools.product(
-                (True, False), Record, (True, False), (True, False), StartMode)
-            if loc or not alive]  # a supervisor is only seen alive on its own node
+    return [
+        Facts(s, r, local=loc, supervisor_alive=alive, mode=m)
+        for s, r, loc, alive, m in itertools.product(
+            (True, False), Record, (True, False), (True, False), StartMode
+        )
+        if loc or not alive
+    ]  # a supervisor is only seen alive on its own node
 
 
 def test_the_table_is_total_and_its_rows_do_not_overlap() -> None:
@@ -117,8 +155,9 @@ POLICY_ROWS = [
 
 
 @pytest.mark.parametrize("policy,check,status", POLICY_ROWS)
-def test_each_policy_gets_its_row(policy: RecoveryPolicy, check: int | None,
-                                  status: Status) -> None:
+def test_each_policy_gets_its_row(
+    policy: RecoveryPolicy, check: int | None, status: Status
+) -> None:
     row = on_failover(policy, check)
     assert row.status is status
     assert row.says

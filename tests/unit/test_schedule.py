@@ -48,8 +48,11 @@ def walls(unit: Unit, defs: DefinitionSet, start: str, end: str) -> list[str]:
 
 def jobnet(schedule: str, extra: str = "") -> str:
     body = textwrap.indent(textwrap.dedent(schedule), " " * 6)
-    return extra + "jobnets:\n  - name: n\n    schedule:\n" + body + (
-        "    units:\n      - {name: j, command: [\"true\"]}\n"
+    return (
+        extra
+        + "jobnets:\n  - name: n\n    schedule:\n"
+        + body
+        + ('    units:\n      - {name: j, command: ["true"]}\n')
     )
 
 
@@ -76,8 +79,11 @@ def defs_of(schedule: str, extra: str = "") -> tuple[DefinitionSet, Unit]:
 def test_dst_edges_fire_once(zone: str, day: str, at: str, expected: str) -> None:
     defs, unit = defs_of(f"time_zone: {zone}\nrules:\n  - at: '{at}'\n")
     # A window wider than the day in any zone; keep the runs of that day.
-    mine = [g for g in walls(unit, defs, f"{day}T00:00:00+14:00", f"{day}T23:59:00-12:00")
-            if g.startswith(day)]
+    mine = [
+        g
+        for g in walls(unit, defs, f"{day}T00:00:00+14:00", f"{day}T23:59:00-12:00")
+        if g.startswith(day)
+    ]
     assert mine == [expected]
 
 
@@ -144,8 +150,18 @@ def test_golden_third_business_day_of_each_month_tokyo() -> None:
         JP_2027,
     )
     assert year_dates(unit, defs) == [
-        "2027-01-06", "2027-02-03", "2027-03-03", "2027-04-05", "2027-05-10", "2027-06-03",
-        "2027-07-05", "2027-08-04", "2027-09-03", "2027-10-05", "2027-11-04", "2027-12-03",
+        "2027-01-06",
+        "2027-02-03",
+        "2027-03-03",
+        "2027-04-05",
+        "2027-05-10",
+        "2027-06-03",
+        "2027-07-05",
+        "2027-08-04",
+        "2027-09-03",
+        "2027-10-05",
+        "2027-11-04",
+        "2027-12-03",
     ]
     assert walls(unit, defs, "2027-01-01T00:00+09:00", "2027-02-01T00:00+09:00") == [
         "2027-01-06T02:00:00+09:00"
@@ -154,8 +170,13 @@ def test_golden_third_business_day_of_each_month_tokyo() -> None:
 
 @pytest.mark.parametrize(
     ("closed", "limit", "august"),
-    [("before", 2, ["2027-08-13"]), ("before", 1, []), ("after", 1, ["2027-08-16"]),
-     ("cancel", 2, []), ("run", 2, ["2027-08-15"])],
+    [
+        ("before", 2, ["2027-08-13"]),
+        ("before", 1, []),
+        ("after", 1, ["2027-08-16"]),
+        ("cancel", 2, []),
+        ("run", 2, ["2027-08-15"]),
+    ],
 )
 def test_golden_day_15_with_closed_day_handling(closed: str, limit: int, august: list[str]) -> None:
     defs, unit = defs_of(
@@ -164,36 +185,58 @@ def test_golden_day_15_with_closed_day_handling(closed: str, limit: int, august:
         JP_2027,
     )
     got = year_dates(unit, defs)
-    may = {"before": ["2027-05-14"], "after": ["2027-05-17"], "cancel": [],
-           "run": ["2027-05-15"]}[closed]
+    may = {"before": ["2027-05-14"], "after": ["2027-05-17"], "cancel": [], "run": ["2027-05-15"]}[
+        closed
+    ]
     if closed == "after" and limit == 1:
         may = []  # Sat 15 -> Sun 16 is closed too, and the limit is 1 day
-    fixed = ["2027-01-15", "2027-02-15", "2027-03-15", "2027-04-15", "2027-06-15",
-             "2027-07-15", "2027-09-15", "2027-10-15", "2027-11-15", "2027-12-15"]
+    fixed = [
+        "2027-01-15",
+        "2027-02-15",
+        "2027-03-15",
+        "2027-04-15",
+        "2027-06-15",
+        "2027-07-15",
+        "2027-09-15",
+        "2027-10-15",
+        "2027-11-15",
+        "2027-12-15",
+    ]
     assert got == sorted(fixed + may + august)
 
 
 def test_group_calendar_is_inherited_and_base_time_moves_early_times() -> None:
-    shared = load_text(textwrap.dedent("""\
+    shared = load_text(
+        textwrap.dedent("""\
         calendars:
           - name: ops
             open_weekdays: [mon, tue, wed, thu, fri]
             base_time: '05:00'
         jobnets: []
-        """), "cal.yaml")
+        """),
+        "cal.yaml",
+    )
     assert "ops" in shared.calendars
     from ajs3.definitions.loader import load_texts
 
-    defs = load_texts([
-        ("g.yaml", "group: /ops\ncalendar: ops\njobnets: []\n"),
-        ("cal.yaml", textwrap.dedent("""\
+    defs = load_texts(
+        [
+            ("g.yaml", "group: /ops\ncalendar: ops\njobnets: []\n"),
+            (
+                "cal.yaml",
+                textwrap.dedent("""\
             calendars:
               - {name: ops, open_weekdays: [mon, tue, wed, thu, fri], base_time: '05:00'}
             jobnets: []
-            """)),
-        ("n.yaml", "group: /ops/daily\n" + jobnet(
-            "time_zone: UTC\nrules:\n  - {at: '02:00', closed_days: cancel}\n")),
-    ])
+            """),
+            ),
+            (
+                "n.yaml",
+                "group: /ops/daily\n"
+                + jobnet("time_zone: UTC\nrules:\n  - {at: '02:00', closed_days: cancel}\n"),
+            ),
+        ]
+    )
     unit = defs.jobnets["/ops/daily/n"]
     assert unit.schedule is not None and unit.schedule.calendar is not None
     assert unit.schedule.calendar.name == "ops"
@@ -201,27 +244,48 @@ def test_group_calendar_is_inherited_and_base_time_moves_early_times() -> None:
     # A scheduling day begins at 05:00, so the 02:00 of Thursday's and Friday's
     # scheduling days fall on Friday and Saturday; the weekend's are cancelled.
     got = walls(unit, defs, "2027-01-08T00:00+00:00", "2027-01-12T03:00+00:00")
-    assert got == ["2027-01-08T02:00:00+00:00", "2027-01-09T02:00:00+00:00",
-                   "2027-01-12T02:00:00+00:00"]
+    assert got == [
+        "2027-01-08T02:00:00+00:00",
+        "2027-01-09T02:00:00+00:00",
+        "2027-01-12T02:00:00+00:00",
+    ]
 
 
 @pytest.mark.parametrize(
     ("rule", "expected"),
     [
-        ("{at: '08:00', weekdays: [fri], nth: [-1]}",
-         ["2027-01-29", "2027-02-26", "2027-03-26"]),
-        ("{at: '08:00', weekdays: [mon], nth: [2]}",
-         ["2027-01-11", "2027-02-08", "2027-03-08"]),
-        ("{at: '08:00', every: 2 weeks, weekdays: [mon, thu], start: 2027-01-04}",
-         ["2027-01-04", "2027-01-07", "2027-01-18", "2027-01-21", "2027-02-01", "2027-02-04",
-          "2027-02-15", "2027-02-18", "2027-03-01", "2027-03-04", "2027-03-15", "2027-03-18",
-          "2027-03-29"]),
-        ("{at: '08:00', every: 1 month, start: 2027-01-31, closed_days: run}",
-         ["2027-01-31", "2027-02-28", "2027-03-31"]),
-        ("{at: '08:00', every: 10 days, start: 2027-01-05, end: 2027-02-20, closed_days: run}",
-         ["2027-01-05", "2027-01-15", "2027-01-25", "2027-02-04", "2027-02-14"]),
-        ("{at: '08:00', days: [1, -1], closed_days: run}",
-         ["2027-01-01", "2027-01-31", "2027-02-01", "2027-02-28", "2027-03-01", "2027-03-31"]),
+        ("{at: '08:00', weekdays: [fri], nth: [-1]}", ["2027-01-29", "2027-02-26", "2027-03-26"]),
+        ("{at: '08:00', weekdays: [mon], nth: [2]}", ["2027-01-11", "2027-02-08", "2027-03-08"]),
+        (
+            "{at: '08:00', every: 2 weeks, weekdays: [mon, thu], start: 2027-01-04}",
+            [
+                "2027-01-04",
+                "2027-01-07",
+                "2027-01-18",
+                "2027-01-21",
+                "2027-02-01",
+                "2027-02-04",
+                "2027-02-15",
+                "2027-02-18",
+                "2027-03-01",
+                "2027-03-04",
+                "2027-03-15",
+                "2027-03-18",
+                "2027-03-29",
+            ],
+        ),
+        (
+            "{at: '08:00', every: 1 month, start: 2027-01-31, closed_days: run}",
+            ["2027-01-31", "2027-02-28", "2027-03-31"],
+        ),
+        (
+            "{at: '08:00', every: 10 days, start: 2027-01-05, end: 2027-02-20, closed_days: run}",
+            ["2027-01-05", "2027-01-15", "2027-01-25", "2027-02-04", "2027-02-14"],
+        ),
+        (
+            "{at: '08:00', days: [1, -1], closed_days: run}",
+            ["2027-01-01", "2027-01-31", "2027-02-01", "2027-02-28", "2027-03-01", "2027-03-31"],
+        ),
         ("{at: '08:00', open_days: [-1]}", ["2027-01-29", "2027-02-26", "2027-03-31"]),
     ],
 )
@@ -313,23 +377,34 @@ def catch(
 def test_catch_up_skip_latest_all() -> None:
     down, now = "2027-01-04T01:30+09:00", "2027-01-04T05:10+09:00"
     skip = catch("skip", "1h", down, now)
-    assert [(t, r) for t, r, _ in skip] == [("02:00", False), ("03:00", False),
-                                            ("04:00", False), ("05:00", False)]
+    assert [(t, r) for t, r, _ in skip] == [
+        ("02:00", False),
+        ("03:00", False),
+        ("04:00", False),
+        ("05:00", False),
+    ]
     assert skip[0][2] == "run of 02:00 skipped: missed by 3 h 10 min, window 1 h"
     assert skip[3][2] == "run of 05:00 skipped: missed by 10 min, catch-up policy skip"
     latest = catch("latest", "3h", down, now)
-    assert [(t, r) for t, r, _ in latest] == [("02:00", False), ("03:00", False),
-                                              ("04:00", False), ("05:00", True)]
+    assert [(t, r) for t, r, _ in latest] == [
+        ("02:00", False),
+        ("03:00", False),
+        ("04:00", False),
+        ("05:00", True),
+    ]
     assert "superseded by the run of 05:00" in latest[2][2]
     every = catch("all", "2h", down, now)
-    assert [(t, r) for t, r, _ in every] == [("02:00", False), ("03:00", False),
-                                             ("04:00", True), ("05:00", True)]
+    assert [(t, r) for t, r, _ in every] == [
+        ("02:00", False),
+        ("03:00", False),
+        ("04:00", True),
+        ("05:00", True),
+    ]
     assert every[0][2] == "run of 02:00 skipped: missed by 3 h 10 min, window 2 h"
 
 
 def test_catch_up_respects_the_start_deadline() -> None:
-    got = catch("all", "1d", "2027-01-04T04:30+09:00", "2027-01-04T05:45+09:00",
-                ", deadline: 30m")
+    got = catch("all", "1d", "2027-01-04T04:30+09:00", "2027-01-04T05:45+09:00", ", deadline: 30m")
     assert got[0][:2] == ("05:00", False)
     assert "start deadline of 30 min" in got[0][2]
 
@@ -356,25 +431,64 @@ def test_overlap_policies() -> None:
 @pytest.mark.parametrize(
     ("schedule", "extra", "code", "line", "words"),
     [
-        ("time_zone: UTC\nrules: [{at: '01:00', start: 2027-02-30}]\n", "", "AJS3-E108", 5,
-         "2027-02-30 is not a date"),
-        ("time_zone: Europe/Berlinn\nrules: [{at: '01:00'}]\n", "", "AJS3-E108", 4,
-         "unknown time zone 'Europe/Berlinn'"),
-        ("time_zone: UTC\nrules: [{at: '01:00', every: 0 days, start: 2027-01-01}]\n", "",
-         "AJS3-E108", 5, "between 1 and"),
+        (
+            "time_zone: UTC\nrules: [{at: '01:00', start: 2027-02-30}]\n",
+            "",
+            "AJS3-E108",
+            5,
+            "2027-02-30 is not a date",
+        ),
+        (
+            "time_zone: Europe/Berlinn\nrules: [{at: '01:00'}]\n",
+            "",
+            "AJS3-E108",
+            4,
+            "unknown time zone 'Europe/Berlinn'",
+        ),
+        (
+            "time_zone: UTC\nrules: [{at: '01:00', every: 0 days, start: 2027-01-01}]\n",
+            "",
+            "AJS3-E108",
+            5,
+            "between 1 and",
+        ),
         ("time_zone: UTC\nrules: [{at: '25:00:00'}]\n", "", "AJS3-E108", 5, "HH:MM"),
-        ("time_zone: UTC\nrules: [{at: '01:00', every: 2 days}]\n", "", "AJS3-E104", 5,
-         "no 'start'"),
-        ("time_zone: UTC\ncalendar: nope\nrules: [{at: '01:00'}]\n", "", "AJS3-E106", 5,
-         "calendar 'nope'"),
-        ("time_zone: UTC\nrules: [{at: '01:00', weekdays: [fry]}]\n", "", "AJS3-E108", 5,
-         "'fri'"),
-        ("time_zone: UTC\nrules: [{at: '01:00', nth: [2]}]\n", "", "AJS3-E108", 5,
-         "needs 'weekdays'"),
-        ("time_zone: UTC\nrules: [{at: '01:00', shift_limit: 40}]\n", "", "AJS3-E108", 5,
-         "between 1 and 31"),
-        ("time_zone: UTC\nrules: [{at: '01:00', repaet: 1}]\n", "", "AJS3-E102", 5,
-         "did you mean 'repeat'"),
+        (
+            "time_zone: UTC\nrules: [{at: '01:00', every: 2 days}]\n",
+            "",
+            "AJS3-E104",
+            5,
+            "no 'start'",
+        ),
+        (
+            "time_zone: UTC\ncalendar: nope\nrules: [{at: '01:00'}]\n",
+            "",
+            "AJS3-E106",
+            5,
+            "calendar 'nope'",
+        ),
+        ("time_zone: UTC\nrules: [{at: '01:00', weekdays: [fry]}]\n", "", "AJS3-E108", 5, "'fri'"),
+        (
+            "time_zone: UTC\nrules: [{at: '01:00', nth: [2]}]\n",
+            "",
+            "AJS3-E108",
+            5,
+            "needs 'weekdays'",
+        ),
+        (
+            "time_zone: UTC\nrules: [{at: '01:00', shift_limit: 40}]\n",
+            "",
+            "AJS3-E108",
+            5,
+            "between 1 and 31",
+        ),
+        (
+            "time_zone: UTC\nrules: [{at: '01:00', repaet: 1}]\n",
+            "",
+            "AJS3-E102",
+            5,
+            "did you mean 'repeat'",
+        ),
         ("time_zone: UTC\nrules: []\n", "", "AJS3-E104", 5, "is empty"),
     ],
 )
@@ -389,8 +503,10 @@ def test_calendar_without_an_open_day_in_a_year_is_rejected() -> None:
     closed = ", ".join(
         date.fromordinal(date(2027, 1, 1).toordinal() + i).isoformat() for i in range(365)
     )
-    text = (f"calendars:\n  - name: never\n    closed_dates: [{closed}]\n"
-            "  - {name: none, open_weekdays: []}\njobnets: []\n")
+    text = (
+        f"calendars:\n  - name: never\n    closed_dates: [{closed}]\n"
+        "  - {name: none, open_weekdays: []}\njobnets: []\n"
+    )
     with pytest.raises(DefinitionError) as info:
         load_text(text, "cal.yaml")
     messages = [(p.line, p.message) for p in info.value.problems]
@@ -416,9 +532,13 @@ def test_schedule_only_on_root_jobnets() -> None:
 
 def test_every_problem_at_once() -> None:
     with pytest.raises(DefinitionError) as info:
-        load_text(jobnet(
-            "time_zone: Mars/Base\ncatch_up: sometimes\nrules:\n"
-            "  - {at: '01:00', days: [32]}\n  - {at: '99:00'}\n"), "t.yaml")
+        load_text(
+            jobnet(
+                "time_zone: Mars/Base\ncatch_up: sometimes\nrules:\n"
+                "  - {at: '01:00', days: [32]}\n  - {at: '99:00'}\n"
+            ),
+            "t.yaml",
+        )
     assert len(info.value.problems) == 4
 
 
@@ -464,6 +584,4 @@ def test_plan_stops_at_the_ends_of_time_instead_of_overflowing(zone: str, rule: 
 def test_a_daily_rule_runs_until_the_last_representable_day() -> None:
     defs, _ = defs_of("time_zone: UTC\nrules: [{at: '06:00'}]\n")
     plan = forecast(defs, date(9999, 12, 28), datetime.max)
-    assert [run.start for run in plan] == [
-        "9999-12-28T06:00:00+00:00", "9999-12-29T06:00:00+00:00"
-    ]
+    assert [run.start for run in plan] == ["9999-12-28T06:00:00+00:00", "9999-12-29T06:00:00+00:00"]

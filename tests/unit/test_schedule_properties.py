@@ -18,8 +18,14 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-ZONES = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Lord_Howe", "UTC",
-         "America/Santiago"]
+ZONES = [
+    "Europe/Berlin",
+    "America/New_York",
+    "Asia/Tokyo",
+    "Australia/Lord_Howe",
+    "UTC",
+    "America/Santiago",
+]
 
 
 @st.composite
@@ -35,8 +41,9 @@ def rules(draw: st.DrawFn) -> Rule:
         days = draw(st.lists(st.integers(0, 6), min_size=1, max_size=7, unique=True))
         return Rule(**common, weekdays=tuple(sorted(days)), period=Period.WEEK)
     if kind == "days":
-        days = draw(st.lists(st.integers(-31, 31).filter(bool), min_size=1, max_size=4,
-                             unique=True))
+        days = draw(
+            st.lists(st.integers(-31, 31).filter(bool), min_size=1, max_size=4, unique=True)
+        )
         return Rule(**common, days=tuple(days))
     if kind == "every":
         return Rule(**common, every=draw(st.integers(1, 9)), start_date="2026-12-30")
@@ -44,14 +51,22 @@ def rules(draw: st.DrawFn) -> Rule:
 
 
 def jobnet(zone: str, rule_list: list[Rule]) -> tuple[Unit, DefinitionSet]:
-    unit = Unit(name="n", path="/n", kind=UnitKind.JOBNET,
-                schedule=Schedule(time_zone=zone, rules=tuple(rule_list)))
+    unit = Unit(
+        name="n",
+        path="/n",
+        kind=UnitKind.JOBNET,
+        schedule=Schedule(time_zone=zone, rules=tuple(rule_list)),
+    )
     return unit, DefinitionSet(jobnets={"/n": unit})
 
 
 @settings(max_examples=60, deadline=None)
-@given(zone=st.sampled_from(ZONES), rule_list=st.lists(rules(), min_size=1, max_size=3),
-       offset_days=st.integers(0, 330), span_days=st.integers(1, 40))
+@given(
+    zone=st.sampled_from(ZONES),
+    rule_list=st.lists(rules(), min_size=1, max_size=3),
+    offset_days=st.integers(0, 330),
+    span_days=st.integers(1, 40),
+)
 def test_times_increase_satisfy_their_rule_and_never_repeat(
     zone: str, rule_list: list[Rule], offset_days: int, span_days: int
 ) -> None:
@@ -66,7 +81,7 @@ def test_times_increase_satisfy_their_rule_and_never_repeat(
     for t in times:
         wall = datetime.fromtimestamp(t, tz)
         minutes = wall.hour * 60 + wall.minute
-        at_gap_end = (datetime.fromtimestamp(t - 1, tz).utcoffset() != wall.utcoffset())
+        at_gap_end = datetime.fromtimestamp(t - 1, tz).utcoffset() != wall.utcoffset()
         ok = False
         for rule in rule_list:
             slots = [rule.at]
@@ -87,8 +102,11 @@ def test_times_increase_satisfy_their_rule_and_never_repeat(
 
 
 @settings(max_examples=40, deadline=None)
-@given(zone=st.sampled_from(ZONES), rule_list=st.lists(rules(), min_size=1, max_size=2),
-       offset=st.floats(0, 300 * 86400))
+@given(
+    zone=st.sampled_from(ZONES),
+    rule_list=st.lists(rules(), min_size=1, max_size=2),
+    offset=st.floats(0, 300 * 86400),
+)
 def test_next_due_is_the_first_occurrence_after(
     zone: str, rule_list: list[Rule], offset: float
 ) -> None:
