@@ -36,3 +36,23 @@ def lhost(make_lhost: Any) -> LogicalHost:
     host: LogicalHost = make_lhost("lh1")
     host.start()
     return host
+
+
+#: Figures a test measured for the record (not asserted: a busy machine is slower),
+#: printed at the end of the session so that CI's output carries them.
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figure() -> Any:
+    def note(text: str) -> None:
+        FIGURES.append(text)
+
+    return note
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("measured figures")
+        for text in FIGURES:
+            terminalreporter.write_line(text)

@@ -78,6 +78,7 @@ CHAIN = """
 
 def test_a_flood_of_malformed_requests_leaves_the_daemon_up_and_its_jobs_running(
     lhost: LogicalHost,
+    figure: Any,
 ) -> None:
     lhost.define(CHAIN)
     c = client(lhost)
@@ -114,8 +115,8 @@ def test_a_flood_of_malformed_requests_leaves_the_daemon_up_and_its_jobs_running
     )
     delays = [b - a for a, b in (lhost.journal_query(sql, (run,))[0] for run in timed)]
     total = sum(answers.values())
-    print(
-        f"\nflood: {total} malformed requests, answers by code {answers}; scheduling "
+    figure(
+        f"flood: {total} malformed requests, answers by code {answers}; scheduling "
         f"latency of the {len(timed)} timed runs during it: min {min(delays) * 1000:.0f} ms, "
         f"max {max(delays) * 1000:.0f} ms, mean {sum(delays) / len(delays) * 1000:.0f} ms"
     )
