@@ -37,7 +37,9 @@
  *
  * Supervisors ignore SIGTERM, SIGINT and SIGHUP: only the job's process group is
  * signalled, and the supervisor must outlive it to record the end. A supervisor exits
- * 0 when status.json was written and 70 when it could not be.
+ * 0 when status.json was written and 70 when it could not be; while the file system
+ * is full it keeps the end and tries again every second, so no end is lost for want
+ * of space.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -358,7 +360,16 @@ static int record_end(const struct job *job, const struct ids *ids, const char *
     } else {
         put(&b, ", \"exit_code\": %d, \"signal\": null}", WEXITSTATUS(status));
     }
-    return write_durable(job->dirfd, "status.json", &b) < 0 ? 70 : 0;
+    /* A full file system is waited out: the end is kept here and written once there is
+     * room, so it is never lost for want of space (the daemon sees this supervisor
+     * alive meanwhile, and its job as running). Any other failure is final. */
+    const struct timespec second = {.tv_sec = 1, .tv_nsec = 0};
+    while (write_durable(job->dirfd, "status.json", &b) < 0) {
+        if (errno != ENOSPC && errno != EDQUOT)
+            return 70;
+        nanosleep(&second, NULL);
+    }
+    return 0;
 }
 
 static int record_failure(const struct job *job, const struct ids *ids, const char *what)
