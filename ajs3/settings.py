@@ -7,6 +7,7 @@ turns into a silent default on the night it matters.
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import yaml
 
 from ajs3 import datadir as dd
 from ajs3.errors import AjsError, Code
+from ajs3.fileperms import refuse_unsafe
 
 #: The file name of the settings inside a data directory.
 SETTINGS_FILE = dd.SETTINGS
@@ -24,6 +26,9 @@ SETTINGS_FILE = dd.SETTINGS
 #: otherwise (``env_passthrough``). Everything else of the daemon's environment is
 #: kept from jobs: it may hold secrets of the service, not of the job's user.
 DEFAULT_PASSTHROUGH = ("LANG", "LC_ALL", "TZ")
+
+#: A settings file is a few lines; anything larger is not one.
+MAX_BYTES = 64 * 1024
 
 
 @dataclass
@@ -112,10 +117,21 @@ def load_settings(datadir: Path, lhost: str) -> Settings:
     """The settings of the logical host in ``datadir`` (defaults without a file)."""
     settings = Settings(lhost=lhost, datadir=datadir, node=socket.gethostname())
     path = datadir / SETTINGS_FILE
-    if not path.exists():
-        return settings
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return settings
+    except OSError as exc:
+        raise AjsError(f"{path}: cannot read settings: {exc}", code=Code.SETTINGS) from exc
+    # The settings decide who may run jobs as whom: judged on the file opened, they
+    # must be the daemon's (or root's) alone (AJS3-E114).
+    with os.fdopen(fd, "rb") as f:
+        refuse_unsafe(path, os.fstat(f.fileno()))
+        raw = f.read(MAX_BYTES + 1)
+    if len(raw) > MAX_BYTES:
+        raise AjsError(f"{path}: settings larger than {MAX_BYTES} bytes", code=Code.SETTINGS)
+    try:
+        data = yaml.safe_load(raw.decode())
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise AjsError(f"{path}: cannot read settings: {exc}", code=Code.SETTINGS) from exc
     return parse(data, path, settings)
