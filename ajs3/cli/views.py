@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import os
 import shutil
 import sys
+from typing import Any
 
+from ajs3 import datadir as dd
 from ajs3.cli.arguments import definitions_for, parse_time, paths_of
 from ajs3.cli.output import emit
 from ajs3.cli.transport import request
 from ajs3.errors import AjsError, Code
+from ajs3.service.paths import Paths
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -25,18 +30,52 @@ def cmd_show(args: argparse.Namespace) -> int:
             data = views.why_offline(paths.need_datadir(), args.run, args.why)
         emit(args, data, views.render_why(data))
         return 0
-    data = views.show(paths.need_datadir(), args.target, args.run, args.all)
-    emit(args, data, views.render_show(data))
+    asked = None
+    if not _journal_readable(paths):
+        asked = _ask(paths, "show", target=args.target, run=args.run, all=args.all)
+    shown = asked if asked is not None else views.show(paths.need_datadir(), args.target, args.run, args.all)
+    emit(args, shown, views.render_show(shown))
     return 0
 
 
 def cmd_log(args: argparse.Namespace) -> int:
     from ajs3.service import views
 
-    path = views.log_path(paths_of(args).need_datadir(), args.run_id, args.run, args.stderr)
+    paths = paths_of(args)
+    if not _journal_readable(paths):
+        data = _ask(paths, "log", target=args.run_id, run=args.run, stderr=args.stderr)
+        if data is not None:
+            sys.stdout.buffer.write(base64.b64decode(data["data"]))
+            sys.stdout.buffer.flush()
+            if data["truncated"]:
+                print(
+                    f"ajs3: {data['path']} has {data['size']} bytes: only its last "
+                    f"{data['size'] - data['offset']} are shown",
+                    file=sys.stderr,
+                )
+            return 0
+    path = views.log_path(paths.need_datadir(), args.run_id, args.run, args.stderr)
     with open(path, "rb") as f:
         shutil.copyfileobj(f, sys.stdout.buffer)
     return 0
+
+
+def _journal_readable(paths: Paths) -> bool:
+    """`show` and `log` read the journal and job files themselves when this user may
+    read the journal (root, the daemon's user: their output is the files' as it always
+    was); anyone else (a viewer) asks the running daemon."""
+    return paths.datadir is not None and os.access(dd.journal(paths.datadir), os.R_OK)
+
+
+def _ask(paths: Paths, op: str, **fields: Any) -> dict[str, Any] | None:
+    """The daemon's answer to read request ``op``, or None when no daemon runs (the
+    files are then read directly, and refused as they always were)."""
+    try:
+        return request(paths, op, **fields)
+    except AjsError as exc:
+        if exc.code is not Code.NOT_RUNNING:
+            raise
+        return None
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -65,6 +65,17 @@ class Client:
     def why(self, unit: str, run: int | None = None) -> dict[str, Any]:
         return self.call("why", unit=unit, run=run)
 
+    def show(
+        self, target: str | None = None, run: int | None = None, all: bool | None = None
+    ) -> dict[str, Any]:
+        return self.call("show", target=target, run=run, all=all)
+
+    def log(
+        self, target: str, run: int | None = None, stderr: bool | None = None
+    ) -> dict[str, Any]:
+        """The last MiB of an output file: base64 ``data``; ``truncated`` if cut."""
+        return self.call("log", target=target, run=run, stderr=stderr)
+
     def define(
         self, files: list[tuple[str, str]], sources: list[str] | None = None
     ) -> dict[str, Any]:

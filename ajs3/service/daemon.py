@@ -25,7 +25,7 @@ from ajs3.journal import audit
 from ajs3.journal.files import DiskFull
 from ajs3.journal.store import Journal
 from ajs3.model import StartMode, StopJobs
-from ajs3.service import access, protocol
+from ajs3.service import access, protocol, views
 from ajs3.service.access import Peer
 from ajs3.service.control import ControlServer
 from ajs3.service.lock import DataDirLock, describe
@@ -503,6 +503,20 @@ class Daemon:
     def op_why(self, peer: Peer, *, run: int | None, unit: str) -> dict[str, Any]:
         assert self.sched is not None
         return self.sched.explain(run, unit)
+
+    def op_show(
+        self, peer: Peer, *, target: str | None, run: int | None, all: bool | None
+    ) -> dict[str, Any]:
+        assert self.journal is not None
+        return views.show_in(self.journal, target, run, bool(all))
+
+    def op_log(
+        self, peer: Peer, *, target: str, run: int | None, stderr: bool | None
+    ) -> dict[str, Any]:
+        assert self.journal is not None
+        return views.read_log(
+            views.log_path_in(self.journal, self.datadir, target, run, bool(stderr))
+        )
 
     def op_stop(self, peer: Peer, *, jobs: str | None, timeout: float | None) -> dict[str, Any]:
         self.begin_stop(StopJobs(jobs or "kill"), 60.0 if timeout is None else timeout)

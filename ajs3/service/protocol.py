@@ -110,6 +110,18 @@ OPS: dict[str, Op] = {
         Op("ping", Access.PUBLIC, (), "liveness of the daemon and its loop"),
         Op("why", Access.READ, (_RUN, _UNIT), "the readiness rules that hold a unit back"),
         Op(
+            "show",
+            Access.READ,
+            (Field("target", Kind.TEXT), _RUN, Field("all", Kind.BOOL)),
+            "what `ajs3 show --json` prints: the jobnets and runs, or one run's units",
+        ),
+        Op(
+            "log",
+            Access.READ,
+            (Field("target", Kind.TEXT, required=True), _RUN, Field("stderr", Kind.BOOL)),
+            "the last MiB of a unit's or a run id's standard output (or error)",
+        ),
+        Op(
             "define",
             Access.CHANGE,
             (

@@ -6,6 +6,10 @@ also work while the logical host is stopped.
 
 from __future__ import annotations
 
+import base64
+import errno
+import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -56,54 +60,63 @@ def _unit_row(row: dict[str, Any], depth: int) -> dict[str, Any]:
 
 
 def show(datadir: Path, target: str | None, run: int | None, all_runs: bool) -> dict[str, Any]:
+    """What `ajs3 show --json` prints, read from the journal of ``datadir``."""
     journal = Journal.open(datadir, readonly=True)
     try:
-        if target is None and run is None:
-            version, defs = journal.definitions()
-            active = set(journal.active_jobnet_runs())
-            runs = journal.jobnet_runs(limit=500 if all_runs else 50)
-
-            def entry(r: JobnetRun) -> dict[str, Any]:
-                root = journal.root_status(r)
-                return {
-                    "run": r.id,
-                    "jobnet": r.jobnet,
-                    "scheduled_at": r.scheduled_at,
-                    "status": root or "?",
-                    "label": label_of(root) if root else "?",
-                    "active": r.id in active,
-                }
-
-            listing = [entry(r) for r in runs]
-            jobnets = []
-            now = time.time()
-            for p, unit in sorted(defs.jobnets.items()):
-                last = journal.jobnet_runs(jobnet=p, limit=1)
-                upcoming = next_run(unit, now)
-                jobnets.append(
-                    {
-                        "jobnet": p,
-                        "latest": entry(last[0]) if last else None,
-                        "next_run": upcoming.due if upcoming else None,
-                    }
-                )
-            return {
-                "definitions_version": version,
-                "jobnets": jobnets,
-                "runs": listing if all_runs else [e for e in listing if e["active"]],
-            }
-        chosen = _pick_run(journal, target, run)
-        rows = journal.unit_rows(chosen.id)
-        base = chosen.jobnet.rstrip("/").count("/")
-        units = [_unit_row(u, u["path"].count("/") - base) for u in rows]
-        return {
-            "run": chosen.id,
-            "jobnet": chosen.jobnet,
-            "scheduled_at": chosen.scheduled_at,
-            "units": units,
-        }
+        return show_in(journal, target, run, all_runs)
     finally:
         journal.close()
+
+
+def show_in(
+    journal: Journal, target: str | None, run: int | None, all_runs: bool
+) -> dict[str, Any]:
+    """What `ajs3 show --json` prints, read from an open journal (the daemon's own for
+    the `show` request)."""
+    if target is None and run is None:
+        version, defs = journal.definitions()
+        active = set(journal.active_jobnet_runs())
+        runs = journal.jobnet_runs(limit=500 if all_runs else 50)
+
+        def entry(r: JobnetRun) -> dict[str, Any]:
+            root = journal.root_status(r)
+            return {
+                "run": r.id,
+                "jobnet": r.jobnet,
+                "scheduled_at": r.scheduled_at,
+                "status": root or "?",
+                "label": label_of(root) if root else "?",
+                "active": r.id in active,
+            }
+
+        listing = [entry(r) for r in runs]
+        jobnets = []
+        now = time.time()
+        for p, unit in sorted(defs.jobnets.items()):
+            last = journal.jobnet_runs(jobnet=p, limit=1)
+            upcoming = next_run(unit, now)
+            jobnets.append(
+                {
+                    "jobnet": p,
+                    "latest": entry(last[0]) if last else None,
+                    "next_run": upcoming.due if upcoming else None,
+                }
+            )
+        return {
+            "definitions_version": version,
+            "jobnets": jobnets,
+            "runs": listing if all_runs else [e for e in listing if e["active"]],
+        }
+    chosen = _pick_run(journal, target, run)
+    rows = journal.unit_rows(chosen.id)
+    base = chosen.jobnet.rstrip("/").count("/")
+    units = [_unit_row(u, u["path"].count("/") - base) for u in rows]
+    return {
+        "run": chosen.id,
+        "jobnet": chosen.jobnet,
+        "scheduled_at": chosen.scheduled_at,
+        "units": units,
+    }
 
 
 def render_show(data: dict[str, Any]) -> str:
@@ -201,24 +214,63 @@ def wait_run(datadir: Path, run: int, timeout: float | None) -> dict[str, Any]:
 def log_path(datadir: Path, key: str, run: int | None, stderr: bool) -> Path:
     journal = Journal.open(datadir, readonly=True)
     try:
-        run_id = key
-        if key.startswith("/"):
-            chosen = _pick_run(journal, key, run)
-            ur = next((u for u in journal.unit_rows(chosen.id) if u["path"] == key), None)
-            if ur is None or not ur["run_id"]:
-                raise OperationError(
-                    f"{key} has not run in run {chosen.id}", code=Code.UNKNOWN_UNIT
-                )
-            run_id = str(ur["run_id"])
-        elif journal.find_run_id(key) is None:
-            raise OperationError(
-                f"no run with id {key}",
-                code=Code.UNKNOWN_UNIT,
-                hint="run ids are shown by `ajs3 show --json`",
-            )
+        return log_path_in(journal, datadir, key, run, stderr)
     finally:
         journal.close()
+
+
+def log_path_in(journal: Journal, datadir: Path, key: str, run: int | None, stderr: bool) -> Path:
+    """The output file of a unit (``key`` a unit path, in run ``run`` or its latest)
+    or of a run id."""
+    run_id = key
+    if key.startswith("/"):
+        chosen = _pick_run(journal, key, run)
+        ur = next((u for u in journal.unit_rows(chosen.id) if u["path"] == key), None)
+        if ur is None or not ur["run_id"]:
+            raise OperationError(f"{key} has not run in run {chosen.id}", code=Code.UNKNOWN_UNIT)
+        run_id = str(ur["run_id"])
+    elif journal.find_run_id(key) is None:
+        raise OperationError(
+            f"no run with id {key}",
+            code=Code.UNKNOWN_UNIT,
+            hint="run ids are shown by `ajs3 show --json`",
+        )
     path = dd.jobdir(datadir, run_id) / (dd.STDERR if stderr else dd.STDOUT)
     if not path.exists():
         raise AjsError(f"no output file {path}", code=Code.UNKNOWN_UNIT)
     return path
+
+
+#: The most output a `log` request returns: its last bytes, up to this many.
+LOG_LIMIT = 1024 * 1024
+
+
+def read_log(path: Path, limit: int = LOG_LIMIT) -> dict[str, Any]:
+    """The last ``limit`` bytes of an output file, for the `log` request: base64 in
+    ``data``, with the file's size and whether the start was cut.
+
+    The daemon (root) reads a file in a job's directory, which the job's user may
+    write: the last component is not followed if it is a link, and only a regular
+    file is read (no FIFO to block on, no device)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise AjsError(
+            f"cannot open output file {path}: {exc.strerror}",
+            code=Code.UNSAFE_PATH if exc.errno == errno.ELOOP else Code.UNKNOWN_UNIT,
+        ) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise AjsError(f"output file {path} is not a regular file", code=Code.UNSAFE_PATH)
+        start = max(0, st.st_size - limit)
+        data = os.pread(fd, st.st_size - start, start)
+    finally:
+        os.close(fd)
+    return {
+        "path": str(path),
+        "size": start + len(data),
+        "offset": start,
+        "truncated": start > 0,
+        "data": base64.b64encode(data).decode("ascii"),
+    }

@@ -10,6 +10,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lhost import LogicalHost
+from lhost import LogicalHost, as_user, cli_env
 
 from ajs3.errors import AjsError, Code
 from ajs3.service.client import Client
@@ -227,3 +228,59 @@ def test_a_user_holding_connections_cannot_crowd_out_root(
 def test_the_socket_is_reachable_and_the_run_directory_not_writable(host: LogicalHost) -> None:
     assert (host.rundir / "control.sock").stat().st_mode & 0o777 == 0o666
     assert host.rundir.stat().st_mode & 0o777 == 0o755
+
+
+def test_a_viewer_reads_show_and_log_through_the_daemon(
+    host: LogicalHost, account: Account
+) -> None:
+    """The journal and job files are root's alone: a viewer's `ajs3 show` and `ajs3 log`
+    ask the daemon and print what root's print; without a group they are refused, and
+    a viewer still changes nothing."""
+    host.define(
+        """
+        group: /b
+        jobnets:
+          - name: out
+            units:
+              - {name: say, command: [/bin/sh, -c, "printf 'hello\\nworld\\n'; echo oops >&2"]}
+        """,
+        name="out.yaml",
+    )
+    run = host.entry("/b/out")
+    host.wait(run)
+    assert (host.datadir / "journal.db").stat().st_mode & 0o077 == 0  # root's alone
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        env = f"PYTHONPATH={cli_env()['PYTHONPATH']}"
+        return as_user(
+            account.user, "env", env, sys.executable, "-m", "ajs3.cli.main", *args, *host.opts
+        )
+
+    reads = [
+        ("show", "--json"),
+        ("show", "/b/out", "--run", str(run), "--json"),
+        ("show", "--all", "--json"),
+        ("log", "/b/out/say", "--run", str(run)),
+        ("log", "/b/out/say", "--stderr"),
+    ]
+    for args in reads:  # no group: refused with the group to join
+        done = cli(*args)
+        assert done.returncode != 0 and Code.PERMISSION_DENIED.value in done.stderr, done
+        assert account.viewers in done.stderr
+
+    account.join(account.viewers)
+    for args in reads:
+        mine, roots = cli(*args), host.run(*args)
+        assert mine.returncode == 0, mine
+        if "--json" in args:
+            assert json.loads(mine.stdout) == json.loads(roots.stdout), args
+        else:
+            assert mine.stdout == roots.stdout, args
+    assert cli("log", "/b/out/say", "--run", str(run)).stdout == "hello\nworld\n"
+    assert cli("log", "/b/out/say", "--stderr").stdout == "oops\n"
+
+    # reading is all: every change is still refused
+    for args in (("entry", "/b/out"), ("hold", "/b/out/say", "--run", str(run))):
+        done = cli(*args)
+        assert done.returncode != 0 and Code.PERMISSION_DENIED.value in done.stderr, done
+    assert host.journal_query("SELECT count(*) FROM audit WHERE uid=?", (account.uid,)) == [(0,)]
