@@ -30,10 +30,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             data = views.why_offline(paths.need_datadir(), args.run, args.why)
         emit(args, data, views.render_why(data))
         return 0
-    asked = None
+    shown = None
     if not _journal_readable(paths):
-        asked = _ask(paths, "show", target=args.target, run=args.run, all=args.all)
-    shown = asked if asked is not None else views.show(paths.need_datadir(), args.target, args.run, args.all)
+        shown = _ask(paths, "show", target=args.target, run=args.run, all=args.all)
+    if shown is None:
+        shown = views.show(paths.need_datadir(), args.target, args.run, args.all)
     emit(args, shown, views.render_show(shown))
     return 0
 

@@ -3,15 +3,18 @@ match the request definitions, and every malformed request is a coded error."""
 
 from __future__ import annotations
 
+import base64
 import inspect
 import json
+import os
 import typing
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ajs3.errors import Code
-from ajs3.service import protocol
+from ajs3.errors import AjsError, Code
+from ajs3.service import protocol, views
 from ajs3.service.client import Client
 from ajs3.service.daemon import Daemon, handler_arg
 from ajs3.service.protocol import OPS, BadRequest, Field, Kind
@@ -139,3 +142,30 @@ def test_the_client_refuses_to_send_what_the_daemon_would_refuse(tmp_path: Any) 
         Client(tmp_path / "none.sock").call("hold", unit=3)
     with pytest.raises(BadRequest):
         Client(tmp_path / "none.sock").call("format_disk")
+
+
+def test_log_returns_the_last_mib_and_says_it_cut(tmp_path: Path) -> None:
+    out = tmp_path / "stdout"
+    out.write_bytes(b"a" * 10 + b"\xff" + b"b" * 20)
+    whole = views.read_log(out)
+    assert base64.b64decode(whole["data"]) == out.read_bytes() and not whole["truncated"]
+    cut = views.read_log(out, limit=8)
+    assert base64.b64decode(cut["data"]) == b"b" * 8
+    assert cut["truncated"] and cut["size"] == 31 and cut["offset"] == 23
+
+
+def test_log_never_follows_a_link_nor_reads_a_fifo(tmp_path: Path) -> None:
+    """The job's user may write its job directory: what the daemon reads there for a
+    viewer is that directory's regular file, never a file a link points to."""
+    secret = tmp_path / "secret"
+    secret.write_text("root's")
+    link = tmp_path / "stdout"
+    link.symlink_to(secret)
+    with pytest.raises(AjsError) as caught:
+        views.read_log(link)
+    assert caught.value.code is Code.UNSAFE_PATH
+    fifo = tmp_path / "stderr"
+    os.mkfifo(fifo)
+    with pytest.raises(AjsError) as caught:
+        views.read_log(fifo)
+    assert caught.value.code is Code.UNSAFE_PATH
