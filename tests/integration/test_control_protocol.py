@@ -262,6 +262,8 @@ def test_every_request_of_the_protocol_is_handled_and_changes_are_audited(
     calls: dict[str, Any] = {
         "ping": c.ping,
         "why": lambda: c.why("/f/chain/j1", run=run),
+        "show": lambda: c.show("/f/chain", run=run, all=True),
+        "log": lambda: c.log("/f/chain/j1", run=run, stderr=True),
         "define": lambda: c.define([("d.yaml", CHAIN.replace("\n    ", "\n"))]),
         "entry": lambda: c.entry("/f/chain", hold=True),
         "hold": lambda: c.hold("/f/chain/j2", run=run),
