@@ -1,7 +1,9 @@
 """Read-only views of a logical host's journal: what `ajs3 show` and `ajs3 log` print.
 
 They read the journal directly (SQLite WAL readers never block the daemon), so they
-also work while the logical host is stopped.
+also work while the logical host is stopped; the daemon answers its `show` and `log`
+requests (for viewers, who may not read the journal) with the same functions over its
+own open journal (:func:`show_in`, :func:`log_path_in`, :func:`read_log`).
 """
 
 from __future__ import annotations
