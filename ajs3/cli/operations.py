@@ -15,10 +15,11 @@ from ajs3.errors import AjsError, Code
 def cmd_entry(args: argparse.Namespace) -> int:
     at = parse_time(args.at, "--at").timestamp() if args.at else None
     paths = paths_of(args)
-    result = request(paths, "entry", jobnet=args.jobnet, at=at, hold=args.hold)
+    result = request(paths, "entry", jobnet=args.jobnet, at=at, hold=args.hold, key=args.key)
     run = int(result["run"])
     if not args.wait:
-        emit(args, result, f"{args.jobnet}: registered as run {run}")
+        again = " (already registered with this key)" if result.get("repeated") else ""
+        emit(args, result, f"{args.jobnet}: registered as run {run}{again}")
         return 0
     from ajs3.service import views
 

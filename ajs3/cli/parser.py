@@ -107,6 +107,11 @@ def build_parser() -> Parser:
     p.add_argument("jobnet")
     p.add_argument("--at", help="start time, ISO 8601 (default now)")
     p.add_argument("--hold", action="store_true", help="register it held")
+    p.add_argument(
+        "--key",
+        help="idempotency key: an entry sent again with the same key (after AJS3-E314, "
+        "say) returns the first registration instead of registering again",
+    )
     p.add_argument("--wait", action="store_true", help="wait until it ends")
     p.add_argument("--timeout", type=float, default=None, help="give up waiting after S")
 

@@ -162,7 +162,8 @@ class Client:
             )
         key = request.fields.get("key")
         again = (
-            f"it was sent with key {key}: sending it again with the same key is safe"
+            f"it was sent with key {key}: sending it again with the same key is safe "
+            f"(`ajs3 {request.op.name} ... --key {key}`)"
             if key
             else "check with `ajs3 show` before doing it again"
         )

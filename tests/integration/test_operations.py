@@ -311,3 +311,22 @@ def test_kill_a_run_waiting_for_its_start_time(lhost: Any) -> None:
     assert units["/k/later"]["status"] == "interrupted"
     assert units["/k/later/a"]["status"] == "interrupted"
     assert units["/k/later/a"]["run_id"] is None
+
+
+def test_entry_sent_again_with_its_key_registers_once(lhost: Any) -> None:
+    """An operator who got AJS3-E314 (no answer) repeats the entry with the same --key:
+    the daemon returns the first registration, the jobnet is not registered twice."""
+    lhost.define("""
+        group: /k
+        jobnets:
+          - name: net
+            units:
+              - {name: a, command: [/bin/true]}
+    """)
+    first = lhost.json("entry", "/k/net", "--hold", "--key", "nightly-2027-01-04")
+    again = lhost.json("entry", "/k/net", "--hold", "--key", "nightly-2027-01-04")
+    other = lhost.json("entry", "/k/net", "--hold", "--key", "nightly-2027-01-05")
+    assert again["run"] == first["run"] and again.get("repeated") is True
+    assert other["run"] != first["run"]
+    runs = lhost.journal_query("SELECT COUNT(*) FROM jobnet_runs WHERE jobnet='/k/net'")
+    assert runs == [(2,)]
