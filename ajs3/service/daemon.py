@@ -379,18 +379,29 @@ class Daemon:
         assert self.journal is not None
         with self.journal.transaction():
             result: dict[str, Any] = handler(peer, **kwargs)
-            audit.record(
-                self.journal,
-                uid=peer.uid,
-                user=peer.user,
-                op=req.op.name,
-                args=audit_args(req),
-                code=audit.OK,
-                result=result,
-                key=req.fields.get("key"),
-            )
+            self._audit_row(peer, req, audit.OK, result, key=req.fields.get("key"))
         self._audit(peer, req, audit.OK, result, log_only=True)
         return result
+
+    def _audit_row(
+        self,
+        peer: Peer,
+        req: protocol.Request,
+        code: str,
+        result: dict[str, Any],
+        key: str | None = None,
+    ) -> None:
+        assert self.journal is not None
+        audit.record(
+            self.journal,
+            uid=peer.uid,
+            user=peer.user,
+            op=req.op.name,
+            args=audit_args(req),
+            code=code,
+            result=result,
+            key=key,
+        )
 
     def _audit(
         self,
@@ -413,15 +424,7 @@ class Daemon:
             return
         assert self.journal is not None
         try:
-            audit.record(
-                self.journal,
-                uid=peer.uid,
-                user=peer.user,
-                op=req.op.name,
-                args=audit_args(req),
-                code=code,
-                result=result,
-            )
+            self._audit_row(peer, req, code, result)
         except EpochSuperseded:
             raise
         except Exception:  # the answer still tells the truth; the log has the line above
