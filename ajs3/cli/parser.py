@@ -43,7 +43,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--rundir",
         type=Path,
         default=None,
-        help="run directory for socket and pid file (default /run/ajs3/LHOST)",
+        help="run directory for socket and pid file (default /run/ajs3/LHOST, see docs/control.md)",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
 

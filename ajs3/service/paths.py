@@ -32,12 +32,21 @@ def check_lhost(lhost: str) -> str:
     return lhost
 
 
+#: Where root's daemons keep their run directories.
+SYSTEM_RUNDIR = Path("/run/ajs3")
+
+
 def default_rundir(lhost: str) -> Path:
+    """The run directory of lhost when no --rundir is given: $AJS3_RUNDIR/LHOST, else
+    /run/ajs3/LHOST for root and for any user while root's daemon of that name has its
+    socket there (so an operator or viewer reaches it without options), else the user's
+    own runtime directory."""
     env = os.environ.get("AJS3_RUNDIR")
     if env:
         return Path(env) / lhost
-    if os.geteuid() == 0:
-        return Path("/run/ajs3") / lhost
+    system = SYSTEM_RUNDIR / lhost
+    if os.geteuid() == 0 or (system / "control.sock").exists():
+        return system
     base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/ajs3-{os.geteuid()}"
     return Path(base) / "ajs3" / lhost
 

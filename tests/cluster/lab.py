@@ -876,7 +876,42 @@ class Lab:
                     return where
             return None
 
-        return wait_until(moved, timeout, 0.2, f"{lh} to start on one of {others}")
+        try:
+            return wait_until(moved, timeout, 0.2, f"{lh} to start on one of {others}")
+        except LabError as e:
+            raise LabError(f"{e}\n{self.diagnose(lh)}") from None
+
+    def diagnose(self, lh: str) -> str:
+        """What the cluster says about lh on every running node (fail counts, scores,
+        its last log lines), with a copy of every node's /var/log kept for later: said
+        when a wait for lh times out, so a failure in CI carries its own explanation."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        keep = Path(os.environ.get("AJS3_LAB_KEEP_LOGS") or "/tmp/ajs3-lab-diagnosis")
+        where = keep / f"{lh}-{stamp}"
+        lines = [f"diagnosis of {lh} (node logs copied to {where}):"]
+        commands = {
+            "crm_mon": ["crm_mon", "-1", "-r", "-f", "--show-detail"],
+            "scores": ["sh", "-c", f"crm_simulate -Ls 2>&1 | grep -E '{lh}|^  \\*' | head -40"],
+            "log": [
+                "sh",
+                "-c",
+                f"grep -E '{lh}|ajs3|error|fail' /var/log/pacemaker/pacemaker.log | tail -60",
+            ],
+        }
+        for n in self.running_nodes():
+            for what, argv in commands.items():
+                try:
+                    out = self.exec(n, argv, timeout=30)
+                    text = (out.stdout + out.stderr).rstrip()
+                except (LabError, subprocess.TimeoutExpired) as e:
+                    text = f"({e})"
+                lines.append(f"--- {n}: {what}\n{text}")
+        for n in self.node_names():
+            src = self.state_dir / "nodes" / n / "var-log"
+            if src.exists():
+                with contextlib.suppress(OSError):
+                    shutil.copytree(src, where / n, dirs_exist_ok=True, symlinks=True)
+        return "\n".join(lines)
 
     def failover(self, lh: str, how: str = "kill", timeout: float = 90) -> Failover:
         """Take down the node running lh (how: "kill" = crash, "cut" = pull its

@@ -284,3 +284,33 @@ def test_a_viewer_reads_show_and_log_through_the_daemon(
         done = cli(*args)
         assert done.returncode != 0 and Code.PERMISSION_DENIED.value in done.stderr, done
     assert host.journal_query("SELECT count(*) FROM audit WHERE uid=?", (account.uid,)) == [(0,)]
+
+
+def test_a_user_finds_roots_daemon_in_run_ajs3_without_options(account: Account) -> None:
+    """Root's daemon keeps its socket in /run/ajs3/LHOST; a viewer's plain
+    `ajs3 show -h LHOST` (no --rundir, no --datadir) reaches it there, not an empty run
+    directory of its own."""
+    base = Path(tempfile.mkdtemp(prefix="ajs3-access-"))
+    base.chmod(0o755)
+    lh = LogicalHost(base, f"acc{uuid.uuid4().hex[:8]}")
+    lh.rundir = Path("/run/ajs3") / lh.lhost
+    lh.datadir.parent.chmod(0o755)
+    lh.write_settings(f"viewers_group: {account.viewers}\n")
+    try:
+        lh.start()
+        lh.define("""
+            group: /a
+            jobnets:
+              - {name: net, units: [{name: j1, command: [/bin/true]}]}
+        """)
+        lh.wait(lh.entry("/a/net"))
+        account.join(account.viewers)
+        env = {**cli_env(), "HOME": "/", "XDG_RUNTIME_DIR": ""}
+        argv = [sys.executable, "-m", "ajs3.cli.main", "show", "--json", "-h", lh.lhost]
+        done = as_user(account.user, "env", *(f"{k}={v}" for k, v in env.items()), *argv)
+        assert done.returncode == 0, done
+        assert json.loads(done.stdout) == lh.json("show")
+    finally:
+        lh.cleanup()
+        shutil.rmtree(lh.rundir, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
