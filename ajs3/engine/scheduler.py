@@ -58,6 +58,10 @@ class Scheduler:
         self.commands = Commands(core, self.evaluator, self.collector)
         self.timetable = Timetable()
 
+    def use_settings(self, settings: Settings) -> None:
+        """Settings read again (at ``define``): the jobs started from now on follow them."""
+        self.settings = self.core.settings = self.core.runner.settings = settings
+
     # -- what the daemon reads and sets ---------------------------------------------------
 
     @property

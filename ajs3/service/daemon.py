@@ -31,7 +31,7 @@ from ajs3.service.control import ControlServer
 from ajs3.service.lock import DataDirLock, describe
 from ajs3.service.paths import DataDirMark, Paths, prepare_rundir, write_private
 from ajs3.service.protocol import BadRequest
-from ajs3.settings import Settings, load_settings
+from ajs3.settings import SETTINGS_FILE, Settings, load_settings
 
 #: The loop wakes at least this often, so depth-10 health checks see it alive.
 HEARTBEAT = 5.0
@@ -454,12 +454,20 @@ class Daemon:
     def op_define(
         self, peer: Peer, *, files: list[dict[str, str]], sources: list[str] | None
     ) -> dict[str, Any]:
-        assert self.sched is not None and self.settings is not None
+        assert self.sched is not None
         defs = load_texts([(f["name"], f["text"]) for f in files])
-        problems = check_job_users(defs, self.settings, os.geteuid())
+        # ajs3.yaml is read again with the definitions, as `define` without a daemon
+        # reads it: the definitions are checked against, and run under, the settings of
+        # the data directory now (docs/security.md)
+        settings = load_settings(self.datadir, self.paths.lhost)
+        problems = check_job_users(defs, settings, os.geteuid())
         if problems:  # AJS3-E313, before anything is applied
             raise DefinitionError(problems)
         version = self.sched.apply_definitions(defs, sources or [f["name"] for f in files])
+        if settings != self.settings:
+            self.log.info("settings read again", file=str(self.datadir / SETTINGS_FILE))
+        self.settings = settings
+        self.sched.use_settings(settings)
         return {"version": version, "jobnets": sorted(defs.jobnets)}
 
     def op_entry(

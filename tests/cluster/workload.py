@@ -51,7 +51,8 @@ def _job_script(ledger: str, seconds: float, rc: int = 0) -> str:
     ident = "$AJS3_RUN_ID $AJS3_ATTEMPT $AJS3_EPOCH $(hostname) $AJS3_UNIT $AJS3_JOBNET_RUN"
     return (
         f"L={shlex.quote(ledger)}\n"
-        f'echo "start {ident} $(date +%s.%N)" >> "$L"\n'
+        # a job that cannot write the ledger (run as the wrong user) fails loudly
+        f'echo "start {ident} $(date +%s.%N)" >> "$L" || exit 97\n'
         f"sleep {seconds:g}\n"
         f'echo "end {ident} $(date +%s.%N) {rc}" >> "$L"\n'
         f"exit {rc}\n"

@@ -147,6 +147,40 @@ def test_root_job_is_refused_unless_the_settings_allow_it(host_of: Any) -> None:
     assert host.run("log", "/i/root/as_root", check=False).stdout == ""
 
 
+def test_settings_are_read_again_at_define(host_of: Any) -> None:
+    """ajs3.yaml written while the daemon runs takes effect at the next `ajs3 define`,
+    as it does for a define without a daemon (a daemon that kept the settings of its
+    start ran the cluster workload's jobs as nobody); an unsafe file is refused and
+    nothing is applied."""
+    host = host_of()
+    host.start()
+    host.define(
+        "group: /i\njobnets:\n  - name: who\n    units:\n"
+        "      - {name: id, command: [/usr/bin/id, -u]}\n"
+    )
+
+    def uid_of_a_run() -> str:
+        run = host.entry("/i/who")
+        host.wait(run)
+        return host.run("log", "/i/who/id", "--run", str(run)).stdout.strip()
+
+    assert uid_of_a_run() == str(pwd.getpwnam("nobody").pw_uid)
+    host.write_settings("default_user: daemon\n", allow_root_jobs=False)
+    host.run("define")
+    assert uid_of_a_run() == str(pwd.getpwnam("daemon").pw_uid)
+
+    (host.datadir / "ajs3.yaml").chmod(0o666)
+    before = host.journal_query("SELECT max(version) FROM definitions")
+    (host.datadir / "definitions" / "more.yaml").write_text(
+        "group: /j\njobnets:\n  - {name: n, units: [{name: a, command: [/bin/true]}]}\n"
+    )
+    refused = host.run("define", check=False)
+    assert refused.returncode != 0 and "AJS3-E114" in refused.stderr, refused
+    assert "Traceback" not in refused.stderr
+    assert host.journal_query("SELECT max(version) FROM definitions") == before
+    assert uid_of_a_run() == str(pwd.getpwnam("daemon").pw_uid)
+
+
 def test_failover_check_runs_as_the_jobs_user_with_its_environment(user: Any, host_of: Any) -> None:
     host = host_of()
     host.start(env=SECRET)
