@@ -895,7 +895,8 @@ class Lab:
             "log": [
                 "sh",
                 "-c",
-                f"grep -E '{lh}|ajs3|error|fail' /var/log/pacemaker/pacemaker.log | tail -60",
+                f"grep -E '{lh}-|error|warning' /var/log/pacemaker/pacemaker.log "
+                "| grep -vE 'cib_perform_op|cib_process_request' | tail -40",
             ],
         }
         for n in self.running_nodes():
