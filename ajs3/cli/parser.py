@@ -112,6 +112,14 @@ def build_parser() -> Parser:
         help="idempotency key: an entry sent again with the same key (after AJS3-E314, "
         "say) returns the first registration instead of registering again",
     )
+    p.add_argument(
+        "--var",
+        dest="vars",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a value for the run (repeatable): its jobs see NAME in their environment "
+        "and ${NAME} in their command arguments replaced",
+    )
     p.add_argument("--wait", action="store_true", help="wait until it ends")
     p.add_argument("--timeout", type=float, default=None, help="give up waiting after S")
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ajs3.definitions.units import DefinitionSet
 from ajs3.engine import runner as rn
+from ajs3.engine import runvars
 from ajs3.engine.collect import Collector
 from ajs3.engine.commands import Commands
 from ajs3.engine.core import Core
@@ -109,7 +110,13 @@ class Scheduler:
         self.timetable.refresh(defs)
         return version
 
-    def register(self, jobnet: str, at: float | None = None, hold: bool = False) -> int:
+    def register(
+        self,
+        jobnet: str,
+        at: float | None = None,
+        hold: bool = False,
+        values: dict[str, str] | None = None,
+    ) -> int:
         core = self.core
         defs = core.definitions
         root = defs.jobnets.get(jobnet)
@@ -127,6 +134,7 @@ class Scheduler:
         run_no = self.journal.create_jobnet_run(
             root, core.def_version, scheduled, start_now=scheduled <= now
         )
+        runvars.store(self.journal, run_no, values or {}, "")
         core.load_run(run_no)
         self.log.info("jobnet registered", jobnet=jobnet, run=run_no, at=iso(scheduled))
         return run_no

@@ -86,9 +86,15 @@ class Client:
         )
 
     def entry(
-        self, jobnet: str, at: float | None = None, hold: bool | None = None, key: str | None = None
+        self,
+        jobnet: str,
+        at: float | None = None,
+        hold: bool | None = None,
+        key: str | None = None,
+        vars: list[str] | None = None,
     ) -> dict[str, Any]:
-        return self.call("entry", jobnet=jobnet, at=at, hold=hold, key=key or new_key())
+        """Register a run; ``vars`` are its values, ``NAME=VALUE`` each."""
+        return self.call("entry", jobnet=jobnet, at=at, hold=hold, key=key or new_key(), vars=vars)
 
     def hold(self, unit: str, run: int | None = None) -> dict[str, Any]:
         return self.call("hold", unit=unit, run=run)

@@ -138,6 +138,8 @@ OPS: dict[str, Op] = {
                 Field("at", Kind.NUMBER, low=0.0, high=_MAX_TIME),
                 Field("hold", Kind.BOOL),
                 Field("key", Kind.TEXT, required=True, pattern=KEY_RE),
+                #: the run's values, NAME=VALUE each (ajs3.engine.runvars)
+                Field("vars", Kind.TEXTS),
             ),
             "register a run of a root jobnet",
             idempotent=True,

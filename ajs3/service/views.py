@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3 import datadir as dd
+from ajs3.engine import runvars
 from ajs3.errors import AjsError, Code, OperationError
 from ajs3.journal.store import JobnetRun, Journal
 from ajs3.model import ENDED_BADLY, FINAL, label_of
@@ -118,6 +119,7 @@ def show_in(
         "jobnet": chosen.jobnet,
         "scheduled_at": chosen.scheduled_at,
         "units": units,
+        "vars": runvars.sources(journal, chosen.id),
     }
 
 
@@ -149,6 +151,8 @@ def render_show(data: dict[str, Any]) -> str:
             f"{name:<44} {u['label']:<26} {u['attempt'] or '-':>3} {exit_code:>4}  "
             f"{_fmt_time(u['started_at']):<14} {_fmt_time(u['ended_at']):<14}"
         )
+    for v in data.get("vars", []):
+        lines.append(f"value {v['name']}={v['value']}  (from {v['source'] or 'entry'})")
     return "\n".join(lines)
 
 
