@@ -155,6 +155,15 @@ def build_parser() -> Parser:
     g.add_argument("--from", dest="from_", metavar="UNIT", help="from UNIT on")
     g.add_argument("--only", metavar="UNIT", help="only UNIT")
 
+    for name, text in (
+        ("suspend", "start no new scheduled run of a jobnet (like ajssuspend)"),
+        ("resume", "end a suspension; missed runs follow the catch-up policy"),
+    ):
+        p = sub.add_parser(name, add_help=False, help=text)
+        _common(p)
+        p.add_argument("jobnet", help="root jobnet path")
+        p.add_argument("--reason", help="why (kept in the journal with who and when)")
+
     p = sub.add_parser("log", add_help=False, help="print a run's output")
     _common(p)
     p.add_argument("run_id", help="run id, or a unit path")

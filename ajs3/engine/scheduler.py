@@ -19,7 +19,7 @@ from typing import Any
 
 from ajs3.definitions.units import DefinitionSet
 from ajs3.engine import runner as rn
-from ajs3.engine import runvars
+from ajs3.engine import runvars, suspend
 from ajs3.engine.collect import Collector
 from ajs3.engine.commands import Commands
 from ajs3.engine.core import Core
@@ -139,6 +139,37 @@ class Scheduler:
         self.log.info("jobnet registered", jobnet=jobnet, run=run_no, at=iso(scheduled))
         return run_no
 
+    def suspend(self, jobnet: str, user: str, reason: str) -> dict[str, Any]:
+        """``ajs3 suspend`` (ajs3.engine.suspend)."""
+        found, new = suspend.suspend(
+            self.journal, self.core.definitions, jobnet, user, reason, self.clock()
+        )
+        self.log.info("jobnet suspended", jobnet=jobnet, new=new, since=found.since)
+        return {**found.to_dict(), "changed": new}
+
+    def resume(self, jobnet: str) -> dict[str, Any]:
+        """``ajs3 resume``: what fell due meanwhile follows the catch-up policy."""
+        now = self.clock()
+        found, decisions = suspend.resume(self.journal, self.core.definitions, jobnet, now)
+        runs = []
+        for decision in decisions:
+            self.log.info(
+                "catch-up at resume",
+                jobnet=jobnet,
+                due=decision.due,
+                run=decision.run,
+                decision=decision.reason,
+            )
+            if decision.run:
+                runs.append(self.register(jobnet, at=decision.due))
+        return {
+            "jobnet": jobnet,
+            "changed": found is not None,
+            "since": found.since if found else None,
+            "catch_up": [d.to_dict() for d in decisions],
+            "runs": runs,
+        }
+
     # -- start --------------------------------------------------------------------------
 
     def recover(self, mode: StartMode) -> None:
@@ -153,6 +184,9 @@ class Scheduler:
         stored = self.journal.get_meta(SEEN_KEY)
         seen = float(stored) if stored is not None else None
         for decision in self.timetable.catch_up(self.core.definitions, seen, now):
+            if suspend.holds_back(self.journal, decision.jobnet, decision.due):
+                self.log.info("catch-up left for resume: jobnet suspended", due=decision.due)
+                continue
             self.log.info(
                 "catch-up",
                 jobnet=decision.jobnet,
@@ -174,6 +208,9 @@ class Scheduler:
             if jobnet is None:
                 continue
             log = self.log.bind(jobnet=occ.jobnet, due=occ.due)
+            if suspend.holds_back(self.journal, occ.jobnet, occ.due):
+                log.info("scheduled run not registered: jobnet suspended")
+                continue
             if occ.deadline is not None and now > occ.deadline:
                 log.warning("scheduled run skipped: its start deadline has passed")
                 continue

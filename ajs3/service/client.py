@@ -112,6 +112,12 @@ class Client:
     ) -> dict[str, Any]:
         return self.call("rerun", mode=mode, run=run, jobnet=jobnet, unit=unit)
 
+    def suspend(self, jobnet: str, reason: str | None = None) -> dict[str, Any]:
+        return self.call("suspend", jobnet=jobnet, reason=reason)
+
+    def resume(self, jobnet: str, reason: str | None = None) -> dict[str, Any]:
+        return self.call("resume", jobnet=jobnet, reason=reason)
+
     def reload(self, log_level: str) -> dict[str, Any]:
         return self.call("reload", log_level=log_level)
 

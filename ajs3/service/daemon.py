@@ -30,6 +30,7 @@ from ajs3.service import access, protocol, views
 from ajs3.service.access import Peer
 from ajs3.service.control import ControlServer
 from ajs3.service.lock import DataDirLock, describe
+from ajs3.service.operator import OperatorRequests
 from ajs3.service.paths import DataDirMark, Paths, prepare_rundir, write_private
 from ajs3.service.protocol import BadRequest
 from ajs3.settings import Settings, load_settings
@@ -40,7 +41,7 @@ HEARTBEAT = 5.0
 ROOM_NEEDED = 1 << 20
 
 
-class Daemon:
+class Daemon(OperatorRequests):
     def __init__(
         self, paths: Paths, mode: StartMode, log_level: str = "info", console: bool = False
     ) -> None:

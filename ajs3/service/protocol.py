@@ -103,6 +103,8 @@ class Op:
 _RUN = Field("run", Kind.INT, low=1)
 _UNIT = Field("unit", Kind.TEXT, required=True)
 _MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z
+#: why an operator does it: kept in the journal with who and when
+_REASON = Field("reason", Kind.TEXT)
 
 OPS: dict[str, Op] = {
     op.name: op
@@ -175,6 +177,18 @@ OPS: dict[str, Op] = {
                 Field("unit", Kind.TEXT),
             ),
             "rerun a jobnet run from its failed units, from a unit, or one unit",
+        ),
+        Op(
+            "suspend",
+            Access.CHANGE,
+            (Field("jobnet", Kind.TEXT, required=True), _REASON),
+            "suspend a root jobnet: no new scheduled run of it starts (JP1's ajssuspend)",
+        ),
+        Op(
+            "resume",
+            Access.CHANGE,
+            (Field("jobnet", Kind.TEXT, required=True), _REASON),
+            "end a suspension; what fell due meanwhile follows the catch-up policy",
         ),
         Op(
             "reload",

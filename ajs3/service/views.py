@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3 import datadir as dd
-from ajs3.engine import runvars
+from ajs3.engine import runvars, suspend
 from ajs3.errors import AjsError, Code, OperationError
 from ajs3.journal.store import JobnetRun, Journal
 from ajs3.model import ENDED_BADLY, FINAL, label_of
@@ -95,6 +95,7 @@ def show_in(
         listing = [entry(r) for r in runs]
         jobnets = []
         now = time.time()
+        suspended = suspend.every(journal)
         for p, unit in sorted(defs.jobnets.items()):
             last = journal.jobnet_runs(jobnet=p, limit=1)
             upcoming = next_run(unit, now)
@@ -103,6 +104,7 @@ def show_in(
                     "jobnet": p,
                     "latest": entry(last[0]) if last else None,
                     "next_run": upcoming.due if upcoming else None,
+                    "suspended": suspended[p].to_dict() if p in suspended else None,
                 }
             )
         return {
@@ -130,6 +132,9 @@ def render_show(data: dict[str, Any]) -> str:
             latest = j["latest"]
             state = f"run {latest['run']}: {latest['label']}" if latest else "never run"
             nxt = f"next {_fmt_time(j['next_run'])}" if j.get("next_run") else ""
+            if j.get("suspended"):
+                held = j["suspended"]
+                nxt = f"SUSPENDED since {_fmt_time(held['since'])} by {held['user']}"
             lines.append(f"  {j['jobnet']:<40} {state:<36} {nxt}")
         if data["runs"]:
             lines.append("runs:")

@@ -1,0 +1,28 @@
+"""The daemon's handlers of the operator's plan and status requests: ``suspend``,
+``resume``, ``plan_change`` and ``chgstat`` (docs/control.md).
+
+A mixin of :class:`ajs3.service.daemon.Daemon`, which checks, audits and commits each
+request as it does every state change (the change and its audit row in one
+transaction); the work is done by the scheduler's parts in ajs3/engine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ajs3.engine.scheduler import Scheduler
+from ajs3.service.access import Peer
+
+
+class OperatorRequests:
+    sched: Scheduler | None
+
+    def _scheduler(self) -> Scheduler:
+        assert self.sched is not None
+        return self.sched
+
+    def op_suspend(self, peer: Peer, *, jobnet: str, reason: str | None) -> dict[str, Any]:
+        return self._scheduler().suspend(jobnet, peer.user, reason or "")
+
+    def op_resume(self, peer: Peer, *, jobnet: str, reason: str | None) -> dict[str, Any]:
+        return self._scheduler().resume(jobnet)
