@@ -178,11 +178,19 @@ def build_parser() -> Parser:
     p.add_argument(
         "--from",
         dest="from_",
-        required=True,
         metavar="TIME",
         help="start, ISO 8601, inclusive; without an offset, in each jobnet's zone",
     )
-    p.add_argument("--to", required=True, metavar="TIME", help="end, exclusive (as --from)")
+    p.add_argument(
+        "--to",
+        metavar="TIME",
+        help="end of the forecast, exclusive (as --from); with --move: the new time",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--skip", metavar="WHEN", help="change the plan: the run at WHEN does not run")
+    g.add_argument("--move", metavar="WHEN", help="change the plan: the run at WHEN runs at --to")
+    g.add_argument("--add", metavar="WHEN", help="change the plan: an extra run at WHEN")
+    p.add_argument("--reason", help="why the plan changes (kept with who and when)")
     p.add_argument(
         "--file",
         dest="files",

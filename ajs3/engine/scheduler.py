@@ -18,8 +18,8 @@ from dataclasses import replace
 from typing import Any
 
 from ajs3.definitions.units import DefinitionSet
+from ajs3.engine import planchanges, runvars, suspend
 from ajs3.engine import runner as rn
-from ajs3.engine import runvars, suspend
 from ajs3.engine.collect import Collector
 from ajs3.engine.commands import Commands
 from ajs3.engine.core import Core
@@ -58,6 +58,7 @@ class Scheduler:
         self.evaluator = Evaluator(core)
         self.commands = Commands(core, self.evaluator, self.collector)
         self.timetable = Timetable()
+        self.timetable.plan = planchanges.load(journal)
 
     # -- what the daemon reads and sets ---------------------------------------------------
 
@@ -150,7 +151,13 @@ class Scheduler:
     def resume(self, jobnet: str) -> dict[str, Any]:
         """``ajs3 resume``: what fell due meanwhile follows the catch-up policy."""
         now = self.clock()
-        found, decisions = suspend.resume(self.journal, self.core.definitions, jobnet, now)
+        defs = self.core.definitions
+        found, decisions = suspend.resume(self.journal, defs, jobnet, now)
+        if found is not None:
+            plan = self.timetable.plan
+            decisions = planchanges.adjust_decisions(
+                plan, defs, decisions, {jobnet}, found.since, now
+            )
         runs = []
         for decision in decisions:
             self.log.info(
@@ -169,6 +176,28 @@ class Scheduler:
             "catch_up": [d.to_dict() for d in decisions],
             "runs": runs,
         }
+
+    def plan_change(
+        self, jobnet: str, action: str, when: str, to: str | None, user: str, reason: str
+    ) -> dict[str, Any]:
+        """``ajs3 plan --skip/--move/--add`` (ajs3.engine.planchanges)."""
+        defs = self.core.definitions
+        result = planchanges.change(
+            self.journal,
+            defs,
+            self.timetable.plan,
+            jobnet=jobnet,
+            kind=planchanges.ChangeKind(action),
+            when=when,
+            to=to,
+            user=user,
+            reason=reason,
+            now=self.clock(),
+        )
+        self.timetable.plan = planchanges.load(self.journal)
+        self.timetable.refresh(defs)
+        self.log.info("plan changed", jobnet=jobnet, action=action, note=result["note"])
+        return result
 
     # -- start --------------------------------------------------------------------------
 
@@ -312,6 +341,7 @@ class Scheduler:
         core = self.core
         version, defs = self.journal.definitions()
         core.use_definitions(version, defs)
+        self.timetable.plan = planchanges.load(self.journal)
         self.timetable.refresh(defs)
         for run_no in list(core.runs):
             for ur in core.runs.pop(run_no).urs.values():

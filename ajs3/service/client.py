@@ -118,6 +118,19 @@ class Client:
     def resume(self, jobnet: str, reason: str | None = None) -> dict[str, Any]:
         return self.call("resume", jobnet=jobnet, reason=reason)
 
+    def plan_change(
+        self,
+        jobnet: str,
+        action: str,
+        when: str,
+        to: str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Skip, move (``to``) or add one run; times in ISO 8601."""
+        return self.call(
+            "plan_change", jobnet=jobnet, action=action, when=when, to=to, reason=reason
+        )
+
     def reload(self, log_level: str) -> dict[str, Any]:
         return self.call("reload", log_level=log_level)
 

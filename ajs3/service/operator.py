@@ -26,3 +26,15 @@ class OperatorRequests:
 
     def op_resume(self, peer: Peer, *, jobnet: str, reason: str | None) -> dict[str, Any]:
         return self._scheduler().resume(jobnet)
+
+    def op_plan_change(
+        self,
+        peer: Peer,
+        *,
+        jobnet: str,
+        action: str,
+        when: str,
+        to: str | None,
+        reason: str | None,
+    ) -> dict[str, Any]:
+        return self._scheduler().plan_change(jobnet, action, when, to, peer.user, reason or "")

@@ -191,6 +191,19 @@ OPS: dict[str, Op] = {
             "end a suspension; what fell due meanwhile follows the catch-up policy",
         ),
         Op(
+            "plan_change",
+            Access.CHANGE,
+            (
+                Field("jobnet", Kind.TEXT, required=True),
+                Field("action", Kind.TEXT, required=True, choices=("skip", "move", "add")),
+                #: ISO 8601; without an offset, in the jobnet's time zone
+                Field("when", Kind.TEXT, required=True),
+                Field("to", Kind.TEXT),
+                _REASON,
+            ),
+            "skip, move or add one scheduled run of a root jobnet (JP1's ajsplan)",
+        ),
+        Op(
             "reload",
             Access.CHANGE,
             (
