@@ -49,6 +49,7 @@ HANDLERS: dict[str, Handler] = {
     "plan": views.cmd_plan,
     "suspend": planning.cmd_suspend,
     "resume": planning.cmd_resume,
+    "chgstat": planning.cmd_chgstat,
     "demo": _demo,
 }
 

@@ -164,6 +164,15 @@ def build_parser() -> Parser:
         p.add_argument("jobnet", help="root jobnet path")
         p.add_argument("--reason", help="why (kept in the journal with who and when)")
 
+    p = sub.add_parser(
+        "chgstat", add_help=False, help="set a unit's status by hand (like ajschgstat)"
+    )
+    _common(p)
+    p.add_argument("unit", help="unit path")
+    p.add_argument("--run", type=int, help="jobnet run number (default the latest)")
+    p.add_argument("--status", required=True, help="the new status, e.g. ended_normally")
+    p.add_argument("--reason", required=True, help="why (mandatory; kept with who and when)")
+
     p = sub.add_parser("log", add_help=False, help="print a run's output")
     _common(p)
     p.add_argument("run_id", help="run id, or a unit path")

@@ -128,3 +128,18 @@ def _bound(moment: datetime, unit: Unit) -> float:
         name = unit.schedule.time_zone if unit.schedule is not None else "UTC"
         moment = moment.replace(tzinfo=zone(name))
     return moment.timestamp()
+
+
+def cmd_chgstat(args: argparse.Namespace) -> int:
+    if not args.reason.strip():
+        raise AjsError("chgstat needs a reason", code=Code.BAD_ARGUMENT, hint="give --reason TEXT")
+    result = request(
+        paths_of(args),
+        "chgstat",
+        run=args.run,
+        unit=args.unit,
+        status=args.status,
+        reason=args.reason,
+    )
+    emit(args, result, f"{result['unit']} (run {result['run']}): {result['status']}")
+    return 0

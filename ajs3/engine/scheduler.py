@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from ajs3.definitions.units import DefinitionSet
-from ajs3.engine import planchanges, runvars, suspend
+from ajs3.engine import chgstat, planchanges, runvars, suspend
 from ajs3.engine import runner as rn
 from ajs3.engine.collect import Collector
 from ajs3.engine.commands import Commands
@@ -422,6 +422,11 @@ class Scheduler:
         self, run_no: int | None, jobnet: str | None, mode: str, path: str | None
     ) -> RunState:
         return self.commands.rerun(run_no, jobnet, mode, path)
+
+    def chgstat(
+        self, run_no: int | None, path: str, status: str, reason: str, user: str
+    ) -> UnitRun:
+        return chgstat.change_status(self.core, self.commands, run_no, path, status, reason, user)
 
     def explain(self, run_no: int | None, path: str) -> dict[str, Any]:
         return self.commands.explain(run_no, path)

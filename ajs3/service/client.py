@@ -131,6 +131,11 @@ class Client:
             "plan_change", jobnet=jobnet, action=action, when=when, to=to, reason=reason
         )
 
+    def chgstat(
+        self, unit: str, status: str, reason: str, run: int | None = None
+    ) -> dict[str, Any]:
+        return self.call("chgstat", unit=unit, status=status, reason=reason, run=run)
+
     def reload(self, log_level: str) -> dict[str, Any]:
         return self.call("reload", log_level=log_level)
 

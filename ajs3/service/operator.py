@@ -38,3 +38,9 @@ class OperatorRequests:
         reason: str | None,
     ) -> dict[str, Any]:
         return self._scheduler().plan_change(jobnet, action, when, to, peer.user, reason or "")
+
+    def op_chgstat(
+        self, peer: Peer, *, run: int | None, unit: str, status: str, reason: str
+    ) -> dict[str, Any]:
+        ur = self._scheduler().chgstat(run, unit, status, reason, peer.user)
+        return {"run": ur.jobnet_run, "unit": ur.path, "status": ur.status.value}

@@ -204,6 +204,18 @@ OPS: dict[str, Op] = {
             "skip, move or add one scheduled run of a root jobnet (JP1's ajsplan)",
         ),
         Op(
+            "chgstat",
+            Access.CHANGE,
+            (
+                _RUN,
+                _UNIT,
+                #: a status value (ajs3.model.Status); one chgstat may not set is AJS3-E405
+                Field("status", Kind.TEXT, required=True),
+                Field("reason", Kind.TEXT, required=True, pattern=re.compile(r"\s*\S")),
+            ),
+            "set a unit's status by hand, with a reason, within the transition table",
+        ),
+        Op(
             "reload",
             Access.CHANGE,
             (

@@ -273,6 +273,7 @@ def test_every_request_of_the_protocol_is_handled_and_changes_are_audited(
         "suspend": lambda: c.suspend("/f/chain", reason="test"),
         "resume": lambda: c.resume("/f/chain", reason="test"),
         "plan_change": lambda: c.plan_change("/f/chain", "add", "2999-01-01T00:00"),
+        "chgstat": lambda: c.chgstat("/f/chain/j2", "held", "test", run=run),
         "reload": lambda: c.reload("info"),
         "stop": lambda: c.stop(jobs="kill", timeout=10),
     }
