@@ -25,7 +25,8 @@ from ajs3.errors import AjsError, Code
 from ajs3.journal.store import Journal
 
 #: How a name looks: JP1 macro variable names, as shell variables can hold them.
-NAME_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+NAME_SHAPE = "[A-Z_][A-Z0-9_]*"
+NAME_RE = re.compile(NAME_SHAPE)
 #: Names a run may not set: the job's identity (AJS3_*) and what the clean
 #: environment of a job is made of (ajs3.engine.jobenv), or what changes how
 #: programs are loaded and shells start.
@@ -58,7 +59,7 @@ class VariableError(AjsError, ValueError):
         shown = "; ".join(problems[:10]) + more
         super().__init__(
             f"{len(problems)} bad value(s) {where}, nothing applied: {shown}",
-            hint=f"a name is {NAME_RE.pattern} of at most {MAX_NAME} characters, not "
+            hint=f"a name is {NAME_SHAPE} of at most {MAX_NAME} characters, not "
             f"AJS3_* or LD_* or one of {', '.join(sorted(RESERVED))}; a value is one line "
             f"of at most {MAX_VALUE} bytes; at most {MAX_COUNT} values, {MAX_TOTAL} bytes "
             "in all (docs/runbooks/variables.md)",
@@ -71,8 +72,8 @@ def name_problem(name: str) -> str | None:
         return "an empty name"
     if len(name) > MAX_NAME:
         return f"name {name[:20]!r}... longer than {MAX_NAME} characters"
-    if not NAME_RE.match(name):
-        return f"name {name[:80]!r} is not {NAME_RE.pattern}"
+    if not NAME_RE.fullmatch(name):
+        return f"name {name[:80]!r} is not {NAME_SHAPE}"
     if name in RESERVED or name.startswith(RESERVED_PREFIXES):
         return f"name {name} is reserved"
     return None

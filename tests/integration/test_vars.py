@@ -3,10 +3,13 @@ arguments; journaled, so a rerun and the next daemon see the same ones (a real d
 
 from __future__ import annotations
 
+import shutil
+import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from lhost import LogicalHost, wait_for
+from lhost import LogicalHost, unprivileged_user, wait_for
 
 from ajs3.errors import AjsError, Code
 from ajs3.service.client import Client
@@ -126,3 +129,43 @@ def test_after_a_crash_the_next_daemon_reruns_with_the_journaled_values(
     host.start("hot")
     wait_for(lambda: len(ledger.read_text().splitlines()) >= 2, 30, "the job to be started again")
     assert ledger.read_text().splitlines() == ["tue 1", "tue 2"]
+
+
+def test_a_job_of_another_user_hands_values_on_and_cannot_reach_others(
+    tmp_path: Path,
+) -> None:
+    base = Path(tempfile.mkdtemp(prefix="ajs3-vars-"))
+    base.chmod(0o755)
+    with unprivileged_user("v") as user:
+        host = LogicalHost(base, "vu", allow_root_jobs=False)
+        try:
+            host.start()
+            host.define(f"""
+                group: /v
+                jobnets:
+                  - name: net
+                    units:
+                      - name: first
+                        user: {user.pw_name}
+                        script: 'O="$AJS3_VARS_OUT"; V={host.datadir}/vars;
+                                 echo HANDED=by-$(id -un) >> "$O";
+                                 ls "$V" >/dev/null 2>&1 && echo LISTED=1 >> "$O";
+                                 touch "$V/mine" 2>/dev/null && echo MADE=1 >> "$O";
+                                 true'
+                      - name: second
+                        after: [first]
+                        user: {user.pw_name}
+                        command: [/bin/echo, '${{HANDED}}']
+            """)
+            run = host.entry("/v/net")
+            assert host.wait(run)["units"][0]["status"] == "ended_normally"
+            values = {v["name"]: v["value"] for v in host.show(run=run)["vars"]}
+            assert values == {"HANDED": f"by-{user.pw_name}"}  # nothing listed, nothing made
+            assert host.run("log", "/v/net/second").stdout == f"by-{user.pw_name}\n"
+            out = host.datadir / "vars" / f"{host.units(run)['/v/net/first']['run_id']}.out"
+            st = out.stat()
+            assert st.st_uid == user.pw_uid and stat.S_IMODE(st.st_mode) == 0o600
+            assert stat.S_IMODE((host.datadir / "vars").stat().st_mode) == 0o711
+        finally:
+            host.cleanup()
+            shutil.rmtree(base, ignore_errors=True)

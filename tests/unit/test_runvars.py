@@ -29,6 +29,7 @@ def test_entry_assignments_keep_everything_after_the_first_equals_sign() -> None
         "A=" + "x" * 4097,
         "A=two\nlines",
         "A=nul\0",
+        "A\n=1",
     ],
 )
 def test_bad_assignments_are_refused_with_e407(bad: str) -> None:
