@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from ajs3.definitions.units import DefinitionSet
-from ajs3.engine import chgstat, planchanges, runvars, suspend
+from ajs3.engine import planchanges, runvars, suspend
 from ajs3.engine import runner as rn
 from ajs3.engine.collect import Collector
 from ajs3.engine.commands import Commands
@@ -139,65 +139,6 @@ class Scheduler:
         core.load_run(run_no)
         self.log.info("jobnet registered", jobnet=jobnet, run=run_no, at=iso(scheduled))
         return run_no
-
-    def suspend(self, jobnet: str, user: str, reason: str) -> dict[str, Any]:
-        """``ajs3 suspend`` (ajs3.engine.suspend)."""
-        found, new = suspend.suspend(
-            self.journal, self.core.definitions, jobnet, user, reason, self.clock()
-        )
-        self.log.info("jobnet suspended", jobnet=jobnet, new=new, since=found.since)
-        return {**found.to_dict(), "changed": new}
-
-    def resume(self, jobnet: str) -> dict[str, Any]:
-        """``ajs3 resume``: what fell due meanwhile follows the catch-up policy."""
-        now = self.clock()
-        defs = self.core.definitions
-        found, decisions = suspend.resume(self.journal, defs, jobnet, now)
-        if found is not None:
-            plan = self.timetable.plan
-            decisions = planchanges.adjust_decisions(
-                plan, defs, decisions, {jobnet}, found.since, now
-            )
-        runs = []
-        for decision in decisions:
-            self.log.info(
-                "catch-up at resume",
-                jobnet=jobnet,
-                due=decision.due,
-                run=decision.run,
-                decision=decision.reason,
-            )
-            if decision.run:
-                runs.append(self.register(jobnet, at=decision.due))
-        return {
-            "jobnet": jobnet,
-            "changed": found is not None,
-            "since": found.since if found else None,
-            "catch_up": [d.to_dict() for d in decisions],
-            "runs": runs,
-        }
-
-    def plan_change(
-        self, jobnet: str, action: str, when: str, to: str | None, user: str, reason: str
-    ) -> dict[str, Any]:
-        """``ajs3 plan --skip/--move/--add`` (ajs3.engine.planchanges)."""
-        defs = self.core.definitions
-        result = planchanges.change(
-            self.journal,
-            defs,
-            self.timetable.plan,
-            jobnet=jobnet,
-            kind=planchanges.ChangeKind(action),
-            when=when,
-            to=to,
-            user=user,
-            reason=reason,
-            now=self.clock(),
-        )
-        self.timetable.plan = planchanges.load(self.journal)
-        self.timetable.refresh(defs)
-        self.log.info("plan changed", jobnet=jobnet, action=action, note=result["note"])
-        return result
 
     # -- start --------------------------------------------------------------------------
 
@@ -422,11 +363,6 @@ class Scheduler:
         self, run_no: int | None, jobnet: str | None, mode: str, path: str | None
     ) -> RunState:
         return self.commands.rerun(run_no, jobnet, mode, path)
-
-    def chgstat(
-        self, run_no: int | None, path: str, status: str, reason: str, user: str
-    ) -> UnitRun:
-        return chgstat.change_status(self.core, self.commands, run_no, path, status, reason, user)
 
     def explain(self, run_no: int | None, path: str) -> dict[str, Any]:
         return self.commands.explain(run_no, path)

@@ -3,13 +3,14 @@
 
 A mixin of :class:`ajs3.service.daemon.Daemon`, which checks, audits and commits each
 request as it does every state change (the change and its audit row in one
-transaction); the work is done by the scheduler's parts in ajs3/engine.
+transaction); the work is done by :mod:`ajs3.engine.operator`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ajs3.engine import operator
 from ajs3.engine.scheduler import Scheduler
 from ajs3.service.access import Peer
 
@@ -22,10 +23,10 @@ class OperatorRequests:
         return self.sched
 
     def op_suspend(self, peer: Peer, *, jobnet: str, reason: str | None) -> dict[str, Any]:
-        return self._scheduler().suspend(jobnet, peer.user, reason or "")
+        return operator.suspend_jobnet(self._scheduler(), jobnet, peer.user, reason or "")
 
     def op_resume(self, peer: Peer, *, jobnet: str, reason: str | None) -> dict[str, Any]:
-        return self._scheduler().resume(jobnet)
+        return operator.resume_jobnet(self._scheduler(), jobnet)
 
     def op_plan_change(
         self,
@@ -37,10 +38,11 @@ class OperatorRequests:
         to: str | None,
         reason: str | None,
     ) -> dict[str, Any]:
-        return self._scheduler().plan_change(jobnet, action, when, to, peer.user, reason or "")
+        return operator.change_plan(
+            self._scheduler(), jobnet, action, when, to, peer.user, reason or ""
+        )
 
     def op_chgstat(
         self, peer: Peer, *, run: int | None, unit: str, status: str, reason: str
     ) -> dict[str, Any]:
-        ur = self._scheduler().chgstat(run, unit, status, reason, peer.user)
-        return {"run": ur.jobnet_run, "unit": ur.path, "status": ur.status.value}
+        return operator.set_status(self._scheduler(), run, unit, status, reason, peer.user)
