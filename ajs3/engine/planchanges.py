@@ -209,19 +209,26 @@ def change(
                 "a run that fell due cannot be changed",
                 jobnet,
             )
-    extra = next(
-        (c for c in plan.of_jobnet(jobnet) if c.at is not None and abs(c.at - at) < 1.0), None
-    )
+    extras = [c for c in plan.of_jobnet(jobnet) if c.at is not None]
+    extra = next((c for c in extras if c.at is not None and abs(c.at - at) < 1.0), None)
+
+    def occupied(moment: float) -> bool:
+        """A run of the changed plan at ``moment`` already (within a second)."""
+        if any(c.at is not None and abs(c.at - moment) < 1.0 for c in extras):
+            return True
+        due = scheduled_at(unit, moment)
+        return due is not None and not plan.removes(jobnet, due)
+
+    for moment in (at,) if kind is ChangeKind.ADD else () if target is None else (target,):
+        if occupied(moment):
+            raise _not_in_plan(f"{jobnet} already runs at {show_time(moment, unit)}", jobnet)
     with journal.joined():
         if kind is ChangeKind.ADD:
-            if extra is not None or (
-                scheduled_at(unit, at) is not None and not plan.removes(jobnet, at)
-            ):
-                raise _not_in_plan(f"{jobnet} already runs at {show_time(at, unit)}", jobnet)
             made = _insert(journal, jobnet, kind, None, at, user, reason)
             return {"change": made.to_dict(), "note": f"extra run at {show_time(at, unit)}"}
         if extra is not None:  # a skip or move of an added run, or of a moved one
             journal.conn.execute("UPDATE plan_changes SET cancelled=1 WHERE id=?", (extra.id,))
+            gone = f"the extra run at {show_time(at, unit)}"
             if extra.kind is ChangeKind.MOVE and extra.due is not None:
                 # the scheduled run it was moved from stays taken away; now elsewhere
                 made = _insert(journal, jobnet, kind, extra.due, target, user, reason)
@@ -231,9 +238,12 @@ def change(
                 return {
                     "change": None,
                     "cancelled": extra.to_dict(),
-                    "note": f"the extra run at {show_time(at, unit)} no longer runs",
+                    "note": f"{gone} no longer runs",
                 }
-            return {"change": made.to_dict(), "cancelled": extra.to_dict(), "note": "changed"}
+            note = f"{gone} " + (
+                "no longer runs" if target is None else f"moved to {show_time(target, unit)}"
+            )
+            return {"change": made.to_dict(), "cancelled": extra.to_dict(), "note": note}
         due = scheduled_at(unit, at)
         if due is None:
             raise _not_in_plan(f"{jobnet} has no scheduled run at {show_time(at, unit)}", jobnet)

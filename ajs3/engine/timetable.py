@@ -32,7 +32,8 @@ class Timetable:
             self._next = None
             return
         found = next_due(defs, self.seen)
-        times = [t for t in (found[0] if found else None, self.plan.next_extra(self.seen)) if t]
+        candidates = (found[0] if found else None, self.plan.next_extra(self.seen))
+        times = [t for t in candidates if t is not None]
         self._next = min(times) if times else None
 
     def next_due(self) -> float | None:
