@@ -76,6 +76,7 @@ def test_the_timetable_skips_moves_and_adds_single_runs(lhost: LogicalHost) -> N
     # the daemon registers the extra and the moved run at their times, and nothing at
     # n1; the run of n2 does not come either
     wait_for(lambda: time.time() > n2 + 3, n2 + 10 - time.time(), "the second boundary")
+
     def changed() -> list[float]:  # a boundary before n1 may have come after define
         return [x for x in scheduled(lhost) if x > n1 - 1]
 

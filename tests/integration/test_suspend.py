@@ -80,6 +80,11 @@ def test_suspended_jobnet_starts_no_scheduled_run_and_catches_up_at_resume(
     held = shown(host, "/s/tick")["suspended"]
     assert held["user"] == "root" and held["reason"] == "storage maintenance"
     assert "SUSPENDED since" in host.run("show").stdout
+    start, end = (
+        time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + d)) for d in (0, 180)
+    )
+    planned = host.json("plan", "/s/tick", "--from", start, "--to", end)["runs"]
+    assert len(planned) >= 2 and {r["change"] for r in planned} == {"suspended by root"}
     # a run that falls due now is not registered either
     wait_for(
         lambda: "scheduled run not registered: jobnet suspended" in log_text(host),
