@@ -80,6 +80,11 @@ class Code(StrEnum):
     ENDED_ABNORMALLY = "AJS3-E404"
     BAD_TRANSITION = "AJS3-E405"
     BAD_ARGUMENT = "AJS3-E406"
+    #: a value for a run (`entry --var`, a job's AJS3_VARS_OUT file) with a bad name,
+    #: size or text: nothing of it was applied
+    BAD_VARIABLE = "AJS3-E407"
+    #: a plan change names a time that is not a run of the jobnet's plan, or one in the past
+    NOT_IN_PLAN = "AJS3-E408"
     # internal (E9xx)
     INTERNAL = "AJS3-E901"
 

@@ -172,6 +172,12 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 for _final in FINAL:
     # A final unit can only be started again (rerun, retry): it goes back to waiting.
     TRANSITIONS.setdefault(_final, frozenset({Status.WAITING}))
+#: The ends an operator may give a unit by hand (``ajs3 chgstat``, JP1's ajschgstat).
+OPERATOR_ENDS = frozenset({Status.ENDED_NORMALLY, Status.ENDED_WARNING, Status.ENDED_ABNORMALLY})
+for _ended in OPERATOR_ENDS:
+    # ... and a unit its exit code judged may be judged again by hand (a killed one or one
+    # that never started cannot be said to have ended normally: rerun it).
+    TRANSITIONS[_ended] = TRANSITIONS[_ended] | (OPERATOR_ENDS - {_ended})
 
 
 def check_transition(old: Status, new: Status) -> None:
@@ -237,6 +243,10 @@ class ReasonCode(StrEnum):
     """``ajs3 release --as normal|abnormal`` of a unit with an unknown end status."""
     RERUN = "rerun"
     """``ajs3 rerun``."""
+    SET_BY_OPERATOR = "set-by-operator"
+    """``ajs3 chgstat``: an operator set the status by hand, with a reason."""
+    VALUES_REFUSED = "values-refused"
+    """A job's AJS3_VARS_OUT file held a bad value: none of it was applied."""
 
 
 #: The codes of a run in doubt, decided by its recovery policy (docs/design.md rule 5).

@@ -9,6 +9,7 @@ The CLI only parses, calls the library and prints. Its modules:
 - :mod:`ajs3.cli.exits`: the one place where errors become messages and exit codes;
 - the commands, by group: :mod:`~ajs3.cli.service` (the daemon),
   :mod:`~ajs3.cli.operations` (entry, hold, release, kill, rerun),
+  :mod:`~ajs3.cli.planning` (suspend, resume, plan changes, chgstat),
   :mod:`~ajs3.cli.views` (show, log, plan), :mod:`~ajs3.cli.definitions` (define,
   import, export) and :mod:`~ajs3.cli.demo`.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ajs3.cli import definitions, demo, operations, service, views
+from ajs3.cli import definitions, demo, operations, planning, service, views
 from ajs3.cli.exits import Handler, run
 from ajs3.cli.parser import build_parser
 
@@ -46,6 +47,9 @@ HANDLERS: dict[str, Handler] = {
     "show": views.cmd_show,
     "log": views.cmd_log,
     "plan": views.cmd_plan,
+    "suspend": planning.cmd_suspend,
+    "resume": planning.cmd_resume,
+    "chgstat": planning.cmd_chgstat,
     "demo": _demo,
 }
 

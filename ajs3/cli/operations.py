@@ -9,13 +9,17 @@ from ajs3.cli.arguments import parse_time, paths_of
 from ajs3.cli.exits import failed
 from ajs3.cli.output import emit
 from ajs3.cli.transport import request
+from ajs3.engine import runvars
 from ajs3.errors import AjsError, Code
 
 
 def cmd_entry(args: argparse.Namespace) -> int:
     at = parse_time(args.at, "--at").timestamp() if args.at else None
     paths = paths_of(args)
-    result = request(paths, "entry", jobnet=args.jobnet, at=at, hold=args.hold, key=args.key)
+    runvars.parse_assignments(args.vars or [], "given with --var")  # AJS3-E407 before sending
+    result = request(
+        paths, "entry", jobnet=args.jobnet, at=at, hold=args.hold, key=args.key, vars=args.vars
+    )
     run = int(result["run"])
     if not args.wait:
         again = " (already registered with this key)" if result.get("repeated") else ""

@@ -112,6 +112,14 @@ def build_parser() -> Parser:
         help="idempotency key: an entry sent again with the same key (after AJS3-E314, "
         "say) returns the first registration instead of registering again",
     )
+    p.add_argument(
+        "--var",
+        dest="vars",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a value for the run (repeatable): its jobs see NAME in their environment "
+        "and ${NAME} in their command arguments replaced",
+    )
     p.add_argument("--wait", action="store_true", help="wait until it ends")
     p.add_argument("--timeout", type=float, default=None, help="give up waiting after S")
 
@@ -147,6 +155,24 @@ def build_parser() -> Parser:
     g.add_argument("--from", dest="from_", metavar="UNIT", help="from UNIT on")
     g.add_argument("--only", metavar="UNIT", help="only UNIT")
 
+    for name, text in (
+        ("suspend", "start no new scheduled run of a jobnet (like ajssuspend)"),
+        ("resume", "end a suspension; missed runs follow the catch-up policy"),
+    ):
+        p = sub.add_parser(name, add_help=False, help=text)
+        _common(p)
+        p.add_argument("jobnet", help="root jobnet path")
+        p.add_argument("--reason", help="why (kept in the journal with who and when)")
+
+    p = sub.add_parser(
+        "chgstat", add_help=False, help="set a unit's status by hand (like ajschgstat)"
+    )
+    _common(p)
+    p.add_argument("unit", help="unit path")
+    p.add_argument("--run", type=int, help="jobnet run number (default the latest)")
+    p.add_argument("--status", required=True, help="the new status, e.g. ended_normally")
+    p.add_argument("--reason", required=True, help="why (mandatory; kept with who and when)")
+
     p = sub.add_parser("log", add_help=False, help="print a run's output")
     _common(p)
     p.add_argument("run_id", help="run id, or a unit path")
@@ -161,11 +187,19 @@ def build_parser() -> Parser:
     p.add_argument(
         "--from",
         dest="from_",
-        required=True,
         metavar="TIME",
         help="start, ISO 8601, inclusive; without an offset, in each jobnet's zone",
     )
-    p.add_argument("--to", required=True, metavar="TIME", help="end, exclusive (as --from)")
+    p.add_argument(
+        "--to",
+        metavar="TIME",
+        help="end of the forecast, exclusive (as --from); with --move: the new time",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--skip", metavar="WHEN", help="change the plan: the run at WHEN does not run")
+    g.add_argument("--move", metavar="WHEN", help="change the plan: the run at WHEN runs at --to")
+    g.add_argument("--add", metavar="WHEN", help="change the plan: an extra run at WHEN")
+    p.add_argument("--reason", help="why the plan changes (kept with who and when)")
     p.add_argument(
         "--file",
         dest="files",

@@ -80,8 +80,18 @@ def _ask(paths: Paths, op: str, **fields: Any) -> dict[str, Any] | None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from ajs3.cli import planning
     from ajs3.schedule import forecast
 
+    if args.skip or args.move or args.add:
+        return planning.cmd_plan_change(args)
+    if not args.from_ or not args.to or args.reason:
+        raise AjsError(
+            "a forecast needs --from and --to (and takes no --reason)",
+            code=Code.BAD_ARGUMENT,
+            hint="`ajs3 plan [JOBNET] --from TIME --to TIME`, or change one run with "
+            "--skip WHEN, --move WHEN --to WHEN or --add WHEN",
+        )
     start, end = parse_time(args.from_, "--from"), parse_time(args.to, "--to")
     defs = definitions_for(args)
     names = None
@@ -96,6 +106,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         names = [args.jobnet]
     runs = forecast(defs, start, end, names)
     data = {"runs": [{"jobnet": r.jobnet, "start": r.start} for r in runs]}
-    text = "\n".join(f"{r.start}  {r.jobnet}" for r in runs) or "no runs in that period"
+    if not args.files and args.definitions is None:  # the logical host's own plan
+        data["runs"] = planning.planned(args, defs, runs, start, end, names)
+    text = "\n".join(
+        f"{r['start']}  {r['jobnet']}" + (f"  ({r['change']})" if r.get("change") else "")
+        for r in data["runs"]
+    )
+    text = text or "no runs in that period"
     emit(args, data, text)
     return 0

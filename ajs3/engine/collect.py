@@ -12,11 +12,12 @@ from typing import Any
 
 from ajs3.definitions.units import Unit
 from ajs3.engine import runner as rn
+from ajs3.engine import runvars
 from ajs3.engine.core import Core
 from ajs3.engine.indoubt import InDoubt
 from ajs3.engine.runstate import RunState
 from ajs3.journal.store import UnitRun
-from ajs3.model import ReasonCode, RecoveryPolicy, Status
+from ajs3.model import SUCCESS, ReasonCode, RecoveryPolicy, Status
 
 
 def end_status(unit: Unit, exit_code: int) -> Status:
@@ -107,6 +108,14 @@ class Collector:
         else:
             new = end_status(unit, int(code) if code is not None else 255)
             why, reason = f"exit code {code}", ReasonCode.EXITED
+        if not status.get("failed_to_start") and ur.run_id:
+            refused = runvars.collect(
+                core.journal, core.settings.datadir, state.run.id, ur.run_id, ur.path
+            )
+            if refused is not None:  # AJS3-E407: nothing of it applied; the job failed
+                why = f"{why}; {refused}"
+                if new in SUCCESS:
+                    new, reason = Status.ENDED_ABNORMALLY, ReasonCode.VALUES_REFUSED
         core.journal.set_status(ur, new, reason, why, exit_code=code, signal=sig, **common)
         log = core.log.bind(run_id=ur.run_id, unit=ur.path, attempt=ur.attempt)
         log.info("job ended", status=new.value, exit_code=code, signal=sig)

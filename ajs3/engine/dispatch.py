@@ -14,6 +14,7 @@ from typing import Any
 
 from ajs3.definitions.units import Unit
 from ajs3.engine import runner as rn
+from ajs3.engine import runvars
 from ajs3.engine.core import Core
 from ajs3.engine.runstate import RunState
 from ajs3.journal.store import UnitRun
@@ -95,9 +96,18 @@ class Dispatcher:
             assert ur.run_id is not None
             try:
                 env = self.job_env(state, ur, unit, ur.run_id, ur.attempt)
-                jobdir, spec = core.runner.make_spec(
-                    ur.run_id, unit.argv(), env, unit.cwd, unit.user
+                who = core.runner.job_user(unit.user, "the job")
+                argv, values = runvars.job_inputs(
+                    core.journal,
+                    core.settings.datadir,
+                    state.run.id,
+                    ur.run_id,
+                    unit.argv(),
+                    unit.script is None,
+                    (who.uid, who.gid),
                 )
+                env.update(values)  # over the job's own env; AJS3_* names are refused
+                jobdir, spec = core.runner.make_spec(ur.run_id, argv, env, unit.cwd, unit.user)
             except (KeyError, ValueError) as exc:
                 error = f"no such user {unit.user!r}" if isinstance(exc, KeyError) else str(exc)
                 core.journal.set_status(

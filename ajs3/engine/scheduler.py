@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from ajs3.definitions.units import DefinitionSet
+from ajs3.engine import planchanges, runvars, suspend
 from ajs3.engine import runner as rn
 from ajs3.engine.collect import Collector
 from ajs3.engine.commands import Commands
@@ -57,6 +58,7 @@ class Scheduler:
         self.evaluator = Evaluator(core)
         self.commands = Commands(core, self.evaluator, self.collector)
         self.timetable = Timetable()
+        self.timetable.plan = planchanges.load(journal)
 
     def use_settings(self, settings: Settings) -> None:
         """Settings read again (at ``define``): the jobs started from now on follow them."""
@@ -113,7 +115,13 @@ class Scheduler:
         self.timetable.refresh(defs)
         return version
 
-    def register(self, jobnet: str, at: float | None = None, hold: bool = False) -> int:
+    def register(
+        self,
+        jobnet: str,
+        at: float | None = None,
+        hold: bool = False,
+        values: dict[str, str] | None = None,
+    ) -> int:
         core = self.core
         defs = core.definitions
         root = defs.jobnets.get(jobnet)
@@ -131,6 +139,7 @@ class Scheduler:
         run_no = self.journal.create_jobnet_run(
             root, core.def_version, scheduled, start_now=scheduled <= now
         )
+        runvars.store(self.journal, run_no, values or {}, "")
         core.load_run(run_no)
         self.log.info("jobnet registered", jobnet=jobnet, run=run_no, at=iso(scheduled))
         return run_no
@@ -149,6 +158,9 @@ class Scheduler:
         stored = self.journal.get_meta(SEEN_KEY)
         seen = float(stored) if stored is not None else None
         for decision in self.timetable.catch_up(self.core.definitions, seen, now):
+            if suspend.holds_back(self.journal, decision.jobnet, decision.due):
+                self.log.info("catch-up left for resume: jobnet suspended", due=decision.due)
+                continue
             self.log.info(
                 "catch-up",
                 jobnet=decision.jobnet,
@@ -170,6 +182,9 @@ class Scheduler:
             if jobnet is None:
                 continue
             log = self.log.bind(jobnet=occ.jobnet, due=occ.due)
+            if suspend.holds_back(self.journal, occ.jobnet, occ.due):
+                log.info("scheduled run not registered: jobnet suspended")
+                continue
             if occ.deadline is not None and now > occ.deadline:
                 log.warning("scheduled run skipped: its start deadline has passed")
                 continue
@@ -271,6 +286,7 @@ class Scheduler:
         core = self.core
         version, defs = self.journal.definitions()
         core.use_definitions(version, defs)
+        self.timetable.plan = planchanges.load(self.journal)
         self.timetable.refresh(defs)
         for run_no in list(core.runs):
             for ur in core.runs.pop(run_no).urs.values():

@@ -12,6 +12,7 @@ polls: the daemon sleeps until :meth:`Timetable.next_due`.
 from __future__ import annotations
 
 from ajs3.definitions.units import DefinitionSet
+from ajs3.engine.planchanges import Plan, adjust_decisions
 from ajs3.schedule import Decision, Occurrence, catch_up, due_between, next_due
 
 SEEN_KEY = "schedule_seen"
@@ -22,6 +23,8 @@ class Timetable:
         #: runs due up to this time have been handled
         self.seen: float | None = None
         self._next: float | None = None
+        #: the plan changes in force (ajs3.engine.planchanges), set by the scheduler
+        self.plan = Plan()
 
     def refresh(self, defs: DefinitionSet) -> None:
         """Recompute the next due time (after definitions change or runs were handled)."""
@@ -29,7 +32,9 @@ class Timetable:
             self._next = None
             return
         found = next_due(defs, self.seen)
-        self._next = found[0] if found else None
+        candidates = (found[0] if found else None, self.plan.next_extra(self.seen))
+        times = [t for t in candidates if t is not None]
+        self._next = min(times) if times else None
 
     def next_due(self) -> float | None:
         return self._next
@@ -47,6 +52,7 @@ class Timetable:
             for _, jobnet in sorted(defs.jobnets.items()):
                 if jobnet.schedule is not None:
                     decisions.extend(catch_up(jobnet, defs, seen, now))
+            decisions = adjust_decisions(self.plan, defs, decisions, None, seen, now)
         self.advance(defs, now)
         return decisions
 
@@ -56,6 +62,10 @@ class Timetable:
     def take_due(self, defs: DefinitionSet, now: float) -> list[Occurrence]:
         """The runs that fell due since the last call (call it when :meth:`is_due`)."""
         assert self.seen is not None
-        found = list(due_between(defs, self.seen, now))
+        found = [
+            o for o in due_between(defs, self.seen, now) if not self.plan.removes(o.jobnet, o.due)
+        ]
+        found.extend(self.plan.extras_between(self.seen, now))
+        found.sort(key=lambda o: (o.due, o.jobnet))
         self.advance(defs, now)
         return found

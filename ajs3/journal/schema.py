@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: MIGRATIONS[n] brings a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -88,5 +88,35 @@ MIGRATIONS: list[str] = [
         request_key TEXT
     );
     CREATE INDEX audit_key ON audit(uid, op, request_key) WHERE request_key IS NOT NULL;
+    """,
+    # 4: what operators do to the plan and hand to runs (ajs3.engine.runvars, suspend,
+    # planchanges): a run's values, suspended jobnets, changes of single scheduled runs.
+    """
+    CREATE TABLE run_vars (
+        jobnet_run INTEGER NOT NULL REFERENCES jobnet_runs(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        source TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (jobnet_run, name)
+    );
+    CREATE TABLE suspended (
+        jobnet TEXT PRIMARY KEY,
+        since REAL NOT NULL,
+        user TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE plan_changes (
+        id INTEGER PRIMARY KEY,
+        jobnet TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        due REAL,
+        at REAL,
+        made_at REAL NOT NULL,
+        user TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        cancelled INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX plan_changes_jobnet ON plan_changes(jobnet)
     """,
 ]

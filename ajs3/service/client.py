@@ -86,9 +86,15 @@ class Client:
         )
 
     def entry(
-        self, jobnet: str, at: float | None = None, hold: bool | None = None, key: str | None = None
+        self,
+        jobnet: str,
+        at: float | None = None,
+        hold: bool | None = None,
+        key: str | None = None,
+        vars: list[str] | None = None,
     ) -> dict[str, Any]:
-        return self.call("entry", jobnet=jobnet, at=at, hold=hold, key=key or new_key())
+        """Register a run; ``vars`` are its values, ``NAME=VALUE`` each."""
+        return self.call("entry", jobnet=jobnet, at=at, hold=hold, key=key or new_key(), vars=vars)
 
     def hold(self, unit: str, run: int | None = None) -> dict[str, Any]:
         return self.call("hold", unit=unit, run=run)
@@ -105,6 +111,30 @@ class Client:
         self, mode: str, run: int | None = None, jobnet: str | None = None, unit: str | None = None
     ) -> dict[str, Any]:
         return self.call("rerun", mode=mode, run=run, jobnet=jobnet, unit=unit)
+
+    def suspend(self, jobnet: str, reason: str | None = None) -> dict[str, Any]:
+        return self.call("suspend", jobnet=jobnet, reason=reason)
+
+    def resume(self, jobnet: str, reason: str | None = None) -> dict[str, Any]:
+        return self.call("resume", jobnet=jobnet, reason=reason)
+
+    def plan_change(
+        self,
+        jobnet: str,
+        action: str,
+        when: str,
+        to: str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any]:
+        """Skip, move (``to``) or add one run; times in ISO 8601."""
+        return self.call(
+            "plan_change", jobnet=jobnet, action=action, when=when, to=to, reason=reason
+        )
+
+    def chgstat(
+        self, unit: str, status: str, reason: str, run: int | None = None
+    ) -> dict[str, Any]:
+        return self.call("chgstat", unit=unit, status=status, reason=reason, run=run)
 
     def reload(self, log_level: str) -> dict[str, Any]:
         return self.call("reload", log_level=log_level)

@@ -17,6 +17,7 @@ import structlog
 
 from ajs3 import logs
 from ajs3.definitions.loader import load_texts
+from ajs3.engine import runvars
 from ajs3.engine.jobenv import check_job_users
 from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
@@ -29,6 +30,7 @@ from ajs3.service import access, protocol, views
 from ajs3.service.access import Peer
 from ajs3.service.control import ControlServer
 from ajs3.service.lock import DataDirLock, describe
+from ajs3.service.operator import OperatorRequests
 from ajs3.service.paths import DataDirMark, Paths, prepare_rundir, write_private
 from ajs3.service.protocol import BadRequest
 from ajs3.settings import SETTINGS_FILE, Settings, load_settings
@@ -39,7 +41,7 @@ HEARTBEAT = 5.0
 ROOM_NEEDED = 1 << 20
 
 
-class Daemon:
+class Daemon(OperatorRequests):
     def __init__(
         self, paths: Paths, mode: StartMode, log_level: str = "info", console: bool = False
     ) -> None:
@@ -471,19 +473,27 @@ class Daemon:
         return {"version": version, "jobnets": sorted(defs.jobnets)}
 
     def op_entry(
-        self, peer: Peer, *, jobnet: str, at: float | None, hold: bool | None, key: str
+        self,
+        peer: Peer,
+        *,
+        jobnet: str,
+        at: float | None,
+        hold: bool | None,
+        key: str,
+        vars: list[str] | None,
     ) -> dict[str, Any]:
         assert self.sched is not None and self.journal is not None
+        values = runvars.parse_assignments(vars or [], "for the entry")  # E407, nothing done
         first = audit.find_done(self.journal, uid=peer.uid, op="entry", key=key)
         if first is not None:
-            asked = {"jobnet": jobnet, "at": at, "hold": hold}
-            if first.args != asked:
+            asked = {"jobnet": jobnet, "at": at, "hold": hold, "vars": vars}
+            if {k: first.args.get(k) for k in asked} != asked:
                 raise BadRequest(
                     f"entry: key {key} was used for another request "
                     f"({first.args}); use a new key for a new request"
                 )
             return {**first.result, "repeated": True}
-        return {"run": self.sched.register(jobnet, at, bool(hold))}
+        return {"run": self.sched.register(jobnet, at, bool(hold), values)}
 
     def op_hold(self, peer: Peer, *, run: int | None, unit: str) -> dict[str, Any]:
         assert self.sched is not None

@@ -103,6 +103,8 @@ class Op:
 _RUN = Field("run", Kind.INT, low=1)
 _UNIT = Field("unit", Kind.TEXT, required=True)
 _MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z
+#: why an operator does it: kept in the journal with who and when
+_REASON = Field("reason", Kind.TEXT)
 
 OPS: dict[str, Op] = {
     op.name: op
@@ -138,6 +140,8 @@ OPS: dict[str, Op] = {
                 Field("at", Kind.NUMBER, low=0.0, high=_MAX_TIME),
                 Field("hold", Kind.BOOL),
                 Field("key", Kind.TEXT, required=True, pattern=KEY_RE),
+                #: the run's values, NAME=VALUE each (ajs3.engine.runvars)
+                Field("vars", Kind.TEXTS),
             ),
             "register a run of a root jobnet",
             idempotent=True,
@@ -173,6 +177,43 @@ OPS: dict[str, Op] = {
                 Field("unit", Kind.TEXT),
             ),
             "rerun a jobnet run from its failed units, from a unit, or one unit",
+        ),
+        Op(
+            "suspend",
+            Access.CHANGE,
+            (Field("jobnet", Kind.TEXT, required=True), _REASON),
+            "suspend a root jobnet: no new scheduled run of it starts (JP1's ajssuspend)",
+        ),
+        Op(
+            "resume",
+            Access.CHANGE,
+            (Field("jobnet", Kind.TEXT, required=True), _REASON),
+            "end a suspension; what fell due meanwhile follows the catch-up policy",
+        ),
+        Op(
+            "plan_change",
+            Access.CHANGE,
+            (
+                Field("jobnet", Kind.TEXT, required=True),
+                Field("action", Kind.TEXT, required=True, choices=("skip", "move", "add")),
+                #: ISO 8601; without an offset, in the jobnet's time zone
+                Field("when", Kind.TEXT, required=True),
+                Field("to", Kind.TEXT),
+                _REASON,
+            ),
+            "skip, move or add one scheduled run of a root jobnet (JP1's ajsplan)",
+        ),
+        Op(
+            "chgstat",
+            Access.CHANGE,
+            (
+                _RUN,
+                _UNIT,
+                #: a status value (ajs3.model.Status); one chgstat may not set is AJS3-E405
+                Field("status", Kind.TEXT, required=True),
+                Field("reason", Kind.TEXT, required=True, pattern=re.compile(r"\s*\S")),
+            ),
+            "set a unit's status by hand, with a reason, within the transition table",
         ),
         Op(
             "reload",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3 import datadir as dd
+from ajs3.engine import planchanges, runvars, suspend
 from ajs3.errors import AjsError, Code, OperationError
 from ajs3.journal.store import JobnetRun, Journal
 from ajs3.model import ENDED_BADLY, FINAL, label_of
@@ -94,6 +95,8 @@ def show_in(
         listing = [entry(r) for r in runs]
         jobnets = []
         now = time.time()
+        suspended = suspend.every(journal)
+        plan = planchanges.load(journal)
         for p, unit in sorted(defs.jobnets.items()):
             last = journal.jobnet_runs(jobnet=p, limit=1)
             upcoming = next_run(unit, now)
@@ -102,6 +105,8 @@ def show_in(
                     "jobnet": p,
                     "latest": entry(last[0]) if last else None,
                     "next_run": upcoming.due if upcoming else None,
+                    "suspended": suspended[p].to_dict() if p in suspended else None,
+                    "plan_changes": planchanges.upcoming(plan, p, now),
                 }
             )
         return {
@@ -118,6 +123,7 @@ def show_in(
         "jobnet": chosen.jobnet,
         "scheduled_at": chosen.scheduled_at,
         "units": units,
+        "vars": runvars.sources(journal, chosen.id),
     }
 
 
@@ -128,7 +134,12 @@ def render_show(data: dict[str, Any]) -> str:
             latest = j["latest"]
             state = f"run {latest['run']}: {latest['label']}" if latest else "never run"
             nxt = f"next {_fmt_time(j['next_run'])}" if j.get("next_run") else ""
+            if j.get("suspended"):
+                held = j["suspended"]
+                nxt = f"SUSPENDED since {_fmt_time(held['since'])} by {held['user']}"
             lines.append(f"  {j['jobnet']:<40} {state:<36} {nxt}")
+            for c in j.get("plan_changes", []):
+                lines.append("    plan: " + _plan_line(c))
         if data["runs"]:
             lines.append("runs:")
             for r in data["runs"]:
@@ -149,7 +160,20 @@ def render_show(data: dict[str, Any]) -> str:
             f"{name:<44} {u['label']:<26} {u['attempt'] or '-':>3} {exit_code:>4}  "
             f"{_fmt_time(u['started_at']):<14} {_fmt_time(u['ended_at']):<14}"
         )
+    for v in data.get("vars", []):
+        lines.append(f"value {v['name']}={v['value']}  (from {v['source'] or 'entry'})")
     return "\n".join(lines)
+
+
+def _plan_line(c: dict[str, Any]) -> str:
+    if c["due"] is None:
+        what = f"extra run at {_fmt_time(c['at'])}"
+    elif c["at"] is None:
+        what = f"run of {_fmt_time(c['due'])} skipped"
+    else:
+        what = f"run of {_fmt_time(c['due'])} moved to {_fmt_time(c['at'])}"
+    why = f": {c['reason']}" if c["reason"] else ""
+    return f"{what} (by {c['user']}{why})"
 
 
 def why_offline(datadir: Path, run: int | None, unit: str) -> dict[str, Any]:

@@ -270,6 +270,10 @@ def test_every_request_of_the_protocol_is_handled_and_changes_are_audited(
         "release": lambda: c.release("/f/chain/j2", run=run),
         "kill": lambda: c.kill(run=run, jobnet="/f/chain"),
         "rerun": lambda: c.rerun("failed", run=run, jobnet="/f/chain"),
+        "suspend": lambda: c.suspend("/f/chain", reason="test"),
+        "resume": lambda: c.resume("/f/chain", reason="test"),
+        "plan_change": lambda: c.plan_change("/f/chain", "add", "2999-01-01T00:00"),
+        "chgstat": lambda: c.chgstat("/f/chain/j2", "held", "test", run=run),
         "reload": lambda: c.reload("info"),
         "stop": lambda: c.stop(jobs="kill", timeout=10),
     }

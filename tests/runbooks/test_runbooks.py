@@ -304,3 +304,72 @@ def test_troubleshooting(rb_lab: Lab) -> None:
     out = rb.run("fencing")
     assert "localhost" in out and "runtime.config.totem.token" in out, out
     rb.assert_all_run()
+
+
+# ------------------------------------------------------- day-to-day operation (issue 15)
+
+
+def test_suspend(rb_lab: Lab) -> None:
+    lab = rb_lab
+    settle(lab)
+    rb = Runbook(lab, "suspend.md")
+    rb.run("define")
+    out = rb.run("suspend")
+    assert "/ops/export: suspended since" in out and "by root" in out, out
+    assert "SUSPENDED since" in out, out
+    out = rb.run("resume")
+    assert "/ops/export: resumed (suspended since" in out, out
+    out = rb.run("audit")
+    assert "|root|suspend|" in out and "storage maintenance, change 4711" in out, out
+    assert "|root|resume|" in out and "storage back" in out, out
+    rb.assert_all_run()
+
+
+def test_plan_changes(rb_lab: Lab) -> None:
+    lab = rb_lab
+    settle(lab)
+    rb = Runbook(lab, "plan-changes.md")
+    rb.run("define")
+    out = rb.run("change")
+    assert "skipped" in out and "moved to" in out and "extra run at" in out, out
+    out = rb.run("see")
+    assert "(skipped by root: bank holiday)" in out, out
+    assert "(moved from " in out and "(added by root: month-end rerun)" in out, out
+    assert "plan: run of" in out, out
+    out = rb.run("undo")
+    assert "no longer runs" in out, out
+    out = rb.run("wrong")
+    assert "AJS3-E408" in out, out
+    rb.assert_all_run()
+
+
+def test_chgstat(rb_lab: Lab) -> None:
+    lab = rb_lab
+    settle(lab)
+    rb = Runbook(lab, "chgstat.md")
+    rb.run("define")
+    out = rb.run("run")
+    assert "Ended abnormally" in out and "AJS3-E404" in out, out
+    out = rb.run("change")
+    assert "/ops/feed/fetch (run" in out and ": ended_normally" in out, out
+    assert re.search(r"^/ops/feed\s+Ended normally", out, re.M), out
+    assert re.search(r"^\s+fetch\s+Ended normally\s+1\s+3", out, re.M), out
+    out = rb.run("forbidden")
+    assert "AJS3-E405" in out and "it may become ended_warning, ended_abnormally" in out, out
+    out = rb.run("audit")
+    assert "ticket 815" in out and "|AJS3-E405" in out, out
+    rb.assert_all_run()
+
+
+def test_variables(rb_lab: Lab) -> None:
+    lab = rb_lab
+    settle(lab)
+    rb = Runbook(lab, "variables.md")
+    rb.run("define")
+    out = rb.run("entry")
+    assert "value DAY=2027-01-04  (from entry)" in out, out
+    assert "value ROWS=42  (from /ops/load/extract)" in out, out
+    assert "importing 42 rows of 2027-01-04" in out, out
+    out = rb.run("bad")
+    assert "AJS3-E407" in out and "PATH is reserved" in out and "'day'" in out, out
+    rb.assert_all_run()

@@ -17,6 +17,7 @@ from ajs3.model import (
     FINAL,
     IN_DOUBT,
     OPEN,
+    OPERATOR_ENDS,
     PENDING,
     RERUNNABLE,
     SKIPPED,
@@ -49,9 +50,11 @@ def test_forbidden_changes_are_refused(old: Status, new: Status) -> None:
         check_transition(old, new)
 
 
-def test_final_statuses_only_go_back_to_waiting() -> None:
-    for status in FINAL:
+def test_final_statuses_only_go_back_to_waiting_or_are_judged_again_by_hand() -> None:
+    for status in FINAL - OPERATOR_ENDS:
         assert TRANSITIONS[status] == frozenset({Status.WAITING})
+    for status in OPERATOR_ENDS:  # ajs3 chgstat: an exit-judged end corrected by hand
+        assert TRANSITIONS[status] == {Status.WAITING} | (OPERATOR_ENDS - {status})
 
 
 def job(name: str = "x", **kw: object) -> Unit:

@@ -21,7 +21,12 @@ from ajs3.service.protocol import OPS, BadRequest, Field, Kind
 
 
 def _handlers() -> dict[str, Any]:
-    return {name[3:]: fn for name, fn in vars(Daemon).items() if name.startswith("op_")}
+    return {
+        name[3:]: fn
+        for klass in Daemon.__mro__
+        for name, fn in vars(klass).items()
+        if name.startswith("op_")
+    }
 
 
 def test_the_daemon_handles_every_request_the_protocol_defines_and_no_other() -> None:
