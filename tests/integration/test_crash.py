@@ -22,15 +22,20 @@ from lhost import wait_for
 JOBS = 50
 
 
-def definitions(ledger: Path) -> str:
+def definitions(ledger: Path, flag: Path) -> str:
+    """50 jobs of 0.3 s to 2.7 s, and five that run until the test creates ``flag``
+    after the restart (so some are running then, however slow the machine)."""
     units = []
     for i in range(JOBS):
-        pause = 0.3 + (i % 10) * 0.3
+        if i % 10 == 9:
+            pause = f"while [ ! -e {flag} ]; do sleep 0.05; done"
+        else:
+            pause = f"sleep {0.3 + (i % 10) * 0.3:.1f}"
         units.append(
             f"""
               - name: job{i:02d}
                 script: 'echo "start $AJS3_UNIT $AJS3_RUN_ID $AJS3_ATTEMPT" >> {ledger};
-                  sleep {pause:.1f}; echo "end $AJS3_UNIT $AJS3_RUN_ID" >> {ledger}'"""
+                  {pause}; echo "end $AJS3_UNIT $AJS3_RUN_ID" >> {ledger}'"""
         )
     return "group: /crash\njobnets:\n  - name: wide\n    units:" + "".join(units) + "\n"
 
@@ -45,8 +50,8 @@ def ledger_lines(ledger: Path) -> list[list[str]]:
 def test_kill_9_daemon_with_50_jobs_running(make_lhost: Any, tmp_path: Path, round_no: int) -> None:
     rng = random.Random(round_no)
     host = make_lhost("crash")
-    ledger = tmp_path / "ledger.txt"
-    (host.datadir / "definitions" / "crash.yaml").write_text(definitions(ledger))
+    ledger, flag = tmp_path / "ledger.txt", tmp_path / "restarted"
+    (host.datadir / "definitions" / "crash.yaml").write_text(definitions(ledger, flag))
     host.start()
     host.run("define")
     run = host.entry("/crash/wide")
@@ -59,8 +64,12 @@ def test_kill_9_daemon_with_50_jobs_running(make_lhost: Any, tmp_path: Path, rou
     pid = host.daemon_pid()
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    time.sleep(1.2)  # jobs of 0.3 s and 0.6 s end while no daemon runs
+    if round_no % 2 == 0:  # some jobs end while no daemon runs
+        wait_for(lambda: any(p[0] == "end" for p in ledger_lines(ledger)), 30, "a job to end")
+    else:
+        time.sleep(1.2)
     host.start("hot")
+    flag.touch()  # the jobs still running at the restart may end now
     data = host.wait(run, timeout=60)
 
     units = [u for u in data["units"] if u["kind"] == "job"]
