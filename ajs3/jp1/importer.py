@@ -19,7 +19,7 @@ from ajs3.definitions import schema
 from ajs3.definitions.loader import load_texts
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
-from ajs3.jp1 import origin, relations
+from ajs3.jp1 import catalog, origin, relations
 from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
 from ajs3.jp1.schedmap import LAYOUT, Mapper
 from ajs3.jp1.values import INT32_MAX, INT32_MIN
@@ -71,16 +71,19 @@ class _Importer(Mapper):
         self.origin: dict[int, int] = {}
 
     def untyped(self, unit: Jp1Unit) -> bool:
-        if unit.ty:
+        """A unit without ``ty=`` or of a type JP1 does not have: an error (E111)."""
+        ty = unit.param("ty")
+        if ty is not None and ty.value in catalog.UNIT_TYPES:
             return False
-        self.problems.append(
-            Problem(
-                Code.JP1_SYNTAX,
-                self.file,
-                unit.line,
-                f"unit {unit.name!r} has no ty= (its unit type)",
+        if ty is None or not ty.value:
+            line, why = unit.line, f"unit {unit.name!r} has no ty= (its unit type)"
+        else:
+            line, why = (
+                ty.line,
+                f"ty={ty.value[:30]} of {unit.name!r} is not a JP1/AJS3 unit type "
+                "(g, n, rn, j, rj, jdj, orj, pj, flwj, ... as in ajsprint's output)",
             )
-        )
+        self.problems.append(Problem(Code.JP1_SYNTAX, self.file, line, why))
         return True
 
     def group_doc(self, path: str) -> dict[str, Any]:
@@ -170,7 +173,9 @@ class _Importer(Mapper):
             if param.key in LAYOUT or param.key in used:
                 continue
             if param.key == "ha":
-                if param.value == "y":
+                if param.value not in catalog.HOLD_VALUES:
+                    self.invalid(unit, param, "expected ha=y, w, a or n")
+                elif param.value == "y":
                     out["hold"] = True
                 elif param.value != "n":
                     self.unmapped(unit, param, "only ha=y (hold) and ha=n map")
@@ -401,16 +406,10 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
     try:
         defs = load_texts(list(files.items()))
     except DefinitionError as exc:
-        problems = [
-            *origin.to_jp1_lines(exc.problems, files, bodies, imp.origin, filename),
-            Problem(
-                Code.JP1_UNMAPPED,
-                filename,
-                1,
-                "the imported definitions are not valid ajs3 definitions (listed above)",
-            ),
-        ]
-        raise DefinitionError(problems) from None
+        # Each problem at the JP1 line its generated mapping comes from (origin.py).
+        raise DefinitionError(
+            origin.to_jp1_lines(exc.problems, files, bodies, imp.origin, filename)
+        ) from None
     notes = [str(p) for p in sorted(imp.notes, key=lambda p: p.line)]
     return ImportResult(defs, files, notes, imp.count)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ajs3.definitions import schema
 from ajs3.errors import Code, Problem
-from ajs3.jp1 import values
+from ajs3.jp1 import catalog, values
 from ajs3.jp1.parser import Jp1Unit, Param
 from ajs3.jp1.values import WEEKDAYS, Invalid
 
@@ -85,13 +85,10 @@ class Mapper:
                     if param.key == "cl":
                         open_w.discard(WEEKDAYS.index(value))
                     continue
-                if "/" not in value and not values.has_foreign_digit(value):
-                    self.unmapped(unit, param, "expected yyyy/mm/dd or a weekday (su, mo, ...)")
-                    continue
                 try:
                     day = values.calendar_date(value)
                 except Invalid as exc:
-                    self.invalid(unit, param, str(exc))
+                    self.invalid(unit, param, f"{exc} (or a weekday su, mo, ... sa)")
                     continue
                 (closed_d if param.key == "cl" else open_d).append(day.isoformat())
                 continue
@@ -148,7 +145,7 @@ class Mapper:
         elif mp == "n":
             schedule["overlap"] = "queue"
         elif mp is not None:
-            self.unmapped(unit, unit.get("mp")[0])
+            self.invalid(unit, unit.get("mp")[0], "expected mp=y or mp=n")
         if not rules:
             return None
         schedule["rules"] = rules
@@ -156,6 +153,19 @@ class Mapper:
 
     def rule(self, unit: Jp1Unit, params: dict[str, Param]) -> dict[str, Any] | None:
         sd = params.get("sd")
+        for key, form, what in (
+            ("sd", catalog.SD_FORM, "[[yyyy/]mm/]{dd|+dd|*dd|@dd|b[-dd]|su[:n]}, en or ud"),
+            ("st", catalog.ST_FORM, "[+]hh:mm"),
+            ("cy", catalog.CY_FORM, "(n,y|m|w|d)"),
+        ):
+            param = params.get(key)
+            if param is not None and form.fullmatch(param.value) is None:
+                self.invalid(unit, param, f"expected {key}=[N,]{what}")
+                return None
+        sh = params.get("sh")
+        if sh is not None and sh.value not in catalog.SHIFT_VALUES:
+            self.invalid(unit, sh, "expected sh=[N,]be, af, ca or no")
+            return None
         if sd is None or sd.value == "ud":
             return None
         out: dict[str, Any] = {}
@@ -174,10 +184,8 @@ class Mapper:
         cycle = None
         cy = params.get("cy")
         if cy is not None:
-            match = re.fullmatch(r"\(([^,]*),([ymwd])\)", cy.value)
-            if match is None:
-                self.unmapped(unit, cy)
-                return None
+            match = catalog.CY_FORM.fullmatch(cy.value)
+            assert match is not None  # checked above
             count = self.number(unit, cy, 1, schema.EVERY_MAX // 12, match.group(1))
             if count is None:
                 return None
@@ -232,10 +240,7 @@ class Mapper:
                 out["every"] = f"{cycle[0]} months"
         sh = params.get("sh")
         if sh is not None:
-            if sh.value in CLOSED:
-                out["closed_days"] = CLOSED[sh.value]
-            else:
-                self.unmapped(unit, sh)
+            out["closed_days"] = CLOSED[sh.value]
         shd = params.get("shd")
         if shd is not None:
             limit = self.number(unit, shd, 1, schema.SHIFT_LIMIT_MAX)

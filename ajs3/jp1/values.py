@@ -10,10 +10,11 @@ length, a range; anything else is :class:`Invalid` with a message saying what is
 from __future__ import annotations
 
 import re
-from datetime import MAXYEAR, MINYEAR, date
+from datetime import date
 from typing import Any
 
 from ajs3.definitions.schema import WEEKDAY_NAMES as YAML_WEEKDAYS
+from ajs3.jp1.catalog import FIRST_YEAR, LAST_YEAR
 
 _INT = re.compile(r"-?[0-9]{1,10}")
 _CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})")
@@ -49,11 +50,12 @@ def clock(text: str, last_hour: int) -> str:
 
 
 def year_month(year: str, month: str) -> tuple[int, int]:
-    return integer(year, max(MINYEAR, 1), MAXYEAR), integer(month, 1, 12)
+    """A year JP1 accepts (1994..2036) and a month 1..12."""
+    return integer(year, FIRST_YEAR, LAST_YEAR), integer(month, 1, 12)
 
 
 def calendar_date(text: str) -> date:
-    """``yyyy/mm/dd``, a day that exists (not February 30, not year 0)."""
+    """``yyyy/mm/dd``, a day that exists (not February 30) in the years JP1 accepts."""
     match = _DATE.fullmatch(text)
     if match is None:
         raise Invalid(f"expected a date yyyy/mm/dd in ASCII digits, not {text[:40]!r}")

@@ -394,3 +394,13 @@ def test_100000_units_are_read() -> None:
 def test_a_file_over_the_size_limit_is_refused_before_reading() -> None:
     text = " " * (parser.MAX_BYTES + 1)
     assert _problems(text) == [("AJS3-E113", 1)]
+
+
+def test_statements_without_semicolons_are_each_reported_in_one_pass() -> None:
+    # Each 'a=b' line lacks its ';' and is reported at its own line; the reader must
+    # not scan to the distant ';' again for every line (that was quadratic).
+    text = "unit=A,,,;{\n" + "a=b\n" * 3_000_000 + ";}"
+    with _ends_within(20):
+        got = _problems(text)
+    assert got[:2] == [("AJS3-E111", 2), ("AJS3-E111", 3)]
+    assert got[-1] == ("AJS3-E113", parser.MAX_PROBLEMS + 2)
