@@ -69,6 +69,8 @@ class _Importer(Mapper):
         self.groups: dict[str, dict[str, Any]] = {}
         self.count = 0
         self.origin: dict[int, int] = {}
+        self.bases: dict[str, dict[str, Any]] = {}
+        self.group = "/"
 
     def untyped(self, unit: Jp1Unit) -> bool:
         """A unit without ``ty=`` or of a type JP1 does not have: an error (E111)."""
@@ -127,6 +129,7 @@ class _Importer(Mapper):
                     f"recovery jobnet {unit.name!r} directly in a job group "
                     "has no predecessor to recover; imported as a jobnet",
                 )
+            self.group = group
             root = self.jobnet(unit, root=True)
             if root is not None:
                 self.group_doc(group)["jobnets"].append(self.mark(root, unit.line))

@@ -88,13 +88,15 @@ def rule_number(value: str) -> tuple[str | None, str]:
 
 
 def monthly(part: str) -> dict[str, Any] | None:
-    """``*dd`` (Nth open day), ``b``/``b-DD`` (from the end), ``*b``, ``su:n``/``su:b``."""
-    if re.fullmatch(r"\*0?(?:[1-9]|[12][0-9]|3[01])", part):
-        return {"open_days": [int(part[1:])]}
-    match = re.fullmatch(r"(\*?)b(?:-0?([1-9]|[12][0-9]|30))?", part)
+    """``*dd`` (Nth open day), ``+dd`` (Nth day from the base day), ``b``/``b-DD``
+    (from the end; also ``+b``), ``*b``, ``su:n``/``su:b``."""
+    match = re.fullmatch(r"([*+])0?([1-9]|[12][0-9]|3[01])", part)
+    if match is not None:
+        return {"open_days" if match.group(1) == "*" else "days": [int(match.group(2))]}
+    match = re.fullmatch(r"([*+]?)b(?:-0?([1-9]|[12][0-9]|30))?", part)
     if match is not None:
         n = -1 - int(match.group(2) or 0)
-        return {"open_days": [n]} if match.group(1) else {"days": [n]}
+        return {"open_days": [n]} if match.group(1) == "*" else {"days": [n]}
     match = re.fullmatch(r"(su|mo|tu|we|th|fr|sa):([1-5]|b)", part)
     if match is not None:
         nth = -1 if match.group(2) == "b" else int(match.group(2))
