@@ -99,8 +99,10 @@ def _calendar(ctx: Ctx, node: Node) -> Calendar | None:
 
 
 def no_open_year(cal: Calendar) -> str | None:
-    """'has no open day in YYYY; ...' for the first year of its closed dates that has
-    no open day at all, or None."""
+    """'has no open day at all' or 'has no open day in YYYY' (the first year of its
+    closed dates without an open day), or None."""
+    if len(cal.closed_weekdays) == 7 and not cal.open_dates:
+        return "has no open day at all; a schedule on it would never run"
     book = DayBook(cal)
     for year in sorted({int(d[:4]) for d in cal.closed_dates}):
         if not any(book.is_open(d) for d in _days_of_year(year)):

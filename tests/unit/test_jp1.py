@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,22 @@ def test_problems_of_the_generated_yaml_point_at_the_jp1_lines() -> None:
     twice = [p for p in info.value.problems if p.code.value == "AJS3-E105"]
     assert [(p.file, p.line) for p in twice] == [("d.jp1", 9)]
     assert "generated G.yaml" in twice[0].message
+
+
+CALENDARS = sorted((Path(__file__).parent.parent / "data" / "calendars").glob("*.jp1"))
+
+
+@pytest.mark.parametrize("path", [HERE / "sales.jp1", *CALENDARS], ids=lambda p: p.stem)
+def test_round_trip_keeps_calendars_as_each_group_defines_them(path: Path, tmp_path: Path) -> None:
+    # nested groups with partial calendars, base time, base day and base month: the
+    # export writes what each group defines (op/cl weekdays and dates, stt, sdd, md),
+    # so the second import has the same calendars, undefined parts included
+    first = import_file(path, time_zone="UTC")
+    text, _ = export(first.defs)
+    (tmp_path / "again.jp1").write_text(text)
+    second = import_file(tmp_path / "again.jp1", time_zone="UTC")
+    assert _without_sources(second.defs.jobnets) == _without_sources(first.defs.jobnets)
+    strip = lambda cals: {n: replace(c, source="") for n, c in cals.items()}  # noqa: E731
+    assert strip(second.defs.calendars) == strip(first.defs.calendars)
+    assert second.defs.group_calendars == first.defs.group_calendars
+    assert text == export(second.defs)[0]
