@@ -102,6 +102,11 @@ class Mapper:
                     self.invalid(unit, param, str(exc))
             elif param.key == "sdd":
                 self.base_day(unit, param, cal)
+            elif param.key == "gty":
+                if param.value == "p":
+                    self.unmapped(unit, param, "planning groups are not mapped")
+                elif param.value != "n":
+                    self.invalid(unit, param, "expected gty=n (job group) or gty=p (planning)")
             elif param.key == "md":
                 if param.value in catalog.BASE_MONTH_VALUES:
                     cal["base_month"] = "this" if param.value == "th" else "next"

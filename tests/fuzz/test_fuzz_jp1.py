@@ -148,6 +148,10 @@ DATES = st.one_of(
                 "32",
                 "*3",
                 "*40",
+                "+5",
+                "+40",
+                "@2",
+                "+b",
                 "b",
                 "b-3",
                 "*b",
@@ -211,6 +215,11 @@ GROUP_PARAMS = st.one_of(
         st.one_of(DATES, st.sampled_from(["su", "sa", "mo", "xx"])),
     ),
     st.builds(lambda v: f"stt={v};", TIMES),
+    st.builds(
+        lambda v: f"sdd={v};",
+        st.one_of(NUMBERS, st.sampled_from(["su:1", "mo:5", "fr:6", "xx:2", "mo:", ":1"])),
+    ),
+    st.sampled_from(["md=th;", "md=ne;", "md=xx;", "gty=n;", "gty=p;", "gty=q;"]),
 )
 NAMES = st.one_of(
     st.sampled_from(["A", "B", "C", "J1", "N.1", "x-y"]),
