@@ -10,6 +10,7 @@ and some of them restated below with the reason).
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,15 @@ def test_forecast_uses_the_layered_calendar() -> None:
     runs = forecast(defs, date(2027, 1, 1), date(2027, 1, 8))
     # 05:00 is after top's base time 04:00; open: Fri 1st (reopened), Tue 5th..Thu 7th
     assert [r.start[:10] for r in runs] == ["2027-01-01", "2027-01-05", "2027-01-06", "2027-01-07"]
+
+
+def test_a_layered_calendar_is_stored_and_read_back_whole() -> None:
+    # the journal keeps each jobnet's schedule as JSON (Unit.to_dict)
+    cal = layered(
+        [
+            Calendar("low", open_weekdays=(5,), closed_weekdays=(), base_weekday=(0, 2)),
+            Calendar("top", closed_weekdays=(6,), base_time=300, base_month=BaseMonth.NEXT),
+        ]
+    )
+    schedule = Schedule(time_zone="UTC", calendar=cal)
+    assert Schedule.from_dict(json.loads(json.dumps(asdict(schedule)))) == schedule
