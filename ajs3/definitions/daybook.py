@@ -38,8 +38,11 @@ class DayBook:
         self._weekdays = frozenset(d for d in range(7) if d not in self.cal.closed_weekdays)
         self._months: dict[Month, list[date]] = {}
         self._starts: dict[Month, date] = {}
-        self.plain_months = self.cal.base_day in (None, 1) and self.cal.base_weekday is None
         self._next = self.cal.base_month is BaseMonth.NEXT
+        #: Months are calendar months (base day the 1st, named after themselves).
+        self.plain_months = (
+            self.cal.base_day in (None, 1) and self.cal.base_weekday is None and not self._next
+        )
 
     @property
     def base_time(self) -> int:

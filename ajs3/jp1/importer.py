@@ -147,11 +147,11 @@ class _Importer(Mapper):
 
     def child(self, unit: Jp1Unit) -> dict[str, Any] | None:
         self.count += 1
-        if not schema.NAME_RE.match(unit.name):
-            self.note(unit.line, f"unit name {unit.name!r} is not a valid ajs3 name; skipped")
-            return None
         ty = unit.ty
         if self.untyped(unit):
+            return None
+        if not schema.NAME_RE.match(unit.name):
+            self.note(unit.line, f"unit name {unit.name!r} is not a valid ajs3 name; skipped")
             return None
         if ty in JOBNET_TYPES:
             return self.jobnet(unit, root=False)

@@ -251,3 +251,11 @@ def test_a_layered_calendar_is_stored_and_read_back_whole() -> None:
     )
     schedule = Schedule(time_zone="UTC", calendar=cal)
     assert Schedule.from_dict(json.loads(json.dumps(asdict(schedule)))) == schedule
+
+
+def test_base_month_next_with_the_first_as_base_day_renames_every_month() -> None:
+    # md=ne alone: January 1..31 is the month named February (read literally)
+    book = DayBook(Calendar("c", base_month=BaseMonth.NEXT))
+    assert not book.plain_months
+    assert book.month_of(date(2027, 1, 31)) == (2027, 2)
+    assert book.period((2027, 3)) == (date(2027, 2, 1), date(2027, 2, 28))
