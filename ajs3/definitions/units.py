@@ -139,8 +139,9 @@ class Rule:
     Which days: ``weekdays`` with ``nth`` (the Nth such weekday of a month, -1 the
     last), ``days`` (day N of the month, negative from the end), ``open_days`` (the
     Nth open day, negative from the end), ``weekdays`` alone (those weekdays of every
-    ``every``-th week), or else every ``every`` ``period`` from ``start_date``.
-    Times are minutes after midnight of the scheduling day; a time before the
+    ``every``-th week), or else every ``every`` ``period`` from ``start_date``. Months
+    of ``days``, ``open_days`` and ``nth`` are the calendar's (they begin at its base
+    day). Times are minutes after midnight of the scheduling day; a time before the
     calendar's base time belongs to the scheduling day that began the day before.
     """
 
