@@ -4,7 +4,8 @@ A value outside these sets is input ``ajsdefine`` would refuse, so the importer 
 it as invalid (AJS3-E111); a value inside them that ajs3 can not express is reported
 as not mapped (AJS3-E112). Sources: JP1/AJS3 Command Reference, 5.2.1 "Attribute
 definition" (``ty``), 5.2.3 "Job group definition" (``op``, ``cl``, ``sdd``, ``md``,
-``stt``), 5.2.4 "Jobnet definition" (``sd``, ``st``, ``cy``, ``sh``, ``mp``, ``ha``).
+``stt``), 5.2.4 "Jobnet definition" (``sd``, ``st``, ``cy``, ``sh``, ``mp``, ``ha``),
+5.2.6 "UNIX/PC job definition" (``jd``, ``abr``, ``ha``).
 """
 
 from __future__ import annotations
@@ -79,9 +80,14 @@ UNIT_TYPES = frozenset(
 SHIFT_VALUES = frozenset({"be", "af", "ca", "no"})
 #: ``mp=`` (multiple schedules in parallel): yes, no.
 PARALLEL_VALUES = frozenset({"y", "n"})
-#: ``ha=`` (hold): yes, if the previous run ended abnormally, if it ended with a warning
-#: or abnormally, no.
+#: ``ha=`` of a jobnet (hold): yes, if the previous run ended abnormally, if it ended
+#: with a warning or abnormally, no. A job takes y or n.
 HOLD_VALUES = frozenset({"y", "w", "a", "n"})
+#: ``ha=`` of a job, ``abr=`` (automatic retry), ...
+YES_NO = frozenset({"y", "n"})
+#: ``jd=`` (end judgment of a job, 5.2.6): always normal, always abnormal, by return
+#: code, by a file being modified, by a file existing.
+END_JUDGMENTS = frozenset({"nm", "ab", "cod", "mdf", "exf"})
 #: ``md=`` (base month): the month the base day is in, or the next one.
 BASE_MONTH_VALUES = frozenset({"th", "ne"})
 

@@ -225,13 +225,16 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
                 )
             out.emit(d, f"etm={minutes};")
         if unit.retry.count:
+            out.emit(d, "abr=y;")
             out.emit(d, f"rec={unit.retry.count};")
             if unit.retry.interval:
                 out.emit(d, f"rei={max(1, math.ceil(unit.retry.interval / 60))};")
             codes = unit.retry.on_exit_codes
             if codes:
-                out.emit(d, f"rcs={min(codes)};")
-                out.emit(d, f"rce={max(codes)};")
+                out.emit(d, f"rjs={min(codes)};")
+                out.emit(d, f"rje={max(codes)};")
+                if len(codes) != max(codes) - min(codes) + 1:
+                    out.notes.append(f"{unit.path}: retry exit codes exported as a range")
         if unit.on_failover is not RecoveryPolicy.FAIL or unit.shell != "/bin/sh":
             out.notes.append(f"{unit.path}: on_failover/shell have no JP1 parameter")
     if unit.kind is UnitKind.JUDGE and unit.condition is not None:

@@ -176,8 +176,9 @@ class _Importer(Mapper):
             if param.key in LAYOUT or param.key in used:
                 continue
             if param.key == "ha":
-                if param.value not in catalog.HOLD_VALUES:
-                    self.invalid(unit, param, "expected ha=y, w, a or n")
+                jobnet = unit.ty in JOBNET_TYPES
+                if param.value not in (catalog.HOLD_VALUES if jobnet else catalog.YES_NO):
+                    self.invalid(unit, param, f"expected ha={'y, w, a' if jobnet else 'y'} or n")
                 elif param.value == "y":
                     out["hold"] = True
                 elif param.value != "n":
@@ -297,15 +298,13 @@ class _Importer(Mapper):
             if env:
                 out["env"] = env
             used.add("env")
-        jd = unit.first("jd")
+        jd = unit.param("jd")
         if jd is not None:
             used.add("jd")
-            if jd != "cod":
-                self.note(
-                    unit.get("jd")[0].line,
-                    f"jd={jd} of {unit.name!r} is not mapped: "
-                    "ajs3 judges by exit code thresholds (jd=cod)",
-                )
+            if jd.value not in catalog.END_JUDGMENTS:
+                self.invalid(unit, jd, "expected jd=nm, ab, cod, mdf or exf")
+            elif jd.value != "cod":
+                self.unmapped(unit, jd, "ajs3 judges by exit code thresholds (jd=cod)")
         for key, target in (("wth", "warning_threshold"), ("tho", "abnormal_threshold")):
             found = unit.param(key)
             if found is not None:
@@ -326,19 +325,24 @@ class _Importer(Mapper):
         return out
 
     def retry(self, unit: Jp1Unit, out: dict[str, Any], used: set[str]) -> None:
-        rec, rei, rcs, rce = (unit.param(k) for k in ("rec", "rei", "rcs", "rce"))
+        """JP1's automatic retry: ``abr=y`` with ``rec`` (count), ``rei`` (minutes) and
+        the return codes ``rjs``..``rje``; without ``abr=y`` the others do nothing."""
+        abr, rec, rei, rjs, rje = (unit.param(k) for k in ("abr", "rec", "rei", "rjs", "rje"))
+        used.update({"abr", "rec", "rei", "rjs", "rje"})
+        count = None if rec is None else self.number(unit, rec, 0, schema.RETRY_COUNT_MAX)
         interval = None if rei is None else self.number(unit, rei, 1, schema.SECONDS_MAX // 60)
-        low = None if rcs is None else self.number(unit, rcs, 0, 2**32 - 1)
-        high = None if rce is None else self.number(unit, rce, 0, 2**32 - 1)
-        if rec is None:
-            return  # without a count, the others are reported as not mapped
-        used.update({"rec", "rei", "rcs", "rce"})
-        count = self.number(unit, rec, 0, schema.RETRY_COUNT_MAX)
-        retry: dict[str, Any] = {"count": count or 0}
+        low = None if rjs is None else self.number(unit, rjs, 0, 2**32 - 1)
+        high = None if rje is None else self.number(unit, rje, 0, 2**32 - 1)
+        if abr is not None and abr.value not in catalog.YES_NO:
+            self.invalid(unit, abr, "expected abr=y or abr=n")
+            return
+        if abr is None or abr.value == "n":
+            return
+        retry: dict[str, Any] = {"count": 1 if count is None else count}
         if interval is not None:
             retry["interval"] = interval * 60
-        if low is not None:
-            codes = range(max(low, 1), min(low if high is None else high, 255) + 1)
+        if low is not None or high is not None:
+            codes = range(max(low or 1, 1), min(255 if high is None else high, 255) + 1)
             if codes:
                 retry["on_exit_codes"] = list(codes)
         out["retry"] = retry

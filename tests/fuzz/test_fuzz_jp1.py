@@ -186,7 +186,7 @@ NET_PARAMS = st.one_of(
 JOB_PARAMS = st.one_of(
     st.builds(
         lambda k, v: f"{k}={v};",
-        st.sampled_from(["wth", "tho", "etm", "rec", "rei", "rcs", "rce", "ejc", "ejl", "ejh"]),
+        st.sampled_from(["wth", "tho", "etm", "rec", "rei", "rjs", "rje", "ejc", "ejl", "ejh"]),
         NUMBERS,
     ),
     st.sampled_from(
@@ -198,6 +198,9 @@ JOB_PARAMS = st.one_of(
             'env="A=1";',
             'env="1=x";',
             "jd=cod;",
+            "jd=exf;",
+            "abr=y;",
+            "abr=q;",
             "jd=abc;",
             "ej=ri;",
             "ej=ef;",

@@ -63,10 +63,10 @@ def test_sample_imports_every_supported_unit_type_and_nesting() -> None:
 def test_every_unmapped_unit_and_parameter_is_reported_with_its_line() -> None:
     result = import_file(HERE / "sales.jp1", time_zone="Asia/Tokyo")
     lines = {int(n.split(":")[1]): n for n in result.notes}
-    assert set(lines) == {36, 50, 99, 101}
+    assert set(lines) == {36, 51, 100, 102}
     assert "sy=1,03:00" in lines[36]
-    assert "so=" in lines[50]
-    assert "flwj" in lines[101]
+    assert "so=" in lines[51]
+    assert "flwj" in lines[102]
     assert all("AJS3-E112" in n for n in result.notes)
 
 
@@ -177,7 +177,9 @@ def test_stray_brace_ends_at_once_with_a_coded_error_naming_its_line(tmp_path: P
 
 def test_numbers_are_ascii_digits_in_range_and_valid_values_still_map() -> None:
     net = "unit=NET,,,;{{ty=n;sd=1,2027/01/*05;st=1,25:30;\nunit=J,,,;{{ty=j;sc=/bin/true;{job}}}}}"
-    result = import_text(net.format(job="wth=300;tho=08;rec=3;rei=2;"), "n.jp1", time_zone="UTC")
+    result = import_text(
+        net.format(job="wth=300;tho=08;abr=y;rec=3;rei=2;"), "n.jp1", time_zone="UTC"
+    )
     job = unit_at(result.defs, "/NET/J")
     assert job.abnormal_threshold == 8 and job.retry.count == 3 and job.retry.interval == 120
     assert any("wth=300" in n and "AJS3-E112" in n for n in result.notes)
@@ -188,8 +190,12 @@ def test_numbers_are_ascii_digits_in_range_and_valid_values_still_map() -> None:
         "tho=1x;",
         "etm=0;",
         "rec=-1;",
-        "rec=1;rcs=\uff11;",
-        "rcs=\u00b2;",
+        "abr=y;rec=1;rjs=\uff11;",
+        "rje=\uff11;",
+        "abr=x;",
+        "jd=zz;",
+        "ha=w;",
+        "rjs=\u00b2;",
         "etm=" + "9" * 5000 + ";",
     ):
         with pytest.raises(DefinitionError) as info:
@@ -251,3 +257,17 @@ def test_round_trip_keeps_calendars_as_each_group_defines_them(path: Path, tmp_p
     assert strip(second.defs.calendars) == strip(first.defs.calendars)
     assert second.defs.group_calendars == first.defs.group_calendars
     assert text == export(second.defs)[0]
+
+
+def test_automatic_retry_is_abr_with_rec_rei_and_the_return_codes_rjs_to_rje() -> None:
+    net = "unit=NET,,,;{{ty=n;sd=1,2027/01/04;unit=J,,,;{{ty=j;sc=/bin/true;{job}}}}}"
+
+    def retry(job: str):  # type: ignore[no-untyped-def]
+        return unit_at(import_text(net.format(job=job), "r.jp1", "UTC").defs, "/NET/J").retry
+
+    got = retry("abr=y;rec=4;rei=3;rjs=2;rje=5;")
+    assert (got.count, got.interval, got.on_exit_codes) == (4, 180, (2, 3, 4, 5))
+    assert retry("abr=y;").count == 1  # JP1's default count
+    assert retry("abr=n;rec=4;").count == 0 and retry("rec=4;").count == 0
+    text, _ = export(import_text(net.format(job="abr=y;rec=4;rjs=2;rje=5;"), "r.jp1", "UTC").defs)
+    assert "abr=y;" in text and "rjs=2;" in text and "rje=5;" in text and "rcs" not in text
