@@ -205,22 +205,23 @@ def calendar(rng: random.Random, name: str = "c") -> dict[str, Any]:
 def definitions(rng: random.Random) -> list[tuple[str, str]]:
     """One file with a jobnet, sometimes in a nested group below a group whose
     calendar the jobnet's calendar is layered over."""
-    text = definition(rng)
+    child = document(rng)
     if rng.random() < 0.5:
-        return [("sched.yaml", text)]
-    child = yaml.safe_load(text)
-    child["group"] = "/p/q"
+        return [("sched.yaml", _dump(child))]
+    child = {"group": "/p/q", **child}
     if "calendars" in child and rng.random() < 0.5:
         child["calendar"] = "c"  # the group's calendar instead of the jobnet's
         child["jobnets"][0]["schedule"].pop("calendar", None)
     parent = {"group": "/p", "calendar": "pc", "calendars": [calendar(rng, "pc")]}
-    return [
-        ("p.yaml", yaml.safe_dump(parent, allow_unicode=True, sort_keys=False)),
-        ("q.yaml", yaml.safe_dump(child, allow_unicode=True, sort_keys=False)),
-    ]
+    return [("p.yaml", _dump(parent)), ("q.yaml", _dump(child))]
 
 
-def definition(rng: random.Random) -> str:
+def _dump(doc: dict[str, Any]) -> str:
+    # PyYAML's own emitter: it writes lone surrogates (escaped), libyaml's refuses them.
+    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+
+
+def document(rng: random.Random) -> dict[str, Any]:
     schedule: dict[str, Any] = {"rules": [rule(rng) for _ in range(rng.randint(0, 3))]}
     if rng.random() < 0.9:
         schedule["time_zone"] = pick(rng, ZONES)
@@ -239,8 +240,7 @@ def definition(rng: random.Random) -> str:
     doc["jobnets"] = [
         {"name": "n", "schedule": schedule, "units": [{"name": "a", "command": ["x"]}]}
     ]
-    # PyYAML's own emitter: it writes lone surrogates (escaped), libyaml's refuses them.
-    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+    return doc
 
 
 #: Where forecasts look: an ordinary time, DST changes, the ends of representable time.
