@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from yaml.nodes import Node
 
 from ajs3.definitions import schema
+from ajs3.definitions.calendars import read_calendars
 from ajs3.definitions.nodes import Ctx, TooLarge, line_of, short, suggest
-from ajs3.definitions.schedules import read_calendars
 from ajs3.definitions.units import Calendar, Unit
 from ajs3.definitions.unittree import read_unit
 from ajs3.definitions.yamltext import compose

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ajs3.definitions import schema
+from ajs3.definitions.calendars import layered, no_open_year
 from ajs3.definitions.document import FileResult, Root, parse_file
 from ajs3.definitions.nodes import suggest
 from ajs3.definitions.units import Calendar, DefinitionSet
@@ -238,6 +239,7 @@ def _resolve_calendars(
                 )
                 continue
             assigned.setdefault(result.group, (name, result.file, line))
+    chains: dict[tuple[str, ...], Calendar] = {}
     names = sorted(calendars)
     for group, (name, file, line) in sorted(assigned.items()):
         if name not in calendars:
@@ -267,19 +269,34 @@ def _resolve_calendars(
                     )
                 )
                 continue
-        else:
-            name = ""
-            group = path.rsplit("/", 1)[0] or "/"
-            while True:
-                if group in assigned:
-                    name = assigned[group][0]
-                    break
-                if group == "/":
-                    break
-                group = group.rsplit("/", 1)[0] or "/"
-            if not name or name not in calendars:
-                continue
-        root.unit = replace(root.unit, schedule=replace(schedule, calendar=calendars[name][0]))
+        # The jobnet's own calendar, then its group's and those above: a calendar that
+        # leaves days undefined takes them from the next one (docs/schedules.md).
+        chain = [] if root.calendar_ref is None else [root.calendar_ref[0]]
+        group = path.rsplit("/", 1)[0] or "/"
+        while True:
+            if group in assigned and assigned[group][0] in calendars:
+                chain.append(assigned[group][0])
+            if group == "/":
+                break
+            group = group.rsplit("/", 1)[0] or "/"
+        if not chain:
+            continue
+        key = tuple(chain)
+        if key not in chains:
+            chains[key] = layered([calendars[n][0] for n in chain])
+            problem = no_open_year(chains[key]) if len(chain) > 1 else None
+            if problem is not None:
+                _, file, line = calendars[chain[0]]
+                problems.append(
+                    Problem(
+                        Code.BAD_VALUE,
+                        file,
+                        line,
+                        f"calendar {chain[0]!r} with the calendars above it "
+                        f"({', '.join(chain[1:])}) {problem}",
+                    )
+                )
+        root.unit = replace(root.unit, schedule=replace(schedule, calendar=chains[key]))
     return (
         {name: cal for name, (cal, _, _) in calendars.items()},
         {group: name for group, (name, _, _) in assigned.items()},

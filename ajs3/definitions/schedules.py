@@ -1,4 +1,4 @@
-"""A root jobnet's schedule and its rules, and the calendars of a file.
+"""A root jobnet's schedule and its rules (calendars: :mod:`ajs3.definitions.calendars`).
 
 Times, dates, durations and weekday lists are read from their text, since YAML 1.1
 would turn an unquoted ``12:30`` into a sexagesimal integer and ``2027-01-04`` into a
@@ -14,14 +14,13 @@ from datetime import date
 from yaml.nodes import Node, ScalarNode
 
 from ajs3.definitions import schema
-from ajs3.definitions.daybook import DayBook
 from ajs3.definitions.nodes import INT, STR, TIMESTAMP, Ctx, describe, line_of, short, suggest
-from ajs3.definitions.units import Calendar, CatchUp, ClosedDay, Overlap, Period, Rule, Schedule
+from ajs3.definitions.units import CatchUp, ClosedDay, Overlap, Period, Rule, Schedule
 from ajs3.errors import AjsError, Code
 from ajs3.tz import known_zones, local_zone_name, zone
 
 
-def _time_of_day(ctx: Ctx, node: Node, what: str, high: int) -> int | None:
+def read_time(ctx: Ctx, node: Node, what: str, high: int) -> int | None:
     """'HH:MM' as minutes. Unquoted 12:30 is a YAML 1.1 sexagesimal int: read its text."""
     if not isinstance(node, ScalarNode) or node.tag not in (STR, INT):
         ctx.report(Code.WRONG_TYPE, node, f"{what} must be a time 'HH:MM', not {describe(node)}")
@@ -41,7 +40,7 @@ def _time_of_day(ctx: Ctx, node: Node, what: str, high: int) -> int | None:
     return minutes
 
 
-def _date(ctx: Ctx, node: Node, what: str) -> str | None:
+def read_date(ctx: Ctx, node: Node, what: str) -> str | None:
     """A date as ISO text. Unquoted 2027-01-04 is a YAML timestamp: read its text."""
     if not isinstance(node, ScalarNode) or node.tag not in (STR, TIMESTAMP):
         ctx.report(Code.WRONG_TYPE, node, f"{what} must be a date YYYY-MM-DD, not {describe(node)}")
@@ -94,7 +93,7 @@ def _duration(ctx: Ctx, node: Node, what: str, low: float = 0.0) -> float | None
     return ctx.number(node, what, low, schema.SECONDS_MAX, low_open=True)
 
 
-def _weekdays(ctx: Ctx, node: Node, what: str) -> tuple[int, ...] | None:
+def read_weekdays(ctx: Ctx, node: Node, what: str) -> tuple[int, ...] | None:
     items = ctx.sequence(node, what)
     if items is None:
         return None
@@ -261,7 +260,7 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
     if at_node is None:
         ctx.report(Code.MISSING_KEY, node, f"{what} has no 'at'; give the start time 'HH:MM'")
     else:
-        out["at"] = _time_of_day(ctx, at_node, f"'at' of {what}", schema.AT_MAX_MINUTES)
+        out["at"] = read_time(ctx, at_node, f"'at' of {what}", schema.AT_MAX_MINUTES)
     every_node = get("every")
     period: Period | None = None
     if every_node is not None:
@@ -296,7 +295,7 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
             out["every"], out["period"] = count, period
     weekdays = nth = days = open_days = None
     if get("weekdays") is not None:
-        weekdays = _weekdays(ctx, get("weekdays"), f"'weekdays' of {what}")  # type: ignore[arg-type]
+        weekdays = read_weekdays(ctx, get("weekdays"), f"'weekdays' of {what}")  # type: ignore[arg-type]
         out["weekdays"] = weekdays
         if weekdays == ():
             ctx.report(Code.BAD_VALUE, get("weekdays"), f"'weekdays' of {what} is empty")  # type: ignore[arg-type]
@@ -367,9 +366,9 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
         out["period"] = Period.WEEK
     start_node, end_node = get("start"), get("end")
     if start_node is not None:
-        out["start_date"] = _date(ctx, start_node, f"'start' of {what}")
+        out["start_date"] = read_date(ctx, start_node, f"'start' of {what}")
     if end_node is not None:
-        out["end_date"] = _date(ctx, end_node, f"'end' of {what}")
+        out["end_date"] = read_date(ctx, end_node, f"'end' of {what}")
     start_s, end_s = out.get("start_date"), out.get("end_date")
     if isinstance(start_s, str) and isinstance(end_s, str) and end_s < start_s:
         ctx.report(Code.BAD_VALUE, end_node, f"'end' of {what} is before its 'start'")  # type: ignore[arg-type]
@@ -420,7 +419,7 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
                 elif seconds is not None:
                     out["repeat_every"] = int(seconds // 60)
             if "until" in rep:
-                out["repeat_until"] = _time_of_day(
+                out["repeat_until"] = read_time(
                     ctx, rep["until"][1], f"'repeat.until' of {what}", schema.AT_MAX_MINUTES
                 )
     if get("deadline") is not None:
@@ -428,78 +427,3 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
     if ctx.reported != problems or out.get("at") is None:
         return None
     return Rule(**{k: v for k, v in out.items() if v is not None})  # type: ignore[arg-type]
-
-
-def read_calendars(ctx: Ctx, node: Node) -> list[tuple[Calendar, int]]:
-    """The calendars of a file's 'calendars' list, each with its line."""
-    items = ctx.sequence(node, "'calendars'")
-    found: list[tuple[Calendar, int]] = []
-    for item in items or []:
-        cal = _calendar(ctx, item)
-        if cal is not None:
-            found.append((cal, line_of(item)))
-    return found
-
-
-def _calendar(ctx: Ctx, node: Node) -> Calendar | None:
-    fields = ctx.mapping(node, "each entry of 'calendars'")
-    if fields is None:
-        return None
-    line = line_of(node)
-    what = f"the calendar at line {line}"
-    ctx.check_keys(fields, schema.CALENDAR_KEYS, what)
-    problems = ctx.reported
-    out: dict[str, object] = {"source": f"{ctx.file}:{line}"}
-    if "name" not in fields:
-        ctx.report(Code.MISSING_KEY, node, f"{what} has no 'name'; add one")
-    else:
-        name = ctx.text(fields["name"][1], f"the name of {what}")
-        if name is not None and not schema.NAME_RE.match(name):
-            ctx.report(
-                Code.BAD_NAME,
-                fields["name"][1],
-                f"calendar name {name!r} is not valid; use 1 to 64 letters, digits, "
-                "'_', '.' or '-'",
-            )
-        out["name"] = name
-        what = f"calendar {name!r}"
-    if "open_weekdays" in fields:
-        out["open_weekdays"] = _weekdays(
-            ctx, fields["open_weekdays"][1], f"'open_weekdays' of {what}"
-        )
-    for key in ("open_dates", "closed_dates"):
-        if key in fields:
-            items = ctx.sequence(fields[key][1], f"'{key}' of {what}")
-            dates = [_date(ctx, item, f"an entry of '{key}' of {what}") for item in items or []]
-            out[key] = tuple(sorted({d for d in dates if d is not None}))
-    if "base_time" in fields:
-        out["base_time"] = _time_of_day(
-            ctx, fields["base_time"][1], f"'base_time' of {what}", 23 * 60 + 59
-        )
-    if ctx.reported != problems:
-        return None
-    cal = Calendar(**{k: v for k, v in out.items() if v is not None})  # type: ignore[arg-type]
-    both = set(cal.open_dates) & set(cal.closed_dates)
-    if both:
-        ctx.report(
-            Code.BAD_VALUE, node, f"{what} lists {min(both)} as both open and closed; keep one"
-        )
-        return None
-    years = {int(d[:4]) for d in cal.closed_dates}
-    if not cal.open_weekdays and not cal.open_dates:
-        ctx.report(
-            Code.BAD_VALUE,
-            node,
-            f"{what} has no open day at all; give 'open_weekdays' or 'open_dates'",
-        )
-        return None
-    book = DayBook(cal)
-    for year in sorted(years):
-        if not any(book.open_days(year, month) for month in range(1, 13)):
-            ctx.report(
-                Code.BAD_VALUE,
-                node,
-                f"{what} has no open day in {year}; a schedule on it would never run",
-            )
-            return None
-    return cal

@@ -135,9 +135,12 @@ CALENDAR_KEYS: tuple[str, ...] = (
     "name",
     "description",
     "open_weekdays",
+    "closed_weekdays",
     "open_dates",
     "closed_dates",
     "base_time",
+    "base_day",
+    "base_month",
 )
 WEEKDAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: Schedule rules per jobnet (JP1/AJS3 allows 144).

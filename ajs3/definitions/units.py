@@ -60,12 +60,29 @@ class CatchUp(StrEnum):
     """Run every one within the window, oldest first."""
 
 
+class BaseMonth(StrEnum):
+    """Which month a period that begins at the base day is named after (JP1's ``md``)."""
+
+    THIS = "this"
+    """The month the base day is in: base day 21, Jan 21..Feb 20 is January."""
+    NEXT = "next"
+    """The month after it: base day 21, Jan 21..Feb 20 is February."""
+
+
 @dataclass(frozen=True)
 class Calendar:
-    """Open and closed days: a weekly pattern plus dated exceptions.
+    """Open and closed days: a weekly pattern plus dated exceptions, the base time
+    and the base day.
 
     A scheduling day ``D`` begins at ``base_time`` (minutes after midnight) on ``D``
     and ends at the base time of ``D + 1``. Dates are ISO text (``2027-01-04``).
+
+    A calendar may leave days undefined: a weekday in neither ``open_weekdays`` nor
+    ``closed_weekdays`` and not a listed date, or a base time or base day of None. A
+    job group's calendar takes those from the calendar of the group above it (JP1's
+    upper-level calendar, docs/schedules.md); at the top a day is open, the base time
+    00:00, the base day the 1st. The calendar a schedule carries is always complete
+    (:func:`ajs3.definitions.calendars.layered`).
     """
 
     name: str
@@ -75,8 +92,44 @@ class Calendar:
     open_dates: tuple[str, ...] = ()
     #: Dates that are closed whatever the weekly pattern says.
     closed_dates: tuple[str, ...] = ()
-    base_time: int = 0
+    #: Minutes after midnight a scheduling day begins at; None: the upper level's.
+    base_time: int | None = None
     source: str = ""
+    #: Weekdays that are closed.
+    closed_weekdays: tuple[int, ...] = ()
+    #: The day of the month each month begins on (1..31; the last day in a shorter
+    #: month), or None: the upper level's, else the 1st.
+    base_day: int | None = None
+    #: Or the month begins on the nth (1..5; the last when there is no 5th) weekday:
+    #: (weekday, nth).
+    base_weekday: tuple[int, int] | None = None
+    #: The month a period beginning at the base day is named after; None: the upper
+    #: level's, else this month.
+    base_month: BaseMonth | None = None
+
+    def undefined_weekdays(self) -> tuple[int, ...]:
+        return tuple(d for d in range(7) if d not in self.open_weekdays + self.closed_weekdays)
+
+    @staticmethod
+    def from_dict(cal: dict[str, Any]) -> Calendar:
+        opened = tuple(cal["open_weekdays"])
+        weekday = cal.get("base_weekday")
+        month = cal.get("base_month")
+        return Calendar(
+            name=cal["name"],
+            open_weekdays=opened,
+            open_dates=tuple(cal["open_dates"]),
+            closed_dates=tuple(cal["closed_dates"]),
+            base_time=cal["base_time"],
+            source=cal["source"],
+            # stored before calendars could leave weekdays undefined: complete
+            closed_weekdays=tuple(
+                cal.get("closed_weekdays", [d for d in range(7) if d not in opened])
+            ),
+            base_day=cal.get("base_day"),
+            base_weekday=None if weekday is None else (weekday[0], weekday[1]),
+            base_month=None if month is None else BaseMonth(month),
+        )
 
 
 @dataclass(frozen=True)
@@ -86,8 +139,9 @@ class Rule:
     Which days: ``weekdays`` with ``nth`` (the Nth such weekday of a month, -1 the
     last), ``days`` (day N of the month, negative from the end), ``open_days`` (the
     Nth open day, negative from the end), ``weekdays`` alone (those weekdays of every
-    ``every``-th week), or else every ``every`` ``period`` from ``start_date``.
-    Times are minutes after midnight of the scheduling day; a time before the
+    ``every``-th week), or else every ``every`` ``period`` from ``start_date``. Months
+    of ``days``, ``open_days`` and ``nth`` are the calendar's (they begin at its base
+    day). Times are minutes after midnight of the scheduling day; a time before the
     calendar's base time belongs to the scheduling day that began the day before.
     """
 
@@ -153,18 +207,7 @@ class Schedule:
         return Schedule(
             time_zone=data["time_zone"],
             rules=tuple(Rule.from_dict(r) for r in data["rules"]),
-            calendar=(
-                Calendar(
-                    name=cal["name"],
-                    open_weekdays=tuple(cal["open_weekdays"]),
-                    open_dates=tuple(cal["open_dates"]),
-                    closed_dates=tuple(cal["closed_dates"]),
-                    base_time=cal["base_time"],
-                    source=cal["source"],
-                )
-                if cal
-                else None
-            ),
+            calendar=Calendar.from_dict(cal) if cal else None,
             overlap=Overlap(data["overlap"]),
             max_parallel=data["max_parallel"],
             catch_up=CatchUp(data["catch_up"]),

@@ -7,12 +7,21 @@ not whole minutes.
 
 from __future__ import annotations
 
-import calendar
 import math
 import shlex
 from datetime import date, timedelta
 
-from ajs3.definitions.units import Calendar, ClosedDay, DefinitionSet, Period, Rule, Unit
+from ajs3.definitions.daybook import DayBook
+from ajs3.definitions.units import (
+    BaseMonth,
+    Calendar,
+    ClosedDay,
+    DefinitionSet,
+    Period,
+    Rule,
+    Unit,
+)
+from ajs3.jp1.catalog import FIRST_YEAR, LAST_YEAR
 from ajs3.jp1.parser import quote
 from ajs3.model import Compare, RecoveryPolicy, UnitKind
 
@@ -64,35 +73,55 @@ def _hm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-def _calendar(out: _Out, cal: Calendar, depth: int) -> None:
-    for day in range(7):
-        if day not in cal.open_weekdays:
-            out.emit(depth, f"cl={WEEKDAYS[day]};")
-    for text in cal.open_dates:
-        out.emit(depth, f"op={_d(date.fromisoformat(text))};")
-    for text in cal.closed_dates:
-        out.emit(depth, f"cl={_d(date.fromisoformat(text))};")
-    if cal.base_time:
+def _calendar(out: _Out, cal: Calendar, depth: int, path: str) -> None:
+    """What the calendar defines; what it leaves undefined stays undefined, for the
+    upper-level group's calendar (as in ajs3)."""
+    for weekday in cal.open_weekdays:
+        out.emit(depth, f"op={WEEKDAYS[weekday]};")
+    for weekday in cal.closed_weekdays:
+        out.emit(depth, f"cl={WEEKDAYS[weekday]};")
+    for key, dates in (("op", cal.open_dates), ("cl", cal.closed_dates)):
+        for text in dates:
+            day = date.fromisoformat(text)
+            if not FIRST_YEAR <= day.year <= LAST_YEAR:
+                out.notes.append(f"{path}: {key}={_d(day)} is outside JP1's years; not exported")
+                continue
+            out.emit(depth, f"{key}={_d(day)};")
+    if cal.base_time is not None:
         out.emit(depth, f"stt={_hm(cal.base_time)};")
+    if cal.base_day is not None:
+        out.emit(depth, f"sdd={cal.base_day};")
+    elif cal.base_weekday is not None:
+        out.emit(depth, f"sdd={WEEKDAYS[cal.base_weekday[0]]}:{cal.base_weekday[1]};")
+    if cal.base_month is not None:
+        out.emit(depth, f"md={'th' if cal.base_month is BaseMonth.THIS else 'ne'};")
 
 
-def _rule_lines(rule: Rule, path: str, out: _Out) -> list[list[str]]:
-    """JP1 rules (each a list of 'key=value' without the rule number) for one ajs3 rule."""
+def _rule_lines(rule: Rule, path: str, out: _Out, book: DayBook) -> list[list[str]]:
+    """JP1 rules (each a list of 'key=value' without the rule number) for one ajs3 rule;
+    ``book`` gives the months of the jobnet's calendar (its base day)."""
     start = date.fromisoformat(rule.start_date) if rule.start_date else DEFAULT_START
+    if not FIRST_YEAR <= start.year <= LAST_YEAR:
+        out.notes.append(f"{path}: a rule starts in {start.year}, outside JP1's years")
     times = [rule.at]
     if rule.repeat_every and rule.repeat_until is not None:
         until = rule.repeat_until if rule.repeat_until >= rule.at else rule.repeat_until + 1440
         times = list(range(rule.at, until + 1, rule.repeat_every))
     days: list[tuple[str, str | None]] = []  # (sd day, cy)
-    month = f"{start.year:04d}/{start.month:02d}/"
-    month_end = date(start.year, start.month, calendar.monthrange(start.year, start.month)[1])
-    one_month = rule.end_date == month_end.isoformat() and rule.start_date == _iso(start)
+    named = book.month_of(start)
+    month = f"{named[0]:04d}/{named[1]:02d}/"
+    first, last = book.period(named)
+    one_month = rule.end_date == last.isoformat() and rule.start_date == first.isoformat()
     if rule.open_days or rule.days or rule.nth:
         cy: str | None = None if one_month else f"({rule.every},m)"
+        # days count from the base day: JP1's relative day '+dd' unless months are plain
+        plus = "" if book.plain_months else "+"
         for n in rule.open_days:
             days.append((month + (f"*{n}" if n > 0 else ("*b" if n == -1 else f"*b-{-n - 1}")), cy))
         for n in rule.days:
-            days.append((month + (str(n) if n > 0 else ("b" if n == -1 else f"b-{-n - 1}")), cy))
+            days.append(
+                (month + (f"{plus}{n}" if n > 0 else ("b" if n == -1 else f"b-{-n - 1}")), cy)
+            )
         for wd in rule.weekdays:
             for n in rule.nth:
                 days.append((month + f"{WEEKDAYS[wd]}:{'b' if n < 0 else n}", cy))
@@ -149,7 +178,8 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
                 out.emit(d, f"ar=(f={before},t={child.name},{kind});")
         if root and unit.schedule is not None:
             sched = unit.schedule
-            rules = [r for rule in sched.rules for r in _rule_lines(rule, unit.path, out)]
+            book = DayBook(sched.calendar)
+            rules = [r for rule in sched.rules for r in _rule_lines(rule, unit.path, out, book)]
             if len(rules) > MAX_RULES:
                 out.notes.append(
                     f"{unit.path}: {len(rules)} JP1 rules needed; the first "
@@ -195,13 +225,16 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
                 )
             out.emit(d, f"etm={minutes};")
         if unit.retry.count:
+            out.emit(d, "abr=y;")
             out.emit(d, f"rec={unit.retry.count};")
             if unit.retry.interval:
                 out.emit(d, f"rei={max(1, math.ceil(unit.retry.interval / 60))};")
             codes = unit.retry.on_exit_codes
             if codes:
-                out.emit(d, f"rcs={min(codes)};")
-                out.emit(d, f"rce={max(codes)};")
+                out.emit(d, f"rjs={min(codes)};")
+                out.emit(d, f"rje={max(codes)};")
+                if len(codes) != max(codes) - min(codes) + 1:
+                    out.notes.append(f"{unit.path}: retry exit codes exported as a range")
         if unit.on_failover is not RecoveryPolicy.FAIL or unit.shell != "/bin/sh":
             out.notes.append(f"{unit.path}: on_failover/shell have no JP1 parameter")
     if unit.kind is UnitKind.JUDGE and unit.condition is not None:
@@ -245,7 +278,7 @@ def export(defs: DefinitionSet) -> tuple[str, list[str]]:
         out.emit(depth, "{")
         out.emit(depth + 1, "ty=g;")
         if path in calendars:
-            _calendar(out, calendars[path], depth + 1)
+            _calendar(out, calendars[path], depth + 1, path)
         for sub in sorted(g for g in groups if g.rsplit("/", 1)[0] == path):
             emit_group(sub, depth + 1)
         for jpath in sorted(j for j in defs.jobnets if j.rsplit("/", 1)[0] == path):

@@ -19,7 +19,7 @@ from ajs3.definitions import schema
 from ajs3.definitions.loader import load_texts
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
-from ajs3.jp1 import origin, relations
+from ajs3.jp1 import catalog, origin, relations
 from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
 from ajs3.jp1.schedmap import LAYOUT, Mapper
 from ajs3.jp1.values import INT32_MAX, INT32_MIN
@@ -69,18 +69,23 @@ class _Importer(Mapper):
         self.groups: dict[str, dict[str, Any]] = {}
         self.count = 0
         self.origin: dict[int, int] = {}
+        self.bases: dict[str, dict[str, Any]] = {}
+        self.group = "/"
 
     def untyped(self, unit: Jp1Unit) -> bool:
-        if unit.ty:
+        """A unit without ``ty=`` or of a type JP1 does not have: an error (E111)."""
+        ty = unit.param("ty")
+        if ty is not None and ty.value in catalog.UNIT_TYPES:
             return False
-        self.problems.append(
-            Problem(
-                Code.JP1_SYNTAX,
-                self.file,
-                unit.line,
-                f"unit {unit.name!r} has no ty= (its unit type)",
+        if ty is None or not ty.value:
+            line, why = unit.line, f"unit {unit.name!r} has no ty= (its unit type)"
+        else:
+            line, why = (
+                ty.line,
+                f"ty={ty.value[:30]} of {unit.name!r} is not a JP1/AJS3 unit type "
+                "(g, n, rn, j, rj, jdj, orj, pj, flwj, ... as in ajsprint's output)",
             )
-        )
+        self.problems.append(Problem(Code.JP1_SYNTAX, self.file, line, why))
         return True
 
     def group_doc(self, path: str) -> dict[str, Any]:
@@ -124,6 +129,7 @@ class _Importer(Mapper):
                     f"recovery jobnet {unit.name!r} directly in a job group "
                     "has no predecessor to recover; imported as a jobnet",
                 )
+            self.group = group
             root = self.jobnet(unit, root=True)
             if root is not None:
                 self.group_doc(group)["jobnets"].append(self.mark(root, unit.line))
@@ -141,11 +147,11 @@ class _Importer(Mapper):
 
     def child(self, unit: Jp1Unit) -> dict[str, Any] | None:
         self.count += 1
-        if not schema.NAME_RE.match(unit.name):
-            self.note(unit.line, f"unit name {unit.name!r} is not a valid ajs3 name; skipped")
-            return None
         ty = unit.ty
         if self.untyped(unit):
+            return None
+        if not schema.NAME_RE.match(unit.name):
+            self.note(unit.line, f"unit name {unit.name!r} is not a valid ajs3 name; skipped")
             return None
         if ty in JOBNET_TYPES:
             return self.jobnet(unit, root=False)
@@ -170,7 +176,10 @@ class _Importer(Mapper):
             if param.key in LAYOUT or param.key in used:
                 continue
             if param.key == "ha":
-                if param.value == "y":
+                jobnet = unit.ty in JOBNET_TYPES
+                if param.value not in (catalog.HOLD_VALUES if jobnet else catalog.YES_NO):
+                    self.invalid(unit, param, f"expected ha={'y, w, a' if jobnet else 'y'} or n")
+                elif param.value == "y":
                     out["hold"] = True
                 elif param.value != "n":
                     self.unmapped(unit, param, "only ha=y (hold) and ha=n map")
@@ -289,15 +298,13 @@ class _Importer(Mapper):
             if env:
                 out["env"] = env
             used.add("env")
-        jd = unit.first("jd")
+        jd = unit.param("jd")
         if jd is not None:
             used.add("jd")
-            if jd != "cod":
-                self.note(
-                    unit.get("jd")[0].line,
-                    f"jd={jd} of {unit.name!r} is not mapped: "
-                    "ajs3 judges by exit code thresholds (jd=cod)",
-                )
+            if jd.value not in catalog.END_JUDGMENTS:
+                self.invalid(unit, jd, "expected jd=nm, ab, cod, mdf or exf")
+            elif jd.value != "cod":
+                self.unmapped(unit, jd, "ajs3 judges by exit code thresholds (jd=cod)")
         for key, target in (("wth", "warning_threshold"), ("tho", "abnormal_threshold")):
             found = unit.param(key)
             if found is not None:
@@ -318,19 +325,24 @@ class _Importer(Mapper):
         return out
 
     def retry(self, unit: Jp1Unit, out: dict[str, Any], used: set[str]) -> None:
-        rec, rei, rcs, rce = (unit.param(k) for k in ("rec", "rei", "rcs", "rce"))
+        """JP1's automatic retry: ``abr=y`` with ``rec`` (count), ``rei`` (minutes) and
+        the return codes ``rjs``..``rje``; without ``abr=y`` the others do nothing."""
+        abr, rec, rei, rjs, rje = (unit.param(k) for k in ("abr", "rec", "rei", "rjs", "rje"))
+        used.update({"abr", "rec", "rei", "rjs", "rje"})
+        count = None if rec is None else self.number(unit, rec, 0, schema.RETRY_COUNT_MAX)
         interval = None if rei is None else self.number(unit, rei, 1, schema.SECONDS_MAX // 60)
-        low = None if rcs is None else self.number(unit, rcs, 0, 2**32 - 1)
-        high = None if rce is None else self.number(unit, rce, 0, 2**32 - 1)
-        if rec is None:
-            return  # without a count, the others are reported as not mapped
-        used.update({"rec", "rei", "rcs", "rce"})
-        count = self.number(unit, rec, 0, schema.RETRY_COUNT_MAX)
-        retry: dict[str, Any] = {"count": count or 0}
+        low = None if rjs is None else self.number(unit, rjs, 0, 2**32 - 1)
+        high = None if rje is None else self.number(unit, rje, 0, 2**32 - 1)
+        if abr is not None and abr.value not in catalog.YES_NO:
+            self.invalid(unit, abr, "expected abr=y or abr=n")
+            return
+        if abr is None or abr.value == "n":
+            return
+        retry: dict[str, Any] = {"count": 1 if count is None else count}
         if interval is not None:
             retry["interval"] = interval * 60
-        if low is not None:
-            codes = range(max(low, 1), min(low if high is None else high, 255) + 1)
+        if low is not None or high is not None:
+            codes = range(max(low or 1, 1), min(255 if high is None else high, 255) + 1)
             if codes:
                 retry["on_exit_codes"] = list(codes)
         out["retry"] = retry
@@ -401,16 +413,10 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
     try:
         defs = load_texts(list(files.items()))
     except DefinitionError as exc:
-        problems = [
-            *origin.to_jp1_lines(exc.problems, files, bodies, imp.origin, filename),
-            Problem(
-                Code.JP1_UNMAPPED,
-                filename,
-                1,
-                "the imported definitions are not valid ajs3 definitions (listed above)",
-            ),
-        ]
-        raise DefinitionError(problems) from None
+        # Each problem at the JP1 line its generated mapping comes from (origin.py).
+        raise DefinitionError(
+            origin.to_jp1_lines(exc.problems, files, bodies, imp.origin, filename)
+        ) from None
     notes = [str(p) for p in sorted(imp.notes, key=lambda p: p.line)]
     return ImportResult(defs, files, notes, imp.count)
 

@@ -88,8 +88,8 @@ class _Stop(Exception):
     """Parsing can not go on: a limit was reached (the problem is already recorded)."""
 
 
-#: The common statement, ``key=value;`` without quotes, read in one step.
-_PLAIN = re.compile(r'[ \t\r\n]*([^=;{}"\s][^=;{}"]*)=([^;"]*);')
+#: The common statement, ``key=value;`` on one line without quotes, read in one step.
+_PLAIN = re.compile(r'[ \t\r\n]*([^=;{}"\s][^=;{}"]*)=([^;"\n]*);')
 _KEY_END = re.compile(r"[=;{}]")
 _OUT_QUOTES = re.compile(r'[;"]')
 _IN_QUOTES = re.compile(r'["#]')
@@ -108,6 +108,10 @@ class _Reader:
         # The line of the last position asked for: lines are asked for in the order of
         # the text, so counting on from there keeps the whole read linear.
         self.line_at = (0, 1)
+        # (start, end): text[start:end] holds no ';' and no '"' and text[end] is one
+        # of them. Known after a statement without its ';' was cut at a line's end,
+        # so that reading the next lines does not scan to that ';' again and again.
+        self.clear = (0, 0)
 
     def line(self, pos: int | None = None) -> int:
         pos = self.pos if pos is None else pos
@@ -165,8 +169,10 @@ class _Reader:
             self.pos = eq + 1 if eq < size and text[eq] == ";" else eq
             return ("", "", self.line(start))
         key = text[start:eq].strip()
-        i, quoted = eq + 1, False
+        i, quoted, saw_quote = eq + 1, False, False
         while True:
+            if not quoted and self.clear[0] <= i < self.clear[1]:
+                i = self.clear[1]  # known: the next ';' or '"' is there
             found = (_IN_QUOTES if quoted else _OUT_QUOTES).search(text, i)
             if found is None:
                 i = size
@@ -175,7 +181,7 @@ class _Reader:
             if text[i] == "#":  # only inside quotes: '#"' is a quote, '##' a '#'
                 i += 2 if i + 1 < size and text[i + 1] in '"#' else 1
             elif text[i] == '"':
-                quoted = not quoted
+                quoted, saw_quote = not quoted, True
                 i += 1
             else:  # ';' outside quotes
                 break
@@ -184,6 +190,14 @@ class _Reader:
             self.error(f"parameter {key!r} has {what} before the end of the file", start)
             self.pos = size
             return (key, text[eq + 1 :].strip(), self.line(start))
+        newline = -1 if saw_quote else text.find("\n", eq + 1, i)
+        if newline >= 0 and text.find("=", newline, i) >= 0:
+            # 'st=1,02:00' without its ';': the next lines' statements would be read as
+            # its value. Reported at its own line; reading goes on at the next line.
+            self.error(f"parameter {key!r} has no ';' at the end of its line", start)
+            self.clear = (eq + 1, i)
+            self.pos = newline + 1
+            return ("", "", self.line(start))
         self.pos = i + 1
         return key, text[eq + 1 : i].strip(), self.line(start)
 

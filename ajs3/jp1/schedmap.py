@@ -4,14 +4,14 @@ schedules; ajs3/jp1/importer.py builds on it for units, jobs and relations."""
 
 from __future__ import annotations
 
-import calendar as _stdcal
 import re
-from datetime import date
 from typing import Any
 
 from ajs3.definitions import schema
+from ajs3.definitions.daybook import DayBook
+from ajs3.definitions.units import BaseMonth, Calendar
 from ajs3.errors import Code, Problem
-from ajs3.jp1 import values
+from ajs3.jp1 import catalog, values
 from ajs3.jp1.parser import Jp1Unit, Param
 from ajs3.jp1.values import WEEKDAYS, Invalid
 
@@ -32,6 +32,10 @@ class Mapper:
     notes: list[Problem]
     problems: list[Problem]
     origin: dict[int, int]
+    #: Base day and base month each job group sets (path -> YAML keys).
+    bases: dict[str, dict[str, Any]]
+    #: The job group of the root jobnet being mapped.
+    group: str
 
     def note(self, line: int, message: str) -> None:
         self.notes.append(Problem(Code.JP1_UNMAPPED, self.file, line, message))
@@ -71,49 +75,102 @@ class Mapper:
     # -- calendars and schedules -----------------------------------------------------------
 
     def group_calendar(self, unit: Jp1Unit, path: str, doc: dict[str, Any]) -> None:
+        """The job group's calendar: only what the group defines (``op``/``cl`` weekdays
+        and dates, ``stt``, ``sdd``, ``md``); the rest is its upper-level group's, as
+        in JP1 (docs/schedules.md), so the calendar says nothing of it."""
         cal: dict[str, Any] = {}
-        open_w, closed_w = set(range(7)), set[int]()
-        open_d: list[str] = []
-        closed_d: list[str] = []
+        week: dict[int, bool] = {}
+        days: dict[str, bool] = {}
         for param in unit.params:
             if param.key in LAYOUT:
                 continue
             if param.key in ("op", "cl"):
                 value = param.value
                 if value in WEEKDAYS:
-                    (closed_w.add if param.key == "cl" else open_w.add)(WEEKDAYS.index(value))
-                    if param.key == "cl":
-                        open_w.discard(WEEKDAYS.index(value))
-                    continue
-                if "/" not in value and not values.has_foreign_digit(value):
-                    self.unmapped(unit, param, "expected yyyy/mm/dd or a weekday (su, mo, ...)")
+                    week[WEEKDAYS.index(value)] = param.key == "op"
                     continue
                 try:
                     day = values.calendar_date(value)
                 except Invalid as exc:
-                    self.invalid(unit, param, str(exc))
+                    self.invalid(unit, param, f"{exc} (or a weekday su, mo, ... sa)")
                     continue
-                (closed_d if param.key == "cl" else open_d).append(day.isoformat())
-                continue
-            if param.key == "stt":
+                days[day.isoformat()] = param.key == "op"
+            elif param.key == "stt":
                 try:
                     cal["base_time"] = values.clock(param.value, 23)
                 except Invalid as exc:
                     self.invalid(unit, param, str(exc))
-                continue
-            self.unmapped(unit, param)
-        if not (open_d or closed_d or closed_w or "base_time" in cal):
+            elif param.key == "sdd":
+                self.base_day(unit, param, cal)
+            elif param.key == "gty":
+                if param.value == "p":
+                    self.unmapped(unit, param, "planning groups are not mapped")
+                elif param.value != "n":
+                    self.invalid(unit, param, "expected gty=n (job group) or gty=p (planning)")
+            elif param.key == "md":
+                if param.value in catalog.BASE_MONTH_VALUES:
+                    cal["base_month"] = "this" if param.value == "th" else "next"
+                else:
+                    self.invalid(unit, param, "expected md=th (this month) or md=ne (next)")
+            else:
+                self.unmapped(unit, param)
+        self.bases[path] = {k: v for k, v in cal.items() if k in ("base_day", "base_month")}
+        if not (week or days or cal):
             return
         name = path.strip("/").replace("/", ".")
+        opened = [YAML_WEEKDAYS[d] for d in sorted(week) if week[d]]
+        closed = [YAML_WEEKDAYS[d] for d in sorted(week) if not week[d]]
         cal = {
             "name": name,
-            "open_weekdays": [YAML_WEEKDAYS[d] for d in sorted(open_w)],
-            **({"open_dates": sorted(open_d)} if open_d else {}),
-            **({"closed_dates": sorted(closed_d)} if closed_d else {}),
+            # closed_weekdays, even empty, leaves the weekdays not listed undefined
+            **({"open_weekdays": opened, "closed_weekdays": closed} if week else {}),
+            **({"open_dates": sorted(d for d in days if days[d])} if any(days.values()) else {}),
+            **(
+                {"closed_dates": sorted(d for d in days if not days[d])}
+                if not all(days.values())
+                else {}
+            ),
             **cal,
         }
         doc["calendars"] = [self.mark(cal, unit.line)]
         doc["calendar"] = name
+
+    def base_day(self, unit: Jp1Unit, param: Param, cal: dict[str, Any]) -> None:
+        """``sdd=dd`` (1..31) or ``sdd=su:n`` (n 1..5)."""
+        match = catalog.SDD_FORM.fullmatch(param.value)
+        if match is None:
+            self.invalid(unit, param, "expected sdd=dd (1..31) or sdd=su:n ... sa:n (n 1..5)")
+        elif match.group(1) is not None:
+            number = self.number(unit, param, 1, 31, match.group(1))
+            if number is not None:
+                cal["base_day"] = number
+        else:
+            weekday = YAML_WEEKDAYS[WEEKDAYS.index(match.group(2))]
+            cal["base_day"] = {"weekday": weekday, "nth": int(match.group(3))}
+
+    def month_book(self) -> DayBook:
+        """Months as the jobnet's groups define them (base day and base month)."""
+        found: dict[str, Any] = {}
+        group = self.group
+        while True:
+            for key, value in self.bases.get(group, {}).items():
+                found.setdefault(key, value)
+            if group == "/":
+                break
+            group = group.rsplit("/", 1)[0] or "/"
+        day = found.get("base_day")
+        return DayBook(
+            Calendar(
+                name="",
+                base_day=day if isinstance(day, int) else None,
+                base_weekday=(
+                    (YAML_WEEKDAYS.index(day["weekday"]), day["nth"])
+                    if isinstance(day, dict)
+                    else None
+                ),
+                base_month=BaseMonth(found.get("base_month", "this")),
+            )
+        )
 
     def schedule(self, unit: Jp1Unit, used: set[str]) -> dict[str, Any] | None:
         keys = ("sd", "st", "cy", "sh", "shd", "cftd", "ln", "mp")
@@ -148,7 +205,7 @@ class Mapper:
         elif mp == "n":
             schedule["overlap"] = "queue"
         elif mp is not None:
-            self.unmapped(unit, unit.get("mp")[0])
+            self.invalid(unit, unit.get("mp")[0], "expected mp=y or mp=n")
         if not rules:
             return None
         schedule["rules"] = rules
@@ -156,6 +213,19 @@ class Mapper:
 
     def rule(self, unit: Jp1Unit, params: dict[str, Param]) -> dict[str, Any] | None:
         sd = params.get("sd")
+        for key, form, what in (
+            ("sd", catalog.SD_FORM, "[[yyyy/]mm/]{dd|+dd|*dd|@dd|b[-dd]|su[:n]}, en or ud"),
+            ("st", catalog.ST_FORM, "[+]hh:mm"),
+            ("cy", catalog.CY_FORM, "(n,y|m|w|d)"),
+        ):
+            param = params.get(key)
+            if param is not None and form.fullmatch(param.value) is None:
+                self.invalid(unit, param, f"expected {key}=[N,]{what}")
+                return None
+        sh = params.get("sh")
+        if sh is not None and sh.value not in catalog.SHIFT_VALUES:
+            self.invalid(unit, sh, "expected sh=[N,]be, af, ca or no")
+            return None
         if sd is None or sd.value == "ud":
             return None
         out: dict[str, Any] = {}
@@ -174,10 +244,8 @@ class Mapper:
         cycle = None
         cy = params.get("cy")
         if cy is not None:
-            match = re.fullmatch(r"\(([^,]*),([ymwd])\)", cy.value)
-            if match is None:
-                self.unmapped(unit, cy)
-                return None
+            match = catalog.CY_FORM.fullmatch(cy.value)
+            assert match is not None  # checked above
             count = self.number(unit, cy, 1, schema.EVERY_MAX // 12, match.group(1))
             if count is None:
                 return None
@@ -195,8 +263,7 @@ class Mapper:
             self.invalid(unit, sd, str(exc))
             return None
         day_part = match.group(3)
-        last = _stdcal.monthrange(year, month)[1]
-        first_of_month = date(year, month, 1)
+        first_of_month, last_of_month = self.month_book().period((year, month))
         period = {"d": "days", "w": "weeks", "m": "months"}
         if day_part.isdigit():
             try:
@@ -214,7 +281,7 @@ class Mapper:
                 out["every"] = f"{cycle[0]} {period[cycle[1]]}"
         else:
             monthly = values.monthly(day_part)
-            number = re.fullmatch(r"\*?(?:b-)?([0-9]+)", day_part)
+            number = re.fullmatch(r"[*+]?(?:b-)?([0-9]+)", day_part)
             if number is not None and monthly is None:
                 self.invalid(unit, sd, f"day {day_part!r}: expected *1..*31 or b-1..b-30")
                 return None
@@ -227,15 +294,12 @@ class Mapper:
             out.update(monthly)
             out["start"] = first_of_month.isoformat()
             if cycle is None:
-                out["end"] = date(year, month, last).isoformat()
+                out["end"] = last_of_month.isoformat()
             elif cycle[0] != 1:
                 out["every"] = f"{cycle[0]} months"
         sh = params.get("sh")
         if sh is not None:
-            if sh.value in CLOSED:
-                out["closed_days"] = CLOSED[sh.value]
-            else:
-                self.unmapped(unit, sh)
+            out["closed_days"] = CLOSED[sh.value]
         shd = params.get("shd")
         if shd is not None:
             limit = self.number(unit, shd, 1, schema.SHIFT_LIMIT_MAX)

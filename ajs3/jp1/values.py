@@ -10,10 +10,11 @@ length, a range; anything else is :class:`Invalid` with a message saying what is
 from __future__ import annotations
 
 import re
-from datetime import MAXYEAR, MINYEAR, date
+from datetime import date
 from typing import Any
 
 from ajs3.definitions.schema import WEEKDAY_NAMES as YAML_WEEKDAYS
+from ajs3.jp1.catalog import FIRST_YEAR, LAST_YEAR
 
 _INT = re.compile(r"-?[0-9]{1,10}")
 _CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})")
@@ -49,11 +50,12 @@ def clock(text: str, last_hour: int) -> str:
 
 
 def year_month(year: str, month: str) -> tuple[int, int]:
-    return integer(year, max(MINYEAR, 1), MAXYEAR), integer(month, 1, 12)
+    """A year JP1 accepts (1994..2036) and a month 1..12."""
+    return integer(year, FIRST_YEAR, LAST_YEAR), integer(month, 1, 12)
 
 
 def calendar_date(text: str) -> date:
-    """``yyyy/mm/dd``, a day that exists (not February 30, not year 0)."""
+    """``yyyy/mm/dd``, a day that exists (not February 30) in the years JP1 accepts."""
     match = _DATE.fullmatch(text)
     if match is None:
         raise Invalid(f"expected a date yyyy/mm/dd in ASCII digits, not {text[:40]!r}")
@@ -86,13 +88,15 @@ def rule_number(value: str) -> tuple[str | None, str]:
 
 
 def monthly(part: str) -> dict[str, Any] | None:
-    """``*dd`` (Nth open day), ``b``/``b-DD`` (from the end), ``*b``, ``su:n``/``su:b``."""
-    if re.fullmatch(r"\*0?(?:[1-9]|[12][0-9]|3[01])", part):
-        return {"open_days": [int(part[1:])]}
-    match = re.fullmatch(r"(\*?)b(?:-0?([1-9]|[12][0-9]|30))?", part)
+    """``*dd`` (Nth open day), ``+dd`` (Nth day from the base day), ``b``/``b-DD``
+    (from the end; also ``+b``), ``*b``, ``su:n``/``su:b``."""
+    match = re.fullmatch(r"([*+])0?([1-9]|[12][0-9]|3[01])", part)
+    if match is not None:
+        return {"open_days" if match.group(1) == "*" else "days": [int(match.group(2))]}
+    match = re.fullmatch(r"([*+]?)b(?:-0?([1-9]|[12][0-9]|30))?", part)
     if match is not None:
         n = -1 - int(match.group(2) or 0)
-        return {"open_days": [n]} if match.group(1) else {"days": [n]}
+        return {"open_days": [n]} if match.group(1) == "*" else {"days": [n]}
     match = re.fullmatch(r"(su|mo|tu|we|th|fr|sa):([1-5]|b)", part)
     if match is not None:
         nth = -1 if match.group(2) == "b" else int(match.group(2))

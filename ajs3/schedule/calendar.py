@@ -31,24 +31,33 @@ def picks(rule: Rule, day: date, book: DayBook) -> bool:
         return False
     if rule.end_date is not None and day > date.fromisoformat(rule.end_date):
         return False
-    monthly = bool(rule.days or rule.open_days or rule.nth)
-    if monthly or rule.period is Period.MONTH:
+    if rule.days or rule.open_days or rule.nth:
+        # Days of the month: of the calendar's month, which begins at its base day.
+        month = book.month_of(day)
+        anchor_month = book.month_of(start) if start is not None else (1970, 1)
+        if ((month[0] - anchor_month[0]) * 12 + month[1] - anchor_month[1]) % rule.every:
+            return False
+        first, last = book.period(month)
+        if rule.days:
+            size = last.toordinal() - first.toordinal() + 1
+            index = day.toordinal() - first.toordinal()  # 0 for the first day
+            return any((n - 1 if n > 0 else size + n) == index for n in rule.days)
+        if rule.open_days:
+            opened = book.open_days(*month)
+            return any(_nth_in(opened, n) == day for n in rule.open_days)
+        if day.weekday() not in rule.weekdays:
+            return False
+        offset = (day.toordinal() - first.toordinal()) % 7
+        same = [
+            date.fromordinal(n) for n in range(first.toordinal() + offset, last.toordinal() + 1, 7)
+        ]
+        return any(_nth_in(same, n) == day for n in rule.nth)
+    if rule.period is Period.MONTH:
         anchor = start or _EPOCH_DAY
         if _months_between(anchor, day) % rule.every:
             return False
-        last = _stdcal.monthrange(day.year, day.month)[1]
-        if rule.days:
-            return any((n if n > 0 else last + 1 + n) == day.day for n in rule.days)
-        if rule.open_days:
-            opened = book.open_days(day.year, day.month)
-            return any(_nth_in(opened, n) == day for n in rule.open_days)
-        if rule.nth:
-            if day.weekday() not in rule.weekdays:
-                return False
-            same = [date(day.year, day.month, n) for n in range(1 + (day.day - 1) % 7, last + 1, 7)]
-            return any(_nth_in(same, n) == day for n in rule.nth)
         # Every N months on the start's day of the month; short months use their last day.
-        return day.day == min(anchor.day, last)
+        return day.day == min(anchor.day, _stdcal.monthrange(day.year, day.month)[1])
     if rule.weekdays or rule.period is Period.WEEK:
         anchor = start or _EPOCH_MONDAY
         monday = day - timedelta(days=day.weekday())

@@ -53,7 +53,7 @@ def occurrence_details(jobnet: Unit, start: float, end: float) -> list[Occurrenc
         return []
     tz = zone(schedule.time_zone)
     book = DayBook(schedule.calendar)
-    base = book.cal.base_time
+    base = book.base_time
     margin = _days_margin(schedule)
     first = max(date.min.toordinal(), datetime.fromtimestamp(start, tz).toordinal() - margin)
     last = min(date.max.toordinal(), datetime.fromtimestamp(end, tz).toordinal() + margin)

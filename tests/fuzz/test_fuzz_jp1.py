@@ -148,6 +148,10 @@ DATES = st.one_of(
                 "32",
                 "*3",
                 "*40",
+                "+5",
+                "+40",
+                "@2",
+                "+b",
                 "b",
                 "b-3",
                 "*b",
@@ -182,7 +186,7 @@ NET_PARAMS = st.one_of(
 JOB_PARAMS = st.one_of(
     st.builds(
         lambda k, v: f"{k}={v};",
-        st.sampled_from(["wth", "tho", "etm", "rec", "rei", "rcs", "rce", "ejc", "ejl", "ejh"]),
+        st.sampled_from(["wth", "tho", "etm", "rec", "rei", "rjs", "rje", "ejc", "ejl", "ejh"]),
         NUMBERS,
     ),
     st.sampled_from(
@@ -194,6 +198,9 @@ JOB_PARAMS = st.one_of(
             'env="A=1";',
             'env="1=x";',
             "jd=cod;",
+            "jd=exf;",
+            "abr=y;",
+            "abr=q;",
             "jd=abc;",
             "ej=ri;",
             "ej=ef;",
@@ -211,6 +218,11 @@ GROUP_PARAMS = st.one_of(
         st.one_of(DATES, st.sampled_from(["su", "sa", "mo", "xx"])),
     ),
     st.builds(lambda v: f"stt={v};", TIMES),
+    st.builds(
+        lambda v: f"sdd={v};",
+        st.one_of(NUMBERS, st.sampled_from(["su:1", "mo:5", "fr:6", "xx:2", "mo:", ":1"])),
+    ),
+    st.sampled_from(["md=th;", "md=ne;", "md=xx;", "gty=n;", "gty=p;", "gty=q;"]),
 )
 NAMES = st.one_of(
     st.sampled_from(["A", "B", "C", "J1", "N.1", "x-y"]),
@@ -394,3 +406,13 @@ def test_100000_units_are_read() -> None:
 def test_a_file_over_the_size_limit_is_refused_before_reading() -> None:
     text = " " * (parser.MAX_BYTES + 1)
     assert _problems(text) == [("AJS3-E113", 1)]
+
+
+def test_statements_without_semicolons_are_each_reported_in_one_pass() -> None:
+    # Each 'a=b' line lacks its ';' and is reported at its own line; the reader must
+    # not scan to the distant ';' again for every line (that was quadratic).
+    text = "unit=A,,,;{\n" + "a=b\n" * 3_000_000 + ";}"
+    with _ends_within(20):
+        got = _problems(text)
+    assert got[:2] == [("AJS3-E111", 2), ("AJS3-E111", 3)]
+    assert got[-1] == ("AJS3-E113", parser.MAX_PROBLEMS + 2)

@@ -20,7 +20,7 @@ import yaml
 from fuzzguard import guarded
 
 from ajs3.definitions import schema
-from ajs3.definitions.loader import load_text
+from ajs3.definitions.loader import load_text, load_texts
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import DefinitionError
 from ajs3.schedule import catch_up, forecast, next_run, occurrences
@@ -175,20 +175,53 @@ def rule(rng: random.Random) -> dict[str, Any]:
     return out
 
 
-def calendar(rng: random.Random) -> dict[str, Any]:
-    cal: dict[str, Any] = {"name": "c"}
+def calendar(rng: random.Random, name: str = "c") -> dict[str, Any]:
+    cal: dict[str, Any] = {"name": name}
     if rng.random() < 0.7:
         cal["open_weekdays"] = some(rng, WEEKDAYS, 7)
+    if rng.random() < 0.4:
+        cal["closed_weekdays"] = some(rng, WEEKDAYS, 7)
     if rng.random() < 0.4:
         cal["open_dates"] = some(rng, DATES)
     if rng.random() < 0.4:
         cal["closed_dates"] = some(rng, DATES)
     if rng.random() < 0.4:
         cal["base_time"] = pick(rng, TIMES)
+    if rng.random() < 0.3:
+        cal["base_day"] = pick(
+            rng,
+            [
+                rng.randint(-1, 33),
+                {"weekday": pick(rng, [*WEEKDAYS, "x"]), "nth": rng.randint(0, 6)},
+                {"weekday": "mon"},
+                "x",
+            ],
+        )
+    if rng.random() < 0.3:
+        cal["base_month"] = pick(rng, ["this", "next", "x"])
     return cal
 
 
-def definition(rng: random.Random) -> str:
+def definitions(rng: random.Random) -> list[tuple[str, str]]:
+    """One file with a jobnet, sometimes in a nested group below a group whose
+    calendar the jobnet's calendar is layered over."""
+    child = document(rng)
+    if rng.random() < 0.5:
+        return [("sched.yaml", _dump(child))]
+    child = {"group": "/p/q", **child}
+    if "calendars" in child and rng.random() < 0.5:
+        child["calendar"] = "c"  # the group's calendar instead of the jobnet's
+        child["jobnets"][0]["schedule"].pop("calendar", None)
+    parent = {"group": "/p", "calendar": "pc", "calendars": [calendar(rng, "pc")]}
+    return [("p.yaml", _dump(parent)), ("q.yaml", _dump(child))]
+
+
+def _dump(doc: dict[str, Any]) -> str:
+    # PyYAML's own emitter: it writes lone surrogates (escaped), libyaml's refuses them.
+    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+
+
+def document(rng: random.Random) -> dict[str, Any]:
     schedule: dict[str, Any] = {"rules": [rule(rng) for _ in range(rng.randint(0, 3))]}
     if rng.random() < 0.9:
         schedule["time_zone"] = pick(rng, ZONES)
@@ -207,8 +240,7 @@ def definition(rng: random.Random) -> str:
     doc["jobnets"] = [
         {"name": "n", "schedule": schedule, "units": [{"name": "a", "command": ["x"]}]}
     ]
-    # PyYAML's own emitter: it writes lone surrogates (escaped), libyaml's refuses them.
-    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+    return doc
 
 
 #: Where forecasts look: an ordinary time, DST changes, the ends of representable time.
@@ -225,7 +257,7 @@ MOMENTS = [
 
 
 def run_forecasts(defs: DefinitionSet, rng: random.Random) -> None:
-    unit = defs.jobnets["/n"]
+    unit = next(iter(defs.jobnets.values()))
     lo = rng.choice(MOMENTS) + rng.uniform(-86400.0, 86400.0)
     hi = lo + rng.uniform(0.0, 2 * 86400.0)
     got = occurrences(unit, defs, lo, hi)
@@ -242,15 +274,15 @@ def run_forecasts(defs: DefinitionSet, rng: random.Random) -> None:
         catch_up(unit, defs, lo, hi)
 
 
-def feed(text: str, rng: random.Random) -> None:
+def feed(files: list[tuple[str, str]], rng: random.Random) -> None:
     with guarded("schedule"):
         try:
-            defs = load_text(text, "sched.yaml")
+            defs = load_texts(files)
         except DefinitionError as error:
-            last = len(text.splitlines()) + 1
+            lines = {name: len(text.splitlines()) + 1 for name, text in files}
             for problem in error.problems:
                 assert problem.code.value.startswith("AJS3-E1"), problem
-                assert 1 <= problem.line <= last, problem
+                assert 1 <= problem.line <= lines[problem.file], problem
             str(error).encode("utf-8")
             return
         run_forecasts(defs, rng)
@@ -260,7 +292,7 @@ def feed(text: str, rng: random.Random) -> None:
 @given(st.randoms(use_true_random=False))
 def test_generated_schedules_and_calendars(rng: random.Random) -> None:
     for _ in range(10):
-        feed(definition(rng), rng)
+        feed(definitions(rng), rng)
 
 
 def test_the_most_rules_with_the_longest_shifts_forecast_within_bounds() -> None:

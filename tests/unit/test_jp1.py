@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -62,10 +63,10 @@ def test_sample_imports_every_supported_unit_type_and_nesting() -> None:
 def test_every_unmapped_unit_and_parameter_is_reported_with_its_line() -> None:
     result = import_file(HERE / "sales.jp1", time_zone="Asia/Tokyo")
     lines = {int(n.split(":")[1]): n for n in result.notes}
-    assert set(lines) == {36, 50, 99, 101}
+    assert set(lines) == {36, 51, 100, 102}
     assert "sy=1,03:00" in lines[36]
-    assert "so=" in lines[50]
-    assert "flwj" in lines[101]
+    assert "so=" in lines[51]
+    assert "flwj" in lines[102]
     assert all("AJS3-E112" in n for n in result.notes)
 
 
@@ -176,7 +177,9 @@ def test_stray_brace_ends_at_once_with_a_coded_error_naming_its_line(tmp_path: P
 
 def test_numbers_are_ascii_digits_in_range_and_valid_values_still_map() -> None:
     net = "unit=NET,,,;{{ty=n;sd=1,2027/01/*05;st=1,25:30;\nunit=J,,,;{{ty=j;sc=/bin/true;{job}}}}}"
-    result = import_text(net.format(job="wth=300;tho=08;rec=3;rei=2;"), "n.jp1", time_zone="UTC")
+    result = import_text(
+        net.format(job="wth=300;tho=08;abr=y;rec=3;rei=2;"), "n.jp1", time_zone="UTC"
+    )
     job = unit_at(result.defs, "/NET/J")
     assert job.abnormal_threshold == 8 and job.retry.count == 3 and job.retry.interval == 120
     assert any("wth=300" in n and "AJS3-E112" in n for n in result.notes)
@@ -187,8 +190,12 @@ def test_numbers_are_ascii_digits_in_range_and_valid_values_still_map() -> None:
         "tho=1x;",
         "etm=0;",
         "rec=-1;",
-        "rec=1;rcs=\uff11;",
-        "rcs=\u00b2;",
+        "abr=y;rec=1;rjs=\uff11;",
+        "rje=\uff11;",
+        "abr=x;",
+        "jd=zz;",
+        "ha=w;",
+        "rjs=\u00b2;",
         "etm=" + "9" * 5000 + ";",
     ):
         with pytest.raises(DefinitionError) as info:
@@ -231,3 +238,36 @@ def test_problems_of_the_generated_yaml_point_at_the_jp1_lines() -> None:
     twice = [p for p in info.value.problems if p.code.value == "AJS3-E105"]
     assert [(p.file, p.line) for p in twice] == [("d.jp1", 9)]
     assert "generated G.yaml" in twice[0].message
+
+
+CALENDARS = sorted((Path(__file__).parent.parent / "data" / "calendars").glob("*.jp1"))
+
+
+@pytest.mark.parametrize("path", [HERE / "sales.jp1", *CALENDARS], ids=lambda p: p.stem)
+def test_round_trip_keeps_calendars_as_each_group_defines_them(path: Path, tmp_path: Path) -> None:
+    # nested groups with partial calendars, base time, base day and base month: the
+    # export writes what each group defines (op/cl weekdays and dates, stt, sdd, md),
+    # so the second import has the same calendars, undefined parts included
+    first = import_file(path, time_zone="UTC")
+    text, _ = export(first.defs)
+    (tmp_path / "again.jp1").write_text(text)
+    second = import_file(tmp_path / "again.jp1", time_zone="UTC")
+    assert _without_sources(second.defs.jobnets) == _without_sources(first.defs.jobnets)
+    strip = lambda cals: {n: replace(c, source="") for n, c in cals.items()}  # noqa: E731
+    assert strip(second.defs.calendars) == strip(first.defs.calendars)
+    assert second.defs.group_calendars == first.defs.group_calendars
+    assert text == export(second.defs)[0]
+
+
+def test_automatic_retry_is_abr_with_rec_rei_and_the_return_codes_rjs_to_rje() -> None:
+    net = "unit=NET,,,;{{ty=n;sd=1,2027/01/04;unit=J,,,;{{ty=j;sc=/bin/true;{job}}}}}"
+
+    def retry(job: str):  # type: ignore[no-untyped-def]
+        return unit_at(import_text(net.format(job=job), "r.jp1", "UTC").defs, "/NET/J").retry
+
+    got = retry("abr=y;rec=4;rei=3;rjs=2;rje=5;")
+    assert (got.count, got.interval, got.on_exit_codes) == (4, 180, (2, 3, 4, 5))
+    assert retry("abr=y;").count == 1  # JP1's default count
+    assert retry("abr=n;rec=4;").count == 0 and retry("rec=4;").count == 0
+    text, _ = export(import_text(net.format(job="abr=y;rec=4;rjs=2;rje=5;"), "r.jp1", "UTC").defs)
+    assert "abr=y;" in text and "rjs=2;" in text and "rje=5;" in text and "rcs" not in text
