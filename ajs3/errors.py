@@ -80,6 +80,10 @@ class Code(StrEnum):
     ENDED_ABNORMALLY = "AJS3-E404"
     BAD_TRANSITION = "AJS3-E405"
     BAD_ARGUMENT = "AJS3-E406"
+    #: `ajs3 notify test` names a route the logical host's settings do not have
+    UNKNOWN_ROUTE = "AJS3-E407"
+    #: a notification could not be delivered on its route (`ajs3 notify test`)
+    NOTIFY_FAILED = "AJS3-E408"
     # internal (E9xx)
     INTERNAL = "AJS3-E901"
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ajs3.cli import definitions, demo, operations, service, views
+from ajs3.cli import definitions, demo, notify, operations, service, views
 from ajs3.cli.exits import Handler, run
 from ajs3.cli.parser import build_parser
 
@@ -46,6 +46,7 @@ HANDLERS: dict[str, Handler] = {
     "show": views.cmd_show,
     "log": views.cmd_log,
     "plan": views.cmd_plan,
+    "notify": notify.cmd_notify,
     "demo": _demo,
 }
 

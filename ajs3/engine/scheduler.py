@@ -152,8 +152,16 @@ class Scheduler:
                 run=decision.run,
                 decision=decision.reason,
             )
-            if decision.run:
-                self.register(decision.jobnet, at=decision.due)
+            with self.journal.joined():  # the run and its catch_up event, or neither
+                run = self.register(decision.jobnet, at=decision.due) if decision.run else None
+                self.journal.note(
+                    "catch_up",
+                    jobnet=decision.jobnet,
+                    due=decision.due,
+                    registered=decision.run,
+                    run=run,
+                    detail=decision.reason,
+                )
         self.journal.set_meta(SEEN_KEY, repr(now))
 
     def register_due(self, now: float) -> None:
