@@ -18,7 +18,7 @@ import yaml
 from ajs3 import datadir as dd
 from ajs3.errors import AjsError, Code
 from ajs3.fileperms import refuse_unsafe
-from ajs3.notify.routes import Route, parse_routes
+from ajs3.notify_routes import Route, parse_routes
 
 #: The file name of the settings inside a data directory.
 SETTINGS_FILE = dd.SETTINGS

@@ -21,7 +21,7 @@ from typing import Any
 
 from ajs3.engine.jobenv import job_environment, resolve_user
 from ajs3.errors import AjsError
-from ajs3.notify.routes import FACILITIES, Route, RouteKind, SyslogFormat
+from ajs3.notify_routes import FACILITIES, Route, RouteKind, SyslogFormat
 from ajs3.settings import Settings
 
 #: syslog severities (RFC 5424 table 2) of the event severities

@@ -1,4 +1,4 @@
-"""The kinds of notification event, and the body each carries (docs/notifications.md).
+"""What a notification event carries (its kinds: ajs3.model.EventKind) (docs/notifications.md).
 
 An event is a flat JSON object; its ``event_id`` is made once, when the event is
 written to the outbox, and never changes: a receiver drops a second copy by it (a
@@ -12,38 +12,7 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from ajs3.model import ENDED_BADLY, ReasonCode, Status, UnitKind
-
-
-class EventKind(StrEnum):
-    """What happened."""
-
-    UNIT_ENDED_ABNORMALLY = "unit_ended_abnormally"
-    """A job or nested jobnet ended abnormally."""
-    UNIT_ENDED_WARNING = "unit_ended_warning"
-    """A job or nested jobnet ended with warning."""
-    UNIT_KILLED = "unit_killed"
-    """A job was killed (operator, timeout, stop, or lost in a failover with ``fail``)."""
-    UNIT_FAILED_TO_START = "unit_failed_to_start"
-    """A job's program could not be started."""
-    UNIT_UNKNOWN = "unit_unknown"
-    """A job has an Unknown end status (in doubt after a failover): an operator decides."""
-    UNIT_HELD = "unit_held"
-    """A unit is held: it waits for an operator to release it."""
-    START_DELAY = "start_delay"
-    """A unit had not started by its latest start (``delay: start_by``)."""
-    END_DELAY = "end_delay"
-    """A unit has run longer than its longest run time (``delay: longest``)."""
-    JOBNET_ENDED = "jobnet_ended"
-    """A run of a root jobnet ended (any status)."""
-    HOST_STARTED = "host_started"
-    """The logical host started (start mode, epoch, node)."""
-    HOST_STOPPED = "host_stopped"
-    """The logical host stopped cleanly (a crash sends nothing: the next start does)."""
-    CATCH_UP = "catch_up"
-    """At start, a jobnet's catch-up policy decided about a run due while it was down."""
-    TEST = "test"
-    """``ajs3 notify test ROUTE``."""
+from ajs3.model import ENDED_BADLY, EventKind, ReasonCode, Status, UnitKind
 
 
 class Severity(StrEnum):

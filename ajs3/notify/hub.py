@@ -10,7 +10,7 @@ from typing import Any
 
 from ajs3.errors import AjsError, Code
 from ajs3.journal.store import Journal
-from ajs3.notify.events import EventKind
+from ajs3.model import EventKind
 from ajs3.notify.outbox import Outbox
 from ajs3.notify.sender import Sender
 from ajs3.settings import Settings

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ajs3.journal.store import Journal, UnitRun
-from ajs3.model import ReasonCode, Status, UnitKind
+from ajs3.model import EventKind, ReasonCode, Status, UnitKind
 from ajs3.notify import events as ev
-from ajs3.notify.routes import Route
+from ajs3.notify_routes import Route
 
 #: At most this many events of one route are read per round of the sender.
 BATCH = 50
@@ -71,12 +71,12 @@ class Outbox:
         self.write(kind, fields)
 
     def noted(self, kind: str, data: dict[str, Any]) -> None:
-        self.write(ev.EventKind(kind), data)
+        self.write(EventKind(kind), data)
 
     # -- writing -----------------------------------------------------------------------------
 
     def write(
-        self, kind: ev.EventKind, fields: dict[str, Any], only: Route | None = None
+        self, kind: EventKind, fields: dict[str, Any], only: Route | None = None
     ) -> dict[str, Any] | None:
         """Write one event for the routes that want it (``only``: that route, whatever
         its filters) in the caller's transaction; None if no route wants it."""

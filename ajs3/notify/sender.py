@@ -3,7 +3,7 @@
 Delivery never blocks scheduling: the threads have their own connections to the
 journal and only write a delivery's row after it went through (at-least-once: a
 daemon killed between the two sends that event again from its next start). A route
-that fails waits :class:`ajs3.notify.routes.Backoff` before its next try, and tries
+that fails waits :class:`ajs3.notify_routes.Backoff` before its next try, and tries
 its events in order, so the failures of one route delay nothing else.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from ajs3.notify import outbox
 from ajs3.notify.deliver import DeliveryFailed, deliver
-from ajs3.notify.routes import Route
+from ajs3.notify_routes import Route
 from ajs3.settings import Settings
 
 #: A route with nothing to do looks at the outbox again after this many seconds (the

@@ -271,6 +271,8 @@ def test_every_request_of_the_protocol_is_handled_and_changes_are_audited(
         "kill": lambda: c.kill(run=run, jobnet="/f/chain"),
         "rerun": lambda: c.rerun("failed", run=run, jobnet="/f/chain"),
         "reload": lambda: c.reload("info"),
+        "notify_status": c.notify_status,
+        "notify_test": lambda: c.notify_test("no-such-route"),  # AJS3-E407, audited
         "stop": lambda: c.stop(jobs="kill", timeout=10),
     }
     assert set(calls) == set(protocol.OPS)

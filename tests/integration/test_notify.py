@@ -5,9 +5,6 @@ undelivered events survive a kill -9 of the daemon (docs/notifications.md)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from pathlib import Path
 from typing import Any
 

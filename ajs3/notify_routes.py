@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3.errors import AjsError, Code
-from ajs3.model import Status
-from ajs3.notify.events import EventKind
+from ajs3.model import EventKind, Status
 
 
 class RouteKind(StrEnum):
