@@ -109,3 +109,134 @@ def test_every_event_kind_reaches_a_command_route(make_lhost: Any, tmp_path: Pat
     wait_event(out, lambda e: e["kind"] == "host_stopped", timeout=5)
     ids = [e["event_id"] for e in events(out)]
     assert len(ids) == len(set(ids))
+
+
+FAILING = """
+    group: /f
+    jobnets:
+      - name: bad
+        units:
+          - {name: a, command: [sh, -c, 'exit 1']}
+          - {name: b, command: [sh, -c, 'exit 2']}
+          - {name: c, command: [sh, -c, 'exit 3']}
+"""
+
+
+def route_state(host: LogicalHost, name: str = "cmd") -> dict[str, Any]:
+    health = json.loads(host.run("service", "status", "--json", check=False).stdout)
+    checks = [c for c in health["checks"] if c.get("check") == "notify"]
+    return next(c for c in checks if c["route"] == name)
+
+
+def test_a_failing_route_is_retried_and_delivers_each_event_once(
+    make_lhost: Any, tmp_path: Path
+) -> None:
+    host: LogicalHost = make_lhost("lh1")
+    out, text = sink_route(tmp_path)
+    host.write_settings(text)
+    flag = Path(str(out) + ".fail")
+    flag.touch()  # the receiver is down
+    host.start()
+    host.define(FAILING)
+    for _ in range(3):
+        host.wait(host.entry("/f/bad"), timeout=60)
+    # 3 runs x (3 job ends + 1 jobnet end) + host_started wait in the journal
+    stored = host.journal_query(
+        "SELECT e.event_id FROM notify_events e JOIN notify_deliveries d ON d.event = e.id"
+        " WHERE d.route='cmd'"
+    )
+    assert len(stored) == 13
+    state = wait_for(
+        lambda: (s := route_state(host)) and s["failures"] >= 2 and s,
+        30,
+        "the route's failures shown by service status",
+    )
+    assert state["pending"] == 13 and "exited 7" in state["last_error"]
+    assert "receiver down" in state["last_error"] and state["ok"] is False
+    text_status = host.run("service", "status").stdout
+    assert "notify route cmd (command): 13 waiting" in text_status
+    assert not out.exists()
+    flag.unlink()  # the receiver is back
+    wait_for(lambda: len(events(out)) == 13, 30, "every event delivered after recovery")
+    ids = [e["event_id"] for e in events(out)]
+    assert sorted(ids) == sorted(r[0] for r in stored)  # each id once, none lost
+    assert wait_for(lambda: route_state(host)["pending"] == 0, 10)
+    log = (host.datadir / "log" / "ajs3.log").read_text()
+    assert "notify: delivery failed" in log and "notify: route recovered" in log
+
+
+def test_undelivered_events_are_sent_by_the_next_start_after_kill_9(
+    make_lhost: Any, tmp_path: Path
+) -> None:
+    host: LogicalHost = make_lhost("lh1")
+    out, text = sink_route(tmp_path)
+    host.write_settings(text)
+    flag = Path(str(out) + ".fail")
+    flag.touch()
+    host.start()
+    host.define(FAILING)
+    host.wait(host.entry("/f/bad"), timeout=60)
+    before = {
+        r[0]
+        for r in host.journal_query(
+            "SELECT e.event_id FROM notify_events e JOIN notify_deliveries d"
+            " ON d.event = e.id WHERE d.delivered_at IS NULL"
+        )
+    }
+    assert len(before) == 5  # host_started, 3 abnormal ends, the jobnet's end
+    host.crash()  # SIGSTOP, then SIGKILL: nothing of it can send or record anything more
+    flag.unlink()
+    host.start()
+    wait_for(lambda: before <= {e["event_id"] for e in events(out)}, 30, "the kept events")
+    wait_for(lambda: kinds(out).count("host_started") == 2, 30, "the new start's event")
+    got = events(out)
+    ids = [e["event_id"] for e in got]
+    assert len(ids) == len(set(ids))
+    starts = [e for e in got if e["kind"] == "host_started"]
+    assert [s["epoch"] for s in starts] == sorted(s["epoch"] for s in starts)
+    assert len(starts) == 2 and starts[0]["epoch"] < starts[1]["epoch"]
+    assert not any(e["kind"] == "host_stopped" for e in got)  # a crash says nothing itself
+
+
+def test_bad_routes_are_refused_with_the_file_and_key_and_nothing_starts(
+    make_lhost: Any, tmp_path: Path
+) -> None:
+    host: LogicalHost = make_lhost("lh1")
+    host.write_settings("""
+    notify:
+      - {name: ok, kind: syslog}
+      - {name: pager, kind: sms, number: '112'}
+    """)
+    done = host.run("service", "start", "--timeout", "30", check=False)
+    assert done.returncode != 0
+    err = done.stderr
+    assert "AJS3-E206" in err and str(host.datadir / "ajs3.yaml") in err
+    assert "notify[1] (route 'pager'): kind" in err
+    assert host.daemon_pid() is None
+    host.write_settings("""
+    notify:
+      - {name: m, kind: mail, to: ops@example.com}
+    """)
+    done = host.run("service", "start", "--timeout", "30", check=False)
+    assert done.returncode != 0 and "notify[0] (route 'm'): from" in done.stderr
+
+
+def test_notify_test_delivers_to_one_route_and_is_audited(make_lhost: Any, tmp_path: Path) -> None:
+    host: LogicalHost = make_lhost("lh1")
+    out, text = sink_route(tmp_path)
+    # the route wants only abnormal ends: a test event goes to it all the same
+    host.write_settings(text + "\n        events: [unit_ended_abnormally]\n")
+    host.start()
+    sent = host.json("notify", "test", "cmd")
+    assert sent["delivered"] is True
+    got = wait_event(out, lambda e: e["kind"] == "test")
+    assert got["event_id"] == sent["event_id"] and got["route"] == "cmd"
+    assert [e["kind"] for e in events(out)] == ["test"]  # host_started was filtered out
+    missing = host.run("notify", "test", "nope", check=False)
+    assert missing.returncode != 0 and "AJS3-E407" in missing.stderr
+    Path(str(out) + ".fail").touch()
+    failing = host.run("notify", "test", "cmd", check=False)
+    assert failing.returncode != 0
+    assert "AJS3-E408" in failing.stderr and "receiver down" in failing.stderr
+    rows = host.journal_query("SELECT op, code FROM audit WHERE op='notify_test' ORDER BY id")
+    assert rows == [("notify_test", "ok"), ("notify_test", "AJS3-E407"), ("notify_test", "ok")]
