@@ -21,6 +21,7 @@ from typing import Any
 
 from ajs3.engine.jobenv import job_environment, resolve_user
 from ajs3.errors import AjsError
+from ajs3.notify.events import message
 from ajs3.notify_routes import FACILITIES, Route, RouteKind, SyslogFormat
 from ajs3.settings import Settings
 
@@ -138,7 +139,7 @@ def send_syslog(route: Route, body: dict[str, Any]) -> None:
 def mail_message(route: Route, body: dict[str, Any]) -> EmailMessage:
     """A mail an on-call person can act on from its subject alone."""
     msg = EmailMessage()
-    msg["Subject"] = str(body.get("message", body.get("kind")))[:200]
+    msg["Subject"] = message(body, detail=False)[:200]
     msg["From"] = route.sender
     msg["To"] = ", ".join(route.to)
     msg["Date"] = formatdate(float(body.get("at") or time.time()))

@@ -121,7 +121,7 @@ def make(
     return body
 
 
-def message(body: dict[str, Any]) -> str:
+def message(body: dict[str, Any], *, detail: bool = True) -> str:
     """One line: logical host, what happened, unit, status, exit code, run id."""
     parts = [f"[{body.get('lhost')}] {body.get('kind')}"]
     if body.get("unit"):
@@ -136,7 +136,7 @@ def message(body: dict[str, Any]) -> str:
         parts.append(f"run id {body['run_id']}")
     elif body.get("run") is not None:
         parts.append(f"run {body['run']}")
-    detail = body.get("reason") or body.get("detail")
-    if detail:
-        parts.append(f"- {detail}")
+    why = body.get("reason") or body.get("detail")
+    if why and detail:
+        parts.append(f"- {why}")
     return " ".join(parts)
