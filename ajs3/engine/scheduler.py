@@ -22,6 +22,7 @@ from ajs3.engine import runner as rn
 from ajs3.engine.collect import Collector
 from ajs3.engine.commands import Commands
 from ajs3.engine.core import Core
+from ajs3.engine.delays import DelayWatch
 from ajs3.engine.dispatch import Dispatcher, iso
 from ajs3.engine.evaluate import Evaluator, Launches
 from ajs3.engine.indoubt import InDoubt
@@ -57,6 +58,7 @@ class Scheduler:
         self.evaluator = Evaluator(core)
         self.commands = Commands(core, self.evaluator, self.collector)
         self.timetable = Timetable()
+        self.delays = DelayWatch(journal, core.runs)
 
     # -- what the daemon reads and sets ---------------------------------------------------
 
@@ -230,6 +232,7 @@ class Scheduler:
                     if state is not None:
                         self.evaluator.evaluate(state, now, launches)
                 core.dirty.clear()
+                self.delays.check(now)
                 if launches:
                     self.dispatch.record_intents(launches, now)
         except DiskFull:
@@ -319,6 +322,9 @@ class Scheduler:
         due = self.timetable.next_due()
         if due is not None:
             times.append(due)
+        delay = self.delays.next_deadline()
+        if delay is not None:
+            times.append(delay)
         times.extend(at for _, at in self.core.stragglers)
         for t in self.core.tracked.values():
             if t.kill_at is not None:
