@@ -5,9 +5,12 @@ undelivered events survive a kill -9 of the daemon (docs/notifications.md)."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lhost import LogicalHost, wait_for
 from notifysink import events, kinds, sink_route, wait_event
 
@@ -197,3 +200,56 @@ def test_notify_test_delivers_to_one_route_and_is_audited(make_lhost: Any, tmp_p
     assert "AJS3-E408" in failing.stderr and "receiver down" in failing.stderr
     rows = host.journal_query("SELECT op, code FROM audit WHERE op='notify_test' ORDER BY id")
     assert rows == [("notify_test", "ok"), ("notify_test", "AJS3-E407"), ("notify_test", "ok")]
+
+
+def test_unknown_end_after_a_crash_and_catch_up_decisions_are_notified(
+    make_lhost: Any, tmp_path: Path
+) -> None:
+    if time.gmtime().tm_hour == 0 and time.gmtime().tm_min < 7:
+        pytest.skip("the every-minute rule starts at 00:00 UTC; too close to midnight")
+    host: LogicalHost = make_lhost("lh1")
+    out, text = sink_route(tmp_path)
+    host.write_settings(text)
+    host.start()
+    ledger = tmp_path / "ledger"
+    host.define(f"""
+        group: /u
+        jobnets:
+          - name: doubt
+            units:
+              - {{name: work, script: 'echo x >> {ledger}; sleep 30', on_failover: unknown}}
+          - name: tick
+            schedule:
+              time_zone: UTC
+              catch_up: latest
+              catch_up_window: 1h
+              rules:
+                - {{at: '00:00', repeat: {{every: 1m, until: '23:59'}}}}
+            units:
+              - {{name: a, command: [/bin/true]}}
+    """)
+    run = host.entry("/u/doubt")
+    wait_for(ledger.exists, 20, "the job started")
+    host.crash()
+    conn = sqlite3.connect(str(host.datadir / "journal.db"))
+    with conn:  # the logical host was down for 3.5 minutes
+        conn.execute(
+            "UPDATE meta SET value=? WHERE key='schedule_seen'", (repr(time.time() - 210),)
+        )
+    conn.close()
+    host.start("hot")
+    unknown = wait_event(out, lambda e: e["kind"] == "unit_unknown")
+    assert unknown["unit"] == "/u/doubt/work" and unknown["run"] == run
+    assert unknown["severity"] == "err" and unknown["code"] in (
+        "in-doubt-after-failover",
+        "supervisor-died",
+    )
+    decisions = wait_for(
+        lambda: [e for e in events(out) if e["kind"] == "catch_up"] or None, 30, "catch-up"
+    )
+    assert {d["jobnet"] for d in decisions} == {"/u/tick"}
+    assert len(decisions) >= 3 and [d["registered"] for d in decisions].count(True) == 1
+    taken = next(d for d in decisions if d["registered"])
+    assert isinstance(taken["run"], int) and taken["detail"]
+    starts = [e for e in events(out) if e["kind"] == "host_started"]
+    assert [s["epoch"] for s in starts] == [1, 2]
