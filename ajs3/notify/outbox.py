@@ -36,6 +36,10 @@ class Outbox:
         self.on_written: Any = None
 
     def attach(self) -> None:
+        """Hook into the journal; without routes there is nothing to write, and the
+        status changes pay nothing."""
+        if not self.routes:
+            return
         self.journal.on_change_tx = self.status_changed
         self.journal.on_note_tx = self.noted
 
