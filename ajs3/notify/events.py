@@ -63,9 +63,10 @@ def severity(kind: str, status: str | None) -> Severity:
 
 def status_event(kind: UnitKind, new: Status, is_root: bool) -> EventKind | None:
     """The event a status change raises, if any: a root jobnet's end raises
-    ``jobnet_ended`` (whatever its status), any other unit the event of its status."""
-    if is_root and kind is UnitKind.JOBNET:
-        return EventKind.JOBNET_ENDED if new.is_final else None
+    ``jobnet_ended`` (whatever its status), any other change the event of its status
+    (a root jobnet held raises ``unit_held`` like any unit)."""
+    if is_root and kind is UnitKind.JOBNET and new.is_final:
+        return EventKind.JOBNET_ENDED
     return UNIT_EVENTS.get(new)
 
 

@@ -147,6 +147,7 @@ def test_the_events_of_status_changes_and_their_severity() -> None:
     assert ev.status_event(net, Status.ENDED_NORMALLY, True) is EventKind.JOBNET_ENDED
     assert ev.status_event(net, Status.KILLED, True) is EventKind.JOBNET_ENDED
     assert ev.status_event(net, Status.RUNNING, True) is None
+    assert ev.status_event(net, Status.HELD, True) is EventKind.UNIT_HELD
     assert ev.status_event(net, Status.ENDED_ABNORMALLY, False) is EventKind.UNIT_ENDED_ABNORMALLY
     assert ev.severity("unit_killed", "killed") is ev.Severity.ERR
     assert ev.severity("end_delay", "running") is ev.Severity.WARNING
