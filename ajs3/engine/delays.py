@@ -55,7 +55,8 @@ class DelayWatch:
     def __init__(self, journal: Journal, runs: dict[int, RunState]) -> None:
         self.journal = journal
         self.runs = runs
-        #: per run: the paths of its units that have ``delay:``
+        #: the runs looked at once; of those, the paths of the units with ``delay:``
+        self._seen: set[int] = set()
         self._watched: dict[int, list[str]] = {}
         #: (unit run id, kind) raised already (the table's key says so across restarts)
         self._raised: set[tuple[int, str]] = set()
@@ -65,14 +66,23 @@ class DelayWatch:
         return self._next
 
     def check(self, now: float) -> None:
-        """Raise every delay crossed by ``now`` (in the caller's transaction)."""
+        """Raise every delay crossed by ``now`` (in the caller's transaction). Only the
+        runs with a ``delay:`` somewhere are looked at again: a host without delays pays
+        one set difference of run numbers per step."""
+        for run_no in self.runs.keys() - self._seen:
+            self._seen.add(run_no)
+            paths = [p for p, u in self.runs[run_no].units.items() if u.delay is not None]
+            if paths:
+                self._watched[run_no] = paths
+        if len(self._seen) > 2 * len(self.runs) + 64:
+            self._seen &= self.runs.keys()
         upcoming: list[float] = []
-        for run_no, state in self.runs.items():
-            paths = self._watched.get(run_no)
-            if paths is None:
-                paths = self._watched[run_no] = [
-                    p for p, u in state.units.items() if u.delay is not None
-                ]
+        for run_no, paths in list(self._watched.items()):
+            state = self.runs.get(run_no)
+            if state is None:  # ended: looked at afresh if a rerun loads it again
+                del self._watched[run_no]
+                self._seen.discard(run_no)
+                continue
             for path in paths:
                 ur = state.urs.get(path)
                 delay = state.units[path].delay
@@ -88,8 +98,6 @@ class DelayWatch:
                     upcoming.append(at)
                     continue
                 self._raise(state, ur, kind, at, detail)
-        if len(self._watched) > 2 * len(self.runs) + 16:
-            self._watched = {n: p for n, p in self._watched.items() if n in self.runs}
         self._next = min(upcoming) if upcoming else None
 
     def _due(self, state: RunState, ur: UnitRun, delay: Delay) -> tuple[str, float, str] | None:
