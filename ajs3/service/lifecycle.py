@@ -391,9 +391,10 @@ def notify_check(paths: Paths, checks: list[dict[str, Any]]) -> None:
     """Per notification route, what waits and the last error (never unhealthy: the
     cluster cannot mend a pager; docs/notifications.md)."""
     try:
-        routes = Client(paths.socket, timeout=10.0).notify_status().get("routes", {})
+        # short: the agent's monitor runs this, and the ping above said the loop is alive
+        routes = Client(paths.socket, timeout=2.0).notify_status().get("routes", {})
     except AjsError:
-        return  # a viewer-less caller, or an older daemon: nothing to add
+        return  # not a viewer, an older daemon, no answer in time: nothing to add
     for name, st in sorted(routes.items()):
         detail = f"route {name} ({st.get('kind')}): {st.get('pending', 0)} waiting"
         if st.get("failures"):
