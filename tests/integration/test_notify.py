@@ -255,5 +255,9 @@ def test_unknown_end_after_a_crash_and_catch_up_decisions_are_notified(
     assert len(decisions) >= 3 and [d["registered"] for d in decisions].count(True) == 1
     taken = next(d for d in decisions if d["registered"])
     assert isinstance(taken["run"], int) and taken["detail"]
+    # host_started is written once the recovery (in doubt, catch-up) is done: after them
+    wait_for(lambda: kinds(out).count("host_started") == 2, 30, "the new start's event")
     starts = [e for e in events(out) if e["kind"] == "host_started"]
     assert [s["epoch"] for s in starts] == [1, 2]
+    got = kinds(out)
+    assert got.index("unit_unknown") < len(got) - 1 - got[::-1].index("host_started")
