@@ -135,6 +135,7 @@ class Sender:
         route = self.routes[name]
         wake = self.wake[name]
         conn: sqlite3.Connection | None = None
+        logged = -60.0
         while not self.stopping:
             pause = IDLE
             try:
@@ -142,7 +143,11 @@ class Sender:
                     conn = self._connect()
                 pause = self._round(conn, route)
             except sqlite3.Error as exc:  # a busy or full journal: the next round retries
-                self.log.warning("notify: cannot read the outbox", route=name, error=str(exc))
+                # once a minute at most: the log may be on the same full file system
+                now = time.monotonic()
+                if now - logged >= 60.0:
+                    logged = now
+                    self.log.warning("notify: cannot use the outbox", route=name, error=str(exc))
                 if conn is not None:
                     with contextlib.suppress(sqlite3.Error):
                         conn.close()
