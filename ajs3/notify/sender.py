@@ -176,8 +176,8 @@ class Sender:
                 event_id = str(item.body.get("event_id"))
                 try:
                     self.send(route, item.body, self.settings)
-                except DeliveryFailed as exc:
-                    error = str(exc)
+                except Exception as exc:  # a bug in a way of sending fails like the receiver
+                    error = str(exc) if isinstance(exc, DeliveryFailed) else repr(exc)
                     outbox.mark_failed(conn, item.event, route.name, error)
                     with self.lock:
                         st.failures += 1
