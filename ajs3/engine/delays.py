@@ -62,6 +62,13 @@ class DelayWatch:
         self._raised: set[tuple[int, str]] = set()
         self._next: float | None = None
 
+    def forget(self) -> None:
+        """After a rolled-back transaction: know only what the journal knows (its
+        ``unit_delays`` keep a delay from being raised twice)."""
+        self._raised.clear()
+        self._seen.clear()
+        self._watched.clear()
+
     def next_deadline(self) -> float | None:
         return self._next
 

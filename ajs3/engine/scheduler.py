@@ -276,6 +276,7 @@ class Scheduler:
         transaction that changed them in memory was rolled back (a full disk); a job
         started meanwhile whose supervisor is not watched is taken up again."""
         core = self.core
+        self.delays.forget()  # what it raised in the rolled-back step is raised again
         version, defs = self.journal.definitions()
         core.use_definitions(version, defs)
         self.timetable.refresh(defs)
