@@ -85,6 +85,10 @@ class Code(StrEnum):
     BAD_VARIABLE = "AJS3-E407"
     #: a plan change names a time that is not a run of the jobnet's plan, or one in the past
     NOT_IN_PLAN = "AJS3-E408"
+    #: `ajs3 notify test` names a route the logical host's settings do not have
+    UNKNOWN_ROUTE = "AJS3-E409"
+    #: a notification could not be delivered on its route (`ajs3 notify test`)
+    NOTIFY_FAILED = "AJS3-E410"
     # internal (E9xx)
     INTERNAL = "AJS3-E901"
 

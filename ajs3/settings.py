@@ -18,6 +18,7 @@ import yaml
 from ajs3 import datadir as dd
 from ajs3.errors import AjsError, Code
 from ajs3.fileperms import refuse_unsafe
+from ajs3.notify_routes import Route, parse_routes
 
 #: The file name of the settings inside a data directory.
 SETTINGS_FILE = dd.SETTINGS
@@ -50,6 +51,8 @@ class Settings:
     allow_root_jobs: bool = False
     #: names of the daemon's environment variables that jobs receive
     env_passthrough: tuple[str, ...] = field(default=DEFAULT_PASSTHROUGH)
+    #: where notifications go (docs/notifications.md)
+    notify: tuple[Route, ...] = ()
 
 
 _KEYS: dict[str, str] = {
@@ -59,6 +62,7 @@ _KEYS: dict[str, str] = {
     "default_user": "a user name",
     "allow_root_jobs": "true or false",
     "env_passthrough": "a list of environment variable names",
+    "notify": "a list of routes (docs/notifications.md)",
 }
 
 
@@ -110,6 +114,15 @@ def parse(data: Any, path: Path, settings: Settings) -> Settings:
         ):
             raise _bad(path, "env_passthrough")
         settings.env_passthrough = tuple(names)
+    if "notify" in data:
+        settings.notify = parse_routes(data["notify"], path)
+        for route in settings.notify:
+            if route.user == "root" and not settings.allow_root_jobs:
+                raise AjsError(
+                    f"{path}: notify route {route.name!r}: user root needs allow_root_jobs",
+                    code=Code.SETTINGS,
+                    hint="run the command as an unprivileged user, or allow root jobs",
+                )
     return settings
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ajs3.cli import definitions, demo, operations, planning, service, views
+from ajs3.cli import definitions, demo, notify, operations, planning, service, views
 from ajs3.cli.exits import Handler, run
 from ajs3.cli.parser import build_parser
 
@@ -50,6 +50,7 @@ HANDLERS: dict[str, Handler] = {
     "suspend": planning.cmd_suspend,
     "resume": planning.cmd_resume,
     "chgstat": planning.cmd_chgstat,
+    "notify": notify.cmd_notify,
     "demo": _demo,
 }
 

@@ -266,6 +266,15 @@ def build_parser() -> Parser:
         help="read definitions from the YAML files in DIR, not the journal",
     )
 
+    p = sub.add_parser("notify", add_help=False, help="notification routes")
+    nsub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    nsub.required = True
+    p.add_argument("--help", action="help")
+    p = nsub.add_parser("test", add_help=False, help="send a test event on ROUTE")
+    _common(p)
+    p.add_argument("route", help="a route name of notify: in ajs3.yaml")
+    p.add_argument("--no-wait", action="store_true", help="do not wait for the delivery")
+
     p = sub.add_parser(
         "demo", add_help=False, help="run the sample jobnet on a standalone logical host"
     )

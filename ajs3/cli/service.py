@@ -65,7 +65,8 @@ def stop(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     """Exit 0 healthy, 1 unhealthy, 3 not running (the agent maps them to OCF codes)."""
     health = lifecycle.status(_paths(args), args.depth)
-    emit(args, health.to_dict(), health.summary)
+    routes = [f"  notify {c['detail']}" for c in health.checks if c.get("check") == "notify"]
+    emit(args, health.to_dict(), "\n".join([health.summary, *routes]))
     return health.code
 
 

@@ -39,10 +39,11 @@ JOB_KEYS: tuple[str, ...] = (
     "retry",
     "on_failover",
     "failover_check",
+    "delay",
 )
 JUDGE_KEYS: tuple[str, ...] = (*COMMON_KEYS, "condition")
 OR_KEYS: tuple[str, ...] = COMMON_KEYS
-JOBNET_KEYS: tuple[str, ...] = (*COMMON_KEYS, "concurrency", "units")
+JOBNET_KEYS: tuple[str, ...] = (*COMMON_KEYS, "concurrency", "units", "delay")
 #: A root jobnet has no siblings, so no ``after`` and no ``recovery``.
 ROOT_KEYS: tuple[str, ...] = (
     "name",
@@ -52,7 +53,10 @@ ROOT_KEYS: tuple[str, ...] = (
     "hold",
     "units",
     "schedule",
+    "delay",
 )
+#: The keys of ``delay:`` of a job or jobnet (docs/definitions.md).
+DELAY_KEYS: tuple[str, ...] = ("start_by", "longest")
 
 KEYS_BY_KIND: dict[UnitKind, tuple[str, ...]] = {
     UnitKind.JOB: JOB_KEYS,

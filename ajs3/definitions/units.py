@@ -226,6 +226,20 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class Delay:
+    """Delay monitoring of a job or jobnet (JP1's start delay and end delay): crossing
+    a limit raises a notification and marks the unit; the run goes on."""
+
+    #: latest start as a clock time on the run's scheduling day, minutes after its
+    #: midnight (up to 47:59, as a schedule's ``at``)
+    start_by_clock: int | None = None
+    #: latest start as seconds after the run's scheduled start
+    start_by_after: float | None = None
+    #: longest run time, seconds
+    longest: float | None = None
+
+
+@dataclass(frozen=True)
 class Condition:
     """The condition of a judgment job."""
 
@@ -274,6 +288,8 @@ class Unit:
     units: tuple[Unit, ...] = ()
     #: Root jobnets only: when the jobnet runs by itself (None: only on ``ajs3 entry``).
     schedule: Schedule | None = None
+    #: Jobs and jobnets: delay monitoring (None: none).
+    delay: Delay | None = None
 
     def argv(self) -> list[str]:
         """The program and arguments to execute for a Unix job."""
@@ -337,6 +353,7 @@ class Unit:
             units=tuple(Unit.from_dict(u) for u in data["units"]),
             # Definitions stored before schedules existed have no "schedule" key.
             schedule=Schedule.from_dict(data["schedule"]) if data.get("schedule") else None,
+            delay=Delay(**data["delay"]) if data.get("delay") else None,
         )
 
 

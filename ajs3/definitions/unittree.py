@@ -13,6 +13,7 @@ import difflib
 from yaml.nodes import Node
 
 from ajs3.definitions import schema
+from ajs3.definitions.delays import read_delay
 from ajs3.definitions.graph import Draft, check_siblings
 from ajs3.definitions.jobs import read_job
 from ajs3.definitions.nodes import KIND_LABEL, Ctx, Getter, line_of, short, suggest
@@ -172,6 +173,10 @@ def read_unit(ctx: Ctx, node: Node, parent: str, depth: int, *, root: bool) -> D
         parsed = read_schedule(ctx, schedule_node, label)
         if parsed is not None:
             values["schedule"], calendar_ref = parsed
+
+    delay_node = value("delay")
+    if delay_node is not None:
+        values["delay"] = read_delay(ctx, delay_node, label)
 
     unit = Unit(
         name=name or "",

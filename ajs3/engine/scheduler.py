@@ -23,6 +23,7 @@ from ajs3.engine import runner as rn
 from ajs3.engine.collect import Collector
 from ajs3.engine.commands import Commands
 from ajs3.engine.core import Core
+from ajs3.engine.delays import DelayWatch
 from ajs3.engine.dispatch import Dispatcher, iso
 from ajs3.engine.evaluate import Evaluator, Launches
 from ajs3.engine.indoubt import InDoubt
@@ -59,6 +60,7 @@ class Scheduler:
         self.commands = Commands(core, self.evaluator, self.collector)
         self.timetable = Timetable()
         self.timetable.plan = planchanges.load(journal)
+        self.delays = DelayWatch(journal, core.runs)
 
     def use_settings(self, settings: Settings) -> None:
         """Settings read again (at ``define``): the jobs started from now on follow them."""
@@ -168,8 +170,16 @@ class Scheduler:
                 run=decision.run,
                 decision=decision.reason,
             )
-            if decision.run:
-                self.register(decision.jobnet, at=decision.due)
+            with self.journal.joined():  # the run and its catch_up event, or neither
+                run = self.register(decision.jobnet, at=decision.due) if decision.run else None
+                self.journal.note(
+                    "catch_up",
+                    jobnet=decision.jobnet,
+                    due=decision.due,
+                    registered=decision.run,
+                    run=run,
+                    detail=decision.reason,
+                )
         self.journal.set_meta(SEEN_KEY, repr(now))
 
     def register_due(self, now: float) -> None:
@@ -241,6 +251,7 @@ class Scheduler:
                     if state is not None:
                         self.evaluator.evaluate(state, now, launches)
                 core.dirty.clear()
+                self.delays.check(now)
                 if launches:
                     self.dispatch.record_intents(launches, now)
         except DiskFull:
@@ -284,6 +295,7 @@ class Scheduler:
         transaction that changed them in memory was rolled back (a full disk); a job
         started meanwhile whose supervisor is not watched is taken up again."""
         core = self.core
+        self.delays.forget()  # what it raised in the rolled-back step is raised again
         version, defs = self.journal.definitions()
         core.use_definitions(version, defs)
         self.timetable.plan = planchanges.load(self.journal)
@@ -331,6 +343,9 @@ class Scheduler:
         due = self.timetable.next_due()
         if due is not None:
             times.append(due)
+        delay = self.delays.next_deadline()
+        if delay is not None:
+            times.append(delay)
         times.extend(at for _, at in self.core.stragglers)
         for t in self.core.tracked.values():
             if t.kill_at is not None:

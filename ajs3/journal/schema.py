@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: MIGRATIONS[n] brings a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -118,5 +118,32 @@ MIGRATIONS: list[str] = [
         cancelled INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX plan_changes_jobnet ON plan_changes(jobnet)
+    """,
+    # 5: notifications (ajs3.notify): the outbox of events, written in the transaction
+    # of the change that causes them, with one delivery row per route that wants the
+    # event; and the delays (start, end) raised once per unit run (ajs3.engine.delays).
+    """
+    CREATE TABLE notify_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE TABLE notify_deliveries (
+        event INTEGER NOT NULL REFERENCES notify_events(id) ON DELETE CASCADE,
+        route TEXT NOT NULL,
+        delivered_at REAL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (event, route)
+    );
+    CREATE INDEX notify_pending ON notify_deliveries(route, event) WHERE delivered_at IS NULL;
+    CREATE TABLE unit_delays (
+        unit_run INTEGER NOT NULL REFERENCES unit_runs(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (unit_run, kind)
+    );
     """,
 ]

@@ -20,7 +20,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,12 @@ class Journal:
         #: Told of every status change after it is made (unit run, old status), so
         #: that whoever keeps counts in memory need not scan for them.
         self.on_status: Callable[[UnitRun, Status], None] | None = None
+        #: Told of every status change INSIDE its transaction (the unit run as it is
+        #: now, its old status, the reason code), and of what the engine finds notable
+        #: beyond a status (:meth:`note`): a record that must exist if and only if the
+        #: change does (a notification, ajs3.notify) is written in the same commit.
+        self.on_change_tx: Callable[[UnitRun, Status, ReasonCode], None] | None = None
+        self.on_note_tx: Callable[[str, dict[str, Any]], None] | None = None
 
     # -- opening -------------------------------------------------------------
 
@@ -481,6 +487,9 @@ class Journal:
                     code.value,
                 ),
             )
+            if self.on_change_tx is not None:
+                after = replace(ur, status=new, reason=reason, **values)
+                self.on_change_tx(after, ur.status, code)
         old = ur.status
         ur.status = new
         ur.reason = reason
@@ -488,6 +497,14 @@ class Journal:
             setattr(ur, key, value)
         if self.on_status is not None:
             self.on_status(ur, old)
+
+    def note(self, kind: str, **data: Any) -> None:
+        """Something notable beyond a status change (a catch-up decision, a delay, the
+        logical host starting or stopping): told to :attr:`on_note_tx` in the caller's
+        transaction (or one of its own)."""
+        if self.on_note_tx is not None:
+            with self.joined():
+                self.on_note_tx(kind, data)
 
     def quick_check(self) -> str:
         return str(self.conn.execute("PRAGMA quick_check").fetchone()[0])

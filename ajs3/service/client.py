@@ -139,6 +139,12 @@ class Client:
     def reload(self, log_level: str) -> dict[str, Any]:
         return self.call("reload", log_level=log_level)
 
+    def notify_test(self, route: str) -> dict[str, Any]:
+        return self.call("notify_test", route=route)
+
+    def notify_status(self) -> dict[str, Any]:
+        return self.call("notify_status")
+
     def stop(self, jobs: str | None = None, timeout: float | None = None) -> dict[str, Any]:
         return self.call("stop", jobs=jobs, timeout=timeout)
 

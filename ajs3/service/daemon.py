@@ -26,6 +26,7 @@ from ajs3.journal import audit
 from ajs3.journal.files import DiskFull
 from ajs3.journal.store import Journal
 from ajs3.model import StartMode, StopJobs
+from ajs3.notify.hub import Notifications
 from ajs3.service import access, protocol, views
 from ajs3.service.access import Peer
 from ajs3.service.control import ControlServer
@@ -61,10 +62,12 @@ class Daemon(OperatorRequests):
         self.settings: Settings | None = None
         self.journal: Journal | None = None
         self.sched: Scheduler | None = None
+        self.notify: Notifications | None = None
         self.watched: set[int] = set()
         #: the data directory and journal this daemon started with (AJS3-E209)
         self.mark: DataDirMark | None = None
         self.lost: AjsError | None = None
+        self.superseded = False
         #: the journal could not be written for want of space (AJS3-E208): since when
         self.disk_full: DiskFull | None = None
         self.disk_full_since = 0.0
@@ -83,9 +86,11 @@ class Daemon(OperatorRequests):
         self.mark = DataDirMark.of(self.datadir)
         epoch = self.journal.begin_epoch(socket.gethostname(), os.getpid(), self.mode.value)
         self.log = self.log.bind(epoch=epoch)
+        self.notify = Notifications(self.journal, settings, self.log)
         self.sched = Scheduler(self.journal, settings)
         self.sched.log = self.log
         self.sched.recover(self.mode)
+        self.notify.start(self.mode.value)
         self._listen()
         self._write_pidfile(epoch)
         self.log.info("logical host started", mode=self.mode.value, datadir=str(self.datadir))
@@ -156,6 +161,8 @@ class Daemon(OperatorRequests):
                         sched.step()
                     except DiskFull as exc:
                         self._note_disk_full(exc)
+                assert self.notify is not None
+                self.notify.committed()
                 self._watch_new()
                 if self._stop_done():
                     break
@@ -190,6 +197,7 @@ class Daemon(OperatorRequests):
                 self.server.expire(time.monotonic())
         except EpochSuperseded as exc:
             self.log.error("stopping: epoch superseded", error=str(exc))
+            self.superseded = True
             return 3
         finally:
             self._shutdown()
@@ -318,6 +326,8 @@ class Daemon(OperatorRequests):
             self.server.close()
         if self.sched is not None:
             self.sched.runner.close()
+        if self.notify is not None:  # a clean stop says so; a lost host writes nothing
+            self.notify.stop(clean=self.lost is None and not self.superseded)
         if self.journal is not None and self.lost is None:
             # A lost data directory is not touched again: closing would checkpoint
             # and remove the WAL by name, maybe in a directory now in its place.
@@ -538,6 +548,14 @@ class Daemon(OperatorRequests):
         return views.read_log(
             views.log_path_in(self.journal, self.datadir, target, run, bool(stderr))
         )
+
+    def op_notify_test(self, peer: Peer, *, route: str) -> dict[str, Any]:
+        assert self.notify is not None
+        return self.notify.test(route, peer.user)
+
+    def op_notify_status(self, peer: Peer) -> dict[str, Any]:
+        assert self.notify is not None
+        return self.notify.status()
 
     def op_stop(self, peer: Peer, *, jobs: str | None, timeout: float | None) -> dict[str, Any]:
         self.begin_stop(StopJobs(jobs or "kill"), 60.0 if timeout is None else timeout)

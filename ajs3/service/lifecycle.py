@@ -387,6 +387,23 @@ class Health:
         }
 
 
+def notify_check(paths: Paths, checks: list[dict[str, Any]]) -> None:
+    """Per notification route, what waits and the last error (never unhealthy: the
+    cluster cannot mend a pager; docs/notifications.md)."""
+    try:
+        # short: the agent's monitor runs this, and the ping above said the loop is alive
+        routes = Client(paths.socket, timeout=2.0).notify_status().get("routes", {})
+    except AjsError:
+        return  # not a viewer, an older daemon, no answer in time: nothing to add
+    for name, st in sorted(routes.items()):
+        detail = f"route {name} ({st.get('kind')}): {st.get('pending', 0)} waiting"
+        if st.get("failures"):
+            detail += f", {st['failures']} failure(s) in a row, last: {st.get('last_error')}"
+        checks.append(
+            {"check": "notify", "ok": not st.get("failures"), "detail": detail, "route": name, **st}
+        )
+
+
 def status(paths: Paths, depth: int) -> Health:
     """Check a logical host: 0 healthy, 1 running but unhealthy, 3 not running."""
     checks: list[dict[str, Any]] = []
@@ -431,6 +448,7 @@ def status(paths: Paths, depth: int) -> Health:
         )
         if not alive:
             return Health(UNHEALTHY, "scheduler loop is stuck", checks)
+        notify_check(paths, checks)
         full = pong.get("disk_full")
         if isinstance(full, dict):
             # Still healthy for the cluster: another node would find the same full disk;

@@ -229,6 +229,18 @@ OPS: dict[str, Op] = {
             "change the daemon's log level",
         ),
         Op(
+            "notify_test",
+            Access.CHANGE,
+            (Field("route", Kind.TEXT, required=True),),
+            "send a test event on one notification route",
+        ),
+        Op(
+            "notify_status",
+            Access.READ,
+            (),
+            "per notification route: events waiting, failures in a row, last error",
+        ),
+        Op(
             "stop",
             Access.ADMIN,
             (

@@ -18,6 +18,7 @@ from typing import Any
 
 from ajs3 import datadir as dd
 from ajs3.engine import planchanges, runvars, suspend
+from ajs3.engine.delays import delays_of
 from ajs3.errors import AjsError, Code, OperationError
 from ajs3.journal.store import JobnetRun, Journal
 from ajs3.model import ENDED_BADLY, FINAL, label_of
@@ -117,7 +118,11 @@ def show_in(
     chosen = _pick_run(journal, target, run)
     rows = journal.unit_rows(chosen.id)
     base = chosen.jobnet.rstrip("/").count("/")
-    units = [_unit_row(u, u["path"].count("/") - base) for u in rows]
+    delays = delays_of(journal.conn, chosen.id)
+    units = [
+        {**_unit_row(u, u["path"].count("/") - base), "delays": delays.get(u["id"], [])}
+        for u in rows
+    ]
     return {
         "run": chosen.id,
         "jobnet": chosen.jobnet,
@@ -156,8 +161,9 @@ def render_show(data: dict[str, Any]) -> str:
         exit_code = "-" if u["exit_code"] is None else str(u["exit_code"])
         if u["signal"] is not None:
             exit_code = f"s{u['signal']}"
+        label = u["label"] + "".join(f" [{d.replace('_', ' ')}]" for d in u.get("delays", []))
         lines.append(
-            f"{name:<44} {u['label']:<26} {u['attempt'] or '-':>3} {exit_code:>4}  "
+            f"{name:<44} {label:<26} {u['attempt'] or '-':>3} {exit_code:>4}  "
             f"{_fmt_time(u['started_at']):<14} {_fmt_time(u['ended_at']):<14}"
         )
     for v in data.get("vars", []):

@@ -275,6 +275,8 @@ def test_every_request_of_the_protocol_is_handled_and_changes_are_audited(
         "plan_change": lambda: c.plan_change("/f/chain", "add", "2999-01-01T00:00"),
         "chgstat": lambda: c.chgstat("/f/chain/j2", "held", "test", run=run),
         "reload": lambda: c.reload("info"),
+        "notify_status": c.notify_status,
+        "notify_test": lambda: c.notify_test("no-such-route"),  # AJS3-E409, audited
         "stop": lambda: c.stop(jobs="kill", timeout=10),
     }
     assert set(calls) == set(protocol.OPS)

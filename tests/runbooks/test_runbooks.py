@@ -372,4 +372,30 @@ def test_variables(rb_lab: Lab) -> None:
     assert "importing 42 rows of 2027-01-04" in out, out
     out = rb.run("bad")
     assert "AJS3-E407" in out and "PATH is reserved" in out and "'day'" in out, out
+
+
+def test_notifications(rb_lab: Lab) -> None:
+    """Last: it leaves a notification route in lh1's settings."""
+    lab = rb_lab
+    settle(lab)
+    rb = Runbook(lab, "notifications.md")
+    rb.run("receiver")
+    rb.run("route")
+    lab.wait_groups(timeout=120)
+    node = rb.locate("lh1")
+    wait_until(
+        lambda: (
+            lab.exec(node, ["/usr/local/bin/ajs3", "service", "status", "-h", "lh1"]).returncode
+            == 0
+        ),
+        60,
+        0.5,
+        "lh1's daemon answers after the restart",
+    )
+    out = rb.run("test")
+    assert re.search(r"ops-log: test event [0-9a-f]{32} delivered", out), out
+    out = rb.run("status")
+    assert "notify route ops-log (command): 0 waiting" in out, out
+    assert '"kind": "test"' in out, out
+    rb.run("failures")
     rb.assert_all_run()
