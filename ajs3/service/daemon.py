@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import keyword
 import os
 import selectors
 import signal
@@ -357,7 +355,7 @@ class Daemon(OperatorRequests):
             )
             return protocol.answer_error(exc)
         handler = getattr(self, f"op_{req.op.name}")
-        kwargs = {handler_arg(k): v for k, v in req.fields.items()}
+        kwargs = {protocol.handler_arg(k): v for k, v in req.fields.items()}
         try:
             if req.op.access.changes_state:
                 return protocol.answer_ok(self._change(peer, req, handler, kwargs))
@@ -409,7 +407,7 @@ class Daemon(OperatorRequests):
             uid=peer.uid,
             user=peer.user,
             op=req.op.name,
-            args=audit_args(req),
+            args=protocol.audit_args(req),
             code=code,
             result=result,
             key=key,
@@ -429,7 +427,7 @@ class Daemon(OperatorRequests):
             user=peer.user,
             pid=peer.pid,
             op=req.op.name,
-            args=audit_args(req),
+            args=protocol.audit_args(req),
             result=code,
         )
         if log_only:
@@ -565,28 +563,6 @@ class Daemon(OperatorRequests):
         logs.set_level(log_level)
         self.log.info("log level changed", level=log_level)
         return {"log_level": log_level}
-
-
-def handler_arg(field: str) -> str:
-    """The keyword of a handler for a protocol field (``as`` is ``as_``)."""
-    return field + "_" if keyword.iskeyword(field) else field
-
-
-def audit_args(req: protocol.Request) -> dict[str, Any]:
-    """What the audit keeps of a request's fields: not the key (a column of its own),
-    and of definition files their names, sizes and digests (the journal keeps the
-    definitions themselves)."""
-    args = {k: v for k, v in req.fields.items() if k != "key"}
-    if req.op.name == "define":
-        args["files"] = [
-            {
-                "name": f["name"],
-                "bytes": len(f["text"].encode()),
-                "sha256": hashlib.sha256(f["text"].encode()).hexdigest(),
-            }
-            for f in args["files"]
-        ]
-    return args
 
 
 def run_foreground(

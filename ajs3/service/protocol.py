@@ -11,7 +11,9 @@ and this table disagree. docs/control.md describes the protocol for people.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import keyword
 import math
 import re
 from dataclasses import dataclass
@@ -414,3 +416,25 @@ def answer_error(exc: AjsError) -> dict[str, Any]:
 
 def encode_answer(answer: dict[str, Any]) -> bytes:
     return json.dumps(answer, ensure_ascii=True, default=str).encode() + b"\n"
+
+
+def handler_arg(field: str) -> str:
+    """The keyword of a handler for a protocol field (``as`` is ``as_``)."""
+    return field + "_" if keyword.iskeyword(field) else field
+
+
+def audit_args(req: Request) -> dict[str, Any]:
+    """What the audit keeps of a request's fields: not the key (a column of its own),
+    and of definition files their names, sizes and digests (the journal keeps the
+    definitions themselves)."""
+    args = {k: v for k, v in req.fields.items() if k != "key"}
+    if req.op.name == "define":
+        args["files"] = [
+            {
+                "name": f["name"],
+                "bytes": len(f["text"].encode()),
+                "sha256": hashlib.sha256(f["text"].encode()).hexdigest(),
+            }
+            for f in args["files"]
+        ]
+    return args

@@ -16,8 +16,8 @@ import pytest
 from ajs3.errors import AjsError, Code
 from ajs3.service import protocol, views
 from ajs3.service.client import Client
-from ajs3.service.daemon import Daemon, handler_arg
-from ajs3.service.protocol import OPS, BadRequest, Field, Kind
+from ajs3.service.daemon import Daemon
+from ajs3.service.protocol import OPS, BadRequest, Field, Kind, handler_arg
 
 
 def _handlers() -> dict[str, Any]:
