@@ -147,6 +147,11 @@ def build_parser() -> Parser:
     g.add_argument("--from", dest="from_", metavar="UNIT", help="from UNIT on")
     g.add_argument("--only", metavar="UNIT", help="only UNIT")
 
+    p = sub.add_parser("purge", add_help=False, help="remove history beyond retention now")
+    _common(p)
+    p.add_argument("--dry-run", action="store_true", help="show what would go, remove nothing")
+    p.add_argument("--timeout", type=float, default=None, help="give up waiting after S")
+
     p = sub.add_parser("log", add_help=False, help="print a run's output")
     _common(p)
     p.add_argument("run_id", help="run id, or a unit path")

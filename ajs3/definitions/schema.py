@@ -39,6 +39,7 @@ JOB_KEYS: tuple[str, ...] = (
     "retry",
     "on_failover",
     "failover_check",
+    "output_limit",
 )
 JUDGE_KEYS: tuple[str, ...] = (*COMMON_KEYS, "condition")
 OR_KEYS: tuple[str, ...] = COMMON_KEYS
@@ -52,6 +53,7 @@ ROOT_KEYS: tuple[str, ...] = (
     "hold",
     "units",
     "schedule",
+    "keep",
 )
 
 KEYS_BY_KIND: dict[UnitKind, tuple[str, ...]] = {

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ajs3.keep import Keep
 from ajs3.model import Compare, RecoveryPolicy, UnitKind
 
 
@@ -231,6 +232,10 @@ class Unit:
     units: tuple[Unit, ...] = ()
     #: Root jobnets only: when the jobnet runs by itself (None: only on ``ajs3 entry``).
     schedule: Schedule | None = None
+    #: Root jobnets only: the history kept of it (None: the logical host's default).
+    keep: Keep | None = None
+    #: Jobs only: bytes kept of each of stdout and stderr (None: the logical host's).
+    output_limit: int | None = None
 
     def argv(self) -> list[str]:
         """The program and arguments to execute for a Unix job."""
@@ -294,6 +299,8 @@ class Unit:
             units=tuple(Unit.from_dict(u) for u in data["units"]),
             # Definitions stored before schedules existed have no "schedule" key.
             schedule=Schedule.from_dict(data["schedule"]) if data.get("schedule") else None,
+            keep=Keep.from_dict(data["keep"]) if data.get("keep") else None,
+            output_limit=data.get("output_limit"),
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: MIGRATIONS[n] brings a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -88,5 +88,15 @@ MIGRATIONS: list[str] = [
         request_key TEXT
     );
     CREATE INDEX audit_key ON audit(uid, op, request_key) WHERE request_key IS NOT NULL;
+    """,
+    # 4: the jobnet runs the retention purge (ajs3.journal.purge) has taken: their files
+    # are being removed; the rows go once the files are gone, so a purge cut short
+    # (kill -9) is finished by the next one and never leaves a row without its files
+    # unmarked.
+    """
+    CREATE TABLE purging (
+        jobnet_run INTEGER PRIMARY KEY REFERENCES jobnet_runs(id) ON DELETE CASCADE,
+        since REAL NOT NULL
+    );
     """,
 ]

@@ -18,6 +18,7 @@ import structlog
 from ajs3 import logs
 from ajs3.definitions.loader import load_texts
 from ajs3.engine.jobenv import check_job_users
+from ajs3.engine.retention import Purger
 from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import AjsError, Code, DefinitionError, EpochSuperseded
@@ -59,6 +60,7 @@ class Daemon:
         self.settings: Settings | None = None
         self.journal: Journal | None = None
         self.sched: Scheduler | None = None
+        self.purger: Purger | None = None
         self.watched: set[int] = set()
         #: the data directory and journal this daemon started with (AJS3-E209)
         self.mark: DataDirMark | None = None
@@ -84,6 +86,11 @@ class Daemon:
         self.sched = Scheduler(self.journal, settings)
         self.sched.log = self.log
         self.sched.recover(self.mode)
+        sched = self.sched
+        self.purger = Purger(
+            self.journal, settings, lambda: sched.definitions, lambda: sched.runs, self.log
+        )
+        self.purger.finish_pending()  # a purge cut short (kill -9), before any request
         self._listen()
         self._write_pidfile(epoch)
         self.log.info("logical host started", mode=self.mode.value, datadir=str(self.datadir))
@@ -158,6 +165,12 @@ class Daemon:
                 if self._stop_done():
                     break
                 timeout = HEARTBEAT
+                if self.purger is not None and self.disk_full is None and not sched.stopping:
+                    try:  # retention: a few milliseconds at most, between steps
+                        self.purger.tick()
+                    except DiskFull as exc:
+                        self._note_disk_full(exc)
+                    timeout = min(timeout, max(0.0, self.purger.next_wake() - time.time()))
                 wake = sched.next_wake()
                 if self.disk_full is not None:
                     wake = None  # what fell due waits for room: the next probe, in 1 s
@@ -520,6 +533,14 @@ class Daemon:
         return views.read_log(
             views.log_path_in(self.journal, self.datadir, target, run, bool(stderr))
         )
+
+    def op_purge(self, peer: Peer) -> dict[str, Any]:
+        assert self.purger is not None
+        return {"round": self.purger.request()}
+
+    def op_purge_status(self, peer: Peer, *, plan: bool | None) -> dict[str, Any]:
+        assert self.purger is not None
+        return {**self.purger.status(), **({"plan": self.purger.plan()} if plan else {})}
 
     def op_stop(self, peer: Peer, *, jobs: str | None, timeout: float | None) -> dict[str, Any]:
         self.begin_stop(StopJobs(jobs or "kill"), 60.0 if timeout is None else timeout)

@@ -271,6 +271,8 @@ def test_every_request_of_the_protocol_is_handled_and_changes_are_audited(
         "kill": lambda: c.kill(run=run, jobnet="/f/chain"),
         "rerun": lambda: c.rerun("failed", run=run, jobnet="/f/chain"),
         "reload": lambda: c.reload("info"),
+        "purge": c.purge,
+        "purge_status": lambda: c.purge_status(plan=True),
         "stop": lambda: c.stop(jobs="kill", timeout=10),
     }
     assert set(calls) == set(protocol.OPS)
