@@ -66,7 +66,7 @@ _KEYS: dict[str, str] = {
     "default_user": "a user name",
     "allow_root_jobs": "true or false",
     "env_passthrough": "a list of environment variable names",
-    "keep": "a mapping with runs (1 to 999) and/or days (a number above 0)",
+    "keep": "a mapping with runs (1 to 999) and/or days (a number above 0), or null",
     "purge_interval": f"a number of seconds from {kp.PURGE_INTERVAL_MIN:g} to "
     f"{kp.PURGE_INTERVAL_MAX:g}",
     "output_limit": f"an integer number of bytes from {kp.OUTPUT_LIMIT_MIN} to "
@@ -129,7 +129,7 @@ def parse(data: Any, path: Path, settings: Settings) -> Settings:
 def _retention(data: dict[Any, Any], path: Path, settings: Settings) -> None:
     """keep, purge_interval and output_limit (docs/retention.md)."""
     if "keep" in data:
-        got = kp.check_keep(data["keep"])
+        got = kp.Keep() if data["keep"] is None else kp.check_keep(data["keep"])
         if isinstance(got, str):
             raise AjsError(
                 f"{path}: keep must be {got}",

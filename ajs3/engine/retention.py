@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -71,7 +72,12 @@ class Purger:
         self.after = 0
         self.totals: dict[int, pg.Counts] = {}
         self.longest_tick = 0.0
+        #: the durations of the last ticks that worked, for the figures
+        self.ticks: deque[float] = deque(maxlen=10_000)
         self.failures = 0
+        #: job directories of the marked runs removed so far (a tick goes on from there)
+        self._removed: set[str] = set()
+        self._bytes = 0
 
     # -- what the daemon calls ------------------------------------------------------------
 
@@ -113,7 +119,9 @@ class Purger:
             self._end_round(now)
             return False
         finally:
-            self.longest_tick = max(self.longest_tick, time.perf_counter() - began)
+            took = time.perf_counter() - began
+            self.longest_tick = max(self.longest_tick, took)
+            self.ticks.append(took)
 
     def finish_pending(self) -> None:
         """At start: finish every run a purge cut short (kill -9) marked, before any
@@ -122,7 +130,7 @@ class Purger:
             runs = pg.pending(self.journal, BATCH)
             if not runs:
                 return
-            self._finish(runs, deadline=None)
+            self._finish(runs, deadline=None, half=None)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -131,6 +139,8 @@ class Purger:
             "running": self.in_round,
             "next_round_at": None if self.in_round else self.next_round,
             "longest_tick_ms": round(self.longest_tick * 1e3, 3),
+            "ticks": len(self.ticks),
+            "tick_p99_ms": round(_p99(self.ticks) * 1e3, 3),
             "failures": self.failures,
             "rounds": {str(k): v.to_dict() for k, v in sorted(self.totals.items())},
         }
@@ -138,15 +148,18 @@ class Purger:
     # -- the work -----------------------------------------------------------------------
 
     def _work(self, now: float, deadline: float) -> bool:
+        """One transaction is started only in the first half of the budget: a tick is
+        at most about the budget, or half of it and one small commit."""
         if not self.in_round:
             self._begin_round()
-        while time.perf_counter() < deadline:
+        half = deadline - self.budget / 2
+        while time.perf_counter() < half:
             runs = pg.pending(self.journal, BATCH)
             if runs:
-                if not self._finish(runs, deadline):
-                    return True  # files left to remove: the next tick goes on
+                if not self._finish(runs, deadline, half):
+                    return True  # files (or the rows) left: the next tick goes on
                 continue
-            if not self._select(now, deadline):
+            if not self._select(now, half):
                 self._end_round(now)
                 return False
         return True
@@ -201,9 +214,10 @@ class Purger:
                 return True
         return False
 
-    def _finish(self, runs: list[int], deadline: float | None) -> bool:
+    def _finish(self, runs: list[int], deadline: float | None, half: float | None) -> bool:
         """Remove the files of marked runs, then their rows; False if the deadline
-        came first (they stay marked, the next tick goes on)."""
+        came first (they stay marked, the next tick goes on from the files it had
+        not removed; the rows are deleted only in the first ``half`` of a tick)."""
         busy = set(self.busy())
         ok = [r for r in pg.still_ended(self.journal, runs) if r not in busy]
         gone = [r for r in runs if r not in ok]
@@ -213,10 +227,13 @@ class Purger:
         if not ok:
             return True
         counts = pg.count_rows(self.journal, ok)
+        removed_now = False
         fd = jobdirs.open_jobs(self.jobs)
         try:
             if fd is not None:
                 for run_id in pg.run_ids(self.journal, ok):
+                    if run_id in self._removed:
+                        continue
                     if deadline is not None and time.perf_counter() >= deadline:
                         return False
                     try:
@@ -227,13 +244,18 @@ class Purger:
                             "purge: cannot remove a job directory", run_id=run_id, error=str(exc)
                         )
                         return False
-                    counts.job_dirs += 1
-                    counts.bytes += held
+                    self._removed.add(run_id)
+                    self._bytes += held
+                    removed_now = True
         finally:
             if fd is not None:
                 os.close(fd)
+        if removed_now and half is not None and time.perf_counter() >= half:
+            return False  # the rows at the start of the next tick (it always gets there)
+        counts.job_dirs, counts.bytes = len(self._removed), self._bytes
         with self.journal.transaction():
             pg.delete(self.journal, ok)
+        self._removed, self._bytes = set(), 0
         self.totals.setdefault(self.started, pg.Counts()).add(counts)
         return True
 
@@ -288,3 +310,10 @@ class Purger:
             },
             "marked": len(marked),
         }
+
+
+def _p99(values: deque[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]

@@ -158,7 +158,6 @@ def _history_host(make_lhost: Any, name: str, job_runs: int) -> LogicalHost:
         d = jobs / rid
         d.mkdir(mode=0o750)
         (d / "stdout").write_bytes(b"x" * 100)
-        (d / "status.json").write_bytes(b"{}")
     return host
 
 
@@ -190,7 +189,7 @@ def _check_files(host: LogicalHost) -> None:
 
 
 def test_a_purge_cut_short_by_kill_9_is_finished_by_the_next_start(make_lhost: Any) -> None:
-    host = _history_host(make_lhost, "keep3", 20_000)
+    host = _history_host(make_lhost, "keep3", 8_000)
     before = host.journal_query("SELECT count(*) FROM jobnet_runs")[0][0]
     # the state a kill -9 between the files and the rows leaves: marked, half removed
     marked = [r for (r,) in host.journal_query("SELECT id FROM jobnet_runs ORDER BY id LIMIT 3")]

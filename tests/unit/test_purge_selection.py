@@ -199,6 +199,8 @@ def test_settings_read_the_retention_keys(tmp_path: Path) -> None:
     )
     s = load_settings(tmp_path, "lh1")
     assert (s.keep, s.purge_interval, s.output_limit) == (Keep(7, 30.0), 5.0, 1 << 20)
+    (tmp_path / "ajs3.yaml").write_text("keep: null\n")
+    assert load_settings(tmp_path, "lh1").keep.unlimited
 
 
 @pytest.mark.parametrize(
