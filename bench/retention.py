@@ -71,7 +71,7 @@ def _chain(n: int, width: int) -> str:
 
 def figures(b: Bench) -> list[Figure]:
     """Both figures, on one history (the purge runs on the history dispatch ran with)."""
-    stored = 10_000 if b.quick else 100_000
+    stored = 5_000 if b.quick else 100_000
     old, gen = _history_host(b, "brh", stored, KEEP_MOST + "purge_interval: 86400\n")
     return [dispatch_history(b, old, gen, stored), purge_pause(b, old, gen, stored)]
 
