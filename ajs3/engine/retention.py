@@ -125,12 +125,15 @@ class Purger:
 
     def finish_pending(self) -> None:
         """At start: finish every run a purge cut short (kill -9) marked, before any
-        request can reach it."""
-        while True:
-            runs = pg.pending(self.journal, BATCH)
-            if not runs:
-                return
-            self._finish(runs, deadline=None, half=None)
+        request can reach it. On a full disk they stay marked for the ticks to finish."""
+        try:
+            while True:
+                runs = pg.pending(self.journal, BATCH)
+                if not runs:
+                    return
+                self._finish(runs, deadline=None, half=None)
+        except DiskFull as exc:
+            self.log.warning("purge: marked runs left for later", error=exc.message)
 
     def status(self) -> dict[str, Any]:
         return {

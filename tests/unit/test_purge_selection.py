@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,3 +224,33 @@ def test_bad_retention_settings_are_refused_with_the_file(tmp_path: Path, text: 
     assert caught.value.code is Code.SETTINGS
     assert str(tmp_path / "ajs3.yaml") in caught.value.message
     assert text.split(":")[0] in caught.value.message
+
+
+def test_job_directories_are_removed_without_following_links(tmp_path: Path) -> None:
+    from ajs3.engine import jobdirs
+
+    jobs, outside = tmp_path / "jobs", tmp_path / "outside"
+    jobs.mkdir()
+    outside.mkdir()
+    (outside / "precious").write_text("keep me")
+    run = jobs / "r0123456789abcdef0123"
+    run.mkdir()
+    (run / "stdout").write_bytes(b"x" * 10)
+    (run / "link").symlink_to(outside)
+    (jobs / "r00000000000000000000").symlink_to(outside)  # a link where a directory goes
+    (jobs / "not-a-run").mkdir()
+    fd = jobdirs.open_jobs(jobs)
+    assert fd is not None
+    try:
+        assert jobdirs.size(fd, run.name) == 10
+        assert jobdirs.remove(fd, run.name) == 10
+        assert jobdirs.remove(fd, run.name) == 0  # gone already: done
+        assert jobdirs.remove(fd, "r00000000000000000000") == 0
+        assert jobdirs.remove(fd, "not-a-run") == 0
+        assert jobdirs.remove(fd, "../outside") == 0
+    finally:
+        os.close(fd)
+    assert not run.exists() and not (jobs / "r00000000000000000000").is_symlink()
+    assert (outside / "precious").read_text() == "keep me"
+    assert (jobs / "not-a-run").is_dir()
+    assert jobdirs.open_jobs(tmp_path / "none") is None
