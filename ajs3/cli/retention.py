@@ -28,6 +28,11 @@ def _counts(c: dict[str, Any]) -> str:
     )
 
 
+def _keep(keep: dict[str, Any]) -> str:
+    parts = [f"{k} {v:g}" for k, v in keep.items() if v is not None]
+    return ", ".join(parts) or "everything"
+
+
 def cmd_purge(args: argparse.Namespace) -> int:
     paths = paths_of(args)
     if args.dry_run:
@@ -35,7 +40,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
         plan = status["plan"]
         lines = [f"would remove {_counts(plan['total'])}"]
         lines += [
-            f"  {name}: {info['runs']} runs (keep {info['keep']})"
+            f"  {name}: {info['runs']} runs (keep {_keep(info['keep'])})"
             for name, info in plan["jobnets"].items()
         ]
         if plan["marked"]:
