@@ -34,6 +34,8 @@ from ajs3.settings import Settings
 #: Runs marked at once, and runs scanned at once per jobnet.
 BATCH = 8
 SCAN = 200
+#: Batches deleted between two checkpoints of the WAL by the purge.
+CHECKPOINT_EVERY = 2
 #: Rounds whose totals are kept for ``ajs3 purge`` to read.
 ROUNDS_KEPT = 16
 
@@ -79,6 +81,8 @@ class Purger:
         self.failures = 0
         #: job directories of the marked runs removed so far (a tick goes on from there)
         self._removed: set[str] = set()
+        #: batches deleted since the purge last checkpointed the WAL
+        self._unchecked = 0
         #: runs the last scan chose beyond the batch it marked
         self._queue: list[int] = []
         self._bytes = 0
@@ -162,6 +166,14 @@ class Purger:
         if not self.in_round:
             self._begin_round()
         half = deadline - self.budget / 2
+        if self._unchecked >= CHECKPOINT_EVERY:
+            # The purge writes much more to the WAL than scheduling does: checkpointed
+            # a little at a time, in a tick of its own, so that SQLite's automatic
+            # checkpoint (1,000 pages, in whichever commit crosses it: a tick's or a
+            # step's) never has a purge's worth to copy at once.
+            self._unchecked = 0
+            self.journal.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            return True
         while time.perf_counter() < half:
             runs = pg.pending(self.journal, BATCH)
             if runs:
@@ -278,6 +290,7 @@ class Purger:
         finally:
             self.journal.conn.execute("PRAGMA synchronous=FULL")
         self._removed, self._bytes = set(), 0
+        self._unchecked += 1
         self.totals.setdefault(self.started, pg.Counts()).add(counts)
         return True
 
