@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from ajs3 import datadir as dd
+from ajs3 import keep as kp
 from ajs3.errors import AjsError, Code
 from ajs3.fileperms import refuse_unsafe
 from ajs3.notify_routes import Route, parse_routes
@@ -53,6 +54,12 @@ class Settings:
     env_passthrough: tuple[str, ...] = field(default=DEFAULT_PASSTHROUGH)
     #: where notifications go (docs/notifications.md)
     notify: tuple[Route, ...] = ()
+    #: the history a jobnet without ``keep`` of its own keeps (docs/retention.md)
+    keep: kp.Keep = field(default_factory=lambda: kp.Keep(runs=kp.DEFAULT_RUNS))
+    #: seconds between two background purge rounds
+    purge_interval: float = kp.DEFAULT_PURGE_INTERVAL
+    #: bytes kept of each of a job's stdout and stderr (a job's output_limit wins)
+    output_limit: int = kp.DEFAULT_OUTPUT_LIMIT
 
 
 _KEYS: dict[str, str] = {
@@ -63,6 +70,11 @@ _KEYS: dict[str, str] = {
     "allow_root_jobs": "true or false",
     "env_passthrough": "a list of environment variable names",
     "notify": "a list of routes (docs/notifications.md)",
+    "keep": "a mapping with runs (1 to 999) and/or days (a number above 0), or null",
+    "purge_interval": f"a number of seconds from {kp.PURGE_INTERVAL_MIN:g} to "
+    f"{kp.PURGE_INTERVAL_MAX:g}",
+    "output_limit": f"an integer number of bytes from {kp.OUTPUT_LIMIT_MIN} to "
+    f"{kp.OUTPUT_LIMIT_MAX}",
 }
 
 
@@ -123,7 +135,33 @@ def parse(data: Any, path: Path, settings: Settings) -> Settings:
                     code=Code.SETTINGS,
                     hint="run the command as an unprivileged user, or allow root jobs",
                 )
+    _retention(data, path, settings)
     return settings
+
+
+def _retention(data: dict[Any, Any], path: Path, settings: Settings) -> None:
+    """keep, purge_interval and output_limit (docs/retention.md)."""
+    if "keep" in data:
+        got = kp.Keep() if data["keep"] is None else kp.check_keep(data["keep"])
+        if isinstance(got, str):
+            raise AjsError(
+                f"{path}: keep must be {got}",
+                code=Code.SETTINGS,
+                hint=f"fix keep in {path}, e.g. keep: {{runs: 30, days: 90}}",
+            )
+        settings.keep = got
+    if "purge_interval" in data:
+        value = data["purge_interval"]
+        if not (kp.is_int(value) or isinstance(value, float)) or not (
+            kp.PURGE_INTERVAL_MIN <= value <= kp.PURGE_INTERVAL_MAX
+        ):
+            raise _bad(path, "purge_interval")
+        settings.purge_interval = float(value)
+    if "output_limit" in data:
+        value = data["output_limit"]
+        if not kp.is_int(value) or not kp.OUTPUT_LIMIT_MIN <= value <= kp.OUTPUT_LIMIT_MAX:
+            raise _bad(path, "output_limit")
+        settings.output_limit = value
 
 
 def load_settings(datadir: Path, lhost: str) -> Settings:

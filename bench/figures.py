@@ -273,6 +273,7 @@ class Bench:
         big = 100_000 if self.quick else 1_000_000
         # Baselines: an empty journal's start, then `show` on a tiny one (100 job runs).
         e = self.host("be")
+        e.write_settings(history.KEEP_ALL)
         e.define(history.definitions_yaml())
         empty_start = self._starts(e)
         history.add_history(e.datadir / "journal.db", 100)
@@ -280,6 +281,7 @@ class Bench:
         res: dict[int, dict[str, Any]] = {}
         for n in (big // 10, big):
             h = self.host(f"bh{n}")
+            h.write_settings(history.KEEP_ALL)
             h.define(history.definitions_yaml())
             gen = history.add_history(h.datadir / "journal.db", n)
             self.log(

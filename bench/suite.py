@@ -22,10 +22,20 @@ from pathlib import Path
 from typing import Any
 
 from ajs3.engine import native
-from bench import volume
+from bench import retention, volume
 from bench.figures import Bench, Figure, unavailable
 
-NAMES = ["dispatch", "latency_p99", "startup_1m", "show_1m", "idle_cpu", "idle_rss", "failover"]
+NAMES = [
+    "dispatch",
+    "latency_p99",
+    "startup_1m",
+    "show_1m",
+    "idle_cpu",
+    "idle_rss",
+    "failover",
+    "dispatch_history",
+    "purge_pause",
+]
 UNITS = {
     "dispatch": "jobs/s",
     "latency_p99": "ms",
@@ -34,6 +44,8 @@ UNITS = {
     "idle_cpu": "% of a core per logical host",
     "idle_rss": "MB per logical host",
     "failover": "s",
+    "dispatch_history": "jobs/s",
+    "purge_pause": "ms",
 }
 
 
@@ -81,6 +93,9 @@ def table(figures: list[Figure]) -> str:
                 notes = f"machine CPU per job {_fmt(cpu)} ms vs {_fmt(base_cpu)} ms"
         elif f.figure == "latency_p99" and f.value is not None:
             notes = f"p50 {_fmt(f.detail['p50_ms'])} / max {_fmt(f.detail['max_ms'])} ms"
+        elif f.figure == "purge_pause" and f.value is not None:
+            ping = f.detail["ping_while_purging"]
+            notes = f"ping while purging p99 {_fmt(ping['p99_ms'])} / max {_fmt(ping['max_ms'])} ms"
         elif f.value is None:
             notes = f.why or ""
         rows.append(
@@ -120,6 +135,11 @@ def run_groups(
         ("history", bench.history_figures, ["startup_1m", "show_1m"]),
         ("idle", bench.idle, ["idle_cpu", "idle_rss"]),
         ("failover", lambda: bench.failover(args.lab_timings), ["failover"]),
+        (
+            "retention",
+            lambda: retention.figures(bench),
+            ["dispatch_history", "purge_pause"],
+        ),
     ]
     for group, fn, names in plan:
         if group not in groups:
@@ -147,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes, a few seconds each")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the figures as JSON")
-    p.add_argument("--only", help="comma-separated groups: dispatch,latency,history,idle,failover")
+    p.add_argument(
+        "--only", help="comma-separated groups: dispatch,latency,history,idle,failover,retention"
+    )
     p.add_argument(
         "--lab-timings",
         type=Path,
@@ -166,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     native.ensure_built()  # the working tree's engine, with its C supervisor
-    groups = (args.only or "dispatch,latency,history,idle,failover").split(",")
+    groups = (args.only or "dispatch,latency,history,idle,failover,retention").split(",")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ajs3.cli import definitions, demo, notify, operations, planning, service, views
+from ajs3.cli import definitions, demo, notify, operations, planning, retention, service, views
 from ajs3.cli.exits import Handler, run
 from ajs3.cli.parser import build_parser
 
@@ -44,6 +44,7 @@ HANDLERS: dict[str, Handler] = {
     "release": operations.cmd_release,
     "kill": operations.cmd_kill,
     "rerun": operations.cmd_rerun,
+    "purge": retention.cmd_purge,
     "show": views.cmd_show,
     "log": views.cmd_log,
     "plan": views.cmd_plan,

@@ -172,6 +172,10 @@ def build_parser() -> Parser:
     p.add_argument("--run", type=int, help="jobnet run number (default the latest)")
     p.add_argument("--status", required=True, help="the new status, e.g. ended_normally")
     p.add_argument("--reason", required=True, help="why (mandatory; kept with who and when)")
+    p = sub.add_parser("purge", add_help=False, help="remove history beyond retention now")
+    _common(p)
+    p.add_argument("--dry-run", action="store_true", help="show what would go, remove nothing")
+    p.add_argument("--timeout", type=float, default=None, help="give up waiting after S")
 
     p = sub.add_parser("log", add_help=False, help="print a run's output")
     _common(p)

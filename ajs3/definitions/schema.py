@@ -40,6 +40,7 @@ JOB_KEYS: tuple[str, ...] = (
     "on_failover",
     "failover_check",
     "delay",
+    "output_limit",
 )
 JUDGE_KEYS: tuple[str, ...] = (*COMMON_KEYS, "condition")
 OR_KEYS: tuple[str, ...] = COMMON_KEYS
@@ -54,6 +55,7 @@ ROOT_KEYS: tuple[str, ...] = (
     "units",
     "schedule",
     "delay",
+    "keep",
 )
 #: The keys of ``delay:`` of a job or jobnet (docs/definitions.md).
 DELAY_KEYS: tuple[str, ...] = ("start_by", "longest")

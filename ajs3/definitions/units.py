@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ajs3.keep import Keep
 from ajs3.model import Compare, RecoveryPolicy, UnitKind
 
 
@@ -290,6 +291,10 @@ class Unit:
     schedule: Schedule | None = None
     #: Jobs and jobnets: delay monitoring (None: none).
     delay: Delay | None = None
+    #: Root jobnets only: the history kept of it (None: the logical host's default).
+    keep: Keep | None = None
+    #: Jobs only: bytes kept of each of stdout and stderr (None: the logical host's).
+    output_limit: int | None = None
 
     def argv(self) -> list[str]:
         """The program and arguments to execute for a Unix job."""
@@ -354,6 +359,8 @@ class Unit:
             # Definitions stored before schedules existed have no "schedule" key.
             schedule=Schedule.from_dict(data["schedule"]) if data.get("schedule") else None,
             delay=Delay(**data["delay"]) if data.get("delay") else None,
+            keep=Keep.from_dict(data["keep"]) if data.get("keep") else None,
+            output_limit=data.get("output_limit"),
         )
 
 

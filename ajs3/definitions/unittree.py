@@ -17,6 +17,7 @@ from ajs3.definitions.delays import read_delay
 from ajs3.definitions.graph import Draft, check_siblings
 from ajs3.definitions.jobs import read_job
 from ajs3.definitions.nodes import KIND_LABEL, Ctx, Getter, line_of, short, suggest
+from ajs3.definitions.retention import read_retention
 from ajs3.definitions.schedules import read_schedule
 from ajs3.definitions.units import Condition, Unit
 from ajs3.errors import Code
@@ -173,6 +174,7 @@ def read_unit(ctx: Ctx, node: Node, parent: str, depth: int, *, root: bool) -> D
         parsed = read_schedule(ctx, schedule_node, label)
         if parsed is not None:
             values["schedule"], calendar_ref = parsed
+    values.update(read_retention(ctx, value, label))
 
     delay_node = value("delay")
     if delay_node is not None:

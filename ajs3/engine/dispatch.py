@@ -108,6 +108,8 @@ class Dispatcher:
                 )
                 env.update(values)  # over the job's own env; AJS3_* names are refused
                 jobdir, spec = core.runner.make_spec(ur.run_id, argv, env, unit.cwd, unit.user)
+                if unit.output_limit is not None:
+                    spec["output_limit"] = unit.output_limit
             except (KeyError, ValueError) as exc:
                 error = f"no such user {unit.user!r}" if isinstance(exc, KeyError) else str(exc)
                 core.journal.set_status(

@@ -99,6 +99,7 @@ def encode_request(jobdir: Path, spec: dict[str, Any]) -> bytes:
         "" if uid is None else str(uid),
         "" if gid is None else str(gid),
         (spec.get("user") or "") if uid is not None else "",
+        str(spec.get("output_limit") or ""),
         str(len(argv)),
         *argv,
         str(len(env)),
@@ -249,6 +250,9 @@ class Runner:
             "uid": None,
             "gid": None,
             "user": user,
+            # bytes kept of each of stdout and stderr (a job's own output_limit is set
+            # over it by the dispatcher; docs/retention.md)
+            "output_limit": self.settings.output_limit,
         }
         if (
             any("\0" in a for a in argv)

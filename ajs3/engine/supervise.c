@@ -5,9 +5,10 @@
  * job to its stdin: a decimal length, a newline, then that many bytes of NUL-ended
  * strings:
  *
- *   JOBDIR RUN_ID CWD UID GID USER ARGC ARG... ENVC NAME=VALUE...
+ *   JOBDIR RUN_ID CWD UID GID USER LIMIT ARGC ARG... ENVC NAME=VALUE...
  *
- * (CWD, UID, GID and USER may be empty: no chdir, no change of user). For each
+ * (CWD, UID, GID and USER may be empty: no chdir, no change of user; LIMIT is the
+ * output limit in bytes, empty or 0 for none). For each
  * request it forks a supervisor in a session of its own and answers on stdout with
  * its pid and a newline ("-ERRNO" if the fork failed). It is small and never execs,
  * so a fork costs little, and the one exec per job is the job's own. It ends at the
@@ -17,7 +18,7 @@
  * a directory of the daemon's user that no one else may write (it is never handed
  * to the job's user). Every file in it is created relative to a descriptor of the
  * directory opened with O_NOFOLLOW, with O_NOFOLLOW (and O_EXCL where new), so root
- * never follows a link; the job gets its stdout and stderr as open descriptors only.
+ * never follows a link; the job gets its stdout and stderr as pipes only.
  *
  *   started.json  created (O_EXCL: the claim), written and fsynced (file, then
  *                 directory) *before* the job may exec: the supervisor's pid and
@@ -27,6 +28,13 @@
  *                 signal, or why the job could not start (failed_to_start), and the
  *                 same pids as started.json
  *   stdout, stderr
+ *                 what the job wrote to its stdout and stderr, copied from its pipes
+ *                 by the supervisor up to LIMIT bytes each; past it, a marker line
+ *                 says where the output was cut and the rest is read and dropped (so
+ *                 one chatty job cannot fill the volume, and never blocks on a full
+ *                 pipe). When the job has ended, what its pipes still hold is copied
+ *                 and they are closed: a process it left behind that writes later
+ *                 gets EPIPE.
  *
  * A daemon that finds started.json but no live supervisor and no status.json knows
  * the job may have run and its end is in doubt; without started.json it knows the job
@@ -45,6 +53,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -255,11 +264,12 @@ struct job {
     uid_t uid;
     gid_t gid;
     int switch_user;
+    long long limit; /* bytes kept of each of stdout and stderr; 0: no limit */
     char **argv, **envp;
 };
 
 /* In the forked child: wait for the gate, become the job, exec. */
-static void become_job(const struct job *job, int gate_r, int err_w)
+static void become_job(const struct job *job, int gate_r, int err_w, int out, int err)
 {
     sigset_t none;
     setpgid(0, 0);
@@ -281,14 +291,8 @@ static void become_job(const struct job *job, int gate_r, int err_w)
     int null = open("/dev/null", O_RDONLY);
     if (null < 0)
         child_fail(err_w, "open", "/dev/null");
-    /* Opened as the daemon's user before the switch: the job writes its output
-     * through these descriptors and never needs to write in JOBDIR. */
-    int out = openat(job->dirfd, "stdout", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0640);
-    if (out < 0)
-        child_fail(err_w, "open", "stdout in the job directory");
-    int err = openat(job->dirfd, "stderr", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0640);
-    if (err < 0)
-        child_fail(err_w, "open", "stderr in the job directory");
+    /* The write ends of the output pipes: the supervisor copies them into JOBDIR, so
+     * the job never needs to write there. */
     if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
         child_fail(err_w, "dup2", "stdio");
     if (null > 2)
@@ -395,6 +399,121 @@ static int record_start(const struct job *job, const struct ids *ids, int fd)
     return fsync(job->dirfd);
 }
 
+/* One output stream of the job: its pipe, its file in JOBDIR, what was kept. */
+struct stream {
+    int in, out;
+    long long kept;
+    int cut;
+};
+
+/* Copy what was read into the file, up to the limit; at the limit, the marker. A
+ * write that fails (a full file system) loses that output, never the job's end. */
+static void keep_output(struct stream *s, long long limit, const char *data, size_t n)
+{
+    if (s->cut)
+        return;
+    if (limit > 0 && s->kept + (long long)n > limit) {
+        char marker[256];
+        size_t room = (size_t)(limit - s->kept);
+        write_all(s->out, data, room);
+        int m = snprintf(marker, sizeof marker,
+                         "\n[ajs3: output cut here: more than %lld bytes (output_limit); "
+                         "the rest was not kept]\n",
+                         limit);
+        if (m > 0)
+            write_all(s->out, marker, (size_t)m);
+        s->kept = limit;
+        s->cut = 1;
+        return;
+    }
+    write_all(s->out, data, n);
+    s->kept += (long long)n;
+}
+
+/* Read once from a stream's pipe: 0 when it is closed (end, or nothing more now when
+ * non-blocking). */
+static int pump(struct stream *s, long long limit, char *buf, size_t size)
+{
+    ssize_t n = read(s->in, buf, size);
+    if (n > 0) {
+        keep_output(s, limit, buf, (size_t)n);
+        return 1;
+    }
+    if (n < 0 && errno == EINTR)
+        return 1;
+    if (n < 0 && errno == EAGAIN)
+        return 0;
+    close(s->in);
+    s->in = -1;
+    return 0;
+}
+
+/* Copy the job's output until it ends (its pidfd, or a poll of its status without
+ * one), then what its pipes still hold; returns its wait status. */
+static int relay(const struct job *job, pid_t pid, struct stream *streams)
+{
+    static char buf[65536];
+    int status = 0, reaped = 0;
+#ifdef SYS_pidfd_open
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    int pidfd = -1;
+#endif
+    for (;;) {
+        struct pollfd fds[3];
+        int nf = 0, which[2] = {-1, -1};
+        for (int i = 0; i < 2; i++)
+            if (streams[i].in >= 0) {
+                which[nf] = i;
+                fds[nf].fd = streams[i].in;
+                fds[nf].events = POLLIN;
+                fds[nf].revents = 0;
+                nf++;
+            }
+        int streams_open = nf;
+        if (streams_open == 0)
+            break;
+        if (pidfd >= 0) {
+            fds[nf].fd = pidfd;
+            fds[nf].events = POLLIN;
+            fds[nf].revents = 0;
+            nf++;
+        }
+        int r = poll(fds, (nfds_t)nf, pidfd >= 0 ? -1 : 200);
+        if (r < 0 && errno != EINTR)
+            break;
+        for (int k = 0; k < streams_open; k++)
+            if (fds[k].revents & (POLLIN | POLLHUP | POLLERR))
+                pump(&streams[which[k]], job->limit, buf, sizeof buf);
+        if (pidfd >= 0 ? (r > 0 && (fds[nf - 1].revents & POLLIN))
+                       : waitpid(pid, &status, WNOHANG) == pid) {
+            reaped = pidfd < 0;
+            break;
+        }
+    }
+    /* The job ended (or closed both streams): what the pipes hold now, then close. */
+    for (int i = 0; i < 2; i++) {
+        if (streams[i].in < 0)
+            continue;
+        fcntl(streams[i].in, F_SETFL, fcntl(streams[i].in, F_GETFL) | O_NONBLOCK);
+        while (streams[i].in >= 0 && pump(&streams[i], job->limit, buf, sizeof buf))
+            ;
+        if (streams[i].in >= 0) {
+            close(streams[i].in);
+            streams[i].in = -1;
+        }
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    while (!reaped && waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            status = 0;
+            break;
+        }
+    }
+    return status;
+}
+
 /* The supervisor of one job, in a forked child of the server: returns its exit code. */
 static int supervise(struct job *job)
 {
@@ -431,6 +550,24 @@ static int supervise(struct job *job)
         close(claim);
         return 0; /* voided by the daemon: not ours to run */
     }
+    /* The output files, opened here as the daemon's user, never followed if a link. */
+    struct stream streams[2] = {{-1, -1, 0, 0}, {-1, -1, 0, 0}};
+    const char *names[2] = {"stdout", "stderr"};
+    int outp[2][2];
+    for (int i = 0; i < 2; i++) {
+        streams[i].out = openat(job->dirfd, names[i],
+                                O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
+        if (streams[i].out < 0) {
+            close(claim);
+            return record_failure(job, &ids, i ? "open stderr in the job directory"
+                                               : "open stdout in the job directory");
+        }
+        if (pipe2(outp[i], O_CLOEXEC) < 0) {
+            close(claim);
+            return record_failure(job, &ids, "pipe");
+        }
+        streams[i].in = outp[i][0];
+    }
     int gate[2], errp[2];
     if (pipe2(gate, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)
         return record_failure(job, &ids, "pipe");
@@ -441,10 +578,12 @@ static int supervise(struct job *job)
         close(claim);
         close(gate[1]);
         close(errp[0]);
-        become_job(job, gate[0], errp[1]);
+        become_job(job, gate[0], errp[1], outp[0][1], outp[1][1]);
     }
     close(gate[0]);
     close(errp[1]);
+    close(outp[0][1]);
+    close(outp[1][1]);
     setpgid(pid, pid); /* the child does it too; whoever is first wins */
     ids.job = pid;
     ids.job_start = start_time(pid); /* it waits at the gate: alive */
@@ -478,24 +617,20 @@ static int supervise(struct job *job)
     close(errp[0]);
     if (failed[0] == '\0' && len > 0)
         snprintf(failed, sizeof failed, "%s", msg);
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            status = 0;
-            break;
-        }
-    }
+    int status = relay(job, pid, streams);
+    close(streams[0].out);
+    close(streams[1].out);
     return record_end(job, &ids, failed[0] ? failed : NULL, status);
 }
 
 /* Split one request (NUL-ended strings) into a job; NULL pointers into req. */
 static int parse_request(char *req, size_t len, struct job *job)
 {
-    char *fields[6], *p = req, *end = req + len;
+    char *fields[7], *p = req, *end = req + len;
     memset(job, 0, sizeof *job);
     if (len == 0 || end[-1] != '\0')
         return -1;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         if (p >= end)
             return -1;
         fields[i] = p;
@@ -510,6 +645,9 @@ static int parse_request(char *req, size_t len, struct job *job)
         job->gid = (gid_t)strtoul(fields[4], NULL, 10);
         job->user = fields[5];
     }
+    job->limit = fields[6][0] ? strtoll(fields[6], NULL, 10) : 0;
+    if (job->limit < 0)
+        job->limit = 0;
     char **lists[2];
     for (int k = 0; k < 2; k++) {
         if (p >= end)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: MIGRATIONS[n] brings a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -144,6 +144,16 @@ MIGRATIONS: list[str] = [
         kind TEXT NOT NULL,
         at REAL NOT NULL,
         PRIMARY KEY (unit_run, kind)
+    );
+    """,
+    # 6: the jobnet runs the retention purge (ajs3.journal.purge) has taken: their files
+    # are being removed; the rows go once the files are gone, so a purge cut short
+    # (kill -9) is finished by the next one and never leaves a row without its files
+    # unmarked.
+    """
+    CREATE TABLE purging (
+        jobnet_run INTEGER PRIMARY KEY REFERENCES jobnet_runs(id) ON DELETE CASCADE,
+        since REAL NOT NULL
     );
     """,
 ]

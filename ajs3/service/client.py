@@ -136,6 +136,12 @@ class Client:
     ) -> dict[str, Any]:
         return self.call("chgstat", unit=unit, status=status, reason=reason, run=run)
 
+    def purge(self) -> dict[str, Any]:
+        return self.call("purge")
+
+    def purge_status(self, plan: bool | None = None) -> dict[str, Any]:
+        return self.call("purge_status", plan=plan)
+
     def reload(self, log_level: str) -> dict[str, Any]:
         return self.call("reload", log_level=log_level)
 

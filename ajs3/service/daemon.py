@@ -17,6 +17,7 @@ from ajs3 import logs
 from ajs3.definitions.loader import load_texts
 from ajs3.engine import runvars
 from ajs3.engine.jobenv import check_job_users
+from ajs3.engine.retention import Purger
 from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import AjsError, Code, DefinitionError, EpochSuperseded
@@ -32,6 +33,7 @@ from ajs3.service.lock import DataDirLock, describe
 from ajs3.service.operator import OperatorRequests
 from ajs3.service.paths import DataDirMark, Paths, prepare_rundir, write_private
 from ajs3.service.protocol import BadRequest
+from ajs3.service.upkeep import UpkeepRequests
 from ajs3.settings import SETTINGS_FILE, Settings, load_settings
 
 #: The loop wakes at least this often, so depth-10 health checks see it alive.
@@ -40,7 +42,7 @@ HEARTBEAT = 5.0
 ROOM_NEEDED = 1 << 20
 
 
-class Daemon(OperatorRequests):
+class Daemon(OperatorRequests, UpkeepRequests):
     def __init__(
         self, paths: Paths, mode: StartMode, log_level: str = "info", console: bool = False
     ) -> None:
@@ -61,6 +63,7 @@ class Daemon(OperatorRequests):
         self.journal: Journal | None = None
         self.sched: Scheduler | None = None
         self.notify: Notifications | None = None
+        self.purger: Purger | None = None
         self.watched: set[int] = set()
         #: the data directory and journal this daemon started with (AJS3-E209)
         self.mark: DataDirMark | None = None
@@ -89,6 +92,11 @@ class Daemon(OperatorRequests):
         self.sched.log = self.log
         self.sched.recover(self.mode)
         self.notify.start(self.mode.value)
+        sched = self.sched
+        self.purger = Purger(
+            self.journal, settings, lambda: sched.definitions, lambda: sched.runs, self.log
+        )
+        self.purger.finish_pending()  # a purge cut short (kill -9), before any request
         self._listen()
         self._write_pidfile(epoch)
         self.log.info("logical host started", mode=self.mode.value, datadir=str(self.datadir))
@@ -165,6 +173,12 @@ class Daemon(OperatorRequests):
                 if self._stop_done():
                     break
                 timeout = HEARTBEAT
+                if self.purger is not None and self.disk_full is None and not sched.stopping:
+                    try:  # retention: a few milliseconds at most, between steps
+                        self.purger.tick()
+                    except DiskFull as exc:
+                        self._note_disk_full(exc)
+                    timeout = min(timeout, max(0.0, self.purger.next_wake() - time.time()))
                 wake = sched.next_wake()
                 if self.disk_full is not None:
                     wake = None  # what fell due waits for room: the next probe, in 1 s
@@ -478,6 +492,8 @@ class Daemon(OperatorRequests):
             self.log.info("settings read again", file=str(self.datadir / SETTINGS_FILE))
         self.settings = settings
         self.sched.use_settings(settings)
+        if self.purger is not None:  # keep, purge_interval
+            self.purger.settings = settings
         return {"version": version, "jobnets": sorted(defs.jobnets)}
 
     def op_entry(
@@ -546,14 +562,6 @@ class Daemon(OperatorRequests):
         return views.read_log(
             views.log_path_in(self.journal, self.datadir, target, run, bool(stderr))
         )
-
-    def op_notify_test(self, peer: Peer, *, route: str) -> dict[str, Any]:
-        assert self.notify is not None
-        return self.notify.test(route, peer.user)
-
-    def op_notify_status(self, peer: Peer) -> dict[str, Any]:
-        assert self.notify is not None
-        return self.notify.status()
 
     def op_stop(self, peer: Peer, *, jobs: str | None, timeout: float | None) -> dict[str, Any]:
         self.begin_stop(StopJobs(jobs or "kill"), 60.0 if timeout is None else timeout)

@@ -180,6 +180,13 @@ OPS: dict[str, Op] = {
             ),
             "rerun a jobnet run from its failed units, from a unit, or one unit",
         ),
+        Op("purge", Access.CHANGE, (), "start a retention purge round now (docs/retention.md)"),
+        Op(
+            "purge_status",
+            Access.READ,
+            (Field("plan", Kind.BOOL),),
+            "the retention purge's rounds; with plan, what a purge would remove now",
+        ),
         Op(
             "suspend",
             Access.CHANGE,

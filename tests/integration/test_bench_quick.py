@@ -13,7 +13,17 @@ from pathlib import Path
 
 from lhost import REPO, cli_env
 
-FIGURES = ["dispatch", "latency_p99", "startup_1m", "show_1m", "idle_cpu", "idle_rss", "failover"]
+FIGURES = [
+    "dispatch",
+    "latency_p99",
+    "startup_1m",
+    "show_1m",
+    "idle_cpu",
+    "idle_rss",
+    "failover",
+    "dispatch_history",
+    "purge_pause",
+]
 KEYS = {"figure", "value", "unit", "baseline", "ratio", "target", "met"}
 
 

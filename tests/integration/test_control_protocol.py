@@ -277,6 +277,8 @@ def test_every_request_of_the_protocol_is_handled_and_changes_are_audited(
         "reload": lambda: c.reload("info"),
         "notify_status": c.notify_status,
         "notify_test": lambda: c.notify_test("no-such-route"),  # AJS3-E409, audited
+        "purge": c.purge,
+        "purge_status": lambda: c.purge_status(plan=True),
         "stop": lambda: c.stop(jobs="kill", timeout=10),
     }
     assert set(calls) == set(protocol.OPS)
