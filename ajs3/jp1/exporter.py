@@ -199,6 +199,10 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
                 f"{sched.overlap.value}, catch-up {sched.catch_up.value} are not "
                 "JP1 parameters"
             )
+    if root and unit.keep is not None and unit.keep.runs is not None:
+        out.emit(d, f"rg={unit.keep.runs};")
+    if root and unit.keep is not None and unit.keep.days is not None:
+        out.notes.append(f"{unit.path}: keep.days has no JP1 parameter")
     if unit.hold:
         out.emit(d, "ha=y;")
     if unit.kind is UnitKind.JOB:

@@ -23,6 +23,7 @@ from ajs3.jp1 import catalog, origin, relations
 from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
 from ajs3.jp1.schedmap import LAYOUT, Mapper
 from ajs3.jp1.values import INT32_MAX, INT32_MIN
+from ajs3.keep import RUNS_MAX as MAX_GENERATIONS
 from ajs3.tz import local_zone_name, zone
 
 JOB_TYPES = {"j": False, "rj": True}
@@ -202,6 +203,11 @@ class _Importer(Mapper):
             schedule = self.schedule(unit, used)
             if schedule is not None:
                 out["schedule"] = schedule
+            used.add("rg")  # number of logs to keep: the generations retention keeps
+            for param in unit.get("rg"):
+                kept = self.number(unit, param, 1, MAX_GENERATIONS)
+                if kept is not None:
+                    out["keep"] = {"runs": kept}
         else:
             used.add("ln")  # a nested jobnet follows its parent's schedule
         self.rest(unit, out, used)

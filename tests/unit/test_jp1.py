@@ -271,3 +271,16 @@ def test_automatic_retry_is_abr_with_rec_rei_and_the_return_codes_rjs_to_rje() -
     assert retry("abr=n;rec=4;").count == 0 and retry("rec=4;").count == 0
     text, _ = export(import_text(net.format(job="abr=y;rec=4;rjs=2;rje=5;"), "r.jp1", "UTC").defs)
     assert "abr=y;" in text and "rjs=2;" in text and "rje=5;" in text and "rcs" not in text
+
+
+def test_number_of_logs_to_keep_rg_is_the_generations_retention_keeps() -> None:
+    net = "unit=NET,,,;{{ty=n;sd=1,2027/01/04;{rg}unit=J,,,;{{ty=j;sc=/bin/true;}}}}"
+    defs = import_text(net.format(rg="rg=5;"), "g.jp1", "UTC").defs
+    keep = defs.jobnets["/NET"].keep
+    assert keep is not None and (keep.runs, keep.days) == (5, None)
+    assert "rg=5;" in export(defs)[0]
+    assert import_text(net.format(rg=""), "g.jp1", "UTC").defs.jobnets["/NET"].keep is None
+    for bad in ("rg=0;", "rg=1000;", "rg=x;"):
+        with pytest.raises(DefinitionError) as err:
+            import_text(net.format(rg=bad), "g.jp1", "UTC")
+        assert "E111" in str(err.value) and ":1" in str(err.value), bad
