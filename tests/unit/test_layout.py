@@ -35,3 +35,15 @@ def test_layering_contracts_hold() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    """The tiers have no __init__.py, so pytest imports test modules by file name: two of
+    one name (tests/unit/test_x.py and tests/integration/test_x.py) stop collection of
+    the whole suite."""
+    tests = Path(__file__).resolve().parents[1]
+    by_name: dict[str, list[str]] = {}
+    for path in tests.rglob("*.py"):
+        if path.name != "conftest.py" and "__pycache__" not in path.parts:
+            by_name.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert {n: p for n, p in by_name.items() if len(p) > 1} == {}
