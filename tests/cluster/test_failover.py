@@ -158,6 +158,13 @@ class LabWorkload:
             raise LabError(f"journal dump on {node} failed: {proc.stderr.strip()[-300:]}")
         return checker.Journal.from_json(json.loads(proc.stdout))
 
+    def notified(self, lh: str) -> list[dict[str, Any]]:
+        """The events lh's notification route delivered so far (at least once each)."""
+        p = self.ledger_dir / f"{lh}.events"
+        if not p.exists():
+            return []
+        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
     def ledger_text(self, lh: str) -> str:
         p = Path(workload.ledger_path(self.ledger_dir, lh))
         return p.read_text() if p.exists() else ""
@@ -176,10 +183,26 @@ class LabWorkload:
             )
             # The workload's jobs append to a root-owned ledger outside the nodes: they
             # run as root, which a logical host allows only when its settings say so.
+            # ... and a notification route that appends the events of jobs decided
+            # after a failover to a file beside the ledger (issue 15: the new owner
+            # delivers them); it takes effect at the logical host's next start.
+            events = f"{LEDGER_DIR}/{lh}.events"
+            settings = {
+                "allow_root_jobs": True,
+                "notify": [
+                    {
+                        "name": "ledger",
+                        "kind": "command",
+                        "command": ["/bin/sh", "-c", f"{{ cat; echo; }} >> {events}"],
+                        "user": "root",
+                        "events": ["unit_killed", "unit_unknown"],
+                    }
+                ],
+            }
             self.lab.exec(
                 node,
                 ["sh", "-c", f"cat > {MOUNT_ROOT}/{lh}/ajs3.yaml"],
-                input="allow_root_jobs: true\n",
+                input=json.dumps(settings) + "\n",
                 check=True,
             )
             self.lab.exec(node, [AJS3, "define", "-h", lh], check=True)
@@ -379,6 +402,17 @@ def test_node_crash_with_jobs_running(busy: LabWorkload) -> None:
     assert decided[f"{workload.ROOT}/fail/long"] == "killed"
     assert decided[f"{workload.ROOT}/unknown/long"] == "unknown"
     assert decided[f"{workload.ROOT}/rerun/long"] == "waiting"
+    # the new owner delivers the in-doubt decisions to the notification route, as its own
+    want = {
+        (f"{workload.ROOT}/fail/long", "unit_killed"),
+        (f"{workload.ROOT}/unknown/long", "unit_unknown"),
+    }
+
+    def delivered() -> bool:
+        got = {(e["unit"], e["kind"]) for e in w.notified("lh1") if e["epoch"] == out.epoch}
+        return want <= got
+
+    wait_until(delivered, 60, 0.5, "the in-doubt events of the new owner")
     assert w.release_unknown("lh1") >= 1
     assert_clean(w.check("lh1"))
     assert out.fenced_after is not None and out.fenced_after <= out.ready_after + 0.5
