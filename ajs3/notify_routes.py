@@ -213,7 +213,7 @@ def _route(item: Any) -> Route:
             except ValueError:
                 raise _Bad("format", "rfc5424 or rfc3164") from None
         if "facility" in item:
-            if item["facility"] not in FACILITIES:
+            if not isinstance(item["facility"], str) or item["facility"] not in FACILITIES:
                 raise _Bad("facility", "one of " + ", ".join(FACILITIES))
             values["facility"] = item["facility"]
     else:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fuzzguard import guarded
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ajs3 import settings as ajs3_settings
@@ -62,5 +62,8 @@ def _parse(data: Any) -> None:
 
 @settings(max_examples=10000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_notify, st.booleans())
+# found by this test in CI: a list where a word was expected raised TypeError
+@example([{"name": "a", "kind": "syslog", "facility": []}], False)
+@example([{"name": "a", "kind": "syslog", "format": {}}], False)
 def test_any_notify_value_gives_routes_or_e206(notify: Any, root: bool) -> None:
     _parse({"notify": notify, "allow_root_jobs": root})
