@@ -23,7 +23,7 @@ from typing import Any
 
 from ajs3 import datadir as dd
 from ajs3.definitions.units import DefinitionSet
-from ajs3.engine import jobdirs
+from ajs3.engine import jobdirs, runvars
 from ajs3.errors import EpochSuperseded
 from ajs3.journal import purge as pg
 from ajs3.journal.files import DiskFull
@@ -264,6 +264,7 @@ class Purger:
                         return False
                     try:
                         held = jobdirs.remove(fd, run_id)
+                        held += runvars.remove_out(self.settings.datadir, run_id)
                     except OSError as exc:
                         self.failures += 1
                         self.log.error(

@@ -257,6 +257,26 @@ def prepare_out(datadir: Path, run_id: str, uid: int, gid: int) -> Path:
     return datadir / VARS_DIR / name
 
 
+def remove_out(datadir: Path, run_id: str) -> int:
+    """Remove a job's AJS3_VARS_OUT file with its job directory (retention): never
+    through a link; the bytes it held (0: there was none)."""
+    try:
+        dfd = os.open(
+            datadir / VARS_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        )
+    except OSError:
+        return 0
+    name = f"{run_id}.out"
+    try:
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        os.unlink(name, dir_fd=dfd)
+    except FileNotFoundError:
+        return 0
+    finally:
+        os.close(dfd)
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
 def take_out(datadir: Path, run_id: str) -> bytes | None:
     """The contents of a job's AJS3_VARS_OUT file; None if there is none. Never follows
     a link; a file larger than :data:`MAX_OUT_FILE` yields its first bytes plus one

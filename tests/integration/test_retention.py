@@ -70,6 +70,8 @@ def test_keeps_exactly_the_configured_generations(make_lhost: Any) -> None:
     wait_for(lambda: len(runs_of(host, "/k/deflt")) == 2, timeout=60, message="2 kept")
     assert runs_of(host, "/k/three") == made[3:]
     assert not any((host.datadir / "jobs" / d).exists() for d in old_dirs)
+    assert all((host.datadir / "vars" / f"{d}.out").is_file() for d in dirs[made[-1]])
+    assert not any((host.datadir / "vars" / f"{d}.out").exists() for d in old_dirs)
     kept = [d for r in made[3:] for d in run_ids(host, r)]
     assert all((host.datadir / "jobs" / d / "stdout").is_file() for d in kept)
     orphans = (
