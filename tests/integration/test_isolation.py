@@ -319,6 +319,12 @@ def test_kill_group_verifies_session_and_start_time(tmp_path: Path) -> None:
         # the job's own group, with its supervisor dead (orphaned): pid + start time
         # (what a new daemon knows: nothing verified before)
         runner_module._VERIFIED.clear()
+        # started.json is written before the job may exec: a supervisor killed before
+        # that takes its job with it (seen under load); wait for the job to be running
+        wait_for(
+            lambda: Path(f"/proc/{rec['job_pid']}/cmdline").read_bytes().startswith(b"/bin/sleep"),
+            message="the job exec'd",
+        )
         os.kill(rec["supervisor_pid"], signal.SIGKILL)
         wait_for(
             lambda: not Path(f"/proc/{rec['supervisor_pid']}").exists(), message="supervisor gone"
