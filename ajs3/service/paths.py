@@ -45,8 +45,13 @@ def default_rundir(lhost: str) -> Path:
     if env:
         return Path(env) / lhost
     system = SYSTEM_RUNDIR / lhost
-    if os.geteuid() == 0 or (system / "control.sock").exists():
+    if os.geteuid() == 0:
         return system
+    try:
+        os.stat(system / "control.sock")
+        return system
+    except OSError:  # none, or not ours to see: the user's own run directory
+        pass
     base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/ajs3-{os.geteuid()}"
     return Path(base) / "ajs3" / lhost
 
