@@ -482,7 +482,7 @@ class Daemon(OperatorRequests, UpkeepRequests):
         defs = load_texts([(f["name"], f["text"]) for f in files])
         # ajs3.yaml is read again with the definitions, as `define` without a daemon
         # reads it: the definitions are checked against, and run under, the settings of
-        # the data directory now (docs/security.md)
+        # the data directory now (docs/engine.md, "Settings")
         settings = load_settings(self.datadir, self.paths.lhost)
         problems = check_job_users(defs, settings, os.geteuid())
         if problems:  # AJS3-E313, before anything is applied
