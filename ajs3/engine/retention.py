@@ -3,9 +3,11 @@ the scheduler's steps (docs/retention.md).
 
 The daemon calls :meth:`Purger.tick` once per turn of its loop, after the step. A tick
 works for at most :attr:`Purger.budget` seconds: one small transaction at a time
-(mark a few runs, or delete the rows of runs whose files are gone) and job
-directories removed one by one outside any transaction, so the scheduler never waits
-long for it. The order that keeps the journal true across a kill -9 is
+(mark a few runs, or delete the rows of runs whose files are gone); the disk work
+(removing job directories, syncing the marks, checkpoints) is the :class:`Reaper`'s,
+on a thread of its own that wakes the loop when a batch is done, so the scheduler
+never waits on the disk for the purge. Without a reaper (at start, in tests) a tick
+removes the files itself. The order that keeps the journal true across a kill -9 is
 :mod:`ajs3.journal.purge`'s: mark, remove the files, delete the rows.
 
 A round walks every jobnet that has runs once, with its ``keep`` (the jobnet's own,
@@ -15,15 +17,19 @@ when ``ajs3 purge`` asks (:meth:`request`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from ajs3 import datadir as dd
 from ajs3.definitions.units import DefinitionSet
 from ajs3.engine import jobdirs, runvars
+from ajs3.engine.reaper import Reaper, Removed, sync_journal
 from ajs3.errors import EpochSuperseded
 from ajs3.journal import purge as pg
 from ajs3.journal.files import DiskFull
@@ -40,6 +46,14 @@ CHECKPOINT_EVERY = 2
 ROUNDS_KEPT = 16
 
 
+@dataclass
+class _Removing:
+    """A batch whose files the reaper is removing."""
+
+    runs: list[int]
+    future: Future[Removed]
+
+
 class Purger:
     """The background purge of one logical host."""
 
@@ -53,6 +67,7 @@ class Purger:
         *,
         clock: Callable[[], float] = time.time,
         budget: float = 0.004,
+        reaper: Reaper | None = None,
     ) -> None:
         self.journal = journal
         self.settings = settings
@@ -86,6 +101,9 @@ class Purger:
         #: runs the last scan chose beyond the batch it marked
         self._queue: list[int] = []
         self._bytes = 0
+        #: the disk work's thread (None: the ticks do it themselves)
+        self.reaper = reaper
+        self._removing: _Removing | None = None
 
     # -- what the daemon calls ------------------------------------------------------------
 
@@ -104,10 +122,19 @@ class Purger:
         return self.started + 1
 
     def next_wake(self) -> float:
-        """When the next tick has work: now while a round runs or runs are marked."""
+        """When the next tick has work: now while a round runs or runs are marked;
+        never while the reaper works on a batch (it wakes the loop when done)."""
+        if self._removing is not None and not self._removing.future.done():
+            assert self.reaper is not None
+            return float("inf") if self.reaper.wake is not None else self.clock() + 0.05
         if self.in_round:
             return 0.0
         return self.next_round
+
+    def close(self) -> None:
+        """At stop: the batch under way finishes; its rows go at the next start."""
+        if self.reaper is not None:
+            self.reaper.close()
 
     def tick(self) -> bool:
         """Work for at most :attr:`budget` seconds; True if there is more to do now."""
@@ -136,6 +163,10 @@ class Purger:
         """At start: finish every run a purge cut short (kill -9) marked, before any
         request can reach it. On a full disk they stay marked for the ticks to finish."""
         try:
+            if self.reaper is not None and pg.pending(self.journal, 1):
+                # marks committed without an fsync by the daemon before a kill -9 may
+                # still be only in the page cache: on disk before any file goes
+                sync_journal(self.journal.path)
             while True:
                 runs = pg.pending(self.journal, BATCH)
                 if not runs:
@@ -165,15 +196,23 @@ class Purger:
         at most about the budget, or half of it and one small commit."""
         if not self.in_round:
             self._begin_round()
+        if self._removing is not None:
+            if not self._removing.future.done():
+                return True
+            if not self._reaped(now):
+                return False
         half = deadline - self.budget / 2
         if self._unchecked >= CHECKPOINT_EVERY:
             # The purge writes much more to the WAL than scheduling does: checkpointed
-            # a little at a time, in a tick of its own, so that SQLite's automatic
-            # checkpoint (1,000 pages, in whichever commit crosses it: a tick's or a
-            # step's) never has a purge's worth to copy at once.
+            # a little at a time (by the reaper, or in a tick of its own), so that
+            # SQLite's automatic checkpoint (1,000 pages, in whichever commit crosses
+            # it: a tick's or a step's) never has a purge's worth to copy at once.
             self._unchecked = 0
-            self.journal.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            return True
+            if self.reaper is not None:
+                self.reaper.checkpoint()
+            else:
+                self.journal.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                return True
         while time.perf_counter() < half:
             runs = pg.pending(self.journal, BATCH)
             if runs:
@@ -211,7 +250,7 @@ class Purger:
         """Mark the next runs to purge; False when the round has seen every jobnet."""
         if self._queue:  # chosen by the last scan, not marked yet (checked again by mark)
             batch, self._queue = self._queue[:BATCH], self._queue[BATCH:]
-            with self.journal.transaction():
+            with self._marking(), self.journal.transaction():
                 pg.mark(self.journal, batch)
             return True
         while self.jobnet is not None:
@@ -232,7 +271,7 @@ class Purger:
             else:
                 self.after = after
             if chosen:
-                with self.journal.transaction():
+                with self._marking(), self.journal.transaction():
                     pg.mark(self.journal, chosen[:BATCH])
                 self._queue = chosen[BATCH:]
                 return True
@@ -252,6 +291,9 @@ class Purger:
                 pg.unmark(self.journal, gone)
         if not ok:
             return True
+        if self.reaper is not None and deadline is not None:
+            self._removing = _Removing(ok, self.reaper.remove(pg.run_ids(self.journal, ok)))
+            return False  # the rows when the reaper is done (it wakes the loop)
         counts = pg.count_rows(self.journal, ok)
         removed_now = False
         fd = jobdirs.open_jobs(self.jobs)
@@ -280,20 +322,49 @@ class Purger:
         if removed_now and half is not None and time.perf_counter() >= half:
             return False  # the rows at the start of the next tick (it always gets there)
         counts.job_dirs, counts.bytes = len(self._removed), self._bytes
+        self._delete(ok, counts)
+        self._removed, self._bytes = set(), 0
+        return True
+
+    def _reaped(self, now: float) -> bool:
+        """The reaper is done with a batch: delete the rows of its runs that may still
+        go; False if it failed (the runs stay marked for the next round)."""
+        assert self._removing is not None
+        removing, self._removing = self._removing, None
+        try:
+            removed = removing.future.result()
+        except OSError as exc:
+            self.failures += 1
+            self.log.error("purge: cannot remove job directories", error=str(exc))
+            self.again = False
+            self._end_round(now)
+            return False
+        busy = set(self.busy())
+        ok = [r for r in pg.still_ended(self.journal, removing.runs) if r not in busy]
+        gone = [r for r in removing.runs if r not in ok]
+        if gone:  # an operator reran one meanwhile: its rows stay
+            with self.journal.transaction():
+                pg.unmark(self.journal, gone)
+        if ok:
+            counts = pg.count_rows(self.journal, ok)
+            counts.job_dirs, counts.bytes = removed.job_dirs, removed.bytes
+            self._delete(ok, counts)
+        return True
+
+    def _delete(self, runs: list[int], counts: pg.Counts) -> None:
         # The rows go without an fsync of their own: lost in a crash, the runs are
         # still marked (that commit was durable before any file went) and the next
         # start deletes them again; the next durable commit makes this one durable
         # too (the WAL is synced in order). One fsync per batch, not two.
-        self.journal.conn.execute("PRAGMA synchronous=NORMAL")
-        try:
-            with self.journal.transaction():
-                pg.delete(self.journal, ok)
-        finally:
-            self.journal.conn.execute("PRAGMA synchronous=FULL")
-        self._removed, self._bytes = set(), 0
+        with _light(self.journal.conn), self.journal.transaction():
+            pg.delete(self.journal, runs)
         self._unchecked += 1
         self.totals.setdefault(self.started, pg.Counts()).add(counts)
-        return True
+
+    def _marking(self) -> contextlib.AbstractContextManager[None]:
+        """A batch's marks are committed without an fsync when the reaper syncs them
+        before the first file goes; else durably, here."""
+        return _light(self.journal.conn) if self.reaper is not None else contextlib.nullcontext()
 
     # -- what a purge would remove now (ajs3 purge --dry-run) --------------------------
 
@@ -346,6 +417,16 @@ class Purger:
             },
             "marked": len(marked),
         }
+
+
+@contextlib.contextmanager
+def _light(conn: Any) -> Iterator[None]:
+    """Commits without an fsync of their own (made durable by the next one that has)."""
+    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        conn.execute("PRAGMA synchronous=FULL")
 
 
 def _p99(values: deque[float]) -> float:

@@ -21,6 +21,7 @@ from ajs3.definitions.units import (
     Rule,
     Unit,
 )
+from ajs3.jp1 import delaymap
 from ajs3.jp1.catalog import FIRST_YEAR, LAST_YEAR
 from ajs3.jp1.parser import quote
 from ajs3.model import Compare, RecoveryPolicy, UnitKind
@@ -167,6 +168,7 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
     out.emit(d, f"ty={_ty(unit)};")
     if unit.description:
         out.emit(d, f"cm={quote(unit.description)};")
+    rule_count = 0
     if unit.kind is UnitKind.JOBNET:
         for i, child in enumerate(unit.units):
             out.emit(
@@ -190,6 +192,7 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
                 for item in items:
                     key, value = item.split("=", 1)
                     out.emit(d, f"{key}={n},{value};")
+            rule_count = len(rules)
             if sched.overlap.value == "parallel":
                 out.emit(d, "mp=y;")
             elif sched.overlap.value == "queue":
@@ -203,15 +206,21 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
         out.emit(d, f"rg={unit.keep.runs};")
     if root and unit.keep is not None and unit.keep.days is not None:
         out.notes.append(f"{unit.path}: keep.days has no JP1 parameter")
+    if unit.kind is UnitKind.JOBNET:
+        for line in delaymap.export_delay(
+            unit.delay, jobnet=True, rules=rule_count, path=unit.path, notes=out.notes
+        ):
+            out.emit(d, line)
     if unit.hold:
         out.emit(d, "ha=y;")
     if unit.kind is UnitKind.JOB:
+        macros = delaymap.export_macros
         if unit.script is not None:
-            out.emit(d, f"te={quote(unit.script)};")
+            out.emit(d, f"te={quote(macros(unit.script))};")
         elif unit.command:
-            out.emit(d, f"sc={quote(unit.command[0])};")
+            out.emit(d, f"sc={quote(macros(unit.command[0]))};")
             if len(unit.command) > 1:
-                out.emit(d, f"prm={quote(shlex.join(unit.command[1:]))};")
+                out.emit(d, f"prm={quote(macros(shlex.join(unit.command[1:])))};")
         if unit.user:
             out.emit(d, f"un={unit.user};")
         if unit.cwd:
@@ -228,6 +237,10 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
                     f"{unit.path}: timeout {unit.timeout} s rounded up to {minutes} min"
                 )
             out.emit(d, f"etm={minutes};")
+        for line in delaymap.export_delay(
+            unit.delay, jobnet=False, rules=0, path=unit.path, notes=out.notes
+        ):
+            out.emit(d, line)
         if unit.retry.count:
             out.emit(d, "abr=y;")
             out.emit(d, f"rec={unit.retry.count};")

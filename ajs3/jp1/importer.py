@@ -19,7 +19,7 @@ from ajs3.definitions import schema
 from ajs3.definitions.loader import load_texts
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
-from ajs3.jp1 import catalog, origin, relations
+from ajs3.jp1 import catalog, delaymap, origin, relations
 from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
 from ajs3.jp1.schedmap import LAYOUT, Mapper
 from ajs3.jp1.values import INT32_MAX, INT32_MIN
@@ -210,6 +210,7 @@ class _Importer(Mapper):
                     out["keep"] = {"runs": kept}
         else:
             used.add("ln")  # a nested jobnet follows its parent's schedule
+        self.delay(unit, out, used, jobnet=True, root=root)
         self.rest(unit, out, used)
         if not children:
             self.note(
@@ -265,15 +266,16 @@ class _Importer(Mapper):
         used: set[str] = set()
         sc, prm, te = unit.first("sc"), unit.first("prm"), unit.first("te")
         if te is not None:
-            out["script"] = unquote(te)
+            out["script"] = delaymap.import_macros(self, unit, "te", unquote(te))
             used.add("te")
         if sc is not None:
-            argv = [unquote(sc)]
+            argv = [delaymap.import_macros(self, unit, "sc", unquote(sc))]
             if prm is not None:
+                text = delaymap.import_macros(self, unit, "prm", unquote(prm))
                 try:
-                    argv += shlex.split(unquote(prm))
+                    argv += shlex.split(text)
                 except ValueError:
-                    argv.append(unquote(prm))
+                    argv.append(text)
                     self.note(
                         unit.line,
                         f"prm of {unit.name!r} could not be split into "
@@ -326,9 +328,17 @@ class _Importer(Mapper):
             minutes = self.number(unit, etm, 1, schema.SECONDS_MAX // 60)
             if minutes is not None:
                 out["timeout"] = minutes * 60
+        self.delay(unit, out, used, jobnet=False, root=False)
         self.retry(unit, out, used)
         self.rest(unit, out, used)
         return out
+
+    def delay(
+        self, unit: Jp1Unit, out: dict[str, Any], used: set[str], *, jobnet: bool, root: bool
+    ) -> None:
+        delay = delaymap.import_delay(self, unit, used, jobnet=jobnet, root=root)
+        if delay is not None:
+            out["delay"] = delay
 
     def retry(self, unit: Jp1Unit, out: dict[str, Any], used: set[str]) -> None:
         """JP1's automatic retry: ``abr=y`` with ``rec`` (count), ``rei`` (minutes) and

@@ -17,6 +17,7 @@ from ajs3 import logs
 from ajs3.definitions.loader import load_texts
 from ajs3.engine import runvars
 from ajs3.engine.jobenv import check_job_users
+from ajs3.engine.reaper import Reaper
 from ajs3.engine.retention import Purger
 from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
@@ -94,7 +95,12 @@ class Daemon(OperatorRequests, UpkeepRequests):
         self.notify.start(self.mode.value)
         sched = self.sched
         self.purger = Purger(
-            self.journal, settings, lambda: sched.definitions, lambda: sched.runs, self.log
+            self.journal,
+            settings,
+            lambda: sched.definitions,
+            lambda: sched.runs,
+            self.log,
+            reaper=Reaper(self.datadir, self.journal.path),
         )
         self.purger.finish_pending()  # a purge cut short (kill -9), before any request
         self._listen()
@@ -142,6 +148,8 @@ class Daemon(OperatorRequests, UpkeepRequests):
         rsig.setblocking(False)
         wsig.setblocking(False)
         signal.set_wakeup_fd(wsig.fileno())
+        if self.purger is not None and self.purger.reaper is not None:
+            self.purger.reaper.wake_by(wsig)  # a batch done: the loop goes on
         pending: list[int] = []
 
         def on_signal(signum: int, _frame: Any) -> None:
@@ -338,6 +346,8 @@ class Daemon(OperatorRequests, UpkeepRequests):
             self.server.close()
         if self.sched is not None:
             self.sched.runner.close()
+        if self.purger is not None:  # the batch under way ends; its rows at the next start
+            self.purger.close()
         if self.notify is not None:  # a clean stop says so; a lost host writes nothing
             self.notify.stop(clean=self.lost is None and not self.superseded)
         if self.journal is not None and self.lost is None:
