@@ -237,6 +237,8 @@ class ReasonCode(StrEnum):
     """In doubt: a supervisor held its start record too long; the policy decided."""
     HELD_BY_OPERATOR = "held-by-operator"
     """``ajs3 hold``."""
+    HELD_AT_REGISTRATION = "held-at-registration"
+    """Registered held: ``hold: true`` in its definition, or ``ajs3 entry --hold``."""
     RELEASED = "released"
     """``ajs3 release`` of a held unit."""
     DECIDED_BY_OPERATOR = "decided-by-operator"

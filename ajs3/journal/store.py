@@ -341,6 +341,17 @@ class Journal:
                 "INSERT INTO unit_runs(jobnet_run, path, kind, status) VALUES (?, ?, ?, ?)",
                 rows,
             )
+            if self.on_change_tx is not None and any(r[3] == Status.HELD.value for r in rows):
+                # held for an operator from the start: told like a hold (unit_held)
+                for held in self.conn.execute(
+                    "SELECT * FROM unit_runs WHERE jobnet_run=? AND status=? ORDER BY id",
+                    (run, Status.HELD.value),
+                ).fetchall():
+                    self.on_change_tx(
+                        UnitRun.from_row(held),
+                        Status.NOT_SCHEDULED,
+                        ReasonCode.HELD_AT_REGISTRATION,
+                    )
         return run
 
     def jobnet_run(self, run: int) -> JobnetRun | None:

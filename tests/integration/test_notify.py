@@ -59,6 +59,9 @@ def test_every_event_kind_reaches_a_command_route(make_lhost: Any, tmp_path: Pat
     nostart = wait_event(out, lambda e: e["kind"] == "unit_failed_to_start")
     assert nostart["unit"] == "/n/nostart/missing"
     wait_event(out, lambda e: e["kind"] == "unit_held" and e["unit"] == "/n/held/second")
+    # registered held (entry --hold, or hold: true) waits for an operator from the start
+    registered = wait_event(out, lambda e: e["kind"] == "unit_held" and e["unit"] == "/n/held")
+    assert registered["code"] == "held-at-registration" and registered["run"] == held
     ended = wait_event(out, lambda e: e["kind"] == "jobnet_ended" and e["unit"] == "/n/bad")
     assert ended["status"] == "ended_abnormally" and ended["severity"] == "err"
     wait_event(out, lambda e: e["kind"] == "jobnet_ended" and e["unit"] == "/n/warn")
