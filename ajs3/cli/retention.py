@@ -22,10 +22,13 @@ def _size(n: int) -> str:
 
 
 def _counts(c: dict[str, Any]) -> str:
-    return (
+    text = (
         f"{c['jobnet_runs']} jobnet runs, {c['unit_runs']} unit runs, {c['events']} events, "
         f"{c['job_dirs']} job directories, {_size(int(c['bytes']))}"
     )
+    if c.get("notifications"):
+        text += f", {c['notifications']} delivered notifications"
+    return text
 
 
 def _keep(keep: dict[str, Any]) -> str:

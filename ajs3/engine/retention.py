@@ -44,6 +44,10 @@ SCAN = 200
 CHECKPOINT_EVERY = 2
 #: Rounds whose totals are kept for ``ajs3 purge`` to read.
 ROUNDS_KEPT = 16
+#: How long a notification delivered to every route stays in the journal's outbox
+#: (docs/notifications.md), and how many a tick looks at.
+NOTIFIED_KEPT = 7 * 86400.0
+NOTIFIED_BATCH = 200
 
 
 @dataclass
@@ -104,6 +108,8 @@ class Purger:
         #: the disk work's thread (None: the ticks do it themselves)
         self.reaper = reaper
         self._removing: _Removing | None = None
+        #: the last notification event the round's last part looked at
+        self._events_after = 0
 
     # -- what the daemon calls ------------------------------------------------------------
 
@@ -220,6 +226,8 @@ class Purger:
                     return True  # files (or the rows) left: the next tick goes on
                 continue
             if not self._select(now, half):
+                if self._notified(now):
+                    return True
                 self._end_round(now)
                 return False
         return True
@@ -231,8 +239,20 @@ class Purger:
         for old in sorted(self.totals)[:-ROUNDS_KEPT]:
             del self.totals[old]
         self._queue = []
+        self._events_after = 0
         first = pg.jobnets(self.journal, "", 1)
         self.jobnet, self.after = (first[0] if first else None), 0
+
+    def _notified(self, now: float) -> bool:
+        """The round's last part: delivered notifications older than NOTIFIED_KEPT, a
+        batch per tick; True while there may be more."""
+        # not fsynced by itself: lost in a crash, they are deleted again next round
+        with _light(self.journal.conn), self.journal.transaction():
+            deleted, self._events_after = pg.delivered_events(
+                self.journal, now - NOTIFIED_KEPT, self._events_after, NOTIFIED_BATCH
+            )
+        self.totals.setdefault(self.started, pg.Counts()).notifications += deleted
+        return self._events_after != 0
 
     def _end_round(self, now: float) -> None:
         self.in_round = False

@@ -207,6 +207,8 @@ class Counts:
     events: int = 0
     job_dirs: int = 0
     bytes: int = 0
+    #: notification events delivered to every route, older than a week
+    notifications: int = 0
 
     def add(self, other: Counts) -> None:
         for key in vars(self):
@@ -236,3 +238,31 @@ def delete(journal: Journal, runs: Sequence[int]) -> None:
         return
     with journal.joined():
         journal.conn.executemany("DELETE FROM jobnet_runs WHERE id=?", [(r,) for r in runs])
+
+
+def delivered_events(journal: Journal, before: float, after: int, limit: int) -> tuple[int, int]:
+    """Delete the notification events past id ``after`` (oldest first, ``limit`` looked
+    at) that every route has delivered and that were written before ``before``; an
+    event still waiting for a route stays. Returns (deleted, the last id looked at:
+    0 once an event not old enough is met, so the walk is done)."""
+    rows = journal.conn.execute(
+        "SELECT e.id, e.at, NOT EXISTS (SELECT 1 FROM notify_deliveries d WHERE d.event = e.id"
+        " AND d.delivered_at IS NULL) FROM notify_events e WHERE e.id > ? ORDER BY e.id LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    gone: list[int] = []
+    last = 0
+    for event, at, delivered in rows:
+        if at >= before:
+            last = 0
+            break
+        last = int(event)
+        if delivered:
+            gone.append(int(event))
+    else:
+        if len(rows) < limit:
+            last = 0
+    if gone:
+        with journal.joined():
+            journal.conn.executemany("DELETE FROM notify_events WHERE id=?", [(e,) for e in gone])
+    return len(gone), last

@@ -254,3 +254,34 @@ def test_job_directories_are_removed_without_following_links(tmp_path: Path) -> 
     assert (outside / "precious").read_text() == "keep me"
     assert (jobs / "not-a-run").is_dir()
     assert jobdirs.open_jobs(tmp_path / "none") is None
+
+
+def add_event(j: Journal, n: int, days_ago: float, delivered: tuple[bool, ...]) -> int:
+    cur = j.conn.execute(
+        "INSERT INTO notify_events(event_id, at, kind, body) VALUES (?, ?, 'unit_killed', '{}')",
+        (f"e{n}", NOW - DAY * days_ago),
+    )
+    event = int(cur.lastrowid or 0)
+    for i, done in enumerate(delivered):
+        j.conn.execute(
+            "INSERT INTO notify_deliveries(event, route, delivered_at) VALUES (?, ?, ?)",
+            (event, f"r{i}", NOW if done else None),
+        )
+    return event
+
+
+def test_delivered_notifications_go_after_a_week_and_waiting_ones_stay(journal: Journal) -> None:
+    old_done = [add_event(journal, n, 10, (True, True)) for n in range(5)]
+    waiting = add_event(journal, 5, 10, (True, False))  # one route still owes it
+    recent = add_event(journal, 6, 1, (True,))
+    before = NOW - 7 * DAY
+    deleted, last = pg.delivered_events(journal, before, 0, 3)
+    assert (deleted, last) == (3, old_done[2])  # a batch of 3 looked at, more to see
+    deleted, last = pg.delivered_events(journal, before, last, 3)
+    assert (deleted, last) == (2, waiting)  # two delivered, one still waiting
+    assert pg.delivered_events(journal, before, last, 3) == (0, 0)  # too recent: done
+    left = [r[0] for r in journal.conn.execute("SELECT id FROM notify_events ORDER BY id")]
+    assert left == [waiting, recent]
+    # their deliveries went with them (ON DELETE CASCADE); the waiting one's stay
+    routes = journal.conn.execute("SELECT DISTINCT event FROM notify_deliveries").fetchall()
+    assert sorted(r[0] for r in routes) == [waiting, recent]
