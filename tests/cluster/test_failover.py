@@ -187,8 +187,12 @@ class LabWorkload:
             # after a failover to a file beside the ledger (issue 15: the new owner
             # delivers them); it takes effect at the logical host's next start.
             events = f"{LEDGER_DIR}/{lh}.events"
+            # The checker proves every ledger line against the journal, so nothing is
+            # purged (keep: null): the soak enters more runs than the default 99 kept,
+            # and retention took runs 1-3 from under the checker once (a CI run).
             settings = {
                 "allow_root_jobs": True,
+                "keep": None,
                 "notify": [
                     {
                         "name": "ledger",
