@@ -399,3 +399,16 @@ def test_notifications(rb_lab: Lab) -> None:
     assert '"kind": "test"' in out, out
     rb.run("failures")
     rb.assert_all_run()
+
+
+def test_retention(rb_lab: Lab) -> None:
+    lab = rb_lab
+    settle(lab)
+    rb = Runbook(lab, "retention.md")
+    rb.run("define")
+    out = rb.run("dry")
+    # the background round (every 60 s) may have taken them already
+    assert "/ops/rotate: 2 runs (keep runs 3)" in out or "would remove 0 jobnet runs" in out, out
+    out = rb.run("purge")
+    assert out.strip().splitlines()[-1] == "3", out
+    rb.assert_all_run()
