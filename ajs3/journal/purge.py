@@ -22,12 +22,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ajs3.journal.sql import placeholders
 from ajs3.journal.store import Journal
 from ajs3.keep import Keep
 from ajs3.model import FINAL
 
 _FINAL = tuple(sorted(s.value for s in FINAL))
-_MARKS = ",".join("?" * len(_FINAL))
+_MARKS = placeholders(_FINAL)
 
 #: a day in seconds
 DAY = 86400.0
@@ -148,7 +149,7 @@ def still_ended(journal: Journal, runs: Sequence[int]) -> list[int]:
     """Those of ``runs`` that exist and whose every unit run has ended."""
     if not runs:
         return []
-    marks = ",".join("?" * len(runs))
+    marks = placeholders(runs)
     rows = journal.conn.execute(
         f"SELECT r.id FROM jobnet_runs r WHERE r.id IN ({marks}) AND NOT EXISTS"
         " (SELECT 1 FROM unit_runs o WHERE o.jobnet_run = r.id"
@@ -188,7 +189,7 @@ def run_ids(journal: Journal, runs: Sequence[int]) -> list[str]:
     """The run ids (job directory names) of every attempt of every job of ``runs``."""
     if not runs:
         return []
-    marks = ",".join("?" * len(runs))
+    marks = placeholders(runs)
     rows = journal.conn.execute(
         f"SELECT run_id FROM unit_runs WHERE jobnet_run IN ({marks}) AND run_id IS NOT NULL"
         " UNION SELECT e.run_id FROM events e JOIN unit_runs u ON u.id = e.unit_run"
@@ -222,7 +223,7 @@ def count_rows(journal: Journal, runs: Sequence[int]) -> Counts:
     """The rows ``runs`` have: jobnet runs, unit runs, events."""
     if not runs:
         return Counts()
-    marks = ",".join("?" * len(runs))
+    marks = placeholders(runs)
     units, events = journal.conn.execute(
         f"SELECT count(*), coalesce(sum((SELECT count(*) FROM events e"
         f" WHERE e.unit_run = u.id)), 0) FROM unit_runs u WHERE u.jobnet_run IN ({marks})",

@@ -35,6 +35,7 @@ from ajs3.journal.files import (
     logical_host_traces,
 )
 from ajs3.journal.schema import MIGRATIONS, SCHEMA_VERSION
+from ajs3.journal.sql import placeholders
 from ajs3.model import OPEN, ReasonCode, Status, UnitKind, check_transition
 
 
@@ -423,7 +424,7 @@ class Journal:
     def active_jobnet_runs(self) -> list[int]:
         """Runs whose root unit has not ended (an index lookup: history does not matter)."""
         open_ = tuple(s.value for s in OPEN)
-        marks = ",".join("?" * len(open_))
+        marks = placeholders(open_)
         rows = self.conn.execute(
             "SELECT DISTINCT r.id FROM unit_runs u JOIN jobnet_runs r"
             " ON r.id = u.jobnet_run AND u.path = r.jobnet"
