@@ -33,3 +33,27 @@ def refuse_unsafe(path: Path, st: os.stat_result | None = None) -> None:
             code=Code.UNSAFE_FILE,
             hint=f"chown it to the daemon's user and `chmod go-w {path}`",
         )
+
+
+def read_regular(path: Path, limit: int = 1 << 30) -> bytes | None:
+    """The first ``limit`` bytes of a regular file, never through a symbolic link
+    (``O_NOFOLLOW``) and never blocking on a FIFO (``O_NONBLOCK``); None if there is no
+    such file or it cannot be opened. An error while reading is raised (OSError)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, min(limit - size, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

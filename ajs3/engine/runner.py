@@ -30,6 +30,7 @@ from typing import Any
 from ajs3 import datadir as dd
 from ajs3.engine import jobenv, native
 from ajs3.errors import AjsError, Code, ServiceError
+from ajs3.fileperms import read_regular
 from ajs3.settings import Settings
 
 
@@ -151,20 +152,10 @@ def is_same_process(pid: int, start: int | None) -> bool:
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from a file that is not a symbolic link, or None."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(fd, "rb") as f:
-            fd = -1
-            data = json.loads(f.read())
+        raw = read_regular(path)
+        data = None if raw is None else json.loads(raw)
     except (OSError, ValueError):
         return None
-    finally:
-        if fd >= 0:
-            os.close(fd)
     return data if isinstance(data, dict) else None
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ajs3.errors import AjsError, Code
+from ajs3.fileperms import read_regular
 from ajs3.journal.store import Journal
 
 #: How a name looks: JP1 macro variable names, as shell variables can hold them.
@@ -283,25 +284,7 @@ def take_out(datadir: Path, run_id: str) -> bytes | None:
     (refused by the caller). The file stays, like the job's output in ``jobs/``: were it
     removed here and the step's commit then failed (a full disk), its values would be
     lost when the end is collected again."""
-    path = out_path(datadir, run_id)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_OUT_FILE:
-            chunk = os.read(fd, MAX_OUT_FILE + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    return read_regular(out_path(datadir, run_id), MAX_OUT_FILE + 1)
 
 
 def job_inputs(
