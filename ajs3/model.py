@@ -27,6 +27,8 @@ class UnitKind(StrEnum):
     """A judgment job: compares its predecessor's exit code or tests a file."""
     OR = "or"
     """An OR job: ends as soon as any predecessor ends."""
+    CONNECTOR = "connector"
+    """A jobnet connector: ends when the matching run of another root jobnet ends."""
 
 
 class Status(StrEnum):
