@@ -247,6 +247,8 @@ class ReasonCode(StrEnum):
     """``ajs3 rerun``."""
     SET_BY_OPERATOR = "set-by-operator"
     """``ajs3 chgstat``: an operator set the status by hand, with a reason."""
+    TARGET_ENDED = "target-ended"
+    """A jobnet connector ended: the run of the root jobnet it waits for ended."""
     VALUES_REFUSED = "values-refused"
     """A job's AJS3_VARS_OUT file held a bad value: none of it was applied."""
 
