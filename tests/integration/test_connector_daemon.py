@@ -95,16 +95,17 @@ def test_connector_ends_abnormally_when_target_does(lhost: Any, tmp_path: Path) 
     assert not ledger.exists()
 
 
-def test_latest_takes_an_earlier_day_same_day_waits_for_its_own(
-    lhost: Any, tmp_path: Path
-) -> None:
+def test_latest_takes_an_earlier_day_same_day_waits_for_its_own(lhost: Any, tmp_path: Path) -> None:
     flag, ledger = tmp_path / "go", tmp_path / "ledger"
     flag.touch()  # the target's runs end at once
-    text = definitions(flag, ledger) + """
+    text = (
+        definitions(flag, ledger)
+        + """
           - name: latest
             units:
               - {name: link, type: connector, waits_for: /cn/target, match: latest}
         """
+    )
     lhost.define(text)
     # a run of the target of two days ago, ended
     earlier = datetime.fromtimestamp(time.time() - 2 * 86400, UTC).isoformat()
