@@ -12,27 +12,14 @@ connectors). The matching rule itself, :func:`matching`, is a pure function.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
 
-from ajs3.definitions.daybook import DayBook
 from ajs3.definitions.units import Match, Unit
 from ajs3.engine.readiness import Check
 from ajs3.engine.runstate import RunState
 from ajs3.journal.store import Journal, UnitRun
 from ajs3.model import ReasonCode, Status, UnitKind
-from ajs3.tz import local_zone_name, zone
-
-
-@dataclass(frozen=True)
-class TargetRun:
-    """One run of a connector's target, as the journal has it."""
-
-    id: int
-    scheduled_at: float
-    #: The status of its root unit (None: a status this ajs3 does not know).
-    status: Status | None
+from ajs3.schedule.connect import TargetRun, matching, scheduling_day
 
 
 @dataclass(frozen=True)
@@ -43,45 +30,6 @@ class Connection:
     check: Check
     end: Status | None = None
     target_run: int | None = None
-
-
-def scheduling_day(root: Unit | None, stamp: float) -> date:
-    """The scheduling day a run of root jobnet ``root`` scheduled at ``stamp`` belongs
-    to: the date in the jobnet's schedule time zone, counted from its calendar's base
-    time (without a schedule: the machine's zone, base time 00:00)."""
-    schedule = root.schedule if root is not None else None
-    if schedule is None:
-        tz, base = zone(local_zone_name()), 0
-    else:
-        tz, base = zone(schedule.time_zone), DayBook(schedule.calendar).base_time
-    return (datetime.fromtimestamp(stamp, tz) - timedelta(minutes=base)).date()
-
-
-def matching(
-    match: Match,
-    runs: Iterable[TargetRun],
-    *,
-    scheduled_at: float,
-    day: date,
-    day_of: Callable[[float], date],
-) -> TargetRun | None:
-    """The run of the target that a connector of a run scheduled at ``scheduled_at``
-    (scheduling day ``day``) waits for, among the target's registered ``runs``.
-
-    - ``scheduling-day``: the target's run of the same scheduling day (``day_of`` gives
-      a target run's day); when it has several that day, the last registered of the
-      latest scheduled time. None while it has none.
-    - ``latest``: the target's newest run scheduled at or before ``scheduled_at``;
-      when there is none, its first run scheduled after it. None while it has none.
-    """
-    ordered = sorted(runs, key=lambda r: (r.scheduled_at, r.id))
-    if match is Match.SCHEDULING_DAY:
-        same = [r for r in ordered if day_of(r.scheduled_at) == day]
-        return same[-1] if same else None
-    before = [r for r in ordered if r.scheduled_at <= scheduled_at]
-    if before:
-        return before[-1]
-    return ordered[0] if ordered else None
 
 
 def end_status(target: Status | None) -> Status | None:

@@ -1,5 +1,5 @@
-"""The matching rule of jobnet connectors (ajs3.engine.connectors): which run of its
-target a connector waits for, and how it ends."""
+"""The matching rule of jobnet connectors (ajs3.schedule.connect, ajs3.engine.connectors):
+which run of its target a connector waits for, and how it ends."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 
 from ajs3.definitions.loader import load_text
 from ajs3.definitions.units import Match
-from ajs3.engine.connectors import TargetRun, end_status, matching, scheduling_day
+from ajs3.engine.connectors import end_status
 from ajs3.model import Status
+from ajs3.schedule.connect import TargetRun, matching, scheduling_day
 
 
 def at(text: str) -> float:
