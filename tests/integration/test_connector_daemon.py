@@ -28,6 +28,8 @@ def definitions(flag: Path, ledger: Path, *, code: int = 0, match: str = "schedu
               - {{name: link, type: connector, waits_for: /cn/target, match: {match},
                   after: [first]}}
               - {{name: next, after: [link], script: 'echo next >> {ledger}'}}
+              - {{name: cleanup, recovery: true, after: [link],
+                  script: 'echo cleanup >> {ledger}'}}
         """
 
 
@@ -92,7 +94,8 @@ def test_connector_ends_abnormally_when_target_does(lhost: Any, tmp_path: Path) 
     assert done["units"][0]["status"] == "ended_abnormally"
     assert unit(lhost, waiter, "/cn/waiter/link")["status"] == "ended_abnormally"
     assert unit(lhost, waiter, "/cn/waiter/next")["status"] == "not_executed"
-    assert not ledger.exists()
+    assert unit(lhost, waiter, "/cn/waiter/cleanup")["status"] == "ended_normally"
+    assert ledger.read_text() == "cleanup\n"  # the recovery unit after it ran
 
 
 def test_latest_takes_an_earlier_day_same_day_waits_for_its_own(lhost: Any, tmp_path: Path) -> None:
