@@ -32,6 +32,24 @@ class Reporter(Protocol):
     def unmapped(self, unit: Jp1Unit, param: Param, why: str = "") -> None: ...
 
 
+#: Marks a connector mapping that :func:`prune` takes out.
+_SKIP = "\0skip"
+
+
+def prune(units: list[dict[str, Any]]) -> None:
+    """Take out the connectors skipped by :meth:`Connections.pair`, and their names from
+    the ``after`` of their siblings (in every jobnet of ``units``, at any depth)."""
+    gone = {u["name"] for u in units if u.get(_SKIP)}
+    units[:] = [u for u in units if not u.get(_SKIP)]
+    for u in units:
+        if gone and "after" in u:
+            u["after"] = [a for a in u["after"] if a not in gone]
+            if not u["after"]:
+                del u["after"]
+        if "units" in u:
+            prune(u["units"])
+
+
 @dataclass
 class _Destination:
     root: str
@@ -46,6 +64,9 @@ class Connections:
 
     connectors: list[tuple[str, dict[str, Any], Jp1Unit]] = field(default_factory=list)
     destinations: dict[str, _Destination] = field(default_factory=dict)
+    #: paths of the units directly in a job group, and of those imported as root jobnets
+    seen: set[str] = field(default_factory=set)
+    imported: set[str] = field(default_factory=set)
 
     def _remote(self, rep: Reporter, unit: Jp1Unit) -> None:
         ncex = unit.param("ncex")
@@ -112,6 +133,15 @@ class Connections:
         jobnet names in ``ncn`` (or one whose destination names another) waits for the
         latest run, JP1's default, with a note."""
         for path, out, unit in self.connectors:
+            target = out["waits_for"]
+            if target in self.seen and target not in self.imported:
+                rep.note(
+                    unit.line,
+                    f"jobnet connector {path} waits for {target}, which is not imported "
+                    "(see its own line); the connector is skipped",
+                )
+                out[_SKIP] = True
+                continue
             found = self.destinations.get(path)
             if found is not None and found.root == out["waits_for"]:
                 found.used = True

@@ -20,7 +20,7 @@ from ajs3.definitions.loader import load_texts
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
 from ajs3.jp1 import catalog, origin, relations
-from ajs3.jp1.connections import CONNECTOR_KEYS, DESTINATION_KEYS, Connections
+from ajs3.jp1.connections import CONNECTOR_KEYS, DESTINATION_KEYS, Connections, prune
 from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
 from ajs3.jp1.schedmap import LAYOUT, Mapper
 from ajs3.jp1.values import INT32_MAX, INT32_MIN
@@ -111,6 +111,7 @@ class _Importer(Mapper):
         """A unit directly in job group ``group``: a group or a root jobnet."""
         self.count += 1
         ty = unit.ty
+        self.links.seen.add(group.rstrip("/") + "/" + unit.name)
         if self.untyped(unit):
             return
         if not schema.NAME_RE.match(unit.name):
@@ -138,6 +139,7 @@ class _Importer(Mapper):
             root = self.jobnet(unit, root=True)
             if root is not None:
                 self.group_doc(group)["jobnets"].append(self.mark(root, unit.line))
+                self.links.imported.add(group.rstrip("/") + "/" + unit.name)
             return
         self.note(
             unit.line,
@@ -420,6 +422,8 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
     for unit in units:
         imp.top(unit)
     imp.links.pair(imp)
+    for doc in imp.groups.values():
+        prune(doc["jobnets"])
     if imp.problems:
         raise DefinitionError(imp.problems)
     files: dict[str, str] = {}

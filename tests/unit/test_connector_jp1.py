@@ -77,3 +77,18 @@ def test_two_connectors_to_one_jobnet_export_one_with_a_note() -> None:
     text, notes = export(result.defs)
     assert text.count("ncn=") == 1
     assert any("/W/B" in n and "one connector" in n for n in notes)
+
+
+def test_a_connector_to_a_jobnet_that_is_not_imported_is_skipped_with_a_note() -> None:
+    # PCNET holds only a PC job: not imported (noted), so neither is its connector
+    result = import_text(
+        "unit=PCNET,,,;{ty=n;unit=P,,,;{ty=pj;}}\n"
+        "unit=W,,,;{ty=n;ar=(f=C,t=J);\n"
+        "unit=C,,,;{ty=nc;ncr=/PCNET;}\n"
+        "unit=J,,,;{ty=j;sc=/bin/true;}}\n",
+        "x.jp1",
+        time_zone="UTC",
+    )
+    w = result.defs.jobnets["/W"]
+    assert [u.name for u in w.units] == ["J"] and w.units[0].after == ()
+    assert any("x.jp1:3:" in n and "not imported" in n for n in result.notes)
