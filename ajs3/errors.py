@@ -34,6 +34,12 @@ class Code(StrEnum):
     UNSAFE_FILE = "AJS3-E114"
     #: a YAML tag (``!!python/...``, ``!foo``) on any node: refused, never ignored
     YAML_TAG = "AJS3-E115"
+    #: a jobnet connector waits for a jobnet that is not defined
+    CONNECTOR_TARGET_UNKNOWN = "AJS3-E120"
+    #: a jobnet connector waits for a unit that is not a root jobnet
+    CONNECTOR_TARGET_NOT_ROOT = "AJS3-E121"
+    #: root jobnets that wait for each other through jobnet connectors
+    CONNECTOR_CYCLE = "AJS3-E122"
     # data directory and journal (E2xx)
     DATADIR_MISSING = "AJS3-E201"
     DATADIR_NFS = "AJS3-E202"

@@ -27,6 +27,8 @@ class UnitKind(StrEnum):
     """A judgment job: compares its predecessor's exit code or tests a file."""
     OR = "or"
     """An OR job: ends as soon as any predecessor ends."""
+    CONNECTOR = "connector"
+    """A jobnet connector: ends when the matching run of another root jobnet ends."""
 
 
 class Status(StrEnum):
@@ -247,6 +249,8 @@ class ReasonCode(StrEnum):
     """``ajs3 rerun``."""
     SET_BY_OPERATOR = "set-by-operator"
     """``ajs3 chgstat``: an operator set the status by hand, with a reason."""
+    TARGET_ENDED = "target-ended"
+    """A jobnet connector ended: the run of the root jobnet it waits for ended."""
     VALUES_REFUSED = "values-refused"
     """A job's AJS3_VARS_OUT file held a bad value: none of it was applied."""
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ajs3.cli.arguments import paths_of
 from ajs3.cli.output import emit
@@ -121,6 +123,36 @@ def planned(
         rows.append((c.at, row))
     rows.sort(key=lambda x: (x[0], x[1]["jobnet"]))
     return [row for _, row in rows]
+
+
+def add_waits(defs: DefinitionSet, runs: list[PlannedRun], rows: list[dict[str, Any]]) -> None:
+    """Each planned run of a jobnet with connectors says, under ``waits``, which
+    planned run of each target it would wait for (docs/definitions.md, Jobnet
+    connectors); a row of a plan change (no due time of its own here) says nothing."""
+    from ajs3.schedule.connect import planned_waits
+
+    due = {(r.jobnet, r.start): r for r in runs}
+    for row in rows:
+        run = due.get((row["jobnet"], row["start"]))
+        if run is None:
+            continue
+        show = partial(_wall, zone(run.time_zone))
+        waits = planned_waits(defs, run.jobnet, run.due)
+        if waits:
+            row["waits"] = [
+                {
+                    "connector": w.connector,
+                    "target": w.target,
+                    "match": w.match.value,
+                    "target_start": None if w.target_due is None else show(w.target_due),
+                    "text": w.describe(show),
+                }
+                for w in waits
+            ]
+
+
+def _wall(tz: ZoneInfo, stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, tz).isoformat()
 
 
 def _bound(moment: datetime, unit: Unit) -> float:

@@ -105,11 +105,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
             )
         names = [args.jobnet]
     runs = forecast(defs, start, end, names)
-    data = {"runs": [{"jobnet": r.jobnet, "start": r.start} for r in runs]}
+    data: dict[str, list[dict[str, Any]]] = {
+        "runs": [{"jobnet": r.jobnet, "start": r.start} for r in runs]
+    }
     if not args.files and args.definitions is None:  # the logical host's own plan
         data["runs"] = planning.planned(args, defs, runs, start, end, names)
+    planning.add_waits(defs, runs, data["runs"])
     text = "\n".join(
-        f"{r['start']}  {r['jobnet']}" + (f"  ({r['change']})" if r.get("change") else "")
+        f"{r['start']}  {r['jobnet']}"
+        + (f"  ({r['change']})" if r.get("change") else "")
+        + "".join(f"\n    {w['text']}" for w in r.get("waits", []))
         for r in data["runs"]
     )
     text = text or "no runs in that period"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ajs3.definitions import schema
 from ajs3.definitions.calendars import layered, no_open_year
+from ajs3.definitions.connectors import check_connectors
 from ajs3.definitions.document import FileResult, Root, parse_file
 from ajs3.definitions.nodes import suggest
 from ajs3.definitions.units import Calendar, DefinitionSet
@@ -187,6 +188,9 @@ def finish(results: list[FileResult]) -> DefinitionSet:
                 )
             )
     calendars, group_calendars = _resolve_calendars(results, jobnets, problems)
+    problems.extend(
+        check_connectors({p: (r.unit, r.file, r.line) for p, r in jobnets.items()}, groups)
+    )
     if problems:
         raise DefinitionError(problems)
     return DefinitionSet(

@@ -45,6 +45,8 @@ JOB_KEYS: tuple[str, ...] = (
 JUDGE_KEYS: tuple[str, ...] = (*COMMON_KEYS, "condition")
 OR_KEYS: tuple[str, ...] = COMMON_KEYS
 JOBNET_KEYS: tuple[str, ...] = (*COMMON_KEYS, "concurrency", "units", "delay")
+#: A jobnet connector (docs/definitions.md, Jobnet connectors).
+CONNECTOR_KEYS: tuple[str, ...] = (*COMMON_KEYS, "waits_for", "match")
 #: A root jobnet has no siblings, so no ``after`` and no ``recovery``.
 ROOT_KEYS: tuple[str, ...] = (
     "name",
@@ -65,6 +67,7 @@ KEYS_BY_KIND: dict[UnitKind, tuple[str, ...]] = {
     UnitKind.JUDGE: JUDGE_KEYS,
     UnitKind.OR: OR_KEYS,
     UnitKind.JOBNET: JOBNET_KEYS,
+    UnitKind.CONNECTOR: CONNECTOR_KEYS,
 }
 #: The values of ``type:`` (a group is made with ``group:``, not as a unit).
 UNIT_TYPES: tuple[str, ...] = tuple(k.value for k in KEYS_BY_KIND)

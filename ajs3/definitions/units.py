@@ -216,6 +216,16 @@ class Schedule:
         )
 
 
+class Match(StrEnum):
+    """Which run of its target a jobnet connector waits for (JP1's execution order
+    control, ``ncs``): docs/definitions.md, Jobnet connectors."""
+
+    SCHEDULING_DAY = "scheduling-day"
+    """The target's run of the same scheduling day (JP1: synchronize, ``ncs=y``)."""
+    LATEST = "latest"
+    """The target's latest run (JP1: asynchronous, ``ncs=n``)."""
+
+
 @dataclass(frozen=True)
 class Retry:
     """Retries on abnormal end."""
@@ -295,6 +305,9 @@ class Unit:
     keep: Keep | None = None
     #: Jobs only: bytes kept of each of stdout and stderr (None: the logical host's).
     output_limit: int | None = None
+    #: Jobnet connectors only: the root jobnet waited for, and which run of it.
+    waits_for: str | None = None
+    match: Match | None = None
 
     def argv(self) -> list[str]:
         """The program and arguments to execute for a Unix job."""
@@ -361,6 +374,8 @@ class Unit:
             delay=Delay(**data["delay"]) if data.get("delay") else None,
             keep=Keep.from_dict(data["keep"]) if data.get("keep") else None,
             output_limit=data.get("output_limit"),
+            waits_for=data.get("waits_for"),
+            match=Match(data["match"]) if data.get("match") else None,
         )
 
 

@@ -13,6 +13,7 @@ import difflib
 from yaml.nodes import Node
 
 from ajs3.definitions import schema
+from ajs3.definitions.connectors import read_connector
 from ajs3.definitions.delays import read_delay
 from ajs3.definitions.graph import Draft, check_siblings
 from ajs3.definitions.jobs import read_job
@@ -166,6 +167,8 @@ def read_unit(ctx: Ctx, node: Node, parent: str, depth: int, *, root: bool) -> D
                 after_node if after_node is not None else line,
                 f"{label} has no predecessors; list in 'after' the units it waits for",
             )
+    elif kind is UnitKind.CONNECTOR:
+        values.update(read_connector(ctx, value, label, line, typos))
     else:
         values.update(_jobnet(ctx, value, label, line, path, depth, typos))
     calendar_ref: tuple[str, int] | None = None

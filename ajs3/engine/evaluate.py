@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 
 from ajs3.definitions.units import Unit
+from ajs3.engine import connectors
 from ajs3.engine.core import Core
 from ajs3.engine.readiness import (
     Action,
+    Check,
     Decision,
     decide,
     decide_root,
@@ -184,7 +186,14 @@ class Evaluator:
             jobnet_limit=limit,
             host_running=len(self.core.tracked) + pending_launch,
             host_limit=self.core.settings.host_concurrency,
+            connection=self._connection(state, unit),
         )
+
+    def _connection(self, state: RunState, unit: Unit) -> Check | None:
+        if unit.kind is not UnitKind.CONNECTOR:
+            return None
+        core = self.core
+        return connectors.connection(core.journal, core.definitions.jobnets, state, unit).check
 
     def _evaluate_jobnet(self, state: RunState, net: str, now: float, launches: Launches) -> bool:
         journal = self.core.journal
@@ -241,6 +250,10 @@ class Evaluator:
                         started_at=now,
                         ended_at=now,
                     )
+                    changed = True
+                elif unit.kind is UnitKind.CONNECTOR:
+                    defs = self.core.definitions.jobnets
+                    connectors.end_connector(journal, defs, state, ur, unit, now)
                     changed = True
                 elif unit.kind is UnitKind.JOBNET:
                     journal.set_status(

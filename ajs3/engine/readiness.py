@@ -153,8 +153,10 @@ def decide(
     jobnet_limit: int | None,
     host_running: int,
     host_limit: int | None,
+    connection: Check | None = None,
 ) -> Decision:
-    """Apply every rule to a pending unit and say what to do with it."""
+    """Apply every rule to a pending unit and say what to do with it (``connection``:
+    a jobnet connector's rule, :mod:`ajs3.engine.connectors`)."""
     checks = [
         rule_parent_running(parent),
         rule_not_interrupted(interrupted),
@@ -166,6 +168,8 @@ def decide(
         # Nothing else matters: the unit will never run in this run.
         return Decision(action, tuple(checks))
     checks.append(rule_start_time(ur, now))
+    if connection is not None:
+        checks.append(connection)
     if unit.kind is UnitKind.JOB:
         checks.append(rule_concurrency(jobnet_running, jobnet_limit, "jobnet"))
         checks.append(rule_concurrency(host_running, host_limit, "logical host"))

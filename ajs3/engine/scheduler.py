@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from ajs3.definitions.units import DefinitionSet
-from ajs3.engine import planchanges, runvars, suspend
+from ajs3.engine import connectors, planchanges, runvars, suspend
 from ajs3.engine import runner as rn
 from ajs3.engine.collect import Collector
 from ajs3.engine.commands import Commands
@@ -285,6 +285,8 @@ class Scheduler:
         if ended:
             # a run queued behind one of these may start now
             core.dirty.update(n for n, s in core.runs.items() if s.root.schedule is not None)
+            # a jobnet connector may wait for one of these (ajs3.engine.connectors)
+            core.dirty.update(connectors.waiting_runs(core.runs))
 
     def note_disk_full(self) -> None:
         """A journal write failed for want of space (the daemon says so)."""
@@ -337,6 +339,8 @@ class Scheduler:
 
     def next_wake(self) -> float | None:
         times: list[float] = []
+        if self.core.dirty:  # a run ended that others wait for: evaluate them now
+            times.append(self.clock())
         wake = self._time_wake()
         if wake is not None:
             times.append(wake)

@@ -17,6 +17,7 @@ from ajs3.definitions.units import (
     Calendar,
     ClosedDay,
     DefinitionSet,
+    Match,
     Period,
     Rule,
     Unit,
@@ -49,6 +50,8 @@ class _Out:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.notes: list[str] = []
+        #: root jobnet -> the connector that waits for it (JP1 names one, ncn=)
+        self.links: dict[str, Unit] = {}
 
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
@@ -59,6 +62,8 @@ def _ty(unit: Unit) -> str:
         return "rn" if unit.recovery else "n"
     if unit.kind is UnitKind.JOB:
         return "rj" if unit.recovery else "j"
+    if unit.kind is UnitKind.CONNECTOR:
+        return "nc"
     return "jdj" if unit.kind is UnitKind.JUDGE else "orj"
 
 
@@ -202,6 +207,14 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
                 f"{sched.overlap.value}, catch-up {sched.catch_up.value} are not "
                 "JP1 parameters"
             )
+    if root and unit.path in out.links:
+        link = out.links[unit.path]
+        synchronous = "y" if link.match is Match.SCHEDULING_DAY else "n"
+        out.emit(d, "ncl=y;")
+        out.emit(d, f"ncn={link.path};")
+        out.emit(d, f"ncs={synchronous};")
+    if unit.kind is UnitKind.CONNECTOR and unit.waits_for is not None:
+        out.emit(d, f"ncr={unit.waits_for};")
     if root and unit.keep is not None and unit.keep.runs is not None:
         out.emit(d, f"rg={unit.keep.runs};")
     if root and unit.keep is not None and unit.keep.days is not None:
@@ -279,6 +292,14 @@ def export(defs: DefinitionSet) -> tuple[str, list[str]]:
         while parent:
             groups.add(parent)
             parent = parent.rsplit("/", 1)[0]
+    for unit in defs.jobnets.values():
+        for link in (u for u in unit.walk() if u.kind is UnitKind.CONNECTOR):
+            first = out.links.setdefault(link.waits_for or "", link)
+            if first is not link:
+                out.notes.append(
+                    f"{link.path}: JP1 connects a jobnet to one connector (ncn=); "
+                    f"{link.waits_for} names {first.path}, not this one"
+                )
     calendars: dict[str, Calendar] = {}
     for path, unit in defs.jobnets.items():
         cal = unit.schedule.calendar if unit.schedule else None

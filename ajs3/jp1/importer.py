@@ -20,6 +20,7 @@ from ajs3.definitions.loader import load_texts
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
 from ajs3.jp1 import catalog, delaymap, origin, relations
+from ajs3.jp1.connections import CONNECTOR_KEYS, DESTINATION_KEYS, Connections, prune
 from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
 from ajs3.jp1.schedmap import LAYOUT, Mapper
 from ajs3.jp1.values import INT32_MAX, INT32_MIN
@@ -72,6 +73,9 @@ class _Importer(Mapper):
         self.origin: dict[int, int] = {}
         self.bases: dict[str, dict[str, Any]] = {}
         self.group = "/"
+        #: names of the jobnets being read, from the root jobnet down
+        self.trail: list[str] = []
+        self.links = Connections()
 
     def untyped(self, unit: Jp1Unit) -> bool:
         """A unit without ``ty=`` or of a type JP1 does not have: an error (E111)."""
@@ -107,6 +111,7 @@ class _Importer(Mapper):
         """A unit directly in job group ``group``: a group or a root jobnet."""
         self.count += 1
         ty = unit.ty
+        self.links.seen.add(group.rstrip("/") + "/" + unit.name)
         if self.untyped(unit):
             return
         if not schema.NAME_RE.match(unit.name):
@@ -134,6 +139,7 @@ class _Importer(Mapper):
             root = self.jobnet(unit, root=True)
             if root is not None:
                 self.group_doc(group)["jobnets"].append(self.mark(root, unit.line))
+                self.links.imported.add(group.rstrip("/") + "/" + unit.name)
             return
         self.note(
             unit.line,
@@ -160,6 +166,13 @@ class _Importer(Mapper):
             return self.job(unit)
         if ty == "jdj":
             return self.judge(unit)
+        if ty == "nc":
+            path = self.group.rstrip("/") + "/" + "/".join([*self.trail, unit.name])
+            link = self.links.connector(self, unit, path)
+            if link is not None:
+                self.common(unit, link)
+                self.rest(unit, link, set(CONNECTOR_KEYS))
+            return link
         if ty == "orj":
             out: dict[str, Any] = {"name": unit.name, "type": "or"}
             self.common(unit, out)
@@ -168,7 +181,7 @@ class _Importer(Mapper):
         self.note(
             unit.line,
             f"unit {unit.name!r} of type {ty or '?'!r} has no ajs3 "
-            "counterpart (supported: g, n, rn, j, rj, jdj, orj); skipped",
+            "counterpart (supported: g, n, rn, j, rj, jdj, orj, nc); skipped",
         )
         return None
 
@@ -188,6 +201,13 @@ class _Importer(Mapper):
             self.unmapped(unit, param)
 
     def jobnet(self, unit: Jp1Unit, *, root: bool) -> dict[str, Any] | None:
+        self.trail.append(unit.name)
+        try:
+            return self._jobnet(unit, root=root)
+        finally:
+            self.trail.pop()
+
+    def _jobnet(self, unit: Jp1Unit, *, root: bool) -> dict[str, Any] | None:
         out: dict[str, Any] = {"name": unit.name}
         if not root:
             out["type"] = "jobnet"
@@ -203,6 +223,8 @@ class _Importer(Mapper):
             schedule = self.schedule(unit, used)
             if schedule is not None:
                 out["schedule"] = schedule
+            self.links.destination(self, unit, self.group.rstrip("/") + "/" + unit.name)
+            used.update(DESTINATION_KEYS)
             used.add("rg")  # number of logs to keep: the generations retention keeps
             for param in unit.get("rg"):
                 kept = self.number(unit, param, 1, MAX_GENERATIONS)
@@ -409,6 +431,9 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
     imp = _Importer(filename, tz)
     for unit in units:
         imp.top(unit)
+    imp.links.pair(imp)
+    for doc in imp.groups.values():
+        prune(doc["jobnets"])
     if imp.problems:
         raise DefinitionError(imp.problems)
     files: dict[str, str] = {}

@@ -182,6 +182,9 @@ NET_PARAMS = st.one_of(
     _rule("cy", st.builds(lambda n, p: f"({n},{p})", NUMBERS, st.sampled_from("ymwdx"))),
     _rule("sh", st.sampled_from(["be", "af", "ca", "no", "zz"])),
     st.sampled_from(["mp=y;", "mp=n;", "mp=q;", 'cm="a #"quoted#" text";', "ha=y;", "zz=1;"]),
+    # connection settings of a root jobnet (jobnet connectors)
+    st.sampled_from(["ncl=y;", "ncl=q;", "ncn=/A/B;", "ncn=A/C;", "ncs=y;", "ncs=n;", "ncs=x;"]),
+    st.sampled_from(["ncex=y;", 'nchn="h";', "ncsv=S;"]),
 )
 JOB_PARAMS = st.one_of(
     st.builds(
@@ -208,6 +211,13 @@ JOB_PARAMS = st.one_of(
             'ejf="/tmp/x";',
             "ha=n;",
             "so=x;",
+            "ncr=/A;",
+            "ncr=/B;",
+            "ncr=A/B;",
+            "ncr=/A/B/C;",
+            "ncr=/bad name;",
+            "ncex=n;",
+            'nchn="h";',
         ]
     ),
 )
@@ -237,7 +247,7 @@ def _unit(name: str, ty: str, params: list[str], children: list[str]) -> str:
 JOBS = st.builds(
     _unit,
     NAMES,
-    st.sampled_from(["j", "rj", "jdj", "orj", "pj"]),
+    st.sampled_from(["j", "rj", "jdj", "orj", "pj", "nc"]),
     st.lists(JOB_PARAMS, max_size=4),
     st.just([]),
 )
