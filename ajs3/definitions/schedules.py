@@ -293,42 +293,20 @@ def _rule(ctx: Ctx, node: Node, what: str) -> Rule | None:
                     count = None
         if count is not None and period is not None:
             out["every"], out["period"] = count, period
-    weekdays = nth = days = open_days = None
     if get("weekdays") is not None:
         weekdays = read_weekdays(ctx, get("weekdays"), f"'weekdays' of {what}")  # type: ignore[arg-type]
         out["weekdays"] = weekdays
         if weekdays == ():
             ctx.report(Code.BAD_VALUE, get("weekdays"), f"'weekdays' of {what} is empty")  # type: ignore[arg-type]
-    if get("nth") is not None:
-        nth = _int_list(
-            ctx,
-            get("nth"),  # type: ignore[arg-type]
-            f"'nth' of {what}",
-            -5,
-            5,
-            "use 1..5 (first..fifth) or -1 (last)",
-        )
-        out["nth"] = nth
-    if get("days") is not None:
-        days = _int_list(
-            ctx,
-            get("days"),  # type: ignore[arg-type]
-            f"'days' of {what}",
-            -31,
-            31,
-            "use 1..31, or -1 for the last day",
-        )
-        out["days"] = days
-    if get("open_days") is not None:
-        open_days = _int_list(
-            ctx,
-            get("open_days"),  # type: ignore[arg-type]
-            f"'open_days' of {what}",
-            -31,
-            31,
-            "use 1..31, or -1 for the last open day",
-        )
-        out["open_days"] = open_days
+    lists: dict[str, tuple[int, str]] = {
+        "nth": (5, "use 1..5 (first..fifth) or -1 (last)"),
+        "days": (31, "use 1..31, or -1 for the last day"),
+        "open_days": (31, "use 1..31, or -1 for the last open day"),
+    }
+    for key, (bound, hint) in lists.items():
+        given = get(key)
+        if given is not None:
+            out[key] = _int_list(ctx, given, f"'{key}' of {what}", -bound, bound, hint)
     selectors = [k for k in ("weekdays", "days", "open_days") if k in fields]
     if len(selectors) > 1:
         ctx.report(
