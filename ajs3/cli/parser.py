@@ -280,6 +280,16 @@ def build_parser() -> Parser:
     p.add_argument("--no-wait", action="store_true", help="do not wait for the delivery")
 
     p = sub.add_parser(
+        "web", add_help=False, help="serve the web console, REST API and metrics (docs/web.md)"
+    )
+    _common(p)
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="address to serve on (default: web: listen in ajs3.yaml, else 127.0.0.1:8470)",
+    )
+
+    p = sub.add_parser(
         "demo", add_help=False, help="run the sample jobnet on a standalone logical host"
     )
     p.add_argument("--help", action="help")

@@ -34,6 +34,7 @@ from ajs3.service.operator import OperatorRequests
 from ajs3.service.paths import DataDirMark, Paths, prepare_rundir, write_private
 from ajs3.service.protocol import BadRequest
 from ajs3.service.upkeep import UpkeepRequests
+from ajs3.service.webviews import WebRequests
 from ajs3.settings import SETTINGS_FILE, Settings, load_settings
 
 #: The loop wakes at least this often, so depth-10 health checks see it alive.
@@ -42,7 +43,7 @@ HEARTBEAT = 5.0
 ROOM_NEEDED = 1 << 20
 
 
-class Daemon(OperatorRequests, UpkeepRequests):
+class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
     def __init__(
         self, paths: Paths, mode: StartMode, log_level: str = "info", console: bool = False
     ) -> None:

@@ -1,0 +1,98 @@
+"""The daemon's handlers of the read requests that `ajs3 web` needs beyond `show`, `why`
+and `log`: ``plan`` (what `ajs3 plan` prints) and ``metrics`` (docs/web.md).
+
+A mixin of :class:`ajs3.service.daemon.Daemon`, which checks each request against the
+peer's role first. Both only read the daemon's own journal and loop.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ajs3.engine import planchanges, suspend
+from ajs3.errors import AjsError, Code
+from ajs3.journal.store import Journal
+from ajs3.model import StartMode
+from ajs3.schedule import forecast
+from ajs3.service.access import Peer
+from ajs3.service.gauges import gauges_in
+
+#: The longest period one plan request may cover (a forecast of years is not a page).
+MAX_PLAN_SECONDS = 366 * 86400.0
+
+
+class WebRequests:
+    journal: Journal | None
+    mode: StartMode
+    started_at: float
+    last_loop: float
+
+    def op_plan(self, peer: Peer, *, jobnet: str | None, from_: float, to: float) -> dict[str, Any]:
+        assert self.journal is not None
+        return plan_in(self.journal, jobnet, from_, to)
+
+    def op_metrics(self, peer: Peer) -> dict[str, Any]:
+        assert self.journal is not None
+        figures = gauges_in(self.journal)
+        figures["commits"] = self.journal.commits
+        figures["commit_seconds"] = self.journal.commit_seconds
+        figures["loop_age"] = time.time() - self.last_loop
+        figures["uptime"] = time.time() - self.started_at
+        return figures
+
+
+def plan_in(journal: Journal, jobnet: str | None, start: float, end: float) -> dict[str, Any]:
+    """The scheduled runs due in ``[start, end)``, each marked where a plan change or a
+    suspension touches it, and the extra runs added in the period, in time order."""
+    if end <= start or end - start > MAX_PLAN_SECONDS:
+        raise AjsError(
+            f"a plan covers more than 0 and at most {MAX_PLAN_SECONDS / 86400:g} days",
+            code=Code.BAD_ARGUMENT,
+            hint="ask for a shorter period",
+        )
+    _, defs = journal.definitions()
+    names = None
+    if jobnet is not None:
+        if jobnet not in defs.jobnets:
+            raise AjsError(
+                f"no root jobnet {jobnet!r}",
+                code=Code.UNKNOWN_JOBNET,
+                hint="see the defined jobnets with `ajs3 show`",
+            )
+        names = [jobnet]
+    low, high = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    plan = planchanges.load(journal)
+    held = suspend.every(journal)
+    moved = {(c.jobnet, round(c.due, 3)): c for c in plan.changes if c.due is not None}
+    rows: list[tuple[float, dict[str, Any]]] = []
+    for r in forecast(defs, low, high, names):
+        row: dict[str, Any] = {"jobnet": r.jobnet, "start": r.start, "due": r.due, "change": None}
+        c = moved.get((r.jobnet, round(r.due, 3)))
+        if c is not None:
+            row["change"] = "skipped" if c.at is None else "moved"
+            row["by"], row["to"] = c.user, c.at
+        elif r.jobnet in held and r.due > held[r.jobnet].since:
+            row["change"], row["by"] = "suspended", held[r.jobnet].user
+        rows.append((r.due, row))
+    for c in plan.changes:
+        if c.at is None or c.jobnet not in defs.jobnets or (names and c.jobnet not in names):
+            continue
+        if start <= c.at < end:
+            unit = defs.jobnets[c.jobnet]
+            start_text = planchanges.show_time(c.at, unit)
+            rows.append(
+                (
+                    c.at,
+                    {
+                        "jobnet": c.jobnet,
+                        "start": start_text,
+                        "due": c.at,
+                        "change": "added" if c.due is None else "moved here",
+                        "by": c.user,
+                    },
+                )
+            )
+    rows.sort(key=lambda x: (x[0], x[1]["jobnet"]))
+    return {"from": start, "to": end, "runs": [r for _, r in rows]}
