@@ -51,6 +51,12 @@ class WebServer(ThreadingHTTPServer):
         self.feed = events.Feed(backend)
         super().__init__(address, Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line, no traceback: a client that spoke plain HTTP to the TLS port, or
+        left in the middle of an answer, is not the console's fault."""
+        exc = sys.exc_info()[1]
+        sys.stderr.write(f"ajs3 web: {client_address[0]}: {type(exc).__name__}: {exc}\n")
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]

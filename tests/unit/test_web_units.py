@@ -118,3 +118,19 @@ def test_on_behalf_is_an_envelope_field_kept_in_the_audit() -> None:
     for bad in ("", "a b", 3, "x" * 200):
         with pytest.raises(protocol.BadRequest):
             protocol.build("hold", unit="/a/b", on_behalf=bad)
+
+
+def test_the_grafana_dashboard_uses_only_metrics_the_console_exports() -> None:
+    import json
+
+    text = (REPO / "docs" / "grafana-ajs3.json").read_text()
+    dashboard = json.loads(text)
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\b(ajs3_[a-z_]+)", e)}
+    source = (REPO / "ajs3" / "web" / "metrics.py").read_text()
+    exported = set(re.findall(r'"(ajs3_[a-z_]+)"', source))
+    suffixes = ("_bucket", "_sum", "_count", "_info")
+    assert used and all(
+        m in exported or any(m.endswith(s) and m[: -len(s)] in exported for s in suffixes)
+        for m in used
+    ), used - exported
