@@ -155,6 +155,12 @@ class Client:
         """The runs due from ``from_`` (inclusive) to ``to`` (exclusive), epoch seconds."""
         return self.call("plan", jobnet=jobnet, **{"from": from_, "to": to})
 
+    def structure(self, jobnet: str) -> dict[str, Any]:
+        return self.call("structure", jobnet=jobnet)
+
+    def timeline(self, from_: float, to: float, jobnet: str | None = None) -> dict[str, Any]:
+        return self.call("timeline", jobnet=jobnet, **{"from": from_, "to": to})
+
     def metrics(self) -> dict[str, Any]:
         return self.call("metrics")
 

@@ -268,6 +268,23 @@ OPS: dict[str, Op] = {
             "changes and suspensions that touch them",
         ),
         Op(
+            "structure",
+            Access.READ,
+            (Field("jobnet", Kind.TEXT, required=True),),
+            "a root jobnet's units as a tree: kinds, relations, recovery and hold marks "
+            "(no commands), for the console's graph",
+        ),
+        Op(
+            "timeline",
+            Access.READ,
+            (
+                Field("jobnet", Kind.TEXT),
+                Field("from", Kind.NUMBER, required=True, low=0.0, high=_MAX_TIME),
+                Field("to", Kind.NUMBER, required=True, low=0.0, high=_MAX_TIME),
+            ),
+            "the jobnet runs scheduled or started in a period: times, status, delays",
+        ),
+        Op(
             "metrics",
             Access.READ,
             (),

@@ -14,6 +14,7 @@ from typing import Any
 from ajs3.engine import planchanges, suspend
 from ajs3.errors import AjsError, Code
 from ajs3.journal.store import Journal
+from ajs3.definitions.units import Unit
 from ajs3.model import StartMode
 from ajs3.schedule import forecast
 from ajs3.service.access import Peer
@@ -21,6 +22,8 @@ from ajs3.service.gauges import gauges_in
 
 #: The longest period one plan request may cover (a forecast of years is not a page).
 MAX_PLAN_SECONDS = 366 * 86400.0
+#: The most runs one timeline answer holds (the newest are kept).
+MAX_TIMELINE = 2000
 
 
 class WebRequests:
@@ -32,6 +35,16 @@ class WebRequests:
     def op_plan(self, peer: Peer, *, jobnet: str | None, from_: float, to: float) -> dict[str, Any]:
         assert self.journal is not None
         return plan_in(self.journal, jobnet, from_, to)
+
+    def op_structure(self, peer: Peer, *, jobnet: str) -> dict[str, Any]:
+        assert self.journal is not None
+        return structure_in(self.journal, jobnet)
+
+    def op_timeline(
+        self, peer: Peer, *, jobnet: str | None, from_: float, to: float
+    ) -> dict[str, Any]:
+        assert self.journal is not None
+        return timeline_in(self.journal, jobnet, from_, to)
 
     def op_metrics(self, peer: Peer) -> dict[str, Any]:
         assert self.journal is not None
@@ -96,3 +109,63 @@ def plan_in(journal: Journal, jobnet: str | None, start: float, end: float) -> d
             )
     rows.sort(key=lambda x: (x[0], x[1]["jobnet"]))
     return {"from": start, "to": end, "runs": [r for _, r in rows]}
+
+
+def _tree(unit: Unit) -> dict[str, Any]:
+    return {
+        "name": unit.name,
+        "path": unit.path,
+        "kind": unit.kind.value,
+        "after": list(unit.after),
+        "recovery": unit.recovery,
+        "hold": unit.hold,
+        "units": [_tree(u) for u in unit.units],
+    }
+
+
+def structure_in(journal: Journal, jobnet: str) -> dict[str, Any]:
+    """A root jobnet of the current definitions as a tree of units (no commands)."""
+    version, defs = journal.definitions()
+    unit = defs.jobnets.get(jobnet)
+    if unit is None:
+        raise AjsError(
+            f"no root jobnet {jobnet!r}",
+            code=Code.UNKNOWN_JOBNET,
+            hint="see the defined jobnets with `ajs3 show`",
+        )
+    return {"definitions_version": version, "jobnet": _tree(unit)}
+
+
+def timeline_in(
+    journal: Journal, jobnet: str | None, start: float, end: float
+) -> dict[str, Any]:
+    """The runs scheduled, started or still running in ``[start, end)``, newest
+    :data:`MAX_TIMELINE` at most, each with its root unit's times, status and delays."""
+    where = "WHERE (r.scheduled_at < ? AND coalesce(u.ended_at, ?) >= ?)"
+    args: list[Any] = [end, end, start]
+    if jobnet is not None:
+        where += " AND r.jobnet = ?"
+        args.append(jobnet)
+    rows = journal.conn.execute(
+        "SELECT r.id, r.jobnet, r.scheduled_at, u.started_at, u.ended_at, u.status,"
+        " (SELECT group_concat(kind) FROM unit_delays d WHERE d.unit_run = u.id)"
+        " FROM jobnet_runs r JOIN unit_runs u ON u.jobnet_run = r.id AND u.path = r.jobnet "
+        f"{where} ORDER BY r.id DESC LIMIT ?",
+        (*args, MAX_TIMELINE),
+    ).fetchall()
+    return {
+        "from": start,
+        "to": end,
+        "runs": [
+            {
+                "run": r[0],
+                "jobnet": r[1],
+                "scheduled_at": r[2],
+                "started_at": r[3],
+                "ended_at": r[4],
+                "status": r[5],
+                "delays": r[6].split(",") if r[6] else [],
+            }
+            for r in reversed(rows)
+        ],
+    }

@@ -21,6 +21,7 @@ from typing import Any
 from ajs3.errors import AjsError, Code
 from ajs3.web.auth import Identity, WebRole
 from ajs3.web.backend import ACTIONS, Backend
+from ajs3.web.graph import render_svg, to_dot
 
 PREFIX = "/api/v1"
 #: The largest request body read (an action's fields are a few hundred bytes).
@@ -63,6 +64,13 @@ class Request:
 class Answer:
     status: int
     body: dict[str, Any]
+    #: an answer that is not JSON (the graph's SVG) and its content type
+    raw: bytes | None = None
+    ctype: str = "application/json"
+
+
+class Raw(dict[str, Any]):
+    """A route's answer that is not JSON: ``Raw(data=bytes, ctype=text)``."""
 
 
 Route = Callable[[Backend, Request], dict[str, Any]]
@@ -167,6 +175,36 @@ def plan(b: Backend, req: Request) -> dict[str, Any]:
     return b.read("plan", jobnet=req.query.get("jobnet") or None, **{"from": start, "to": end})
 
 
+def graph(b: Backend, req: Request) -> dict[str, Any]:
+    jobnet = req.query.get("jobnet")
+    if not jobnet:
+        raise bad("jobnet is required (a root jobnet path)")
+    tree = b.read("structure", jobnet=jobnet)["jobnet"]
+    statuses: dict[str, str] = {}
+    number = _int(req, "run", req.query.get("run"))
+    try:
+        shown = b.read("show", target=None if number else jobnet, run=number)
+        if shown.get("jobnet") == jobnet:
+            statuses = {u["path"]: u["status"] for u in shown["units"]}
+    except AjsError as exc:
+        if exc.code is not Code.UNKNOWN_UNIT:  # never run: drawn without statuses
+            raise
+    return Raw(data=render_svg(to_dot(tree, statuses)), ctype="image/svg+xml")
+
+
+def timeline(b: Backend, req: Request) -> dict[str, Any]:
+    now = time.time()
+    start = _time("from", req.query.get("from"), now - PLAN_DEFAULT)
+    end = _time("to", req.query.get("to"), now + PLAN_DEFAULT)
+    jobnet = req.query.get("jobnet") or None
+    past = b.read("timeline", jobnet=jobnet, **{"from": start, "to": end})
+    planned: list[dict[str, Any]] = []
+    if end > now:
+        ahead = b.read("plan", jobnet=jobnet, **{"from": max(start, now), "to": end})
+        planned = ahead["runs"]
+    return {"from": start, "to": end, "runs": past["runs"], "planned": planned}
+
+
 def openapi(b: Backend, req: Request) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(OPENAPI.read_text())
     return document
@@ -209,6 +247,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"^/runs/(?P<run>\d+)/why$"), why),
     ("GET", re.compile(r"^/runs/(?P<run>\d+)/log$"), log),
     ("GET", re.compile(r"^/plan$"), plan),
+    ("GET", re.compile(r"^/graph$"), graph),
+    ("GET", re.compile(r"^/timeline$"), timeline),
     ("GET", re.compile(r"^/openapi\.json$"), openapi),
     ("POST", re.compile(r"^/actions/(?P<name>[a-z_]+)$"), action),
 ]
@@ -231,7 +271,10 @@ def dispatch(backend: Backend, req: Request) -> Answer:
             allowed.append(method)
             if method == req.method:
                 req.params = found.groupdict()
-                return Answer(200, route(backend, req))
+                body = route(backend, req)
+                if isinstance(body, Raw):
+                    return Answer(200, {}, raw=body["data"], ctype=body["ctype"])
+                return Answer(200, body)
         if allowed:
             wrong = AjsError(
                 f"{req.method} is not allowed on {PREFIX}{req.path}",

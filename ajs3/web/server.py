@@ -133,8 +133,10 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _json(self, answer: api.Answer) -> None:
-        data = json.dumps(answer.body, default=str).encode()
-        self._headers(answer.status, "application/json", len(data))
+        data = answer.raw
+        if data is None:
+            data = json.dumps(answer.body, default=str).encode()
+        self._headers(answer.status, answer.ctype, len(data))
         self.wfile.write(data)
 
     def _metrics(self, who: Identity) -> None:

@@ -242,3 +242,30 @@ def test_a_stopped_daemon_is_a_503_and_the_console_stays(
     host.start()
     status, _ = call(console, "GET", "/api/v1/jobnets")
     assert status == 200
+
+
+def test_the_graph_and_the_timeline(web: tuple[LogicalHost, WebConsole]) -> None:
+    host, console = web
+    run = host.entry("/g/net")
+    host.wait(run)
+    status, svg, ctype = console.request("GET", f"/api/v1/graph?jobnet=/g/net&run={run}")
+    check_answer("GET", "/api/v1/graph", status, svg, ctype)
+    assert status == 200 and svg.lstrip().startswith("<?xml") and "<svg" in svg
+    # each job a node in its status' colour, the relation a Graphviz edge
+    assert 'id="unit:/g/net/a"' in svg and 'id="unit:/g/net/b"' in svg
+    assert svg.count('fill="#8fd19e"') >= 1 and svg.count('fill="#f28b82"') >= 1
+    assert "/g/net/a&#45;&gt;/g/net/b" in svg or "/g/net/a->/g/net/b" in svg
+    status, _ = call(console, "GET", "/api/v1/graph?jobnet=/g/slow")
+    assert status == 200
+    status, _ = call(console, "GET", "/api/v1/graph?jobnet=/none")
+    assert status == 404
+
+    status, line = call(console, "GET", "/api/v1/timeline")
+    assert status == 200
+    assert [(r["run"], r["status"]) for r in line["runs"]] == [(run, "ended_abnormally")]
+    started, ended = host.journal_query(
+        "SELECT started_at, ended_at FROM unit_runs WHERE jobnet_run=? AND path='/g/net'", (run,)
+    )[0]
+    assert line["runs"][0]["started_at"] == started and line["runs"][0]["ended_at"] == ended
+    status, other = call(console, "GET", "/api/v1/timeline?jobnet=/g/slow")
+    assert other["runs"] == []

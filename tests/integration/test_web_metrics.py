@@ -113,7 +113,7 @@ def test_the_metrics_are_the_journals(make_lhost: Any) -> None:
         assert after[("ajs3_jobs_running", lh)] == 0
         assert after[("ajs3_runs_ended", (("lhost", "wmet"), ("status", "killed")))] == 1
 
-        status, refused, _ = console.request("GET", "/metrics", None)
+        status, _, _ = console.request("GET", "/metrics", None)
         assert status == 401
 
         host.stop()
