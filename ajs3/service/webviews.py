@@ -11,10 +11,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from ajs3.definitions.units import Unit
 from ajs3.engine import planchanges, suspend
 from ajs3.errors import AjsError, Code
 from ajs3.journal.store import Journal
-from ajs3.definitions.units import Unit
 from ajs3.model import StartMode
 from ajs3.schedule import forecast
 from ajs3.service.access import Peer
@@ -136,9 +136,7 @@ def structure_in(journal: Journal, jobnet: str) -> dict[str, Any]:
     return {"definitions_version": version, "jobnet": _tree(unit)}
 
 
-def timeline_in(
-    journal: Journal, jobnet: str | None, start: float, end: float
-) -> dict[str, Any]:
+def timeline_in(journal: Journal, jobnet: str | None, start: float, end: float) -> dict[str, Any]:
     """The runs scheduled, started or still running in ``[start, end)``, newest
     :data:`MAX_TIMELINE` at most, each with its root unit's times, status and delays."""
     where = "WHERE (r.scheduled_at < ? AND coalesce(u.ended_at, ?) >= ?)"

@@ -49,6 +49,7 @@ def to_dot(tree: dict[str, Any], statuses: dict[str, str]) -> str:
         "  rankdir=LR; bgcolor=transparent;",
         '  node [style="filled,rounded", fontname="DejaVu Sans", fontsize=11];',
         '  graph [fontname="DejaVu Sans", fontsize=11];',
+        '  edge [fontname="DejaVu Sans", fontsize=10];',
     ]
     _jobnet(tree, statuses, lines, "  ")
     lines.append("}")
@@ -115,7 +116,9 @@ def render_svg(dot_text: str) -> bytes:
         )
     except subprocess.TimeoutExpired as exc:
         raise AjsError(
-            f"dot took more than {DOT_TIMEOUT:g} s", code=Code.INTERNAL, hint="draw a smaller jobnet"
+            f"dot took more than {DOT_TIMEOUT:g} s",
+            code=Code.INTERNAL,
+            hint="draw a smaller jobnet",
         ) from exc
     if done.returncode != 0:
         raise AjsError(
