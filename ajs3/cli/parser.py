@@ -129,6 +129,11 @@ def build_parser() -> Parser:
     p.add_argument("--run", type=int, help="jobnet run number (default the latest)")
     p.add_argument("--why", metavar="UNIT", help="say which readiness rule holds UNIT back")
     p.add_argument("--all", action="store_true", help="list older runs too")
+    p.add_argument("--watch", action="store_true", help="redraw the view in place until Ctrl-C")
+    p.add_argument(
+        "--interval", type=float, default=2.0, metavar="S", help="seconds between redraws"
+    )
+    p.add_argument("--count", type=int, default=None, help=argparse.SUPPRESS)
 
     for name, text in (
         ("hold", "hold a unit that has not started"),

@@ -161,6 +161,9 @@ class Client:
     def timeline(self, from_: float, to: float, jobnet: str | None = None) -> dict[str, Any]:
         return self.call("timeline", jobnet=jobnet, **{"from": from_, "to": to})
 
+    def changes(self) -> dict[str, Any]:
+        return self.call("changes")
+
     def metrics(self) -> dict[str, Any]:
         return self.call("metrics")
 

@@ -29,6 +29,7 @@ from ajs3.notify.hub import Notifications
 from ajs3.service import access, protocol, views
 from ajs3.service.access import Peer
 from ajs3.service.control import ControlServer
+from ajs3.service.gauges import LiveFigures
 from ajs3.service.lock import DataDirLock, describe
 from ajs3.service.operator import OperatorRequests
 from ajs3.service.paths import DataDirMark, Paths, prepare_rundir, write_private
@@ -65,6 +66,8 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
         self.sched: Scheduler | None = None
         self.notify: Notifications | None = None
         self.purger: Purger | None = None
+        #: what `ajs3 web` exports at /metrics, counted since the start (gauges.py)
+        self.live: LiveFigures | None = None
         self.watched: set[int] = set()
         #: the data directory and journal this daemon started with (AJS3-E209)
         self.mark: DataDirMark | None = None
@@ -90,6 +93,7 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
         self.log = self.log.bind(epoch=epoch)
         self.notify = Notifications(self.journal, settings, self.log)
         self.sched = Scheduler(self.journal, settings)
+        self.live = LiveFigures.attach(self.journal)
         self.sched.log = self.log
         self.sched.recover(self.mode)
         self.notify.start(self.mode.value)
@@ -553,8 +557,9 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
     def op_show(
         self, peer: Peer, *, target: str | None, run: int | None, all: bool | None
     ) -> dict[str, Any]:
-        assert self.journal is not None
-        return views.show_in(self.journal, target, run, bool(all))
+        assert self.journal is not None and self.sched is not None
+        current = (self.sched.core.def_version, self.sched.definitions)
+        return views.show_in(self.journal, target, run, bool(all), current)
 
     def op_log(
         self, peer: Peer, *, target: str, run: int | None, stderr: bool | None

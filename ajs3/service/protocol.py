@@ -285,6 +285,13 @@ OPS: dict[str, Op] = {
             "the jobnet runs scheduled or started in a period: times, status, delays",
         ),
         Op(
+            "changes",
+            Access.READ,
+            (),
+            "marks that move whenever a status, a run, an operator's change or the "
+            "definitions change: what the console's live updates poll",
+        ),
+        Op(
             "metrics",
             Access.READ,
             (),

@@ -11,34 +11,41 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from ajs3.definitions.units import Unit
+from ajs3.definitions.units import DefinitionSet, Unit
+from ajs3.engine.scheduler import Scheduler
 from ajs3.engine import planchanges, suspend
 from ajs3.errors import AjsError, Code
 from ajs3.journal.store import Journal
 from ajs3.model import StartMode
 from ajs3.schedule import forecast
 from ajs3.service.access import Peer
-from ajs3.service.gauges import gauges_in
+from ajs3.service.gauges import LiveFigures, gauges_in
 
 #: The longest period one plan request may cover (a forecast of years is not a page).
 MAX_PLAN_SECONDS = 366 * 86400.0
 #: The most runs one timeline answer holds (the newest are kept).
 MAX_TIMELINE = 2000
+#: A timeline looks at the runs registered this long before its start and later (and
+#: at every run not ended): a run registered earlier for a time in the period (an
+#: `entry --at` a week ahead) and ended is not shown.
+REGISTERED_BEFORE = 7 * 86400.0
 
 
 class WebRequests:
     journal: Journal | None
+    sched: Scheduler | None
+    live: LiveFigures | None
     mode: StartMode
     started_at: float
     last_loop: float
 
     def op_plan(self, peer: Peer, *, jobnet: str | None, from_: float, to: float) -> dict[str, Any]:
-        assert self.journal is not None
-        return plan_in(self.journal, jobnet, from_, to)
+        assert self.journal is not None and self.sched is not None
+        return plan_in(self.journal, self.sched.definitions, jobnet, from_, to)
 
     def op_structure(self, peer: Peer, *, jobnet: str) -> dict[str, Any]:
-        assert self.journal is not None
-        return structure_in(self.journal, jobnet)
+        assert self.journal is not None and self.sched is not None
+        return structure_in(self.sched.core.def_version, self.sched.definitions, jobnet)
 
     def op_timeline(
         self, peer: Peer, *, jobnet: str | None, from_: float, to: float
@@ -46,17 +53,26 @@ class WebRequests:
         assert self.journal is not None
         return timeline_in(self.journal, jobnet, from_, to)
 
+    def op_changes(self, peer: Peer) -> dict[str, Any]:
+        assert self.journal is not None and self.sched is not None
+        conn = self.journal.conn
+        marks = {
+            table: conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+            for table in ("events", "audit", "jobnet_runs")
+        }
+        return {**marks, "definitions": self.sched.core.def_version}
+
     def op_metrics(self, peer: Peer) -> dict[str, Any]:
-        assert self.journal is not None
-        figures = gauges_in(self.journal)
-        figures["commits"] = self.journal.commits
-        figures["commit_seconds"] = self.journal.commit_seconds
+        assert self.journal is not None and self.live is not None
+        figures = {**gauges_in(self.journal), **self.live.to_dict()}
         figures["loop_age"] = time.time() - self.last_loop
         figures["uptime"] = time.time() - self.started_at
         return figures
 
 
-def plan_in(journal: Journal, jobnet: str | None, start: float, end: float) -> dict[str, Any]:
+def plan_in(
+    journal: Journal, defs: DefinitionSet, jobnet: str | None, start: float, end: float
+) -> dict[str, Any]:
     """The scheduled runs due in ``[start, end)``, each marked where a plan change or a
     suspension touches it, and the extra runs added in the period, in time order."""
     if end <= start or end - start > MAX_PLAN_SECONDS:
@@ -65,7 +81,6 @@ def plan_in(journal: Journal, jobnet: str | None, start: float, end: float) -> d
             code=Code.BAD_ARGUMENT,
             hint="ask for a shorter period",
         )
-    _, defs = journal.definitions()
     names = None
     if jobnet is not None:
         if jobnet not in defs.jobnets:
@@ -123,9 +138,8 @@ def _tree(unit: Unit) -> dict[str, Any]:
     }
 
 
-def structure_in(journal: Journal, jobnet: str) -> dict[str, Any]:
+def structure_in(version: int, defs: DefinitionSet, jobnet: str) -> dict[str, Any]:
     """A root jobnet of the current definitions as a tree of units (no commands)."""
-    version, defs = journal.definitions()
     unit = defs.jobnets.get(jobnet)
     if unit is None:
         raise AjsError(
@@ -136,10 +150,45 @@ def structure_in(journal: Journal, jobnet: str) -> dict[str, Any]:
     return {"definitions_version": version, "jobnet": _tree(unit)}
 
 
+def first_registered(journal: Journal, since: float) -> int | None:
+    """The lowest run number registered at ``since`` or later, by a binary search on
+    the run numbers (they are given in registration order): a few point reads however
+    long the history, where a scan of ``registered_at`` would read all of it."""
+    conn = journal.conn
+
+    def at_or_after(n: int) -> tuple[int, float] | None:
+        row = conn.execute(
+            "SELECT id, registered_at FROM jobnet_runs WHERE id >= ? ORDER BY id LIMIT 1", (n,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), float(row[1]))
+
+    low, high = conn.execute("SELECT min(id), max(id) FROM jobnet_runs").fetchone()
+    if low is None:
+        return None
+    found = None
+    while low <= high:
+        mid = (low + high) // 2
+        row = at_or_after(mid)
+        if row is None:
+            break
+        if row[1] >= since:
+            found, high = row[0], mid - 1
+        else:
+            low = row[0] + 1
+    return found
+
+
 def timeline_in(journal: Journal, jobnet: str | None, start: float, end: float) -> dict[str, Any]:
-    """The runs scheduled, started or still running in ``[start, end)``, newest
-    :data:`MAX_TIMELINE` at most, each with its root unit's times, status and delays."""
-    where = "WHERE (r.scheduled_at < ? AND coalesce(u.ended_at, ?) >= ?)"
+    """The runs scheduled or running in ``[start, end)``, newest :data:`MAX_TIMELINE`
+    at most, each with its root unit's times, status and delays. Looked for among the
+    runs registered from :data:`REGISTERED_BEFORE` before ``start`` on, and the runs
+    not ended whenever registered."""
+    first = first_registered(journal, start - REGISTERED_BEFORE)
+    active = journal.active_jobnet_runs()
+    ids = f"r.id >= {int(first)}" if first is not None else "0"
+    if active:
+        ids = f"({ids} OR r.id IN ({','.join(str(int(a)) for a in active)}))"
+    where = f"WHERE {ids} AND r.scheduled_at < ? AND coalesce(u.ended_at, ?) >= ?"
     args: list[Any] = [end, end, start]
     if jobnet is not None:
         where += " AND r.jobnet = ?"

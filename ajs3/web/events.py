@@ -1,9 +1,10 @@
 """Server-sent events for the console: a ``change`` event whenever what the console
 shows (the jobnets, their latest runs, the active runs) has changed.
 
-One poller per server asks the daemon for `show` at most every :data:`POLL` seconds
-while at least one page listens, and hands each listener the digest of its answer; a
-page re-reads the API when the digest changes. A comment line is sent every
+One poller per server asks the daemon for its ``changes`` marks (the newest event,
+audit row and run, the definitions' version: a few index reads) at most every
+:data:`POLL` seconds while at least one page listens, and hands each listener their
+digest; a page re-reads the API when the digest changes. A comment line is sent every
 :data:`KEEPALIVE` seconds so that proxies keep the stream open.
 """
 
@@ -30,11 +31,11 @@ class Feed:
         self.checked = 0.0
 
     def current(self) -> str:
-        """The digest of the daemon's `show` now (asked at most every POLL seconds)."""
+        """The digest of the daemon's marks now (asked at most every POLL seconds)."""
         with self.lock:
             if time.monotonic() - self.checked >= POLL:
                 try:
-                    shown = self.backend.read("show")
+                    shown = self.backend.read("changes")
                     text = json.dumps(shown, sort_keys=True, default=str)
                 except AjsError as exc:
                     text = exc.code.value

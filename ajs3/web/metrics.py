@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
+    CounterMetricFamily,
     GaugeMetricFamily,
     HistogramMetricFamily,
     InfoMetricFamily,
@@ -52,30 +53,43 @@ def _gauge(name: str, doc: str, lhost: str, value: float) -> GaugeMetricFamily:
 
 
 def families(lhost: str, f: dict[str, Any]) -> Iterator[Metric]:
-    yield _gauge(
-        "ajs3_runs_started",
-        "jobnet runs in the journal that have started (the purge removes old ones)",
-        lhost,
-        f["runs_started"],
+    started = CounterMetricFamily(
+        "ajs3_unit_runs_started",
+        "units that started running since the daemon started, by kind (jobnet: jobnet runs)",
+        labels=["lhost", "kind"],
     )
-    ended = GaugeMetricFamily(
-        "ajs3_runs_ended",
-        "jobnet runs in the journal that have ended, by the root jobnet's status",
-        labels=["lhost", "status"],
+    for kind, n in sorted(f["started"].items()):
+        started.add_metric([lhost, kind], n)
+    yield started
+    ended = CounterMetricFamily(
+        "ajs3_unit_runs_ended",
+        "units that ended since the daemon started, by kind and status",
+        labels=["lhost", "kind", "status"],
     )
-    for status, n in sorted(f["runs_ended"].items()):
-        ended.add_metric([lhost, status], n)
+    for kind, status, n in f["ended"]:
+        ended.add_metric([lhost, kind, status], n)
     yield ended
+    live = GaugeMetricFamily(
+        "ajs3_units",
+        "units of the journal that have not ended, by kind and status",
+        labels=["lhost", "kind", "status"],
+    )
+    for kind, status, n in f["live"]:
+        live.add_metric([lhost, kind, status], n)
+    yield live
     yield _gauge("ajs3_jobs_running", "jobs running now", lhost, f["jobs_running"])
     yield _gauge(
-        "ajs3_jobs_waiting", "jobs of running jobnets not started yet", lhost, f["jobs_waiting"]
+        "ajs3_jobs_waiting",
+        "jobs of live runs not started yet (waiting, held, not scheduled)",
+        lhost,
+        f["jobs_waiting"],
     )
     lat = f["latency"]
     cumulative = [(repr(float(b)), float(n)) for b, n in lat["buckets"]]
     cumulative.append(("+Inf", float(lat["count"])))
     hist = HistogramMetricFamily(
         "ajs3_scheduling_latency_seconds",
-        "from when a jobnet run was due to when it started, runs in the journal",
+        "from when a jobnet run was due to when it started, since the daemon started",
         labels=["lhost"],
     )
     hist.add_metric([lhost], cumulative, sum_value=float(lat["sum"]))

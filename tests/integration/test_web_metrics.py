@@ -50,6 +50,95 @@ def scrape(
     return values
 
 
+FINALS = (
+    "'ended_normally', 'ended_warning', 'ended_abnormally', 'killed', 'failed_to_start', "
+    "'unknown', 'not_executed', 'interrupted'"
+)
+
+
+def journal_counts(host: LogicalHost, epoch: int) -> tuple[dict[str, int], dict[Any, int], int]:
+    """What the journal's events of ``epoch`` say: units started by kind, ended by
+    (kind, status), and jobnet runs whose root started for the first time."""
+    started = dict(
+        host.journal_query(
+            "SELECT u.kind, count(*) FROM events e JOIN unit_runs u ON u.id = e.unit_run "
+            "WHERE e.epoch = ? AND e.new = 'running' AND e.old != 'running' GROUP BY u.kind",
+            (epoch,),
+        )
+    )
+    ended = {
+        (k, s): n
+        for k, s, n in host.journal_query(
+            "SELECT u.kind, e.new, count(*) FROM events e JOIN unit_runs u ON u.id = e.unit_run "
+            f"WHERE e.epoch = ? AND e.new IN ({FINALS}) AND e.old NOT IN ({FINALS}) "
+            "GROUP BY u.kind, e.new",
+            (epoch,),
+        )
+    }
+    roots = host.journal_query(
+        "SELECT count(*) FROM events e JOIN unit_runs u ON u.id = e.unit_run "
+        "JOIN jobnet_runs r ON r.id = u.jobnet_run AND r.jobnet = u.path "
+        f"WHERE e.epoch = ? AND e.new = 'running' AND e.old NOT IN ({FINALS}, 'running')",
+        (epoch,),
+    )[0][0]
+    return started, ended, roots
+
+
+def check_against_journal(host: LogicalHost, m: dict[Any, float], lhost: str) -> None:
+    lh = (("lhost", lhost),)
+    epoch, mode = host.journal_query("SELECT epoch, mode FROM epochs ORDER BY epoch DESC LIMIT 1")[
+        0
+    ]
+    assert m[("ajs3_epoch", lh)] == epoch
+    assert m[("ajs3_start_info", (("lhost", lhost), ("mode", mode)))] == 1
+    started, ended, roots = journal_counts(host, epoch)
+    got_started = {
+        dict(labels)["kind"]: v
+        for (name, labels), v in m.items()
+        if name == "ajs3_unit_runs_started_total"
+    }
+    assert got_started == started
+    got_ended = {
+        (dict(labels)["kind"], dict(labels)["status"]): v
+        for (name, labels), v in m.items()
+        if name == "ajs3_unit_runs_ended_total"
+    }
+    assert got_ended == ended
+    assert m[("ajs3_scheduling_latency_seconds_count", lh)] == roots
+    assert (
+        m[("ajs3_scheduling_latency_seconds_bucket", (("le", "+Inf"), ("lhost", lhost)))] == roots
+    )
+    live = {
+        (k, s): n
+        for k, s, n in host.journal_query(
+            f"SELECT kind, status, count(*) FROM unit_runs WHERE status NOT IN ({FINALS}) "
+            "GROUP BY kind, status"
+        )
+    }
+    got_live = {
+        (dict(labels)["kind"], dict(labels)["status"]): v
+        for (name, labels), v in m.items()
+        if name == "ajs3_units"
+    }
+    assert got_live == live
+    running = host.journal_query(
+        "SELECT count(*) FROM unit_runs WHERE kind != 'jobnet' AND status = 'running'"
+    )[0][0]
+    waiting = host.journal_query(
+        "SELECT count(*) FROM unit_runs WHERE kind != 'jobnet' "
+        "AND status IN ('waiting', 'held', 'not_scheduled')"
+    )[0][0]
+    assert (m[("ajs3_jobs_running", lh)], m[("ajs3_jobs_waiting", lh)]) == (running, waiting)
+    assert (
+        m[("ajs3_notify_backlog", lh)]
+        == host.journal_query("SELECT count(*) FROM notify_deliveries WHERE delivered_at IS NULL")[
+            0
+        ][0]
+    )
+    assert m[("ajs3_purge_backlog", lh)] == host.journal_query("SELECT count(*) FROM purging")[0][0]
+    assert m[("ajs3_journal_commit_seconds_count", lh)] > 0
+
+
 def test_the_metrics_are_the_journals(make_lhost: Any) -> None:
     host: LogicalHost = make_lhost("wmet")
     host.write_settings(SETTINGS)
@@ -64,61 +153,41 @@ def test_the_metrics_are_the_journals(make_lhost: Any) -> None:
         m = scrape(console)
         lh = (("lhost", "wmet"),)
         assert m[("ajs3_up", lh)] == 1
-        ended = dict(
-            host.journal_query(
-                "SELECT u.status, count(*) FROM unit_runs u JOIN jobnet_runs r "
-                "ON u.jobnet_run = r.id AND u.path = r.jobnet "
-                "WHERE u.status IN ('ended_normally', 'ended_abnormally') GROUP BY u.status"
-            )
-        )
-        assert ended == {"ended_normally": 2, "ended_abnormally": 1}
-        for status, n in ended.items():
-            assert m[("ajs3_runs_ended", (("lhost", "wmet"), ("status", status)))] == n
-        started = host.journal_query(
-            "SELECT count(*) FROM unit_runs u JOIN jobnet_runs r ON u.jobnet_run = r.id "
-            "AND u.path = r.jobnet WHERE u.started_at IS NOT NULL"
-        )[0][0]
-        assert m[("ajs3_runs_started", lh)] == started == 4
-        running = host.journal_query(
-            "SELECT count(*) FROM unit_runs WHERE kind = 'job' AND status = 'running'"
-        )[0][0]
-        assert m[("ajs3_jobs_running", lh)] == running == 1
-        waiting = host.journal_query(
-            "SELECT count(*) FROM unit_runs WHERE kind = 'job' "
-            "AND status IN ('waiting', 'held', 'not_scheduled')"
-        )[0][0]
-        assert m[("ajs3_jobs_waiting", lh)] == waiting == 1
-        epoch, mode = host.journal_query(
-            "SELECT epoch, mode FROM epochs ORDER BY epoch DESC LIMIT 1"
-        )[0]
-        assert m[("ajs3_epoch", lh)] == epoch
-        assert m[("ajs3_start_info", (("lhost", "wmet"), ("mode", mode)))] == 1
-        assert m[("ajs3_scheduling_latency_seconds_count", lh)] == started
+        assert m[("ajs3_jobs_running", lh)] == 1 and m[("ajs3_jobs_waiting", lh)] == 1
         assert (
-            m[("ajs3_scheduling_latency_seconds_bucket", (("le", "+Inf"), ("lhost", "wmet")))]
-            == started
+            m[
+                (
+                    "ajs3_unit_runs_ended_total",
+                    (("kind", "jobnet"), ("lhost", "wmet"), ("status", "ended_abnormally")),
+                )
+            ]
+            == 1
         )
-        assert m[("ajs3_journal_commit_seconds_count", lh)] > 0
-        assert (
-            m[("ajs3_notify_backlog", lh)]
-            == host.journal_query(
-                "SELECT count(*) FROM notify_deliveries WHERE delivered_at IS NULL"
-            )[0][0]
-        )
-        assert m[("ajs3_purge_backlog", lh)] == 0
+        assert m[("ajs3_scheduling_latency_seconds_count", lh)] == 4
+        check_against_journal(host, m, "wmet")
 
         host.run("kill", "/m/slow", "--run", str(slow))
         host.wait(slow)
+        host.run("rerun", "/m/bad")
+        ends = (
+            "SELECT count(*) FROM events e JOIN unit_runs u ON u.id = e.unit_run "
+            "WHERE u.path = '/m/bad' AND e.new = 'ended_abnormally'"
+        )
+        wait_for(lambda: host.journal_query(ends) == [(2,)], 60, "the rerun's end")
         after = scrape(console)
         assert after[("ajs3_jobs_running", lh)] == 0
-        assert after[("ajs3_runs_ended", (("lhost", "wmet"), ("status", "killed")))] == 1
+        check_against_journal(host, after, "wmet")
 
         status, _, _ = console.request("GET", "/metrics", None)
         assert status == 401
 
+        # a restart is a new epoch: counters start again, the gauges are the journal's
         host.stop()
-        down = scrape(console)
-        assert down == {("ajs3_up", lh): 0}
+        assert scrape(console) == {("ajs3_up", lh): 0}
+        host.start()
+        again = scrape(console)
+        assert again[("ajs3_epoch", lh)] == m[("ajs3_epoch", lh)] + 1
+        check_against_journal(host, again, "wmet")
     finally:
         console.stop()
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ajs3.errors import AjsError, Code
 from ajs3.service import protocol
@@ -129,8 +131,34 @@ def test_the_grafana_dashboard_uses_only_metrics_the_console_exports() -> None:
     used = {m for e in exprs for m in re.findall(r"\b(ajs3_[a-z_]+)", e)}
     source = (REPO / "ajs3" / "web" / "metrics.py").read_text()
     exported = set(re.findall(r'"(ajs3_[a-z_]+)"', source))
-    suffixes = ("_bucket", "_sum", "_count", "_info")
+    suffixes = ("_bucket", "_sum", "_count", "_info", "_total")
     assert used and all(
         m in exported or any(m.endswith(s) and m[: -len(s)] in exported for s in suffixes)
         for m in used
     ), used - exported
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    gaps=st.lists(st.integers(min_value=1, max_value=5), max_size=60),
+    steps=st.lists(st.floats(min_value=0, max_value=10), max_size=60),
+    since=st.floats(min_value=-5, max_value=400),
+)
+def test_first_registered_finds_what_a_scan_finds(
+    gaps: list[int], steps: list[float], since: float
+) -> None:
+    import sqlite3
+
+    from ajs3.journal.store import Journal
+    from ajs3.service.webviews import first_registered
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE jobnet_runs (id INTEGER PRIMARY KEY, registered_at REAL)")
+    run, at = 0, 0.0
+    rows = []
+    for gap, step in zip(gaps, steps + [1.0] * len(gaps), strict=False):
+        run, at = run + gap, at + step
+        rows.append((run, at))
+    conn.executemany("INSERT INTO jobnet_runs VALUES (?, ?)", rows)
+    scan = min((r for r, a in rows if a >= since), default=None)
+    assert first_registered(Journal(conn, Path("x")), since) == scan

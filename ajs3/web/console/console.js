@@ -202,26 +202,31 @@ function renderTimeline(t) {
 
 // -- loading and updating ---------------------------------------------------------------
 
+// One refresh at a time; one asked for while another runs is done after it (that one
+// may have read the API before the change that asked for this one).
 let refreshing = null;
+let again = false;
 async function refresh() {
-  if (refreshing) return refreshing;
+  if (refreshing) { again = true; return refreshing; }
   refreshing = (async () => {
-    try {
-      const [listing, timeline] = await Promise.all([api("/jobnets"), api("/timeline")]);
-      renderTree(listing);
-      renderTimeline(timeline);
-      if (state.jobnet) {
-        $("jobnet-title").textContent = state.jobnet;
-        await renderRun();
-        await renderGraph();
-        await renderUnit();
+    do {
+      again = false;
+      try {
+        const [listing, timeline] = await Promise.all([api("/jobnets"), api("/timeline")]);
+        renderTree(listing);
+        renderTimeline(timeline);
+        if (state.jobnet) {
+          $("jobnet-title").textContent = state.jobnet;
+          await renderRun();
+          await renderGraph();
+          await renderUnit();
+        }
+        document.body.dataset.refreshed = String(Date.now());
+      } catch (e) {
+        say(e.message, false);
       }
-      document.body.dataset.refreshed = String(Date.now());
-    } catch (e) {
-      say(e.message, false);
-    } finally {
-      refreshing = null;
-    }
+    } while (again);
+    refreshing = null;
   })();
   return refreshing;
 }
