@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ajs3 import datadir as dd
-from ajs3.engine import planchanges, runvars, suspend
 from ajs3.definitions.units import DefinitionSet
+from ajs3.engine import planchanges, runvars, suspend
 from ajs3.engine.delays import delays_of
 from ajs3.errors import AjsError, Code, OperationError
 from ajs3.journal.store import JobnetRun, Journal

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ajs3.definitions.units import DefinitionSet, Unit
-from ajs3.engine.scheduler import Scheduler
 from ajs3.engine import planchanges, suspend
+from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import AjsError, Code
 from ajs3.journal.store import Journal
 from ajs3.model import StartMode
