@@ -5,6 +5,7 @@ refused (AJS3-E206) when the settings are read, not when the console starts.
 ::
 
     web:
+      serve: true                      # the daemon starts `ajs3 web` (and again if it dies)
       listen: 127.0.0.1:8470          # HOST:PORT
       tokens:                          # or token: TEXT (one operator token named "web")
         - {name: alice, token: "...", role: operator}
@@ -59,6 +60,8 @@ class WebSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     trusted_header: TrustedHeader | None = None
+    #: the daemon starts `ajs3 web` with itself, and again when it dies
+    serve: bool = False
 
 
 def _bad(path: Path, what: str) -> AjsError:
@@ -121,7 +124,16 @@ def parse_web(data: Any, path: Path) -> WebSettings:
     """The ``web:`` mapping of the settings file ``path``."""
     if data is None:
         return WebSettings()
-    known = {"listen", "token", "tokens", "metrics_open", "tls_cert", "tls_key", "trusted_header"}
+    known = {
+        "serve",
+        "listen",
+        "token",
+        "tokens",
+        "metrics_open",
+        "tls_cert",
+        "tls_key",
+        "trusted_header",
+    }
     if not isinstance(data, dict) or not set(data) <= known:
         raise _bad(path, f"must be a mapping of {sorted(known)}")
     listen = data.get("listen", DEFAULT_LISTEN)
@@ -139,9 +151,9 @@ def parse_web(data: Any, path: Path) -> WebSettings:
         tokens.append(_token(path, {"name": "web", "token": data["token"]}))
     if len({t.token for t in tokens}) != len(tokens):
         raise _bad(path, "two tokens are the same")
-    metrics_open = data.get("metrics_open", False)
-    if not isinstance(metrics_open, bool):
-        raise _bad(path, "metrics_open must be true or false")
+    metrics_open, serve = data.get("metrics_open", False), data.get("serve", False)
+    if not isinstance(metrics_open, bool) or not isinstance(serve, bool):
+        raise _bad(path, "metrics_open and serve are true or false")
     cert, key = data.get("tls_cert"), data.get("tls_key")
     if (cert is None) != (key is None):
         raise _bad(path, "tls_cert and tls_key go together")
@@ -173,4 +185,5 @@ def parse_web(data: Any, path: Path) -> WebSettings:
         tls_cert=None if cert is None else Path(cert),
         tls_key=None if key is None else Path(key),
         trusted_header=trusted,
+        serve=serve,
     )

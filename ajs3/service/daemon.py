@@ -66,8 +66,6 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
         self.sched: Scheduler | None = None
         self.notify: Notifications | None = None
         self.purger: Purger | None = None
-        #: what `ajs3 web` exports at /metrics, counted since the start (gauges.py)
-        self.live: LiveFigures | None = None
         self.watched: set[int] = set()
         #: the data directory and journal this daemon started with (AJS3-E209)
         self.mark: DataDirMark | None = None
@@ -93,7 +91,7 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
         self.log = self.log.bind(epoch=epoch)
         self.notify = Notifications(self.journal, settings, self.log)
         self.sched = Scheduler(self.journal, settings)
-        self.live = LiveFigures.attach(self.journal)
+        self.live = LiveFigures.attach(self.journal)  # /metrics (ajs3.service.webviews)
         self.sched.log = self.log
         self.sched.recover(self.mode)
         self.notify.start(self.mode.value)
@@ -103,6 +101,7 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
         )
         self.purger.finish_pending()  # a purge cut short (kill -9), before any request
         self._listen()
+        self.start_web(settings)
         self._write_pidfile(epoch)
         self.log.info("logical host started", mode=self.mode.value, datadir=str(self.datadir))
 
@@ -174,6 +173,7 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
                         self._note_disk_full(exc)
                 assert self.notify is not None
                 self.notify.committed()
+                self.tick_web()
                 self._watch_new()
                 if self._stop_done():
                     break
@@ -336,6 +336,7 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
         return False
 
     def _shutdown(self) -> None:
+        self.stop_web()
         for path in (self.paths.socket, self.paths.pidfile):
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -1,8 +1,10 @@
-"""The daemon's handlers of the read requests that `ajs3 web` needs beyond `show`, `why`
-and `log`: ``plan`` (what `ajs3 plan` prints) and ``metrics`` (docs/web.md).
+"""The daemon's side of `ajs3 web` (docs/web.md): the read requests it needs beyond
+`show`, `why` and `log` (``plan``, ``structure``, ``timeline``, ``changes``,
+``metrics``), and the console process the daemon starts when its settings say so.
 
 A mixin of :class:`ajs3.service.daemon.Daemon`, which checks each request against the
-peer's role first. Both only read the daemon's own journal and loop.
+peer's role first. The requests only read the daemon's own journal, definitions in
+memory and counts.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from ajs3.model import StartMode
 from ajs3.schedule import forecast
 from ajs3.service.access import Peer
 from ajs3.service.gauges import LiveFigures, gauges_in
+from ajs3.service.paths import Paths
+from ajs3.service.webchild import WebChild
+from ajs3.settings import Settings
 
 #: The longest period one plan request may cover (a forecast of years is not a page).
 MAX_PLAN_SECONDS = 366 * 86400.0
@@ -34,10 +39,28 @@ REGISTERED_BEFORE = 7 * 86400.0
 class WebRequests:
     journal: Journal | None
     sched: Scheduler | None
-    live: LiveFigures | None
     mode: StartMode
     started_at: float
     last_loop: float
+    paths: Paths
+    log: Any
+    #: what `ajs3 web` exports at /metrics, counted since the start (gauges.py)
+    live: LiveFigures | None = None
+    #: `ajs3 web` when the settings say web: serve: true (webchild.py)
+    web_child: WebChild | None = None
+
+    def start_web(self, settings: Settings) -> None:
+        if settings.web.serve:
+            self.web_child = WebChild(self.paths, self.log)
+            self.web_child.start()
+
+    def tick_web(self) -> None:
+        if self.web_child is not None:
+            self.web_child.tick()
+
+    def stop_web(self) -> None:
+        if self.web_child is not None:
+            self.web_child.stop()
 
     def op_plan(self, peer: Peer, *, jobnet: str | None, from_: float, to: float) -> dict[str, Any]:
         assert self.journal is not None and self.sched is not None

@@ -8,10 +8,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import psutil
 import pytest
 from lhost import LogicalHost, wait_for
 from webserve import OPERATOR, SETTINGS, VIEWER, WebConsole
@@ -269,3 +272,37 @@ def test_the_graph_and_the_timeline(web: tuple[LogicalHost, WebConsole]) -> None
     assert line["runs"][0]["started_at"] == started and line["runs"][0]["ended_at"] == ended
     status, other = call(console, "GET", "/api/v1/timeline?jobnet=/g/slow")
     assert other["runs"] == []
+
+
+def _served_urls(host: LogicalHost) -> list[str]:
+    log = host.datadir / "log" / "web.log"
+    text = log.read_text() if log.exists() else ""
+    return re.findall(r"serving logical host \S+ on (http://127\.0\.0\.1:\d+)", text)
+
+
+def test_the_daemon_starts_its_console_and_again_when_it_dies(make_lhost: Any) -> None:
+    host: LogicalHost = make_lhost("wserve")
+    host.write_settings(SETTINGS + "  serve: true\n  listen: 127.0.0.1:0\n")
+    host.start()
+    host.define(DEFS)
+    url = wait_for(lambda: _served_urls(host), 60, "the console's address")[-1]
+    req = urllib.request.Request(url + "/api/v1/whoami")
+    req.add_header("Authorization", f"Bearer {OPERATOR}")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        assert json.loads(resp.read())["name"] == "alice"
+    pids = [
+        p.pid
+        for p in psutil.Process(host.daemon_pid()).children()
+        if "web" in p.cmdline() and "ajs3.cli.main" in p.cmdline()
+    ]
+    assert len(pids) == 1
+    os.kill(pids[0], signal.SIGKILL)
+    wait_for(lambda: len(_served_urls(host)) == 2, 60, "the console started again")
+    run = host.entry("/g/net")  # scheduling went on all along
+    host.wait(run)
+    host.stop()
+    wait_for(lambda: not psutil.pid_exists(pids[0]), 30)
+    children = [
+        p for p in psutil.process_iter(["cmdline"]) if "wserve" in " ".join(p.info["cmdline"] or [])
+    ]
+    assert children == []
