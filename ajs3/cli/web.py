@@ -8,11 +8,14 @@ import argparse
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from ajs3.cli.arguments import paths_of
 from ajs3.errors import AjsError, Code
+from ajs3.service.webchild import PARENT_ENV
 from ajs3.settings import SETTINGS_FILE, Settings, load_settings
 
 
@@ -38,8 +41,17 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    parent = os.environ.get(PARENT_ENV, "")
+    if parent.isdigit():  # started by the daemon: ends with it
+        threading.Thread(target=_follow, args=(int(parent), server), daemon=True).start()
     serve(server)
     return 0
+
+
+def _follow(parent: int, server: Any) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    server.shutdown()
 
 
 def _settings(datadir: Path | None, lhost: str) -> Settings:

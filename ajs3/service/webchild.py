@@ -26,6 +26,9 @@ MAX_PAUSE = 60.0
 HEALTHY = 60.0
 #: Seconds the console has to stop after SIGTERM before it is killed.
 STOP_GRACE = 5.0
+#: The daemon's pid, given to its console: the console stops when its parent is no
+#: longer that daemon (a daemon killed with SIGKILL leaves no console behind).
+PARENT_ENV = "AJS3_WEB_PARENT"
 
 
 class WebChild:
@@ -48,7 +51,12 @@ class WebChild:
         fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         try:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=fd,
+                start_new_session=True,
+                env={**os.environ, PARENT_ENV: str(os.getpid())},
             )
         except OSError as exc:
             self.log.warning("cannot start the web console", error=str(exc))

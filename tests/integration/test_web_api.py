@@ -306,3 +306,13 @@ def test_the_daemon_starts_its_console_and_again_when_it_dies(make_lhost: Any) -
         p for p in psutil.process_iter(["cmdline"]) if "wserve" in " ".join(p.info["cmdline"] or [])
     ]
     assert children == []
+
+    # a daemon killed outright leaves no console behind
+    host.start()
+    wait_for(lambda: len(_served_urls(host)) == 3, 60, "the console with the daemon")
+    daemon = psutil.Process(host.daemon_pid())
+    consoles = [p for p in daemon.children() if "web" in p.cmdline()]
+    assert len(consoles) == 1
+    daemon.kill()
+    daemon.wait(30)
+    wait_for(lambda: not consoles[0].is_running(), 30, "the console's end")
