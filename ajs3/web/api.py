@@ -189,7 +189,8 @@ def graph(b: Backend, req: Request) -> dict[str, Any]:
     except AjsError as exc:
         if exc.code is not Code.UNKNOWN_UNIT:  # never run: drawn without statuses
             raise
-    return Raw(data=render_svg(to_dot(tree, statuses)), ctype="image/svg+xml")
+    collapsed = frozenset(p for p in req.query.get("collapsed", "").split(",") if p)
+    return Raw(data=render_svg(to_dot(tree, statuses, collapsed)), ctype="image/svg+xml")
 
 
 def timeline(b: Backend, req: Request) -> dict[str, Any]:

@@ -43,7 +43,11 @@ def quote(text: str) -> str:
     return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def to_dot(tree: dict[str, Any], statuses: dict[str, str]) -> str:
+def to_dot(
+    tree: dict[str, Any], statuses: dict[str, str], collapsed: frozenset[str] = frozenset()
+) -> str:
+    """DOT for the jobnet ``tree``; a nested jobnet whose path is in ``collapsed`` is
+    one node (a folder) instead of a box around its units."""
     lines = [
         "digraph jobnet {",
         "  rankdir=LR; bgcolor=transparent;",
@@ -51,7 +55,7 @@ def to_dot(tree: dict[str, Any], statuses: dict[str, str]) -> str:
         '  graph [fontname="DejaVu Sans", fontsize=11];',
         '  edge [fontname="DejaVu Sans", fontsize=10];',
     ]
-    _jobnet(tree, statuses, lines, "  ")
+    _jobnet(tree, statuses, lines, "  ", collapsed)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -62,18 +66,36 @@ def _anchor(unit: dict[str, Any]) -> str:
     return quote(unit["path"] + ("#" if unit["kind"] == "jobnet" else ""))
 
 
-def _jobnet(net: dict[str, Any], statuses: dict[str, str], lines: list[str], pad: str) -> None:
+def _jobnet(
+    net: dict[str, Any],
+    statuses: dict[str, str],
+    lines: list[str],
+    pad: str,
+    collapsed: frozenset[str],
+) -> None:
     status = statuses.get(net["path"], "")
     lines.append(f"{pad}subgraph {quote('cluster ' + net['path'])} {{")
+    lines.append(f"{pad}  id={quote('jobnet:' + net['path'])};")
     lines.append(f"{pad}  label={quote(net['name'] + (' · ' + status if status else ''))};")
     lines.append(f'{pad}  style="rounded,filled"; fillcolor={quote(_colour(status, "#fafafa"))};')
     lines.append(f"{pad}  {_anchor(net)} [shape=point, width=0.01, style=invis];")
     by_name = {u["name"]: u for u in net["units"]}
     for u in net["units"]:
-        if u["kind"] == "jobnet":
-            _jobnet(u, statuses, lines, pad + "  ")
-            continue
         st = statuses.get(u["path"], "")
+        if u["kind"] == "jobnet" and u["path"] not in collapsed:
+            _jobnet(u, statuses, lines, pad + "  ", collapsed)
+            continue
+        if u["kind"] == "jobnet":  # collapsed: one node, opened by a click in the console
+            attrs = [
+                f"label={quote(u['name'] + ' (' + str(len(u['units'])) + ')')}",
+                "shape=folder",
+                f"fillcolor={quote(_colour(st, '#fafafa'))}",
+                'style="filled"',
+                f"tooltip={quote(u['path'] + (': ' + st if st else ''))}",
+                f"id={quote('jobnet:' + u['path'])}",
+            ]
+            lines.append(f"{pad}  {_anchor(u)} [{', '.join(attrs)}];")
+            continue
         styles = ["filled", "rounded"] + (["dashed"] if u["recovery"] else [])
         styles += ["bold"] if u["hold"] else []
         attrs = [

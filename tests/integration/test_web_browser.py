@@ -31,9 +31,18 @@ jobnets:
     units:
       - name: extract
         command: [/bin/sh, -c, 'echo extracted 42 rows']
+      - name: sub
+        type: jobnet
+        after: [extract]
+        units:
+          - name: s1
+            command: [/bin/true]
+          - name: s2
+            command: [/bin/true]
+            after: [s1]
       - name: load
         command: [/bin/sh, -c, 'echo loading; exit 2']
-        after: [extract]
+        after: [sub]
       - name: cleanup
         command: [/bin/true]
         recovery: true
@@ -165,6 +174,22 @@ def test_the_console_in_a_headless_browser(make_lhost: Any, browser: Any, tmp_pa
 
         for path in ("/shop/nightly/extract", "/shop/nightly/load", "/shop/nightly/cleanup"):
             assert fills[path] == COLOURS[root[path]], (path, fills, root)
+        # a nested jobnet is a box around its units; a click folds it into one node
+        assert fills["/shop/nightly/sub/s2"] == COLOURS[root["/shop/nightly/sub/s2"]]
+        click(browser, '#graph g.cluster[data-jobnet="/shop/nightly/sub"] text')
+        folded = '#graph g.node[data-jobnet="/shop/nightly/sub"]'
+        wait_for(lambda: attr(browser, folded, "id"), 60, "folded")
+        assert attr(browser, '#graph g.node[data-path="/shop/nightly/sub/s1"]', "id") is None
+        click(browser, folded)
+        wait_for(
+            lambda: attr(browser, '#graph g.node[data-path="/shop/nightly/sub/s1"]', "id"),
+            60,
+            "unfolded",
+        )
+        # a click on a unit of the graph shows its details
+        click(browser, '#graph g.node[data-path="/shop/nightly/load"]')
+        wait_for(lambda: text(browser, "unit-title") == "/shop/nightly/load", 60, "unit")
+        wait_for(lambda: "loading" in text(browser, "unit-output"), 60, "its output")
         # the run's table says the same
         wait_for(
             lambda: (

@@ -11,7 +11,7 @@ const COLOURS = {
   not_scheduled: "#ffffff", not_executed: "#cfd8dc", interrupted: "#cfd8dc",
 };
 const state = { token: sessionStorage.getItem("ajs3-token") || "", jobnet: null, run: null,
-                unit: null, role: null, stream: null };
+                unit: null, role: null, stream: null, collapsed: new Set() };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs, ...children) {
@@ -93,21 +93,39 @@ function renderTree(listing) {
 // -- one jobnet: its graph and its run --------------------------------------------------
 
 async function renderGraph() {
-  const q = `?jobnet=${encodeURIComponent(state.jobnet)}` + (state.run ? `&run=${state.run}` : "");
+  const q = `?jobnet=${encodeURIComponent(state.jobnet)}` + (state.run ? `&run=${state.run}` : "") +
+    (state.collapsed.size ? `&collapsed=${encodeURIComponent([...state.collapsed].join(","))}` : "");
   const text = await api("/graph" + q);
   const doc = new DOMParser().parseFromString(text, "image/svg+xml");
-  const svg = doc.documentElement;
+  // imported first: listeners are not copied with a node
+  const svg = document.importNode(doc.documentElement, true);
   for (const s of svg.querySelectorAll("script, foreignObject")) s.remove();
   for (const n of svg.querySelectorAll("*")) {
     for (const a of Array.from(n.attributes)) if (a.name.startsWith("on")) n.removeAttribute(a.name);
   }
+  // a nested jobnet: a click on its box folds it into one node, a click on that node
+  // unfolds it again
+  for (const g of svg.querySelectorAll("g.cluster, g.node")) {
+    if (!(g.id || "").startsWith("jobnet:")) continue;
+    const path = g.id.slice("jobnet:".length);
+    if (path === state.jobnet) continue;
+    g.setAttribute("data-jobnet", path);
+    g.style.cursor = "pointer";
+    const folded = g.classList.contains("node");
+    (folded ? g : (g.querySelector("text") || g)).addEventListener("click", (ev) => {
+      ev.stopPropagation();
+      if (folded) state.collapsed.delete(path); else state.collapsed.add(path);
+      refresh();
+    });
+  }
   for (const g of svg.querySelectorAll("g.node")) {
+    if ((g.id || "").startsWith("jobnet:")) continue;
     const path = (g.id || "").replace(/^unit:/, "");
     g.setAttribute("data-path", path);
     g.style.cursor = "pointer";
     g.addEventListener("click", () => selectUnit(path));
   }
-  $("graph").replaceChildren(document.importNode(svg, true));
+  $("graph").replaceChildren(svg);
 }
 
 async function renderRun() {
@@ -232,6 +250,7 @@ async function refresh() {
 }
 
 function select(jobnet, run) {
+  if (jobnet !== state.jobnet) state.collapsed = new Set();
   state.jobnet = jobnet;
   state.run = run;
   state.unit = null;
