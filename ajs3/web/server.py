@@ -13,6 +13,7 @@ import json
 import mimetypes
 import ssl
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,6 +31,9 @@ from ajs3.web_settings import WebSettings, check_listen
 IDLE = 30.0
 #: The console's static files (HTML, JS, CSS): public, they hold no data.
 CONSOLE = Path(__file__).with_name("console")
+#: Connections served at once (one thread each; an open page holds one for its event
+#: stream); one beyond is closed at once, so a flood costs no more than this many.
+MAX_CONNECTIONS = 128
 
 
 class WebServer(ThreadingHTTPServer):
@@ -49,7 +53,26 @@ class WebServer(ThreadingHTTPServer):
         self.lhost = lhost
         self.settings = settings
         self.feed = events.Feed(backend)
+        self.count_lock = threading.Lock()
+        self.serving = 0
         super().__init__(address, Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.count_lock:
+            full = self.serving >= MAX_CONNECTIONS
+            if not full:
+                self.serving += 1
+        if full:
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.count_lock:
+                self.serving -= 1
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line, no traceback: a client that spoke plain HTTP to the TLS port, or

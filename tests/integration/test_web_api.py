@@ -316,3 +316,27 @@ def test_the_daemon_starts_its_console_and_again_when_it_dies(make_lhost: Any) -
     daemon.kill()
     daemon.wait(30)
     wait_for(lambda: not consoles[0].is_running(), 30, "the console's end")
+
+
+def test_connections_beyond_the_bound_are_closed_and_served_again_after(
+    web: tuple[LogicalHost, WebConsole],
+) -> None:
+    import socket
+
+    from ajs3.web.server import MAX_CONNECTIONS
+
+    _, console = web
+    held = []
+    closed = False
+    try:
+        for _ in range(MAX_CONNECTIONS):
+            held.append(socket.create_connection(("127.0.0.1", console.port), timeout=30))
+        try:
+            console.get("/api/v1/whoami")  # one beyond the bound
+        except OSError:  # urllib's URLError, a reset or a remote disconnect
+            closed = True
+        assert closed, "a connection beyond the bound was served"
+    finally:
+        for s in held:
+            s.close()
+    wait_for(lambda: console.get("/api/v1/whoami")[0] == 200, 30, "served again")
