@@ -79,6 +79,14 @@ class Code(StrEnum):
     #: a state-changing request was sent and no answer came: it may or may not have
     #: taken effect (for `entry`, repeating it with the same key is safe)
     OUTCOME_UNKNOWN = "AJS3-E314"
+    #: a web request without a valid token or trusted header (HTTP 401)
+    WEB_UNAUTHORIZED = "AJS3-E315"
+    #: a web client whose role does not allow what it asked (a viewer's action: 403)
+    WEB_FORBIDDEN = "AJS3-E316"
+    #: a web request for no route, or with a query or body the route cannot read
+    WEB_BAD_REQUEST = "AJS3-E317"
+    #: `ajs3 web` cannot start: no token configured, address taken, TLS files unusable
+    WEB_START = "AJS3-E318"
     # operations (E4xx)
     UNKNOWN_JOBNET = "AJS3-E401"
     UNKNOWN_UNIT = "AJS3-E402"

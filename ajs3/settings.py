@@ -20,6 +20,7 @@ from ajs3 import keep as kp
 from ajs3.errors import AjsError, Code
 from ajs3.fileperms import refuse_unsafe
 from ajs3.notify_routes import Route, parse_routes
+from ajs3.web_settings import WebSettings, parse_web
 
 #: The file name of the settings inside a data directory.
 SETTINGS_FILE = dd.SETTINGS
@@ -60,6 +61,8 @@ class Settings:
     purge_interval: float = kp.DEFAULT_PURGE_INTERVAL
     #: bytes kept of each of a job's stdout and stderr (a job's output_limit wins)
     output_limit: int = kp.DEFAULT_OUTPUT_LIMIT
+    #: how `ajs3 web` listens and whom it lets in (docs/web.md)
+    web: WebSettings = field(default_factory=WebSettings)
 
 
 _KEYS: dict[str, str] = {
@@ -75,6 +78,7 @@ _KEYS: dict[str, str] = {
     f"{kp.PURGE_INTERVAL_MAX:g}",
     "output_limit": f"an integer number of bytes from {kp.OUTPUT_LIMIT_MIN} to "
     f"{kp.OUTPUT_LIMIT_MAX}",
+    "web": "a mapping (docs/web.md)",
 }
 
 
@@ -136,6 +140,8 @@ def parse(data: Any, path: Path, settings: Settings) -> Settings:
                     hint="run the command as an unprivileged user, or allow root jobs",
                 )
     _retention(data, path, settings)
+    if "web" in data:
+        settings.web = parse_web(data["web"], path)
     return settings
 
 

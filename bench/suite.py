@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3.engine import native
-from bench import retention, volume
+from bench import retention, volume, web
 from bench.figures import Bench, Figure, unavailable
 
 NAMES = [
@@ -35,6 +35,7 @@ NAMES = [
     "failover",
     "dispatch_history",
     "purge_pause",
+    "web_pages",
 ]
 UNITS = {
     "dispatch": "jobs/s",
@@ -46,6 +47,7 @@ UNITS = {
     "failover": "s",
     "dispatch_history": "jobs/s",
     "purge_pause": "ms",
+    "web_pages": "ms",
 }
 
 
@@ -140,6 +142,7 @@ def run_groups(
             lambda: retention.figures(bench),
             ["dispatch_history", "purge_pause"],
         ),
+        ("web", lambda: web.figures(bench), ["web_pages"]),
     ]
     for group, fn, names in plan:
         if group not in groups:
@@ -168,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes, a few seconds each")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the figures as JSON")
     p.add_argument(
-        "--only", help="comma-separated groups: dispatch,latency,history,idle,failover,retention"
+        "--only",
+        help="comma-separated groups: dispatch,latency,history,idle,failover,retention,web",
     )
     p.add_argument(
         "--lab-timings",
@@ -188,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     native.ensure_built()  # the working tree's engine, with its C supervisor
-    groups = (args.only or "dispatch,latency,history,idle,failover,retention").split(",")
+    groups = (args.only or "dispatch,latency,history,idle,failover,retention,web").split(",")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

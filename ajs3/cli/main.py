@@ -11,7 +11,7 @@ The CLI only parses, calls the library and prints. Its modules:
   :mod:`~ajs3.cli.operations` (entry, hold, release, kill, rerun),
   :mod:`~ajs3.cli.planning` (suspend, resume, plan changes, chgstat),
   :mod:`~ajs3.cli.views` (show, log, plan), :mod:`~ajs3.cli.definitions` (define,
-  import, export) and :mod:`~ajs3.cli.demo`.
+  import, export), :mod:`~ajs3.cli.web` (the web console) and :mod:`~ajs3.cli.demo`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ajs3.cli import definitions, demo, notify, operations, planning, retention, service, views
+from ajs3.cli import (
+    definitions,
+    demo,
+    notify,
+    operations,
+    planning,
+    retention,
+    service,
+    views,
+    web,
+)
 from ajs3.cli.exits import Handler, run
 from ajs3.cli.parser import build_parser
 
@@ -52,6 +62,7 @@ HANDLERS: dict[str, Handler] = {
     "resume": planning.cmd_resume,
     "chgstat": planning.cmd_chgstat,
     "notify": notify.cmd_notify,
+    "web": web.cmd_web,
     "demo": _demo,
 }
 

@@ -129,6 +129,11 @@ def build_parser() -> Parser:
     p.add_argument("--run", type=int, help="jobnet run number (default the latest)")
     p.add_argument("--why", metavar="UNIT", help="say which readiness rule holds UNIT back")
     p.add_argument("--all", action="store_true", help="list older runs too")
+    p.add_argument("--watch", action="store_true", help="redraw the view in place until Ctrl-C")
+    p.add_argument(
+        "--interval", type=float, default=2.0, metavar="S", help="seconds between redraws"
+    )
+    p.add_argument("--count", type=int, default=None, help=argparse.SUPPRESS)
 
     for name, text in (
         ("hold", "hold a unit that has not started"),
@@ -278,6 +283,16 @@ def build_parser() -> Parser:
     _common(p)
     p.add_argument("route", help="a route name of notify: in ajs3.yaml")
     p.add_argument("--no-wait", action="store_true", help="do not wait for the delivery")
+
+    p = sub.add_parser(
+        "web", add_help=False, help="serve the web console, REST API and metrics (docs/web.md)"
+    )
+    _common(p)
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="address to serve on (default: web: listen in ajs3.yaml, else 127.0.0.1:8470)",
+    )
 
     p = sub.add_parser(
         "demo", add_help=False, help="run the sample jobnet on a standalone logical host"

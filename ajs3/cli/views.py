@@ -30,13 +30,25 @@ def cmd_show(args: argparse.Namespace) -> int:
             data = views.why_offline(paths.need_datadir(), args.run, args.why)
         emit(args, data, views.render_why(data))
         return 0
+    if args.watch:
+        from ajs3.cli.watch import watch
+
+        return watch(args, lambda: _shown(args, paths))
+    shown = _shown(args, paths)
+    emit(args, shown, views.render_show(shown))
+    return 0
+
+
+def _shown(args: argparse.Namespace, paths: Paths) -> dict[str, Any]:
+    """What `ajs3 show` shows: read from the journal, or asked of the daemon."""
+    from ajs3.service import views
+
     shown = None
     if not _journal_readable(paths):
         shown = _ask(paths, "show", target=args.target, run=args.run, all=args.all)
     if shown is None:
         shown = views.show(paths.need_datadir(), args.target, args.run, args.all)
-    emit(args, shown, views.render_show(shown))
-    return 0
+    return shown
 
 
 def cmd_log(args: argparse.Namespace) -> int:

@@ -98,6 +98,10 @@ class Journal:
         self.path = path
         self.epoch: int | None = None
         self._depth = 0
+        #: Commits of :meth:`transaction` and the seconds their COMMIT statements took
+        #: (exported at /metrics by `ajs3 web`, docs/web.md).
+        self.commits = 0
+        self.commit_seconds = 0.0
         #: Told of every status change after it is made (unit run, old status), so
         #: that whoever keeps counts in memory need not scan for them.
         self.on_status: Callable[[UnitRun, Status], None] | None = None
@@ -230,7 +234,10 @@ class Journal:
                         hint="check that only one node mounts the data directory (fencing)",
                     )
             yield
+            began = time.perf_counter()
             self.conn.execute("COMMIT")
+            self.commits += 1
+            self.commit_seconds += time.perf_counter() - began
         except BaseException as exc:
             # SQLite may have rolled back by itself (a full disk): nothing to undo then.
             with contextlib.suppress(sqlite3.Error):

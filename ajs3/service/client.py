@@ -151,6 +151,22 @@ class Client:
     def notify_status(self) -> dict[str, Any]:
         return self.call("notify_status")
 
+    def plan(self, from_: float, to: float, jobnet: str | None = None) -> dict[str, Any]:
+        """The runs due from ``from_`` (inclusive) to ``to`` (exclusive), epoch seconds."""
+        return self.call("plan", jobnet=jobnet, **{"from": from_, "to": to})
+
+    def structure(self, jobnet: str) -> dict[str, Any]:
+        return self.call("structure", jobnet=jobnet)
+
+    def timeline(self, from_: float, to: float, jobnet: str | None = None) -> dict[str, Any]:
+        return self.call("timeline", jobnet=jobnet, **{"from": from_, "to": to})
+
+    def changes(self) -> dict[str, Any]:
+        return self.call("changes")
+
+    def metrics(self) -> dict[str, Any]:
+        return self.call("metrics")
+
     def stop(self, jobs: str | None = None, timeout: float | None = None) -> dict[str, Any]:
         return self.call("stop", jobs=jobs, timeout=timeout)
 

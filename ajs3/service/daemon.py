@@ -17,7 +17,6 @@ from ajs3 import logs
 from ajs3.definitions.loader import load_texts
 from ajs3.engine import runvars
 from ajs3.engine.jobenv import check_job_users
-from ajs3.engine.reaper import Reaper
 from ajs3.engine.retention import Purger
 from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
@@ -30,11 +29,13 @@ from ajs3.notify.hub import Notifications
 from ajs3.service import access, protocol, views
 from ajs3.service.access import Peer
 from ajs3.service.control import ControlServer
+from ajs3.service.gauges import LiveFigures
 from ajs3.service.lock import DataDirLock, describe
 from ajs3.service.operator import OperatorRequests
 from ajs3.service.paths import DataDirMark, Paths, prepare_rundir, write_private
 from ajs3.service.protocol import BadRequest
 from ajs3.service.upkeep import UpkeepRequests
+from ajs3.service.webviews import WebRequests
 from ajs3.settings import SETTINGS_FILE, Settings, load_settings
 
 #: The loop wakes at least this often, so depth-10 health checks see it alive.
@@ -43,7 +44,7 @@ HEARTBEAT = 5.0
 ROOM_NEEDED = 1 << 20
 
 
-class Daemon(OperatorRequests, UpkeepRequests):
+class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
     def __init__(
         self, paths: Paths, mode: StartMode, log_level: str = "info", console: bool = False
     ) -> None:
@@ -90,20 +91,13 @@ class Daemon(OperatorRequests, UpkeepRequests):
         self.log = self.log.bind(epoch=epoch)
         self.notify = Notifications(self.journal, settings, self.log)
         self.sched = Scheduler(self.journal, settings)
+        self.live = LiveFigures.attach(self.journal)  # /metrics (ajs3.service.webviews)
         self.sched.log = self.log
         self.sched.recover(self.mode)
         self.notify.start(self.mode.value)
-        sched = self.sched
-        self.purger = Purger(
-            self.journal,
-            settings,
-            lambda: sched.definitions,
-            lambda: sched.runs,
-            self.log,
-            reaper=Reaper(self.datadir, self.journal.path),
-        )
-        self.purger.finish_pending()  # a purge cut short (kill -9), before any request
+        self.start_purger(self.sched, settings)
         self._listen()
+        self.start_web(settings)
         self._write_pidfile(epoch)
         self.log.info("logical host started", mode=self.mode.value, datadir=str(self.datadir))
 
@@ -177,6 +171,7 @@ class Daemon(OperatorRequests, UpkeepRequests):
                         self._note_disk_full(exc)
                 assert self.notify is not None
                 self.notify.committed()
+                self.tick_web()
                 self._watch_new()
                 if self._stop_done():
                     break
@@ -339,6 +334,7 @@ class Daemon(OperatorRequests, UpkeepRequests):
         return False
 
     def _shutdown(self) -> None:
+        self.stop_web()
         for path in (self.paths.socket, self.paths.pidfile):
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -562,8 +558,9 @@ class Daemon(OperatorRequests, UpkeepRequests):
     def op_show(
         self, peer: Peer, *, target: str | None, run: int | None, all: bool | None
     ) -> dict[str, Any]:
-        assert self.journal is not None
-        return views.show_in(self.journal, target, run, bool(all))
+        assert self.journal is not None and self.sched is not None
+        current = (self.sched.core.def_version, self.sched.definitions)
+        return views.show_in(self.journal, target, run, bool(all), current)
 
     def op_log(
         self, peer: Peer, *, target: str, run: int | None, stderr: bool | None

@@ -34,6 +34,13 @@ MAX_TEXT = 4096
 MAX_FILES = 10_000
 #: How an idempotency key looks (the client makes a uuid4 hex).
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+#: The envelope field a client acting for someone else (``ajs3 web``) sends with any
+#: request: who it acts for. It is not a field of any :class:`Op`: the daemon checks
+#: the peer's own role as always and keeps the name in the audit row's args beside
+#: the peer's uid and user (docs/control.md).
+ON_BEHALF = "on_behalf"
+#: How an on-behalf name looks: a word, an address or a ``kind:name`` (no spaces).
+ON_BEHALF_RE = re.compile(r"^[A-Za-z0-9_.@:+-]{1,128}$")
 
 
 class Access(StrEnum):
@@ -250,6 +257,47 @@ OPS: dict[str, Op] = {
             "per notification route: events waiting, failures in a row, last error",
         ),
         Op(
+            "plan",
+            Access.READ,
+            (
+                Field("jobnet", Kind.TEXT),
+                Field("from", Kind.NUMBER, required=True, low=0.0, high=_MAX_TIME),
+                Field("to", Kind.NUMBER, required=True, low=0.0, high=_MAX_TIME),
+            ),
+            "what `ajs3 plan --from --to` prints: the runs due in a period, with the plan "
+            "changes and suspensions that touch them",
+        ),
+        Op(
+            "structure",
+            Access.READ,
+            (Field("jobnet", Kind.TEXT, required=True),),
+            "a root jobnet's units as a tree: kinds, relations, recovery and hold marks "
+            "(no commands), for the console's graph",
+        ),
+        Op(
+            "timeline",
+            Access.READ,
+            (
+                Field("jobnet", Kind.TEXT),
+                Field("from", Kind.NUMBER, required=True, low=0.0, high=_MAX_TIME),
+                Field("to", Kind.NUMBER, required=True, low=0.0, high=_MAX_TIME),
+            ),
+            "the jobnet runs scheduled or started in a period: times, status, delays",
+        ),
+        Op(
+            "changes",
+            Access.READ,
+            (),
+            "marks that move whenever a status, a run, an operator's change or the "
+            "definitions change: what the console's live updates poll",
+        ),
+        Op(
+            "metrics",
+            Access.READ,
+            (),
+            "the figures `ajs3 web` exports at /metrics, read from the journal and the loop",
+        ),
+        Op(
             "stop",
             Access.ADMIN,
             (
@@ -282,9 +330,13 @@ class Request:
 
     op: Op
     fields: dict[str, Any]
+    #: who a client acting for someone else says it acts for (:data:`ON_BEHALF`)
+    on_behalf: str | None = None
 
     def to_line(self) -> bytes:
         message = {"op": self.op.name, **{k: v for k, v in self.fields.items() if v is not None}}
+        if self.on_behalf is not None:
+            message[ON_BEHALF] = self.on_behalf
         return json.dumps(message, ensure_ascii=True, allow_nan=False).encode() + b"\n"
 
 
@@ -318,7 +370,14 @@ def check(message: Any) -> Request:
     op = OPS.get(name)
     if op is None:
         raise BadRequest(f"unknown operation {name[:64]!r} (known: {', '.join(sorted(OPS))})")
-    unknown = sorted(str(k)[:64] for k in message if k != "op" and k not in op.field_names)
+    on_behalf = message.get(ON_BEHALF)
+    if on_behalf is not None and (
+        not isinstance(on_behalf, str) or not ON_BEHALF_RE.match(on_behalf)
+    ):
+        raise BadRequest(f"{name}: {ON_BEHALF!r} must match {ON_BEHALF_RE.pattern}")
+    unknown = sorted(
+        str(k)[:64] for k in message if k not in ("op", ON_BEHALF) and k not in op.field_names
+    )
     if unknown:
         raise BadRequest(f"{name}: unknown field(s) {unknown} (known: {list(op.field_names)})")
     fields: dict[str, Any] = {}
@@ -330,7 +389,7 @@ def check(message: Any) -> Request:
             fields[f.name] = None
             continue
         fields[f.name] = _value(name, f, value)
-    return Request(op, fields)
+    return Request(op, fields, on_behalf)
 
 
 def build(name: str, **values: Any) -> Request:
@@ -435,6 +494,8 @@ def audit_args(req: Request) -> dict[str, Any]:
     and of definition files their names, sizes and digests (the journal keeps the
     definitions themselves)."""
     args = {k: v for k, v in req.fields.items() if k != "key"}
+    if req.on_behalf is not None:
+        args[ON_BEHALF] = req.on_behalf
     if req.op.name == "define":
         args["files"] = [
             {

@@ -7,16 +7,38 @@ request; the work is done by :mod:`ajs3.notify` and :mod:`ajs3.engine.retention`
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from ajs3.engine.reaper import Reaper
 from ajs3.engine.retention import Purger
+from ajs3.engine.scheduler import Scheduler
+from ajs3.journal.store import Journal
 from ajs3.notify.hub import Notifications
 from ajs3.service.access import Peer
+from ajs3.settings import Settings
 
 
 class UpkeepRequests:
     notify: Notifications | None
     purger: Purger | None
+    journal: Journal | None
+    datadir: Path
+    log: Any
+
+    def start_purger(self, sched: Scheduler, settings: Settings) -> None:
+        """The retention purge, its disk work on the reaper's thread (ADR 0026); what a
+        purge cut short (kill -9) marked is finished now, before any request."""
+        assert self.journal is not None
+        self.purger = Purger(
+            self.journal,
+            settings,
+            lambda: sched.definitions,
+            lambda: sched.runs,
+            self.log,
+            reaper=Reaper(self.datadir, self.journal.path),
+        )
+        self.purger.finish_pending()
 
     def op_notify_test(self, peer: Peer, *, route: str) -> dict[str, Any]:
         assert self.notify is not None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3 import datadir as dd
+from ajs3.definitions.units import DefinitionSet
 from ajs3.engine import planchanges, runvars, suspend
 from ajs3.engine.delays import delays_of
 from ajs3.errors import AjsError, Code, OperationError
@@ -31,7 +32,18 @@ def _fmt_time(ts: float | None) -> str:
     return time.strftime("%m-%d %H:%M:%S", time.localtime(ts))
 
 
-def _pick_run(journal: Journal, target: str | None, run: int | None) -> JobnetRun:
+#: The current definitions and their version, when the caller has them in memory (the
+#: daemon: reading them from the journal costs a second with 10,000 units).
+Current = tuple[int, DefinitionSet]
+
+
+def _current(journal: Journal, current: Current | None) -> Current:
+    return journal.definitions() if current is None else current
+
+
+def _pick_run(
+    journal: Journal, target: str | None, run: int | None, current: Current | None = None
+) -> JobnetRun:
     if run is not None:
         found = journal.jobnet_run(run)
         if found is None:
@@ -42,7 +54,7 @@ def _pick_run(journal: Journal, target: str | None, run: int | None) -> JobnetRu
     assert target is not None
     runs = journal.jobnet_runs(containing=target, limit=1)
     if not runs:
-        _, defs = journal.definitions()
+        _, defs = _current(journal, current)
         if target in defs.jobnets:
             raise OperationError(
                 f"{target} has not run yet",
@@ -73,12 +85,16 @@ def show(datadir: Path, target: str | None, run: int | None, all_runs: bool) -> 
 
 
 def show_in(
-    journal: Journal, target: str | None, run: int | None, all_runs: bool
+    journal: Journal,
+    target: str | None,
+    run: int | None,
+    all_runs: bool,
+    current: Current | None = None,
 ) -> dict[str, Any]:
     """What `ajs3 show --json` prints, read from an open journal (the daemon's own for
-    the `show` request)."""
+    the `show` request, with its definitions in memory as ``current``)."""
     if target is None and run is None:
-        version, defs = journal.definitions()
+        version, defs = _current(journal, current)
         active = set(journal.active_jobnet_runs())
         runs = journal.jobnet_runs(limit=500 if all_runs else 50)
 
@@ -115,7 +131,7 @@ def show_in(
             "jobnets": jobnets,
             "runs": listing if all_runs else [e for e in listing if e["active"]],
         }
-    chosen = _pick_run(journal, target, run)
+    chosen = _pick_run(journal, target, run, current)
     rows = journal.unit_rows(chosen.id)
     base = chosen.jobnet.rstrip("/").count("/")
     delays = delays_of(journal.conn, chosen.id)

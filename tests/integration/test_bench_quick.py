@@ -23,6 +23,7 @@ FIGURES = [
     "failover",
     "dispatch_history",
     "purge_pause",
+    "web_pages",
 ]
 KEYS = {"figure", "value", "unit", "baseline", "ratio", "target", "met"}
 

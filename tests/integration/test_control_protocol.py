@@ -279,6 +279,11 @@ def test_every_request_of_the_protocol_is_handled_and_changes_are_audited(
         "notify_test": lambda: c.notify_test("no-such-route"),  # AJS3-E409, audited
         "purge": c.purge,
         "purge_status": lambda: c.purge_status(plan=True),
+        "plan": lambda: c.plan(0.0, 86400.0, jobnet="/f/chain"),
+        "structure": lambda: c.structure("/f/chain"),
+        "timeline": lambda: c.timeline(0.0, 4e9, jobnet="/f/chain"),
+        "changes": c.changes,
+        "metrics": c.metrics,
         "stop": lambda: c.stop(jobs="kill", timeout=10),
     }
     assert set(calls) == set(protocol.OPS)

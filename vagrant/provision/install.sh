@@ -7,7 +7,7 @@
 #
 #   vagrant/provision/install.sh [--dev] [--no-apt] [--prefix DIR]
 #
-#   --dev      also install the test tools (pytest, testinfra, ruff, mypy)
+#   --dev      also install the test tools (pytest, testinfra, ruff, mypy, chromium)
 #   --no-apt   skip the apt packages (they are already there)
 #   --prefix   where the venv goes (default /opt/ajs3)
 set -euo pipefail
@@ -35,9 +35,11 @@ fi
 packages=(python3 python3-venv python3-dev gcc libc6-dev
           pacemaker corosync pacemaker-cli-utils resource-agents crmsh pcs
           kmod libxml2-utils e2fsprogs iproute2 util-linux procps psmisc
-          openssh-server openssh-client sqlite3)
+          openssh-server openssh-client sqlite3
+          graphviz)
 if [ "$dev" = 1 ]; then
-    packages+=(shellcheck vagrant)
+    # chromium and its driver: the web console's test in a real headless browser
+    packages+=(shellcheck vagrant chromium chromium-driver fonts-dejavu-core)
 fi
 
 if [ "$apt" = 1 ]; then
