@@ -27,6 +27,8 @@ class UnitKind(StrEnum):
     """A judgment job: compares its predecessor's exit code or tests a file."""
     OR = "or"
     """An OR job: ends as soon as any predecessor ends."""
+    FILEWATCH = "filewatch"
+    """A file-watch job (JP1's flwj): runs until a file event happens, then ends."""
 
 
 class Status(StrEnum):
@@ -246,6 +248,10 @@ class ReasonCode(StrEnum):
     SET_BY_OPERATOR = "set-by-operator"
     """``ajs3 chgstat``: an operator set the status by hand, with a reason."""
     VALUES_REFUSED = "values-refused"
+    WATCHING = "watching"
+    """A file-watch job began to watch (it is running until its event happens)."""
+    FILE_EVENT = "file-event"
+    """A file-watch job's event happened: it ended normally (ajs3.engine.watches)."""
     """A job's AJS3_VARS_OUT file held a bad value: none of it was applied."""
 
 

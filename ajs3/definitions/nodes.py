@@ -93,6 +93,7 @@ KIND_LABEL = {
     UnitKind.JOB: "job",
     UnitKind.JUDGE: "judge",
     UnitKind.OR: "OR job",
+    UnitKind.FILEWATCH: "file-watch job",
     UnitKind.JOBNET: "jobnet",
     UnitKind.GROUP: "group",
 }

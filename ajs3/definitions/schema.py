@@ -44,6 +44,8 @@ JOB_KEYS: tuple[str, ...] = (
 )
 JUDGE_KEYS: tuple[str, ...] = (*COMMON_KEYS, "condition")
 OR_KEYS: tuple[str, ...] = COMMON_KEYS
+#: A file-watch job (ajs3.definitions.events).
+FILEWATCH_KEYS: tuple[str, ...] = (*COMMON_KEYS, "watch")
 JOBNET_KEYS: tuple[str, ...] = (*COMMON_KEYS, "concurrency", "units", "delay")
 #: A root jobnet has no siblings, so no ``after`` and no ``recovery``.
 ROOT_KEYS: tuple[str, ...] = (
@@ -56,6 +58,7 @@ ROOT_KEYS: tuple[str, ...] = (
     "schedule",
     "delay",
     "keep",
+    "start_condition",
 )
 #: The keys of ``delay:`` of a job or jobnet (docs/definitions.md).
 DELAY_KEYS: tuple[str, ...] = ("start_by", "longest")
@@ -64,6 +67,7 @@ KEYS_BY_KIND: dict[UnitKind, tuple[str, ...]] = {
     UnitKind.JOB: JOB_KEYS,
     UnitKind.JUDGE: JUDGE_KEYS,
     UnitKind.OR: OR_KEYS,
+    UnitKind.FILEWATCH: FILEWATCH_KEYS,
     UnitKind.JOBNET: JOBNET_KEYS,
 }
 #: The values of ``type:`` (a group is made with ``group:``, not as a unit).

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ajs3.definitions.events import StartCondition, Watch
 from ajs3.keep import Keep
 from ajs3.model import Compare, RecoveryPolicy, UnitKind
 
@@ -295,6 +296,10 @@ class Unit:
     keep: Keep | None = None
     #: Jobs only: bytes kept of each of stdout and stderr (None: the logical host's).
     output_limit: int | None = None
+    #: File-watch jobs only: what it waits for (ajs3.definitions.events).
+    watch: Watch | None = None
+    #: Root jobnets only: a run starts each time one of its watches fires.
+    start_condition: StartCondition | None = None
 
     def argv(self) -> list[str]:
         """The program and arguments to execute for a Unix job."""
@@ -361,6 +366,13 @@ class Unit:
             delay=Delay(**data["delay"]) if data.get("delay") else None,
             keep=Keep.from_dict(data["keep"]) if data.get("keep") else None,
             output_limit=data.get("output_limit"),
+            # stored before event jobs existed: no "watch" or "start_condition" key
+            watch=Watch.from_dict(data["watch"]) if data.get("watch") else None,
+            start_condition=(
+                StartCondition.from_dict(data["start_condition"])
+                if data.get("start_condition")
+                else None
+            ),
         )
 
 

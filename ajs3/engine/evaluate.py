@@ -242,6 +242,11 @@ class Evaluator:
                         ended_at=now,
                     )
                     changed = True
+                elif unit.kind is UnitKind.FILEWATCH:  # ends by ajs3.engine.watches
+                    journal.set_status(
+                        ur, Status.RUNNING, ReasonCode.WATCHING, "watching", started_at=now
+                    )
+                    changed = True
                 elif unit.kind is UnitKind.JOBNET:
                     journal.set_status(
                         ur, Status.RUNNING, ReasonCode.STARTED, "started", started_at=now

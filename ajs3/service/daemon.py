@@ -151,6 +151,9 @@ class Daemon(OperatorRequests, UpkeepRequests):
             signal.signal(s, on_signal)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.sel.register(rsig, selectors.EVENT_READ, "signal")
+        inotify_fd = self.sched.watches.fileno() if self.sched is not None else None
+        if inotify_fd is not None:  # file watches (ajs3.engine.watches)
+            self.sel.register(inotify_fd, selectors.EVENT_READ, "watches")
         if ready_fd is not None:
             os.write(ready_fd, b'{"ok": true}\n')
             os.close(ready_fd)
@@ -195,6 +198,8 @@ class Daemon(OperatorRequests, UpkeepRequests):
                     tag = key.data
                     if isinstance(tag, ControlServer):
                         tag.ready(key, mask)
+                    elif tag == "watches":
+                        sched.watches.readable()
                     elif tag == "signal":
                         with contextlib.suppress(BlockingIOError):
                             rsig.recv(4096)
