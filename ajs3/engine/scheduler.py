@@ -62,7 +62,9 @@ class Scheduler:
         self.timetable = Timetable()
         self.timetable.plan = planchanges.load(journal)
         self.delays = DelayWatch(journal, core.runs)
-        self.watches = Watches(core, lambda jobnet, values: self.register(jobnet, values=values))
+        self.watches = Watches(
+            core, lambda jobnet, values, at: self.register(jobnet, at=at, values=values)
+        )
 
     def use_settings(self, settings: Settings) -> None:
         """Settings read again (at ``define``): the jobs started from now on follow them."""

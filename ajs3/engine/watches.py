@@ -38,7 +38,8 @@ POLL = 2.0
 PATH_VALUE = "AJS3_FILE_PATH"
 EVENT_VALUE = "AJS3_FILE_EVENT"
 
-Register = Callable[[str, dict[str, str]], int]
+#: Registers a run of a root jobnet with its values, due at a time: the run's number.
+Register = Callable[[str, dict[str, str], float], int]
 
 
 @dataclass
@@ -340,7 +341,7 @@ class Watches:
             self._taken(act.key, event, ident, None, now)
             log.info("file event not acted on", file_event=event.value, reason=why)
             return
-        run = self.register(act.jobnet, {PATH_VALUE: ident.path, EVENT_VALUE: event.value})
+        run = self.register(act.jobnet, {PATH_VALUE: ident.path, EVENT_VALUE: event.value}, now)
         self._taken(act.key, event, ident, run, now)
         self.core.journal.conn.execute(
             "UPDATE watches SET fired = fired + 1 WHERE watch=?", (act.key,)
