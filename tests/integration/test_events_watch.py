@@ -78,7 +78,10 @@ def test_a_created_file_starts_the_jobnet_once(lhost: LogicalHost, tmp_path: Pat
     watch_began(lhost)
     write(inbox / "a.csv")
     (first,) = wait_runs(lhost, 1)
-    assert values(lhost, first) == {"AJS3_FILE_PATH": str(inbox / "a.csv"), "AJS3_FILE_EVENT": "created"}
+    assert values(lhost, first) == {
+        "AJS3_FILE_PATH": str(inbox / "a.csv"),
+        "AJS3_FILE_EVENT": "created",
+    }
     # neither a change of a.csv, nor a file not matching, nor the old file makes a run:
     # the sentinel's run comes next
     with (inbox / "a.csv").open("a") as f:
@@ -135,10 +138,14 @@ def test_a_file_watch_job_waits_and_hands_the_path_on(lhost: LogicalHost, tmp_pa
             units:
               - name: wait
                 type: filewatch
-                watch: {{path: "{inbox}/data-??.txt", condition: [created, changed], stable_for: 1s}}
+                watch:
+                  path: "{inbox}/data-??.txt"
+                  condition: [created, changed]
+                  stable_for: 1s
               - name: use
                 after: [wait]
-                command: [/bin/sh, -c, 'echo "$1 $AJS3_FILE_EVENT" > {out}', sh, "${{AJS3_FILE_PATH}}"]
+                command: [/bin/sh, -c, 'echo "$1 $AJS3_FILE_EVENT" > {out}', sh,
+                          "${{AJS3_FILE_PATH}}"]
         """
     )
     run = lhost.entry("/ev/net")
@@ -230,10 +237,10 @@ def test_the_count_limit_is_honoured(lhost: LogicalHost, tmp_path: Path) -> None
         write(inbox / name)
     seen: list[Any] = wait_for(
         lambda: (
-            rows := lhost.journal_query("SELECT path, fired FROM watch_files ORDER BY path")
-        )
-        and len(rows) == 3
-        and rows,
+            (rows := lhost.journal_query("SELECT path, fired FROM watch_files ORDER BY path"))
+            and len(rows) == 3
+            and rows
+        ),
         60,
         "three files taken into account",
     )
