@@ -20,6 +20,7 @@ from ajs3.definitions.loader import load_texts
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
 from ajs3.jp1 import catalog, origin, relations
+from ajs3.jp1 import events as jp1events
 from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
 from ajs3.jp1.schedmap import LAYOUT, Mapper
 from ajs3.jp1.values import INT32_MAX, INT32_MIN
@@ -160,6 +161,12 @@ class _Importer(Mapper):
             return self.job(unit)
         if ty == "jdj":
             return self.judge(unit)
+        if ty in jp1events.FILEWATCH_TYPES:  # a file monitoring job (ajs3.jp1.events)
+            watch = jp1events.filewatch(self, unit)
+            if watch is not None:
+                self.common(unit, watch)
+                self.rest(unit, watch, jp1events.used_keys())
+            return watch
         if ty == "orj":
             out: dict[str, Any] = {"name": unit.name, "type": "or"}
             self.common(unit, out)
@@ -168,7 +175,7 @@ class _Importer(Mapper):
         self.note(
             unit.line,
             f"unit {unit.name!r} of type {ty or '?'!r} has no ajs3 "
-            "counterpart (supported: g, n, rn, j, rj, jdj, orj); skipped",
+            "counterpart (supported: g, n, rn, j, rj, jdj, orj, flwj, rflwj, rc); skipped",
         )
         return None
 
@@ -194,11 +201,17 @@ class _Importer(Mapper):
             if JOBNET_TYPES[unit.ty]:
                 out["recovery"] = True
         self.common(unit, out)
+        conds = [ch for ch in unit.children if ch.ty == jp1events.CONDITION_TYPE]
         children = [
-            self.mark(c, ch.line) for ch in unit.children if (c := self.child(ch)) is not None
+            self.mark(c, ch.line)
+            for ch in unit.children
+            if ch.ty != jp1events.CONDITION_TYPE and (c := self.child(ch)) is not None
         ]
         self.relations(unit, {c["name"]: c for c in children})
-        used = {"ar"}
+        condition = jp1events.start_condition(self, unit, conds, root=root)
+        if condition is not None:  # .CONDITION and the valid range wc/wt
+            out["start_condition"] = condition
+        used = {"ar", "wc", "wt"}
         if root:
             schedule = self.schedule(unit, used)
             if schedule is not None:
