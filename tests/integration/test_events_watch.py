@@ -184,6 +184,63 @@ def test_killing_the_run_ends_a_watching_job(lhost: LogicalHost, tmp_path: Path)
     assert units["/ev/net/wait"]["status"] == "killed"
 
 
+def test_kill_of_a_watching_job_ends_it_and_its_jobnet_goes_on(
+    lhost: LogicalHost, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    lhost.define(
+        f"""
+        group: /ev
+        jobnets:
+          - name: net
+            units:
+              - name: wait
+                type: filewatch
+                watch: {{path: "{inbox}/never", condition: created}}
+              - name: cleanup
+                recovery: true
+                after: [wait]
+                command: [/bin/true]
+        """
+    )
+    run = lhost.entry("/ev/net")
+    wait_for(lambda: lhost.units(run)["/ev/net/wait"]["status"] == "running", 60, "watching")
+    lhost.run("kill", "/ev/net/wait", "--run", str(run))
+    units = {u["path"]: u for u in lhost.wait(run)["units"]}
+    assert units["/ev/net/wait"]["status"] == "killed"
+    assert units["/ev/net/cleanup"]["status"] == "ended_normally"
+
+
+def test_a_watching_job_sees_a_file_that_arrived_while_the_daemon_was_dead(
+    lhost: LogicalHost, tmp_path: Path
+) -> None:
+    inbox, out = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    lhost.define(
+        f"""
+        group: /ev
+        jobnets:
+          - name: net
+            units:
+              - name: wait
+                type: filewatch
+                watch: {{path: "{inbox}/*.dat"}}
+              - name: use
+                after: [wait]
+                command: [/bin/sh, -c, 'echo "$1" >> {out}', sh, "${{AJS3_FILE_PATH}}"]
+        """
+    )
+    run = lhost.entry("/ev/net")
+    watch_began(lhost, "unit:")
+    lhost.crash()
+    write(inbox / "late.dat")
+    lhost.start("hot")
+    units = {u["path"]: u for u in lhost.wait(run)["units"]}
+    assert units["/ev/net/use"]["status"] == "ended_normally"
+    assert out.read_text() == f"{inbox / 'late.dat'}\n"
+
+
 def test_a_file_arriving_while_the_daemon_is_dead_fires_exactly_once(
     lhost: LogicalHost, tmp_path: Path
 ) -> None:
