@@ -141,7 +141,11 @@ class Commands:
             return state
         if unit.kind is UnitKind.FILEWATCH and ur.status is Status.RUNNING:  # no process
             core.journal.set_status(
-                ur, Status.KILLED, ReasonCode.KILLED_BY_OPERATOR, "killed by an operator"
+                ur,
+                Status.KILLED,
+                ReasonCode.KILLED_BY_OPERATOR,
+                "killed by an operator",
+                ended_at=core.clock(),
             )
             core.dirty.add(state.run.id)
             return state

@@ -137,11 +137,10 @@ class Watches:
     def __init__(self, core: Core, register: Register) -> None:
         self.core = core
         self.register = register
+        #: made when first needed (the daemon's loop, or a watch): a scheduler made
+        #: for a test or a tool takes none of the user's inotify instances
         self.inotify: Inotify | None = None
-        try:
-            self.inotify = Inotify()
-        except (ImportError, OSError) as exc:
-            core.log.warning("inotify unavailable: file watches poll", error=str(exc))
+        self._tried = False
         self.dirty: set[str] = set()
         self.everything = True
         self.next_scan = 0.0
@@ -152,8 +151,20 @@ class Watches:
 
     # -- what the daemon's loop uses --------------------------------------------------
 
+    def notifier(self) -> Inotify | None:
+        """The inotify instance, made at the first call; None without inotify (the
+        watches then poll)."""
+        if not self._tried:
+            self._tried = True
+            try:
+                self.inotify = Inotify()
+            except (ImportError, OSError) as exc:
+                self.core.log.warning("inotify unavailable: file watches poll", error=str(exc))
+        return self.inotify
+
     def fileno(self) -> int | None:
-        return self.inotify.fileno() if self.inotify is not None else None
+        notifier = self.notifier()
+        return notifier.fileno() if notifier is not None else None
 
     def readable(self) -> None:
         if self.inotify is None:
@@ -209,8 +220,9 @@ class Watches:
             self._forget_unwanted({a.key for a in acts})
             self.everything = False
             wanted = {a.watch.directory for a in acts}
-            if self.inotify is not None:
-                self.missing = self.inotify.sync(wanted)
+            notifier = self.notifier() if acts else self.inotify
+            if notifier is not None:
+                self.missing = notifier.sync(wanted)
             pause = POLL if self.inotify is None or self.missing else RESCAN
             self.next_scan = now + pause
         self.waits = {a.key: a.watch.stable_for for a in acts}
@@ -233,9 +245,10 @@ class Watches:
             if act.ur is not None and self._row(act.key) is None:
                 self._look(act, now)
                 self.any = True
-                if self.inotify is not None:
-                    wanted = set(self.inotify.by_dir) | {act.watch.directory}
-                    self.missing |= self.inotify.sync(wanted)
+                notifier = self.notifier()
+                if notifier is not None:
+                    wanted = set(notifier.by_dir) | {act.watch.directory}
+                    self.missing |= notifier.sync(wanted)
 
     # -- one watch --------------------------------------------------------------------
 
