@@ -18,7 +18,9 @@ AJS3_LAB_REUSE=1): `pytest tests/cluster/test_failover_events.py`.
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,13 @@ class Events:
             )
         self.lab.exec(node, [AJS3, "define", "-h", LH], check=True)
 
+    def stopped(self) -> bool:
+        """Every resource of the logical host's group is stopped on every node."""
+        try:
+            return all(not nodes for nodes in self.lab.group_nodes(LH).values())
+        except (LabError, ET.ParseError, subprocess.TimeoutExpired):
+            return False  # the cluster is changing under us
+
     def drop(self, name: str) -> None:
         """A file arrives whole (written aside, renamed into the pattern)."""
         part = self.inbox / f".{name}.part"
@@ -171,7 +180,7 @@ def test_a_file_arriving_while_the_logical_host_is_down_fires_once(events: Event
 
     # down everywhere: stopped on its node, kept off it, not yet started elsewhere
     ev.pcs("resource", "disable", LH, "--wait=180")
-    wait_until(lambda: ev.lab.group_location(LH) is None, 120, 0.5, f"{LH} stopped")
+    wait_until(ev.stopped, 120, 0.5, f"every resource of {LH} stopped")
     ev.pcs("resource", "ban", LH, source)
     ev.drop("while-down.csv")
     ev.pcs("resource", "enable", LH, "--wait=180")
