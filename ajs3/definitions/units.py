@@ -254,7 +254,7 @@ class Condition:
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit: a jobnet, a Unix job, a judgment job or an OR job.
+    """One unit: a jobnet, a Unix job, a judgment job, an OR job or a file-watch job.
 
     ``path`` is the full unit path (``/group/jobnet/job``); ``name`` its last part.
     ``after`` names sibling units this one runs after. ``source`` is ``file:line``
