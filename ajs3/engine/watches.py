@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ajs3.definitions.events import FileEvent, StartCondition, Watch
-from ajs3.engine import runvars
+from ajs3.engine import runvars, suspend
 from ajs3.engine.core import Core
 from ajs3.engine.filescan import Candidates, Identity, compare, scan
 from ajs3.engine.runstate import RunState
@@ -345,6 +345,8 @@ class Watches:
         cond = act.condition
         assert cond is not None
         log = self.core.log.bind(jobnet=act.jobnet, watch=act.key, file=ident.path)
+        if suspend.holds_back(self.core.journal, act.jobnet, now):
+            return  # not taken into account: it fires once the jobnet is resumed
         why = ""
         if not cond.in_range(now):
             why = "outside the start condition's valid range (from/until)"

@@ -322,3 +322,42 @@ def test_outside_the_valid_range_nothing_starts(lhost: LogicalHost, tmp_path: Pa
         "the file taken into account",
     )
     assert runs(lhost) == []
+
+
+def test_events_of_a_suspended_jobnet_wait_for_its_resume(
+    lhost: LogicalHost, tmp_path: Path
+) -> None:
+    inbox, out = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    other = f"""
+          - name: other
+            start_condition:
+              watches: [{{path: "{inbox}/*.csv"}}]
+            units:
+              - name: j
+                command: [/bin/true]
+    """
+    lhost.define(condition_defs(inbox, out) + other)
+    wait_for(lambda: lhost.journal_query("SELECT count(*) FROM watches")[0][0] == 2, 60, "watches")
+    lhost.run("suspend", "/ev/intake")
+    write(inbox / "held.csv")
+    # the jobnet not suspended started: the daemon has looked at held.csv for both
+    wait_for(
+        lambda: (
+            lhost.journal_query("SELECT count(*) FROM jobnet_runs WHERE jobnet='/ev/other'")
+            == [(1,)]
+        ),
+        60,
+        "the run of /ev/other",
+    )
+    assert lhost.journal_query("SELECT count(*) FROM jobnet_runs WHERE jobnet='/ev/intake'") == [
+        (0,)
+    ]
+    lhost.run("resume", "/ev/intake")
+    found = wait_for(
+        lambda: lhost.journal_query("SELECT id FROM jobnet_runs WHERE jobnet='/ev/intake'"),
+        120,
+        "the run of /ev/intake after resume",
+    )
+    assert len(found) == 1
+    assert values(lhost, int(found[0][0]))["AJS3_FILE_PATH"] == str(inbox / "held.csv")
