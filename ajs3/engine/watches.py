@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ajs3.definitions.events import FileEvent, StartCondition, Watch
+from ajs3.definitions.units import Unit
 from ajs3.engine import runvars, suspend
 from ajs3.engine.core import Core
 from ajs3.engine.filescan import Candidates, Identity, compare, scan
@@ -148,6 +149,9 @@ class Watches:
         self.candidates: dict[str, Candidates] = {}
         self.waits: dict[str, float] = {}
         self.any = False
+        #: whether a root jobnet holds a file-watch job, by id (the root kept, so the id
+        #: is not reused): the runs of others are not looked through at every step
+        self._has_watch: dict[int, tuple[Unit, bool]] = {}
 
     # -- what the daemon's loop uses --------------------------------------------------
 
@@ -199,6 +203,8 @@ class Watches:
             for i, watch in enumerate(cond.watches, 1):
                 found.append(Active(f"cond:{root.path}#{i}", watch, root.path, condition=cond))
         for state in self.core.runs.values():
+            if not self._holds_watch(state.root):
+                continue
             for path, ur in state.urs.items():
                 if ur.kind is not UnitKind.FILEWATCH or ur.status is not Status.RUNNING:
                     continue
@@ -208,6 +214,13 @@ class Watches:
                         Active(f"unit:{ur.id}", wanted, state.root.path, state=state, ur=ur)
                     )
         return found
+
+    def _holds_watch(self, root: Unit) -> bool:
+        known = self._has_watch.get(id(root))
+        if known is None or known[0] is not root:
+            known = (root, any(u.kind is UnitKind.FILEWATCH for u in root.walk()))
+            self._has_watch[id(root)] = known
+        return known[1]
 
     # -- the step ---------------------------------------------------------------------
 
