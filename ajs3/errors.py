@@ -40,6 +40,15 @@ class Code(StrEnum):
     CONNECTOR_TARGET_NOT_ROOT = "AJS3-E121"
     #: root jobnets that wait for each other through jobnet connectors
     CONNECTOR_CYCLE = "AJS3-E122"
+    #: a file watch's path pattern that can not be watched (relative, a pattern in
+    #: the directory part, ...)
+    BAD_WATCH_PATTERN = "AJS3-E130"
+    #: a file watch's condition that is not created / changed / deleted, or an option
+    #: that does not go with its conditions
+    BAD_WATCH_CONDITION = "AJS3-E131"
+    #: a start condition where there can be none (not a root jobnet) or with a bad
+    #: valid range (count limit, from/until)
+    BAD_START_CONDITION = "AJS3-E132"
     # data directory and journal (E2xx)
     DATADIR_MISSING = "AJS3-E201"
     DATADIR_NFS = "AJS3-E202"

@@ -29,6 +29,8 @@ class UnitKind(StrEnum):
     """An OR job: ends as soon as any predecessor ends."""
     CONNECTOR = "connector"
     """A jobnet connector: ends when the matching run of another root jobnet ends."""
+    FILEWATCH = "filewatch"
+    """A file-watch job (JP1's flwj): runs until a file event happens, then ends."""
 
 
 class Status(StrEnum):
@@ -253,6 +255,10 @@ class ReasonCode(StrEnum):
     """A jobnet connector ended: the run of the root jobnet it waits for ended."""
     VALUES_REFUSED = "values-refused"
     """A job's AJS3_VARS_OUT file held a bad value: none of it was applied."""
+    WATCHING = "watching"
+    """A file-watch job began to watch (it is running until its event happens)."""
+    FILE_EVENT = "file-event"
+    """A file-watch job's event happened: it ended normally (ajs3.engine.watches)."""
 
 
 #: The codes of a run in doubt, decided by its recovery policy (docs/design.md rule 5).

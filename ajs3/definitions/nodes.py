@@ -94,6 +94,7 @@ KIND_LABEL = {
     UnitKind.JUDGE: "judge",
     UnitKind.OR: "OR job",
     UnitKind.CONNECTOR: "jobnet connector",
+    UnitKind.FILEWATCH: "file-watch job",
     UnitKind.JOBNET: "jobnet",
     UnitKind.GROUP: "group",
 }

@@ -44,6 +44,8 @@ JOB_KEYS: tuple[str, ...] = (
 )
 JUDGE_KEYS: tuple[str, ...] = (*COMMON_KEYS, "condition")
 OR_KEYS: tuple[str, ...] = COMMON_KEYS
+#: A file-watch job (ajs3.definitions.events).
+FILEWATCH_KEYS: tuple[str, ...] = (*COMMON_KEYS, "watch")
 JOBNET_KEYS: tuple[str, ...] = (*COMMON_KEYS, "concurrency", "units", "delay")
 #: A jobnet connector (docs/definitions.md, Jobnet connectors).
 CONNECTOR_KEYS: tuple[str, ...] = (*COMMON_KEYS, "waits_for", "match")
@@ -58,6 +60,7 @@ ROOT_KEYS: tuple[str, ...] = (
     "schedule",
     "delay",
     "keep",
+    "start_condition",
 )
 #: The keys of ``delay:`` of a job or jobnet (docs/definitions.md).
 DELAY_KEYS: tuple[str, ...] = ("start_by", "longest")
@@ -66,6 +69,7 @@ KEYS_BY_KIND: dict[UnitKind, tuple[str, ...]] = {
     UnitKind.JOB: JOB_KEYS,
     UnitKind.JUDGE: JUDGE_KEYS,
     UnitKind.OR: OR_KEYS,
+    UnitKind.FILEWATCH: FILEWATCH_KEYS,
     UnitKind.JOBNET: JOBNET_KEYS,
     UnitKind.CONNECTOR: CONNECTOR_KEYS,
 }

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from ajs3.definitions.events import StartCondition, Watch
 from ajs3.keep import Keep
 from ajs3.model import Compare, RecoveryPolicy, UnitKind
 
@@ -263,7 +264,7 @@ class Condition:
 
 @dataclass(frozen=True)
 class Unit:
-    """One unit: a jobnet, a Unix job, a judgment job or an OR job.
+    """One unit: a jobnet, a Unix job, a judgment job, an OR job or a file-watch job.
 
     ``path`` is the full unit path (``/group/jobnet/job``); ``name`` its last part.
     ``after`` names sibling units this one runs after. ``source`` is ``file:line``
@@ -308,6 +309,10 @@ class Unit:
     #: Jobnet connectors only: the root jobnet waited for, and which run of it.
     waits_for: str | None = None
     match: Match | None = None
+    #: File-watch jobs only: what it waits for (ajs3.definitions.events).
+    watch: Watch | None = None
+    #: Root jobnets only: a run starts each time one of its watches fires.
+    start_condition: StartCondition | None = None
 
     def argv(self) -> list[str]:
         """The program and arguments to execute for a Unix job."""
@@ -376,6 +381,13 @@ class Unit:
             output_limit=data.get("output_limit"),
             waits_for=data.get("waits_for"),
             match=Match(data["match"]) if data.get("match") else None,
+            # stored before event jobs existed: no "watch" or "start_condition" key
+            watch=Watch.from_dict(data["watch"]) if data.get("watch") else None,
+            start_condition=(
+                StartCondition.from_dict(data["start_condition"])
+                if data.get("start_condition")
+                else None
+            ),
         )
 
 

@@ -15,6 +15,7 @@ from yaml.nodes import Node
 from ajs3.definitions import schema
 from ajs3.definitions.connectors import read_connector
 from ajs3.definitions.delays import read_delay
+from ajs3.definitions.events import read_filewatch, read_start_condition
 from ajs3.definitions.graph import Draft, check_siblings
 from ajs3.definitions.jobs import read_job
 from ajs3.definitions.nodes import KIND_LABEL, Ctx, Getter, line_of, short, suggest
@@ -97,6 +98,14 @@ def read_unit(ctx: Ctx, node: Node, parent: str, depth: int, *, root: bool) -> D
                 "a nested jobnet runs when its parent does",
             )
             continue
+        if key == "start_condition":
+            ctx.report(
+                Code.BAD_START_CONDITION,
+                key_node,
+                f"{label} has a start condition, but only a root jobnet may have one "
+                "(a nested jobnet runs when its parent does); move it to the root jobnet",
+            )
+            continue
         if key in schema.ALL_UNIT_KEYS:
             owners = [k.value for k, keys in schema.KEYS_BY_KIND.items() if key in keys]
             reason = (
@@ -160,6 +169,8 @@ def read_unit(ctx: Ctx, node: Node, parent: str, depth: int, *, root: bool) -> D
         if "after" in typos:
             after_node = None
         values.update(_judge(ctx, value, label, line, after, after_node, typos))
+    elif kind is UnitKind.FILEWATCH:
+        values.update(read_filewatch(ctx, value, label, line, typos))
     elif kind is UnitKind.OR:
         if not after and "after" not in typos:
             ctx.report(
@@ -178,6 +189,9 @@ def read_unit(ctx: Ctx, node: Node, parent: str, depth: int, *, root: bool) -> D
         if parsed is not None:
             values["schedule"], calendar_ref = parsed
     values.update(read_retention(ctx, value, label))
+    condition_node = value("start_condition")
+    if condition_node is not None:
+        values["start_condition"] = read_start_condition(ctx, condition_node, label)
 
     delay_node = value("delay")
     if delay_node is not None:

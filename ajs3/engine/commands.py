@@ -139,6 +139,16 @@ class Commands:
                 )
             self.collector.kill_tracked(t, ReasonCode.KILLED_BY_OPERATOR, "killed by an operator")
             return state
+        if unit.kind is UnitKind.FILEWATCH and ur.status is Status.RUNNING:  # no process
+            core.journal.set_status(
+                ur,
+                Status.KILLED,
+                ReasonCode.KILLED_BY_OPERATOR,
+                "killed by an operator",
+                ended_at=core.clock(),
+            )
+            core.dirty.add(state.run.id)
+            return state
         if target != state.root.path:
             raise OperationError("kill a job or a whole root jobnet run", code=Code.BAD_ARGUMENT)
         if state.root_ur.status.is_final:

@@ -255,6 +255,11 @@ class Evaluator:
                     defs = self.core.definitions.jobnets
                     connectors.end_connector(journal, defs, state, ur, unit, now)
                     changed = True
+                elif unit.kind is UnitKind.FILEWATCH:  # ends by ajs3.engine.watches
+                    journal.set_status(
+                        ur, Status.RUNNING, ReasonCode.WATCHING, "watching", started_at=now
+                    )
+                    changed = True
                 elif unit.kind is UnitKind.JOBNET:
                     journal.set_status(
                         ur, Status.RUNNING, ReasonCode.STARTED, "started", started_at=now

@@ -30,6 +30,7 @@ from ajs3.engine.indoubt import InDoubt
 from ajs3.engine.reconcile import Reconciler
 from ajs3.engine.runstate import RunState
 from ajs3.engine.timetable import SEEN_KEY, Timetable
+from ajs3.engine.watches import Watches
 from ajs3.errors import Code, OperationError
 from ajs3.journal.files import DiskFull
 from ajs3.journal.store import Journal, UnitRun
@@ -61,6 +62,9 @@ class Scheduler:
         self.timetable = Timetable()
         self.timetable.plan = planchanges.load(journal)
         self.delays = DelayWatch(journal, core.runs)
+        self.watches = Watches(
+            core, lambda jobnet, values, at: self.register(jobnet, at=at, values=values)
+        )
 
     def use_settings(self, settings: Settings) -> None:
         """Settings read again (at ``define``): the jobs started from now on follow them."""
@@ -115,6 +119,7 @@ class Scheduler:
         self.core.use_definitions(version, defs)
         self.log.info("definitions applied", version=version, jobnets=len(defs.jobnets))
         self.timetable.refresh(defs)
+        self.watches.look_again()
         return version
 
     def register(
@@ -244,6 +249,7 @@ class Scheduler:
                     self.collector.handle_exit(fd)
                 if not core.stopping:
                     self.register_due(now)
+                    self.watches.check(now)
                 if self._needs_time_wake(now):
                     core.dirty.update(core.runs)
                 for run_no in sorted(core.dirty):
@@ -251,6 +257,7 @@ class Scheduler:
                     if state is not None:
                         self.evaluator.evaluate(state, now, launches)
                 core.dirty.clear()
+                self.watches.establish(now)
                 self.delays.check(now)
                 if launches:
                     self.dispatch.record_intents(launches, now)
@@ -298,6 +305,7 @@ class Scheduler:
         started meanwhile whose supervisor is not watched is taken up again."""
         core = self.core
         self.delays.forget()  # what it raised in the rolled-back step is raised again
+        self.watches.look_again()  # what fired in the rolled-back step fires again
         version, defs = self.journal.definitions()
         core.use_definitions(version, defs)
         self.timetable.plan = planchanges.load(self.journal)
@@ -350,6 +358,9 @@ class Scheduler:
         delay = self.delays.next_deadline()
         if delay is not None:
             times.append(delay)
+        watch = self.watches.next_wake()
+        if watch is not None:
+            times.append(watch)
         times.extend(at for _, at in self.core.stragglers)
         for t in self.core.tracked.values():
             if t.kill_at is not None:

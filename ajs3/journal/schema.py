@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 #: MIGRATIONS[n] brings a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -154,6 +154,30 @@ MIGRATIONS: list[str] = [
     CREATE TABLE purging (
         jobnet_run INTEGER PRIMARY KEY REFERENCES jobnet_runs(id) ON DELETE CASCADE,
         since REAL NOT NULL
+    );
+    """,
+    # 7: file watches (ajs3.engine.watches, ADR 0023): each watch that began, with what it
+    # looks for (a changed spec starts over) and how many times it fired; and the files
+    # it has taken into account (identity: path, inode, size, mtime), written in the
+    # transaction of the run or unit end each event causes, so that a restart or a
+    # failover fires once for what arrived unwatched and never again for what fired.
+    """
+    CREATE TABLE watches (
+        watch TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        since REAL NOT NULL,
+        fired INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE watch_files (
+        watch TEXT NOT NULL,
+        path TEXT NOT NULL,
+        inode INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        fired INTEGER NOT NULL,
+        run INTEGER,
+        at REAL NOT NULL,
+        PRIMARY KEY (watch, path)
     );
     """,
 ]

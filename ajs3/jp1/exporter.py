@@ -23,6 +23,7 @@ from ajs3.definitions.units import (
     Unit,
 )
 from ajs3.jp1 import delaymap
+from ajs3.jp1 import events as jp1events
 from ajs3.jp1.catalog import FIRST_YEAR, LAST_YEAR
 from ajs3.jp1.parser import quote
 from ajs3.model import Compare, RecoveryPolicy, UnitKind
@@ -64,6 +65,8 @@ def _ty(unit: Unit) -> str:
         return "rj" if unit.recovery else "j"
     if unit.kind is UnitKind.CONNECTOR:
         return "nc"
+    if unit.kind is UnitKind.FILEWATCH:
+        return "rflwj" if unit.recovery else "flwj"
     return "jdj" if unit.kind is UnitKind.JUDGE else "orj"
 
 
@@ -215,6 +218,16 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
         out.emit(d, f"ncs={synchronous};")
     if unit.kind is UnitKind.CONNECTOR and unit.waits_for is not None:
         out.emit(d, f"ncr={unit.waits_for};")
+    if root and unit.start_condition is not None:  # ajs3.jp1.events
+        params, _, notes = jp1events.condition_lines(unit.start_condition)
+        for line in params:
+            out.emit(d, line)
+        out.notes.extend(f"{unit.path}: {n}" for n in notes)
+    if unit.kind is UnitKind.FILEWATCH and unit.watch is not None:
+        for line in jp1events.watch_lines(unit.watch):
+            out.emit(d, line)
+        if unit.watch.stable_for:
+            out.notes.append(f"{unit.path}: stable_for has no JP1 parameter")
     if root and unit.keep is not None and unit.keep.runs is not None:
         out.emit(d, f"rg={unit.keep.runs};")
     if root and unit.keep is not None and unit.keep.days is not None:
@@ -279,7 +292,25 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
             out.emit(d, f"ejf={quote(cond.path)};")
     for child in unit.units:
         _unit(out, child, d, root=False)
+    if root and unit.start_condition is not None:
+        _condition_unit(out, jp1events.condition_lines(unit.start_condition)[1], d)
     out.emit(depth, "}")
+
+
+def _condition_unit(out: _Out, watches: list[list[str]], d: int) -> None:
+    """The start condition unit (``.CONDITION``, ``ty=rc``) with one event job a watch."""
+    out.emit(d, "unit=.CONDITION,,,;")
+    out.emit(d, "{")
+    out.emit(d + 1, "ty=rc;")
+    out.emit(d + 1, "cond=or;")
+    for i, lines in enumerate(watches, 1):
+        out.emit(d + 1, f"unit=watch{i},,,;")
+        out.emit(d + 1, "{")
+        out.emit(d + 2, "ty=flwj;")
+        for line in lines:
+            out.emit(d + 2, line)
+        out.emit(d + 1, "}")
+    out.emit(d, "}")
 
 
 def export(defs: DefinitionSet) -> tuple[str, list[str]]:

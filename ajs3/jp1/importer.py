@@ -20,6 +20,7 @@ from ajs3.definitions.loader import load_texts
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
 from ajs3.jp1 import catalog, delaymap, origin, relations
+from ajs3.jp1 import events as jp1events
 from ajs3.jp1.connections import CONNECTOR_KEYS, DESTINATION_KEYS, Connections, prune
 from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
 from ajs3.jp1.schedmap import LAYOUT, Mapper
@@ -173,6 +174,12 @@ class _Importer(Mapper):
                 self.common(unit, link)
                 self.rest(unit, link, set(CONNECTOR_KEYS))
             return link
+        if ty in jp1events.FILEWATCH_TYPES:  # a file monitoring job (ajs3.jp1.events)
+            watch = jp1events.filewatch(self, unit)
+            if watch is not None:
+                self.common(unit, watch)
+                self.rest(unit, watch, jp1events.used_keys())
+            return watch
         if ty == "orj":
             out: dict[str, Any] = {"name": unit.name, "type": "or"}
             self.common(unit, out)
@@ -181,7 +188,7 @@ class _Importer(Mapper):
         self.note(
             unit.line,
             f"unit {unit.name!r} of type {ty or '?'!r} has no ajs3 "
-            "counterpart (supported: g, n, rn, j, rj, jdj, orj, nc); skipped",
+            "counterpart (supported: g, n, rn, j, rj, jdj, orj, nc, flwj, rflwj, rc); skipped",
         )
         return None
 
@@ -214,11 +221,17 @@ class _Importer(Mapper):
             if JOBNET_TYPES[unit.ty]:
                 out["recovery"] = True
         self.common(unit, out)
+        conds = [ch for ch in unit.children if ch.ty == jp1events.CONDITION_TYPE]
         children = [
-            self.mark(c, ch.line) for ch in unit.children if (c := self.child(ch)) is not None
+            self.mark(c, ch.line)
+            for ch in unit.children
+            if ch.ty != jp1events.CONDITION_TYPE and (c := self.child(ch)) is not None
         ]
         self.relations(unit, {c["name"]: c for c in children})
-        used = {"ar"}
+        condition = jp1events.start_condition(self, unit, conds, root=root)
+        if condition is not None:  # .CONDITION and the valid range wc/wt
+            out["start_condition"] = condition
+        used = {"ar", "wc", "wt"}
         if root:
             schedule = self.schedule(unit, used)
             if schedule is not None:

@@ -29,6 +29,7 @@ from ajs3.notify.hub import Notifications
 from ajs3.service import access, protocol, views
 from ajs3.service.access import Peer
 from ajs3.service.control import ControlServer
+from ajs3.service.diskfull import DiskFullHandling
 from ajs3.service.gauges import LiveFigures
 from ajs3.service.lock import DataDirLock, describe
 from ajs3.service.operator import OperatorRequests
@@ -40,11 +41,9 @@ from ajs3.settings import SETTINGS_FILE, Settings, load_settings
 
 #: The loop wakes at least this often, so depth-10 health checks see it alive.
 HEARTBEAT = 5.0
-#: Free bytes the data directory's file system must have again after a full disk.
-ROOM_NEEDED = 1 << 20
 
 
-class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
+class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
     def __init__(
         self, paths: Paths, mode: StartMode, log_level: str = "info", console: bool = False
     ) -> None:
@@ -153,6 +152,9 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
             signal.signal(s, on_signal)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.sel.register(rsig, selectors.EVENT_READ, "signal")
+        inotify_fd = self.sched.watches.fileno() if self.sched is not None else None
+        if inotify_fd is not None:  # file watches (ajs3.engine.watches)
+            self.sel.register(inotify_fd, selectors.EVENT_READ, "watches")
         if ready_fd is not None:
             os.write(ready_fd, b'{"ok": true}\n')
             os.close(ready_fd)
@@ -198,6 +200,8 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
                     tag = key.data
                     if isinstance(tag, ControlServer):
                         tag.ready(key, mask)
+                    elif tag == "watches":
+                        sched.watches.readable()
                     elif tag == "signal":
                         with contextlib.suppress(BlockingIOError):
                             rsig.recv(4096)
@@ -219,50 +223,6 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests):
         if self.lost is not None:
             raise self.lost  # a coded error and a non-zero exit: the monitor fails
         return 0
-
-    def _note_disk_full(self, exc: DiskFull) -> None:
-        """AJS3-E208: one log line when it begins, then one a minute while it lasts
-        (the log may be on the same full file system)."""
-        now = time.time()
-        assert self.sched is not None
-        self.sched.note_disk_full()
-        if self.disk_full is None:
-            self.disk_full_since = now
-        self.disk_full = exc
-        if now - self._disk_logged >= 60.0:
-            self._disk_logged = now
-            self.log.error(
-                "disk full: nothing is recorded and nothing starts until there is room again",
-                code=Code.DISK_FULL.value,
-                error=exc.message,
-                since=self.disk_full_since,
-            )
-
-    def _space_back(self) -> bool:
-        """While the disk is full: True once its file system has room (ROOM_NEEDED)
-        and a small write to the journal commits (tried at most once a second): the
-        step may run again."""
-        assert self.journal is not None
-        now = time.time()
-        if now - self._disk_probed < 1.0:
-            return False
-        self._disk_probed = now
-        try:
-            # SQLite may commit into room its WAL had taken before: ask the file system
-            # too, so that jobs do not start where their records cannot be written.
-            vfs = os.statvfs(self.datadir)
-            if vfs.f_bavail * vfs.f_frsize < ROOM_NEEDED:
-                return False
-            self.journal.set_meta("space_probe", repr(now))
-        except OSError:
-            return False
-        except DiskFull as exc:
-            self._note_disk_full(exc)
-            return False
-        self.log.info("disk space back: carrying on", full_for=now - self.disk_full_since)
-        self.disk_full = None
-        self._disk_logged = 0.0
-        return True
 
     def _datadir_lost(self) -> AjsError | None:
         """AJS3-E209 if the data directory or its journal is no longer the one this
