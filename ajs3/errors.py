@@ -34,6 +34,8 @@ class Code(StrEnum):
     UNSAFE_FILE = "AJS3-E114"
     #: a YAML tag (``!!python/...``, ``!foo``) on any node: refused, never ignored
     YAML_TAG = "AJS3-E115"
+    #: a job's ``host:`` names no execution host or host group of the settings
+    UNKNOWN_EXEC_HOST = "AJS3-E150"
     # data directory and journal (E2xx)
     DATADIR_MISSING = "AJS3-E201"
     DATADIR_NFS = "AJS3-E202"
@@ -73,6 +75,16 @@ class Code(StrEnum):
     #: a state-changing request was sent and no answer came: it may or may not have
     #: taken effect (for `entry`, repeating it with the same key is safe)
     OUTCOME_UNKNOWN = "AJS3-E314"
+    #: an execution host cannot be reached over ssh (network, sshd, timeout)
+    EXEC_HOST_UNREACHABLE = "AJS3-E330"
+    #: an execution host refused the logical host's key or its host key is not known
+    EXEC_HOST_AUTH = "AJS3-E331"
+    #: an execution host speaks another protocol version than this ajs3
+    EXEC_HOST_VERSION = "AJS3-E332"
+    #: an execution host refused an epoch lower than the highest it has seen
+    EXEC_HOST_EPOCH = "AJS3-E333"
+    #: an execution host answered with something that is not the protocol, or refused
+    EXEC_HOST_PROTOCOL = "AJS3-E334"
     # operations (E4xx)
     UNKNOWN_JOBNET = "AJS3-E401"
     UNKNOWN_UNIT = "AJS3-E402"

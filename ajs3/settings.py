@@ -18,6 +18,7 @@ import yaml
 from ajs3 import datadir as dd
 from ajs3 import keep as kp
 from ajs3.errors import AjsError, Code
+from ajs3.exechost.config import ExecHosts, parse_exechosts
 from ajs3.fileperms import refuse_unsafe
 from ajs3.notify_routes import Route, parse_routes
 
@@ -60,6 +61,8 @@ class Settings:
     purge_interval: float = kp.DEFAULT_PURGE_INTERVAL
     #: bytes kept of each of a job's stdout and stderr (a job's output_limit wins)
     output_limit: int = kp.DEFAULT_OUTPUT_LIMIT
+    #: execution hosts, host groups and exechost_timeout (docs/exechosts.md)
+    exechosts: ExecHosts = field(default_factory=ExecHosts)
 
 
 _KEYS: dict[str, str] = {
@@ -75,6 +78,9 @@ _KEYS: dict[str, str] = {
     f"{kp.PURGE_INTERVAL_MAX:g}",
     "output_limit": f"an integer number of bytes from {kp.OUTPUT_LIMIT_MIN} to "
     f"{kp.OUTPUT_LIMIT_MAX}",
+    "execution_hosts": "a mapping of name: {destination, user, port, ...} (docs/exechosts.md)",
+    "host_groups": "a mapping of name: {members, distribution} (docs/exechosts.md)",
+    "exechost_timeout": "a number of seconds",
 }
 
 
@@ -136,6 +142,7 @@ def parse(data: Any, path: Path, settings: Settings) -> Settings:
                     hint="run the command as an unprivileged user, or allow root jobs",
                 )
     _retention(data, path, settings)
+    settings.exechosts = parse_exechosts(data, path)
     return settings
 
 

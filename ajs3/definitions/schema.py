@@ -41,10 +41,11 @@ JOB_KEYS: tuple[str, ...] = (
     "failover_check",
     "delay",
     "output_limit",
+    "host",
 )
 JUDGE_KEYS: tuple[str, ...] = (*COMMON_KEYS, "condition")
 OR_KEYS: tuple[str, ...] = COMMON_KEYS
-JOBNET_KEYS: tuple[str, ...] = (*COMMON_KEYS, "concurrency", "units", "delay")
+JOBNET_KEYS: tuple[str, ...] = (*COMMON_KEYS, "concurrency", "units", "delay", "host")
 #: A root jobnet has no siblings, so no ``after`` and no ``recovery``.
 ROOT_KEYS: tuple[str, ...] = (
     "name",
@@ -56,6 +57,7 @@ ROOT_KEYS: tuple[str, ...] = (
     "schedule",
     "delay",
     "keep",
+    "host",
 )
 #: The keys of ``delay:`` of a job or jobnet (docs/definitions.md).
 DELAY_KEYS: tuple[str, ...] = ("start_by", "longest")

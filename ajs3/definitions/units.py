@@ -295,6 +295,9 @@ class Unit:
     keep: Keep | None = None
     #: Jobs only: bytes kept of each of stdout and stderr (None: the logical host's).
     output_limit: int | None = None
+    #: Jobs and jobnets: the execution host or host group it runs on (None: locally;
+    #: a jobnet's is inherited by the units below it that name none).
+    host: str | None = None
 
     def argv(self) -> list[str]:
         """The program and arguments to execute for a Unix job."""
@@ -361,6 +364,7 @@ class Unit:
             delay=Delay(**data["delay"]) if data.get("delay") else None,
             keep=Keep.from_dict(data["keep"]) if data.get("keep") else None,
             output_limit=data.get("output_limit"),
+            host=data.get("host"),
         )
 
 

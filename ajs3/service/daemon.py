@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from ajs3 import logs
+from ajs3.definitions.hosts import check_hosts
 from ajs3.definitions.loader import load_texts
 from ajs3.engine import runvars
 from ajs3.engine.jobenv import check_job_users
@@ -485,7 +486,8 @@ class Daemon(OperatorRequests, UpkeepRequests):
         # the data directory now (docs/engine.md, "Settings")
         settings = load_settings(self.datadir, self.paths.lhost)
         problems = check_job_users(defs, settings, os.geteuid())
-        if problems:  # AJS3-E313, before anything is applied
+        problems += check_hosts(defs, settings.exechosts)
+        if problems:  # AJS3-E313, AJS3-E150, before anything is applied
             raise DefinitionError(problems)
         version = self.sched.apply_definitions(defs, sources or [f["name"] for f in files])
         if settings != self.settings:
