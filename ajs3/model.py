@@ -247,6 +247,9 @@ class ReasonCode(StrEnum):
     """``ajs3 chgstat``: an operator set the status by hand, with a reason."""
     VALUES_REFUSED = "values-refused"
     """A job's AJS3_VARS_OUT file held a bad value: none of it was applied."""
+    EXEC_HOST_LOST = "exec-host-lost"
+    """In doubt: its execution host was out of reach for ``exechost_timeout``, or its
+    supervisor there died before recording an end; the policy decided."""
 
 
 #: The codes of a run in doubt, decided by its recovery policy (docs/design.md rule 5).
@@ -256,6 +259,7 @@ IN_DOUBT = frozenset(
         ReasonCode.IN_DOUBT_AFTER_FAILOVER,
         ReasonCode.KILLED_BY_WARM_START,
         ReasonCode.START_RECORD_HELD,
+        ReasonCode.EXEC_HOST_LOST,
     }
 )
 

@@ -18,7 +18,7 @@ import yaml
 from ajs3 import datadir as dd
 from ajs3 import keep as kp
 from ajs3.errors import AjsError, Code
-from ajs3.exechost.config import ExecHosts, parse_exechosts
+from ajs3.exechost_config import ExecHosts, parse_exechosts
 from ajs3.fileperms import refuse_unsafe
 from ajs3.notify_routes import Route, parse_routes
 

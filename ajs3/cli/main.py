@@ -19,7 +19,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ajs3.cli import definitions, demo, notify, operations, planning, retention, service, views
+from ajs3.cli import (
+    definitions,
+    demo,
+    exechost,
+    notify,
+    operations,
+    planning,
+    retention,
+    service,
+    views,
+)
 from ajs3.cli.exits import Handler, run
 from ajs3.cli.parser import build_parser
 
@@ -52,6 +62,7 @@ HANDLERS: dict[str, Handler] = {
     "resume": planning.cmd_resume,
     "chgstat": planning.cmd_chgstat,
     "notify": notify.cmd_notify,
+    "exechost": exechost.cmd_exechost,
     "demo": _demo,
 }
 

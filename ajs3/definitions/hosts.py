@@ -14,7 +14,7 @@ from yaml.nodes import Node
 from ajs3.definitions.nodes import Ctx, Getter
 from ajs3.definitions.units import DefinitionSet, Unit
 from ajs3.errors import Code, Problem
-from ajs3.exechost.config import NAME_RE, ExecHosts
+from ajs3.exechost_config import NAME_RE, ExecHosts
 from ajs3.model import UnitKind
 
 

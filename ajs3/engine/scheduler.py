@@ -55,6 +55,7 @@ class Scheduler:
         self.dispatch = Dispatcher(core)
         doubt = InDoubt(core, self.dispatch)
         self.collector = Collector(core, doubt)
+        self.doubt = doubt  # the daemon hands it to the execution hosts' jobs
         self.reconciler = Reconciler(core, self.dispatch, self.collector, doubt)
         self.evaluator = Evaluator(core)
         self.commands = Commands(core, self.evaluator, self.collector)
@@ -347,6 +348,9 @@ class Scheduler:
         if delay is not None:
             times.append(delay)
         times.extend(at for _, at in self.core.stragglers)
+        remote = self.core.exechosts.next_wake() if self.core.exechosts else None
+        if remote is not None:
+            times.append(remote)
         for t in self.core.tracked.values():
             if t.kill_at is not None:
                 times.append(t.kill_at)
@@ -363,6 +367,8 @@ class Scheduler:
 
     def check_timers(self) -> None:
         self.collector.check_timers()
+        if self.core.exechosts is not None:
+            self.core.exechosts.poll()
 
     def kill_all(self, reason: str, grace: float) -> None:
         self.collector.kill_all(reason, grace)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 #: MIGRATIONS[n] brings a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -155,5 +155,11 @@ MIGRATIONS: list[str] = [
         jobnet_run INTEGER PRIMARY KEY REFERENCES jobnet_runs(id) ON DELETE CASCADE,
         since REAL NOT NULL
     );
+    """,
+    # 8 (the exechost branch; 7 is another branch's): the execution host a job's
+    # attempt was sent to, chosen in the commit of its start (ajs3/exechost), so that
+    # a new owner finds it there after a failover.
+    """
+    ALTER TABLE unit_runs ADD COLUMN exec_host TEXT;
     """,
 ]

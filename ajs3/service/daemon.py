@@ -22,6 +22,7 @@ from ajs3.engine.retention import Purger
 from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import AjsError, Code, DefinitionError, EpochSuperseded
+from ajs3.exechost.manager import ExecHostJobs
 from ajs3.journal import audit
 from ajs3.journal.files import DiskFull
 from ajs3.journal.store import Journal
@@ -91,6 +92,9 @@ class Daemon(OperatorRequests, UpkeepRequests):
         self.notify = Notifications(self.journal, settings, self.log)
         self.sched = Scheduler(self.journal, settings)
         self.sched.log = self.log
+        remote = ExecHostJobs(self.sched.core, self.sched.dispatch, self.sched.doubt)
+        remote.rundir = self.paths.rundir  # ssh control sockets (docs/exechosts.md)
+        self.sched.core.exechosts = remote
         self.sched.recover(self.mode)
         self.notify.start(self.mode.value)
         sched = self.sched

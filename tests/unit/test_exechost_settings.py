@@ -9,7 +9,7 @@ import pytest
 from ajs3.definitions.hosts import check_hosts
 from ajs3.definitions.loader import load_texts
 from ajs3.errors import AjsError, Code
-from ajs3.exechost.config import Distribution
+from ajs3.exechost_config import Distribution
 from ajs3.settings import load_settings
 
 GOOD = """\
