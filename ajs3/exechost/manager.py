@@ -227,6 +227,13 @@ class ExecHostJobs:
             f"the job waits for it, its on_failover policy decides in {max(0.0, left):.0f} s"
         )
 
+    def close(self) -> None:
+        """At a clean stop: the shared ssh connections end (jobs there run on)."""
+        if self._control is None:
+            return
+        for host in self.core.settings.exechosts.hosts:
+            transport.close_master(host, self._control)
+
     # -- one exchange with one execution host ------------------------------------------------
 
     def control(self) -> Path:

@@ -11,6 +11,7 @@ keeps the host out of reach AJS3-E330.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -96,6 +97,14 @@ def ssh_argv(host: ExecHost, control: Path) -> list[str]:
     if host.identity_file:
         argv += ["-i", host.identity_file, "-o", "IdentitiesOnly=yes"]
     return [*argv, "--", host.destination, "ajs3", "exechost", "serve"]
+
+
+def close_master(host: ExecHost, control: Path) -> None:
+    """Ask the shared master connection to a host to exit (at a clean stop)."""
+    argv = ssh_argv(host, control)
+    argv[argv.index("--") :] = ["-O", "exit", "--", host.destination]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(argv, capture_output=True, timeout=10, check=False)
 
 
 def exchange(

@@ -343,6 +343,8 @@ class Daemon(OperatorRequests, UpkeepRequests):
             self.server.close()
         if self.sched is not None:
             self.sched.runner.close()
+            if isinstance(self.sched.core.exechosts, ExecHostJobs):
+                self.sched.core.exechosts.close()
         if self.notify is not None:  # a clean stop says so; a lost host writes nothing
             self.notify.stop(clean=self.lost is None and not self.superseded)
         if self.journal is not None and self.lost is None:

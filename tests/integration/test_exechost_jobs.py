@@ -226,3 +226,61 @@ def test_an_unknown_host_is_refused_at_define(make_lhost: Any, xlab: ExecHostLab
     done = host.run("define", check=False)
     assert done.returncode != 0
     assert "AJS3-E150" in done.stderr and "bad.yaml:4" in done.stderr
+
+
+def _link(xlab: ExecHostLab, state: str) -> None:
+    import subprocess
+
+    subprocess.run(["ip", "link", "set", xlab.ns + "a", state], check=True, timeout=30)
+
+
+def test_cut_link_jobs_wait_then_finish_or_their_policy_decides(
+    make_lhost: Any, xlab: ExecHostLab, tmp_path: Path
+) -> None:
+    """The link to the execution host is cut while jobs run: they wait (show --why
+    says so). Back within exechost_timeout, they finish with their true exit code;
+    out of reach longer, their on_failover policy decides."""
+    flag = tmp_path / "go"
+    host = remote_host(make_lhost, xlab, "xhcut", extra="exechost_timeout: 40\n")
+    host.define(
+        f"""
+        jobnets:
+          - name: n
+            host: xh1
+            units:
+              - name: a
+                script: 'while [ ! -e {flag} ]; do sleep 0.1; done; exit 3'
+                abnormal_threshold: 5
+        """
+    )
+    run = host.entry("/n")
+    wait_for(lambda: host.units(run)["/n/a"]["status"] == "running", 60, "start")
+    ur = host.units(run)["/n/a"]
+    wait_for(lambda: (xlab.jobdir("xhcut", ur["run_id"]) / "started.json").exists(), 30, "claim")
+    _link(xlab, "down")
+    try:
+        wait_for(
+            lambda: "cannot be reached" in host.run("show", "--why", "/n/a").stdout,
+            90,
+            "show --why to say the execution host is out of reach",
+        )
+        flag.touch()  # it ends there while the link is cut
+        time.sleep(1)
+    finally:
+        _link(xlab, "up")
+    a = {u["path"]: u for u in host.wait(run, timeout=120)["units"]}["/n/a"]
+    assert (a["status"], a["exit_code"], a["attempt"]) == ("ended_normally", 3, 1)
+
+    # out of reach longer than exechost_timeout: policy fail
+    flag.unlink()
+    run = host.entry("/n")
+    wait_for(lambda: host.units(run)["/n/a"]["status"] == "running", 60, "start")
+    ur = host.units(run)["/n/a"]
+    wait_for(lambda: (xlab.jobdir("xhcut", ur["run_id"]) / "started.json").exists(), 30, "claim")
+    _link(xlab, "down")
+    try:
+        a = {u["path"]: u for u in host.wait(run, timeout=180)["units"]}["/n/a"]
+    finally:
+        _link(xlab, "up")
+        flag.touch()
+    assert a["status"] == "killed" and "could not be reached" in a["reason"]
