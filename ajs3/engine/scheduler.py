@@ -368,7 +368,11 @@ class Scheduler:
     def check_timers(self) -> None:
         self.collector.check_timers()
         if self.core.exechosts is not None:
-            self.core.exechosts.poll()
+            try:
+                self.core.exechosts.poll()
+            except DiskFull:  # a policy or a failed start not recorded: taken up again
+                self.note_disk_full()
+                self.resync()
 
     def kill_all(self, reason: str, grace: float) -> None:
         self.collector.kill_all(reason, grace)

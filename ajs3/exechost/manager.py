@@ -363,14 +363,18 @@ class ExecHostJobs:
         """Bring the end home (status.json, output) and queue it for the collector."""
         core = self.core
         jobdir = core.runner.jobdir(r.run_id)
-        rn.private_dir(jobdir, reclaim=True)
         found = core.index.get(r.unit_run)
         limit = core.settings.output_limit
         if found is not None:
             limit = found[0].units[found[1].path].output_limit or limit
-        for stream in (dd.STDOUT, dd.STDERR):
-            self._fetch(host, r.run_id, stream, jobdir / stream, limit)
-        _write(jobdir / dd.STATUS, json.dumps(status).encode())
+        try:
+            rn.private_dir(jobdir, reclaim=True)
+            for stream in (dd.STDOUT, dd.STDERR):
+                self._fetch(host, r.run_id, stream, jobdir / stream, limit)
+            _write(jobdir / dd.STATUS, json.dumps(status).encode())
+        except (OSError, AjsError) as exc:  # a full disk here: the next poll tries again
+            core.log.error("end not brought home", run_id=r.run_id, error=str(exc))
+            return
         t = core.tracked.get(r.unit_run)
         self.remote.pop(r.unit_run, None)
         if t is not None:

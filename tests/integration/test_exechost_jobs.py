@@ -284,3 +284,44 @@ def test_cut_link_jobs_wait_then_finish_or_their_policy_decides(
         _link(xlab, "up")
         flag.touch()
     assert a["status"] == "killed" and "could not be reached" in a["reason"]
+
+
+def test_a_group_spreads_jobs_and_max_jobs_holds(
+    make_lhost: Any, xlab: ExecHostLab, tmp_path: Path
+) -> None:
+    """Two names for the lab's host, max_jobs 1 each, in a round-robin group: six
+    parallel jobs alternate between them and never more than two run at once."""
+    name = "xhgroup"
+    host = make_lhost(name)
+    key = xlab.key(f"key-{name}")
+    xlab.authorize(key, name)
+    second = xlab.settings(key, name="xh2").split("\n", 1)[1]  # without the key line
+    host.write_settings(
+        xlab.settings(key, extra="    max_jobs: 1\n")
+        + second
+        + "    max_jobs: 1\nhost_groups:\n"
+        + "  both: {members: [xh1, xh2], distribution: round_robin}\n"
+    )
+    host.start()
+    ledger = tmp_path / "ledger"
+    units = "".join(
+        f"""
+              - name: j{i}
+                script: 'echo "start $(date +%s.%N)" >> {ledger}; sleep 1;
+                  echo "end $(date +%s.%N)" >> {ledger}'"""
+        for i in range(6)
+    )
+    host.define("jobnets:\n  - name: wide\n    host: both\n    units:" + units + "\n")
+    data = host.wait(host.entry("/wide"), timeout=180)
+    jobs = [u for u in data["units"] if u["kind"] == "job"]
+    assert all(u["status"] == "ended_normally" for u in jobs)
+    assert Counter(u["exec_host"] for u in jobs) == {"xh1": 3, "xh2": 3}
+    events = sorted(
+        (float(t), 1 if kind == "start" else -1)
+        for kind, t in (line.split() for line in ledger.read_text().splitlines())
+    )
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak <= 2
