@@ -202,6 +202,16 @@ class Server:
         return {"ok": True, "data": base64.b64encode(data).decode(), "size": total}
 
 
+def answer_line(server: Server, line: bytes) -> dict[str, Any]:
+    """The one answer to one request line: ok, or a coded refusal."""
+    try:
+        return server.handle(pr.decode(line))
+    except AjsError as exc:
+        return pr.refusal(exc)
+    except (OSError, ValueError, TypeError) as exc:
+        return pr.refusal(AjsError(f"{type(exc).__name__}: {exc}", code=Code.EXEC_HOST_PROTOCOL))
+
+
 def serve(server_args: dict[str, Any], stdin: BinaryIO, stdout: BinaryIO) -> int:
     """Answer requests until stdin ends. A failure to set up is answered to the first
     request (so the logical host sees its code), then the session ends."""
@@ -214,17 +224,11 @@ def serve(server_args: dict[str, Any], stdin: BinaryIO, stdout: BinaryIO) -> int
         line = stdin.readline(pr.MAX_LINE + 1)
         if not line:
             return 0
-        try:
-            if setup_error is not None:
-                raise setup_error
+        if setup_error is not None:
+            answer = pr.refusal(setup_error)
+        else:
             assert server is not None
-            answer = server.handle(pr.decode(line))
-        except AjsError as exc:
-            answer = pr.refusal(exc)
-        except (OSError, ValueError, TypeError) as exc:
-            answer = pr.refusal(
-                AjsError(f"{type(exc).__name__}: {exc}", code=Code.EXEC_HOST_PROTOCOL)
-            )
+            answer = answer_line(server, line)
         stdout.write(pr.encode(answer))
         stdout.flush()
         if setup_error is not None:
