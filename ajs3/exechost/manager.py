@@ -80,6 +80,8 @@ class ExecHostJobs:
         self.next_poll: dict[str, float] = {}
         self.turns: dict[str, int] = {}
         self.rundir: Path | None = None
+        #: ends found by the exchange under way: (run, its answer), brought home after it
+        self.ended: list[tuple[Remote, dict[str, Any]]] = []
         self._control: Path | None = None
 
     # -- placement, at the step's commit ----------------------------------------------
@@ -282,6 +284,9 @@ class ExecHostJobs:
             r.signals.clear()
             if r.unit_run in self.remote and r.run_id in states:
                 self._apply(host, r, states[r.run_id])
+        if self.ended:
+            ended, self.ended = self.ended, []
+            self._bring_home(host, ended)
 
     def _unreachable(self, name: str, exc: AjsError, now: float) -> None:
         if name not in self.down:
@@ -323,9 +328,8 @@ class ExecHostJobs:
                 r.adopted = False
                 log.info("re-adopted a job running on an execution host")
         elif state == "ended":
-            status = answer.get("status")
-            if isinstance(status, dict):
-                self._ended(host, r, status)
+            if isinstance(answer.get("status"), dict):
+                self.ended.append((r, answer))
         elif state == "failed":
             self._forget(r)
             found = core.index.get(r.unit_run)
@@ -359,46 +363,65 @@ class ExecHostJobs:
         elif state == "lost":
             self._lost([r], f"its supervisor on {r.host} died before recording an end")
 
-    def _ended(self, host: ExecHost, r: Remote, status: dict[str, Any]) -> None:
-        """Bring the end home (status.json, output) and queue it for the collector."""
+    def _bring_home(self, host: ExecHost, ended: list[tuple[Remote, dict[str, Any]]]) -> None:
+        """Bring the ends home (status.json, output) and queue them for the collector.
+        Output the poll did not carry comes in batched ``output`` requests."""
         core = self.core
-        jobdir = core.runner.jobdir(r.run_id)
-        found = core.index.get(r.unit_run)
-        limit = core.settings.output_limit
+        outputs: dict[tuple[str, str], bytearray] = {}
+        sizes: dict[tuple[str, str], int] = {}
+        for r, answer in ended:
+            for stream in (dd.STDOUT, dd.STDERR):
+                got = (answer.get("output") or {}).get(stream)
+                if isinstance(got, dict):
+                    outputs[r.run_id, stream] = bytearray(base64.b64decode(got.get("data") or ""))
+                    sizes[r.run_id, stream] = int(got.get("size") or 0)
+                else:
+                    outputs[r.run_id, stream] = bytearray()
+                    sizes[r.run_id, stream] = -1  # not known yet
+        for r, _ in ended:
+            limit = self._limit(r)
+            for stream in (dd.STDOUT, dd.STDERR):
+                key = (r.run_id, stream)
+                while len(outputs[key]) <= limit + 4096 and (
+                    sizes[key] < 0 or len(outputs[key]) < sizes[key]
+                ):
+                    req: dict[str, Any] = {"op": "output", "run_id": r.run_id}
+                    req.update(stream=stream, offset=len(outputs[key]))
+                    try:
+                        [got] = transport.exchange(
+                            host, self.control(), core.lhost, core.journal.epoch or 0, [req]
+                        )
+                    except AjsError as exc:
+                        core.log.warning("output not fetched", run_id=r.run_id, error=exc.message)
+                        break
+                    chunk = base64.b64decode(got.get("data") or "")
+                    outputs[key] += chunk
+                    sizes[key] = int(got.get("size") or 0)
+                    if not chunk:
+                        break
+        for r, answer in ended:
+            jobdir = core.runner.jobdir(r.run_id)
+            try:
+                rn.private_dir(jobdir, reclaim=True)
+                for stream in (dd.STDOUT, dd.STDERR):
+                    _write(jobdir / stream, bytes(outputs[r.run_id, stream]))
+                _write(jobdir / dd.STATUS, json.dumps(answer["status"]).encode())
+            except (OSError, AjsError) as exc:  # a full disk here: the next poll tries again
+                core.log.error("end not brought home", run_id=r.run_id, error=str(exc))
+                continue
+            t = core.tracked.get(r.unit_run)
+            self.remote.pop(r.unit_run, None)
+            if t is not None:
+                core.exited.append(t.pidfd)
+        if ended:
+            core.dirty.update(core.runs)  # a job waiting for room on its host may start
+
+    def _limit(self, r: Remote) -> int:
+        found = self.core.index.get(r.unit_run)
+        limit = self.core.settings.output_limit
         if found is not None:
             limit = found[0].units[found[1].path].output_limit or limit
-        try:
-            rn.private_dir(jobdir, reclaim=True)
-            for stream in (dd.STDOUT, dd.STDERR):
-                self._fetch(host, r.run_id, stream, jobdir / stream, limit)
-            _write(jobdir / dd.STATUS, json.dumps(status).encode())
-        except (OSError, AjsError) as exc:  # a full disk here: the next poll tries again
-            core.log.error("end not brought home", run_id=r.run_id, error=str(exc))
-            return
-        t = core.tracked.get(r.unit_run)
-        self.remote.pop(r.unit_run, None)
-        if t is not None:
-            core.exited.append(t.pidfd)
-        if core.settings.exechosts.hosts:
-            core.dirty.update(core.runs)  # a job waiting for room on it may start
-
-    def _fetch(self, host: ExecHost, run_id: str, stream: str, path: Path, limit: int) -> None:
-        """Copy a job's output home, up to its limit (plus the supervisor's marker)."""
-        data = bytearray()
-        while len(data) <= limit + 4096:
-            req = {"op": "output", "run_id": run_id, "stream": stream, "offset": len(data)}
-            try:
-                [answer] = transport.exchange(
-                    host, self.control(), self.core.lhost, self.core.journal.epoch or 0, [req]
-                )
-            except AjsError as exc:
-                self.core.log.warning("output not fetched", run_id=run_id, error=exc.message)
-                break
-            chunk = base64.b64decode(answer.get("data") or "")
-            data += chunk
-            if not chunk or len(data) >= int(answer.get("size") or 0):
-                break
-        _write(path, bytes(data))
+        return limit
 
     def _forget(self, r: Remote) -> None:
         core = self.core

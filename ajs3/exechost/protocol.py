@@ -37,6 +37,9 @@ RUN_ID_RE = re.compile(r"^r[0-9a-f]{20}\Z")
 #: The most bytes of output one ``output`` request returns.
 OUTPUT_CHUNK = 1024 * 1024
 
+#: The most output bytes (before base64) a poll answer carries for the runs that ended.
+INLINE_BUDGET = 1024 * 1024
+
 OPS = ("hello", "start", "poll", "kill", "void", "output")
 
 

@@ -88,7 +88,9 @@ class Server:
             ids = req.get("run_ids")
             if not isinstance(ids, list) or len(ids) > 100_000:
                 raise AjsError("poll needs run_ids, a list", code=Code.EXEC_HOST_PROTOCOL)
-            return {"ok": True, "runs": {r: run_state(self.runner, pr.run_id(r)) for r in ids}}
+            runs = {r: run_state(self.runner, pr.run_id(r)) for r in ids}
+            self.inline_output(runs)
+            return {"ok": True, "runs": runs}
         if op == "output":
             return self.output(req)
         if op not in ("start", "kill", "void"):
@@ -180,6 +182,22 @@ class Server:
         why = str(req.get("why") or "claimed by the logical host: never started")
         voided = self.runner.void(self.runner.jobdir(run_id), why[:200])
         return {"ok": True, "voided": voided, **run_state(self.runner, run_id)}
+
+    def inline_output(self, runs: dict[str, dict[str, Any]]) -> None:
+        """The output of ended runs, within a budget per answer, so that most ends
+        come home in the poll that finds them (the rest with ``output``)."""
+        budget = pr.INLINE_BUDGET
+        for run_id, state in runs.items():
+            if state.get("state") != "ended":
+                continue
+            streams = {}
+            for stream in ("stdout", "stderr"):
+                got = self.output({"run_id": run_id, "stream": stream, "limit": max(budget, 1)})
+                budget -= len(got["data"])
+                streams[stream] = {"data": got["data"], "size": got["size"]}
+            state["output"] = streams
+            if budget <= 0:
+                return
 
     def output(self, req: dict[str, Any]) -> dict[str, Any]:
         run_id = pr.run_id(req.get("run_id"))
