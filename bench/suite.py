@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3.engine import native
-from bench import retention, volume
+from bench import exechost, retention, volume
 from bench.figures import Bench, Figure, unavailable
 
 NAMES = [
@@ -35,6 +35,8 @@ NAMES = [
     "failover",
     "dispatch_history",
     "purge_pause",
+    exechost.NAME,
+    exechost.LATENCY,
 ]
 UNITS = {
     "dispatch": "jobs/s",
@@ -46,6 +48,8 @@ UNITS = {
     "failover": "s",
     "dispatch_history": "jobs/s",
     "purge_pause": "ms",
+    exechost.NAME: exechost.UNIT,
+    exechost.LATENCY: exechost.LATENCY_UNIT,
 }
 
 
@@ -140,6 +144,7 @@ def run_groups(
             lambda: retention.figures(bench),
             ["dispatch_history", "purge_pause"],
         ),
+        ("exechost", lambda: exechost.figures(bench), [exechost.NAME, exechost.LATENCY]),
     ]
     for group, fn, names in plan:
         if group not in groups:
@@ -168,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes, a few seconds each")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the figures as JSON")
     p.add_argument(
-        "--only", help="comma-separated groups: dispatch,latency,history,idle,failover,retention"
+        "--only",
+        help="comma-separated groups: dispatch,latency,history,idle,failover,retention,exechost",
     )
     p.add_argument(
         "--lab-timings",
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     native.ensure_built()  # the working tree's engine, with its C supervisor
-    groups = (args.only or "dispatch,latency,history,idle,failover,retention").split(",")
+    groups = (args.only or "dispatch,latency,history,idle,failover,retention,exechost").split(",")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

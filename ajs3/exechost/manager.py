@@ -34,6 +34,8 @@ from ajs3.engine.core import Core
 from ajs3.engine.runstate import RunState
 from ajs3.errors import AjsError
 from ajs3.exechost import placement, transport
+from ajs3.exechost import protocol as pr
+from ajs3.exechost.session import Sessions
 from ajs3.exechost_config import ExecHost
 from ajs3.journal.store import UnitRun
 from ajs3.model import ReasonCode, StartMode, Status
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from ajs3.engine.indoubt import InDoubt
 
 #: Seconds between two polls of an execution host that runs jobs of ours.
-POLL_INTERVAL = 1.0
+POLL_INTERVAL = 0.25
 #: Seconds between two attempts to reach an execution host that is out of reach.
 RETRY_INTERVAL = 5.0
 
@@ -80,6 +82,7 @@ class ExecHostJobs:
         self.next_poll: dict[str, float] = {}
         self.turns: dict[str, int] = {}
         self.rundir: Path | None = None
+        self.sessions = Sessions()
         #: ends found by the exchange under way: (run, its answer), brought home after it
         self.ended: list[tuple[Remote, dict[str, Any]]] = []
         self._control: Path | None = None
@@ -231,6 +234,7 @@ class ExecHostJobs:
 
     def close(self) -> None:
         """At a clean stop: the shared ssh connections end (jobs there run on)."""
+        self.sessions.close()
         if self._control is None:
             return
         for host in self.core.settings.exechosts.hosts:
@@ -250,8 +254,11 @@ class ExecHostJobs:
             self._lost(remotes, f"execution host {name} is no longer in the settings")
             return
         requests: list[dict[str, Any]] = []
+        starts = [r.request for r in remotes if r.request and r.request["op"] == "start"]
+        if len(starts) > 1:  # forked at once there
+            requests.append({"op": "start_many", "runs": starts})
         for r in remotes:
-            if r.request is not None:
+            if r.request is not None and (len(starts) <= 1 or r.request["op"] != "start"):
                 requests.append(r.request)
             for sig in r.signals:
                 requests.append({"op": "kill", "run_id": r.run_id, "signal": sig})
@@ -259,7 +266,7 @@ class ExecHostJobs:
         if poll or not requests:
             requests.append({"op": "poll", "run_ids": ids})
         try:
-            answers = transport.exchange(
+            answers = self.sessions.exchange(
                 host, self.control(), core.lhost, core.journal.epoch or 0, requests
             )
         except transport.Unreachable as exc:
@@ -267,6 +274,13 @@ class ExecHostJobs:
             return
         except AjsError as exc:  # refused: an older version, a lower epoch
             self._unreachable(name, exc, now)
+            return
+        refused = next((a for a in answers if a.get("ok") is not True), None)
+        if refused is not None:  # a lower epoch now, or a request it would not take
+            try:
+                pr.raise_refusal(refused, name)
+            except AjsError as exc:
+                self._unreachable(name, exc, now)
             return
         if name in self.down:
             core.log.info("execution host reachable again", host=name)
@@ -278,7 +292,7 @@ class ExecHostJobs:
         for req, answer in zip(requests, answers, strict=True):
             if req["op"] in ("start", "void"):
                 states[req["run_id"]] = answer
-            elif req["op"] == "poll":
+            elif req["op"] in ("poll", "start_many"):
                 states.update(answer.get("runs") or {})
         for r in remotes:
             r.signals.clear()
@@ -388,7 +402,7 @@ class ExecHostJobs:
                     req: dict[str, Any] = {"op": "output", "run_id": r.run_id}
                     req.update(stream=stream, offset=len(outputs[key]))
                     try:
-                        [got] = transport.exchange(
+                        [got] = self.sessions.exchange(
                             host, self.control(), core.lhost, core.journal.epoch or 0, [req]
                         )
                     except AjsError as exc:

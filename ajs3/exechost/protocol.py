@@ -12,6 +12,7 @@ hello     ``version``, ``lhost``, ``epoch``: version check, epoch fencing
 start     ``run_id``, ``argv``, ``env``, ``cwd``, ``user``, ``output_limit``:
           claim and start under ajs3-supervise (a run already claimed is not
           started again: the answer is its state)
+start_many ``runs``: a list of starts, forked at once; the state of each
 poll      ``run_ids``: the state of each run (absent, starting, void, running,
           ended with its status record, lost)
 kill      ``run_id``, ``signal``: signal the job's process group
@@ -40,7 +41,7 @@ OUTPUT_CHUNK = 1024 * 1024
 #: The most output bytes (before base64) a poll answer carries for the runs that ended.
 INLINE_BUDGET = 1024 * 1024
 
-OPS = ("hello", "start", "poll", "kill", "void", "output")
+OPS = ("hello", "start", "start_many", "poll", "kill", "void", "output")
 
 
 def encode(message: dict[str, Any]) -> bytes:

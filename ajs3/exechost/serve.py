@@ -93,11 +93,16 @@ class Server:
             return {"ok": True, "runs": runs}
         if op == "output":
             return self.output(req)
-        if op not in ("start", "kill", "void"):
+        if op not in ("start", "start_many", "kill", "void"):
             raise AjsError(f"unknown request {op!r}", code=Code.EXEC_HOST_PROTOCOL)
         with self.fence.acting(self.epoch):
             if op == "start":
                 return self.start(req)
+            if op == "start_many":
+                batch = req.get("runs")
+                if not isinstance(batch, list) or len(batch) > 10_000:
+                    raise AjsError("start_many needs runs, a list", code=Code.EXEC_HOST_PROTOCOL)
+                return {"ok": True, "runs": self.start_many(batch)}
             if op == "kill":
                 return self.kill(req)
             return self.void(req)
@@ -130,9 +135,48 @@ class Server:
 
     def start(self, req: dict[str, Any]) -> dict[str, Any]:
         run_id = pr.run_id(req.get("run_id"))
-        jobdir = self.runner.jobdir(run_id)
-        if os.path.lexists(jobdir / "started.json"):  # claimed: never started twice
-            return {"ok": True, **run_state(self.runner, run_id)}
+        return {"ok": True, **self.start_many([req])[run_id]}
+
+    def start_many(self, reqs: list[Any]) -> dict[str, dict[str, Any]]:
+        """Start each run not claimed yet, all at once; the state of each by run id."""
+        states: dict[str, dict[str, Any]] = {}
+        ready: list[tuple[str, Path, dict[str, Any]]] = []
+        for req in reqs:
+            if not isinstance(req, dict):
+                raise AjsError("start_many needs a list of starts", code=Code.EXEC_HOST_PROTOCOL)
+            run_id = pr.run_id(req.get("run_id"))
+            jobdir = self.runner.jobdir(run_id)
+            if run_id in states or any(r == run_id for r, _, _ in ready):
+                continue
+            if os.path.lexists(jobdir / "started.json"):  # claimed: never started twice
+                states[run_id] = run_state(self.runner, run_id)
+                continue
+            try:
+                spec = self._spec(run_id, req)
+            except (KeyError, jobenv.JobUserError, ValueError) as exc:
+                user = req.get("user")
+                error = f"no such user {user!r}" if isinstance(exc, KeyError) else str(exc)
+                states[run_id] = {"state": "failed", "error": error}
+                continue
+            ready.append((run_id, jobdir, spec))
+        pids = self.runner.spawn_many([(jobdir, spec) for _, jobdir, spec in ready])
+        # A supervisor claims its run within milliseconds: answer once they have, so
+        # that the logical host rarely reads "absent" for a run it was told started.
+        end = time.monotonic() + CLAIM_WAIT
+        waiting = [jobdir for _, jobdir, _ in ready]
+        while waiting and time.monotonic() < end:
+            waiting = [j for j in waiting if not os.path.lexists(j / "started.json")]
+            if waiting:
+                time.sleep(0.01)
+        for (run_id, _, _), pid in zip(ready, pids, strict=True):
+            if pid is None or pid < 0:  # unanswered or fork failed: the records decide
+                states[run_id] = run_state(self.runner, run_id)
+            else:
+                states[run_id] = {"state": "running", "supervisor_pid": pid}
+        return states
+
+    def _spec(self, run_id: str, req: dict[str, Any]) -> dict[str, Any]:
+        """The supervisor's spec of a start request (ValueError if malformed)."""
         argv, env = req.get("argv"), req.get("env")
         if (
             not isinstance(argv, list)
@@ -141,31 +185,18 @@ class Server:
             or not isinstance(env, dict)
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
         ):
-            raise AjsError("start needs argv and env", code=Code.EXEC_HOST_PROTOCOL)
+            raise ValueError("a start needs argv (a list of text) and env (text: text)")
         cwd, user, limit = req.get("cwd"), req.get("user"), req.get("output_limit")
-        try:
-            _, spec = self.runner.make_spec(
-                run_id,
-                argv,
-                env,
-                cwd if isinstance(cwd, str) else None,
-                user if isinstance(user, str) else None,
-            )
-        except (KeyError, jobenv.JobUserError, ValueError) as exc:
-            error = f"no such user {user!r}" if isinstance(exc, KeyError) else str(exc)
-            return {"ok": True, "state": "failed", "error": error}
+        _, spec = self.runner.make_spec(
+            run_id,
+            argv,
+            env,
+            cwd if isinstance(cwd, str) else None,
+            user if isinstance(user, str) else None,
+        )
         if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
             spec["output_limit"] = limit
-        [pid] = self.runner.spawn_many([(jobdir, spec)])
-        # The supervisor claims the run within milliseconds: answer once it has, so
-        # that the logical host never reads "absent" for a run it was told started.
-        end = time.monotonic() + CLAIM_WAIT
-        while not os.path.lexists(jobdir / "started.json") and time.monotonic() < end:
-            time.sleep(0.01)
-        if pid is None or pid < 0:
-            # unanswered or fork failed: what the records say decides
-            return {"ok": True, **run_state(self.runner, run_id)}
-        return {"ok": True, "state": "running", "supervisor_pid": pid}
+        return spec
 
     def kill(self, req: dict[str, Any]) -> dict[str, Any]:
         run_id = pr.run_id(req.get("run_id"))

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exechost_lab import HOST_ADDR, ExecHostLab, available, lab
 from lhost import wait_for
 
 from ajs3.exechost import transport
 from ajs3.exechost_config import ExecHost
+from bench.exechost_lab import HOST_ADDR, ExecHostLab, available, lab
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 

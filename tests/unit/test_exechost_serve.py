@@ -119,8 +119,7 @@ def test_bad_hellos_are_coded(
     "request_",
     [
         {"op": "start", "run_id": "../../etc", "argv": ["x"], "env": {}},
-        {"op": "start", "run_id": RUN, "argv": [], "env": {}},
-        {"op": "start", "run_id": RUN, "argv": ["x"], "env": {"A": 1}},
+        {"op": "start_many", "runs": "x"},
         {"op": "kill", "run_id": RUN, "signal": 9999},
         {"op": "output", "run_id": RUN, "stream": "../x"},
         {"op": "poll", "run_ids": "x"},
@@ -133,6 +132,21 @@ def test_malformed_requests_are_refused_and_the_session_goes_on(
     answers = session(tmp_path / "s", hello(), request_, {"op": "poll", "run_ids": []})
     assert answers[1]["ok"] is False and answers[1]["code"] == Code.EXEC_HOST_PROTOCOL.value
     assert answers[2]["ok"] is True
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        {"op": "start", "run_id": RUN, "argv": [], "env": {}},
+        {"op": "start", "run_id": RUN, "argv": ["x"], "env": {"A": 1}},
+        {"op": "start_many", "runs": [{"run_id": RUN, "argv": "x", "env": {}}]},
+    ],
+)
+def test_a_start_without_argv_or_env_fails_to_start(tmp_path: Path, request_: Any) -> None:
+    answer = session(tmp_path / "s", hello(), request_)[1]
+    state = answer if request_["op"] == "start" else answer["runs"][RUN]
+    assert answer["ok"] is True and state["state"] == "failed" and "argv" in state["error"]
+    assert not (tmp_path / "s" / "lh1" / "jobs" / RUN / "started.json").exists()
 
 
 def test_a_root_job_without_allow_root_fails_to_start_with_e313(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""A real execution host for tests: /usr/sbin/sshd in a network namespace of its own.
+"""A real execution host for tests and the benchmark: /usr/sbin/sshd in a network
+namespace of its own.
 
-Per test session: a namespace ``ajs3xh<pid>``, a veth pair to the root namespace on
-10.232.0.0/24 (the host is 10.232.0.2), an sshd with a host key and config generated
+Per session: a namespace ``ajs3xh<pid><i>``, a veth pair to the root namespace on a
+/30 of 10.232.0.0/24 (lab 0: the host is 10.232.0.2), an sshd with a host key and config generated
 in a temporary directory, and ``authorized_keys`` lines whose forced command is
 ``ajs3 exechost serve``. Everything is removed at the end, also on failure: sshd and
 the processes it started (by pid), the namespace and the veth pair. Never the
@@ -26,8 +27,8 @@ import psutil
 from bench.lhost import REPO
 
 SUBNET = "10.232.0"
+#: the address of lab 0's execution host (lab i: 10.232.0.(4i + 2))
 HOST_ADDR = f"{SUBNET}.2"
-ROOT_ADDR = f"{SUBNET}.1"
 
 
 def available() -> str | None:
@@ -51,11 +52,15 @@ class ExecHostLab:
     """One sshd on 10.232.0.2 in its own namespace."""
 
     base: Path
-    ns: str = field(default_factory=lambda: f"ajs3xh{os.getpid() % 100000}")
+    index: int = 0
     sshd: subprocess.Popen[bytes] | None = None
     state_dir: Path = field(init=False)
 
     def __post_init__(self) -> None:
+        assert 0 <= self.index < 10
+        self.ns = f"ajs3xh{os.getpid() % 100000}x{self.index}"
+        self.addr = f"{SUBNET}.{4 * self.index + 2}"
+        self.root_addr = f"{SUBNET}.{4 * self.index + 1}"
         self.state_dir = self.base / "state"
         self.authorized = self.base / "authorized_keys"
         self.known_hosts = self.base / "known_hosts"
@@ -70,21 +75,21 @@ class ExecHostLab:
         _run("ip", "netns", "add", self.ns)
         _run("ip", "link", "add", veth, "type", "veth", "peer", "name", self.ns + "b")
         _run("ip", "link", "set", self.ns + "b", "netns", self.ns)
-        _run("ip", "addr", "add", f"{ROOT_ADDR}/24", "dev", veth)
+        _run("ip", "addr", "add", f"{self.root_addr}/30", "dev", veth)
         _run("ip", "link", "set", veth, "up")
         inside = ("ip", "netns", "exec", self.ns)
-        _run(*inside, "ip", "addr", "add", f"{HOST_ADDR}/24", "dev", self.ns + "b")
+        _run(*inside, "ip", "addr", "add", f"{self.addr}/30", "dev", self.ns + "b")
         _run(*inside, "ip", "link", "set", self.ns + "b", "up")
         _run(*inside, "ip", "link", "set", "lo", "up")
         key = self.base / "host_ed25519"
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
         pub = (self.base / "host_ed25519.pub").read_text().split()
-        self.known_hosts.write_text(f"{HOST_ADDR} {pub[0]} {pub[1]}\n")
+        self.known_hosts.write_text(f"{self.addr} {pub[0]} {pub[1]}\n")
         self.authorized.write_text("")
         self.authorized.chmod(0o600)
         config = self.base / "sshd_config"
         config.write_text(
-            f"ListenAddress {HOST_ADDR}\nPort 22\nHostKey {key}\n"
+            f"ListenAddress {self.addr}\nPort 22\nHostKey {key}\n"
             f"PidFile {self.base / 'sshd.pid'}\nAuthorizedKeysFile {self.authorized}\n"
             "PermitRootLogin forced-commands-only\nPasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
@@ -99,7 +104,7 @@ class ExecHostLab:
         end = time.monotonic() + 20
         while time.monotonic() < end:
             probe = _run(*inside, "ss", "-ltn", check=False)
-            if f"{HOST_ADDR}:22" in probe.stdout:
+            if f"{self.addr}:22" in probe.stdout:
                 return
             if self.sshd.poll() is not None:
                 break
@@ -107,18 +112,20 @@ class ExecHostLab:
         raise RuntimeError(f"sshd did not start: {(self.base / 'sshd.log').read_text()}")
 
     def _stale(self) -> None:
-        """A namespace of an earlier session of ours (same prefix) left by a crash."""
+        """Namespaces and veths of an earlier session of ours (the ``ajs3xh`` prefix,
+        another pid) left by a crash; never this session's other labs."""
+        mine = f"ajs3xh{os.getpid() % 100000}x"
         listing = _run("ip", "netns", "list", check=False).stdout.split()
         for name in listing:
             if (
                 name.startswith("ajs3xh")
-                and name != self.ns
+                and not name.startswith(mine)
                 and _run("ip", "netns", "pids", name, check=False).stdout.strip() == ""
             ):
                 _run("ip", "netns", "del", name, check=False)
         for line in _run("ip", "-o", "link", "show", check=False).stdout.splitlines():
             name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
-            if name.startswith("ajs3xh") and name.endswith("a"):
+            if name.startswith("ajs3xh") and name.endswith("a") and not name.startswith(mine):
                 _run("ip", "link", "del", name, check=False)
 
     def down(self) -> None:
@@ -162,7 +169,7 @@ class ExecHostLab:
     def settings(self, key: Path, name: str = "xh1", extra: str = "") -> str:
         """The ``execution_hosts`` entry of ajs3.yaml for this host."""
         return (
-            f"execution_hosts:\n  {name}:\n    destination: {HOST_ADDR}\n    user: root\n"
+            f"execution_hosts:\n  {name}:\n    destination: {self.addr}\n    user: root\n"
             f"    identity_file: {key}\n    known_hosts: {self.known_hosts}\n{extra}"
         )
 
@@ -171,8 +178,8 @@ class ExecHostLab:
 
 
 @contextlib.contextmanager
-def lab(base: Path) -> Iterator[ExecHostLab]:
-    the_lab = ExecHostLab(base)
+def lab(base: Path, index: int = 0) -> Iterator[ExecHostLab]:
+    the_lab = ExecHostLab(base, index)
     try:
         the_lab.up()
         yield the_lab
