@@ -325,3 +325,52 @@ def test_a_group_spreads_jobs_and_max_jobs_holds(
         running += delta
         peak = max(peak, running)
     assert peak <= 2
+
+
+def test_a_start_that_never_reached_is_claimed_there_and_started_once(
+    make_lhost: Any, xlab: ExecHostLab, tmp_path: Path
+) -> None:
+    """The start's intent is recorded but the link is cut, then the daemon dies: the
+    new daemon finds the run absent there, claims it (void) and starts it again; it
+    runs once. A big output comes home in chunks."""
+    ledger = tmp_path / "ledger"
+    host = remote_host(make_lhost, xlab, "xhnever")
+    host.define(
+        f"""
+        jobnets:
+          - name: n
+            host: xh1
+            units:
+              - name: a
+                script: 'echo "start $AJS3_RUN_ID" >> {ledger};
+                  head -c 3000000 /dev/zero | tr "\\0" x; exit 4'
+                abnormal_threshold: 5
+        """
+    )
+    # the master connection and session are up: a first run goes through
+    host.wait(host.entry("/n"), timeout=120)
+    ledger.unlink()
+    _link(xlab, "down")
+    try:
+        run = host.entry("/n")
+        wait_for(lambda: host.units(run)["/n/a"]["status"] == "running", 60, "intent")
+        wait_for(
+            lambda: "cannot be reached" in host.run("show", "--why", "/n/a").stdout,
+            120,
+            "the start to fail",
+        )
+        pid = host.daemon_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        _link(xlab, "up")
+    first = host.units(run)["/n/a"]["run_id"]
+    host.start("hot")
+    data = host.wait(run, timeout=120)
+    a = {u["path"]: u for u in data["units"]}["/n/a"]
+    assert (a["status"], a["exit_code"], a["attempt"]) == ("ended_normally", 4, 2)
+    assert ledger.read_text().split() == ["start", a["run_id"]]
+    assert '"void": true' in (xlab.jobdir("xhnever", first) / "started.json").read_text()
+    out = host.run("log", a["run_id"]).stdout
+    assert len(out) == 3_000_000 and set(out) == {"x"}
