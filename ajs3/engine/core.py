@@ -70,7 +70,7 @@ class Core:
         #: when a journal write last failed for want of space (0: never)
         self.disk_full_at = 0.0
         self.stop_reason = "killed at service stop"
-        #: the jobs on execution hosts (set by the scheduler; docs/exechosts.md)
+        #: the jobs on execution hosts (set by the daemon; docs/exechosts.md)
         self.exechosts: RemoteJobs | None = None
         self._defs: dict[int, DefinitionSet] = {}
         self.def_version, defs = journal.definitions()
