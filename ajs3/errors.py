@@ -49,6 +49,8 @@ class Code(StrEnum):
     #: a start condition where there can be none (not a root jobnet) or with a bad
     #: valid range (count limit, from/until)
     BAD_START_CONDITION = "AJS3-E132"
+    #: a job's ``host:`` names no execution host or host group of the settings
+    UNKNOWN_EXEC_HOST = "AJS3-E150"
     # data directory and journal (E2xx)
     DATADIR_MISSING = "AJS3-E201"
     DATADIR_NFS = "AJS3-E202"
@@ -96,6 +98,16 @@ class Code(StrEnum):
     WEB_BAD_REQUEST = "AJS3-E317"
     #: `ajs3 web` cannot start: no token configured, address taken, TLS files unusable
     WEB_START = "AJS3-E318"
+    #: an execution host cannot be reached over ssh (network, sshd, timeout)
+    EXEC_HOST_UNREACHABLE = "AJS3-E330"
+    #: an execution host refused the logical host's key or its host key is not known
+    EXEC_HOST_AUTH = "AJS3-E331"
+    #: an execution host speaks another protocol version than this ajs3
+    EXEC_HOST_VERSION = "AJS3-E332"
+    #: an execution host refused an epoch lower than the highest it has seen
+    EXEC_HOST_EPOCH = "AJS3-E333"
+    #: an execution host answered with something that is not the protocol, or refused
+    EXEC_HOST_PROTOCOL = "AJS3-E334"
     # operations (E4xx)
     UNKNOWN_JOBNET = "AJS3-E401"
     UNKNOWN_UNIT = "AJS3-E402"

@@ -259,6 +259,9 @@ class ReasonCode(StrEnum):
     """A file-watch job began to watch (it is running until its event happens)."""
     FILE_EVENT = "file-event"
     """A file-watch job's event happened: it ended normally (ajs3.engine.watches)."""
+    EXEC_HOST_LOST = "exec-host-lost"
+    """In doubt: its execution host was out of reach for ``exechost_timeout``, or its
+    supervisor there died before recording an end; the policy decided."""
 
 
 #: The codes of a run in doubt, decided by its recovery policy (docs/design.md rule 5).
@@ -268,6 +271,7 @@ IN_DOUBT = frozenset(
         ReasonCode.IN_DOUBT_AFTER_FAILOVER,
         ReasonCode.KILLED_BY_WARM_START,
         ReasonCode.START_RECORD_HELD,
+        ReasonCode.EXEC_HOST_LOST,
     }
 )
 

@@ -18,6 +18,7 @@ import yaml
 from ajs3 import datadir as dd
 from ajs3 import keep as kp
 from ajs3.errors import AjsError, Code
+from ajs3.exechost_config import ExecHosts, parse_exechosts
 from ajs3.fileperms import refuse_unsafe
 from ajs3.notify_routes import Route, parse_routes
 from ajs3.web_settings import WebSettings, parse_web
@@ -63,6 +64,8 @@ class Settings:
     output_limit: int = kp.DEFAULT_OUTPUT_LIMIT
     #: how `ajs3 web` listens and whom it lets in (docs/web.md)
     web: WebSettings = field(default_factory=WebSettings)
+    #: execution hosts, host groups and exechost_timeout (docs/exechosts.md)
+    exechosts: ExecHosts = field(default_factory=ExecHosts)
 
 
 _KEYS: dict[str, str] = {
@@ -79,6 +82,9 @@ _KEYS: dict[str, str] = {
     "output_limit": f"an integer number of bytes from {kp.OUTPUT_LIMIT_MIN} to "
     f"{kp.OUTPUT_LIMIT_MAX}",
     "web": "a mapping (docs/web.md)",
+    "execution_hosts": "a mapping of name: {destination, user, port, ...} (docs/exechosts.md)",
+    "host_groups": "a mapping of name: {members, distribution} (docs/exechosts.md)",
+    "exechost_timeout": "a number of seconds",
 }
 
 
@@ -142,6 +148,7 @@ def parse(data: Any, path: Path, settings: Settings) -> Settings:
     _retention(data, path, settings)
     if "web" in data:
         settings.web = parse_web(data["web"], path)
+    settings.exechosts = parse_exechosts(data, path)
     return settings
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3.engine import native
-from bench import retention, volume, web
+from bench import exechost, retention, volume, web
 from bench.figures import Bench, Figure, unavailable
 
 NAMES = [
@@ -36,6 +36,8 @@ NAMES = [
     "dispatch_history",
     "purge_pause",
     "web_pages",
+    exechost.NAME,
+    exechost.LATENCY,
 ]
 UNITS = {
     "dispatch": "jobs/s",
@@ -48,6 +50,8 @@ UNITS = {
     "dispatch_history": "jobs/s",
     "purge_pause": "ms",
     "web_pages": "ms",
+    exechost.NAME: exechost.UNIT,
+    exechost.LATENCY: exechost.LATENCY_UNIT,
 }
 
 
@@ -143,6 +147,7 @@ def run_groups(
             ["dispatch_history", "purge_pause"],
         ),
         ("web", lambda: web.figures(bench), ["web_pages"]),
+        ("exechost", lambda: exechost.figures(bench), [exechost.NAME, exechost.LATENCY]),
     ]
     for group, fn, names in plan:
         if group not in groups:
@@ -172,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, metavar="FILE", help="write the figures as JSON")
     p.add_argument(
         "--only",
-        help="comma-separated groups: dispatch,latency,history,idle,failover,retention,web",
+        help="comma-separated groups: "
+        "dispatch,latency,history,idle,failover,retention,web,exechost",
     )
     p.add_argument(
         "--lab-timings",
@@ -192,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     native.ensure_built()  # the working tree's engine, with its C supervisor
-    groups = (args.only or "dispatch,latency,history,idle,failover,retention,web").split(",")
+    groups = (args.only or "dispatch,latency,history,idle,failover,retention,web,exechost").split(
+        ","
+    )
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -22,6 +22,7 @@ import sys
 from ajs3.cli import (
     definitions,
     demo,
+    exechost,
     notify,
     operations,
     planning,
@@ -63,6 +64,7 @@ HANDLERS: dict[str, Handler] = {
     "chgstat": planning.cmd_chgstat,
     "notify": notify.cmd_notify,
     "web": web.cmd_web,
+    "exechost": exechost.cmd_exechost,
     "demo": _demo,
 }
 

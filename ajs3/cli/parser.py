@@ -284,6 +284,8 @@ def build_parser() -> Parser:
     p.add_argument("route", help="a route name of notify: in ajs3.yaml")
     p.add_argument("--no-wait", action="store_true", help="do not wait for the delivery")
 
+    _exechost(sub)
+
     p = sub.add_parser(
         "web", add_help=False, help="serve the web console, REST API and metrics (docs/web.md)"
     )
@@ -300,3 +302,21 @@ def build_parser() -> Parser:
     p.add_argument("--help", action="help")
     p.add_argument("--dir", type=Path, default=Path("ajs3-demo"))
     return parser
+
+
+def _exechost(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`ajs3 exechost serve`: the execution host's side (docs/exechosts.md)."""
+    p = sub.add_parser("exechost", add_help=False, help="execution host side (over ssh)")
+    xsub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    xsub.required = True
+    p.add_argument("--help", action="help")
+    p = xsub.add_parser(
+        "serve", add_help=False, help="speak the protocol on stdin/stdout (a forced command)"
+    )
+    p.add_argument("--help", action="help")
+    p.add_argument("--lhost-key", required=True, help="the logical host this key speaks for")
+    p.add_argument(
+        "--state-dir", type=Path, default=Path("/var/lib/ajs3-exec"), help="runs kept here"
+    )
+    p.add_argument("--default-user", default="nobody", help="a job without user: runs as")
+    p.add_argument("--allow-root-jobs", action="store_true", help="jobs may run as root")

@@ -41,12 +41,13 @@ JOB_KEYS: tuple[str, ...] = (
     "failover_check",
     "delay",
     "output_limit",
+    "host",
 )
 JUDGE_KEYS: tuple[str, ...] = (*COMMON_KEYS, "condition")
 OR_KEYS: tuple[str, ...] = COMMON_KEYS
 #: A file-watch job (ajs3.definitions.events).
 FILEWATCH_KEYS: tuple[str, ...] = (*COMMON_KEYS, "watch")
-JOBNET_KEYS: tuple[str, ...] = (*COMMON_KEYS, "concurrency", "units", "delay")
+JOBNET_KEYS: tuple[str, ...] = (*COMMON_KEYS, "concurrency", "units", "delay", "host")
 #: A jobnet connector (docs/definitions.md, Jobnet connectors).
 CONNECTOR_KEYS: tuple[str, ...] = (*COMMON_KEYS, "waits_for", "match")
 #: A root jobnet has no siblings, so no ``after`` and no ``recovery``.
@@ -61,6 +62,7 @@ ROOT_KEYS: tuple[str, ...] = (
     "delay",
     "keep",
     "start_condition",
+    "host",
 )
 #: The keys of ``delay:`` of a job or jobnet (docs/definitions.md).
 DELAY_KEYS: tuple[str, ...] = ("start_by", "longest")

@@ -313,6 +313,9 @@ class Unit:
     watch: Watch | None = None
     #: Root jobnets only: a run starts each time one of its watches fires.
     start_condition: StartCondition | None = None
+    #: Jobs and jobnets: the execution host or host group it runs on (None: locally;
+    #: a jobnet's is inherited by the units below it that name none).
+    host: str | None = None
 
     def argv(self) -> list[str]:
         """The program and arguments to execute for a Unix job."""
@@ -388,6 +391,7 @@ class Unit:
                 if data.get("start_condition")
                 else None
             ),
+            host=data.get("host"),
         )
 
 

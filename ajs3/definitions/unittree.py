@@ -17,6 +17,7 @@ from ajs3.definitions.connectors import read_connector
 from ajs3.definitions.delays import read_delay
 from ajs3.definitions.events import read_filewatch, read_start_condition
 from ajs3.definitions.graph import Draft, check_siblings
+from ajs3.definitions.hosts import inherit_host, read_host
 from ajs3.definitions.jobs import read_job
 from ajs3.definitions.nodes import KIND_LABEL, Ctx, Getter, line_of, short, suggest
 from ajs3.definitions.retention import read_retention
@@ -197,6 +198,7 @@ def read_unit(ctx: Ctx, node: Node, parent: str, depth: int, *, root: bool) -> D
     if delay_node is not None:
         values["delay"] = read_delay(ctx, delay_node, label)
 
+    values.update(read_host(ctx, value, label))
     unit = Unit(
         name=name or "",
         path=path,
@@ -205,6 +207,8 @@ def read_unit(ctx: Ctx, node: Node, parent: str, depth: int, *, root: bool) -> D
         after=tuple(a for a, _ in after),
         **values,  # type: ignore[arg-type]
     )
+    if unit.host is not None and unit.units:
+        unit = inherit_host(unit)
     return Draft(name, name_line, unit, after, calendar_ref)
 
 

@@ -50,7 +50,7 @@ class Collector:
         t = core.tracked.pop(unit_run)
         if fd >= 0:
             os.close(fd)
-        if t.kill_stage == 1 and t.kill_at is not None:
+        if t.kill_stage == 1 and t.kill_at is not None and t.host is None:
             pgid = (t.info or core.runner.started(t.jobdir) or {}).get("pgid")
             if pgid and rn.group_alive(pgid):
                 # The leader died of TERM, but the kill is for the whole group.
@@ -64,7 +64,7 @@ class Collector:
         if status is None:
             core.kill_codes.pop(unit_run, None)
             started = core.runner.started(t.jobdir)
-            if started:
+            if started and t.host is None:
                 rn.kill_group(started.get("pgid"), signal.SIGKILL, started)
             why = "its supervisor died before recording an end"
             if core.disk_full_at >= t.started_at:  # it exits 70 when it cannot write
@@ -162,6 +162,9 @@ class Collector:
                 )
 
     def _signal(self, t: rn.Tracked, sig: int) -> None:
+        if t.host is not None and self.core.exechosts is not None:
+            self.core.exechosts.signal(t, sig)  # on its execution host
+            return
         if not t.info:  # not cached while the supervisor has not written it yet
             t.info = self.core.runner.started(t.jobdir) or {}
         rn.kill_group(t.info.get("pgid"), sig, t.info or None)

@@ -247,4 +247,6 @@ class Commands:
             result["checks"] = [
                 {"rule": c.name, "passed": c.passed, "reason": c.reason} for c in d.checks
             ]
+        if self.core.exechosts is not None:  # docs/exechosts.md
+            result["checks"] += self.core.exechosts.explain(state, ur)
         return result

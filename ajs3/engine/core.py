@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import structlog
 
@@ -19,8 +20,23 @@ from ajs3.definitions.units import DefinitionSet
 from ajs3.engine import runner as rn
 from ajs3.engine.runstate import RunState
 from ajs3.journal.store import Journal, UnitRun
-from ajs3.model import ReasonCode, Status
+from ajs3.model import ReasonCode, StartMode, Status
 from ajs3.settings import Settings
+
+
+class RemoteJobs(Protocol):
+    """The jobs on execution hosts, as the engine's parts call them; implemented by
+    :class:`ajs3.exechost.manager.ExecHostJobs` (docs/exechosts.md), which the daemon
+    sets on :attr:`Core.exechosts` (the engine never imports it)."""
+
+    def busy(self) -> dict[str, int]: ...
+    def place(self, host: str, busy: dict[str, int]) -> str | None: ...
+    def spawn(self, items: list[tuple[RunState, UnitRun]], now: float) -> None: ...
+    def adopt(self, state: RunState, ur: UnitRun, mode: StartMode) -> None: ...
+    def signal(self, t: rn.Tracked, sig: int) -> None: ...
+    def poll(self) -> None: ...
+    def next_wake(self) -> float | None: ...
+    def explain(self, state: RunState, ur: UnitRun) -> list[dict[str, Any]]: ...
 
 
 class Core:
@@ -54,6 +70,8 @@ class Core:
         #: when a journal write last failed for want of space (0: never)
         self.disk_full_at = 0.0
         self.stop_reason = "killed at service stop"
+        #: the jobs on execution hosts (set by the daemon; docs/exechosts.md)
+        self.exechosts: RemoteJobs | None = None
         self._defs: dict[int, DefinitionSet] = {}
         self.def_version, defs = journal.definitions()
         self._defs[self.def_version] = defs

@@ -63,7 +63,18 @@ class Dispatcher:
     def record_intents(self, launches: list[tuple[RunState, UnitRun]], now: float) -> None:
         """Record each start as a new attempt with its run id (in the step's commit)."""
         journal = self.core.journal
+        xh, busy = self.core.exechosts, None
+        kept: list[tuple[RunState, UnitRun]] = []
         for state, ur in launches:
+            host = state.units[ur.path].host
+            exec_host = None
+            if host is not None:  # never run here what is meant for an execution host
+                if xh is not None and busy is None:
+                    busy = xh.busy()
+                exec_host = xh.place(host, busy) if xh is not None and busy is not None else None
+                if exec_host is None:  # full or out of reach: waits (docs/exechosts.md)
+                    continue
+            kept.append((state, ur))
             attempt = ur.attempt + 1
             run_id = make_run_id(self.core.lhost, ur.path, state.run.scheduled_at, attempt)
             journal.set_status(
@@ -79,7 +90,9 @@ class Dispatcher:
                 signal=None,
                 epoch=journal.epoch,
                 not_before=None,
+                exec_host=exec_host,
             )
+        launches[:] = kept
 
     def spawn(
         self, launches: list[tuple[RunState, UnitRun]], now: float
@@ -91,8 +104,13 @@ class Dispatcher:
         """
         core = self.core
         ready: list[tuple[RunState, UnitRun, Path, dict[str, Any]]] = []
+        remote = [(s, ur) for s, ur in launches if ur.exec_host is not None]
+        if remote and core.exechosts is not None:
+            core.exechosts.spawn(remote, now)
         for state, ur in launches:
             unit = state.units[ur.path]
+            if ur.exec_host is not None:
+                continue
             assert ur.run_id is not None
             try:
                 env = self.job_env(state, ur, unit, ur.run_id, ur.attempt)

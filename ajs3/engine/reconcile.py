@@ -62,6 +62,9 @@ class Reconciler:
         """Apply :data:`ajs3.engine.recovery.TABLE` to one job run left running."""
         assert ur.run_id is not None
         core = self.core
+        if ur.exec_host is not None and core.exechosts is not None:
+            core.exechosts.adopt(state, ur, mode)  # asked for there (docs/exechosts.md)
+            return
         log = core.log.bind(run_id=ur.run_id, unit=ur.path)
         jobdir = core.runner.jobdir(ur.run_id)
         status = core.runner.status(jobdir)

@@ -126,6 +126,8 @@ class Tracked:
     kill_at: float | None = None
     kill_reason: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    #: the execution host it runs on (None: this node; ajs3/exechost/manager.py)
+    host: str | None = None
 
 
 def proc_starttime(pid: int) -> int | None:

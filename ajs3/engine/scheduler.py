@@ -56,6 +56,7 @@ class Scheduler:
         self.dispatch = Dispatcher(core)
         doubt = InDoubt(core, self.dispatch)
         self.collector = Collector(core, doubt)
+        self.doubt = doubt  # the daemon hands it to the execution hosts' jobs
         self.reconciler = Reconciler(core, self.dispatch, self.collector, doubt)
         self.evaluator = Evaluator(core)
         self.commands = Commands(core, self.evaluator, self.collector)
@@ -362,6 +363,9 @@ class Scheduler:
         if watch is not None:
             times.append(watch)
         times.extend(at for _, at in self.core.stragglers)
+        remote = self.core.exechosts.next_wake() if self.core.exechosts else None
+        if remote is not None:
+            times.append(remote)
         for t in self.core.tracked.values():
             if t.kill_at is not None:
                 times.append(t.kill_at)
@@ -378,6 +382,12 @@ class Scheduler:
 
     def check_timers(self) -> None:
         self.collector.check_timers()
+        if self.core.exechosts is not None:
+            try:
+                self.core.exechosts.poll()
+            except DiskFull:  # a policy or a failed start not recorded: taken up again
+                self.note_disk_full()
+                self.resync()
 
     def kill_all(self, reason: str, grace: float) -> None:
         self.collector.kill_all(reason, grace)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 #: MIGRATIONS[n] brings a journal from version n to n + 1.
 MIGRATIONS: list[str] = [
@@ -179,5 +179,10 @@ MIGRATIONS: list[str] = [
         at REAL NOT NULL,
         PRIMARY KEY (watch, path)
     );
+    """,
+    # 8: the execution host a job's attempt was sent to, chosen in the commit of its
+    # start (ajs3/exechost), so that a new owner finds it there after a failover.
+    """
+    ALTER TABLE unit_runs ADD COLUMN exec_host TEXT;
     """,
 ]

@@ -62,6 +62,8 @@ class UnitRun:
     pgid: int | None = None
     epoch: int | None = None
     reason: str = ""
+    #: the execution host a job runs on (None: the logical host's node)
+    exec_host: str | None = None
 
     @staticmethod
     def from_row(row: sqlite3.Row) -> UnitRun:

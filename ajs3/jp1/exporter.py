@@ -251,6 +251,8 @@ def _unit(out: _Out, unit: Unit, depth: int, root: bool) -> None:
             out.emit(d, f"un={unit.user};")
         if unit.cwd:
             out.emit(d, f"wkp={quote(unit.cwd)};")
+        if unit.host:  # inherited from a jobnet or its own: JP1 names it per job
+            out.emit(d, f"ex={quote(unit.host)};")
         for key, value in unit.env:
             out.emit(d, f"env={quote(f'{key}={value}')};")
         if unit.warning_threshold is not None:

@@ -19,6 +19,7 @@ from ajs3.definitions import schema
 from ajs3.definitions.loader import load_texts
 from ajs3.definitions.units import DefinitionSet
 from ajs3.errors import Code, DefinitionError, Problem
+from ajs3.exechost_config import NAME_RE as EXEC_HOST_NAME
 from ajs3.jp1 import catalog, delaymap, origin, relations
 from ajs3.jp1 import events as jp1events
 from ajs3.jp1.connections import CONNECTOR_KEYS, DESTINATION_KEYS, Connections, prune
@@ -328,6 +329,14 @@ class _Importer(Mapper):
             if value is not None:
                 out[target] = unquote(value)
                 used.add(key)
+        ex = unit.param("ex")
+        if ex is not None:  # the execution host (agent or agent group): docs/exechosts.md
+            used.add("ex")
+            name = unquote(ex.value)
+            if EXEC_HOST_NAME.match(name):
+                out["host"] = name
+            else:
+                self.unmapped(unit, ex, f"{name!r} is no execution host name ajs3 can take")
         envs = unit.get("env")
         if envs:
             env: dict[str, str] = {}

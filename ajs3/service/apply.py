@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ajs3.definitions.hosts import check_hosts
 from ajs3.definitions.units import DefinitionSet
 from ajs3.engine.jobenv import check_job_users
 from ajs3.errors import AjsError, Code, DefinitionError, NotRunningError
@@ -46,7 +47,9 @@ def apply_definitions(paths: Paths, defs: DefinitionSet, sources: list[str]) -> 
     try:
         # The daemon would run as this user: its rule on root jobs (AJS3-E313) holds
         # for definitions applied without it too.
-        problems = check_job_users(defs, load_settings(datadir, paths.lhost), os.geteuid())
+        settings = load_settings(datadir, paths.lhost)
+        problems = check_job_users(defs, settings, os.geteuid())
+        problems += check_hosts(defs, settings.exechosts)
         if problems:
             raise DefinitionError(problems)
         journal = Journal.open(datadir)

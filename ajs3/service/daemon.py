@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from ajs3 import logs
+from ajs3.definitions.hosts import check_hosts
 from ajs3.definitions.loader import load_texts
 from ajs3.engine import runvars
 from ajs3.engine.jobenv import check_job_users
@@ -21,6 +22,7 @@ from ajs3.engine.retention import Purger
 from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import AjsError, Code, DefinitionError, EpochSuperseded
+from ajs3.exechost.manager import ExecHostJobs
 from ajs3.journal import audit
 from ajs3.journal.files import DiskFull
 from ajs3.journal.store import Journal
@@ -92,6 +94,9 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
         self.sched = Scheduler(self.journal, settings)
         self.live = LiveFigures.attach(self.journal)  # /metrics (ajs3.service.webviews)
         self.sched.log = self.log
+        remote = ExecHostJobs(self.sched.core, self.sched.dispatch, self.sched.doubt)
+        remote.rundir = self.paths.rundir  # ssh control sockets (docs/exechosts.md)
+        self.sched.core.exechosts = remote
         self.sched.recover(self.mode)
         self.notify.start(self.mode.value)
         self.start_purger(self.sched, settings)
@@ -302,6 +307,8 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
             self.server.close()
         if self.sched is not None:
             self.sched.runner.close()
+            if isinstance(self.sched.core.exechosts, ExecHostJobs):
+                self.sched.core.exechosts.close()
         if self.purger is not None:  # the batch under way ends; its rows at the next start
             self.purger.close()
         if self.notify is not None:  # a clean stop says so; a lost host writes nothing
@@ -451,7 +458,8 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
         # the data directory now (docs/engine.md, "Settings")
         settings = load_settings(self.datadir, self.paths.lhost)
         problems = check_job_users(defs, settings, os.geteuid())
-        if problems:  # AJS3-E313, before anything is applied
+        problems += check_hosts(defs, settings.exechosts)
+        if problems:  # AJS3-E313, AJS3-E150, before anything is applied
             raise DefinitionError(problems)
         version = self.sched.apply_definitions(defs, sources or [f["name"] for f in files])
         if settings != self.settings:

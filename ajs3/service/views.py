@@ -166,9 +166,11 @@ def render_show(data: dict[str, Any]) -> str:
             for r in data["runs"]:
                 lines.append(f"  {r['run']:>6}  {r['jobnet']:<40} {r['label']}")
         return "\n".join(lines)
+    hosts = any(u.get("exec_host") for u in data["units"])  # docs/exechosts.md
     lines = [
         f"run {data['run']} of {data['jobnet']}",
-        f"{'UNIT':<44} {'STATUS':<26} {'TRY':>3} {'EXIT':>4}  {'START':<14} {'END':<14}",
+        f"{'UNIT':<44} {'STATUS':<26} {'TRY':>3} {'EXIT':>4}  {'START':<14} {'END':<14}"
+        + (" HOST" if hosts else ""),
     ]
     for u in data["units"]:
         name = "  " * u["depth"] + (u["path"].rsplit("/", 1)[-1] or "/")
@@ -181,6 +183,7 @@ def render_show(data: dict[str, Any]) -> str:
         lines.append(
             f"{name:<44} {label:<26} {u['attempt'] or '-':>3} {exit_code:>4}  "
             f"{_fmt_time(u['started_at']):<14} {_fmt_time(u['ended_at']):<14}"
+            + (f" {u.get('exec_host') or '-'}" if hosts else "")
         )
     for v in data.get("vars", []):
         lines.append(f"value {v['name']}={v['value']}  (from {v['source'] or 'entry'})")

@@ -412,3 +412,34 @@ def test_retention(rb_lab: Lab) -> None:
     out = rb.run("purge")
     assert out.strip().splitlines()[-1] == "3", out
     rb.assert_all_run()
+
+
+# ------------------------------------------------------------ execution hosts (issue 16)
+
+
+def test_add_execution_host_settings_are_what_ajs3_reads(tmp_path: Path) -> None:
+    """The namespace lab has no execution host yet, so the page's blocks are skipped
+    there (each says why); what the page tells an operator to write into ajs3.yaml
+    is checked here against the real settings reader, so the page cannot drift."""
+    from ajs3.settings import load_settings
+
+    page = RUNBOOKS / "add-execution-host.md"
+    blocks = parse(page)
+    assert blocks and all(b.kind == "skip" and b.reason for b in blocks)
+    step = next(b.body for b in blocks if "execution_hosts:" in b.body)
+    yaml_text = step.split("<<EOF\n", 1)[1].split("\nEOF", 1)[0]
+    datadir = tmp_path / "lh1"
+    (datadir / "exechost").mkdir(parents=True)
+    values = {
+        "$XH_ADDR": "db1.example.com",
+        "$XH_USER": "root",
+        "$XH": "db1",
+        "$DATADIR": str(datadir),
+    }
+    for name, value in values.items():
+        yaml_text = yaml_text.replace(name, value)
+    (datadir / "ajs3.yaml").write_text(yaml_text + "\n")
+    settings = load_settings(datadir, "lh1")
+    host = settings.exechosts.host("db1")
+    assert host is not None and host.destination == "db1.example.com", settings.exechosts
+    assert host.max_jobs == 20

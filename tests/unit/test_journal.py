@@ -105,7 +105,7 @@ def test_a_journal_of_schema_1_is_migrated(tmp_path: Path) -> None:
     conn.close()
     j = Journal.open(tmp_path)
     try:
-        assert j.schema_version() == SCHEMA_VERSION == 7
+        assert j.schema_version() == SCHEMA_VERSION == 8
         assert j.events(1)[0]["code"] == ""
     finally:
         j.close()

@@ -5,9 +5,11 @@
 # Used as-is by the README, by CI (.ci/test), by the namespace lab and by the
 # Vagrant lab, so that every one of them installs the same way.
 #
-#   vagrant/provision/install.sh [--dev] [--no-apt] [--prefix DIR]
+#   vagrant/provision/install.sh [--dev] [--no-apt] [--exechost] [--prefix DIR]
 #
 #   --dev      also install the test tools (pytest, testinfra, ruff, mypy, chromium)
+#   --exechost an execution host only (docs/exechosts.md): no Pacemaker, no OCF
+#              agent; sshd, ajs3 (for `ajs3 exechost serve`) and its state directory
 #   --no-apt   skip the apt packages (they are already there)
 #   --prefix   where the venv goes (default /opt/ajs3)
 set -euo pipefail
@@ -17,10 +19,12 @@ src=$(cd "$here/../.." && pwd)
 prefix=/opt/ajs3
 dev=0
 apt=1
+exechost=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --dev) dev=1 ;;
         --no-apt) apt=0 ;;
+        --exechost) exechost=1 ;;
         --prefix) prefix=$2; shift ;;
         *) echo "install.sh: unknown option '$1' (see the header of $0)" >&2; exit 2 ;;
     esac
@@ -37,6 +41,10 @@ packages=(python3 python3-venv python3-dev gcc libc6-dev
           kmod libxml2-utils e2fsprogs iproute2 util-linux procps psmisc
           openssh-server openssh-client sqlite3
           graphviz)
+if [ "$exechost" = 1 ]; then
+    packages=(python3 python3-venv python3-dev gcc libc6-dev iproute2 procps
+              openssh-server openssh-client)
+fi
 if [ "$dev" = 1 ]; then
     # chromium and its driver: the web console's test in a real headless browser
     packages+=(shellcheck vagrant chromium chromium-driver fonts-dejavu-core)
@@ -76,8 +84,13 @@ else
 fi
 ln -sfn "$prefix/venv/bin/ajs3" /usr/local/bin/ajs3
 
+# An execution host keeps its runs here, per logical host (ajs3 exechost serve).
+if [ "$exechost" = 1 ]; then
+    install -d -m 0750 /var/lib/ajs3-exec
+fi
+
 # The OCF agent, where Pacemaker looks for provider "ajs3".
-if [ -f "$src/resource-agents/ajs3" ]; then
+if [ "$exechost" = 0 ] && [ -f "$src/resource-agents/ajs3" ]; then
     install -D -m 0755 "$src/resource-agents/ajs3" /usr/lib/ocf/resource.d/ajs3/ajs3
 fi
 echo "install.sh: ajs3 $("$prefix/venv/bin/ajs3" --version 2>/dev/null || echo '?') in $prefix/venv"

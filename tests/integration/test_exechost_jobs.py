@@ -1,0 +1,376 @@
+"""Jobs on an execution host over a real OpenSSH (docs/exechosts.md).
+
+The execution host is a real /usr/sbin/sshd in a network namespace of this session
+(tests/exechost_lab.py), reached with a key whose forced command is `ajs3 exechost
+serve`; the logical host is a real daemon. Needs root (skipped otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lhost import wait_for
+
+from ajs3.exechost import transport
+from ajs3.exechost_config import ExecHost
+from bench.exechost_lab import HOST_ADDR, ExecHostLab, available, lab
+
+pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+
+
+@pytest.fixture(scope="module")
+def xlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecHostLab]:
+    with lab(tmp_path_factory.mktemp("xhlab")) as the_lab:
+        yield the_lab
+
+
+def remote_host(make_lhost: Any, xlab: ExecHostLab, name: str, extra: str = "") -> Any:
+    host = make_lhost(name)
+    key = xlab.key(f"key-{name}")
+    xlab.authorize(key, name)
+    host.write_settings(xlab.settings(key, extra=extra))
+    host.start()
+    return host
+
+
+def test_a_job_runs_there_and_its_end_and_output_come_back(
+    make_lhost: Any, xlab: ExecHostLab
+) -> None:
+    host = remote_host(make_lhost, xlab, "xhrun")
+    host.define(
+        """
+        jobnets:
+          - name: net
+            host: xh1
+            units:
+              - name: there
+                script: 'echo "on $(ip -o -4 addr show | grep -c 10.232.0.2) $AJS3_LHOST";
+                  echo oops >&2; exit 7'
+                abnormal_threshold: 10
+                warning_threshold: 5
+              - {name: here, type: job, command: [/bin/true], host: xh1, after: [there]}
+        """
+    )
+    run = host.entry("/net")
+    data = host.wait(run, timeout=120)
+    units = {u["path"]: u for u in data["units"]}
+    there = units["/net/there"]
+    assert (there["status"], there["exit_code"], there["exec_host"]) == ("ended_warning", 7, "xh1")
+    assert units["/net/here"]["status"] == "ended_normally"
+    # it ran in the execution host's namespace, where 10.232.0.2 is an address of its own
+    log = host.run("log", there["run_id"]).stdout
+    assert log == "on 1 xhrun\n"
+    assert host.run("log", there["run_id"], "--stderr").stdout == "oops\n"
+    # durable there, keyed by logical host and run id
+    assert (xlab.jobdir("xhrun", there["run_id"]) / "status.json").exists()
+    assert "HOST" in host.run("show", "--run", str(run)).stdout
+
+
+def test_kill_and_timeout_reach_the_job_there(make_lhost: Any, xlab: ExecHostLab) -> None:
+    host = remote_host(make_lhost, xlab, "xhkill")
+    host.define(
+        """
+        jobnets:
+          - name: long
+            host: xh1
+            units:
+              - {name: sleeper, type: job, command: [sleep, "300"]}
+          - name: slow
+            host: xh1
+            units:
+              - {name: late, type: job, command: [sleep, "300"], timeout: 2, kill_grace: 1}
+        """
+    )
+    run = host.entry("/long")
+    wait_for(lambda: host.units(run)["/long/sleeper"]["status"] == "running", 60, "start")
+    ur = host.units(run)["/long/sleeper"]
+    wait_for(lambda: (xlab.jobdir("xhkill", ur["run_id"]) / "started.json").exists(), 30, "claim")
+    host.run("kill", "/long/sleeper", "--run", str(run))
+    data = host.wait(run, timeout=60)
+    sleeper = {u["path"]: u for u in data["units"]}["/long/sleeper"]
+    assert sleeper["status"] == "killed" and sleeper["signal"] == signal.SIGTERM
+    run2 = host.entry("/slow")
+    late = {u["path"]: u for u in host.wait(run2, timeout=60)["units"]}["/slow/late"]
+    assert late["status"] == "killed" and "timed out" in late["reason"]
+
+
+def test_daemon_killed_while_jobs_run_there_loses_nothing(
+    make_lhost: Any, xlab: ExecHostLab, tmp_path: Path
+) -> None:
+    """kill -9 of the daemon (SIGSTOP first) while 8 jobs run on the execution host:
+    after a hot start each is collected with its true exit code, each started once."""
+    host = remote_host(make_lhost, xlab, "xhcrash")
+    ledger, flag = tmp_path / "ledger", tmp_path / "go"
+    units = "".join(
+        f"""
+              - name: j{i}
+                script: 'echo "start $AJS3_RUN_ID" >> {ledger};
+                  {"sleep 1" if i % 2 else f"while [ ! -e {flag} ]; do sleep 0.1; done"};
+                  exit {i}'
+                abnormal_threshold: 20"""
+        for i in range(8)
+    )
+    host.define("jobnets:\n  - name: wide\n    host: xh1\n    units:" + units + "\n")
+    run = host.entry("/wide")
+    wait_for(lambda: ledger.exists() and len(ledger.read_text().splitlines()) == 8, 90, "starts")
+    pid = host.daemon_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(2.5)  # the odd jobs end while no daemon runs
+    host.start("hot")
+    flag.touch()
+    data = host.wait(run, timeout=120)
+    jobs = {u["path"]: u for u in data["units"] if u["kind"] == "job"}
+    assert {p: (u["status"], u["exit_code"], u["attempt"]) for p, u in jobs.items()} == {
+        f"/wide/j{i}": ("ended_normally", i, 1) for i in range(8)
+    }
+    starts = Counter(line.split()[1] for line in ledger.read_text().splitlines())
+    assert sorted(starts.values()) == [1] * 8
+    assert set(starts) == {u["run_id"] for u in jobs.values()}
+
+
+def test_a_lower_epoch_is_refused_there(make_lhost: Any, xlab: ExecHostLab) -> None:
+    host = remote_host(make_lhost, xlab, "xhepoch")
+    host.define(
+        "jobnets:\n  - name: n\n    host: xh1\n    units:\n"
+        "      - {name: a, type: job, command: [/bin/true]}\n"
+    )
+    host.wait(host.entry("/n"), timeout=120)
+    epoch = host.journal_query("SELECT MAX(epoch) FROM epochs")[0][0]
+    target = ExecHost(
+        name="xh1",
+        destination=HOST_ADDR,
+        user="root",
+        identity_file=str(xlab.base / "key-xhepoch"),
+        known_hosts=str(xlab.known_hosts),
+    )
+    control = transport.control_dir(xlab.base / "ctl-epoch")
+    poll = {"op": "poll", "run_ids": []}
+    with pytest.raises(transport.AjsError) as err:
+        transport.exchange(target, control, "xhepoch", epoch - 1 if epoch > 1 else 0, [poll])
+    if epoch > 0:
+        assert err.value.code is not None and err.value.code.value == "AJS3-E333"
+    # a former owner cut off: it cannot start anything there
+    start = {
+        "op": "start",
+        "run_id": "r" + "0" * 20,
+        "argv": ["/bin/true"],
+        "env": {},
+    }
+    with pytest.raises(transport.AjsError):
+        transport.exchange(target, control, "xhepoch", 0, [start])
+    assert not xlab.jobdir("xhepoch", "r" + "0" * 20).exists()
+    # the owner's own epoch is served
+    [answer] = transport.exchange(target, control, "xhepoch", epoch, [poll])
+    assert answer["ok"] is True
+
+
+def test_wrong_key_and_unreachable_host_are_coded_errors(
+    make_lhost: Any, xlab: ExecHostLab
+) -> None:
+    stranger = xlab.key("stranger")  # never authorized
+    control = transport.control_dir(xlab.base / "ctl-wrong")
+    target = ExecHost(
+        name="xh1",
+        destination=HOST_ADDR,
+        user="root",
+        identity_file=str(stranger),
+        known_hosts=str(xlab.known_hosts),
+    )
+    with pytest.raises(transport.Unreachable) as err:
+        transport.exchange(target, control, "xhwrong", 1, [{"op": "poll", "run_ids": []}])
+    assert err.value.code is not None and err.value.code.value == "AJS3-E331"
+    nowhere = ExecHost(
+        name="gone",
+        destination="10.232.0.77",
+        user="root",
+        identity_file=str(stranger),
+        known_hosts=str(xlab.known_hosts),
+    )
+    with pytest.raises(transport.Unreachable) as err:
+        transport.exchange(nowhere, control, "xhwrong", 1, [{"op": "poll", "run_ids": []}])
+    assert err.value.code is not None and err.value.code.value == "AJS3-E330"
+
+    # through the daemon: the job waits, and show --why says why
+    host = make_lhost("xhwrong")
+    host.write_settings(xlab.settings(stranger))
+    host.start()
+    host.define(
+        "jobnets:\n  - name: n\n    host: xh1\n    units:\n"
+        "      - {name: a, type: job, command: [/bin/true]}\n"
+    )
+    run = host.entry("/n")
+
+    def why() -> str:
+        return host.run("show", "--why", "/n/a", "--run", str(run)).stdout
+
+    wait_for(lambda: "AJS3-E331" in why(), 60, "show --why to name the refused key")
+    assert host.units(run)["/n/a"]["status"] in ("waiting", "running")
+
+
+def test_an_unknown_host_is_refused_at_define(make_lhost: Any, xlab: ExecHostLab) -> None:
+    host = remote_host(make_lhost, xlab, "xhdef")
+    path = host.datadir / "definitions" / "bad.yaml"
+    path.write_text(
+        "jobnets:\n  - name: n\n    units:\n"
+        "      - {name: a, type: job, command: [/bin/true], host: nowhere}\n"
+    )
+    done = host.run("define", check=False)
+    assert done.returncode != 0
+    assert "AJS3-E150" in done.stderr and "bad.yaml:4" in done.stderr
+
+
+def _link(xlab: ExecHostLab, state: str) -> None:
+    import subprocess
+
+    subprocess.run(["ip", "link", "set", xlab.ns + "a", state], check=True, timeout=30)
+
+
+def test_cut_link_jobs_wait_then_finish_or_their_policy_decides(
+    make_lhost: Any, xlab: ExecHostLab, tmp_path: Path
+) -> None:
+    """The link to the execution host is cut while jobs run: they wait (show --why
+    says so). Back within exechost_timeout, they finish with their true exit code;
+    out of reach longer, their on_failover policy decides."""
+    flag = tmp_path / "go"
+    host = remote_host(make_lhost, xlab, "xhcut", extra="exechost_timeout: 40\n")
+    host.define(
+        f"""
+        jobnets:
+          - name: n
+            host: xh1
+            units:
+              - name: a
+                script: 'while [ ! -e {flag} ]; do sleep 0.1; done; exit 3'
+                abnormal_threshold: 5
+        """
+    )
+    run = host.entry("/n")
+    wait_for(lambda: host.units(run)["/n/a"]["status"] == "running", 60, "start")
+    ur = host.units(run)["/n/a"]
+    wait_for(lambda: (xlab.jobdir("xhcut", ur["run_id"]) / "started.json").exists(), 30, "claim")
+    _link(xlab, "down")
+    try:
+        wait_for(
+            lambda: "cannot be reached" in host.run("show", "--why", "/n/a").stdout,
+            90,
+            "show --why to say the execution host is out of reach",
+        )
+        flag.touch()  # it ends there while the link is cut
+        time.sleep(1)
+    finally:
+        _link(xlab, "up")
+    a = {u["path"]: u for u in host.wait(run, timeout=120)["units"]}["/n/a"]
+    assert (a["status"], a["exit_code"], a["attempt"]) == ("ended_normally", 3, 1)
+
+    # out of reach longer than exechost_timeout: policy fail
+    flag.unlink()
+    run = host.entry("/n")
+    wait_for(lambda: host.units(run)["/n/a"]["status"] == "running", 60, "start")
+    ur = host.units(run)["/n/a"]
+    wait_for(lambda: (xlab.jobdir("xhcut", ur["run_id"]) / "started.json").exists(), 30, "claim")
+    _link(xlab, "down")
+    try:
+        a = {u["path"]: u for u in host.wait(run, timeout=180)["units"]}["/n/a"]
+    finally:
+        _link(xlab, "up")
+        flag.touch()
+    assert a["status"] == "killed" and "could not be reached" in a["reason"]
+
+
+def test_a_group_spreads_jobs_and_max_jobs_holds(
+    make_lhost: Any, xlab: ExecHostLab, tmp_path: Path
+) -> None:
+    """Two names for the lab's host, max_jobs 1 each, in a round-robin group: six
+    parallel jobs alternate between them and never more than two run at once."""
+    name = "xhgroup"
+    host = make_lhost(name)
+    key = xlab.key(f"key-{name}")
+    xlab.authorize(key, name)
+    second = xlab.settings(key, name="xh2").split("\n", 1)[1]  # without the key line
+    host.write_settings(
+        xlab.settings(key, extra="    max_jobs: 1\n")
+        + second
+        + "    max_jobs: 1\nhost_groups:\n"
+        + "  both: {members: [xh1, xh2], distribution: round_robin}\n"
+    )
+    host.start()
+    ledger = tmp_path / "ledger"
+    units = "".join(
+        f"""
+              - name: j{i}
+                script: 'echo "start $(date +%s.%N)" >> {ledger}; sleep 1;
+                  echo "end $(date +%s.%N)" >> {ledger}'"""
+        for i in range(6)
+    )
+    host.define("jobnets:\n  - name: wide\n    host: both\n    units:" + units + "\n")
+    data = host.wait(host.entry("/wide"), timeout=180)
+    jobs = [u for u in data["units"] if u["kind"] == "job"]
+    assert all(u["status"] == "ended_normally" for u in jobs)
+    assert Counter(u["exec_host"] for u in jobs) == {"xh1": 3, "xh2": 3}
+    events = sorted(
+        (float(t), 1 if kind == "start" else -1)
+        for kind, t in (line.split() for line in ledger.read_text().splitlines())
+    )
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak <= 2
+
+
+def test_a_start_that_never_reached_is_claimed_there_and_started_once(
+    make_lhost: Any, xlab: ExecHostLab, tmp_path: Path
+) -> None:
+    """The start's intent is recorded but the link is cut, then the daemon dies: the
+    new daemon finds the run absent there, claims it (void) and starts it again; it
+    runs once. A big output comes home in chunks."""
+    ledger = tmp_path / "ledger"
+    host = remote_host(make_lhost, xlab, "xhnever")
+    host.define(
+        f"""
+        jobnets:
+          - name: n
+            host: xh1
+            units:
+              - name: a
+                script: 'echo "start $AJS3_RUN_ID" >> {ledger};
+                  head -c 3000000 /dev/zero | tr "\\0" x; exit 4'
+                abnormal_threshold: 5
+        """
+    )
+    # the master connection and session are up: a first run goes through
+    host.wait(host.entry("/n"), timeout=120)
+    ledger.unlink()
+    _link(xlab, "down")
+    try:
+        run = host.entry("/n")
+        wait_for(lambda: host.units(run)["/n/a"]["status"] == "running", 60, "intent")
+        wait_for(
+            lambda: "cannot be reached" in host.run("show", "--why", "/n/a").stdout,
+            120,
+            "the start to fail",
+        )
+        pid = host.daemon_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        os.kill(pid, signal.SIGKILL)
+    finally:
+        _link(xlab, "up")
+    first = host.units(run)["/n/a"]["run_id"]
+    host.start("hot")
+    data = host.wait(run, timeout=120)
+    a = {u["path"]: u for u in data["units"]}["/n/a"]
+    assert (a["status"], a["exit_code"], a["attempt"]) == ("ended_normally", 4, 2)
+    assert ledger.read_text().split() == ["start", a["run_id"]]
+    assert '"void": true' in (xlab.jobdir("xhnever", first) / "started.json").read_text()
+    out = host.run("log", a["run_id"]).stdout
+    assert len(out) == 3_000_000 and set(out) == {"x"}
