@@ -76,6 +76,7 @@ IN_DOUBT = {
     "in-doubt-after-failover",
     "killed-by-warm-start",
     "start-record-held",
+    "exec-host-lost",
 }
 RETRY = "retry"
 #: an operator said how a run in doubt ended (release --as normal|abnormal)
