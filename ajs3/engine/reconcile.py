@@ -82,8 +82,12 @@ class Reconciler:
                     started = core.runner.settle(jobdir, why)
                 except TimeoutError:
                     facts = Facts(False, Record.HELD, mode=mode)
-                else:
-                    facts = self._facts(False, started, mode)
+                else:  # None: the record was cut short, and settle voided it in place
+                    facts = (
+                        Facts(False, Record.VOID, mode=mode)
+                        if started is None
+                        else self._facts(False, started, mode)
+                    )
             row = recovery.decide(facts)
         match row.verdict:
             case Verdict.COLLECT:

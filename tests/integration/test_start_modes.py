@@ -126,3 +126,29 @@ def test_cold_start_forgets_runs_but_keeps_definitions(lhost: Any) -> None:
     # the definitions are still there and run
     again = lhost.entry("/m/quick")
     assert lhost.wait(again)["units"][0]["status"] == "ended_normally"
+
+
+def test_a_start_record_cut_short_is_voided_and_the_job_starts_once(lhost: Any) -> None:
+    """A node crash between a supervisor's creating started.json and the record being
+    whole leaves an empty file: the next start claims it (voided in place) and starts
+    the job again, instead of failing to start (it raised "claimed twice" once, in
+    the cluster tier's soak)."""
+    lhost.define("""
+        group: /m
+        jobnets:
+          - name: net
+            units:
+              - {name: s, command: [sleep, 300]}
+    """)
+    run = lhost.entry("/m/net")
+    wait_for(lambda: statuses(lhost, run)["s"] == "running", message="start")
+    first = lhost.units(run)["/m/net/s"]
+    lhost.crash()  # daemon, supervisor and job killed (SIGSTOP first)
+    record = lhost.datadir / "jobs" / first["run_id"] / "started.json"
+    record.write_bytes(b"")  # as a supervisor that died before its record was whole
+    lhost.start()
+    wait_for(lambda: lhost.units(run)["/m/net/s"]["attempt"] == 2, message="started again")
+    again = lhost.units(run)["/m/net/s"]
+    assert again["run_id"] != first["run_id"] and again["status"] == "running"
+    assert json.loads(record.read_text())["void"]  # the first attempt can never start
+    lhost.run("kill", "/m/net")
