@@ -150,6 +150,9 @@ def events(settled: Lab) -> Iterator[Events]:
     if not settled.app.startswith("ocf:ajs3:ajs3"):
         pytest.skip(f"the lab runs {settled.app!r}; this test needs ocf:ajs3:ajs3")
     ev = Events(settled)
+    # fail counts an earlier test left would keep lh1 off the nodes this test needs
+    ev.pcs("resource", "cleanup", LH)
+    settled.wait_groups(timeout=180)
     ev.inbox.mkdir(parents=True, exist_ok=True)
     ev.inbox.chmod(0o1777)
     for old in ev.inbox.iterdir():
