@@ -38,7 +38,7 @@ from ajs3.keep import Keep
 from ajs3.settings import Settings
 
 #: Runs marked at once, and runs scanned at once per jobnet.
-BATCH = 8
+BATCH = 4
 SCAN = 200
 #: Batches deleted between two checkpoints of the WAL by the purge.
 CHECKPOINT_EVERY = 2
@@ -205,8 +205,9 @@ class Purger:
         if self._removing is not None:
             if not self._removing.future.done():
                 return True
-            if not self._reaped(now):
-                return False
+            # the rows' delete is this tick's one transaction: the next batch is marked
+            # by the next tick (the loop comes back at once)
+            return self._reaped(now)
         half = deadline - self.budget / 2
         if self._unchecked >= CHECKPOINT_EVERY:
             # The purge writes much more to the WAL than scheduling does: checkpointed
