@@ -93,7 +93,8 @@ def import_delay(
 
 def _rules(unit: Jp1Unit, key: str) -> set[str]:
     """The schedule rule numbers ``key`` is given for (as written; none is rule 1)."""
-    return {(values.rule_number(p.value)[0] or "1").lstrip("0") for p in unit.get(key)}
+    numbers = {(values.rule_number(p.value)[0] or "1").lstrip("0") for p in unit.get(key)}
+    return numbers - {""}  # rule 0 (sd=0,ud) undefines the rules: not one of them
 
 
 def _one(
