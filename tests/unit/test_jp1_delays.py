@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from test_jp1 import HERE, unit_at
+
 from ajs3.jp1.exporter import export
 from ajs3.jp1.importer import import_file, import_text
-
-HERE = Path(__file__).parent / "jp1"
-
-
-def unit_at(defs, path):  # type: ignore[no-untyped-def]
-    for root in defs.jobnets.values():
-        for unit in root.walk():
-            if unit.path == path:
-                return unit
-    raise KeyError(path)
 
 
 def test_start_and_end_delay_and_required_time_map_to_delay() -> None:
