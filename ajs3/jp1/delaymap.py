@@ -92,9 +92,9 @@ def import_delay(
 
 
 def _rules(unit: Jp1Unit, key: str) -> set[str]:
-    """The schedule rule numbers ``key`` is given for (as written; none is rule 1)."""
+    """The schedule rule numbers ``key`` is given for (as written; none given is number 1)."""
     numbers = {(values.rule_number(p.value)[0] or "1").lstrip("0") for p in unit.get(key)}
-    return numbers - {""}  # rule 0 (sd=0,ud) undefines the rules: not one of them
+    return numbers - {""}  # number 0 (sd=0,ud) undefines the rules: not one of them
 
 
 def _one(
