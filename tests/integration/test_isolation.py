@@ -80,13 +80,17 @@ def crash(host: LogicalHost, run_id: str) -> None:
     os.kill(started["supervisor_pid"], signal.SIGKILL)
     os.killpg(started["pgid"], signal.SIGKILL)
     os.kill(pid, signal.SIGKILL)
-    wait_for(
-        lambda: (
-            not Path(f"/proc/{started['supervisor_pid']}").exists()
-            or b"Z" in Path(f"/proc/{started['supervisor_pid']}/stat").read_bytes()[:64]
-        ),
-        message="supervisor gone",
-    )
+    wait_for(lambda: gone_or_zombie(started["supervisor_pid"]), message="supervisor gone")
+
+
+def gone_or_zombie(pid: int) -> bool:
+    """Whether pid has died. Its /proc entry can vanish between any two looks (it is
+    reaped), so the one read that tells is the one that may find nothing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return fields.rpartition(")")[2].split()[0] == "Z"
 
 
 def test_job_gets_a_clean_environment_of_its_user(user: Any, host_of: Any) -> None:
