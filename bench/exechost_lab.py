@@ -26,7 +26,10 @@ import psutil
 
 from bench.lhost import REPO
 
-SUBNET = "10.232.0"
+#: The /24 the labs' veth pairs take (AJS3_EXECHOST_LAB_SUBNET, e.g. "10.232.1", for a
+#: second test session beside a first on one machine: two labs of one subnet would give
+#: the root namespace one address on two links).
+SUBNET = os.environ.get("AJS3_EXECHOST_LAB_SUBNET", "10.232.0")
 #: the address of lab 0's execution host (lab i: 10.232.0.(4i + 2))
 HOST_ADDR = f"{SUBNET}.2"
 
@@ -41,6 +44,19 @@ def available() -> str | None:
     if not os.access("/usr/sbin/sshd", os.X_OK):
         return "needs /usr/sbin/sshd (apt-get install openssh-server)"
     return None
+
+
+def _left_by_the_dead(name: str) -> bool:
+    """Whether ``name`` is a lab namespace (``ajs3xh<pid>x<i>``) whose session has ended.
+    The pid is kept modulo 100000: a live process of that number, ours or not, keeps
+    the name (a leftover waits for the next session rather than one in use going)."""
+    if not name.startswith("ajs3xh") or "x" not in name[6:]:
+        return False
+    pid = name[6:].split("x")[0]
+    if not pid.isdigit():
+        return False
+    live = {p % 100000 for p in psutil.pids()}
+    return int(pid) not in live
 
 
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -112,20 +128,19 @@ class ExecHostLab:
         raise RuntimeError(f"sshd did not start: {(self.base / 'sshd.log').read_text()}")
 
     def _stale(self) -> None:
-        """Namespaces and veths of an earlier session of ours (the ``ajs3xh`` prefix,
-        another pid) left by a crash; never this session's other labs."""
-        mine = f"ajs3xh{os.getpid() % 100000}x"
+        """Namespaces and veths that a crashed session of ours left: their names carry
+        the pid of the session that made them (``ajs3xh<pid>x<i>``), and that pid no
+        longer runs. Another session that is still running keeps its labs."""
         listing = _run("ip", "netns", "list", check=False).stdout.split()
         for name in listing:
             if (
-                name.startswith("ajs3xh")
-                and not name.startswith(mine)
-                and _run("ip", "netns", "pids", name, check=False).stdout.strip() == ""
+                _left_by_the_dead(name)
+                and not _run("ip", "netns", "pids", name, check=False).stdout.strip()
             ):
                 _run("ip", "netns", "del", name, check=False)
         for line in _run("ip", "-o", "link", "show", check=False).stdout.splitlines():
             name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
-            if name.startswith("ajs3xh") and name.endswith("a") and not name.startswith(mine):
+            if name.endswith("a") and _left_by_the_dead(name[:-1]):
                 _run("ip", "link", "del", name, check=False)
 
     def down(self) -> None:
