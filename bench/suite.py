@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3.engine import native
-from bench import exechost, retention, volume, web
+from bench import chains, exechost, retention, volume, web
 from bench.figures import Bench, Figure, unavailable
 
 NAMES = [
@@ -38,6 +38,8 @@ NAMES = [
     "web_pages",
     exechost.NAME,
     exechost.LATENCY,
+    chains.CHAIN,
+    chains.STAGES,
 ]
 UNITS = {
     "dispatch": "jobs/s",
@@ -52,7 +54,12 @@ UNITS = {
     "web_pages": "ms",
     exechost.NAME: exechost.UNIT,
     exechost.LATENCY: exechost.LATENCY_UNIT,
+    chains.CHAIN: chains.UNIT,
+    chains.STAGES: chains.UNIT,
 }
+
+
+ALL_GROUPS = "dispatch,latency,history,idle,failover,retention,web,exechost,chains"
 
 
 def machine() -> dict[str, Any]:
@@ -148,6 +155,7 @@ def run_groups(
         ),
         ("web", lambda: web.figures(bench), ["web_pages"]),
         ("exechost", lambda: exechost.figures(bench), [exechost.NAME, exechost.LATENCY]),
+        ("chains", lambda: chains.figures(bench), [chains.CHAIN, chains.STAGES]),
     ]
     for group, fn, names in plan:
         if group not in groups:
@@ -177,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, metavar="FILE", help="write the figures as JSON")
     p.add_argument(
         "--only",
-        help="comma-separated groups: "
-        "dispatch,latency,history,idle,failover,retention,web,exechost",
+        help=f"comma-separated groups: {ALL_GROUPS}",
     )
     p.add_argument(
         "--lab-timings",
@@ -198,9 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     native.ensure_built()  # the working tree's engine, with its C supervisor
-    groups = (args.only or "dispatch,latency,history,idle,failover,retention,web,exechost").split(
-        ","
-    )
+    groups = (args.only or ALL_GROUPS).split(",")
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
