@@ -31,7 +31,9 @@ rules 1-5, issue 5):
   stale-epoch-write    a journal event of an older epoch written after a newer began
   stale-epoch-start    a job of an older epoch started after a newer epoch began
   zombie               a job of an older epoch on another node still wrote after a
-                       newer epoch began (its node was not fenced)
+                       newer epoch began (its node was not fenced); a job on an
+                       execution host (unit_runs.exec_host) is exempt: it is meant to
+                       outlive its owner and be re-adopted
   malformed            a ledger line that can not be read
 
 Read the ledger *before* the journal (intent is journaled before launch, so every
@@ -173,6 +175,16 @@ class Journal:
             data["events"],
             {int(k): v for k, v in data["defs"].items()},
         )
+
+
+def only_group(journal: Journal, group: str) -> Journal:
+    """The part of ``journal`` that is the runs of the jobnets under ``group`` (a test's
+    own jobnets, beside other tests' in one logical host's journal); epochs and
+    definitions whole."""
+    runs = {k: r for k, r in journal.runs.items() if r["jobnet"].startswith(group + "/")}
+    units = {k: u for k, u in journal.units.items() if u["jobnet_run"] in runs}
+    events = [e for e in journal.events if e["unit_run"] in units]
+    return Journal(journal.integrity, journal.epochs, runs, units, events, journal.defs)
 
 
 def _flatten(unit: dict[str, Any], parent: str, out: dict[str, dict[str, Any]]) -> None:
@@ -327,6 +339,10 @@ def check(
         u = journal.units[uid]
         return f"run {u['jobnet_run']} {u['path']}" + (f" ({run_id})" if run_id else "")
 
+    def on_exec_host(rid: str, node: str) -> bool:
+        """Whether the journal says run id ``rid`` ran on execution host ``node``."""
+        return rid in run_of and journal.units[run_of[rid][0]].get("exec_host") == node
+
     # ---- ledger lines per run id
     starts: dict[str, list[Job]] = defaultdict(list)
     for s in ledger.starts:
@@ -364,7 +380,7 @@ def check(
             if ep is None:
                 bad("attempt-mismatch", subject(uid, rid), f"epoch {s.epoch} unknown")
                 continue
-            if ep["node"] != s.node:
+            if ep["node"] != s.node and not on_exec_host(rid, s.node):
                 bad(
                     "attempt-mismatch",
                     subject(uid, rid),
@@ -382,9 +398,14 @@ def check(
     # Lines of an old epoch written after a newer one began are fine only when every
     # epoch since ran on the same node (a local daemon restart re-adopts its jobs); else
     # the writer's node was still alive after a failover: not fenced.
+    # A job on an execution host outlives its owner's node by design (issue 16): the new
+    # owner re-adopts it, and what keeps a former owner out is the execution host's epoch
+    # fence, shown by stale-epoch-start above.
     for line in [*ledger.ends, *ledger.checks]:
         if line.kind == "check":
             continue  # a check runs in the new epoch by design; its epoch is checked below
+        if on_exec_host(line.run_id, line.node):
+            continue
         later = [x for x in order if x > line.epoch and epochs[x]["started_at"] <= line.time]
         if any(epochs[x]["node"] != line.node for x in later):
             bad(

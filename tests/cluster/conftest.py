@@ -29,7 +29,9 @@ from lab import TIMINGS, Lab, unavailable
 
 STATE = Path(os.environ.get("AJS3_LAB_TEST_STATE", "/tmp/ajs3-lab-test"))
 REUSE = os.environ.get("AJS3_LAB_REUSE") == "1"
-PREFIX = "ajs3t"
+#: AJS3_LAB_TEST_PREFIX: another prefix (and AJS3_LAB_TEST_STATE another directory) for
+#: a second test session beside a first on one machine
+PREFIX = os.environ.get("AJS3_LAB_TEST_PREFIX", "ajs3t")
 
 
 def lab_unavailable() -> str | None:

@@ -1015,7 +1015,9 @@ class Lab:
         # Whatever is still alive (the PDU crashed or hung): kill it by pid. Nodes
         # first (each SIGKILL takes a whole PID namespace with it), then the PDU.
         victims = []
-        for n, info in state.get("nodes", {}).items():
+        # ... and the execution hosts beside them (tests/cluster/exechosts.py)
+        hosts = {**state.get("nodes", {}), **state.get("exechosts", {})}
+        for n, info in hosts.items():
             for key in ("init", "unshare"):
                 if alive(info.get(key), info.get(f"{key}_start")):
                     victims.append((f"{n} {key}", info[key], info[f"{key}_start"]))

@@ -389,3 +389,33 @@ def test_unfinished_runs_fail_only_the_final_check(crashed: dict[str, Any]) -> N
 def test_a_malformed_ledger_line_fails(crashed: dict[str, Any]) -> None:
     rep = run_check(crashed, crashed["ledger"] + "start rX 1\n")
     assert rules(rep) == {"malformed"}
+
+
+def test_a_job_on_an_execution_host_may_outlive_its_owner_s_node(crashed: dict[str, Any]) -> None:
+    """Issue 16: a job on an execution host is re-adopted by the new owner; its end line
+    of the old epoch, written after the new epoch began, is no zombie. The same line
+    from a node is."""
+    j = copy.deepcopy(crashed["journal"])
+    new_epoch = j.epochs[-1]["started_at"]
+    j.epochs[-1]["node"] = "elsewhere"
+    s = next(
+        line.split() for line in _lines(crashed) if line.startswith("start") and " 1 1 " in line
+    )
+    rid = s[1]
+    late_end = " ".join(["end", rid, *s[2:4], "xh1", *s[5:7], f"{new_epoch + 2:.6f}", "0"])
+    led = crashed["ledger"].replace(" ".join(s), " ".join([*s[:4], "xh1", *s[5:]])) + late_end
+    unit = next(u for u in j.units.values() if u["run_id"] == rid)
+    unit["exec_host"] = "xh1"
+    rep = run_check(crashed, led + "\n", j)
+    assert "zombie" not in rules(rep), rep.text()
+    unit["exec_host"] = None  # the journal says it ran on a node: then it is one
+    assert "zombie" in rules(run_check(crashed, led + "\n", j))
+
+
+def test_only_group_keeps_the_runs_of_one_group(crashed: dict[str, Any]) -> None:
+    j = crashed["journal"]
+    mine = checker.only_group(j, workload.GROUP)
+    assert mine.runs == j.runs and len(mine.events) == len(j.events)
+    none = checker.only_group(j, "/elsewhere")
+    assert not none.runs and not none.units and not none.events
+    assert none.epochs == j.epochs
