@@ -528,6 +528,12 @@ class Lab:
             if node.ns not in state["netns"]:
                 state["netns"].append(node.ns)
         run(["ip", "netns", "add", node.ns])
+        # The cable of the node's previous life can outlive its namespace for a while:
+        # the kernel frees a deleted namespace asynchronously, later still while TCP
+        # connections of the dead node are being closed (an ssh to an execution host,
+        # say). Unplug it, so the new cable gets its name.
+        if self._port_exists(node.port):
+            run(["ip", "-n", self.switch_ns, "link", "del", node.port], check=False)
         # Created directly between the two namespaces: never in the host's.
         run(
             [
@@ -550,6 +556,9 @@ class Lab:
         run(["ip", "-n", node.ns, "addr", "add", f"{node.addr}/24", "dev", "eth0"])
         run(["ip", "-n", node.ns, "link", "set", "eth0", "up"])
         run(["ip", "-n", node.ns, "link", "set", "lo", "up"])
+
+    def _port_exists(self, port: str) -> bool:
+        return run(["ip", "-n", self.switch_ns, "link", "show", port], check=False).returncode == 0
 
     # ---- the PDU
 
