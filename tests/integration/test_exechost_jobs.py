@@ -7,6 +7,7 @@ serve`; the logical host is a real daemon. Needs root (skipped otherwise).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from lhost import wait_for
 
@@ -44,18 +46,19 @@ def test_a_job_runs_there_and_its_end_and_output_come_back(
     make_lhost: Any, xlab: ExecHostLab
 ) -> None:
     host = remote_host(make_lhost, xlab, "xhrun")
+    mine = f'ip -o -4 addr show | grep -cF "inet {xlab.addr}/"'  # the lab's address its own
     host.define(
-        """
+        f"""
         jobnets:
           - name: net
             host: xh1
             units:
               - name: there
-                script: 'echo "on $(ip -o -4 addr show | grep -c 10.232.0.2) $AJS3_LHOST";
+                script: 'echo "on $({mine}) $AJS3_LHOST";
                   echo oops >&2; exit 7'
                 abnormal_threshold: 10
                 warning_threshold: 5
-              - {name: here, type: job, command: [/bin/true], host: xh1, after: [there]}
+              - {{name: here, type: job, command: [/bin/true], host: xh1, after: [there]}}
         """
     )
     run = host.entry("/net")
@@ -64,7 +67,7 @@ def test_a_job_runs_there_and_its_end_and_output_come_back(
     there = units["/net/there"]
     assert (there["status"], there["exit_code"], there["exec_host"]) == ("ended_warning", 7, "xh1")
     assert units["/net/here"]["status"] == "ended_normally"
-    # it ran in the execution host's namespace, where 10.232.0.2 is an address of its own
+    # it ran in the execution host's namespace, where the lab's address is its own
     log = host.run("log", there["run_id"]).stdout
     assert log == "on 1 xhrun\n"
     assert host.run("log", there["run_id"], "--stderr").stdout == "oops\n"
@@ -374,3 +377,92 @@ def test_a_start_that_never_reached_is_claimed_there_and_started_once(
     assert '"void": true' in (xlab.jobdir("xhnever", first) / "started.json").read_text()
     out = host.run("log", a["run_id"]).stdout
     assert len(out) == 3_000_000 and set(out) == {"x"}
+
+
+def _serves(xlab: ExecHostLab, lhost: str) -> list[psutil.Process]:
+    """The `ajs3 exechost serve` processes of ``lhost``'s sessions in the lab."""
+    import subprocess
+
+    pids = subprocess.run(
+        ["ip", "netns", "pids", xlab.ns], capture_output=True, text=True, timeout=30, check=True
+    ).stdout.split()
+    found = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(int(pid))
+            argv = proc.cmdline()
+            if "serve" in argv and argv[argv.index("--lhost-key") + 1 :][:1] == [lhost]:
+                found.append(proc)
+    return found
+
+
+def test_a_stuck_execution_host_never_stalls_the_loop(
+    make_lhost: Any, xlab: ExecHostLab, tmp_path: Path
+) -> None:
+    """The far side of the daemon's session stops answering (its `exechost serve` is
+    SIGSTOPped) while a job runs there. While that exchange is under way, a local job
+    starts and ends and `show` answers; the exchange is still under way afterwards
+    (the same session, show --why says so). Then SIGCONT: the exchange completes and
+    the job there ends with its true exit code. Stopping the daemon while an exchange
+    is stuck returns too (the link's thread is cut short and joined); a hot start
+    collects the job stuck meanwhile."""
+    flag = tmp_path / "go"
+    host = remote_host(make_lhost, xlab, "xhstuck")
+    host.define(
+        f"""
+        jobnets:
+          - name: far
+            host: xh1
+            units:
+              - name: a
+                script: 'while [ ! -e {flag} ]; do sleep 0.1; done; exit 6'
+                abnormal_threshold: 10
+          - name: near
+            units:
+              - {{name: b, type: job, command: [/bin/sh, -c, "exit 0"]}}
+        """
+    )
+
+    def why(run: int) -> str:  # answered by the daemon (a plain show reads the journal)
+        return host.run("show", "--why", "/far/a", "--run", str(run)).stdout
+
+    def stuck_while_running_there() -> tuple[int, psutil.Process]:
+        run = host.entry("/far")
+        wait_for(lambda: host.units(run)["/far/a"]["status"] == "running", 60, "start")
+        ur = host.units(run)["/far/a"]
+        claim = xlab.jobdir("xhstuck", ur["run_id"]) / "started.json"
+        wait_for(claim.exists, 30, "claim")
+        [serve] = wait_for(lambda: _serves(xlab, "xhstuck") or None, 30, "the session")
+        serve.suspend()  # SIGSTOP: the next poll gets no answer
+        wait_for(lambda: "has not answered" in why(run), 60, "show --why: an exchange under way")
+        return run, serve
+
+    run, serve = stuck_while_running_there()
+    try:
+        flag.touch()  # it ends there meanwhile; the stopped session cannot say so yet
+        near = host.entry("/near")
+        b = {u["path"]: u for u in host.wait(near, timeout=60)["units"]}["/near/b"]
+        assert (b["status"], b["exit_code"]) == ("ended_normally", 0)
+        # ... while the exchange with the stuck host is still under way: nothing gave
+        # up on the session, whose far side is still stopped
+        assert "has not answered" in why(run)
+        assert host.units(run)["/far/a"]["status"] == "running"
+        assert [p.pid for p in _serves(xlab, "xhstuck")] == [serve.pid]
+        assert serve.status() == psutil.STATUS_STOPPED
+    finally:
+        serve.resume()
+    a = {u["path"]: u for u in host.wait(run, timeout=120)["units"]}["/far/a"]
+    assert (a["status"], a["exit_code"], a["attempt"]) == ("ended_normally", 6, 1)
+
+    # a stop while the exchange is stuck: the daemon stops (jobs left running)
+    flag.unlink()
+    run, serve = stuck_while_running_there()
+    try:
+        done = host.json("service", "stop", "--jobs", "leave", "--timeout", "60")
+        assert done["was_running"] and not done["escalated"]  # it stopped on its own
+    finally:
+        serve.resume()
+    flag.touch()
+    host.start("hot")
+    a = {u["path"]: u for u in host.wait(run, timeout=120)["units"]}["/far/a"]
+    assert (a["status"], a["exit_code"], a["attempt"]) == ("ended_normally", 6, 1)
