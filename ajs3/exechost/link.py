@@ -10,7 +10,9 @@ one :class:`Exchange` at a time from its queue, does it, and hands an
 
 An end that an exchange finds is brought home here too, off the loop: the ``output``
 requests for what the answer did not carry, then ``status.json`` and the output
-written into the run's local job directory. The thread never touches the journal:
+written into the run's local job directory, and its AJS3_VARS_OUT file into the
+data directory's ``vars/`` (:func:`ajs3.engine.runvars.put_out`), where the collector
+checks and journals it exactly as a local job's. The thread never touches the journal:
 the loop applies the outcome, and every status change stays with its one writer.
 """
 
@@ -29,12 +31,17 @@ from typing import Any
 
 from ajs3 import datadir as dd
 from ajs3.engine import runner as rn
+from ajs3.engine import runvars
 from ajs3.errors import AjsError, Code
+from ajs3.exechost import protocol as pr
 from ajs3.exechost.session import Sessions
 from ajs3.exechost_config import ExecHost
 
-#: The streams of a run brought home with its end.
+#: The streams of a run brought home into its job directory with its end.
 STREAMS = (dd.STDOUT, dd.STDERR)
+#: The most bytes of a run's AJS3_VARS_OUT file brought home: one more than the most
+#: that is taken, so that the collector refuses a larger one as it does locally.
+VARS_CAP = runvars.MAX_OUT_FILE + 1
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class Exchange:
     requests: list[dict[str, Any]]
     #: the runs of this exchange, by run id
     homes: dict[str, Home] = field(default_factory=dict)
+    #: the logical host's data directory: the runs' AJS3_VARS_OUT files go there
+    datadir: Path | None = None
 
 
 @dataclass
@@ -161,11 +170,15 @@ class Link:
             home = exchange.homes[run_id]
             outputs: dict[str, bytes] = {}
             for stream in STREAMS:
-                outputs[stream] = self._fetch(exchange, run_id, answer, stream, home, outcome)
+                cap = home.limit + 4097
+                outputs[stream] = self._fetch(exchange, run_id, answer, stream, cap, outcome)
+            values = self._fetch(exchange, run_id, answer, pr.VARS, VARS_CAP, outcome)
             try:
                 rn.private_dir(home.jobdir, reclaim=True)
                 for stream in STREAMS:
                     _write(home.jobdir / stream, outputs[stream])
+                if exchange.datadir is not None:  # checked when the end is collected
+                    runvars.put_out(exchange.datadir, run_id, values)
                 _write(home.jobdir / dd.STATUS, json.dumps(answer["status"]).encode())
             except (OSError, AjsError) as exc:  # a full disk here: the next poll tries again
                 outcome.problems.append((run_id, f"end not brought home: {exc}"))
@@ -178,18 +191,19 @@ class Link:
         run_id: str,
         answer: dict[str, Any],
         stream: str,
-        home: Home,
+        cap: int,
         outcome: Outcome,
     ) -> bytes:
-        """One stream of an ended run: what the answer carried, then the rest (up to
-        a little over the run's limit) in ``output`` requests."""
+        """One stream of an ended run, at most ``cap`` bytes: what the answer carried,
+        then the rest in ``output`` requests."""
         got = (answer.get("output") or {}).get(stream)
         data, size = bytearray(), -1  # -1: its size is not known yet
         if isinstance(got, dict):
             data += base64.b64decode(got.get("data") or "")
             size = int(got.get("size") or 0)
-        while len(data) <= home.limit + 4096 and (size < 0 or len(data) < size):
+        while len(data) < cap and (size < 0 or len(data) < size):
             req = {"op": "output", "run_id": run_id, "stream": stream, "offset": len(data)}
+            req["limit"] = cap - len(data)
             try:
                 [more] = self._call(exchange, [req])
             except AjsError as exc:
@@ -200,7 +214,7 @@ class Link:
             size = int(more.get("size") or 0)
             if not chunk:
                 break
-        return bytes(data)
+        return bytes(data[:cap])
 
 
 def _write(path: Path, data: bytes) -> None:

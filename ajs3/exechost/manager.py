@@ -336,7 +336,9 @@ class ExecHostJobs:
             requests.append({"op": "poll", "run_ids": [r.run_id for r in remotes]})
         homes = {r.run_id: Home(core.runner.jobdir(r.run_id), self._limit(r)) for r in remotes}
         epoch = core.journal.epoch or 0
-        exchange = Exchange(host, self.control(), core.lhost, epoch, requests, homes)
+        exchange = Exchange(
+            host, self.control(), core.lhost, epoch, requests, homes, core.settings.datadir
+        )
         self.inflight[name] = sent
         self.kicked.discard(name)
         link = self.links.get(name)

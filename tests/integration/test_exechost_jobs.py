@@ -466,3 +466,52 @@ def test_a_stuck_execution_host_never_stalls_the_loop(
     host.start("hot")
     a = {u["path"]: u for u in host.wait(run, timeout=120)["units"]}["/far/a"]
     assert (a["status"], a["exit_code"], a["attempt"]) == ("ended_normally", 6, 1)
+
+
+def test_a_job_there_hands_values_on_through_ajs3_vars_out(
+    make_lhost: Any, xlab: ExecHostLab, tmp_path: Path
+) -> None:
+    """A job on the execution host writes NAME=VALUE lines into its AJS3_VARS_OUT file
+    there; they come home with its end and reach the units after it, local and
+    remote (environment and ${NAME} arguments). A bad file fails the job with
+    AJS3-E407 and nothing of it is applied, as locally."""
+    out = tmp_path / "here"
+    host = remote_host(make_lhost, xlab, "xhvars")
+    host.define(
+        f"""
+        jobnets:
+          - name: pass
+            units:
+              - name: there
+                host: xh1
+                script: 'echo ROWS=42 >> "$AJS3_VARS_OUT";
+                  echo "FROM=$AJS3_RUN_ID" >> "$AJS3_VARS_OUT"'
+              - name: here
+                after: [there]
+                command: [/bin/sh, -c, 'echo "$ROWS $1" > {out}', sh, "${{FROM}}"]
+              - name: again
+                host: xh1
+                after: [there]
+                command: [/bin/sh, -c, 'echo "$ROWS ${{ROWS}} $FROM"']
+              - name: bad
+                host: xh1
+                after: [again]
+                script: 'echo "lower=1" >> "$AJS3_VARS_OUT"; echo OK=1 >> "$AJS3_VARS_OUT"'
+        """
+    )
+    run = host.entry("/pass")
+    data = host.wait(run, timeout=120)
+    units = {u["path"]: u for u in data["units"]}
+    there = units["/pass/there"]
+    assert (there["status"], there["exec_host"]) == ("ended_normally", "xh1")
+    assert out.read_text() == f"42 {there['run_id']}\n"  # local: env and ${FROM}
+    again = units["/pass/again"]
+    assert host.run("log", again["run_id"]).stdout == f"42 42 {there['run_id']}\n"
+    bad = units["/pass/bad"]
+    assert bad["status"] == "ended_abnormally" and "AJS3-E407" in bad["reason"]
+    shown = {v["name"]: v for v in host.show(run=run)["vars"]}
+    assert set(shown) == {"ROWS", "FROM"}  # nothing of the bad file
+    assert shown["ROWS"] == {**shown["ROWS"], "value": "42", "source": "/pass/there"}
+    # the file there, next to the run's record; its copy home, checked by the collector
+    assert (xlab.state_dir / "xhvars" / "vars" / f"{there['run_id']}.out").exists()
+    assert (host.datadir / "vars" / f"{there['run_id']}.out").read_text().startswith("ROWS=42")
