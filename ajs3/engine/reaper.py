@@ -63,13 +63,8 @@ class Reaper:
 
     def wake_by(self, sock: socket.socket) -> None:
         """Wake a loop that selects on the other end of ``sock`` (the daemon's signal
-        socket: the byte is read and ignored there; a full socket wakes it already)."""
-
-        def poke() -> None:
-            with contextlib.suppress(OSError):
-                sock.send(b"\0")
-
-        self.wake = poke
+        socket)."""
+        self.wake = waker(sock)
 
     def close(self) -> None:
         """Wait for the work under way (one batch at most), then end the thread."""
@@ -106,6 +101,18 @@ class Reaper:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             conn.close()
+
+
+def waker(sock: socket.socket) -> Callable[[], None]:
+    """What a worker thread calls to wake a loop that selects on the other end of
+    ``sock`` (the daemon's signal socket: the byte is read and ignored there; a full
+    socket wakes it already). The purge's reaper and the execution hosts' links use it."""
+
+    def poke() -> None:
+        with contextlib.suppress(OSError):
+            sock.send(b"\0")
+
+    return poke
 
 
 def sync_journal(journal: Path) -> None:

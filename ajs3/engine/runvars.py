@@ -232,23 +232,24 @@ def _vars_dir(datadir: Path) -> int:
     return fd
 
 
-def prepare_out(datadir: Path, run_id: str, uid: int, gid: int) -> Path:
+def prepare_out(datadir: Path, run_id: str, uid: int, gid: int, *, keep: bool = False) -> Path:
     """Create the empty AJS3_VARS_OUT file of a job about to start, owned by the job's
-    user (0600): the job can write it, and nothing else there."""
+    user (0600): the job can write it, and nothing else there. A file already there is
+    a left-over of an attempt that never ran, made anew; with ``keep`` it is kept (on
+    an execution host a start sent again may meet the job of the first one writing it)."""
     dfd = _vars_dir(datadir)
     name = f"{run_id}.out"
     try:
+        if not keep:
+            try:
+                os.unlink(name, dir_fd=dfd)
+            except FileNotFoundError:
+                pass
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(name, flags | (0 if keep else os.O_EXCL), 0o600, dir_fd=dfd)
         try:
-            os.unlink(name, dir_fd=dfd)  # a left-over of an attempt that never ran
-        except FileNotFoundError:
-            pass
-        fd = os.open(
-            name,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
-            dir_fd=dfd,
-        )
-        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(f"{name} is not a regular file")
             if uid != os.geteuid():
                 os.fchown(fd, uid, gid)
         finally:
@@ -256,6 +257,32 @@ def prepare_out(datadir: Path, run_id: str, uid: int, gid: int) -> Path:
     finally:
         os.close(dfd)
     return datadir / VARS_DIR / name
+
+
+def put_out(datadir: Path, run_id: str, data: bytes) -> None:
+    """Keep ``data`` as the AJS3_VARS_OUT file of a job that ran on an execution host
+    (its file there, brought home with its end), for :func:`collect` to read as a
+    local job's, with the same limits and checks; no file when it wrote nothing."""
+    dfd = _vars_dir(datadir)
+    name = f"{run_id}.out"
+    try:
+        try:
+            os.unlink(name, dir_fd=dfd)
+        except FileNotFoundError:
+            pass
+        if not data:
+            return
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(name, flags, 0o600, dir_fd=dfd)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(dfd)
 
 
 def remove_out(datadir: Path, run_id: str) -> int:

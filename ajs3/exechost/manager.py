@@ -8,6 +8,12 @@ is polled while it has jobs. An end that comes back is written into the job's lo
 directory (``status.json``, its output), and the key is queued, so the collector
 records it exactly as a local end.
 
+The loop never waits on ssh (ADR 0027): each exchange is handed to the execution
+host's :class:`~ajs3.exechost.link.Link`, a thread that does it (and brings the ends
+it finds home) while the loop goes on; its outcome is applied here, in the loop, when
+the link wakes it. One exchange per execution host is under way at a time; what the
+loop asks meanwhile (a start, a kill) goes with the next one.
+
 A start is idempotent on the execution host (the supervisor's O_EXCL claim), so a
 start without an answer is simply sent again. At a hot start every job the journal
 says runs on an execution host is asked for: ended ones are collected, running ones
@@ -19,15 +25,13 @@ policy decides.
 
 from __future__ import annotations
 
-import base64
-import json
-import os
+import queue
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ajs3 import datadir as dd
 from ajs3.engine import runner as rn
 from ajs3.engine import runvars
 from ajs3.engine.core import Core
@@ -35,8 +39,7 @@ from ajs3.engine.runstate import RunState
 from ajs3.errors import AjsError
 from ajs3.exechost import placement, transport
 from ajs3.exechost import protocol as pr
-from ajs3.exechost.session import Sessions
-from ajs3.exechost_config import ExecHost
+from ajs3.exechost.link import Exchange, Home, Link, Outcome, states_of
 from ajs3.journal.store import UnitRun
 from ajs3.model import ReasonCode, StartMode, Status
 
@@ -48,6 +51,8 @@ if TYPE_CHECKING:
 POLL_INTERVAL = 0.25
 #: Seconds between two attempts to reach an execution host that is out of reach.
 RETRY_INTERVAL = 5.0
+#: Seconds an exchange may be under way before ``show --why`` says the host is slow.
+SLOW = 1.0
 
 
 @dataclass
@@ -63,8 +68,20 @@ class Remote:
     adopted: bool = False
     #: warm start: kill it at the first contact
     kill_on_contact: bool = False
-    #: signals asked for while its host was out of reach
+    #: signals not sent yet (its host out of reach, or an exchange under way)
     signals: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Sent:
+    """An exchange under way, as the loop knows it."""
+
+    since: float
+    remotes: list[Remote]
+    #: the signals it carries, by unit run (given back if it fails)
+    signals: dict[int, list[int]]
+    #: the requests it carries for runs no longer watched (given back if it fails)
+    extra: list[dict[str, Any]]
 
 
 class ExecHostJobs:
@@ -82,9 +99,19 @@ class ExecHostJobs:
         self.next_poll: dict[str, float] = {}
         self.turns: dict[str, int] = {}
         self.rundir: Path | None = None
-        self.sessions = Sessions()
-        #: ends found by the exchange under way: (run, its answer), brought home after it
-        self.ended: list[tuple[Remote, dict[str, Any]]] = []
+        #: the thread of each execution host spoken to (ajs3.exechost.link)
+        self.links: dict[str, Link] = {}
+        #: the exchange under way with each execution host
+        self.inflight: dict[str, Sent] = {}
+        #: outcomes the links handed back, applied by :meth:`poll`
+        self.outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        #: called on a link's thread when an outcome is queued (the daemon: its signal
+        #: socket); None: the loop looks every 50 ms while an exchange is under way
+        self.wake: Callable[[], None] | None = None
+        #: requests for runs no longer watched (a warm start's kill), by execution host
+        self.extra: dict[str, list[dict[str, Any]]] = {}
+        #: execution hosts asked for something while an exchange was under way
+        self.kicked: set[str] = set()
         self._control: Path | None = None
 
     # -- placement, at the step's commit ----------------------------------------------
@@ -110,7 +137,7 @@ class ExecHostJobs:
     def spawn(self, items: list[tuple[RunState, UnitRun]], now: float) -> None:
         """Send the start of each run (its intent and host are committed)."""
         core = self.core
-        by_host: dict[str, list[Remote]] = {}
+        hosts: set[str] = set()
         for state, ur in items:
             assert ur.run_id is not None and ur.exec_host is not None
             unit = state.units[ur.path]
@@ -131,10 +158,10 @@ class ExecHostJobs:
             }
             r = Remote(ur.exec_host, ur.id, ur.run_id, request)
             self._track(state, ur, r, now)
-            by_host.setdefault(r.host, []).append(r)
+            hosts.add(r.host)
             core.log.info("job sent to execution host", run_id=ur.run_id, host=r.host)
-        for host, remotes in by_host.items():
-            self._exchange(host, remotes, now, poll=False)
+        for host in sorted(hosts):
+            self._kick(host, now)
 
     def _track(self, state: RunState, ur: UnitRun, r: Remote, started_at: float) -> None:
         core = self.core
@@ -173,31 +200,42 @@ class ExecHostJobs:
         if r is None:
             return
         r.signals.append(int(sig))
-        if r.host not in self.down:
-            self._exchange(r.host, [r], self.core.clock(), poll=False)
+        self._kick(r.host, self.core.clock())
 
     # -- the loop ------------------------------------------------------------------------
 
     def poll(self) -> None:
-        """Ask each execution host that is due for its jobs' states."""
+        """Apply the outcomes the links handed back, then send each execution host
+        that is due and has no exchange under way its next one."""
+        while True:
+            try:
+                outcome = self.outcomes.get_nowait()
+            except queue.Empty:
+                break
+            self._settle(outcome)
         now = self.core.clock()
-        hosts = {r.host for r in self.remote.values()} | set(self.down)
-        for host in sorted(hosts):
-            if now < self.next_poll.get(host, 0.0):
-                continue
-            remotes = [r for r in self.remote.values() if r.host == host]
-            self._exchange(host, remotes, now, poll=True)
-            if host in self.down:
-                self._expire(host, now)
+        for host in sorted(self._hosts()):
+            due = host in self.kicked or now >= self.next_poll.get(host, 0.0)
+            if due and host not in self.inflight:
+                self._send(host, now, poll=True)
+        for host in list(self.down):
+            self._expire(host, now)
 
     def next_wake(self) -> float | None:
-        hosts = {r.host for r in self.remote.values()} | set(self.down)
-        times = [self.next_poll.get(h, 0.0) for h in hosts]
+        idle = self._hosts() - set(self.inflight)
+        times = [0.0 if h in self.kicked else self.next_poll.get(h, 0.0) for h in idle]
+        times += [since + self.core.settings.exechosts.timeout for since in self.down.values()]
+        if self.inflight and self.wake is None:
+            times.append(self.core.clock() + 0.05)
         return min(times) if times else None
+
+    def _hosts(self) -> set[str]:
+        hosts = {r.host for r in self.remote.values()} | set(self.down)
+        return hosts | {h for h, extra in self.extra.items() if extra}
 
     def explain(self, state: RunState, ur: UnitRun) -> list[dict[str, Any]]:
         """The execution host check of ``show --why``: a running job whose host is out
-        of reach, or a waiting job that no execution host can take now."""
+        of reach or slow to answer, or a waiting job that no execution host can take now."""
         host = state.units[ur.path].host
         if host is None:
             return []
@@ -223,18 +261,33 @@ class ExecHostJobs:
         """Why a job waits on its execution host (``show --why``), if it does."""
         r = self.remote.get(ur.id)
         host = r.host if r is not None else None
-        if host is None or host not in self.down:
+        now = self.core.clock()
+        if host is None:
             return None
-        left = self.core.settings.exechosts.timeout - (self.core.clock() - self.down[host])
-        return (
-            f"execution host {host} cannot be reached since "
-            f"{self.core.clock() - self.down[host]:.0f} s ({self.errors.get(host, '')}); "
-            f"the job waits for it, its on_failover policy decides in {max(0.0, left):.0f} s"
-        )
+        if host in self.down:
+            left = self.core.settings.exechosts.timeout - (now - self.down[host])
+            return (
+                f"execution host {host} cannot be reached since "
+                f"{now - self.down[host]:.0f} s ({self.errors.get(host, '')}); "
+                f"the job waits for it, its on_failover policy decides in {max(0.0, left):.0f} s"
+            )
+        sent = self.inflight.get(host)
+        if sent is not None and now - sent.since >= SLOW:
+            return (
+                f"execution host {host} has not answered for {now - sent.since:.0f} s "
+                f"(an exchange is under way; out of reach after "
+                f"{transport.EXCHANGE_TIMEOUT:g} s); the job waits for it"
+            )
+        return None
 
     def close(self) -> None:
-        """At a clean stop: the shared ssh connections end (jobs there run on)."""
-        self.sessions.close()
+        """At a clean stop: the links end (an exchange under way is cut short), then the
+        shared ssh connections (jobs there run on)."""
+        for link in self.links.values():
+            link.stop()
+        for link in self.links.values():
+            link.join()
+        self.links.clear()
         if self._control is None:
             return
         for host in self.core.settings.exechosts.hosts:
@@ -247,40 +300,81 @@ class ExecHostJobs:
             self._control = transport.control_dir(self.rundir)
         return self._control
 
-    def _exchange(self, name: str, remotes: list[Remote], now: float, *, poll: bool) -> None:
+    def _kick(self, name: str, now: float) -> None:
+        """Send what its jobs ask for (a start, a kill) now, or after the exchange under
+        way; an execution host out of reach gets it when it is back."""
+        if name in self.down:
+            return
+        if name in self.inflight:
+            self.kicked.add(name)
+        else:
+            self._send(name, now, poll=False)
+
+    def _send(self, name: str, now: float, *, poll: bool) -> None:
+        """Hand the next exchange with ``name`` to its link."""
         core = self.core
+        remotes = [r for r in self.remote.values() if r.host == name]
         host = core.settings.exechosts.host(name)
         if host is None:
+            self.extra.pop(name, None)
             self._lost(remotes, f"execution host {name} is no longer in the settings")
             return
         requests: list[dict[str, Any]] = []
         starts = [r.request for r in remotes if r.request and r.request["op"] == "start"]
         if len(starts) > 1:  # forked at once there
             requests.append({"op": "start_many", "runs": starts})
+        sent = Sent(now, remotes, {}, self.extra.pop(name, []))
         for r in remotes:
             if r.request is not None and (len(starts) <= 1 or r.request["op"] != "start"):
                 requests.append(r.request)
             for sig in r.signals:
                 requests.append({"op": "kill", "run_id": r.run_id, "signal": sig})
-        ids = [r.run_id for r in remotes]
+            if r.signals:
+                sent.signals[r.unit_run], r.signals = r.signals, []
+        requests += sent.extra
         if poll or not requests:
-            requests.append({"op": "poll", "run_ids": ids})
-        try:
-            answers = self.sessions.exchange(
-                host, self.control(), core.lhost, core.journal.epoch or 0, requests
-            )
-        except transport.Unreachable as exc:
-            self._unreachable(name, exc, now)
+            requests.append({"op": "poll", "run_ids": [r.run_id for r in remotes]})
+        homes = {r.run_id: Home(core.runner.jobdir(r.run_id), self._limit(r)) for r in remotes}
+        epoch = core.journal.epoch or 0
+        exchange = Exchange(
+            host, self.control(), core.lhost, epoch, requests, homes, core.settings.datadir
+        )
+        self.inflight[name] = sent
+        self.kicked.discard(name)
+        link = self.links.get(name)
+        if link is None:
+            link = self.links[name] = Link(name, self._done)
+        link.submit(exchange)
+
+    def _done(self, outcome: Outcome) -> None:
+        """On a link's thread: queue the outcome and wake the loop."""
+        self.outcomes.put(outcome)
+        wake = self.wake
+        if wake is not None:
+            wake()
+
+    def _settle(self, outcome: Outcome) -> None:
+        """Apply an exchange's outcome (in the loop)."""
+        core = self.core
+        name = outcome.exchange.host.name
+        sent = self.inflight.pop(name, None)
+        if sent is None:
             return
-        except AjsError as exc:  # refused: an older version, a lower epoch
-            self._unreachable(name, exc, now)
-            return
-        refused = next((a for a in answers if a.get("ok") is not True), None)
-        if refused is not None:  # a lower epoch now, or a request it would not take
+        now = core.clock()
+        for run_id, problem in outcome.problems:
+            core.log.error("execution host end", run_id=run_id, host=name, error=problem)
+        error = outcome.error
+        refused = next((a for a in outcome.answers if a.get("ok") is not True), None)
+        if error is None and refused is not None:  # a lower epoch now, or a bad request
             try:
                 pr.raise_refusal(refused, name)
             except AjsError as exc:
-                self._unreachable(name, exc, now)
+                error = exc
+        if error is not None:  # nothing of it counts: sent again once the host answers
+            for r in sent.remotes:
+                r.signals[:0] = sent.signals.get(r.unit_run, [])
+            self.extra[name] = sent.extra + self.extra.get(name, [])
+            self._unreachable(name, error, now)
             return
         if name in self.down:
             core.log.info("execution host reachable again", host=name)
@@ -288,19 +382,10 @@ class ExecHostJobs:
             self.errors.pop(name, None)
             core.dirty.update(core.runs)  # jobs waiting for it may start
         self.next_poll[name] = now + POLL_INTERVAL
-        states: dict[str, dict[str, Any]] = {}
-        for req, answer in zip(requests, answers, strict=True):
-            if req["op"] in ("start", "void"):
-                states[req["run_id"]] = answer
-            elif req["op"] in ("poll", "start_many"):
-                states.update(answer.get("runs") or {})
-        for r in remotes:
-            r.signals.clear()
-            if r.unit_run in self.remote and r.run_id in states:
-                self._apply(host, r, states[r.run_id])
-        if self.ended:
-            ended, self.ended = self.ended, []
-            self._bring_home(host, ended)
+        states = states_of(outcome.exchange.requests, outcome.answers)
+        for r in sent.remotes:
+            if self.remote.get(r.unit_run) is r and r.run_id in states:
+                self._apply(r, states[r.run_id], r.run_id in outcome.home)
 
     def _unreachable(self, name: str, exc: AjsError, now: float) -> None:
         if name not in self.down:
@@ -327,7 +412,8 @@ class ExecHostJobs:
 
     # -- what a state means -----------------------------------------------------------
 
-    def _apply(self, host: ExecHost, r: Remote, answer: dict[str, Any]) -> None:
+    def _apply(self, r: Remote, answer: dict[str, Any], home: bool) -> None:
+        """What an answer about one run means; ``home``: its end is brought home."""
         core = self.core
         state = answer.get("state")
         log = core.log.bind(run_id=r.run_id, host=r.host)
@@ -335,15 +421,20 @@ class ExecHostJobs:
             r.request = None
             if r.kill_on_contact:
                 r.kill_on_contact = False
-                r.signals.append(int(signal.SIGKILL))
-                self._exchange(r.host, [r], core.clock(), poll=False)
+                kill = {"op": "kill", "run_id": r.run_id, "signal": int(signal.SIGKILL)}
+                self.extra.setdefault(r.host, []).append(kill)
+                self.kicked.add(r.host)
                 self._doubt(r, ReasonCode.KILLED_BY_WARM_START, "killed by a warm start")
             elif r.adopted:
                 r.adopted = False
                 log.info("re-adopted a job running on an execution host")
         elif state == "ended":
-            if isinstance(answer.get("status"), dict):
-                self.ended.append((r, answer))
+            if home:  # else the next poll tries again
+                t = core.tracked.get(r.unit_run)
+                self.remote.pop(r.unit_run, None)
+                if t is not None:
+                    core.exited.append(t.pidfd)
+                core.dirty.update(core.runs)  # a job waiting for room on its host may start
         elif state == "failed":
             self._forget(r)
             found = core.index.get(r.unit_run)
@@ -361,7 +452,7 @@ class ExecHostJobs:
             # can never run it, then it starts again like a local run never started
             why = f"never started; restarted by epoch {core.journal.epoch}"
             r.request = {"op": "void", "run_id": r.run_id, "why": why}
-            self._exchange(r.host, [r], core.clock(), poll=False)
+            self.kicked.add(r.host)
         elif state == "void":
             self._forget(r)
             found = core.index.get(r.unit_run)
@@ -376,59 +467,6 @@ class ExecHostJobs:
                 core.dirty.add(found[0].run.id)
         elif state == "lost":
             self._lost([r], f"its supervisor on {r.host} died before recording an end")
-
-    def _bring_home(self, host: ExecHost, ended: list[tuple[Remote, dict[str, Any]]]) -> None:
-        """Bring the ends home (status.json, output) and queue them for the collector.
-        Output the poll did not carry comes in batched ``output`` requests."""
-        core = self.core
-        outputs: dict[tuple[str, str], bytearray] = {}
-        sizes: dict[tuple[str, str], int] = {}
-        for r, answer in ended:
-            for stream in (dd.STDOUT, dd.STDERR):
-                got = (answer.get("output") or {}).get(stream)
-                if isinstance(got, dict):
-                    outputs[r.run_id, stream] = bytearray(base64.b64decode(got.get("data") or ""))
-                    sizes[r.run_id, stream] = int(got.get("size") or 0)
-                else:
-                    outputs[r.run_id, stream] = bytearray()
-                    sizes[r.run_id, stream] = -1  # not known yet
-        for r, _ in ended:
-            limit = self._limit(r)
-            for stream in (dd.STDOUT, dd.STDERR):
-                key = (r.run_id, stream)
-                while len(outputs[key]) <= limit + 4096 and (
-                    sizes[key] < 0 or len(outputs[key]) < sizes[key]
-                ):
-                    req: dict[str, Any] = {"op": "output", "run_id": r.run_id}
-                    req.update(stream=stream, offset=len(outputs[key]))
-                    try:
-                        [got] = self.sessions.exchange(
-                            host, self.control(), core.lhost, core.journal.epoch or 0, [req]
-                        )
-                    except AjsError as exc:
-                        core.log.warning("output not fetched", run_id=r.run_id, error=exc.message)
-                        break
-                    chunk = base64.b64decode(got.get("data") or "")
-                    outputs[key] += chunk
-                    sizes[key] = int(got.get("size") or 0)
-                    if not chunk:
-                        break
-        for r, answer in ended:
-            jobdir = core.runner.jobdir(r.run_id)
-            try:
-                rn.private_dir(jobdir, reclaim=True)
-                for stream in (dd.STDOUT, dd.STDERR):
-                    _write(jobdir / stream, bytes(outputs[r.run_id, stream]))
-                _write(jobdir / dd.STATUS, json.dumps(answer["status"]).encode())
-            except (OSError, AjsError) as exc:  # a full disk here: the next poll tries again
-                core.log.error("end not brought home", run_id=r.run_id, error=str(exc))
-                continue
-            t = core.tracked.get(r.unit_run)
-            self.remote.pop(r.unit_run, None)
-            if t is not None:
-                core.exited.append(t.pidfd)
-        if ended:
-            core.dirty.update(core.runs)  # a job waiting for room on its host may start
 
     def _limit(self, r: Remote) -> int:
         found = self.core.index.get(r.unit_run)
@@ -455,12 +493,3 @@ class ExecHostJobs:
         if found is not None and found[1].status is Status.RUNNING:
             self.core.log.warning("job on execution host in doubt", run_id=r.run_id, why=why)
             self.doubt.apply(found[0], found[1], code, why)
-
-
-def _write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)

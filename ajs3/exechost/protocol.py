@@ -18,6 +18,7 @@ poll      ``run_ids``: the state of each run (absent, starting, void, running,
 kill      ``run_id``, ``signal``: signal the job's process group
 void      ``run_id``, ``why``: claim a run that never started, so it never will
 output    ``run_id``, ``stream``, ``offset``, ``limit``: bytes of its output
+          (``stdout``, ``stderr``) or of its AJS3_VARS_OUT file (``vars``)
 ========  =====================================================================
 """
 
@@ -29,8 +30,9 @@ from typing import Any
 
 from ajs3.errors import AjsError, Code
 
-#: The protocol version; a peer with another one is refused (AJS3-E332).
-VERSION = 1
+#: The protocol version; a peer with another one is refused (AJS3-E332). Version 2:
+#: a job gets AJS3_VARS_OUT there, read back as the stream ``vars``.
+VERSION = 2
 #: The longest request or answer line (a start carries a job's environment).
 MAX_LINE = 4 * 1024 * 1024
 #: A run id as the dispatcher makes it (ajs3.engine.dispatch.make_run_id).
@@ -40,6 +42,10 @@ OUTPUT_CHUNK = 1024 * 1024
 
 #: The most output bytes (before base64) a poll answer carries for the runs that ended.
 INLINE_BUDGET = 1024 * 1024
+
+#: What ``output`` reads of a run: its output, and its AJS3_VARS_OUT file.
+VARS = "vars"
+STREAMS = ("stdout", "stderr", VARS)
 
 OPS = ("hello", "start", "start_many", "poll", "kill", "void", "output")
 

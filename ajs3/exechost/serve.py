@@ -7,7 +7,9 @@ Run by sshd as the forced command of a logical host's key (docs/exechosts.md)::
 It answers the requests of :mod:`ajs3.exechost.protocol` on stdin/stdout. Jobs start
 exactly as local jobs do, under ``ajs3-supervise`` (ADR 0012): the claim
 (``started.json``) before exec, the end (``status.json``) never lost, each under
-``<state>/<lhost>/jobs/<run-id>``; the session may end, the supervisors live on.
+``<state>/<lhost>/jobs/<run-id>``; the session may end, the supervisors live on. A
+job's AJS3_VARS_OUT file is ``<state>/<lhost>/vars/<run-id>.out``, made as a local
+job's is (:mod:`ajs3.engine.runvars`), and read back with its output.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ajs3.engine import jobenv
+from ajs3.engine import jobenv, runvars
 from ajs3.engine import runner as rn
 from ajs3.errors import AjsError, Code
 from ajs3.exechost import protocol as pr
@@ -187,12 +189,15 @@ class Server:
         ):
             raise ValueError("a start needs argv (a list of text) and env (text: text)")
         cwd, user, limit = req.get("cwd"), req.get("user"), req.get("output_limit")
+        user = user if isinstance(user, str) else None
+        who = self.runner.job_user(user, "the job")
+        try:  # the job's AJS3_VARS_OUT, fetched with its end (docs/exechosts.md)
+            out = runvars.prepare_out(self.dir, run_id, who.uid, who.gid, keep=True)
+        except (OSError, AjsError) as exc:
+            raise ValueError(f"cannot make its AJS3_VARS_OUT file: {exc}") from exc
+        env = {**env, "AJS3_VARS_OUT": str(out)}
         _, spec = self.runner.make_spec(
-            run_id,
-            argv,
-            env,
-            cwd if isinstance(cwd, str) else None,
-            user if isinstance(user, str) else None,
+            run_id, argv, env, cwd if isinstance(cwd, str) else None, user
         )
         if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
             spec["output_limit"] = limit
@@ -222,8 +227,9 @@ class Server:
             if state.get("state") != "ended":
                 continue
             streams = {}
-            for stream in ("stdout", "stderr"):
-                got = self.output({"run_id": run_id, "stream": stream, "limit": max(budget, 1)})
+            for stream in pr.STREAMS:
+                cap = runvars.MAX_OUT_FILE + 1 if stream == pr.VARS else budget
+                got = self.output({"run_id": run_id, "stream": stream, "limit": max(cap, 1)})
                 budget -= len(got["data"])
                 streams[stream] = {"data": got["data"], "size": got["size"]}
             state["output"] = streams
@@ -233,12 +239,15 @@ class Server:
     def output(self, req: dict[str, Any]) -> dict[str, Any]:
         run_id = pr.run_id(req.get("run_id"))
         stream, offset, limit = req.get("stream"), req.get("offset", 0), req.get("limit")
-        if stream not in ("stdout", "stderr") or not isinstance(offset, int) or offset < 0:
+        if stream not in pr.STREAMS or not isinstance(offset, int) or offset < 0:
             raise AjsError("output needs stream and offset", code=Code.EXEC_HOST_PROTOCOL)
         size = (
             min(limit, pr.OUTPUT_CHUNK) if isinstance(limit, int) and limit > 0 else pr.OUTPUT_CHUNK
         )
-        path = self.runner.jobdir(run_id) / stream
+        if stream == pr.VARS:  # the job's AJS3_VARS_OUT file
+            path = runvars.out_path(self.dir, run_id)
+        else:
+            path = self.runner.jobdir(run_id) / stream
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:

@@ -7,7 +7,9 @@ carry request and answer lines for as long as they work. ``hello`` is said once,
 it opens; the epoch fence is checked again by every start, kill and void there. A
 session that fails in any way (ssh gone, an answer late or malformed) is closed, the
 exchange raises :class:`~ajs3.exechost.transport.Unreachable` with the answers that
-came, and the next exchange opens a new one.
+came, and the next exchange opens a new one. A session belongs to one thread (the
+execution host's link, :mod:`ajs3.exechost.link`); ``abort``, a descriptor that
+becomes readable when that link stops, cuts an exchange under way short.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ from ajs3.exechost_config import ExecHost
 class Session:
     """One open ``ssh ... ajs3 exechost serve`` and its pipes."""
 
-    def __init__(self, host: ExecHost, control: Path, lhost: str, epoch: int) -> None:
+    def __init__(
+        self, host: ExecHost, control: Path, lhost: str, epoch: int, abort: int | None = None
+    ) -> None:
         self.host = host
+        self.abort = abort
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")}
         try:
             self.proc = subprocess.Popen(
@@ -77,12 +82,16 @@ class Session:
             sel.register(self.proc.stderr, selectors.EVENT_READ, "err")
             if out:
                 sel.register(self.proc.stdin, selectors.EVENT_WRITE, "in")
+            if self.abort is not None:
+                sel.register(self.abort, selectors.EVENT_READ, "abort")
             while len(answers) < len(requests):
                 left = end - time.monotonic()
                 if left <= 0:
                     self._fail(answers, "no answer in time", hello)
                 events = sel.select(left)
                 for key, _ in events:
+                    if key.data == "abort":
+                        self._fail(answers, "the daemon is stopping", hello)
                     if key.data == "in":
                         try:
                             sent = os.write(key.fd, out[:65536])
@@ -164,8 +173,9 @@ class Session:
 class Sessions:
     """The open session of each execution host of one logical host."""
 
-    def __init__(self) -> None:
+    def __init__(self, abort: int | None = None) -> None:
         self.open: dict[str, Session] = {}
+        self.abort = abort
 
     def exchange(
         self,
@@ -182,7 +192,7 @@ class Sessions:
             session = None
         if session is None:
             self.open.pop(host.name, None)
-            session = Session(host, control, lhost, epoch)
+            session = Session(host, control, lhost, epoch, self.abort)
             self.open[host.name] = session
         try:
             return session.call(requests, timeout)

@@ -18,6 +18,7 @@ from ajs3.definitions.hosts import check_hosts
 from ajs3.definitions.loader import load_texts
 from ajs3.engine import runvars
 from ajs3.engine.jobenv import check_job_users
+from ajs3.engine.reaper import waker
 from ajs3.engine.retention import Purger
 from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
@@ -148,6 +149,8 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
         signal.set_wakeup_fd(wsig.fileno())
         if self.purger is not None and self.purger.reaper is not None:
             self.purger.reaper.wake_by(wsig)  # a batch done: the loop goes on
+        if self.sched is not None and isinstance(self.sched.core.exechosts, ExecHostJobs):
+            self.sched.core.exechosts.wake = waker(wsig)  # an exchange done (ADR 0027)
         pending: list[int] = []
 
         def on_signal(signum: int, _frame: Any) -> None:

@@ -3,8 +3,11 @@ the placement of jobs on execution hosts (docs/exechosts.md)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import pwd
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,38 @@ def test_a_start_runs_once_and_its_end_and_output_are_kept(tmp_path: Path) -> No
     [_, out] = session(tmp_path / "s", hello(), {"op": "output", "run_id": RUN, "stream": "stdout"})
     assert out["data"] == "b3V0Cg==" and out["size"] == 4
     assert len(ledger.read_text().splitlines()) == 1
+
+
+def test_a_job_there_writes_its_vars_out_file_and_it_is_read_back(tmp_path: Path) -> None:
+    """AJS3_VARS_OUT on an execution host: made there for the job, carried by the poll
+    that finds the end (the stream ``vars``) and readable with ``output``."""
+    script = 'echo ROWS=42 >> "$AJS3_VARS_OUT"; echo "DAY=2024-01-02" >> "$AJS3_VARS_OUT"'
+    session(tmp_path / "s", hello(), start(RUN, script))
+    got = poll_until_ended(tmp_path / "s", RUN)
+    assert got["status"]["exit_code"] == 0
+    values = b"ROWS=42\nDAY=2024-01-02\n"
+    assert base64.b64decode(got["output"]["vars"]["data"]) == values
+    path = tmp_path / "s" / "lh1" / "vars" / f"{RUN}.out"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    more = {"op": "output", "run_id": RUN, "stream": "vars", "offset": 8, "limit": 4}
+    [_, out] = session(tmp_path / "s", hello(), more)
+    assert base64.b64decode(out["data"]) == b"DAY=" and out["size"] == len(values)
+
+
+def test_the_vars_out_file_there_is_the_jobs_user_and_a_start_sent_again_keeps_it(
+    tmp_path: Path,
+) -> None:
+    nobody = pwd.getpwnam("nobody")
+    request = {**start(RUN, "sleep 5"), "user": "nobody"}
+    session(tmp_path / "s", hello(), request)
+    path = tmp_path / "s" / "lh1" / "vars" / f"{RUN}.out"
+    st = path.stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, 0o600)
+    path.write_text("KEPT=1\n")  # as the job would
+    again = session(tmp_path / "s", hello(), request)
+    assert again[1]["state"] in ("running", "ended")
+    assert path.read_text() == "KEPT=1\n"
+    session(tmp_path / "s", hello(), {"op": "kill", "run_id": RUN, "signal": 9})
 
 
 def test_void_claims_a_run_so_that_a_late_start_never_runs_it(tmp_path: Path) -> None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 import pytest
 
 from ajs3.engine import runvars
 from ajs3.engine.runvars import VariableError
 from ajs3.errors import Code
+
+RUN = "r" + "c" * 20
 
 
 def test_entry_assignments_keep_everything_after_the_first_equals_sign() -> None:
@@ -78,3 +84,24 @@ def test_macros_in_arguments() -> None:
         "$HOME",
         "${day}",
     ]
+
+
+def test_prepare_out_makes_a_left_over_anew_unless_told_to_keep_it(tmp_path: Path) -> None:
+    me = (os.geteuid(), os.getegid())
+    path = runvars.prepare_out(tmp_path, RUN, *me)
+    path.write_text("OLD=1\n")
+    assert runvars.prepare_out(tmp_path, RUN, *me, keep=True).read_text() == "OLD=1\n"
+    assert runvars.prepare_out(tmp_path, RUN, *me).read_text() == ""
+
+
+def test_a_file_brought_home_is_collected_as_a_local_one(tmp_path: Path) -> None:
+    """put_out: the AJS3_VARS_OUT file of a job on an execution host, as its end
+    brought it; nothing written, no file; a larger one is kept as it came (one byte
+    over the limit at most), for the collector to refuse as it does locally."""
+    runvars.put_out(tmp_path, RUN, b"A=1\n")
+    assert runvars.take_out(tmp_path, RUN) == b"A=1\n"
+    assert stat.S_IMODE(runvars.out_path(tmp_path, RUN).stat().st_mode) == 0o600
+    runvars.put_out(tmp_path, RUN, b"")
+    assert runvars.take_out(tmp_path, RUN) is None
+    runvars.put_out(tmp_path, RUN, b"x" * (runvars.MAX_OUT_FILE + 1))
+    assert runvars.take_out(tmp_path, RUN) == b"x" * (runvars.MAX_OUT_FILE + 1)
