@@ -50,7 +50,13 @@ lock() {
     flock -n 9 || die "another lab.sh up, down or smoke holds $vm_dir/lab.lock"
 }
 
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+# A pid runs (a zombie, dead and not yet reaped by its parent, does not).
+alive() {
+    local stat
+    [ -n "$1" ] && stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ]
+}
 
 lab_virsh() { virsh -q -c "$uri" "$@"; }
 
@@ -168,10 +174,18 @@ cmd_down() {
         say "no lab in $state: nothing to do"
         return 0
     fi
-    local t0 libvirtd ns_rec name pool vol pid
+    local t0 libvirtd ns_rec name pool vol pid pids="" left=""
     t0=$(date +%s)
     libvirtd=$(recorded LIBVIRTD)
     ns_rec=$(recorded NETNS)
+    # A recorded pid is libvirtd's only while that pid is a libvirtd (after a
+    # crash and a reboot it may be anyone's).
+    if [ -n "$libvirtd" ] && [ "$(cat "/proc/$libvirtd/comm" 2>/dev/null)" != libvirtd ]; then
+        say "libvirtd (pid $libvirtd) is gone"
+        libvirtd=""
+    fi
+    # Every process of the lab: libvirtd and all that runs in its namespace.
+    if [ -n "$ns_rec" ] && [ -e "/run/netns/$ns_rec" ]; then pids=$(ip netns pids "$ns_rec"); fi
     if alive "$libvirtd" && lab_virsh version >/dev/null 2>&1; then
         for name in $(lab_virsh list --all --name); do
             lab_virsh destroy "$name" >/dev/null 2>&1 || true
@@ -189,6 +203,9 @@ cmd_down() {
             lab_virsh pool-destroy "$pool" >/dev/null 2>&1 || true
             lab_virsh pool-undefine "$pool" >/dev/null && say "removed pool $pool"
         done
+        say "checked: libvirtd lists $(lab_virsh list --all --name | wc -l) domains," \
+            "$(lab_virsh net-list --all --name | wc -l) networks," \
+            "$(lab_virsh pool-list --all --name | wc -l) pools"
     elif [ -n "$libvirtd" ]; then
         say "libvirtd (pid $libvirtd) is not answering: its processes are stopped by pid below"
     fi
@@ -200,6 +217,20 @@ cmd_down() {
         ip netns delete "$ns_rec"
         say "deleted namespace $ns_rec"
     fi
+    pids=$(echo "$libvirtd $pids" | tr ' ' '\n' | sed '/^$/d' | sort -un)
+    for pid in $pids; do
+        # libvirt signals a network's dnsmasq and does not wait for it.
+        for _ in $(seq 1 20); do alive "$pid" || break; sleep 0.5; done
+        if alive "$pid"; then left+=" $pid"; fi
+    done
+    [ -z "$left" ] || die "processes of the lab still run:$left"
+    if [ -n "$ns_rec" ] && ip netns list | grep -qx "$ns_rec\( .*\)\?"; then
+        die "namespace $ns_rec is still there"
+    fi
+    say "checked: the lab's $(echo "$pids" | wc -w) processes are gone, and namespace $ns_rec"
+    # Vagrant's record of the machines goes with them (they are in $state/dot).
+    VAGRANT_HOME="$vm_dir/vagrant.d" VAGRANT_CHECKPOINT_DISABLE=1 \
+        vagrant global-status --prune >/dev/null 2>&1 || true
     # Keep the logs of the last lab; the rest (disks, libvirt's state) goes.
     rm -rf --one-file-system "$vm_dir/last-lab-logs"
     mkdir -p "$vm_dir/last-lab-logs"
@@ -224,13 +255,28 @@ cmd_smoke() {
     cmd_up
     # From here on the lab is taken down however the smoke ends.
     trap 'cmd_down' EXIT
-    local t0 t1 t2
+    local t0 t1 t2 booting booted log=$state/log/vagrant-up.log
     t0=$(date +%s)
-    cmd_vagrant up "$vm" "$provision"
+    # Each line stamped with the seconds since the start (without the box upload's
+    # progress line, redrawn a thousand times), and kept in the lab's logs.
+    cmd_vagrant up "$vm" "$provision" | stdbuf -oL tr '\r' '\n' | grep --line-buffered -v 'Progress: [0-9]*%' |
+        stamp "$t0" | tee "$log"
     t1=$(date +%s)
     cmd_vagrant ssh "$vm" -c 'uname -a; systemd-analyze || true'
     t2=$(date +%s)
-    say "smoke: vagrant up $vm $provision $((t1 - t0)) s, vagrant ssh $((t2 - t1)) s"
+    booting=$(sed -n 's/^\[ *\([0-9]*\) s\] ==> [a-z0-9]*: Starting domain.*/\1/p' "$log")
+    booted=$(sed -n 's/^\[ *\([0-9]*\) s\] ==> [a-z0-9]*: Machine booted and ready.*/\1/p' "$log")
+    say "smoke: vagrant up $vm $provision $((t1 - t0)) s (domain started at ${booting:-?} s," \
+        "ssh ready at ${booted:-?} s: boot to ssh $((${booted:-0} - ${booting:-0})) s)," \
+        "vagrant ssh -c $((t2 - t1)) s"
+}
+
+# Prefix each line of stdin with the seconds since $1 (a date +%s).
+stamp() {
+    local line
+    while IFS= read -r line; do
+        printf '[%4d s] %s\n' "$(($(date +%s) - $1))" "$line"
+    done
 }
 
 [ $# -ge 1 ] || die "usage: lab.sh up|vagrant ARGS|virsh ARGS|status|down|smoke [--provision] [VM]"
