@@ -228,14 +228,14 @@ cmd_down() {
         die "namespace $ns_rec is still there"
     fi
     say "checked: the lab's $(echo "$pids" | wc -w) processes are gone, and namespace $ns_rec"
-    # Vagrant's record of the machines goes with them (they are in $state/dot).
-    VAGRANT_HOME="$vm_dir/vagrant.d" VAGRANT_CHECKPOINT_DISABLE=1 \
-        vagrant global-status --prune >/dev/null 2>&1 || true
     # Keep the logs of the last lab; the rest (disks, libvirt's state) goes.
     rm -rf --one-file-system "$vm_dir/last-lab-logs"
     mkdir -p "$vm_dir/last-lab-logs"
     cp -a "$state/log/." "$state/consoles" "$vm_dir/last-lab-logs/" 2>/dev/null || true
     rm -rf --one-file-system "$state"
+    # Vagrant's index of machines forgets those whose state ($state/dot) is gone.
+    VAGRANT_HOME="$vm_dir/vagrant.d" VAGRANT_CHECKPOINT_DISABLE=1 \
+        vagrant global-status --prune >/dev/null 2>&1 || true
     say "down in $(($(date +%s) - t0)) s (logs kept in $vm_dir/last-lab-logs)"
 }
 
