@@ -233,9 +233,11 @@ cmd_down() {
     mkdir -p "$vm_dir/last-lab-logs"
     cp -a "$state/log/." "$state/consoles" "$vm_dir/last-lab-logs/" 2>/dev/null || true
     rm -rf --one-file-system "$state"
-    # Vagrant's index of machines forgets those whose state ($state/dot) is gone.
+    # Vagrant's index of machines forgets those whose state ($state/dot) is gone;
+    # pruning loads each machine's environment, which leaves a $state/dot/rgloader.
     VAGRANT_HOME="$vm_dir/vagrant.d" VAGRANT_CHECKPOINT_DISABLE=1 \
         vagrant global-status --prune >/dev/null 2>&1 || true
+    rm -rf --one-file-system "$state"
     say "down in $(($(date +%s) - t0)) s (logs kept in $vm_dir/last-lab-logs)"
 }
 
