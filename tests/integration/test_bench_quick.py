@@ -27,6 +27,8 @@ FIGURES = [
     "web_pages",
     "exechost_dispatch",
     "exechost_latency_p99",
+    "chain_hop",
+    "stages8",
 ]
 KEYS = {"figure", "value", "unit", "baseline", "ratio", "target", "met"}
 
