@@ -30,6 +30,14 @@ def cmd_show(args: argparse.Namespace) -> int:
             data = views.why_offline(paths.need_datadir(), args.run, args.why)
         emit(args, data, views.render_why(data))
         return 0
+    if args.events:
+        changes = None
+        if not _journal_readable(paths):
+            changes = _ask(paths, "events", run=args.run, unit=args.events)
+        if changes is None:
+            changes = views.events(paths.need_datadir(), args.run, args.events)
+        emit(args, changes, views.render_events(changes))
+        return 0
     if args.watch:
         from ajs3.cli.watch import watch
 

@@ -70,6 +70,9 @@ class Client:
     ) -> dict[str, Any]:
         return self.call("show", target=target, run=run, all=all)
 
+    def events(self, unit: str, run: int | None = None) -> dict[str, Any]:
+        return self.call("events", unit=unit, run=run)
+
     def log(
         self, target: str, run: int | None = None, stderr: bool | None = None
     ) -> dict[str, Any]:

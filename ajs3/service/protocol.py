@@ -127,6 +127,12 @@ OPS: dict[str, Op] = {
             "what `ajs3 show --json` prints: the jobnets and runs, or one run's units",
         ),
         Op(
+            "events",
+            Access.READ,
+            (_RUN, _UNIT),
+            "a unit's status changes in a run (times, attempts, reasons) and its host",
+        ),
+        Op(
             "log",
             Access.READ,
             (Field("target", Kind.TEXT, required=True), _RUN, Field("stderr", Kind.BOOL)),

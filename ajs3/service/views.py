@@ -201,6 +201,11 @@ def _plan_line(c: dict[str, Any]) -> str:
     return f"{what} (by {c['user']}{why})"
 
 
+def _about(run: int, unit: str, status: str) -> dict[str, Any]:
+    """What an answer about one unit of a run starts with."""
+    return {"run": run, "unit": unit, "status": status, "label": label_of(status)}
+
+
 def why_offline(datadir: Path, run: int | None, unit: str) -> dict[str, Any]:
     journal = Journal.open(datadir, readonly=True)
     try:
@@ -208,10 +213,7 @@ def why_offline(datadir: Path, run: int | None, unit: str) -> dict[str, Any]:
         for ur in journal.unit_rows(chosen.id):
             if ur["path"] == unit:
                 return {
-                    "run": chosen.id,
-                    "unit": unit,
-                    "status": ur["status"],
-                    "label": label_of(ur["status"]),
+                    **_about(chosen.id, unit, ur["status"]),
                     "reason": ur["reason"],
                     "checks": [],
                     "note": "the logical host is not running; nothing will start",
@@ -230,6 +232,76 @@ def render_why(data: dict[str, Any]) -> str:
         lines.append(f"  {mark} {c['rule']:<26} {c['reason']}")
     if data.get("note"):
         lines.append(f"  note: {data['note']}")
+    return "\n".join(lines)
+
+
+#: The most status changes an `events` answer holds: the newest (a unit retried or
+#: rerun without end has more, and ``truncated`` says so).
+MAX_EVENTS = 500
+
+
+def events(datadir: Path, run: int | None, unit: str) -> dict[str, Any]:
+    journal = Journal.open(datadir, readonly=True)
+    try:
+        return events_in(journal, run, unit)
+    finally:
+        journal.close()
+
+
+def events_in(journal: Journal, run: int | None, unit: str) -> dict[str, Any]:
+    """A unit's status changes in a run (its latest without ``run``), oldest first:
+    when, from what to what, which attempt and run id, the reason code and text, as
+    the journal's ``events`` hold them; with the unit's status and execution host."""
+    chosen = _pick_run(journal, unit, run)
+    row = journal.conn.execute(
+        "SELECT id, status, attempt, exec_host FROM unit_runs WHERE jobnet_run=? AND path=?",
+        (chosen.id, unit),
+    ).fetchone()
+    if row is None:
+        raise OperationError(
+            f"no unit {unit!r} in run {chosen.id}",
+            code=Code.UNKNOWN_UNIT,
+            hint=f"see the run's units with `ajs3 show --run {chosen.id}`",
+        )
+    found = journal.conn.execute(
+        "SELECT at, epoch, attempt, run_id, old, new, code, reason FROM events"
+        " WHERE unit_run=? ORDER BY id DESC LIMIT ?",
+        (row["id"], MAX_EVENTS + 1),
+    ).fetchall()
+    changes = [
+        {
+            "at": e["at"],
+            "epoch": e["epoch"],
+            "attempt": e["attempt"],
+            "run_id": e["run_id"],
+            "old": e["old"],
+            "new": e["new"],
+            "label": label_of(e["new"]),
+            "code": e["code"],
+            "reason": e["reason"],
+        }
+        for e in reversed(found[:MAX_EVENTS])
+    ]
+    return {
+        **_about(chosen.id, unit, row["status"]),
+        "attempt": row["attempt"],
+        "exec_host": row["exec_host"],
+        "events": changes,
+        "truncated": len(found) > MAX_EVENTS,
+    }
+
+
+def render_events(data: dict[str, Any]) -> str:
+    where = f" on {data['exec_host']}" if data.get("exec_host") else ""
+    lines = [f"{data['unit']} (run {data['run']}): {data['label']}{where}"]
+    if data["truncated"]:
+        lines.append(f"  (the newest {len(data['events'])} changes)")
+    for e in data["events"]:
+        code = f" [{e['code']}]" if e["code"] else ""
+        lines.append(
+            f"  {_fmt_time(e['at'])}  try {e['attempt'] or '-':>2}  {e['old']} -> {e['new']}"
+            f"{code}  {e['reason']}"
+        )
     return "\n".join(lines)
 
 

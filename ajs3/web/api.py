@@ -150,20 +150,25 @@ def latest(b: Backend, req: Request) -> dict[str, Any]:
     return b.read("show", target=jobnet)
 
 
-def why(b: Backend, req: Request) -> dict[str, Any]:
+def _unit(req: Request) -> str:
     unit = req.query.get("unit")
     if not unit:
         raise bad("unit is required (a unit path)")
-    return b.read("why", run=_int(req, "run", req.params["run"]), unit=unit)
+    return unit
+
+
+def why(b: Backend, req: Request) -> dict[str, Any]:
+    return b.read("why", run=_int(req, "run", req.params["run"]), unit=_unit(req))
+
+
+def events(b: Backend, req: Request) -> dict[str, Any]:
+    return b.read("events", run=_int(req, "run", req.params["run"]), unit=_unit(req))
 
 
 def log(b: Backend, req: Request) -> dict[str, Any]:
-    unit = req.query.get("unit")
-    if not unit:
-        raise bad("unit is required (a unit path)")
     return b.read(
         "log",
-        target=unit,
+        target=_unit(req),
         run=_int(req, "run", req.params["run"]),
         stderr=_bool(req, "stderr") or None,
     )
@@ -246,6 +251,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"^/runs/latest$"), latest),
     ("GET", re.compile(r"^/runs/(?P<run>\d+)$"), run),
     ("GET", re.compile(r"^/runs/(?P<run>\d+)/why$"), why),
+    ("GET", re.compile(r"^/runs/(?P<run>\d+)/events$"), events),
     ("GET", re.compile(r"^/runs/(?P<run>\d+)/log$"), log),
     ("GET", re.compile(r"^/plan$"), plan),
     ("GET", re.compile(r"^/graph$"), graph),

@@ -209,6 +209,28 @@ def test_the_console_in_a_headless_browser(make_lhost: Any, browser: Any, tmp_pa
             60,
             "output",
         )
+        # its events: the journal's status changes, one row each, and where it ran
+        changes = host.journal_query(
+            "SELECT e.new FROM events e JOIN unit_runs u ON u.id = e.unit_run"
+            " WHERE u.jobnet_run=? AND u.path='/shop/nightly/extract' ORDER BY e.id",
+            (nightly,),
+        )
+        wait_for(
+            lambda: (
+                js(
+                    browser,
+                    "return [...document.querySelectorAll('#unit-events tr.event')]"
+                    ".map((r) => r.dataset.status)",
+                )
+                == [new for (new,) in changes]
+            ),
+            60,
+            "events",
+        )
+        assert "logical host's node" in text(browser, "unit-host")
+        assert text(browser, "unit-events").count("running") >= 1
+        host_cell = 'tr.unit[data-path="/shop/nightly/extract"] td.host'
+        assert js(browser, f"return document.querySelector('{host_cell}').textContent") == "-"
         browser.save_screenshot(str(out / "web-console.png"))
         browser.find_element("id", "graph").screenshot(str(out / "web-graph.png"))
         browser.find_element("id", "timeline").screenshot(str(out / "web-timeline.png"))

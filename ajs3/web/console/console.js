@@ -148,6 +148,7 @@ async function renderRun() {
       el("td", {}, badge(u.status, u.label)),
       el("td", {}, u.attempt || "-"),
       el("td", {}, u.signal !== null ? "s" + u.signal : (u.exit_code ?? "-")),
+      el("td", { class: "host" }, u.exec_host || "-"),
       el("td", {}, when(u.started_at)), el("td", {}, when(u.ended_at)),
       el("td", {}, u.reason || ""),
       el("td", {}, (u.delays || []).join(" ")));
@@ -169,10 +170,28 @@ async function renderUnit() {
     $("unit-why").textContent = `${why.label}: ${why.reason || ""} ${checks.join("; ")}`;
   } catch (e) { $("unit-why").textContent = e.message; }
   try {
+    renderEvents(await api(`/runs/${state.shownRun}/events${q}`));
+  } catch (e) {
+    $("unit-host").textContent = e.message;
+    $("unit-events").tBodies[0].replaceChildren();
+  }
+  try {
     const out = await api(`/runs/${state.shownRun}/log${q}`);
     const bytes = Uint8Array.from(atob(out.data), (c) => c.charCodeAt(0));
     $("unit-output").textContent = new TextDecoder().decode(bytes);
   } catch (e) { $("unit-output").textContent = e.status === 404 ? "(no output)" : e.message; }
+}
+
+// A unit's status changes, oldest first, and the host its job ran on.
+function renderEvents(ev) {
+  $("unit-host").textContent = (ev.exec_host ? `on ${ev.exec_host}` : "on the logical host's node") +
+    (ev.truncated ? `, the newest ${ev.events.length} changes` : "");
+  $("unit-host").dataset.host = ev.exec_host || "";
+  const rows = ev.events.map((e) => el("tr", { class: "event", "data-status": e.new },
+    el("td", {}, when(e.at)), el("td", {}, e.attempt || "-"),
+    el("td", {}, `${e.old} \u2192 `, badge(e.new, e.label)),
+    el("td", {}, e.code), el("td", {}, e.reason)));
+  $("unit-events").tBodies[0].replaceChildren(...rows);
 }
 
 // -- the timeline ----------------------------------------------------------------------
