@@ -60,7 +60,7 @@ def _shown(args: argparse.Namespace, paths: Paths) -> dict[str, Any]:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    from ajs3.service import views
+    from ajs3.service import joboutput
 
     paths = paths_of(args)
     if not _journal_readable(paths):
@@ -75,7 +75,7 @@ def cmd_log(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
             return 0
-    path = views.log_path(paths.need_datadir(), args.run_id, args.run, args.stderr)
+    path = joboutput.log_path(paths.need_datadir(), args.run_id, args.run, args.stderr)
     with open(path, "rb") as f:
         shutil.copyfileobj(f, sys.stdout.buffer)
     return 0

@@ -135,8 +135,15 @@ OPS: dict[str, Op] = {
         Op(
             "log",
             Access.READ,
-            (Field("target", Kind.TEXT, required=True), _RUN, Field("stderr", Kind.BOOL)),
-            "the last MiB of a unit's or a run id's standard output (or error)",
+            (
+                Field("target", Kind.TEXT, required=True),
+                _RUN,
+                Field("stderr", Kind.BOOL),
+                #: a byte offset: the output from there on (at most a MiB), to follow it
+                Field("from", Kind.INT, low=0),
+            ),
+            "the last MiB of a unit's or a run id's standard output (or error), or the "
+            "bytes from an offset on, and whether its job has ended",
         ),
         Op(
             "define",

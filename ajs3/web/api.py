@@ -90,8 +90,17 @@ def error_answer(exc: AjsError) -> Answer:
 def _int(req: Request, name: str, value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise bad(f"{name} must be a positive integer, not {value[:40]!r}")
+    return int(value)
+
+
+def _offset(req: Request, name: str) -> int | None:
+    value = req.query.get(name)
+    if value is None or value == "":
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise bad(f"{name} must be a byte offset (0 or more), not {value[:40]!r}")
     return int(value)
 
 
@@ -171,6 +180,7 @@ def log(b: Backend, req: Request) -> dict[str, Any]:
         target=_unit(req),
         run=_int(req, "run", req.params["run"]),
         stderr=_bool(req, "stderr") or None,
+        **{"from": _offset(req, "from")},
     )
 
 

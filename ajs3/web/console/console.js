@@ -175,11 +175,69 @@ async function renderUnit() {
     $("unit-host").textContent = e.message;
     $("unit-events").tBodies[0].replaceChildren();
   }
+  followOutput(`/runs/${state.shownRun}/log${q}`);
+}
+
+// -- a unit's output, followed while its job runs ------------------------------------------
+
+// The output shown: read from where the last read ended (?from=N) every FOLLOW ms
+// until the server says the job's attempt has ended; at most KEEP characters kept.
+const FOLLOW = 1000;
+const KEEP = 1 << 20;
+const output = { url: null, gen: 0, running: 0, next: null, runId: null, text: "", decoder: null };
+
+function followOutput(url) {
+  if (url !== output.url) {
+    Object.assign(output, { url, gen: output.gen + 1, next: null, runId: null, text: "",
+                            decoder: new TextDecoder() });
+    $("unit-output").textContent = "";
+    $("output-state").textContent = "";
+  }
+  // one reader per unit shown; a refresh (a status changed) wakes an idle one up
+  if (output.running !== output.gen) readOutput(output.gen);
+}
+
+async function readOutput(gen) {
+  output.running = gen;
+  const pre = $("unit-output");
   try {
-    const out = await api(`/runs/${state.shownRun}/log${q}`);
-    const bytes = Uint8Array.from(atob(out.data), (c) => c.charCodeAt(0));
-    $("unit-output").textContent = new TextDecoder().decode(bytes);
-  } catch (e) { $("unit-output").textContent = e.status === 404 ? "(no output)" : e.message; }
+    for (;;) {
+      let out;
+      try {
+        out = await api(output.url + (output.next === null ? "" : `&from=${output.next}`));
+      } catch (e) {
+        if (output.gen === gen && output.next === null) {
+          pre.textContent = e.status === 404 ? "(no output)" : e.message;
+          $("output-state").textContent = "";
+        }
+        return;
+      }
+      if (output.gen !== gen) return;
+      if (output.runId !== null && out.run_id !== output.runId) {
+        // another attempt (a retry, a rerun): its own file, from its start
+        Object.assign(output, { next: null, runId: null, text: "", decoder: new TextDecoder() });
+        continue;
+      }
+      output.runId = out.run_id;
+      const bytes = Uint8Array.from(atob(out.data), (c) => c.charCodeAt(0));
+      output.next = out.offset + bytes.length;
+      const last = out.ended && output.next >= out.size;
+      output.text += output.decoder.decode(bytes, { stream: !last });
+      if (output.text.length > KEEP) output.text = output.text.slice(-KEEP);
+      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.textContent = output.text;
+      pre.dataset.next = String(output.next);
+      pre.dataset.ended = String(last);
+      $("output-state").textContent = last ? "" : "(following while it runs)";
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
+      if (output.next < out.size) continue;
+      if (out.ended) return;
+      await new Promise((r) => setTimeout(r, FOLLOW));
+      if (output.gen !== gen) return;
+    }
+  } finally {
+    if (output.running === gen) output.running = 0;
+  }
 }
 
 // A unit's status changes, oldest first, and the host its job ran on.
