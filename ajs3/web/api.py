@@ -80,6 +80,14 @@ def bad(message: str, hint: str = "see /api/v1/openapi.json") -> AjsError:
     return AjsError(message, code=Code.WEB_BAD_REQUEST, hint=hint)
 
 
+def unauthorized() -> AjsError:
+    return AjsError(
+        "no valid token (Authorization: Bearer TOKEN)",
+        code=Code.WEB_UNAUTHORIZED,
+        hint="send a token of the logical host's web settings or AJS3_WEB_TOKEN",
+    )
+
+
 def error_answer(exc: AjsError) -> Answer:
     return Answer(STATUS_OF.get(exc.code, 409), {"error": exc.to_dict()})
 
@@ -152,18 +160,19 @@ def run(b: Backend, req: Request) -> dict[str, Any]:
     return b.read("show", run=_int(req, "run", req.params["run"]))
 
 
-def latest(b: Backend, req: Request) -> dict[str, Any]:
-    jobnet = req.query.get("jobnet")
-    if not jobnet:
-        raise bad("jobnet is required (a jobnet path)")
-    return b.read("show", target=jobnet)
+def _required(req: Request, name: str, what: str) -> str:
+    value = req.query.get(name)
+    if not value:
+        raise bad(f"{name} is required ({what})")
+    return value
 
 
 def _unit(req: Request) -> str:
-    unit = req.query.get("unit")
-    if not unit:
-        raise bad("unit is required (a unit path)")
-    return unit
+    return _required(req, "unit", "a unit path")
+
+
+def latest(b: Backend, req: Request) -> dict[str, Any]:
+    return b.read("show", target=_required(req, "jobnet", "a jobnet path"))
 
 
 def why(b: Backend, req: Request) -> dict[str, Any]:
@@ -191,9 +200,7 @@ def plan(b: Backend, req: Request) -> dict[str, Any]:
 
 
 def graph(b: Backend, req: Request) -> dict[str, Any]:
-    jobnet = req.query.get("jobnet")
-    if not jobnet:
-        raise bad("jobnet is required (a root jobnet path)")
+    jobnet = _required(req, "jobnet", "a root jobnet path")
     tree = b.read("structure", jobnet=jobnet)["jobnet"]
     statuses: dict[str, str] = {}
     number = _int(req, "run", req.query.get("run"))
@@ -229,11 +236,7 @@ def openapi(b: Backend, req: Request) -> dict[str, Any]:
 def action(b: Backend, req: Request) -> dict[str, Any]:
     name = req.params["name"]
     if name not in ACTIONS:
-        raise AjsError(
-            f"no action {name!r} (actions: {', '.join(ACTIONS)})",
-            code=Code.WEB_BAD_REQUEST,
-            hint="see /api/v1/openapi.json",
-        )
+        raise bad(f"no action {name!r} (actions: {', '.join(ACTIONS)})")
     if req.who.role < WebRole.OPERATOR:
         raise AjsError(
             f"{req.who.name} may not {name}: the token is a viewer's (read only)",
@@ -275,11 +278,7 @@ def dispatch(backend: Backend, req: Request) -> Answer:
     """The answer to one API request (``req.path`` below :data:`PREFIX`)."""
     try:
         if req.who.role < WebRole.VIEWER:
-            raise AjsError(
-                "no valid token (Authorization: Bearer TOKEN)",
-                code=Code.WEB_UNAUTHORIZED,
-                hint="send a token of the logical host's web settings or AJS3_WEB_TOKEN",
-            )
+            raise unauthorized()
         allowed = []
         for method, pattern, route in ROUTES:
             found = pattern.match(req.path)
@@ -299,10 +298,6 @@ def dispatch(backend: Backend, req: Request) -> Answer:
                 hint=f"use {', '.join(allowed)}",
             )
             return Answer(405, {"error": wrong.to_dict()})
-        raise AjsError(
-            f"no route {PREFIX}{req.path[:200]}",
-            code=Code.WEB_BAD_REQUEST,
-            hint="see /api/v1/openapi.json",
-        )
+        raise bad(f"no route {PREFIX}{req.path[:200]}")
     except AjsError as exc:
         return error_answer(exc)
