@@ -98,6 +98,7 @@ def figures(b: Bench) -> Figure:
             f"/api/v1/runs/latest?jobnet={net}",
             f"/api/v1/runs/{last}",
             f"/api/v1/runs/{last}/why?unit={net}/job05",
+            f"/api/v1/runs/{last}/events?unit={net}/job05",
             "/api/v1/timeline",
             "/api/v1/plan",
             "/api/v1/graph?jobnet=/bench/web/w000",

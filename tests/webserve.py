@@ -11,10 +11,13 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from lhost import LogicalHost, cli_env
+from webspec import check_answer
 
 OPERATOR = "op-token-0123456789abcdef"
 VIEWER = "viewer-token-0123456789abcdef"
@@ -90,6 +93,32 @@ class WebConsole:
         for f in (self.proc.stdout, self.proc.stderr):
             if f is not None:
                 f.close()
+
+
+@contextmanager
+def serving(
+    make_lhost: Callable[[str], LogicalHost], name: str, defs: str
+) -> Iterator[tuple[LogicalHost, WebConsole]]:
+    """A started logical host ``name`` with the tokens of SETTINGS and ``defs``
+    applied, and its console; the console stops after."""
+    host = make_lhost(name)
+    host.write_settings(SETTINGS)
+    host.start()
+    host.define(defs)
+    console = WebConsole(host)
+    try:
+        yield host, console
+    finally:
+        console.stop()
+
+
+def checked(
+    console: WebConsole, method: str, path: str, token: str | None = OPERATOR, body: Any = None
+) -> tuple[int, Any]:
+    """(status, body) of a request, the answer checked against the OpenAPI document."""
+    status, answer, ctype = console.request(method, path, token, body)
+    check_answer(method, path, status, answer, ctype)
+    return status, answer
 
 
 def repo_file(*parts: str) -> Path:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ajs3.cli.arguments import definitions_for, paths_of
+from ajs3.cli.bars import bars
 from ajs3.cli.exits import EXIT_ERROR, EXIT_UNMAPPED
 from ajs3.cli.output import emit, note, writing
 from ajs3.errors import Code, DataDirError
@@ -60,12 +61,13 @@ def cmd_define(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from ajs3.jp1 import importer
 
-    result = importer.import_file(args.jp1, time_zone=args.tz)
-    written: list[str] = []
-    unmapped = bool(result.notes) and not args.allow_unmapped  # exit 3, nothing written
-    if args.out is not None and not args.check and not unmapped:
-        with writing(args.out):
-            written = [str(p) for p in importer.write_yaml(result, args.out)]
+    with bars(args) as progress:
+        result = importer.import_file(args.jp1, time_zone=args.tz, progress=progress)
+        written: list[str] = []
+        unmapped = bool(result.notes) and not args.allow_unmapped  # exit 3, nothing written
+        if args.out is not None and not args.check and not unmapped:
+            with writing(args.out):
+                written = [str(p) for p in importer.write_yaml(result, args.out, progress)]
     data = result.summary()
     data["written"] = written
     lines = [f"{args.jp1}: {data['units']} unit(s), {len(result.defs.jobnets)} root jobnet(s)"]

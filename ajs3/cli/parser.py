@@ -128,6 +128,9 @@ def build_parser() -> Parser:
     p.add_argument("target", nargs="?", help="jobnet path (default: every run)")
     p.add_argument("--run", type=int, help="jobnet run number (default the latest)")
     p.add_argument("--why", metavar="UNIT", help="say which readiness rule holds UNIT back")
+    p.add_argument(
+        "--events", metavar="UNIT", help="list UNIT's status changes with times and reasons"
+    )
     p.add_argument("--all", action="store_true", help="list older runs too")
     p.add_argument("--watch", action="store_true", help="redraw the view in place until Ctrl-C")
     p.add_argument(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 from ajs3.cli.arguments import paths_of
+from ajs3.cli.bars import bars
 from ajs3.cli.output import emit
 from ajs3.cli.transport import request
-from ajs3.errors import AjsError, Code
+from ajs3.service.purgewait import wait_round
 
 
 def _size(n: int) -> str:
@@ -51,19 +51,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
         emit(args, plan, "\n".join(lines))
         return 0
     wanted = int(request(paths, "purge")["round"])
-    deadline = None if args.timeout is None else time.monotonic() + args.timeout
-    while True:
-        status = request(paths, "purge_status")
-        if int(status["rounds_completed"]) >= wanted:
-            break
-        if deadline is not None and time.monotonic() > deadline:
-            raise AjsError(
-                f"purge round {wanted} did not end within {args.timeout:g} s; it goes on in "
-                "the background",
-                code=Code.BAD_STATE,
-                hint="see `ajs3 purge --dry-run` for what is left",
-            )
-        time.sleep(0.2)
+    with bars(args) as progress:
+        status = wait_round(lambda: request(paths, "purge_status"), wanted, args.timeout, progress)
     done = status["rounds"].get(str(wanted))
     result = {"round": wanted, "removed": done}
     text = f"removed {_counts(done)}" if done else f"purge round {wanted} done"

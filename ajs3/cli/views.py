@@ -30,6 +30,14 @@ def cmd_show(args: argparse.Namespace) -> int:
             data = views.why_offline(paths.need_datadir(), args.run, args.why)
         emit(args, data, views.render_why(data))
         return 0
+    if args.events:
+        changes = None
+        if not _journal_readable(paths):
+            changes = _ask(paths, "events", run=args.run, unit=args.events)
+        if changes is None:
+            changes = views.events(paths.need_datadir(), args.run, args.events)
+        emit(args, changes, views.render_events(changes))
+        return 0
     if args.watch:
         from ajs3.cli.watch import watch
 
@@ -52,7 +60,7 @@ def _shown(args: argparse.Namespace, paths: Paths) -> dict[str, Any]:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    from ajs3.service import views
+    from ajs3.service import joboutput
 
     paths = paths_of(args)
     if not _journal_readable(paths):
@@ -67,7 +75,7 @@ def cmd_log(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
             return 0
-    path = views.log_path(paths.need_datadir(), args.run_id, args.run, args.stderr)
+    path = joboutput.log_path(paths.need_datadir(), args.run_id, args.run, args.stderr)
     with open(path, "rb") as f:
         shutil.copyfileobj(f, sys.stdout.buffer)
     return 0

@@ -22,6 +22,7 @@ from pathlib import Path
 from ajs3.definitions.document import parse_file
 from ajs3.definitions.fileset import finish, read_dir, read_file
 from ajs3.definitions.units import DefinitionSet
+from ajs3.progress import Progress, silent
 
 __all__ = ["load_dir", "load_files", "load_text", "load_texts"]
 
@@ -40,10 +41,16 @@ def load_files(paths: Sequence[Path]) -> DefinitionSet:
     return finish([read_file(Path(p)) for p in paths])
 
 
-def load_texts(files: Sequence[tuple[str, str]]) -> DefinitionSet:
+def load_texts(files: Sequence[tuple[str, str]], progress: Progress = silent) -> DefinitionSet:
     """Load several files given as (name, text) as one set, as :func:`load_files` does
-    (the daemon's `define`: the files travel over the control socket)."""
-    return finish([parse_file(text, name) for name, text in files])
+    (the daemon's `define`: the files travel over the control socket). ``progress``
+    hears the phase ``validate``: the files read."""
+    results = []
+    progress("validate", 0, len(files))
+    for name, text in files:
+        results.append(parse_file(text, name))
+        progress("validate", len(results), len(files))
+    return finish(results)
 
 
 def load_dir(directory: Path) -> DefinitionSet:

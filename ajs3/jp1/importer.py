@@ -27,6 +27,7 @@ from ajs3.jp1.parser import MAX_BYTES, Jp1Unit, Param, parse, unquote
 from ajs3.jp1.schedmap import LAYOUT, Mapper
 from ajs3.jp1.values import INT32_MAX, INT32_MIN
 from ajs3.keep import RUNS_MAX as MAX_GENERATIONS
+from ajs3.progress import Progress, silent
 from ajs3.tz import local_zone_name, zone
 
 JOB_TYPES = {"j": False, "rj": True}
@@ -64,10 +65,19 @@ class ImportResult:
         }
 
 
+#: Units mapped between two reports of the ``map`` phase.
+PROGRESS_EVERY = 500
+
+
 class _Importer(Mapper):
-    def __init__(self, filename: str, time_zone: str) -> None:
+    def __init__(
+        self, filename: str, time_zone: str, progress: Progress = silent, total: int = 0
+    ) -> None:
         self.file = filename
         self.tz = time_zone
+        self.progress = progress
+        #: the units of the file, for the progress of the ``map`` phase
+        self.total = total
         self.notes: list[Problem] = []
         self.problems: list[Problem] = []
         self.groups: dict[str, dict[str, Any]] = {}
@@ -78,6 +88,11 @@ class _Importer(Mapper):
         #: names of the jobnets being read, from the root jobnet down
         self.trail: list[str] = []
         self.links = Connections()
+
+    def counted(self) -> None:
+        self.count += 1
+        if self.count % PROGRESS_EVERY == 0:
+            self.progress("map", min(self.count, self.total), self.total)
 
     def untyped(self, unit: Jp1Unit) -> bool:
         """A unit without ``ty=`` or of a type JP1 does not have: an error (E111)."""
@@ -111,7 +126,7 @@ class _Importer(Mapper):
 
     def place(self, unit: Jp1Unit, group: str) -> None:
         """A unit directly in job group ``group``: a group or a root jobnet."""
-        self.count += 1
+        self.counted()
         ty = unit.ty
         self.links.seen.add(group.rstrip("/") + "/" + unit.name)
         if self.untyped(unit):
@@ -155,7 +170,7 @@ class _Importer(Mapper):
             out["description"] = unquote(comment)
 
     def child(self, unit: Jp1Unit) -> dict[str, Any] | None:
-        self.count += 1
+        self.counted()
         ty = unit.ty
         if self.untyped(unit):
             return None
@@ -445,14 +460,27 @@ def _file_name(group: str) -> str:
     return ("root" if group == "/" else group.strip("/").replace("/", ".")) + ".yaml"
 
 
-def import_text(text: str, filename: str, time_zone: str | None = None) -> ImportResult:
-    """Map a unit definition file to ajs3 definitions, validated as ``ajs3 define`` would."""
+def _size(units: list[Jp1Unit]) -> int:
+    return sum(1 + _size(u.children) for u in units)
+
+
+def import_text(
+    text: str, filename: str, time_zone: str | None = None, progress: Progress = silent
+) -> ImportResult:
+    """Map a unit definition file to ajs3 definitions, validated as ``ajs3 define`` would.
+    ``progress`` hears the phases ``parse``, ``map`` (units), ``yaml`` (files) and
+    ``validate`` (files) (ajs3.progress)."""
     tz = time_zone or local_zone_name()
     zone(tz)
+    progress("parse", 0, 1)
     units = parse(text, filename)
-    imp = _Importer(filename, tz)
+    progress("parse", 1, 1)
+    total = _size(units)
+    imp = _Importer(filename, tz, progress, total)
+    progress("map", 0, total)
     for unit in units:
         imp.top(unit)
+    progress("map", total, total)
     imp.links.pair(imp)
     for doc in imp.groups.values():
         prune(doc["jobnets"])
@@ -460,6 +488,7 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
         raise DefinitionError(imp.problems)
     files: dict[str, str] = {}
     bodies: dict[str, dict[str, Any]] = {}
+    progress("yaml", 0, len(imp.groups))
     for group, doc in sorted(imp.groups.items()):
         body = bodies[_file_name(group)] = {
             k: v for k, v in doc.items() if k != "group" or group != "/"
@@ -473,8 +502,9 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
             default_flow_style=None,
             width=100,
         )
+        progress("yaml", len(files), len(imp.groups))
     try:
-        defs = load_texts(list(files.items()))
+        defs = load_texts(list(files.items()), progress)
     except DefinitionError as exc:
         # Each problem at the JP1 line its generated mapping comes from (origin.py).
         raise DefinitionError(
@@ -484,7 +514,9 @@ def import_text(text: str, filename: str, time_zone: str | None = None) -> Impor
     return ImportResult(defs, files, notes, imp.count)
 
 
-def import_file(path: Path, time_zone: str | None = None) -> ImportResult:
+def import_file(
+    path: Path, time_zone: str | None = None, progress: Progress = silent
+) -> ImportResult:
     try:
         with Path(path).open("rb") as stream:
             data = stream.read(MAX_BYTES + 1)  # never more than the limit into memory
@@ -528,15 +560,17 @@ def import_file(path: Path, time_zone: str | None = None) -> ImportResult:
                 )
             ]
         )
-    return import_text(text, str(path), time_zone)
+    return import_text(text, str(path), time_zone, progress)
 
 
-def write_yaml(result: ImportResult, directory: Path) -> list[Path]:
+def write_yaml(result: ImportResult, directory: Path, progress: Progress = silent) -> list[Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
+    progress("write", 0, len(result.files))
     for name, text in result.files.items():
         target = directory / name
         target.write_text(text, encoding="utf-8")
         written.append(target)
+        progress("write", len(written), len(result.files))
     return written

@@ -70,11 +70,20 @@ class Client:
     ) -> dict[str, Any]:
         return self.call("show", target=target, run=run, all=all)
 
+    def events(self, unit: str, run: int | None = None) -> dict[str, Any]:
+        return self.call("events", unit=unit, run=run)
+
     def log(
-        self, target: str, run: int | None = None, stderr: bool | None = None
+        self,
+        target: str,
+        run: int | None = None,
+        stderr: bool | None = None,
+        from_: int | None = None,
     ) -> dict[str, Any]:
-        """The last MiB of an output file: base64 ``data``; ``truncated`` if cut."""
-        return self.call("log", target=target, run=run, stderr=stderr)
+        """The last MiB of an output file (or, ``from_`` an offset, the bytes from there
+        on): base64 ``data`` from ``offset``; ``truncated`` if cut; ``ended`` once its
+        job no longer runs."""
+        return self.call("log", target=target, run=run, stderr=stderr, **{"from": from_})
 
     def define(
         self, files: list[tuple[str, str]], sources: list[str] | None = None

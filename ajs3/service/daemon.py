@@ -29,7 +29,7 @@ from ajs3.journal.files import DiskFull
 from ajs3.journal.store import Journal
 from ajs3.model import StartMode, StopJobs
 from ajs3.notify.hub import Notifications
-from ajs3.service import access, protocol, views
+from ajs3.service import access, joboutput, protocol, views
 from ajs3.service.access import Peer
 from ajs3.service.control import ControlServer
 from ajs3.service.diskfull import DiskFullHandling
@@ -534,12 +534,10 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
         return views.show_in(self.journal, target, run, bool(all), current)
 
     def op_log(
-        self, peer: Peer, *, target: str, run: int | None, stderr: bool | None
+        self, peer: Peer, *, target: str, run: int | None, stderr: bool | None, from_: int | None
     ) -> dict[str, Any]:
         assert self.journal is not None
-        return views.read_log(
-            views.log_path_in(self.journal, self.datadir, target, run, bool(stderr))
-        )
+        return joboutput.log_in(self.journal, self.datadir, target, run, bool(stderr), from_)
 
     def op_stop(self, peer: Peer, *, jobs: str | None, timeout: float | None) -> dict[str, Any]:
         self.begin_stop(StopJobs(jobs or "kill"), 60.0 if timeout is None else timeout)

@@ -127,10 +127,23 @@ OPS: dict[str, Op] = {
             "what `ajs3 show --json` prints: the jobnets and runs, or one run's units",
         ),
         Op(
+            "events",
+            Access.READ,
+            (_RUN, _UNIT),
+            "a unit's status changes in a run (times, attempts, reasons) and its host",
+        ),
+        Op(
             "log",
             Access.READ,
-            (Field("target", Kind.TEXT, required=True), _RUN, Field("stderr", Kind.BOOL)),
-            "the last MiB of a unit's or a run id's standard output (or error)",
+            (
+                Field("target", Kind.TEXT, required=True),
+                _RUN,
+                Field("stderr", Kind.BOOL),
+                #: a byte offset: the output from there on (at most a MiB), to follow it
+                Field("from", Kind.INT, low=0),
+            ),
+            "the last MiB of a unit's or a run id's standard output (or error), or the "
+            "bytes from an offset on, and whether its job has ended",
         ),
         Op(
             "define",

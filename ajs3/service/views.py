@@ -1,22 +1,19 @@
-"""Read-only views of a logical host's journal: what `ajs3 show` and `ajs3 log` print.
+"""Read-only views of a logical host's journal: what `ajs3 show` prints (a run's
+units, why a unit waits, its events).
 
 They read the journal directly (SQLite WAL readers never block the daemon), so they
-also work while the logical host is stopped; the daemon answers its `show` and `log`
-requests (for viewers, who may not read the journal) with the same functions over its
-own open journal (:func:`show_in`, :func:`log_path_in`, :func:`read_log`).
+also work while the logical host is stopped; the daemon answers its `show` and
+`events` requests (for viewers, who may not read the journal) with the same functions
+over its own open journal (:func:`show_in`, :func:`events_in`). A job's output files
+are ajs3.service.joboutput's.
 """
 
 from __future__ import annotations
 
-import base64
-import errno
-import os
-import stat
 import time
 from pathlib import Path
 from typing import Any
 
-from ajs3 import datadir as dd
 from ajs3.definitions.units import DefinitionSet
 from ajs3.engine import planchanges, runvars, suspend
 from ajs3.engine.delays import delays_of
@@ -41,7 +38,7 @@ def _current(journal: Journal, current: Current | None) -> Current:
     return journal.definitions() if current is None else current
 
 
-def _pick_run(
+def pick_run(
     journal: Journal, target: str | None, run: int | None, current: Current | None = None
 ) -> JobnetRun:
     if run is not None:
@@ -67,6 +64,13 @@ def _pick_run(
             hint="see the defined jobnets with `ajs3 show`",
         )
     return runs[0]
+
+
+def unit_row(journal: Journal, run: int, path: str) -> Any:
+    """The unit run of ``path`` in jobnet run ``run`` (an index lookup), or None."""
+    return journal.conn.execute(
+        "SELECT * FROM unit_runs WHERE jobnet_run=? AND path=?", (run, path)
+    ).fetchone()
 
 
 def _unit_row(row: dict[str, Any], depth: int) -> dict[str, Any]:
@@ -131,7 +135,7 @@ def show_in(
             "jobnets": jobnets,
             "runs": listing if all_runs else [e for e in listing if e["active"]],
         }
-    chosen = _pick_run(journal, target, run, current)
+    chosen = pick_run(journal, target, run, current)
     rows = journal.unit_rows(chosen.id)
     base = chosen.jobnet.rstrip("/").count("/")
     delays = delays_of(journal.conn, chosen.id)
@@ -201,17 +205,19 @@ def _plan_line(c: dict[str, Any]) -> str:
     return f"{what} (by {c['user']}{why})"
 
 
+def _about(run: int, unit: str, status: str) -> dict[str, Any]:
+    """What an answer about one unit of a run starts with."""
+    return {"run": run, "unit": unit, "status": status, "label": label_of(status)}
+
+
 def why_offline(datadir: Path, run: int | None, unit: str) -> dict[str, Any]:
     journal = Journal.open(datadir, readonly=True)
     try:
-        chosen = _pick_run(journal, unit, run)
+        chosen = pick_run(journal, unit, run)
         for ur in journal.unit_rows(chosen.id):
             if ur["path"] == unit:
                 return {
-                    "run": chosen.id,
-                    "unit": unit,
-                    "status": ur["status"],
-                    "label": label_of(ur["status"]),
+                    **_about(chosen.id, unit, ur["status"]),
                     "reason": ur["reason"],
                     "checks": [],
                     "note": "the logical host is not running; nothing will start",
@@ -230,6 +236,73 @@ def render_why(data: dict[str, Any]) -> str:
         lines.append(f"  {mark} {c['rule']:<26} {c['reason']}")
     if data.get("note"):
         lines.append(f"  note: {data['note']}")
+    return "\n".join(lines)
+
+
+#: The most status changes an `events` answer holds: the newest (a unit retried or
+#: rerun without end has more, and ``truncated`` says so).
+MAX_EVENTS = 500
+
+
+def events(datadir: Path, run: int | None, unit: str) -> dict[str, Any]:
+    journal = Journal.open(datadir, readonly=True)
+    try:
+        return events_in(journal, run, unit)
+    finally:
+        journal.close()
+
+
+def events_in(journal: Journal, run: int | None, unit: str) -> dict[str, Any]:
+    """A unit's status changes in a run (its latest without ``run``), oldest first:
+    when, from what to what, which attempt and run id, the reason code and text, as
+    the journal's ``events`` hold them; with the unit's status and execution host."""
+    chosen = pick_run(journal, unit, run)
+    row = unit_row(journal, chosen.id, unit)
+    if row is None:
+        raise OperationError(
+            f"no unit {unit!r} in run {chosen.id}",
+            code=Code.UNKNOWN_UNIT,
+            hint=f"see the run's units with `ajs3 show --run {chosen.id}`",
+        )
+    found = journal.conn.execute(
+        "SELECT at, epoch, attempt, run_id, old, new, code, reason FROM events"
+        " WHERE unit_run=? ORDER BY id DESC LIMIT ?",
+        (row["id"], MAX_EVENTS + 1),
+    ).fetchall()
+    changes = [
+        {
+            "at": e["at"],
+            "epoch": e["epoch"],
+            "attempt": e["attempt"],
+            "run_id": e["run_id"],
+            "old": e["old"],
+            "new": e["new"],
+            "label": label_of(e["new"]),
+            "code": e["code"],
+            "reason": e["reason"],
+        }
+        for e in reversed(found[:MAX_EVENTS])
+    ]
+    return {
+        **_about(chosen.id, unit, row["status"]),
+        "attempt": row["attempt"],
+        "exec_host": row["exec_host"],
+        "events": changes,
+        "truncated": len(found) > MAX_EVENTS,
+    }
+
+
+def render_events(data: dict[str, Any]) -> str:
+    where = f" on {data['exec_host']}" if data.get("exec_host") else ""
+    lines = [f"{data['unit']} (run {data['run']}): {data['label']}{where}"]
+    if data["truncated"]:
+        lines.append(f"  (the newest {len(data['events'])} changes)")
+    for e in data["events"]:
+        code = f" [{e['code']}]" if e["code"] else ""
+        lines.append(
+            f"  {_fmt_time(e['at'])}  try {e['attempt'] or '-':>2}  {e['old']} -> {e['new']}"
+            f"{code}  {e['reason']}"
+        )
     return "\n".join(lines)
 
 
@@ -260,68 +333,3 @@ def wait_run(datadir: Path, run: int, timeout: float | None) -> dict[str, Any]:
             delay = min(0.5, delay * 1.5)
     finally:
         journal.close()
-
-
-def log_path(datadir: Path, key: str, run: int | None, stderr: bool) -> Path:
-    journal = Journal.open(datadir, readonly=True)
-    try:
-        return log_path_in(journal, datadir, key, run, stderr)
-    finally:
-        journal.close()
-
-
-def log_path_in(journal: Journal, datadir: Path, key: str, run: int | None, stderr: bool) -> Path:
-    """The output file of a unit (``key`` a unit path, in run ``run`` or its latest)
-    or of a run id."""
-    run_id = key
-    if key.startswith("/"):
-        chosen = _pick_run(journal, key, run)
-        ur = next((u for u in journal.unit_rows(chosen.id) if u["path"] == key), None)
-        if ur is None or not ur["run_id"]:
-            raise OperationError(f"{key} has not run in run {chosen.id}", code=Code.UNKNOWN_UNIT)
-        run_id = str(ur["run_id"])
-    elif journal.find_run_id(key) is None:
-        raise OperationError(
-            f"no run with id {key}",
-            code=Code.UNKNOWN_UNIT,
-            hint="run ids are shown by `ajs3 show --json`",
-        )
-    path = dd.jobdir(datadir, run_id) / (dd.STDERR if stderr else dd.STDOUT)
-    if not path.exists():
-        raise AjsError(f"no output file {path}", code=Code.UNKNOWN_UNIT)
-    return path
-
-
-#: The most output a `log` request returns: its last bytes, up to this many.
-LOG_LIMIT = 1024 * 1024
-
-
-def read_log(path: Path, limit: int = LOG_LIMIT) -> dict[str, Any]:
-    """The last ``limit`` bytes of an output file, for the `log` request: base64 in
-    ``data``, with the file's size and whether the start was cut.
-
-    The daemon (root) reads a file in a job's directory, which the job's user may
-    write: the last component is not followed if it is a link, and only a regular
-    file is read (no FIFO to block on, no device)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise AjsError(
-            f"cannot open output file {path}: {exc.strerror}",
-            code=Code.UNSAFE_PATH if exc.errno == errno.ELOOP else Code.UNKNOWN_UNIT,
-        ) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise AjsError(f"output file {path} is not a regular file", code=Code.UNSAFE_PATH)
-        start = max(0, st.st_size - limit)
-        data = os.pread(fd, st.st_size - start, start)
-    finally:
-        os.close(fd)
-    return {
-        "path": str(path),
-        "size": start + len(data),
-        "offset": start,
-        "truncated": start > 0,
-        "data": base64.b64encode(data).decode("ascii"),
-    }

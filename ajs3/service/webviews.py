@@ -1,6 +1,7 @@
 """The daemon's side of `ajs3 web` (docs/web.md): the read requests it needs beyond
-`show`, `why` and `log` (``plan``, ``structure``, ``timeline``, ``changes``,
-``metrics``), and the console process the daemon starts when its settings say so.
+`show`, `why` and `log` (``plan``, ``structure``, ``timeline``, ``events``,
+``changes``, ``metrics``), and the console process the daemon starts when its
+settings say so.
 
 A mixin of :class:`ajs3.service.daemon.Daemon`, which checks each request against the
 peer's role first. The requests only read the daemon's own journal, definitions in
@@ -20,6 +21,7 @@ from ajs3.errors import AjsError, Code
 from ajs3.journal.store import Journal
 from ajs3.model import StartMode
 from ajs3.schedule import forecast
+from ajs3.service import views
 from ajs3.service.access import Peer
 from ajs3.service.gauges import LiveFigures, gauges_in
 from ajs3.service.paths import Paths
@@ -75,6 +77,10 @@ class WebRequests:
     ) -> dict[str, Any]:
         assert self.journal is not None
         return timeline_in(self.journal, jobnet, from_, to)
+
+    def op_events(self, peer: Peer, *, run: int | None, unit: str) -> dict[str, Any]:
+        assert self.journal is not None
+        return views.events_in(self.journal, run, unit)
 
     def op_changes(self, peer: Peer) -> dict[str, Any]:
         assert self.journal is not None and self.sched is not None

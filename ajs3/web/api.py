@@ -80,6 +80,14 @@ def bad(message: str, hint: str = "see /api/v1/openapi.json") -> AjsError:
     return AjsError(message, code=Code.WEB_BAD_REQUEST, hint=hint)
 
 
+def unauthorized() -> AjsError:
+    return AjsError(
+        "no valid token (Authorization: Bearer TOKEN)",
+        code=Code.WEB_UNAUTHORIZED,
+        hint="send a token of the logical host's web settings or AJS3_WEB_TOKEN",
+    )
+
+
 def error_answer(exc: AjsError) -> Answer:
     return Answer(STATUS_OF.get(exc.code, 409), {"error": exc.to_dict()})
 
@@ -90,8 +98,17 @@ def error_answer(exc: AjsError) -> Answer:
 def _int(req: Request, name: str, value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit() or int(value) < 1:
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
         raise bad(f"{name} must be a positive integer, not {value[:40]!r}")
+    return int(value)
+
+
+def _offset(req: Request, name: str) -> int | None:
+    value = req.query.get(name)
+    if value is None or value == "":
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise bad(f"{name} must be a byte offset (0 or more), not {value[:40]!r}")
     return int(value)
 
 
@@ -143,29 +160,36 @@ def run(b: Backend, req: Request) -> dict[str, Any]:
     return b.read("show", run=_int(req, "run", req.params["run"]))
 
 
+def _required(req: Request, name: str, what: str) -> str:
+    value = req.query.get(name)
+    if not value:
+        raise bad(f"{name} is required ({what})")
+    return value
+
+
+def _unit(req: Request) -> str:
+    return _required(req, "unit", "a unit path")
+
+
 def latest(b: Backend, req: Request) -> dict[str, Any]:
-    jobnet = req.query.get("jobnet")
-    if not jobnet:
-        raise bad("jobnet is required (a jobnet path)")
-    return b.read("show", target=jobnet)
+    return b.read("show", target=_required(req, "jobnet", "a jobnet path"))
 
 
 def why(b: Backend, req: Request) -> dict[str, Any]:
-    unit = req.query.get("unit")
-    if not unit:
-        raise bad("unit is required (a unit path)")
-    return b.read("why", run=_int(req, "run", req.params["run"]), unit=unit)
+    return b.read("why", run=_int(req, "run", req.params["run"]), unit=_unit(req))
+
+
+def events(b: Backend, req: Request) -> dict[str, Any]:
+    return b.read("events", run=_int(req, "run", req.params["run"]), unit=_unit(req))
 
 
 def log(b: Backend, req: Request) -> dict[str, Any]:
-    unit = req.query.get("unit")
-    if not unit:
-        raise bad("unit is required (a unit path)")
     return b.read(
         "log",
-        target=unit,
+        target=_unit(req),
         run=_int(req, "run", req.params["run"]),
         stderr=_bool(req, "stderr") or None,
+        **{"from": _offset(req, "from")},
     )
 
 
@@ -176,9 +200,7 @@ def plan(b: Backend, req: Request) -> dict[str, Any]:
 
 
 def graph(b: Backend, req: Request) -> dict[str, Any]:
-    jobnet = req.query.get("jobnet")
-    if not jobnet:
-        raise bad("jobnet is required (a root jobnet path)")
+    jobnet = _required(req, "jobnet", "a root jobnet path")
     tree = b.read("structure", jobnet=jobnet)["jobnet"]
     statuses: dict[str, str] = {}
     number = _int(req, "run", req.query.get("run"))
@@ -214,11 +236,7 @@ def openapi(b: Backend, req: Request) -> dict[str, Any]:
 def action(b: Backend, req: Request) -> dict[str, Any]:
     name = req.params["name"]
     if name not in ACTIONS:
-        raise AjsError(
-            f"no action {name!r} (actions: {', '.join(ACTIONS)})",
-            code=Code.WEB_BAD_REQUEST,
-            hint="see /api/v1/openapi.json",
-        )
+        raise bad(f"no action {name!r} (actions: {', '.join(ACTIONS)})")
     if req.who.role < WebRole.OPERATOR:
         raise AjsError(
             f"{req.who.name} may not {name}: the token is a viewer's (read only)",
@@ -246,6 +264,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"^/runs/latest$"), latest),
     ("GET", re.compile(r"^/runs/(?P<run>\d+)$"), run),
     ("GET", re.compile(r"^/runs/(?P<run>\d+)/why$"), why),
+    ("GET", re.compile(r"^/runs/(?P<run>\d+)/events$"), events),
     ("GET", re.compile(r"^/runs/(?P<run>\d+)/log$"), log),
     ("GET", re.compile(r"^/plan$"), plan),
     ("GET", re.compile(r"^/graph$"), graph),
@@ -259,11 +278,7 @@ def dispatch(backend: Backend, req: Request) -> Answer:
     """The answer to one API request (``req.path`` below :data:`PREFIX`)."""
     try:
         if req.who.role < WebRole.VIEWER:
-            raise AjsError(
-                "no valid token (Authorization: Bearer TOKEN)",
-                code=Code.WEB_UNAUTHORIZED,
-                hint="send a token of the logical host's web settings or AJS3_WEB_TOKEN",
-            )
+            raise unauthorized()
         allowed = []
         for method, pattern, route in ROUTES:
             found = pattern.match(req.path)
@@ -283,10 +298,6 @@ def dispatch(backend: Backend, req: Request) -> Answer:
                 hint=f"use {', '.join(allowed)}",
             )
             return Answer(405, {"error": wrong.to_dict()})
-        raise AjsError(
-            f"no route {PREFIX}{req.path[:200]}",
-            code=Code.WEB_BAD_REQUEST,
-            hint="see /api/v1/openapi.json",
-        )
+        raise bad(f"no route {PREFIX}{req.path[:200]}")
     except AjsError as exc:
         return error_answer(exc)

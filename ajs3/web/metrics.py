@@ -46,44 +46,66 @@ class HostCollector(Collector):
         yield from families(self.lhost, figures)
 
 
-def _gauge(name: str, doc: str, lhost: str, value: float) -> GaugeMetricFamily:
-    g = GaugeMetricFamily(name, doc, labels=["lhost"])
-    g.add_metric([lhost], value)
-    return g
+#: The families labelled by more than the logical host, in the order exported: (type,
+#: name, help, labels beyond lhost, the figure's key). A figure is {kind: n} for one
+#: label, else [[kind, status, n], ...].
+LABELLED: tuple[
+    tuple[type[CounterMetricFamily | GaugeMetricFamily], str, str, list[str], str], ...
+] = (
+    (
+        CounterMetricFamily,
+        "ajs3_unit_runs_started",
+        "units that started running since the daemon started, by kind (jobnet: jobnet runs)",
+        ["kind"],
+        "started",
+    ),
+    (
+        CounterMetricFamily,
+        "ajs3_unit_runs_ended",
+        "units that ended since the daemon started, by kind and status",
+        ["kind", "status"],
+        "ended",
+    ),
+    (
+        GaugeMetricFamily,
+        "ajs3_units",
+        "units of the journal that have not ended, by kind and status",
+        ["kind", "status"],
+        "live",
+    ),
+)
+
+#: The gauges of one value per logical host, in the order exported: (name, help, the
+#: figure's key).
+GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("ajs3_jobs_running", "jobs running now", "jobs_running"),
+    (
+        "ajs3_jobs_waiting",
+        "jobs of live runs not started yet (waiting, held, not scheduled)",
+        "jobs_waiting",
+    ),
+    ("ajs3_notify_backlog", "notification deliveries waiting", "notify_backlog"),
+    (
+        "ajs3_purge_backlog",
+        "jobnet runs taken by the purge, files not yet removed",
+        "purge_backlog",
+    ),
+    ("ajs3_epoch", "the daemon's epoch (one per start)", "epoch"),
+    ("ajs3_loop_age_seconds", "since the daemon's loop last turned", "loop_age"),
+)
 
 
 def families(lhost: str, f: dict[str, Any]) -> Iterator[Metric]:
-    started = CounterMetricFamily(
-        "ajs3_unit_runs_started",
-        "units that started running since the daemon started, by kind (jobnet: jobnet runs)",
-        labels=["lhost", "kind"],
-    )
-    for kind, n in sorted(f["started"].items()):
-        started.add_metric([lhost, kind], n)
-    yield started
-    ended = CounterMetricFamily(
-        "ajs3_unit_runs_ended",
-        "units that ended since the daemon started, by kind and status",
-        labels=["lhost", "kind", "status"],
-    )
-    for kind, status, n in f["ended"]:
-        ended.add_metric([lhost, kind, status], n)
-    yield ended
-    live = GaugeMetricFamily(
-        "ajs3_units",
-        "units of the journal that have not ended, by kind and status",
-        labels=["lhost", "kind", "status"],
-    )
-    for kind, status, n in f["live"]:
-        live.add_metric([lhost, kind, status], n)
-    yield live
-    yield _gauge("ajs3_jobs_running", "jobs running now", lhost, f["jobs_running"])
-    yield _gauge(
-        "ajs3_jobs_waiting",
-        "jobs of live runs not started yet (waiting, held, not scheduled)",
-        lhost,
-        f["jobs_waiting"],
-    )
+    for kind, name, doc, labels, key in LABELLED:
+        family = kind(name, doc, labels=["lhost", *labels])
+        rows = sorted(f[key].items()) if isinstance(f[key], dict) else f[key]
+        for *values, n in rows:
+            family.add_metric([lhost, *values], n)
+        yield family
+    for name, doc, key in GAUGES:
+        gauge = GaugeMetricFamily(name, doc, labels=["lhost"])
+        gauge.add_metric([lhost], f[key] or 0)
+        yield gauge
     lat = f["latency"]
     cumulative = [(repr(float(b)), float(n)) for b, n in lat["buckets"]]
     cumulative.append(("+Inf", float(lat["count"])))
@@ -101,22 +123,9 @@ def families(lhost: str, f: dict[str, Any]) -> Iterator[Metric]:
     )
     commit.add_metric([lhost], count_value=f["commits"], sum_value=f["commit_seconds"])
     yield commit
-    yield _gauge(
-        "ajs3_notify_backlog", "notification deliveries waiting", lhost, f["notify_backlog"]
-    )
-    yield _gauge(
-        "ajs3_purge_backlog",
-        "jobnet runs taken by the purge, files not yet removed",
-        lhost,
-        f["purge_backlog"],
-    )
-    yield _gauge("ajs3_epoch", "the daemon's epoch (one per start)", lhost, f["epoch"] or 0)
     mode = InfoMetricFamily("ajs3_start", "how the daemon started", labels=["lhost"])
     mode.add_metric([lhost], {"mode": str(f["start_mode"] or "")})
     yield mode
-    yield _gauge(
-        "ajs3_loop_age_seconds", "since the daemon's loop last turned", lhost, f["loop_age"]
-    )
 
 
 def exposition(backend: Backend, lhost: str) -> bytes:

@@ -114,7 +114,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if path == api.PREFIX + "/events":
             if who.role < WebRole.VIEWER:
-                self._json(api.error_answer(_unauthorized()))
+                self._json(api.error_answer(api.unauthorized()))
                 return
             self._events()
             return
@@ -169,7 +169,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _metrics(self, who: Identity) -> None:
         if who.role < WebRole.VIEWER and not self.server.settings.metrics_open:
-            self._json(api.error_answer(_unauthorized()))
+            self._json(api.error_answer(api.unauthorized()))
             return
         data = metrics.exposition(self.server.backend, self.server.lhost)
         self._headers(200, metrics.CONTENT_TYPE, len(data))
@@ -199,14 +199,6 @@ class Handler(BaseHTTPRequestHandler):
         ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         self._headers(200, ctype, len(data))
         self.wfile.write(data)
-
-
-def _unauthorized() -> AjsError:
-    return AjsError(
-        "no valid token (Authorization: Bearer TOKEN)",
-        code=Code.WEB_UNAUTHORIZED,
-        hint="send a token of the logical host's web settings or AJS3_WEB_TOKEN",
-    )
 
 
 def make_server(

@@ -51,7 +51,7 @@ def test_any_web_value_gives_settings_or_e206(web: Any) -> None:
         assert all(len(t.token) >= 16 for t in parsed.web.tokens)
 
 
-_SEGMENTS = ["api", "v1", "runs", "1", "0", "-1", "99999999999999999999", "why", "log",
+_SEGMENTS = ["api", "v1", "runs", "1", "0", "-1", "99999999999999999999", "why", "log", "events",
              "latest", "jobnets", "plan", "graph", "timeline", "actions", "entry", "stop",
              "openapi.json", "whoami", "status", "..", "", "%2F", "\x00", "é"]  # fmt: skip
 _QKEYS = ["unit", "jobnet", "run", "all", "stderr", "from", "to", "zz"]

@@ -264,6 +264,7 @@ def test_every_request_of_the_protocol_is_handled_and_changes_are_audited(
         "why": lambda: c.why("/f/chain/j1", run=run),
         "show": lambda: c.show("/f/chain", run=run, all=True),
         "log": lambda: c.log("/f/chain/j1", run=run, stderr=True),
+        "events": lambda: c.events("/f/chain/j1", run=run),
         "define": lambda: c.define([("d.yaml", CHAIN.replace("\n    ", "\n"))]),
         "entry": lambda: c.entry("/f/chain", hold=True),
         "hold": lambda: c.hold("/f/chain/j2", run=run),

@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 import pytest
 from lhost import LogicalHost, wait_for
-from webserve import OPERATOR, SETTINGS, VIEWER, WebConsole
+from webserve import OPERATOR, SETTINGS, VIEWER, WebConsole, checked, serving
 from webspec import check_answer
 
 DEFS = """
@@ -39,23 +39,11 @@ jobnets:
 
 @pytest.fixture
 def web(make_lhost: Any) -> Iterator[tuple[LogicalHost, WebConsole]]:
-    host: LogicalHost = make_lhost("wapi")
-    host.write_settings(SETTINGS)
-    host.start()
-    host.define(DEFS)
-    console = WebConsole(host)
-    try:
-        yield host, console
-    finally:
-        console.stop()
+    with serving(make_lhost, "wapi", DEFS) as served:
+        yield served
 
 
-def call(
-    console: WebConsole, method: str, path: str, token: str | None = OPERATOR, body: Any = None
-) -> tuple[int, Any]:
-    status, answer, ctype = console.request(method, path, token, body)
-    check_answer(method, path, status, answer, ctype)
-    return status, answer
+call = checked
 
 
 def test_the_api_shows_what_the_journal_holds(web: tuple[LogicalHost, WebConsole]) -> None:

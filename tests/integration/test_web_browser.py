@@ -1,9 +1,10 @@
 """The console in a real headless browser (Debian's chromium, driven through its
 chromium-driver by selenium) against a real daemon: the tree, the graph and the
-timeline show the statuses the journal holds, an operator's action from the page
-changes the journal, a viewer's is refused, and the page updates by itself when a job
-ends. Screenshots of each view go to $AJS3_WEB_SCREENSHOTS when set (docs/ for the
-documentation), else to the test's temporary directory."""
+timeline show the statuses the journal holds, a unit's events and its output followed
+while its job runs, an operator's action from the page changes the journal, a
+viewer's is refused, and the page updates by itself when a job ends. Screenshots of
+each view go to $AJS3_WEB_SCREENSHOTS when set (docs/ for the documentation), else to
+the test's temporary directory."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ jobnets:
   - name: gated
     units:
       - name: wait
-        command: [/bin/sh, -c, 'while [ ! -e {gate} ]; do sleep 0.05; done; echo opened']
+        command: [/bin/sh, -c, 'echo at the gate; while [ ! -e {half} ]; do sleep 0.05; done;
+          echo half way; while [ ! -e {gate} ]; do sleep 0.05; done; echo opened']
       - name: report
         command: [/bin/true]
         after: [wait]
@@ -138,7 +140,7 @@ def test_the_console_in_a_headless_browser(make_lhost: Any, browser: Any, tmp_pa
     host: LogicalHost = make_lhost("wbrowse")
     host.write_settings(SETTINGS)
     host.start()
-    host.define(DEFS.format(gate=gate))
+    host.define(DEFS.format(gate=gate, half=tmp_path / "half"))
     nightly = host.entry("/shop/nightly")
     host.wait(nightly)
     console = WebConsole(host)
@@ -209,6 +211,28 @@ def test_the_console_in_a_headless_browser(make_lhost: Any, browser: Any, tmp_pa
             60,
             "output",
         )
+        # its events: the journal's status changes, one row each, and where it ran
+        changes = host.journal_query(
+            "SELECT e.new FROM events e JOIN unit_runs u ON u.id = e.unit_run"
+            " WHERE u.jobnet_run=? AND u.path='/shop/nightly/extract' ORDER BY e.id",
+            (nightly,),
+        )
+        wait_for(
+            lambda: (
+                js(
+                    browser,
+                    "return [...document.querySelectorAll('#unit-events tr.event')]"
+                    ".map((r) => r.dataset.status)",
+                )
+                == [new for (new,) in changes]
+            ),
+            60,
+            "events",
+        )
+        assert "logical host's node" in text(browser, "unit-host")
+        assert text(browser, "unit-events").count("running") >= 1
+        host_cell = 'tr.unit[data-path="/shop/nightly/extract"] td.host'
+        assert js(browser, f"return document.querySelector('{host_cell}').textContent") == "-"
         browser.save_screenshot(str(out / "web-console.png"))
         browser.find_element("id", "graph").screenshot(str(out / "web-graph.png"))
         browser.find_element("id", "timeline").screenshot(str(out / "web-timeline.png"))
@@ -232,6 +256,15 @@ def test_the_console_in_a_headless_browser(make_lhost: Any, browser: Any, tmp_pa
         assert '"on_behalf": "web:alice"' in audit[0][0]
         row = 'tr.unit[data-path="/shop/gated/wait"]'
         wait_for(lambda: attr(browser, row, "data-status") == "running", 60, "running shown")
+        # its output is followed while it runs: what it writes later, with no change of
+        # status to make the page read it again, is shown
+        click(browser, row)
+        wait_for(lambda: "at the gate" in text(browser, "unit-output"), 60, "output so far")
+        assert attr(browser, "#unit-output", "data-ended") == "false"
+        (tmp_path / "half").touch()
+        wait_for(lambda: "half way" in text(browser, "unit-output"), 60, "output followed")
+        assert attr(browser, "#unit-output", "data-ended") == "false"
+        assert host.units(run)["/shop/gated/wait"]["status"] == "running"
 
         # the page updates by itself (server-sent events) when the job ends: no reload
         marker = js(browser, "window.__same_page = true; return true;")
@@ -239,6 +272,8 @@ def test_the_console_in_a_headless_browser(make_lhost: Any, browser: Any, tmp_pa
         gate.touch()
         host.wait(run)
         wait_for(lambda: attr(browser, row, "data-status") == "ended_normally", 60, "update")
+        wait_for(lambda: attr(browser, "#unit-output", "data-ended") == "true", 60, "output end")
+        assert text(browser, "unit-output") == "at the gate\nhalf way\nopened\n"
         wait_for(
             lambda: (
                 attr(browser, 'li.jobnet[data-jobnet="/shop/gated"]', "data-status")

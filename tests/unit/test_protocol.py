@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ajs3.errors import AjsError, Code
-from ajs3.service import protocol, views
+from ajs3.service import joboutput, protocol
 from ajs3.service.client import Client
 from ajs3.service.daemon import Daemon
 from ajs3.service.protocol import OPS, BadRequest, Field, Kind, handler_arg
@@ -152,11 +152,24 @@ def test_the_client_refuses_to_send_what_the_daemon_would_refuse(tmp_path: Any) 
 def test_log_returns_the_last_mib_and_says_it_cut(tmp_path: Path) -> None:
     out = tmp_path / "stdout"
     out.write_bytes(b"a" * 10 + b"\xff" + b"b" * 20)
-    whole = views.read_log(out)
+    whole = joboutput.read_log(out)
     assert base64.b64decode(whole["data"]) == out.read_bytes() and not whole["truncated"]
-    cut = views.read_log(out, limit=8)
+    cut = joboutput.read_log(out, limit=8)
     assert base64.b64decode(cut["data"]) == b"b" * 8
     assert cut["truncated"] and cut["size"] == 31 and cut["offset"] == 23
+
+
+def test_log_from_an_offset_returns_at_most_the_limit_from_there(tmp_path: Path) -> None:
+    out = tmp_path / "stdout"
+    out.write_bytes(bytes(range(31)))
+    part = joboutput.read_log(out, limit=8, start=5)
+    assert base64.b64decode(part["data"]) == bytes(range(5, 13))
+    assert part["offset"] == 5 and part["size"] == 31 and not part["truncated"]
+    rest = joboutput.read_log(out, start=13)
+    assert base64.b64decode(rest["data"]) == bytes(range(13, 31))
+    for start in (31, 99):  # at or past the end: nothing, from the end
+        none = joboutput.read_log(out, start=start)
+        assert none["data"] == "" and none["offset"] == 31 and not none["truncated"]
 
 
 def test_log_never_follows_a_link_nor_reads_a_fifo(tmp_path: Path) -> None:
@@ -167,10 +180,10 @@ def test_log_never_follows_a_link_nor_reads_a_fifo(tmp_path: Path) -> None:
     link = tmp_path / "stdout"
     link.symlink_to(secret)
     with pytest.raises(AjsError) as caught:
-        views.read_log(link)
+        joboutput.read_log(link)
     assert caught.value.code is Code.UNSAFE_PATH
     fifo = tmp_path / "stderr"
     os.mkfifo(fifo)
     with pytest.raises(AjsError) as caught:
-        views.read_log(fifo)
+        joboutput.read_log(fifo)
     assert caught.value.code is Code.UNSAFE_PATH

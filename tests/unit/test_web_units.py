@@ -162,3 +162,62 @@ def test_first_registered_finds_what_a_scan_finds(
     conn.executemany("INSERT INTO jobnet_runs VALUES (?, ?)", rows)
     scan = min((r for r, a in rows if a >= since), default=None)
     assert first_registered(Journal(conn, Path("x")), since) == scan
+
+
+def test_each_figure_of_the_daemon_is_exported_with_its_value() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_client.registry import Collector
+
+    from ajs3.web.metrics import families
+
+    figures: dict[str, Any] = {
+        "started": {"job": 5, "jobnet": 2},
+        "ended": [["job", "ended_normally", 4], ["job", "killed", 1]],
+        "live": [["job", "running", 1]],
+        "jobs_running": 1,
+        "jobs_waiting": 3,
+        "latency": {"buckets": [[0.1, 2], [1.0, 3]], "count": 4, "sum": 2.5},
+        "commits": 10,
+        "commit_seconds": 0.25,
+        "notify_backlog": 2,
+        "purge_backlog": 0,
+        "epoch": 7,
+        "start_mode": "warm",
+        "loop_age": 0.5,
+    }
+
+    class Figures(Collector):
+        def collect(self) -> Any:
+            yield from families("lh1", figures)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Figures())
+    text = generate_latest(registry).decode()
+    got = {
+        (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "lhost"))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.labels.get("lhost") == "lh1"
+    }
+    assert got == {
+        ("ajs3_unit_runs_started_total", (("kind", "job"),)): 5,
+        ("ajs3_unit_runs_started_total", (("kind", "jobnet"),)): 2,
+        ("ajs3_unit_runs_ended_total", (("kind", "job"), ("status", "ended_normally"))): 4,
+        ("ajs3_unit_runs_ended_total", (("kind", "job"), ("status", "killed"))): 1,
+        ("ajs3_units", (("kind", "job"), ("status", "running"))): 1,
+        ("ajs3_jobs_running", ()): 1,
+        ("ajs3_jobs_waiting", ()): 3,
+        ("ajs3_scheduling_latency_seconds_bucket", (("le", "0.1"),)): 2,
+        ("ajs3_scheduling_latency_seconds_bucket", (("le", "1.0"),)): 3,
+        ("ajs3_scheduling_latency_seconds_bucket", (("le", "+Inf"),)): 4,
+        ("ajs3_scheduling_latency_seconds_count", ()): 4,
+        ("ajs3_scheduling_latency_seconds_sum", ()): 2.5,
+        ("ajs3_journal_commit_seconds_count", ()): 10,
+        ("ajs3_journal_commit_seconds_sum", ()): 0.25,
+        ("ajs3_notify_backlog", ()): 2,
+        ("ajs3_purge_backlog", ()): 0,
+        ("ajs3_epoch", ()): 7,
+        ("ajs3_start_info", (("mode", "warm"),)): 1,
+        ("ajs3_loop_age_seconds", ()): 0.5,
+    }

@@ -148,6 +148,7 @@ async function renderRun() {
       el("td", {}, badge(u.status, u.label)),
       el("td", {}, u.attempt || "-"),
       el("td", {}, u.signal !== null ? "s" + u.signal : (u.exit_code ?? "-")),
+      el("td", { class: "host" }, u.exec_host || "-"),
       el("td", {}, when(u.started_at)), el("td", {}, when(u.ended_at)),
       el("td", {}, u.reason || ""),
       el("td", {}, (u.delays || []).join(" ")));
@@ -169,10 +170,86 @@ async function renderUnit() {
     $("unit-why").textContent = `${why.label}: ${why.reason || ""} ${checks.join("; ")}`;
   } catch (e) { $("unit-why").textContent = e.message; }
   try {
-    const out = await api(`/runs/${state.shownRun}/log${q}`);
-    const bytes = Uint8Array.from(atob(out.data), (c) => c.charCodeAt(0));
-    $("unit-output").textContent = new TextDecoder().decode(bytes);
-  } catch (e) { $("unit-output").textContent = e.status === 404 ? "(no output)" : e.message; }
+    renderEvents(await api(`/runs/${state.shownRun}/events${q}`));
+  } catch (e) {
+    $("unit-host").textContent = e.message;
+    $("unit-events").tBodies[0].replaceChildren();
+  }
+  followOutput(`/runs/${state.shownRun}/log${q}`);
+}
+
+// -- a unit's output, followed while its job runs ------------------------------------------
+
+// The output shown: read from where the last read ended (?from=N) every FOLLOW ms
+// until the server says the job's attempt has ended; at most KEEP characters kept.
+const FOLLOW = 1000;
+const KEEP = 1 << 20;
+const output = { url: null, gen: 0, running: 0, next: null, runId: null, text: "", decoder: null };
+
+function followOutput(url) {
+  if (url !== output.url) {
+    Object.assign(output, { url, gen: output.gen + 1, next: null, runId: null, text: "",
+                            decoder: new TextDecoder() });
+    $("unit-output").textContent = "";
+    $("output-state").textContent = "";
+  }
+  // one reader per unit shown; a refresh (a status changed) wakes an idle one up
+  if (output.running !== output.gen) readOutput(output.gen);
+}
+
+async function readOutput(gen) {
+  output.running = gen;
+  const pre = $("unit-output");
+  try {
+    for (;;) {
+      let out;
+      try {
+        out = await api(output.url + (output.next === null ? "" : `&from=${output.next}`));
+      } catch (e) {
+        if (output.gen === gen && output.next === null) {
+          pre.textContent = e.status === 404 ? "(no output)" : e.message;
+          $("output-state").textContent = "";
+        }
+        return;
+      }
+      if (output.gen !== gen) return;
+      if (output.runId !== null && out.run_id !== output.runId) {
+        // another attempt (a retry, a rerun): its own file, from its start
+        Object.assign(output, { next: null, runId: null, text: "", decoder: new TextDecoder() });
+        continue;
+      }
+      output.runId = out.run_id;
+      const bytes = Uint8Array.from(atob(out.data), (c) => c.charCodeAt(0));
+      output.next = out.offset + bytes.length;
+      const last = out.ended && output.next >= out.size;
+      output.text += output.decoder.decode(bytes, { stream: !last });
+      if (output.text.length > KEEP) output.text = output.text.slice(-KEEP);
+      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.textContent = output.text;
+      pre.dataset.next = String(output.next);
+      pre.dataset.ended = String(last);
+      $("output-state").textContent = last ? "" : "(following while it runs)";
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
+      if (output.next < out.size) continue;
+      if (out.ended) return;
+      await new Promise((r) => setTimeout(r, FOLLOW));
+      if (output.gen !== gen) return;
+    }
+  } finally {
+    if (output.running === gen) output.running = 0;
+  }
+}
+
+// A unit's status changes, oldest first, and the host its job ran on.
+function renderEvents(ev) {
+  $("unit-host").textContent = (ev.exec_host ? `on ${ev.exec_host}` : "on the logical host's node") +
+    (ev.truncated ? `, the newest ${ev.events.length} changes` : "");
+  $("unit-host").dataset.host = ev.exec_host || "";
+  const rows = ev.events.map((e) => el("tr", { class: "event", "data-status": e.new },
+    el("td", {}, when(e.at)), el("td", {}, e.attempt || "-"),
+    el("td", {}, `${e.old} \u2192 `, badge(e.new, e.label)),
+    el("td", {}, e.code), el("td", {}, e.reason)));
+  $("unit-events").tBodies[0].replaceChildren(...rows);
 }
 
 // -- the timeline ----------------------------------------------------------------------
