@@ -17,8 +17,10 @@ Each logical host has its own key pair, authorized on every execution host with 
 forced command `ajs3 exechost serve --lhost-key LH`, and a known_hosts file with the
 execution hosts' host keys; both live in the lab's state directory, which every node
 sees at the same path (what docs/exechosts.md asks of a real estate: the same path on
-every node). Everything is recorded in the lab's state file, and ``Lab.down`` kills
-and removes it by pid and name.
+every node). The lab's own admin key (the nodes' one) logs in as root with a shell, as
+a site's administrators do: ``ssh_config`` is the nodes' ssh_config with the execution
+hosts added, for tests/infra. Everything is recorded in the lab's state file, and
+``Lab.down`` kills and removes it by pid and name.
 """
 
 from __future__ import annotations
@@ -30,7 +32,19 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from lab import CLEAN_ENV, LEDGER_DIR, Lab, LabError, alive, children, run, start_time, wait_until
+from lab import (
+    CLEAN_ENV,
+    LAB_PY,
+    LEDGER_DIR,
+    PYTHON,
+    Lab,
+    LabError,
+    alive,
+    children,
+    run,
+    start_time,
+    wait_until,
+)
 
 AJS3 = "/opt/ajs3/venv/bin/ajs3"
 #: where an execution host keeps its runs (ajs3 exechost serve's default)
@@ -134,7 +148,7 @@ class ExecHosts:
             known.append(f"{self.addr(name)} {pub[0]} {pub[1]}\n")
             (d / "sshd_config").write_text(
                 f"Port 22\nListenAddress {self.addr(name)}\nHostKey {d}/host_key\n"
-                "PermitRootLogin forced-commands-only\nPasswordAuthentication no\n"
+                "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
                 "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
                 f"AuthorizedKeysFile {d}/authorized_keys\nPidFile /run/sshd.pid\n"
                 "MaxSessions 200\nMaxStartups 200:30:400\nAllowTcpForwarding no\n"
@@ -157,9 +171,36 @@ class ExecHosts:
                 f'command="{command}",no-port-forwarding,no-pty,no-agent-forwarding,'
                 f"no-X11-forwarding {pub}\n"
             )
+        # the site's administrators: the lab's admin key, with a shell (tests/infra)
+        admin = (self.lab.ssh_config.parent / "id_ed25519.pub").read_text().strip()
+        lines.insert(0, f"{admin}\n")
         for name in self.names():
             (self.dir / name / "authorized_keys").write_text("".join(lines))
             self.boot(name)
+        self._write_ssh_config()
+
+    @property
+    def ssh_config(self) -> Path:
+        """The nodes' ssh_config and the execution hosts (xh1, ...): tests/infra's."""
+        return self.dir / "ssh_config"
+
+    def _write_ssh_config(self) -> None:
+        ssh = self.lab.ssh_config.parent
+        known, cfg = [], [self.lab.ssh_config.read_text()]
+        for name in self.names():
+            pub = (self.dir / name / "host_key.pub").read_text().split()
+            known.append(f"{name} {pub[0]} {pub[1]}\n")
+            cfg.append(
+                f"Host {name}\n  HostName {self.addr(name)}\n  User root\n"
+                f"  IdentityFile {ssh}/id_ed25519\n  IdentitiesOnly yes\n"
+                f"  UserKnownHostsFile {self.dir}/admin_known_hosts\n"
+                f"  StrictHostKeyChecking yes\n  HostKeyAlias {name}\n  LogLevel ERROR\n"
+                # through the host's own namespace, as for the nodes
+                f"  ProxyCommand /usr/sbin/ip netns exec {self.ns(name)} {PYTHON} -S {LAB_PY} "
+                f"relay {self.addr(name)} 22\n\n"
+            )
+        (self.dir / "admin_known_hosts").write_text("".join(known))
+        self.ssh_config.write_text("".join(cfg))
 
     def settings(self, lhost: str, group: str = "xhs") -> dict[str, Any]:
         """The part of ``lhost``'s ajs3.yaml that names the execution hosts and a group

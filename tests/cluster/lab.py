@@ -1174,6 +1174,23 @@ def pdu_main(lab: Lab) -> None:
     _reap_orphans(block_for=5)
 
 
+def infra_suite(ssh_config: Path, *paths: str) -> subprocess.CompletedProcess[str]:
+    """tests/infra (or some of its files) over SSH to the hosts of ssh_config, as
+    against the Vagrant VMs; verbose, so a caller can see which checks ran."""
+    targets = [str(REPO / "tests" / "infra" / p) for p in paths] or [str(REPO / "tests" / "infra")]
+    options = ["-v", "-p", "no:cacheprovider", f"--ssh-config={ssh_config}"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *targets, *options],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+    )
+    print(proc.stdout[-3000:])
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    return proc
+
+
 def relay_main(host: str, port: int) -> None:
     """stdin/stdout <-> TCP (an ssh ProxyCommand; run inside a node's netns)."""
     s = socket.create_connection((host, port), timeout=10)

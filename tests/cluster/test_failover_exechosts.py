@@ -21,6 +21,7 @@ Runs in the cluster tier, as root: `pytest tests/cluster/test_failover_exechosts
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ import checker
 import pytest
 import yaml
 from exechosts import AJS3, ExecHosts
-from lab import HERE, LEDGER_DIR, MOUNT_ROOT, PYTHON, Lab, LabError, wait_until
+from lab import HERE, LEDGER_DIR, MOUNT_ROOT, PYTHON, Lab, LabError, infra_suite, wait_until
 
 from ajs3.exechost import protocol
 
@@ -271,6 +272,17 @@ def rig(lab: Lab) -> Iterator[Rig]:
             r.restart()
         finally:
             xh.down()
+
+
+def test_infra_checks_pass_on_the_execution_hosts(rig: Rig) -> None:
+    """tests/infra/test_exechosts.py over SSH, as against the Vagrant lab's xh1: ajs3
+    and no cluster software on each execution host, no port of ajs3's own, and lh1's
+    key, from the node that holds lh1, answered by the forced command only."""
+    proc = infra_suite(rig.xh.ssh_config, "test_exechosts.py")
+    # every check ran: one per execution host, and lh1's key on each of them
+    for name in rig.xh.names():
+        assert re.search(rf"test_only_sshd_listens_for_ajs3\[{name}\] PASSED", proc.stdout)
+    assert "test_logical_host_keys_only_speak_the_protocol PASSED" in proc.stdout
 
 
 def test_a_node_crash_while_30_jobs_run_on_two_execution_hosts(rig: Rig) -> None:

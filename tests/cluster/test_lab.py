@@ -12,7 +12,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from datetime import datetime
@@ -20,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab import FENCE_AGENT, LEDGER_DIR, MOUNT_ROOT, PYTHON, REPO, TIMINGS, Lab, alive, wait_until
+from lab import (
+    FENCE_AGENT,
+    LEDGER_DIR,
+    MOUNT_ROOT,
+    PYTHON,
+    TIMINGS,
+    Lab,
+    alive,
+    infra_suite,
+    wait_until,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -214,24 +223,7 @@ def test_repeated_crashes_median_and_worst(settled: Lab) -> None:
 
 def test_infra_suite_passes_over_ssh(settled: Lab) -> None:
     """tests/infra, as it would run against Vagrant VMs, over the lab's ssh_config."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(REPO / "tests" / "infra"),
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--ssh-config={settled.ssh_config}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=600,
-    )
-    print(proc.stdout[-3000:])
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    infra_suite(settled.ssh_config)
 
 
 def test_down_cleans_up_after_an_interrupted_up(lab: Lab, tmp_path: Path) -> None:

@@ -10,10 +10,16 @@ against the namespace lab and the Vagrant VMs:
 (--ssh-config is testinfra's own option; $AJS3_SSH_CONFIG works too.) Commands
 run as root: with a non-root login (Vagrant), testinfra uses sudo.
 Without a config every test is skipped with that reason.
+
+A host's name says its role, in both labs: ``xh1``, ``xh2``, ... are execution hosts
+(test_exechosts.py: sshd and ajs3, no cluster software), ``storage`` is the Vagrant
+lab's iSCSI target (not checked here), every other host is a cluster node
+(test_nodes.py).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import subprocess
@@ -44,11 +50,29 @@ def hosts_in(path: str) -> list[str]:
     return hosts
 
 
+#: the host names of execution hosts, and of hosts that are neither role
+EXECHOST_PATTERN = "xh*"
+NOT_CHECKED = {"storage"}
+
+
+def is_exechost(name: str) -> bool:
+    return fnmatch.fnmatch(name, EXECHOST_PATTERN)
+
+
+def cluster_nodes(path: str) -> list[str]:
+    return [h for h in hosts_in(path) if not is_exechost(h) and h not in NOT_CHECKED]
+
+
+def exechosts(path: str) -> list[str]:
+    return [h for h in hosts_in(path) if is_exechost(h)]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "node" in metafunc.fixturenames:
-        path = ssh_config_path(metafunc.config)
-        names = hosts_in(path) if path else ["(no nodes)"]
-        metafunc.parametrize("node", names, indirect=True, scope="session")
+    path = ssh_config_path(metafunc.config)
+    for fixture, names_of in (("node", cluster_nodes), ("exechost", exechosts)):
+        if fixture in metafunc.fixturenames:
+            names = (names_of(path) if path else []) or ["(none)"]
+            metafunc.parametrize(fixture, names, indirect=True, scope="session")
 
 
 def _control_dir() -> str:
@@ -82,14 +106,34 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def node(request: pytest.FixtureRequest) -> Any:
-    """A testinfra Host for one node (tests run once per node)."""
+    """A testinfra Host for one cluster node (tests run once per node)."""
     path = ssh_config_path(request.config)
     if not path:
         pytest.skip(
             "no nodes: give --ssh-config=FILE (lab: `tests/cluster/lab.py "
             "ssh-config`; Vagrant: `vagrant ssh-config > FILE`)"
         )
+    if request.param == "(none)":
+        pytest.skip(f"no cluster node in {path}")
     return _connect(request.param, path)
+
+
+@pytest.fixture(scope="session")
+def exechost(request: pytest.FixtureRequest) -> Any:
+    """A testinfra Host for one execution host (hosts named xh*)."""
+    path = ssh_config_path(request.config)
+    if not path or request.param == "(none)":
+        pytest.skip(f"no execution host ({EXECHOST_PATTERN}) in the ssh_config")
+    return _connect(request.param, path)
+
+
+@pytest.fixture(scope="session")
+def all_nodes(request: pytest.FixtureRequest) -> list[Any]:
+    """Every cluster node, connected."""
+    path = ssh_config_path(request.config)
+    if not path or not cluster_nodes(path):
+        pytest.skip("no cluster node in the ssh_config")
+    return [_connect(name, path) for name in cluster_nodes(path)]
 
 
 @pytest.fixture(scope="session")
@@ -98,4 +142,7 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     path = ssh_config_path(request.config)
     if not path:
         pytest.skip("no nodes: give --ssh-config=FILE")
-    return read_cluster(_connect(hosts_in(path)[0], path))
+    nodes = cluster_nodes(path)
+    if not nodes:
+        pytest.skip(f"no cluster node in {path}")
+    return read_cluster(_connect(nodes[0], path))

@@ -56,17 +56,30 @@ def test_vagrant_validate(tmp_path: Path) -> None:
     proc = _validate(tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "validated successfully" in proc.stdout
-    # One storage VM and three nodes by default.
-    assert re.findall(r"==> (\w+):", proc.stdout) == ["storage", "node1", "node2", "node3"]
-    # Validating is not provisioning: no secret made, nothing left in the tree.
+    # One storage VM, three nodes and one execution host by default.
+    assert re.findall(r"==> (\w+):", proc.stdout) == ["storage", "node1", "node2", "node3", "xh1"]
+    # Validating is not provisioning: no secret or key made, nothing left in the tree.
     assert not (tmp_path / "vagrant" / ".vagrant" / "ajs3-cluster-secret").exists()
+    assert not (tmp_path / "vagrant" / ".vagrant" / "ajs3-keys").exists()
     assert not (VAGRANT_DIR / ".vagrant").exists()
 
 
 def test_vagrant_node_count_is_a_setting(tmp_path: Path) -> None:
-    proc = _validate(tmp_path, AJS3_NODES="2", AJS3_LHOSTS="3")
+    proc = _validate(tmp_path, AJS3_NODES="2", AJS3_LHOSTS="3", AJS3_EXECHOSTS="2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.findall(r"==> (\w+):", proc.stdout) == ["storage", "node1", "node2"]
+    assert re.findall(r"==> (\w+):", proc.stdout) == ["storage", "node1", "node2", "xh1", "xh2"]
+
+
+def test_vagrant_lab_without_execution_hosts(tmp_path: Path) -> None:
+    proc = _validate(tmp_path, AJS3_EXECHOSTS="0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.findall(r"==> (\w+):", proc.stdout) == ["storage", "node1", "node2", "node3"]
+
+
+def test_vagrant_execution_host_count_is_checked(tmp_path: Path) -> None:
+    proc = _validate(tmp_path, AJS3_EXECHOSTS="10")
+    assert proc.returncode != 0
+    assert "AJS3_EXECHOSTS must be 0..9" in proc.stdout + proc.stderr
 
 
 def _has_vagrant_libvirt(tmp_path: Path) -> bool:
@@ -147,6 +160,7 @@ def test_every_script_the_vagrantfile_runs_exists() -> None:
         "sbd.sh",
         "vm-cluster.sh",
         "vm-node.sh",
+        "exechost.sh",
     }
     assert used <= {p.name for p in SCRIPTS}
 
