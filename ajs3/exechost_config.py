@@ -5,7 +5,8 @@
     execution_hosts:
       db1: {destination: 10.0.0.5, user: ajs3x, port: 22,
             identity_file: /etc/ajs3/LHOST/id_ed25519,
-            known_hosts: /etc/ajs3/LHOST/known_hosts, max_jobs: 20}
+            known_hosts: /etc/ajs3/LHOST/known_hosts, max_jobs: 20,
+            follow_output: true}
     host_groups:
       batch: {members: [db1, db2], distribution: least_busy}
     exechost_timeout: 600
@@ -36,7 +37,15 @@ TIMEOUT_MAX = 7 * 86400.0
 MAX_JOBS_MAX = 100_000
 MAX_HOSTS = 1000
 
-HOST_KEYS = ("destination", "user", "port", "identity_file", "known_hosts", "max_jobs")
+HOST_KEYS = (
+    "destination",
+    "user",
+    "port",
+    "identity_file",
+    "known_hosts",
+    "max_jobs",
+    "follow_output",
+)
 GROUP_KEYS = ("members", "distribution")
 
 
@@ -59,6 +68,8 @@ class ExecHost:
     identity_file: str | None = None
     known_hosts: str | None = None
     max_jobs: int | None = None
+    #: the output of its running jobs is followed (ajs3.exechost.mirror)
+    follow_output: bool = True
 
 
 @dataclass(frozen=True)
@@ -141,6 +152,9 @@ def _host(name: str, data: Any, path: Path) -> ExecHost:
     max_jobs = data.get("max_jobs")
     if max_jobs is not None and not _int(max_jobs, 1, MAX_JOBS_MAX):
         raise _bad(path, f"{where}.max_jobs", f"an integer from 1 to {MAX_JOBS_MAX}")
+    follow = data.get("follow_output", True)
+    if not isinstance(follow, bool):
+        raise _bad(path, f"{where}.follow_output", "true or false")
     return ExecHost(
         name=name,
         destination=dest,
@@ -149,6 +163,7 @@ def _host(name: str, data: Any, path: Path) -> ExecHost:
         identity_file=data.get("identity_file"),
         known_hosts=data.get("known_hosts"),
         max_jobs=max_jobs,
+        follow_output=follow,
     )
 
 

@@ -33,6 +33,7 @@ from ajs3 import datadir as dd
 from ajs3.engine import runner as rn
 from ajs3.engine import runvars
 from ajs3.errors import AjsError, Code
+from ajs3.exechost import mirror
 from ajs3.exechost import protocol as pr
 from ajs3.exechost.session import Sessions
 from ajs3.exechost_config import ExecHost
@@ -102,6 +103,8 @@ class Link:
         #: readable once the link is stopping: an exchange under way is cut short
         self._abort_r, self._abort_w = os.pipe()
         self._sessions = Sessions(abort=self._abort_r)
+        #: the output of its running jobs, followed (ajs3.exechost.mirror)
+        self._follower = mirror.Follower()
         self._thread = threading.Thread(target=self._run, name=f"ajs3-xh-{name}", daemon=True)
         self._thread.start()
 
@@ -143,12 +146,21 @@ class Link:
         return self._sessions.exchange(x.host, x.control, x.lhost, x.epoch, requests)
 
     def _do(self, exchange: Exchange) -> Outcome:
+        follow = exchange.host.follow_output
+        polls = [r for r in exchange.requests if r["op"] == "poll"] if follow else []
+        for req in polls:  # the local sizes of the runs' output: the rest comes back
+            req["offsets"] = self._follower.offsets(self._jobdirs(exchange, req))
         try:
             answers = self._call(exchange, exchange.requests)
         except AjsError as exc:
             return Outcome(exchange, error=exc)
         outcome = Outcome(exchange, answers)
         if all(a.get("ok") is True for a in answers):
+            for req, answer in zip(exchange.requests, answers, strict=False):
+                if follow and req["op"] == "poll":
+                    jobdirs = self._jobdirs(exchange, req)
+                    caps = {r: exchange.homes[r].limit + mirror.MARKER_ROOM for r in jobdirs}
+                    self._follower.take(answer.get("runs") or {}, jobdirs, caps)
             states = states_of(exchange.requests, answers)
             ended = {
                 run_id: answer
@@ -161,22 +173,31 @@ class Link:
                 self._bring_home(exchange, ended, outcome)
         return outcome
 
+    @staticmethod
+    def _jobdirs(exchange: Exchange, poll: dict[str, Any]) -> dict[str, Path]:
+        homes = exchange.homes
+        return {r: homes[r].jobdir for r in poll.get("run_ids") or [] if r in homes}
+
     def _bring_home(
         self, exchange: Exchange, ended: dict[str, dict[str, Any]], outcome: Outcome
     ) -> None:
         """Fetch what the answers did not carry of the ends' output (in ``output``
-        requests), then write each end into its local job directory."""
+        requests), then write each end into its local job directory. A stream
+        followed while the run ran is completed from the bytes held of it on."""
         for run_id, answer in ended.items():
             home = exchange.homes[run_id]
-            outputs: dict[str, bytes] = {}
+            outputs: dict[str, tuple[int, bytes]] = {}
             for stream in STREAMS:
-                cap = home.limit + 4097
-                outputs[stream] = self._fetch(exchange, run_id, answer, stream, cap, outcome)
+                cap = home.limit + mirror.MARKER_ROOM
+                base = self._follower.base(run_id, home.jobdir / stream)
+                got = self._fetch(exchange, run_id, answer, stream, cap, outcome, base)
+                outputs[stream] = (base, got)
             values = self._fetch(exchange, run_id, answer, pr.VARS, VARS_CAP, outcome)
             try:
                 rn.private_dir(home.jobdir, reclaim=True)
                 for stream in STREAMS:
-                    _write(home.jobdir / stream, outputs[stream])
+                    base, got = outputs[stream]
+                    _write(home.jobdir / stream, got, base)
                 if exchange.datadir is not None:  # checked when the end is collected
                     runvars.put_out(exchange.datadir, run_id, values)
                 _write(home.jobdir / dd.STATUS, json.dumps(answer["status"]).encode())
@@ -193,17 +214,20 @@ class Link:
         stream: str,
         cap: int,
         outcome: Outcome,
+        base: int = 0,
     ) -> bytes:
-        """One stream of an ended run, at most ``cap`` bytes: what the answer carried,
-        then the rest in ``output`` requests."""
+        """One stream of an ended run from byte ``base`` on, up to its byte ``cap``:
+        what the answer carried, then the rest in ``output`` requests."""
         got = (answer.get("output") or {}).get(stream)
         data, size = bytearray(), -1  # -1: its size is not known yet
-        if isinstance(got, dict):
-            data += base64.b64decode(got.get("data") or "")
+        if isinstance(got, dict) and int(got.get("offset") or 0) <= base:
+            skip = base - int(got.get("offset") or 0)  # an older host sends from byte 0
+            data += base64.b64decode(got.get("data") or "")[skip:]
             size = int(got.get("size") or 0)
-        while len(data) < cap and (size < 0 or len(data) < size):
-            req = {"op": "output", "run_id": run_id, "stream": stream, "offset": len(data)}
-            req["limit"] = cap - len(data)
+        while base + len(data) < cap and (size < 0 or base + len(data) < size):
+            at = base + len(data)
+            req = {"op": "output", "run_id": run_id, "stream": stream, "offset": at}
+            req["limit"] = cap - at
             try:
                 [more] = self._call(exchange, [req])
             except AjsError as exc:
@@ -214,13 +238,17 @@ class Link:
             size = int(more.get("size") or 0)
             if not chunk:
                 break
-        return bytes(data[:cap])
+        return bytes(data[: max(0, cap - base)])
 
 
-def _write(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+def _write(path: Path, data: bytes, base: int = 0) -> None:
+    """``path`` made its first ``base`` bytes and then ``data``, synced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     try:
-        os.write(fd, data)
+        if base == 0:
+            os.ftruncate(fd, 0)
+        os.pwrite(fd, data, base)
+        os.ftruncate(fd, base + len(data))
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -14,7 +14,9 @@ start     ``run_id``, ``argv``, ``env``, ``cwd``, ``user``, ``output_limit``:
           started again: the answer is its state)
 start_many ``runs``: a list of starts, forked at once; the state of each
 poll      ``run_ids``: the state of each run (absent, starting, void, running,
-          ended with its status record, lost)
+          ended with its status record, lost); optional ``offsets``: the bytes
+          of each running run's output after them, as ``live``
+          (:mod:`ajs3.exechost.mirror`)
 kill      ``run_id``, ``signal``: signal the job's process group
 void      ``run_id``, ``why``: claim a run that never started, so it never will
 output    ``run_id``, ``stream``, ``offset``, ``limit``: bytes of its output

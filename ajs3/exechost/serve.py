@@ -24,6 +24,7 @@ from typing import Any, BinaryIO
 from ajs3.engine import jobenv, runvars
 from ajs3.engine import runner as rn
 from ajs3.errors import AjsError, Code
+from ajs3.exechost import mirror
 from ajs3.exechost import protocol as pr
 from ajs3.exechost.fence import Fence
 from ajs3.settings import Settings
@@ -91,7 +92,9 @@ class Server:
             if not isinstance(ids, list) or len(ids) > 100_000:
                 raise AjsError("poll needs run_ids, a list", code=Code.EXEC_HOST_PROTOCOL)
             runs = {r: run_state(self.runner, pr.run_id(r)) for r in ids}
-            self.inline_output(runs)
+            offsets = mirror.parse_offsets(req.get("offsets"), runs)
+            self.inline_output(runs, offsets)
+            mirror.serve_live(runs, offsets, self.read)
             return {"ok": True, "runs": runs}
         if op == "output":
             return self.output(req)
@@ -219,9 +222,10 @@ class Server:
         voided = self.runner.void(self.runner.jobdir(run_id), why[:200])
         return {"ok": True, "voided": voided, **run_state(self.runner, run_id)}
 
-    def inline_output(self, runs: dict[str, dict[str, Any]]) -> None:
+    def inline_output(self, runs: dict[str, dict[str, Any]], offsets: mirror.Offsets) -> None:
         """The output of ended runs, within a budget per answer, so that most ends
-        come home in the poll that finds them (the rest with ``output``)."""
+        come home in the poll that finds them (the rest with ``output``); each stream
+        from the poll's offset of it on (the logical host holds what is before)."""
         budget = pr.INLINE_BUDGET
         for run_id, state in runs.items():
             if state.get("state") != "ended":
@@ -229,9 +233,11 @@ class Server:
             streams = {}
             for stream in pr.STREAMS:
                 cap = runvars.MAX_OUT_FILE + 1 if stream == pr.VARS else budget
-                got = self.output({"run_id": run_id, "stream": stream, "limit": max(cap, 1)})
-                budget -= len(got["data"])
-                streams[stream] = {"data": got["data"], "size": got["size"]}
+                offset = offsets.get(run_id, {}).get(stream, 0)
+                data, size = self.read(run_id, stream, offset, max(cap, 1))
+                encoded = base64.b64encode(data).decode()
+                budget -= len(encoded)
+                streams[stream] = {"data": encoded, "size": size, "offset": offset}
             state["output"] = streams
             if budget <= 0:
                 return
@@ -244,6 +250,11 @@ class Server:
         size = (
             min(limit, pr.OUTPUT_CHUNK) if isinstance(limit, int) and limit > 0 else pr.OUTPUT_CHUNK
         )
+        data, total = self.read(run_id, stream, offset, size)
+        return {"ok": True, "data": base64.b64encode(data).decode(), "size": total}
+
+    def read(self, run_id: str, stream: str, offset: int, limit: int) -> tuple[bytes, int]:
+        """At most ``limit`` bytes of a run's stream from ``offset``, and its size."""
         if stream == pr.VARS:  # the job's AJS3_VARS_OUT file
             path = runvars.out_path(self.dir, run_id)
         else:
@@ -251,13 +262,13 @@ class Server:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
-            return {"ok": True, "data": "", "size": 0}
+            return b"", 0
         try:
             total = os.fstat(fd).st_size
-            data = os.pread(fd, size, offset)
+            data = os.pread(fd, limit, offset) if limit > 0 else b""
         finally:
             os.close(fd)
-        return {"ok": True, "data": base64.b64encode(data).decode(), "size": total}
+        return data, total
 
 
 def answer_line(server: Server, line: bytes) -> dict[str, Any]:
