@@ -532,3 +532,44 @@ def test_a_job_there_hands_values_on_through_ajs3_vars_out(
     # the file there, next to the run's record; its copy home, checked by the collector
     assert (xlab.state_dir / "xhvars" / "vars" / f"{there['run_id']}.out").exists()
     assert (host.datadir / "vars" / f"{there['run_id']}.out").read_text().startswith("ROWS=42")
+
+
+def test_a_running_jobs_output_there_is_followed_as_a_local_ones(
+    make_lhost: Any, xlab: ExecHostLab, tmp_path: Path
+) -> None:
+    """A job on the execution host prints a line every half second for ~10 s, then
+    waits for a flag: while it still runs, `ajs3 log` of it (the real CLI, reading the
+    local output file the daemon follows) shows its first lines; once it ended, its
+    whole output, byte for byte that of the file there."""
+    flag = tmp_path / "go"
+    host = remote_host(
+        make_lhost,
+        xlab,
+        "xhfollow",
+        f"""
+        jobnets:
+          - name: chatty
+            host: xh1
+            units:
+              - name: talk
+                script: 'i=1; while [ $i -le 20 ]; do echo "line $i"; echo "err $i" >&2;
+                  i=$((i+1)); sleep 0.5; done; while [ ! -e {flag} ]; do sleep 0.1; done'
+        """,
+    )
+    run = host.entry("/chatty")
+    ur = running_there(host, xlab, run, "/chatty/talk")
+
+    def log(*extra: str) -> str:
+        return host.run("log", ur["run_id"], *extra, check=False).stdout
+
+    wait_for(lambda: log().startswith("line 1\nline 2\n"), 120, "the first lines in ajs3 log")
+    assert log("--stderr").startswith("err 1\n")
+    assert host.units(run)["/chatty/talk"]["status"] == "running"  # it waits for the flag
+    wait_for(lambda: log().endswith("line 20\n"), 120, "all 20 lines while it runs")
+    flag.touch()
+    talk = ended(host, run)["/chatty/talk"]
+    assert talk["status"] == "ended_normally"
+    there = xlab.jobdir("xhfollow", ur["run_id"])
+    assert log() == "".join(f"line {i}\n" for i in range(1, 21))
+    assert log().encode() == (there / "stdout").read_bytes()
+    assert log("--stderr").encode() == (there / "stderr").read_bytes()
