@@ -15,7 +15,7 @@ from ajs3.settings import load_settings
 GOOD = """\
 execution_hosts:
   db1: {destination: 10.0.0.5, user: ajs3x, port: 2222, identity_file: /etc/k,
-        known_hosts: /etc/kh, max_jobs: 4}
+        known_hosts: /etc/kh, max_jobs: 4, follow_output: false}
   db2: {destination: db2.example.com}
 host_groups:
   dbs: {members: [db1, db2], distribution: round_robin}
@@ -36,8 +36,10 @@ def test_hosts_and_groups_are_read(tmp_path: Path) -> None:
     assert db1 is not None
     assert (db1.destination, db1.user, db1.port, db1.max_jobs) == ("10.0.0.5", "ajs3x", 2222, 4)
     assert (db1.identity_file, db1.known_hosts) == ("/etc/k", "/etc/kh")
+    assert db1.follow_output is False
     db2 = xh.host("db2")
     assert db2 is not None and (db2.user, db2.port, db2.max_jobs) == ("ajs3", 22, None)
+    assert db2.follow_output is True  # by default
     group = xh.group("dbs")
     assert group is not None and group.distribution is Distribution.ROUND_ROBIN
     assert xh.members("dbs") == ("db1", "db2") and xh.members("db2") == ("db2",)
@@ -62,6 +64,8 @@ def test_none_by_default(tmp_path: Path) -> None:
         ("execution_hosts: {a: {destination: h, identity_file: rel}}", "identity_file"),
         ("execution_hosts: {a: {destination: h, max_jobs: 0}}", "execution_hosts.a.max_jobs"),
         ("execution_hosts: {a: {destination: h, colour: red}}", "unknown: ['colour']"),
+        ("execution_hosts: {a: {destination: h, follow_output: 1}}", "a.follow_output"),
+        ("execution_hosts: {a: {destination: h, follow_output: 'no'}}", "a.follow_output"),
         ("execution_hosts: {'a b': {destination: h}}", "the name 'a b'"),
         ("host_groups: {g: {members: [x]}}", "host_groups.g.members"),
         ("host_groups: {g: {members: []}}", "host_groups.g.members"),
