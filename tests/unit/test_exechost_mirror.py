@@ -377,3 +377,56 @@ def test_an_older_logical_host_without_offsets_gets_no_live_output(tmp_path: Pat
         assert "live" not in server.handle({"op": "poll", "run_ids": [A]})["runs"][A]
     finally:
         server.handle({"op": "kill", "run_id": A, "signal": 9})
+
+
+class Blob:
+    """Sessions that answer ``output`` requests from one stream's bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def exchange(self, host: Any, control: Any, lhost: Any, epoch: Any, requests: Any) -> Any:
+        answers = []
+        for req in requests:
+            assert req["op"] == "output" and req["limit"] > 0
+            chunk = self.data[req["offset"] : req["offset"] + min(req["limit"], 10)]
+            answers.append({"ok": True, "data": base64.b64encode(chunk).decode(), "size": 30})
+        return answers
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("inline", "base", "cap"),
+    [
+        (None, 0, 100),  # nothing inline: all in output requests
+        (None, 12, 100),  # from the copy's size on
+        ((0, 30), 0, 100),  # all inline
+        ((0, 30), 12, 100),  # an older host sends from byte 0: what is held is skipped
+        ((12, 18), 12, 100),  # from the poll's offset
+        ((12, 5), 12, 100),  # part inline, the rest in output requests
+        ((20, 10), 12, 100),  # inline from beyond the copy: not taken
+        ((0, 30), 12, 20),  # the cap
+        ((0, 30), 25, 20),  # the copy at the cap already
+    ],
+)
+def test_the_end_fetch_brings_exactly_the_bytes_after_the_copy(
+    tmp_path: Path, inline: tuple[int, int] | None, base: int, cap: int
+) -> None:
+    data = bytes(range(65, 95))  # 30 bytes there
+    answer: dict[str, Any] = {"state": "ended", "status": {}}
+    if inline is not None:
+        start, n = inline
+        chunk = base64.b64encode(data[start : start + n]).decode()
+        answer["output"] = {"stdout": {"data": chunk, "size": 30, "offset": start}}
+    link = Link("xh1", lambda outcome: None)
+    link._sessions = Blob(data)  # type: ignore[assignment]
+    try:
+        exchange = Exchange(ExecHost(name="xh1", destination="xh1"), tmp_path, "lh1", 1, [])
+        outcome = Outcome(exchange)
+        got = link._fetch(exchange, A, answer, "stdout", cap, outcome, base)
+    finally:
+        link.stop()
+        link.join()
+    assert got == data[base:cap] and not outcome.problems
