@@ -31,6 +31,7 @@ packages=(
     vagrant vagrant-libvirt               # Vagrant and its libvirt provider
     mmdebstrap e2fsprogs                  # the box: Debian packages into an ext4 image
     openssh-client rsync util-linux iproute2
+    python3-venv                          # pip download: the wheels the VMs install from
 )
 
 missing=()

@@ -45,53 +45,63 @@ def ledger_path(ledger_dir: str | Path, lhost: str) -> str:
     return f"{ledger_dir}/{lhost}.ledger"
 
 
-def _job_script(ledger: str, seconds: float, rc: int = 0) -> str:
+def _job_script(ledger: str, seconds: float, rc: int = 0, durable: bool = False) -> str:
     # $(date +%s.%N) is the host's clock (nodes share the kernel); one `echo >>` is one
-    # O_APPEND write, so lines of concurrent jobs never interleave.
+    # O_APPEND write, so lines of concurrent jobs never interleave. Durable: each line
+    # is fsynced before the job goes on (`sync FILE`), for a ledger on a disk that a
+    # node's crash can leave without its page cache (the VM lab's shared volume).
     ident = "$AJS3_RUN_ID $AJS3_ATTEMPT $AJS3_EPOCH $(hostname) $AJS3_UNIT $AJS3_JOBNET_RUN"
+    sync = ' && sync "$L"' if durable else ""
     return (
         f"L={shlex.quote(ledger)}\n"
         # a job that cannot write the ledger (run as the wrong user) fails loudly
-        f'echo "start {ident} $(date +%s.%N)" >> "$L" || exit 97\n'
+        f'echo "start {ident} $(date +%s.%N)" >> "$L"{sync} || exit 97\n'
         f"sleep {seconds:g}\n"
-        f'echo "end {ident} $(date +%s.%N) {rc}" >> "$L"\n'
+        f'echo "end {ident} $(date +%s.%N) {rc}" >> "$L"{sync}\n'
         f"exit {rc}\n"
     )
 
 
-def _check_script(ledger: str) -> str:
+def _check_script(ledger: str, durable: bool = False) -> str:
     # The judgment of the JP1 note: did the job's update reach the database? Here the
     # "database" is the ledger: an `end` line of this very run id means it was done.
+    sync = ' && sync "$L"' if durable else ""
     return (
         f"L={shlex.quote(ledger)}\n"
         'if grep -q "^end $AJS3_RUN_ID " "$L"; then v=0; else v=1; fi\n'
         'echo "check $AJS3_RUN_ID $v $AJS3_EPOCH $(hostname) $AJS3_UNIT '
-        '$AJS3_JOBNET_RUN $(date +%s.%N)" >> "$L"\n'
+        f'$AJS3_JOBNET_RUN $(date +%s.%N)" >> "$L"{sync}\n'
         "exit $v\n"
     )
 
 
 def definitions(
-    lhost: str, ledger_dir: str | Path, long_s: float = 5.0, short_s: float = 0.2, burst: int = 3
+    lhost: str,
+    ledger_dir: str | Path,
+    long_s: float = 5.0,
+    short_s: float = 0.2,
+    burst: int = 3,
+    durable: bool = False,
 ) -> dict[str, Any]:
-    """The workload's definition file (as a dict; json is valid YAML)."""
+    """The workload's definition file (as a dict; json is valid YAML). `durable`: the
+    jobs fsync each ledger line (see _job_script)."""
     ledger = ledger_path(ledger_dir, lhost)
     nets: list[dict[str, Any]] = []
     for i, policy in enumerate(POLICIES):
         # Stagger the lengths a little so the jobs do not all end together.
         long_job: dict[str, Any] = {
             "name": "long",
-            "script": _job_script(ledger, long_s + 0.5 * i),
+            "script": _job_script(ledger, long_s + 0.5 * i, durable=durable),
             "on_failover": policy,
         }
         if policy == "judge":
-            long_job["failover_check"] = ["/bin/sh", "-c", _check_script(ledger)]
+            long_job["failover_check"] = ["/bin/sh", "-c", _check_script(ledger, durable)]
         # The successor keeps the default policy (fail) except under rerun, where the
         # whole chain is declared idempotent.
         after: dict[str, Any] = {
             "name": "after",
             "after": ["long"],
-            "script": _job_script(ledger, short_s),
+            "script": _job_script(ledger, short_s, durable=durable),
         }
         if policy == "rerun":
             after["on_failover"] = "rerun"
@@ -103,7 +113,7 @@ def definitions(
             "units": [
                 {
                     "name": f"s{k}",
-                    "script": _job_script(ledger, short_s * (k + 1)),
+                    "script": _job_script(ledger, short_s * (k + 1), durable=durable),
                     "on_failover": "rerun" if k % 2 else "fail",
                 }
                 for k in range(burst)

@@ -67,9 +67,18 @@ base_packages=(
     iproute2 iputils-ping kmod procps netbase less rsync python3
 )
 # What the provisioning scripts would fetch with apt, in the box because the VMs'
-# networks never leave the host (no mirror is reachable from a VM): iscsi-target.sh.
-lab_packages=(targetcli-fb)
-packages=("${base_packages[@]}" "${lab_packages[@]}")
+# networks never leave the host (no mirror is reachable from a VM): install.sh's
+# own lists (a node's and an execution host's), iscsi-target.sh, iscsi-initiator.sh
+# and sbd.sh. One box for every VM: customize.sh leaves their services disabled,
+# and each VM's provisioning enables what that VM runs.
+install_sh=$here/../provision/install.sh
+read -ra node_packages < <(bash "$install_sh" --packages)
+read -ra exechost_packages < <(bash "$install_sh" --packages --exechost)
+[ "${#node_packages[@]}" -gt 0 ] || die "$install_sh --packages printed nothing"
+lab_packages=(targetcli-fb open-iscsi sbd fence-agents)
+packages=("${base_packages[@]}" "${node_packages[@]}" "${exechost_packages[@]}" "${lab_packages[@]}")
+# each once, in a stable order (the order is part of the box's inputs)
+mapfile -t packages < <(printf '%s\n' "${packages[@]}" | sort -u)
 
 inputs=$(
     {

@@ -92,6 +92,18 @@ RequiredBy=ssh.service
 EOF
 chroot "$root" systemctl enable ajs3-ssh-hostkey.service ssh.service
 
+# ---- one box for every VM: the cluster's, the storage's and iSCSI's services are
+# installed (the VMs reach no mirror) but none starts at boot; each VM's
+# provisioning enables what it runs (vm-cluster.sh, sbd.sh, iscsi-*.sh). pcsd is
+# never needed: the lab's pcs commands work on the local CIB and corosync.conf.
+for unit in corosync.service pacemaker.service pcsd.service pcsd-ruby.service sbd.service \
+    iscsid.service iscsid.socket open-iscsi.service rtslib-fb-targetctl.service \
+    crm_mon.service; do
+    if [ -n "$(chroot "$root" systemctl list-unit-files --no-legend "$unit" 2>/dev/null)" ]; then
+        chroot "$root" systemctl disable "$unit" >/dev/null 2>&1
+    fi
+done
+
 # ---- the vagrant user: the build's key, sudo without a password, no password
 chroot "$root" useradd --create-home --shell /bin/bash --user-group vagrant
 chroot "$root" passwd --lock vagrant >/dev/null

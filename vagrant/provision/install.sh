@@ -6,12 +6,19 @@
 # Vagrant lab, so that every one of them installs the same way.
 #
 #   vagrant/provision/install.sh [--dev] [--no-apt] [--exechost] [--prefix DIR]
+#   vagrant/provision/install.sh --packages [--exechost] [--dev]
 #
 #   --dev      also install the test tools (pytest, testinfra, ruff, mypy, chromium)
 #   --exechost an execution host only (docs/exechosts.md): no Pacemaker, no OCF
 #              agent; sshd, ajs3 (for `ajs3 exechost serve`) and its state directory
 #   --no-apt   skip the apt packages (they are already there)
 #   --prefix   where the venv goes (default /opt/ajs3)
+#   --packages print the apt packages this install needs, one line, and exit
+#              (vagrant/box/build.sh puts them into the VM lab's box)
+#
+# Offline (the VM lab's VMs reach no mirror): the apt packages are already there,
+# and pip takes PIP_NO_INDEX=1 and PIP_FIND_LINKS=DIR from the environment (a
+# directory of wheels, vagrant/lab.sh wheels).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,21 +27,18 @@ prefix=/opt/ajs3
 dev=0
 apt=1
 exechost=0
+list=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --dev) dev=1 ;;
         --no-apt) apt=0 ;;
         --exechost) exechost=1 ;;
+        --packages) list=1 ;;
         --prefix) prefix=$2; shift ;;
         *) echo "install.sh: unknown option '$1' (see the header of $0)" >&2; exit 2 ;;
     esac
     shift
 done
-
-if [ "$(id -u)" != 0 ]; then
-    echo "install.sh: run me as root (it installs packages and /opt/ajs3)" >&2
-    exit 1
-fi
 
 packages=(python3 python3-venv python3-dev gcc libc6-dev
           pacemaker corosync pacemaker-cli-utils resource-agents crmsh pcs
@@ -48,6 +52,15 @@ fi
 if [ "$dev" = 1 ]; then
     # chromium and its driver: the web console's test in a real headless browser
     packages+=(shellcheck vagrant chromium chromium-driver fonts-dejavu-core)
+fi
+if [ "$list" = 1 ]; then
+    echo "${packages[*]}"
+    exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+    echo "install.sh: run me as root (it installs packages and /opt/ajs3)" >&2
+    exit 1
 fi
 
 if [ "$apt" = 1 ]; then
