@@ -51,6 +51,14 @@ until sbd -d "$device" dump >/dev/null 2>&1; do
     sleep 5
 done
 
+# The header's timeouts are what every sbd uses; one written with others than
+# asked for is kept (a running cluster depends on it), and said.
+have=$(sbd -d "$device" dump 2>/dev/null | sed -n 's/^Timeout (watchdog) *: *//p')
+if [ "$have" != "$timeout" ]; then
+    echo "sbd.sh: warning: the SBD header on $device has watchdog timeout ${have:-?}s, not ${timeout}s;" \
+        "kept (re-create it with 'sbd -d $device -1 $timeout -4 $((2 * timeout)) create' while no node runs sbd)" >&2
+fi
+
 cat > /etc/default/sbd <<CONF
 # Written by vagrant/provision/sbd.sh
 SBD_DEVICE=$device

@@ -2,17 +2,19 @@
 # Corosync/Pacemaker on the Vagrant lab's nodes, around cluster.sh (which the
 # namespace lab runs too):
 #
-#   vm-cluster.sh join --name NAME --secret SECRET NODE=ADDR...
+#   vm-cluster.sh join --name NAME --secret SECRET [--token MS] NODE=ADDR...
 #       On every node: corosync.conf by `cluster.sh corosync-conf` (the same
-#       arguments give the same file on every node), the authkey derived from
+#       arguments give the same file on every node; --token: corosync's token
+#       timeout, longer under emulation), the authkey derived from
 #       SECRET (so no key has to be copied between VMs), then corosync (with sbd)
 #       and pacemaker enabled and started. Idempotent.
 #
-#   vm-cluster.sh configure --nodes N --sbd-device DEV LHOST=NODE,DEVICE,IP/CIDR...
+#   vm-cluster.sh configure --nodes N --sbd-device DEV [--stonith-timeout S]
+#                           LHOST=NODE,DEVICE,IP/CIDR...
 #       Once, on the last node: wait until N nodes are online, make each logical
 #       host's file system (logical-host.sh prepare), then `cluster.sh configure`
-#       with fence_sbd, and stonith-timeout above SBD's msgwait. Does nothing when
-#       the fence device exists already.
+#       with fence_sbd, and stonith-timeout (default 40) above SBD's msgwait. Does
+#       nothing when the fence device exists already.
 set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -21,12 +23,13 @@ die() { echo "vm-cluster.sh: $*" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || die "run me as root"
 
 join() {
-    local name="" secret=""
+    local name="" secret="" token=""
     local nodes=()
     while [ $# -gt 0 ]; do
         case "$1" in
             --name) name=$2; shift ;;
             --secret) secret=$2; shift ;;
+            --token) token=$2; shift ;;
             *=*) nodes+=("$1") ;;
             *) die "join: unknown argument '$1'" ;;
         esac
@@ -34,7 +37,12 @@ join() {
     done
     if [ -z "$name" ] || [ -z "$secret" ]; then die "join needs --name and --secret"; fi
     local new=/etc/corosync/corosync.conf.new changed=0
-    bash "$here/cluster.sh" corosync-conf --name "$name" --out "$new" "${nodes[@]}"
+    local totem=()
+    if [ -n "$token" ]; then
+        case "$token" in *[!0-9]*) die "join: --token '$token' is not milliseconds" ;; esac
+        totem=(--token "$token")
+    fi
+    bash "$here/cluster.sh" corosync-conf --name "$name" --out "$new" "${totem[@]}" "${nodes[@]}"
     if ! cmp -s "$new" /etc/corosync/corosync.conf; then
         mv "$new" /etc/corosync/corosync.conf
         changed=1
@@ -64,28 +72,36 @@ sys.stdout.buffer.write(b"".join(hashlib.sha512(f"{s}-{i}".encode()).digest() fo
 }
 
 configure() {
-    local want="" sbd="" wait=600
+    local want="" sbd="" wait=600 stonith_timeout=40
     local specs=()
     while [ $# -gt 0 ]; do
         case "$1" in
             --nodes) want=$2; shift ;;
             --sbd-device) sbd=$2; shift ;;
             --wait) wait=$2; shift ;;
+            --stonith-timeout) stonith_timeout=$2; shift ;;
             *=*,*,*) specs+=("$1") ;;
             *) die "configure: unknown argument '$1'" ;;
         esac
         shift
     done
     if [ -z "$want" ] || [ -z "$sbd" ]; then die "configure needs --nodes and --sbd-device"; fi
+    case "$stonith_timeout" in ""|*[!0-9]*) die "configure: --stonith-timeout '$stonith_timeout' is not seconds" ;; esac
     local deadline=$((SECONDS + wait)) online=0
     while :; do
-        online=$(crm_mon -1 --output-as=xml 2>/dev/null | grep -c '<node name=.* online="true"' || true)
+        # online and no longer pending: a node whose pacemaker has not joined yet is
+        # online="true" pending="true" (corosync sees it)
+        online=$(crm_mon -1 --output-as=xml 2>/dev/null | grep '<node name=' | grep 'online="true"' |
+            grep -c 'pending="false"' || true)
         [ "$online" -ge "$want" ] && break
         [ "$SECONDS" -lt "$deadline" ] || die "only $online of $want nodes online after ${wait}s"
         sleep 5
     done
+    # msgwait is 2 x the watchdog timeout (sbd.sh); fencing must be given longer.
+    # Set every time: a re-provisioned lab takes a changed timeout too.
+    pcs property set stonith-timeout="${stonith_timeout}s"
     if crm_resource --list-raw 2>/dev/null | grep -qx fence-sbd; then
-        echo "vm-cluster.sh: the cluster is configured already"
+        echo "vm-cluster.sh: the cluster is configured already (stonith-timeout ${stonith_timeout}s)"
         return 0
     fi
     local spec rest dev
@@ -95,8 +111,6 @@ configure() {
         bash "$here/logical-host.sh" prepare "${spec%%=*}" "$dev"
     done
     bash "$here/cluster.sh" configure --fence "fence_sbd devices=$sbd" "${specs[@]}"
-    # msgwait is 2 x the watchdog timeout (sbd.sh); fencing must be given longer.
-    pcs property set stonith-timeout=40s
     crm_mon -1
 }
 
