@@ -10,11 +10,14 @@
 #       and pacemaker enabled and started. Idempotent.
 #
 #   vm-cluster.sh configure --nodes N --sbd-device DEV [--stonith-timeout S]
-#                           LHOST=NODE,DEVICE,IP/CIDR...
+#                           [--monitor-timeout S] LHOST=NODE,DEVICE,IP/CIDR...
 #       Once, on the last node: wait until N nodes are online, make each logical
 #       host's file system (logical-host.sh prepare), then `cluster.sh configure`
-#       with fence_sbd, and stonith-timeout (default 40) above SBD's msgwait. Does
-#       nothing when the fence device exists already.
+#       with fence_sbd, and stonith-timeout (default 40) above SBD's msgwait;
+#       --monitor-timeout: the ajs3 resource's 10 s monitor is given S seconds
+#       (the agent's default, 20, is too short under emulation, where the ajs3
+#       command's start alone can take seconds). Does nothing when the fence
+#       device exists already.
 set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -72,7 +75,7 @@ sys.stdout.buffer.write(b"".join(hashlib.sha512(f"{s}-{i}".encode()).digest() fo
 }
 
 configure() {
-    local want="" sbd="" wait=600 stonith_timeout=40
+    local want="" sbd="" wait=600 stonith_timeout=40 monitor_timeout=""
     local specs=()
     while [ $# -gt 0 ]; do
         case "$1" in
@@ -80,6 +83,7 @@ configure() {
             --sbd-device) sbd=$2; shift ;;
             --wait) wait=$2; shift ;;
             --stonith-timeout) stonith_timeout=$2; shift ;;
+            --monitor-timeout) monitor_timeout=$2; shift ;;
             *=*,*,*) specs+=("$1") ;;
             *) die "configure: unknown argument '$1'" ;;
         esac
@@ -87,6 +91,11 @@ configure() {
     done
     if [ -z "$want" ] || [ -z "$sbd" ]; then die "configure needs --nodes and --sbd-device"; fi
     case "$stonith_timeout" in ""|*[!0-9]*) die "configure: --stonith-timeout '$stonith_timeout' is not seconds" ;; esac
+    local app=()
+    if [ -n "$monitor_timeout" ]; then
+        case "$monitor_timeout" in *[!0-9]*) die "configure: --monitor-timeout '$monitor_timeout' is not seconds" ;; esac
+        app=(--app "ocf:ajs3:ajs3 lhost={lh} datadir={dir} op monitor interval=10s timeout=${monitor_timeout}s")
+    fi
     local deadline=$((SECONDS + wait)) online=0
     while :; do
         # online and no longer pending: a node whose pacemaker has not joined yet is
@@ -110,7 +119,7 @@ configure() {
         dev=$(cut -d, -f2 <<<"$rest")
         bash "$here/logical-host.sh" prepare "${spec%%=*}" "$dev"
     done
-    bash "$here/cluster.sh" configure --fence "fence_sbd devices=$sbd" "${specs[@]}"
+    bash "$here/cluster.sh" configure --fence "fence_sbd devices=$sbd" "${app[@]}" "${specs[@]}"
     crm_mon -1
 }
 
