@@ -92,7 +92,7 @@ def test_serve_installs_the_host_key_and_one_forced_command_per_logical_host(
     ).read_text().split()[:2]
     assert (
         "PermitRootLogin forced-commands-only"
-        in (etc / "sshd_config.d" / "ajs3-exechost.conf").read_text()
+        in (etc / "sshd_config.d" / "00-ajs3-exechost.conf").read_text()
     )
 
     keys = sandbox / "root" / ".ssh" / "authorized_keys"
@@ -108,6 +108,30 @@ def test_serve_installs_the_host_key_and_one_forced_command_per_logical_host(
         ["ssh-keygen", "-l", "-f", str(keys)], capture_output=True, text=True, check=False
     )
     assert check.returncode == 0 and check.stdout.count("ED25519") == 2, check.stdout
+
+
+def test_serve_wins_over_a_sites_own_drop_in_and_removes_its_old_file(sandbox: Path) -> None:
+    """The VM lab's box says PermitRootLogin no in sshd_config.d/ajs3-box.conf, which
+    sorted before (and so won over) the file of earlier versions: root's forced
+    commands were refused on the VMs. Now sshd's effective setting is checked."""
+    drop_ins = sandbox / "etc-ssh" / "sshd_config.d"
+    drop_ins.mkdir(exist_ok=True)
+    (drop_ins / "ajs3-box.conf").write_text("PermitRootLogin no\n")
+    (drop_ins / "ajs3-exechost.conf").write_text("PermitRootLogin forced-commands-only\n")
+    keygen(sandbox / "xh1-host", "h")
+    keygen(sandbox / "lh1", "ajs3 lh1")
+    pub = (sandbox / "lh1.pub").read_text().strip()
+
+    proc = run_serve(sandbox, sandbox / "xh1-host", f"lh1 {pub}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (drop_ins / "ajs3-exechost.conf").exists()
+    assert sorted(p.name for p in drop_ins.iterdir())[0] == "00-ajs3-exechost.conf"
+
+    # a file that sorts first still wins: said, with what to look for, and a failure
+    (drop_ins / "0-site.conf").write_text("PermitRootLogin no\n")
+    proc = run_serve(sandbox, sandbox / "xh1-host", f"lh1 {pub}")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "PermitRootLogin is 'no', not forced-commands-only" in proc.stderr
 
 
 def test_serve_keeps_other_lines_and_replaces_a_logical_hosts_old_key(sandbox: Path) -> None:

@@ -63,11 +63,18 @@ serve() {
         ssh-keygen -y -f /etc/ssh/ssh_host_ed25519_key > /etc/ssh/ssh_host_ed25519_key.pub
         changed=1
     fi
-    # Debian's sshd_config reads sshd_config.d/ first, and the first value wins.
-    local conf=/etc/ssh/sshd_config.d/ajs3-exechost.conf
+    # Debian's sshd_config reads sshd_config.d/*.conf first, in the order of their
+    # names, and the first value of a keyword wins: this file's name sorts before
+    # a site's own drop-ins (the VM lab's box has "PermitRootLogin no" in
+    # ajs3-box.conf, which won over the ajs3-exechost.conf of earlier versions).
+    local conf=/etc/ssh/sshd_config.d/00-ajs3-exechost.conf old=/etc/ssh/sshd_config.d/ajs3-exechost.conf
     printf '# ajs3 execution host: root only by key, and only with a forced command\nPermitRootLogin forced-commands-only\n' > "$tmp/conf"
     if ! cmp -s "$tmp/conf" "$conf"; then
         install -m 0644 "$tmp/conf" "$conf"
+        changed=1
+    fi
+    if [ -e "$old" ]; then
+        rm -f "$old"
         changed=1
     fi
 
@@ -86,6 +93,13 @@ serve() {
     install -m 0600 "$tmp/keys" "$keys"
 
     sshd -t || die "sshd refuses its configuration (see above)"
+    # What sshd will do, not what this script wrote: another file may still win.
+    local permit
+    permit=$(sshd -T 2>/dev/null | awk '$1 == "permitrootlogin" {print $2}')
+    if [ "$permit" != forced-commands-only ]; then
+        die "sshd's PermitRootLogin is '${permit:-?}', not forced-commands-only: an earlier" \
+            "setting wins over $conf (grep -r PermitRootLogin /etc/ssh/sshd_config /etc/ssh/sshd_config.d)"
+    fi
     if [ "$changed" = 1 ] && systemctl is-active --quiet ssh 2> /dev/null; then
         systemctl reload ssh
     fi
