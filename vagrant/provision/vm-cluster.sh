@@ -10,14 +10,14 @@
 #       and pacemaker enabled and started. Idempotent.
 #
 #   vm-cluster.sh configure --nodes N --sbd-device DEV [--stonith-timeout S]
-#                           [--monitor-timeout S] LHOST=NODE,DEVICE,IP/CIDR...
+#                           [--op-timeout S] LHOST=NODE,DEVICE,IP/CIDR...
 #       Once, on the last node: wait until N nodes are online, make each logical
 #       host's file system (logical-host.sh prepare), then `cluster.sh configure`
 #       with fence_sbd, and stonith-timeout (default 40) above SBD's msgwait;
-#       --monitor-timeout: the ajs3 resource's 10 s monitor is given S seconds
-#       (the agent's default, 20, is too short under emulation, where the ajs3
-#       command's start alone can take seconds). Does nothing when the fence
-#       device exists already.
+#       --op-timeout: every operation of the ajs3 resources (start, stop, the
+#       three monitor depths) is given S seconds (the agent's defaults, 20-60 s,
+#       timed out under emulation, where each ajs3 command's start alone takes
+#       seconds). Does nothing when the fence device exists already.
 set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -75,7 +75,7 @@ sys.stdout.buffer.write(b"".join(hashlib.sha512(f"{s}-{i}".encode()).digest() fo
 }
 
 configure() {
-    local want="" sbd="" wait=600 stonith_timeout=40 monitor_timeout=""
+    local want="" sbd="" wait=600 stonith_timeout=40 op_timeout=""
     local specs=()
     while [ $# -gt 0 ]; do
         case "$1" in
@@ -83,7 +83,7 @@ configure() {
             --sbd-device) sbd=$2; shift ;;
             --wait) wait=$2; shift ;;
             --stonith-timeout) stonith_timeout=$2; shift ;;
-            --monitor-timeout) monitor_timeout=$2; shift ;;
+            --op-timeout) op_timeout=$2; shift ;;
             *=*,*,*) specs+=("$1") ;;
             *) die "configure: unknown argument '$1'" ;;
         esac
@@ -92,9 +92,12 @@ configure() {
     if [ -z "$want" ] || [ -z "$sbd" ]; then die "configure needs --nodes and --sbd-device"; fi
     case "$stonith_timeout" in ""|*[!0-9]*) die "configure: --stonith-timeout '$stonith_timeout' is not seconds" ;; esac
     local app=()
-    if [ -n "$monitor_timeout" ]; then
-        case "$monitor_timeout" in *[!0-9]*) die "configure: --monitor-timeout '$monitor_timeout' is not seconds" ;; esac
-        app=(--app "ocf:ajs3:ajs3 lhost={lh} datadir={dir} op monitor interval=10s timeout=${monitor_timeout}s")
+    if [ -n "$op_timeout" ]; then
+        case "$op_timeout" in *[!0-9]*) die "configure: --op-timeout '$op_timeout' is not seconds" ;; esac
+        local t="timeout=${op_timeout}s"
+        app=(--app "ocf:ajs3:ajs3 lhost={lh} datadir={dir} op start $t op stop $t
+            op monitor interval=10s $t op monitor interval=30s OCF_CHECK_LEVEL=10 $t
+            op monitor interval=3600s OCF_CHECK_LEVEL=20 $t")
     fi
     local deadline=$((SECONDS + wait)) online=0
     while :; do
