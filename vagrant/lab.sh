@@ -13,6 +13,7 @@
 #   vagrant/lab.sh status
 #   vagrant/lab.sh down                  # everything gone, also after a failure
 #   vagrant/lab.sh smoke [--provision] [VM]   # up, boot VM (default storage), ssh, down
+#   vagrant/lab.sh check                 # the VM tier: box, up, every VM, infra, failover, down
 #
 # libvirtd runs in the namespace with its own /etc/libvirt, /run/libvirt,
 # /var/lib/libvirt, /var/log/libvirt and /var/cache/libvirt (bind mounts of
@@ -334,6 +335,38 @@ cmd_smoke() {
         "vagrant ssh -c $((t2 - t1)) s"
 }
 
+# The VM tier, run before a release (vagrant/README.md): the box, the lab, the
+# storage VM, then the nodes and execution hosts in parallel with every
+# provisioning script, tests/infra and tests/vm against them, and down however it
+# ends. Each step is timed; the exit status is the first failure's.
+cmd_check() {
+    local t0 rc=0 failed=""
+    run_step() {
+        local s0 step_rc=0
+        s0=$(date +%s)
+        say "check: $* ..."
+        "$@" || step_rc=$?
+        say "check: $* -> exit $step_rc in $(($(date +%s) - s0)) s"
+        if [ "$step_rc" != 0 ] && [ -z "$failed" ]; then failed="$*"; rc=$step_rc; fi
+        return "$step_rc"
+    }
+    t0=$(date +%s)
+    run_step bash "$here/box/build.sh" || return "$rc"
+    run_step cmd_up || return "$rc"
+    trap 'cmd_down' EXIT
+    local vms=()
+    # every machine of the Vagrantfile but the storage VM, which comes up first
+    mapfile -t vms < <(cmd_vagrant status --machine-readable |
+        awk -F, '$3 == "state" && $2 != "storage" {print $2}')
+    [ "${#vms[@]}" -gt 0 ] || die "check: no VMs in the Vagrantfile besides storage"
+    if run_step cmd_vagrant up storage && run_step cmd_vagrant up "${vms[@]}"; then
+        run_step lab_pytest tests/infra -q || true
+        run_step lab_pytest tests/vm -s || true
+    fi
+    say "check: $(($(date +%s) - t0)) s before down; ${failed:+first failure: $failed}${failed:-every step passed}"
+    return "$rc"
+}
+
 # Prefix each line of stdin with the seconds since $1 (a date +%s).
 stamp() {
     local line
@@ -354,5 +387,6 @@ case "$command" in
     failover) lab_pytest tests/vm "$@" ;;
     status) cmd_status ;;
     smoke) lock; cmd_smoke "$@" ;;
+    check) lock; cmd_check ;;
     *) die "unknown command '$command' (see the header of $0)" ;;
 esac
