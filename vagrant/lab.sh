@@ -14,6 +14,7 @@
 #   vagrant/lab.sh down                  # everything gone, also after a failure
 #   vagrant/lab.sh smoke [--provision] [VM]   # up, boot VM (default storage), ssh, down
 #   vagrant/lab.sh check                 # the VM tier: box, up, every VM, infra, failover, down
+#   vagrant/lab.sh settle [NODE]         # wait until the cluster has nothing left to do
 #
 # libvirtd runs in the namespace with its own /etc/libvirt, /run/libvirt,
 # /var/lib/libvirt, /var/log/libvirt and /var/cache/libvirt (bind mounts of
@@ -335,6 +336,15 @@ cmd_smoke() {
         "vagrant ssh -c $((t2 - t1)) s"
 }
 
+# Until the cluster has nothing left to do (crm_resource --wait: the groups the
+# last node just created are started), seen from NODE; then its status. The checks
+# of tests/infra are of a settled cluster (a first run of them right after
+# `vagrant up` found lh1 still starting).
+cmd_settle() {
+    local node=${1:-node1}
+    cmd_vagrant ssh "$node" -c 'sudo crm_resource --wait --timeout=900 && sudo crm_mon -1'
+}
+
 # The VM tier, run before a release (vagrant/README.md): the box, the lab, the
 # storage VM, then the nodes and execution hosts in parallel with every
 # provisioning script, tests/infra and tests/vm against them, and down however it
@@ -359,7 +369,9 @@ cmd_check() {
     mapfile -t vms < <(cmd_vagrant status --machine-readable |
         awk -F, '$3 == "state" && $2 != "storage" {print $2}')
     [ "${#vms[@]}" -gt 0 ] || die "check: no VMs in the Vagrantfile besides storage"
-    if run_step cmd_vagrant up storage && run_step cmd_vagrant up "${vms[@]}"; then
+    [[ ${vms[0]} == node* ]] || die "check: the first VM after storage is ${vms[0]}, not a node"
+    if run_step cmd_vagrant up storage && run_step cmd_vagrant up "${vms[@]}" &&
+        run_step cmd_settle "${vms[0]}"; then
         run_step lab_pytest tests/infra -q || true
         run_step lab_pytest tests/vm -s || true
     fi
@@ -388,5 +400,6 @@ case "$command" in
     status) cmd_status ;;
     smoke) lock; cmd_smoke "$@" ;;
     check) lock; cmd_check ;;
+    settle) cmd_settle "$@" ;;
     *) die "unknown command '$command' (see the header of $0)" ;;
 esac
