@@ -375,7 +375,11 @@ cmd_check() {
         run_step lab_pytest tests/infra -q || true
         run_step lab_pytest tests/vm -s || true
     fi
-    say "check: $(($(date +%s) - t0)) s before down; ${failed:+first failure: $failed}${failed:-every step passed}"
+    if [ -n "$failed" ]; then
+        say "check: $(($(date +%s) - t0)) s before down; first failure: $failed"
+    else
+        say "check: $(($(date +%s) - t0)) s before down; every step passed"
+    fi
     return "$rc"
 }
 
