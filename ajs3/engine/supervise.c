@@ -24,9 +24,13 @@
  *                 directory) *before* the job may exec: the supervisor's pid and
  *                 kernel start time, the job's pid, start time and process group,
  *                 the host identity (node/boot id/pid namespace)
- *   status.json   written and fsynced (by rename) after the job ended: exit code or
- *                 signal, or why the job could not start (failed_to_start), and the
- *                 same pids as started.json
+ *   status.json   written (tmp + rename, never seen half-written) after the job ended:
+ *                 exit code or signal, or why the job could not start
+ *                 (failed_to_start), and the same pids as started.json. Not fsynced
+ *                 (ADR 0030): it outlives a crash of the daemon in the page cache, and
+ *                 the daemon's commit of the end is what makes it durable; a crash of
+ *                 the node before that commit leaves the job in doubt, and a file cut
+ *                 short by it reads as no end
  *   stdout, stderr
  *                 what the job wrote to its stdout and stderr, copied from its pipes
  *                 by the supervisor up to LIMIT bytes each; past it, a marker line
@@ -175,9 +179,9 @@ static int write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
-/* Write name durably in the directory dirfd: a new temporary file (O_EXCL, never
- * through a link), fsync, rename, fsync of the directory. */
-static int write_durable(int dirfd, const char *name, const struct buf *b)
+/* Write name in the directory dirfd whole or not at all, for readers at any time: a
+ * new temporary file (O_EXCL, never through a link), then a rename over name. */
+static int write_whole(int dirfd, const char *name, const struct buf *b)
 {
     char tmp[256];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", name) >= (int)sizeof tmp) {
@@ -189,15 +193,15 @@ static int write_durable(int dirfd, const char *name, const struct buf *b)
     int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (fd < 0)
         return -1;
-    if (write_all(fd, b->data, b->len) < 0 || fsync(fd) < 0) {
+    if (write_all(fd, b->data, b->len) < 0) {
         int saved = errno;
         close(fd);
         errno = saved;
         return -1;
     }
-    if (close(fd) < 0 || renameat(dirfd, tmp, dirfd, name) < 0)
+    if (close(fd) < 0)
         return -1;
-    return fsync(dirfd);
+    return renameat(dirfd, tmp, dirfd, name);
 }
 
 /* A process's start time in clock ticks since boot (field 22 of /proc/PID/stat). */
@@ -364,11 +368,12 @@ static int record_end(const struct job *job, const struct ids *ids, const char *
     } else {
         put(&b, ", \"exit_code\": %d, \"signal\": null}", WEXITSTATUS(status));
     }
-    /* A full file system is waited out: the end is kept here and written once there is
+    /* Not fsynced (ADR 0030): the daemon commits the end durably once it has read it.
+     * A full file system is waited out: the end is kept here and written once there is
      * room, so it is never lost for want of space (the daemon sees this supervisor
      * alive meanwhile, and its job as running). Any other failure is final. */
     const struct timespec second = {.tv_sec = 1, .tv_nsec = 0};
-    while (write_durable(job->dirfd, "status.json", &b) < 0) {
+    while (write_whole(job->dirfd, "status.json", &b) < 0) {
         if (errno != ENOSPC && errno != EDQUOT)
             return 70;
         nanosleep(&second, NULL);
