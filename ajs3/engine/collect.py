@@ -48,6 +48,8 @@ class Collector:
         if unit_run is None:
             return
         t = core.tracked.pop(unit_run)
+        if core.by_jobdir.get(t.jobdir) == fd:
+            del core.by_jobdir[t.jobdir]
         if fd >= 0:
             os.close(fd)
         if t.kill_stage == 1 and t.kill_at is not None and t.host is None:

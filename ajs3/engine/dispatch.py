@@ -21,9 +21,13 @@ from ajs3.journal.store import UnitRun
 from ajs3.model import ReasonCode, Status
 
 
-def make_run_id(lhost: str, path: str, scheduled_at: float, attempt: int) -> str:
-    """A stable id of one attempt of one unit of one scheduled run (docs/design.md rule 2)."""
-    key = f"{lhost}\0{path}\0{scheduled_at:.6f}\0{attempt}".encode()
+def make_run_id(lhost: str, run: int, path: str, scheduled_at: float, attempt: int) -> str:
+    """A stable id of one attempt of one unit of one jobnet run (docs/design.md rule 2).
+
+    The jobnet run's number is part of it: two runs of a jobnet may share their
+    scheduled time (file events taken in the same step), and their jobs must not share
+    a run id (nor a job directory)."""
+    key = f"{lhost}\0{run}\0{path}\0{scheduled_at:.6f}\0{attempt}".encode()
     return "r" + hashlib.blake2b(key, digest_size=10).hexdigest()
 
 
@@ -76,7 +80,9 @@ class Dispatcher:
                     continue
             kept.append((state, ur))
             attempt = ur.attempt + 1
-            run_id = make_run_id(self.core.lhost, ur.path, state.run.scheduled_at, attempt)
+            run_id = make_run_id(
+                self.core.lhost, state.run.id, ur.path, state.run.scheduled_at, attempt
+            )
             journal.set_status(
                 ur,
                 Status.RUNNING,
@@ -190,3 +196,4 @@ class Dispatcher:
             t.deadline = started_at + unit.timeout
         self.core.tracked[ur.id] = t
         self.core.by_fd[fd] = ur.id
+        self.core.by_jobdir[jobdir] = fd

@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "supervise.c"
 BINARY = "ajs3-supervise"
-CFLAGS = ["-O2", "-Wall", "-Wextra"]
+CFLAGS = ["-O2", "-Wall", "-Wextra", "-pthread"]
 
 
 class BuildError(Exception):

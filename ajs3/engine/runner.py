@@ -1,10 +1,13 @@
 """Starting jobs under their supervisor, finding them again, and stopping them.
 
 The daemon never waits on a job directly. It sends each job to ``ajs3-supervise``
-(``supervise.c``, ADR 0012), a small C fork server started once per daemon, which forks
-a supervisor per job in a session of its own. The daemon watches supervisors through
-pidfds (which also work for a supervisor it re-adopted after a restart) and reads the
-durable files they write: ``started.json`` before the job runs, ``status.json`` after.
+(``supervise.c``, ADR 0012 and 0030), a small C server started once per daemon in a
+session of its own: the supervisor of every job the daemon starts, which outlives the
+daemon until its last job has ended. It answers each request at once and tells each
+end on its stdout (:mod:`ajs3.engine.supervisor` talks to it); the daemon watches the server
+through a pidfd per job (which also works for the server of an earlier daemon,
+re-adopted after a restart) and reads the files it writes: ``started.json`` (durable)
+before the job runs, ``status.json`` after.
 
 The job directory and every record in it belong to the daemon's user; the job only
 gets its stdout and stderr as open descriptors, so nothing it does can make root
@@ -29,7 +32,8 @@ from typing import Any
 
 from ajs3 import datadir as dd
 from ajs3.engine import jobenv, native
-from ajs3.errors import AjsError, Code, ServiceError
+from ajs3.engine.supervisor import SupervisorServer, supervisor_binary
+from ajs3.errors import AjsError, Code
 from ajs3.fileperms import read_regular
 from ajs3.settings import Settings
 
@@ -70,44 +74,6 @@ def host_identity() -> str:
     with open("/proc/sys/kernel/random/boot_id") as f:
         boot = f.read().strip()
     return f"{os.uname().nodename}/{boot}/{pidns}"
-
-
-def supervisor_binary() -> Path:
-    """The ``ajs3-supervise`` binary; a clear error if it was never built."""
-    binary = native.path()
-    if not os.access(binary, os.X_OK):
-        raise ServiceError(
-            f"the job supervisor {binary} is missing: jobs cannot start",
-            code=Code.SUPERVISOR_MISSING,
-            hint="install ajs3 with `pip install .` (it compiles the supervisor and needs "
-            "a C compiler), or build it in a working tree with "
-            "`python -m ajs3.engine.native`",
-        )
-    return binary
-
-
-def encode_request(jobdir: Path, spec: dict[str, Any]) -> bytes:
-    """One request for the supervisor server: a length, a newline, NUL-ended fields
-    (see supervise.c). The spec comes from :meth:`Runner.make_spec`, which refused NUL
-    bytes in every field that can hold one."""
-    argv = [str(a) for a in spec["argv"]]
-    env = [f"{k}={v}" for k, v in spec["env"].items()]
-    uid, gid = spec.get("uid"), spec.get("gid")
-    fields = [
-        str(jobdir),
-        spec.get("run_id") or "",
-        spec.get("cwd") or "",
-        "" if uid is None else str(uid),
-        "" if gid is None else str(gid),
-        (spec.get("user") or "") if uid is not None else "",
-        str(spec.get("output_limit") or ""),
-        str(len(argv)),
-        *argv,
-        str(len(env)),
-        *env,
-    ]
-    body = b"\0".join(os.fsencode(f) for f in fields) + b"\0"
-    return b"%d\n" % len(body) + body
 
 
 @dataclass
@@ -207,8 +173,7 @@ class Runner:
         self.jobs_dir = dd.jobs(datadir)
         private_dir(self.jobs_dir)
         self.settings = settings
-        self.binary = supervisor_binary()
-        self.server: subprocess.Popen[bytes] | None = None
+        self.supervisor = SupervisorServer(supervisor_binary())
         self.identity = host_identity()
 
     def jobdir(self, run_id: str) -> Path:
@@ -320,63 +285,30 @@ class Runner:
                 os.close(fd)
         return (done.returncode if done.returncode in (0, 1) else 2), f"exit {done.returncode}"
 
+    # -- the supervisor server (ajs3.engine.supervisor) -----------------------------------
+
     def spawn_many(self, items: list[tuple[Path, dict[str, Any]]]) -> list[int | None]:
-        """Start a supervisor for each (jobdir, spec), each in a new session (-1: fork failed).
+        return self.supervisor.spawn_many(items)
 
-        All requests go to the supervisor server in one write and the pids come back in
-        order, so the server forks back to back. A request without an answer (the
-        server died) is None: whether its supervisor started is then unknown, and it
-        is never simply asked again (that could run the job twice); the caller looks
-        for the supervisor's own record instead.
-        """
-        if not items:
-            return []
-        payload = b"".join(encode_request(jobdir, spec) for jobdir, spec in items)
-        pids: list[int | None] = []
-        server = self._server()
-        try:
-            assert server.stdin is not None and server.stdout is not None
-            server.stdin.write(payload)
-            server.stdin.flush()
-            for _ in items:
-                line = server.stdout.readline()
-                if not line:
-                    break
-                pid = int(line)
-                pids.append(pid if pid > 0 else -1)
-        except (OSError, ValueError):
-            pass
-        if len(pids) < len(items):
-            self.close()
-            pids.extend([None] * (len(items) - len(pids)))
-        return pids
+    def notices(self) -> int | None:
+        return self.supervisor.notices()
 
-    def _server(self) -> subprocess.Popen[bytes]:
-        if self.server is None or self.server.poll() is not None:
-            self.server = subprocess.Popen(
-                [str(self.binary), "--serve"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                close_fds=True,
-                cwd="/",
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-            )
-        return self.server
+    def read_notices(self) -> None:
+        self.supervisor.read_notices()
+
+    def take_ended(self) -> list[Path]:
+        return self.supervisor.take_ended()
+
+    @property
+    def server(self) -> subprocess.Popen[bytes] | None:
+        return self.supervisor.process
+
+    @property
+    def server_pid(self) -> int | None:
+        return self.supervisor.pid
 
     def close(self) -> None:
-        """Stop the supervisor server (the supervisors it started live on)."""
-        server, self.server = self.server, None
-        if server is None:
-            return
-        for stream in (server.stdin, server.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        try:
-            server.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        self.supervisor.close()
 
     def started(self, jobdir: Path) -> dict[str, Any] | None:
         return read_json(jobdir / dd.STARTED)

@@ -12,11 +12,13 @@ through :meth:`ajs3.journal.store.Journal.set_status`.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from ajs3 import datadir as dd
 from ajs3.definitions.units import DefinitionSet
 from ajs3.engine import connectors, planchanges, runvars, suspend
 from ajs3.engine import runner as rn
@@ -37,6 +39,9 @@ from ajs3.journal.store import Journal, UnitRun
 from ajs3.model import StartMode, Status, UnitKind
 from ajs3.schedule import OverlapAction, overlap_action
 from ajs3.settings import Settings
+
+#: How often a daemon looks for the end records of jobs it re-adopted (seconds).
+ADOPTED_LOOK = 1.0
 
 
 class Scheduler:
@@ -348,8 +353,11 @@ class Scheduler:
 
     def next_wake(self) -> float | None:
         times: list[float] = []
-        if self.core.dirty:  # a run ended that others wait for: evaluate them now
+        if self.core.dirty or self.core.exited:  # a run ended, a job ended: now
             times.append(self.clock())
+        adopted = self.adopted_wake()
+        if adopted is not None:
+            times.append(adopted)
         wake = self._time_wake()
         if wake is not None:
             times.append(wake)
@@ -380,8 +388,42 @@ class Scheduler:
         in the same transaction as the starts that it allows."""
         self.core.exited.append(fd)
 
+    def take_ended(self) -> None:
+        """The jobs whose end the supervisor server told: collected by the next step."""
+        core = self.core
+        for jobdir in core.runner.take_ended():
+            fd = core.by_jobdir.get(jobdir)
+            if fd is not None and fd not in core.exited:
+                core.exited.append(fd)
+
+    def look_for_adopted_ends(self) -> None:
+        """Jobs re-adopted after a restart run under the server of an earlier daemon,
+        which tells nobody of their ends: look for their end records once a second."""
+        core = self.core
+        now = self.clock()
+        if now < core.adopted_look:
+            return
+        core.adopted_look = now + ADOPTED_LOOK
+        ours = core.runner.server_pid
+        for t in core.tracked.values():
+            if (
+                t.host is None
+                and t.pid != ours
+                and t.pidfd not in core.exited
+                and os.path.lexists(t.jobdir / dd.STATUS)
+            ):
+                core.exited.append(t.pidfd)
+
+    def adopted_wake(self) -> float | None:
+        ours = self.core.runner.server_pid
+        if any(t.host is None and t.pid != ours for t in self.core.tracked.values()):
+            return self.core.adopted_look
+        return None
+
     def check_timers(self) -> None:
         self.collector.check_timers()
+        self.take_ended()
+        self.look_for_adopted_ends()
         if self.core.exechosts is not None:
             try:
                 self.core.exechosts.poll()

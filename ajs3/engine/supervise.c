@@ -1,5 +1,5 @@
 /*
- * ajs3-supervise: the fork server and the supervisor of every job (ADR 0001, ADR 0012).
+ * ajs3-supervise: the supervisor of every job of a daemon (ADR 0001, 0012, 0030).
  *
  * The daemon starts it once, as `ajs3-supervise --serve`, and writes one request per
  * job to its stdin: a decimal length, a newline, then that many bytes of NUL-ended
@@ -8,22 +8,28 @@
  *   JOBDIR RUN_ID CWD UID GID USER LIMIT ARGC ARG... ENVC NAME=VALUE...
  *
  * (CWD, UID, GID and USER may be empty: no chdir, no change of user; LIMIT is the
- * output limit in bytes, empty or 0 for none). For each
- * request it forks a supervisor in a session of its own and answers on stdout with
- * its pid and a newline ("-ERRNO" if the fork failed). It is small and never execs,
- * so a fork costs little, and the one exec per job is the job's own. It ends at the
- * end of its stdin (the daemon is gone); the supervisors live on (docs/design.md rule 4).
+ * output limit in bytes, empty or 0 for none). It answers each request on stdout as
+ * soon as it has read it, with its own pid (the supervisor of the job) and a newline,
+ * and numbers the requests from 0; when a job's end is recorded, or its run turned
+ * out not to be its to start, it says "e NUMBER". It leads a session of its own, so
+ * that no signal meant for the daemon's process group reaches it, and outlives the
+ * daemon: at the end of its stdin (the daemon is gone) it reads no more requests and
+ * goes on until the last of its jobs has ended and its end is recorded
+ * (docs/design.md rule 4). It is small and never execs: a fork costs little, and the
+ * one exec per job is the job's own.
  *
- * A supervisor runs one job and makes its start and its end durable, in JOBDIR:
- * a directory of the daemon's user that no one else may write (it is never handed
- * to the job's user). Every file in it is created relative to a descriptor of the
- * directory opened with O_NOFOLLOW, with O_NOFOLLOW (and O_EXCL where new), so root
- * never follows a link; the job gets its stdout and stderr as pipes only.
+ * For each job it makes the start and the end durable, in JOBDIR: a directory of the
+ * daemon's user that no one else may write (it is never handed to the job's user).
+ * Every file in it is created relative to a descriptor of the directory opened with
+ * O_NOFOLLOW, with O_NOFOLLOW (and O_EXCL where new), so root never follows a link;
+ * the job gets its stdout and stderr as pipes only.
  *
  *   started.json  created (O_EXCL: the claim), written and fsynced (file, then
  *                 directory) *before* the job may exec: the supervisor's pid and
  *                 kernel start time, the job's pid, start time and process group,
- *                 the host identity (node/boot id/pid namespace)
+ *                 the host identity (node/boot id/pid namespace). The records of the
+ *                 jobs asked for together are made durable together, on a thread of
+ *                 their own (see "making start records durable")
  *   status.json   written (tmp + rename, never seen half-written) after the job ended:
  *                 exit code or signal, or why the job could not start
  *                 (failed_to_start), and the same pids as started.json. Not fsynced
@@ -33,37 +39,42 @@
  *                 short by it reads as no end
  *   stdout, stderr
  *                 what the job wrote to its stdout and stderr, copied from its pipes
- *                 by the supervisor up to LIMIT bytes each; past it, a marker line
- *                 says where the output was cut and the rest is read and dropped (so
- *                 one chatty job cannot fill the volume, and never blocks on a full
- *                 pipe). When the job has ended, what its pipes still hold is copied
- *                 and they are closed: a process it left behind that writes later
- *                 gets EPIPE.
+ *                 up to LIMIT bytes each; past it, a marker line says where the
+ *                 output was cut and the rest is read and dropped (so one chatty job
+ *                 cannot fill the volume, and never blocks on a full pipe). When the
+ *                 job has ended, what its pipes still hold is copied and they are
+ *                 closed: a process it left behind that writes later gets EPIPE.
  *
  * A daemon that finds started.json but no live supervisor and no status.json knows
  * the job may have run and its end is in doubt; without started.json it knows the job
  * never started. The job is forked first and held on a pipe (the gate) until
  * started.json is durable, so the recorded pid and process group are the job's. If
  * started.json exists already, or is no longer empty once locked (a restarted daemon
- * voided the run), the supervisor leaves at once and runs nothing.
+ * voided the run), the run is not started and its end is told at once.
  *
- * Supervisors ignore SIGTERM, SIGINT and SIGHUP: only the job's process group is
- * signalled, and the supervisor must outlive it to record the end. A supervisor exits
- * 0 when status.json was written and 70 when it could not be; while the file system
- * is full it keeps the end and tries again every second, so no end is lost for want
- * of space.
+ * The server ignores SIGTERM, SIGINT and SIGHUP: only a job's process group is
+ * signalled, and the supervisor must outlive it to record the end. If it dies all
+ * the same (SIGKILL), the ends of the jobs it supervised are unknown: each is in
+ * doubt and its own recovery policy decides (ADR 0030). While the file system is full
+ * it keeps an end and tries again every second, so no end is lost for want of space.
+ * It exits 0, or 2 after a malformed request (it reads no more, and its jobs go on to
+ * their ends first).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -272,66 +283,99 @@ struct job {
     char **argv, **envp;
 };
 
-/* In the forked child: wait for the gate, become the job, exec. */
-static void become_job(const struct job *job, int gate_r, int err_w, int out, int err)
+/* The server's file-descriptor limit as it started: what every job gets back. */
+static struct rlimit nofile_at_start;
+
+/* The signals the server ignores (its own, and those it was started with ignored, such
+ * as Python's SIGPIPE): an ignored signal stays ignored across exec, so each job sets
+ * them back to default. Handlers do not survive exec, and the server sets none. */
+static int ignored[NSIG];
+static int ignored_count;
+
+static void note_ignored_signals(void)
 {
-    sigset_t none;
-    setpgid(0, 0);
-    /* Dispositions the supervisor set (and SIG_IGN inherited from the daemon, such as
-     * Python's SIGPIPE) would survive exec: a job starts with every signal default. */
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            signal(sig, SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    char g = 0;
-    ssize_t got;
-    do {
-        got = read(gate_r, &g, 1);
-    } while (got < 0 && errno == EINTR);
-    if (got != 1 || g != 'g')
-        _exit(127); /* the supervisor could not record the start: never run */
-    close(gate_r);
-    int null = open("/dev/null", O_RDONLY);
-    if (null < 0)
-        child_fail(err_w, "open", "/dev/null");
-    /* The write ends of the output pipes: the supervisor copies them into JOBDIR, so
-     * the job never needs to write there. */
-    if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-        child_fail(err_w, "dup2", "stdio");
-    if (null > 2)
-        close(null);
-    if (out > 2)
-        close(out);
-    if (err > 2)
-        close(err);
-    if (job->switch_user) {
-        if (initgroups(job->user, job->gid) < 0)
-            child_fail(err_w, "initgroups", job->user);
-        if (setgid(job->gid) < 0)
-            child_fail(err_w, "setgid", job->user);
-        if (setuid(job->uid) < 0)
-            child_fail(err_w, "setuid", job->user);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 &&
+            sa.sa_handler == SIG_IGN)
+            ignored[ignored_count++] = sig;
     }
-    if (job->cwd != NULL && job->cwd[0] != '\0' && chdir(job->cwd) < 0)
-        child_fail(err_w, "chdir", job->cwd);
-    environ = job->envp; /* execvp looks the program up in the job's own PATH */
-    execvp(job->argv[0], job->argv);
-    child_fail(err_w, "exec", job->argv[0]);
+}
+
+/* Close every descriptor from `from` up (close_range, or one by one without it). */
+static void close_from(unsigned int from)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, from, ~0U, 0U) == 0)
+        return;
+#endif
+    struct rlimit rl;
+    long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                   ? (long)rl.rlim_cur
+                   : 65536;
+    for (long fd = from; fd < max; fd++)
+        close((int)fd);
 }
 
 static void close_inherited_fds(void)
 {
     /* Nothing of the daemon's (its lock, journal, sockets) may live on in a job. */
-#ifdef SYS_close_range
-    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
-        return;
-#endif
-    long max = sysconf(_SC_OPEN_MAX);
-    for (long fd = 3; fd < (max > 0 ? max : 65536); fd++)
-        close((int)fd);
+    close_from(3);
 }
 
+/* In the forked child: keep only the job's own descriptors, wait for the gate, become
+ * the job, exec. Nothing else of the server (its request and notice pipes, the gates,
+ * claims and pipes of other runs) lives on in it, not even while it waits. */
+static void become_job(const struct job *job, int gate_r, int err_w, int out, int err)
+{
+    /* Out of the way first (no collision with 1-4), then to 1 (stdout), 2 (stderr),
+     * 3 (the gate), 4 (the error pipe, closed by a successful exec). */
+    int fds[4] = {out, err, gate_r, err_w};
+    for (int i = 0; i < 4; i++) {
+        fds[i] = fcntl(fds[i], F_DUPFD, 64);
+        if (fds[i] < 0)
+            _exit(127);
+    }
+    for (int i = 0; i < 4; i++)
+        if (dup2(fds[i], i + 1) < 0)
+            _exit(127);
+    fcntl(4, F_SETFD, FD_CLOEXEC);
+    close_from(5);
+    int null = open("/dev/null", O_RDONLY);
+    if (null < 0 || dup2(null, 0) < 0)
+        _exit(127);
+    if (null > 4)
+        close(null);
+    setpgid(0, 0);
+    setrlimit(RLIMIT_NOFILE, &nofile_at_start);
+    /* A job starts with every signal default and none blocked. */
+    sigset_t none;
+    for (int i = 0; i < ignored_count; i++)
+        signal(ignored[i], SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    char g = 0;
+    ssize_t got;
+    do {
+        got = read(3, &g, 1);
+    } while (got < 0 && errno == EINTR);
+    if (got != 1 || g != 'g')
+        _exit(127); /* the server could not record the start: never run */
+    close(3);
+    if (job->switch_user) {
+        if (initgroups(job->user, job->gid) < 0)
+            child_fail(4, "initgroups", job->user);
+        if (setgid(job->gid) < 0)
+            child_fail(4, "setgid", job->user);
+        if (setuid(job->uid) < 0)
+            child_fail(4, "setuid", job->user);
+    }
+    if (job->cwd != NULL && job->cwd[0] != '\0' && chdir(job->cwd) < 0)
+        child_fail(4, "chdir", job->cwd);
+    environ = job->envp; /* execvp looks the program up in the job's own PATH */
+    execvp(job->argv[0], job->argv);
+    child_fail(4, "exec", job->argv[0]);
+}
 
 /* What the supervisor knows of itself and its job, written in both records. */
 struct ids {
@@ -349,59 +393,6 @@ static void put_ids(struct buf *b, const struct ids *ids)
             ids->job_start, (int)ids->job);
     else
         put(b, "\"job_pid\": null, \"job_start\": null, \"pgid\": null, ");
-}
-
-static int record_end(const struct job *job, const struct ids *ids, const char *failed,
-                      int status)
-{
-    struct buf b = {.len = 0};
-    put(&b, "{");
-    put_ids(&b, ids);
-    put(&b, "\"ended_at\": %.6f, \"run_id\": ", now());
-    put_str_or_null(&b, job->run_id);
-    if (failed != NULL) {
-        put(&b, ", \"failed_to_start\": ");
-        put_str(&b, failed);
-        put(&b, ", \"exit_code\": null, \"signal\": null}");
-    } else if (WIFSIGNALED(status)) {
-        put(&b, ", \"exit_code\": null, \"signal\": %d}", WTERMSIG(status));
-    } else {
-        put(&b, ", \"exit_code\": %d, \"signal\": null}", WEXITSTATUS(status));
-    }
-    /* Not fsynced (ADR 0030): the daemon commits the end durably once it has read it.
-     * A full file system is waited out: the end is kept here and written once there is
-     * room, so it is never lost for want of space (the daemon sees this supervisor
-     * alive meanwhile, and its job as running). Any other failure is final. */
-    const struct timespec second = {.tv_sec = 1, .tv_nsec = 0};
-    while (write_whole(job->dirfd, "status.json", &b) < 0) {
-        if (errno != ENOSPC && errno != EDQUOT)
-            return 70;
-        nanosleep(&second, NULL);
-    }
-    return 0;
-}
-
-static int record_failure(const struct job *job, const struct ids *ids, const char *what)
-{
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s: %s", what, strerror(errno));
-    return record_end(job, ids, msg, 0);
-}
-
-/* Write the start record into the claimed started.json and make it durable. */
-static int record_start(const struct job *job, const struct ids *ids, int fd)
-{
-    struct buf b = {.len = 0};
-    put(&b, "{");
-    put_ids(&b, ids);
-    put(&b, "\"host\": ");
-    put_str(&b, host);
-    put(&b, ", \"started_at\": %.6f, \"run_id\": ", now());
-    put_str_or_null(&b, job->run_id);
-    put(&b, "}");
-    if (write_all(fd, b.data, b.len) < 0 || fsync(fd) < 0)
-        return -1;
-    return fsync(job->dirfd);
 }
 
 /* One output stream of the job: its pipe, its file in JOBDIR, what was kept. */
@@ -435,197 +426,483 @@ static void keep_output(struct stream *s, long long limit, const char *data, siz
     s->kept += (long long)n;
 }
 
-/* Read once from a stream's pipe: 0 when it is closed (end, or nothing more now when
- * non-blocking). */
-static int pump(struct stream *s, long long limit, char *buf, size_t size)
+/* -- the server: every job of the daemon, one event loop ------------------------------ */
+
+enum kind { W_REQUESTS, W_NOTICES, W_SYNCED, W_PID, W_ERR, W_STDOUT, W_STDERR };
+
+struct run;
+struct watch {
+    struct run *run; /* NULL for the server's own pipes */
+    enum kind kind;
+};
+
+/* One job the server supervises, from its request to its end record. */
+struct run {
+    struct job job;
+    char *req; /* the request's bytes: the job's strings point into them */
+    unsigned long seq; /* the request's number: the notice "e SEQ" says it ended */
+    int claim, gate, errp, pidfd;
+    struct ids ids;
+    struct stream streams[2];
+    struct watch w[4]; /* W_PID, W_ERR, W_STDOUT, W_STDERR */
+    char failed[MSG_MAX + 256];
+    char msg[MSG_MAX + 1];
+    size_t msglen;
+    int status, finished;
+    int syncing; /* its start record is with the sync thread: claim and dirfd stay */
+    int died_at_gate; /* its pidfd said so while it was syncing */
+    int sync_error; /* errno of the fsync that failed, or 0 */
+    double ended_at;
+    struct run *next; /* in the ends waiting for room, or the runs to free */
+    struct run *batch_next; /* in the batch being claimed, or with the sync thread */
+};
+
+static int ep = -1;
+static long live; /* runs begun and not finished */
+static int requests_open = 1;
+static struct watch requests_watch = {NULL, W_REQUESTS}, notices_watch = {NULL, W_NOTICES};
+static struct run *waiting_room; /* ends to write once the file system has room */
+static struct run *to_free;
+static char *notices;
+static size_t notices_len, notices_cap;
+static int notices_polled, notices_gone;
+static char readbuf[65536];
+static long long server_start; /* this server's kernel start time: every record has it */
+
+static int watch_fd(int fd, struct watch *w, unsigned int events, int op)
 {
-    ssize_t n = read(s->in, buf, size);
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    return epoll_ctl(ep, op, fd, &ev);
+}
+
+/* Stop watching fd, then close it (never the other way round: a descriptor that is
+ * closed while another process holds a copy stays in the epoll set). */
+static void unwatch_close(int *fd)
+{
+    if (*fd < 0)
+        return;
+    epoll_ctl(ep, EPOLL_CTL_DEL, *fd, NULL);
+    close(*fd);
+    *fd = -1;
+}
+
+/* Write what the daemon was not told yet, as far as the pipe takes it now. */
+static void flush_notices(void)
+{
+    while (notices_len > 0 && !notices_gone) {
+        ssize_t n = write(1, notices, notices_len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            if (!notices_polled && watch_fd(1, &notices_watch, EPOLLOUT, EPOLL_CTL_ADD) == 0)
+                notices_polled = 1;
+            return;
+        }
+        if (n < 0) {
+            notices_gone = 1; /* the daemon is gone: nobody to tell */
+            break;
+        }
+        memmove(notices, notices + n, notices_len - (size_t)n);
+        notices_len -= (size_t)n;
+    }
+    notices_len = 0;
+    if (notices_polled) {
+        epoll_ctl(ep, EPOLL_CTL_DEL, 1, NULL);
+        notices_polled = 0;
+    }
+}
+
+/* Queue one line for the daemon: "PID" answers a request, "e SEQ" tells an end. */
+static void notice(const char *fmt, unsigned long value)
+{
+    char line[48];
+    int n = snprintf(line, sizeof line, fmt, value);
+    if (notices_gone || n <= 0)
+        return;
+    if (notices_len + (size_t)n > notices_cap) {
+        size_t cap = notices_cap ? notices_cap * 2 : 4096;
+        while (cap < notices_len + (size_t)n)
+            cap *= 2;
+        char *bigger = realloc(notices, cap);
+        if (bigger == NULL)
+            return; /* the end is in status.json; the daemon finds it there */
+        notices = bigger;
+        notices_cap = cap;
+    }
+    memcpy(notices + notices_len, line, (size_t)n);
+    notices_len += (size_t)n;
+}
+
+/* The run is over (its end written, or nothing to run): tell the daemon, free later. */
+static void finish(struct run *r)
+{
+    for (int i = 0; i < 2; i++) {
+        unwatch_close(&r->streams[i].in);
+        if (r->streams[i].out >= 0)
+            close(r->streams[i].out);
+        r->streams[i].out = -1;
+    }
+    unwatch_close(&r->errp);
+    unwatch_close(&r->pidfd);
+    if (r->gate >= 0)
+        close(r->gate);
+    if (r->claim >= 0)
+        close(r->claim);
+    if (r->job.dirfd >= 0)
+        close(r->job.dirfd);
+    r->gate = r->claim = r->job.dirfd = -1;
+    notice("e %lu\n", r->seq);
+    r->finished = 1;
+    r->next = to_free;
+    to_free = r;
+    live--;
+}
+
+/* Write status.json: 0 when written, 1 to try again once there is room, -1 failed. */
+static int write_end(struct run *r)
+{
+    struct buf b = {.len = 0};
+    put(&b, "{");
+    put_ids(&b, &r->ids);
+    put(&b, "\"ended_at\": %.6f, \"run_id\": ", r->ended_at);
+    put_str_or_null(&b, r->job.run_id);
+    if (r->failed[0] != '\0') {
+        put(&b, ", \"failed_to_start\": ");
+        put_str(&b, r->failed);
+        put(&b, ", \"exit_code\": null, \"signal\": null}");
+    } else if (WIFSIGNALED(r->status)) {
+        put(&b, ", \"exit_code\": null, \"signal\": %d}", WTERMSIG(r->status));
+    } else {
+        put(&b, ", \"exit_code\": %d, \"signal\": null}", WEXITSTATUS(r->status));
+    }
+    /* Not fsynced (ADR 0030): the daemon commits the end durably once it has read it. */
+    if (write_whole(r->job.dirfd, "status.json", &b) == 0)
+        return 0;
+    return errno == ENOSPC || errno == EDQUOT ? 1 : -1;
+}
+
+/* Record the end, or keep it until there is room (a full file system is waited out,
+ * so no end is lost for want of space; the daemon sees the job as running meanwhile).
+ * Any other failure leaves no end: the daemon then takes the job as in doubt. */
+static void record_end(struct run *r)
+{
+    if (r->ended_at == 0)
+        r->ended_at = now();
+    if (write_end(r) == 1) {
+        r->next = waiting_room;
+        waiting_room = r;
+        return;
+    }
+    finish(r);
+}
+
+static void record_failure(struct run *r, const char *what)
+{
+    snprintf(r->failed, sizeof r->failed, "%s: %s", what, strerror(errno));
+    record_end(r);
+}
+
+/* Read once from a stream's pipe: 0 when there is nothing more now (or ever). */
+static int pump(struct run *r, int i)
+{
+    struct stream *s = &r->streams[i];
+    ssize_t n = read(s->in, readbuf, sizeof readbuf);
     if (n > 0) {
-        keep_output(s, limit, buf, (size_t)n);
+        keep_output(s, r->job.limit, readbuf, (size_t)n);
         return 1;
     }
     if (n < 0 && errno == EINTR)
         return 1;
     if (n < 0 && errno == EAGAIN)
         return 0;
-    close(s->in);
-    s->in = -1;
+    unwatch_close(&s->in);
     return 0;
 }
 
-/* Copy the job's output until it ends (its pidfd, or a poll of its status without
- * one), then what its pipes still hold; returns its wait status. */
-static int relay(const struct job *job, pid_t pid, struct stream *streams)
+/* Read what the error pipe holds: a message says why the job could not start; its
+ * end (at exec, or with the child) closes it. */
+static void read_error(struct run *r, int drain)
 {
-    static char buf[65536];
-    int status = 0, reaped = 0;
-#ifdef SYS_pidfd_open
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-    int pidfd = -1;
-#endif
     for (;;) {
-        struct pollfd fds[3];
-        int nf = 0, which[2] = {-1, -1};
-        for (int i = 0; i < 2; i++)
-            if (streams[i].in >= 0) {
-                which[nf] = i;
-                fds[nf].fd = streams[i].in;
-                fds[nf].events = POLLIN;
-                fds[nf].revents = 0;
-                nf++;
-            }
-        int streams_open = nf;
-        if (streams_open == 0)
-            break;
-        if (pidfd >= 0) {
-            fds[nf].fd = pidfd;
-            fds[nf].events = POLLIN;
-            fds[nf].revents = 0;
-            nf++;
-        }
-        int r = poll(fds, (nfds_t)nf, pidfd >= 0 ? -1 : 200);
-        if (r < 0 && errno != EINTR)
-            break;
-        for (int k = 0; k < streams_open; k++)
-            if (fds[k].revents & (POLLIN | POLLHUP | POLLERR))
-                pump(&streams[which[k]], job->limit, buf, sizeof buf);
-        if (pidfd >= 0 ? (r > 0 && (fds[nf - 1].revents & POLLIN))
-                       : waitpid(pid, &status, WNOHANG) == pid) {
-            reaped = pidfd < 0;
-            break;
-        }
-    }
-    /* The job ended (or closed both streams): what the pipes hold now, then close. */
-    for (int i = 0; i < 2; i++) {
-        if (streams[i].in < 0)
+        ssize_t n = read(r->errp, r->msg + r->msglen, MSG_MAX - r->msglen);
+        if (n < 0 && errno == EINTR)
             continue;
-        fcntl(streams[i].in, F_SETFL, fcntl(streams[i].in, F_GETFL) | O_NONBLOCK);
-        while (streams[i].in >= 0 && pump(&streams[i], job->limit, buf, sizeof buf))
-            ;
-        if (streams[i].in >= 0) {
-            close(streams[i].in);
-            streams[i].in = -1;
+        if (n < 0 && errno == EAGAIN && !drain)
+            return;
+        if (n <= 0 || (r->msglen += (size_t)n) == MSG_MAX) {
+            unwatch_close(&r->errp);
+            return;
         }
+        if (!drain)
+            return;
     }
-    if (pidfd >= 0)
-        close(pidfd);
-    while (!reaped && waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            status = 0;
-            break;
-        }
-    }
-    return status;
 }
 
-/* The supervisor of one job, in a forked child of the server: returns its exit code. */
-static int supervise(struct job *job)
+/* The job ended (its pidfd): what its pipes still hold, then the end record. */
+static void job_ended(struct run *r)
 {
-    struct ids ids = {.supervisor_start = start_time(getpid()), .job = 0, .job_start = -1};
+    int status = 0;
+    while (waitpid(r->ids.job, &status, 0) < 0 && errno == EINTR)
+        ;
+    r->status = status;
+    r->ended_at = now();
+    unwatch_close(&r->pidfd);
+    for (int i = 0; i < 2; i++) {
+        if (r->streams[i].in < 0)
+            continue;
+        fcntl(r->streams[i].in, F_SETFL, fcntl(r->streams[i].in, F_GETFL) | O_NONBLOCK);
+        while (r->streams[i].in >= 0 && pump(r, i))
+            ;
+        /* A process the job left behind that writes later gets EPIPE. */
+        unwatch_close(&r->streams[i].in);
+    }
+    if (r->errp >= 0) {
+        fcntl(r->errp, F_SETFL, fcntl(r->errp, F_GETFL) | O_NONBLOCK);
+        read_error(r, 1);
+        unwatch_close(&r->errp);
+    }
+    r->msg[r->msglen] = '\0';
+    if (r->failed[0] == '\0' && r->msglen > 0)
+        snprintf(r->failed, sizeof r->failed, "%s", r->msg);
+    record_end(r);
+}
+
+/* From the request to the job held at its gate with its start record written (not yet
+ * durable): 0, or -1 when the run is over already (recorded as failed, or not ours). */
+static int begin(struct run *r)
+{
+    struct job *job = &r->job;
     struct stat st;
     if (mkdir(job->jobdir, 0750) < 0 && errno != EEXIST)
-        return 70;
+        goto gone;
     /* Never a link, and the daemon's user's alone: otherwise nothing can be recorded
      * safely, and the job never runs. */
     job->dirfd = open(job->jobdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (job->dirfd < 0)
-        return 70;
+        goto gone;
     if (fstat(job->dirfd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022) != 0)
-        return 70;
+        goto gone;
     /* The claim: started.json is created here or not at all. A daemon that restarted
-     * and found no start record creates it first (a "void" record) so that a
-     * supervisor of the dead daemon that is still on its way can never start the job
-     * after the new daemon decided it never started (ADR 0012). */
-    int claim = openat(job->dirfd, "started.json",
-                       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
-    if (claim < 0) {
+     * and found no start record creates it first (a "void" record) so that a request
+     * of the dead daemon still on its way can never start the job after the new
+     * daemon decided it never started (ADR 0012). */
+    r->claim = openat(job->dirfd, "started.json",
+                      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (r->claim < 0) {
         if (errno == EEXIST)
-            return 0; /* voided by the daemon (or started already): not ours to run */
-        return record_failure(job, &ids, "could not record the start");
+            goto gone; /* voided by a daemon (or started already): not ours to run */
+        record_failure(r, "could not record the start");
+        return -1;
     }
     /* Held until the record is durable and the gate open: a daemon that finds the file
      * empty or cut short waits for this lock before it may void it, and a record it
      * voided between our open and our lock is not empty any more. */
-    if (flock(claim, LOCK_EX) < 0 || fstat(claim, &st) < 0) {
-        close(claim);
-        return record_failure(job, &ids, "could not lock the start record");
+    if (flock(r->claim, LOCK_EX) < 0 || fstat(r->claim, &st) < 0) {
+        record_failure(r, "could not lock the start record");
+        return -1;
     }
-    if (st.st_size != 0) {
-        close(claim);
-        return 0; /* voided by the daemon: not ours to run */
-    }
-    /* The output files, opened here as the daemon's user, never followed if a link. */
-    struct stream streams[2] = {{-1, -1, 0, 0}, {-1, -1, 0, 0}};
+    if (st.st_size != 0)
+        goto gone; /* voided by a daemon: not ours to run */
+    /* The output files, opened as the daemon's user, never followed if a link. */
     const char *names[2] = {"stdout", "stderr"};
-    int outp[2][2];
+    int outp[2][2], gate[2], errp[2];
     for (int i = 0; i < 2; i++) {
-        streams[i].out = openat(job->dirfd, names[i],
-                                O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
-        if (streams[i].out < 0) {
-            close(claim);
-            return record_failure(job, &ids, i ? "open stderr in the job directory"
-                                               : "open stdout in the job directory");
+        r->streams[i].out = openat(job->dirfd, names[i],
+                                   O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
+        if (r->streams[i].out < 0) {
+            record_failure(r, i ? "open stderr in the job directory"
+                                : "open stdout in the job directory");
+            return -1;
         }
-        if (pipe2(outp[i], O_CLOEXEC) < 0) {
-            close(claim);
-            return record_failure(job, &ids, "pipe");
-        }
-        streams[i].in = outp[i][0];
     }
-    int gate[2], errp[2];
-    if (pipe2(gate, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)
-        return record_failure(job, &ids, "pipe");
-    pid_t pid = fork();
-    if (pid < 0)
-        return record_failure(job, &ids, "fork");
-    if (pid == 0) {
-        close(claim);
+    if (pipe2(outp[0], O_CLOEXEC) < 0) {
+        record_failure(r, "pipe");
+        return -1;
+    }
+    if (pipe2(outp[1], O_CLOEXEC) < 0) {
+        record_failure(r, "pipe");
+        close(outp[0][0]);
+        close(outp[0][1]);
+        return -1;
+    }
+    r->streams[0].in = outp[0][0];
+    r->streams[1].in = outp[1][0];
+    if (pipe2(gate, O_CLOEXEC) < 0) {
+        close(outp[0][1]);
+        close(outp[1][1]);
+        record_failure(r, "pipe");
+        return -1;
+    }
+    if (pipe2(errp, O_CLOEXEC) < 0) {
+        close(outp[0][1]);
+        close(outp[1][1]);
+        close(gate[0]);
         close(gate[1]);
-        close(errp[0]);
-        become_job(job, gate[0], errp[1], outp[0][1], outp[1][1]);
+        record_failure(r, "pipe");
+        return -1;
     }
+    pid_t pid = fork();
+    if (pid == 0)
+        become_job(job, gate[0], errp[1], outp[0][1], outp[1][1]);
     close(gate[0]);
     close(errp[1]);
     close(outp[0][1]);
     close(outp[1][1]);
+    r->gate = gate[1];
+    r->errp = errp[0];
+    if (pid < 0) {
+        record_failure(r, "fork");
+        return -1;
+    }
     setpgid(pid, pid); /* the child does it too; whoever is first wins */
-    ids.job = pid;
-    ids.job_start = start_time(pid); /* it waits at the gate: alive */
+    r->ids.job = pid;
+    r->ids.job_start = start_time(pid); /* it waits at the gate: alive */
+#ifdef SYS_pidfd_open
+    r->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+#endif
+    if (r->pidfd < 0) {
+        /* Without a pidfd its end could not be seen: it must not run. */
+        int saved = errno;
+        close(r->gate); /* it leaves the gate at once */
+        r->gate = -1;
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        errno = saved;
+        record_failure(r, "pidfd_open");
+        return -1;
+    }
+    fcntl(r->pidfd, F_SETFD, FD_CLOEXEC);
+    watch_fd(r->pidfd, &r->w[0], EPOLLIN, EPOLL_CTL_ADD);
+    watch_fd(r->errp, &r->w[1], EPOLLIN, EPOLL_CTL_ADD);
+    watch_fd(r->streams[0].in, &r->w[2], EPOLLIN, EPOLL_CTL_ADD);
+    watch_fd(r->streams[1].in, &r->w[3], EPOLLIN, EPOLL_CTL_ADD);
+    struct buf b = {.len = 0};
+    put(&b, "{");
+    put_ids(&b, &r->ids);
+    put(&b, "\"host\": ");
+    put_str(&b, host);
+    put(&b, ", \"started_at\": %.6f, \"run_id\": ", now());
+    put_str_or_null(&b, job->run_id);
+    put(&b, "}");
+    if (write_all(r->claim, b.data, b.len) < 0) {
+        /* The start is not recorded: the job must not run. Closing the gate ends it. */
+        snprintf(r->failed, sizeof r->failed, "could not record the start in %s: %s",
+                 job->jobdir, strerror(errno));
+        close(r->gate);
+        r->gate = -1;
+    }
+    return 0;
+gone:
+    finish(r);
+    return -1;
+}
 
-    char failed[MSG_MAX + 256] = "";
-    if (record_start(job, &ids, claim) < 0) {
-        /* The start is not durable: the job must not run. Closing the gate ends it. */
-        snprintf(failed, sizeof failed, "could not record the start in %s: %s", job->jobdir,
-                 strerror(errno));
-        close(gate[1]);
-    } else {
-        write_all(gate[1], "g", 1);
-        close(gate[1]);
-    }
-    close(claim);
-    /* The error pipe closes at the job's exec (or with its death); a message on it says
-     * why it could not start. */
-    char msg[MSG_MAX + 1];
-    size_t len = 0;
+/* -- making start records durable, on a thread of their own ----------------------------
+ *
+ * A start record must be durable before its job may exec: fsync of the file, then of
+ * its directory, for each. The records waiting are taken together: first the data of
+ * every one is sent to the disk (sync_file_range), so that the file system's journal
+ * commit of the first fsync covers them all and the fsyncs after it find nothing left
+ * to commit (measured in ADR 0030: one after the other without it, each fsync was a
+ * commit of its own). The server's own thread goes on forking and collecting
+ * meanwhile. The sync thread calls nothing but sync_file_range, fsync and the lock of
+ * its queue: it holds no lock a forked child could need. */
+
+static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sync_wanted = PTHREAD_COND_INITIALIZER;
+static struct run *sync_queue, *sync_done; /* linked by batch_next */
+static int synced_fd = -1; /* an eventfd: written when records are done */
+static struct watch synced_watch = {NULL, W_SYNCED};
+
+static void *sync_worker(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&sync_lock);
     for (;;) {
-        ssize_t n = read(errp[0], msg + len, MSG_MAX - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len == MSG_MAX)
-            break;
+        while (sync_queue == NULL)
+            pthread_cond_wait(&sync_wanted, &sync_lock);
+        struct run *all = sync_queue;
+        sync_queue = NULL;
+        pthread_mutex_unlock(&sync_lock);
+        struct run *last = NULL;
+        for (struct run *r = all; r != NULL; r = r->batch_next)
+            sync_file_range(r->claim, 0, 0, SYNC_FILE_RANGE_WRITE);
+        for (struct run *r = all; r != NULL; r = r->batch_next) {
+            r->sync_error = fsync(r->claim) < 0 || fsync(r->job.dirfd) < 0 ? errno : 0;
+            last = r;
+        }
+        pthread_mutex_lock(&sync_lock);
+        last->batch_next = sync_done;
+        sync_done = all;
+        uint64_t one = 1;
+        if (write(synced_fd, &one, sizeof one) < 0) {
+            /* a full counter still wakes the server */
+        }
     }
-    msg[len] = '\0';
-    close(errp[0]);
-    if (failed[0] == '\0' && len > 0)
-        snprintf(failed, sizeof failed, "%s", msg);
-    int status = relay(job, pid, streams);
-    close(streams[0].out);
-    close(streams[1].out);
-    return record_end(job, &ids, failed[0] ? failed : NULL, status);
+    return NULL;
+}
+
+static int start_sync_thread(void)
+{
+    pthread_t t;
+    synced_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (synced_fd < 0 || pthread_create(&t, NULL, sync_worker, NULL) != 0)
+        return -1;
+    pthread_detach(t);
+    return 0;
+}
+
+/* Hand a batch's start records to the sync thread. */
+static void sync_batch(struct run *batch)
+{
+    struct run *last = NULL;
+    for (struct run *r = batch; r != NULL; r = r->batch_next) {
+        r->syncing = 1;
+        last = r;
+    }
+    if (last == NULL)
+        return;
+    pthread_mutex_lock(&sync_lock);
+    last->batch_next = sync_queue;
+    sync_queue = batch;
+    pthread_cond_signal(&sync_wanted);
+    pthread_mutex_unlock(&sync_lock);
+}
+
+static void job_ended(struct run *r);
+
+/* Runs whose start record is durable now (or could not be made so): open their gates;
+ * a job whose record could not be made durable never runs. */
+static void open_gates(void)
+{
+    uint64_t count;
+    if (read(synced_fd, &count, sizeof count) < 0) {
+        /* nothing new: another wake took it */
+    }
+    pthread_mutex_lock(&sync_lock);
+    struct run *done = sync_done;
+    sync_done = NULL;
+    pthread_mutex_unlock(&sync_lock);
+    while (done != NULL) {
+        struct run *r = done;
+        done = r->batch_next;
+        r->syncing = 0;
+        if (r->gate >= 0 && r->sync_error != 0) {
+            snprintf(r->failed, sizeof r->failed, "could not record the start in %s: %s",
+                     r->job.jobdir, strerror(r->sync_error));
+            close(r->gate);
+            r->gate = -1;
+        }
+        if (r->gate >= 0) {
+            write_all(r->gate, "g", 1);
+            close(r->gate);
+            r->gate = -1;
+        }
+        close(r->claim); /* and the lock with it */
+        r->claim = -1;
+        if (r->died_at_gate)
+            job_ended(r);
+    }
 }
 
 /* Split one request (NUL-ended strings) into a job; NULL pointers into req. */
@@ -633,6 +910,7 @@ static int parse_request(char *req, size_t len, struct job *job)
 {
     char *fields[7], *p = req, *end = req + len;
     memset(job, 0, sizeof *job);
+    job->dirfd = -1;
     if (len == 0 || end[-1] != '\0')
         return -1;
     for (int i = 0; i < 7; i++) {
@@ -653,113 +931,221 @@ static int parse_request(char *req, size_t len, struct job *job)
     job->limit = fields[6][0] ? strtoll(fields[6], NULL, 10) : 0;
     if (job->limit < 0)
         job->limit = 0;
-    char **lists[2];
+    char **lists[2] = {NULL, NULL};
     for (int k = 0; k < 2; k++) {
         if (p >= end)
-            return -1;
+            goto bad;
         long count = strtol(p, NULL, 10);
         p += strlen(p) + 1;
         if (count < 0 || count > 1 << 20 || (k == 0 && count == 0))
-            return -1;
+            goto bad;
         char **list = calloc((size_t)count + 1, sizeof *list);
         if (list == NULL)
-            return -1;
+            goto bad;
+        lists[k] = list;
         for (long i = 0; i < count; i++) {
-            if (p >= end) {
-                free(list);
-                return -1;
-            }
+            if (p >= end)
+                goto bad;
             list[i] = p;
             p += strlen(p) + 1;
         }
-        lists[k] = list;
     }
     job->argv = lists[0];
     job->envp = lists[1];
     return 0;
+bad:
+    free(lists[0]);
+    free(lists[1]);
+    return -1;
 }
 
-static void reply(const char *fmt, long value)
-{
-    char line[32];
-    int n = snprintf(line, sizeof line, fmt, value);
-    if (write_all(1, line, (size_t)n) < 0)
-        _exit(0); /* the daemon is gone */
-}
+static unsigned long next_seq;
 
-/* Fork the supervisor of one job and answer with its pid. */
-static void start(struct job *job)
+/* Take one whole request: answer it at once (the server's pid: every job's
+ * supervisor), then begin it; a begun run joins the batch. */
+static int take_request(char *data, size_t len, struct run **batch)
 {
-    pid_t pid = fork();
-    if (pid == 0) {
-        setsid();
-        signal(SIGCHLD, SIG_DFL); /* it waits for its job */
-        int null = open("/dev/null", O_RDWR);
-        if (null >= 0) {
-            dup2(null, 0);
-            dup2(null, 1);
-            if (null > 1)
-                close(null);
-        }
-        _exit(supervise(job));
+    struct run *r = calloc(1, sizeof *r);
+    char *req = r == NULL ? NULL : malloc(len);
+    if (req == NULL) {
+        free(r);
+        fputs("ajs3-supervise: out of memory\n", stderr);
+        exit(70);
     }
-    if (pid < 0)
-        reply("-%ld\n", errno);
-    else
-        reply("%ld\n", pid);
+    memcpy(req, data, len);
+    r->req = req;
+    r->seq = next_seq++;
+    r->claim = r->gate = r->errp = r->pidfd = -1;
+    r->streams[0] = r->streams[1] = (struct stream){-1, -1, 0, 0};
+    r->ids.supervisor_start = server_start;
+    for (int i = 0; i < 4; i++)
+        r->w[i] = (struct watch){r, (enum kind)(W_PID + i)};
+    if (parse_request(req, len, &r->job) < 0) {
+        free(req);
+        free(r);
+        return -1;
+    }
+    live++;
+    notice("%lu\n", (unsigned long)getpid());
+    if (begin(r) == 0) {
+        r->batch_next = *batch;
+        *batch = r;
+    }
+    return 0;
 }
 
-/* Read requests from stdin, fork a supervisor for each, answer with its pid. */
+static char *inbuf;
+static size_t in_cap = 1 << 16, in_have;
+
+/* Read what stdin holds and take every whole request in it. At its end (the daemon is
+ * gone) or at a malformed request, no more requests are read: the runs under way go
+ * on to their ends. */
+static void read_requests(struct run **batch)
+{
+    ssize_t n;
+    do {
+        if (in_have == in_cap) {
+            char *bigger = realloc(inbuf, in_cap * 2);
+            if (bigger == NULL)
+                goto stop;
+            inbuf = bigger;
+            in_cap *= 2;
+        }
+        n = read(0, inbuf + in_have, in_cap - in_have);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        goto stop;
+    in_have += (size_t)n;
+    size_t off = 0;
+    for (;;) {
+        char *nl = memchr(inbuf + off, '\n', in_have - off);
+        if (nl == NULL)
+            break;
+        char *endp;
+        unsigned long len = strtoul(inbuf + off, &endp, 10);
+        if (endp != nl || len > (64UL << 20)) {
+            fputs("ajs3-supervise: bad request from the daemon\n", stderr);
+            goto refuse;
+        }
+        size_t need = (size_t)(nl + 1 - (inbuf + off)) + len;
+        if (in_have - off < need) {
+            while (need > in_cap) {
+                char *bigger = realloc(inbuf, in_cap * 2);
+                if (bigger == NULL)
+                    goto stop;
+                inbuf = bigger;
+                in_cap *= 2;
+            }
+            break;
+        }
+        if (take_request(inbuf + off + (need - len), len, batch) < 0) {
+            fputs("ajs3-supervise: malformed request from the daemon\n", stderr);
+            goto refuse;
+        }
+        off += need;
+    }
+    memmove(inbuf, inbuf + off, in_have - off);
+    in_have -= off;
+    return;
+refuse:
+    requests_open = -1;
+    epoll_ctl(ep, EPOLL_CTL_DEL, 0, NULL);
+    return;
+stop:
+    requests_open = 0;
+    epoll_ctl(ep, EPOLL_CTL_DEL, 0, NULL);
+}
+
+static double monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double next_retry;
+
+static void free_finished(void)
+{
+    while (to_free != NULL) {
+        struct run *r = to_free;
+        to_free = r->next;
+        free(r->job.argv);
+        free(r->job.envp);
+        free(r->req);
+        free(r);
+    }
+}
+
+/* Serve until the daemon is gone and every run has ended; 2 after a malformed request. */
 static int serve(void)
 {
-    signal(SIGCHLD, SIG_IGN); /* supervisors are reaped by the kernel; the daemon
-                                 watches them through pidfds */
-    size_t cap = 1 << 16, have = 0, off = 0;
-    char *buf = malloc(cap);
-    if (buf == NULL)
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    inbuf = malloc(in_cap);
+    if (ep < 0 || inbuf == NULL)
         return 70;
-    for (;;) {
-        size_t need = 0; /* bytes from off that the next whole request needs */
-        char *nl = memchr(buf + off, '\n', have - off);
-        if (nl != NULL) {
-            char *endp;
-            unsigned long len = strtoul(buf + off, &endp, 10);
-            if (endp != nl || len > (64UL << 20)) {
-                fputs("ajs3-supervise: bad request from the daemon\n", stderr);
-                return 2;
-            }
-            need = (size_t)(nl + 1 - (buf + off)) + len;
-            if (have - off >= need) {
-                struct job job;
-                if (parse_request(nl + 1, len, &job) < 0) {
-                    fputs("ajs3-supervise: malformed request from the daemon\n", stderr);
-                    return 2;
+    fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
+    if (watch_fd(0, &requests_watch, EPOLLIN, EPOLL_CTL_ADD) < 0)
+        return 70;
+    if (start_sync_thread() < 0 || watch_fd(synced_fd, &synced_watch, EPOLLIN, EPOLL_CTL_ADD) < 0)
+        return 70;
+    struct epoll_event events[64];
+    while (requests_open == 1 || live > 0 || waiting_room != NULL) {
+        flush_notices();
+        int n = epoll_wait(ep, events, 64, waiting_room != NULL ? 1000 : -1);
+        if (n < 0 && errno != EINTR)
+            return 70;
+        struct run *batch = NULL;
+        for (int i = 0; i < n; i++) {
+            struct watch *w = events[i].data.ptr;
+            struct run *r = w->run;
+            if (r != NULL && r->finished)
+                continue; /* ended earlier in this round */
+            switch (w->kind) {
+            case W_REQUESTS:
+                read_requests(&batch);
+                break;
+            case W_NOTICES:
+                break; /* flushed at the top of the loop */
+            case W_SYNCED:
+                open_gates();
+                break;
+            case W_PID:
+                if (r->syncing) {
+                    /* killed at its gate: its end once its record is done with */
+                    unwatch_close(&r->pidfd);
+                    r->died_at_gate = 1;
+                } else {
+                    job_ended(r);
                 }
-                start(&job);
-                free(job.argv);
-                free(job.envp);
-                off += need;
-                continue;
+                break;
+            case W_ERR:
+                read_error(r, 0);
+                break;
+            case W_STDOUT:
+            case W_STDERR:
+                if (r->streams[w->kind - W_STDOUT].in >= 0)
+                    pump(r, w->kind - W_STDOUT);
+                break;
             }
         }
-        /* Not a whole request: keep what is left at the front and read more. */
-        memmove(buf, buf + off, have - off);
-        have -= off;
-        off = 0;
-        while (need > cap || have == cap) {
-            cap *= 2;
-            char *bigger = realloc(buf, cap);
-            if (bigger == NULL)
-                return 70;
-            buf = bigger;
+        flush_notices(); /* the answers: the daemon never waits for the fsync */
+        if (batch != NULL)
+            sync_batch(batch);
+        if (waiting_room != NULL && monotonic() >= next_retry) {
+            next_retry = monotonic() + 1.0;
+            struct run *retry = waiting_room;
+            waiting_room = NULL;
+            while (retry != NULL) {
+                struct run *r = retry;
+                retry = r->next;
+                record_end(r);
+            }
         }
-        ssize_t n = read(0, buf + have, cap - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return 0; /* the daemon closed the pipe: its supervisors live on */
-        have += (size_t)n;
+        free_finished();
     }
+    flush_notices(); /* what the pipe takes: a daemon still there sees the server end */
+    return requests_open == -1 ? 2 : 0;
 }
 
 int main(int argc, char **argv)
@@ -775,7 +1161,16 @@ int main(int argc, char **argv)
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
+    note_ignored_signals();
+    setsid(); /* the jobs' session: no signal to the daemon's group reaches it */
     close_inherited_fds();
+    /* Every running job holds a few descriptors here: take what the hard limit gives
+     * (each job gets the limit it would have had back). */
+    getrlimit(RLIMIT_NOFILE, &nofile_at_start);
+    struct rlimit raised = nofile_at_start;
+    raised.rlim_cur = raised.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &raised);
     host_identity(host, sizeof host);
+    server_start = start_time(getpid());
     return serve();
 }

@@ -5,8 +5,8 @@ Run by sshd as the forced command of a logical host's key (docs/exechosts.md)::
     command="ajs3 exechost serve --lhost-key LHOST",no-port-forwarding,no-pty,... KEY
 
 It answers the requests of :mod:`ajs3.exechost.protocol` on stdin/stdout. Jobs start
-exactly as local jobs do, under ``ajs3-supervise`` (ADR 0012): the claim
-(``started.json``) before exec, the end (``status.json``) never lost, each under
+exactly as local jobs do, under ``ajs3-supervise`` (ADR 0012, 0030): the claim
+(``started.json``) durable before exec, the end (``status.json``) written whole, each under
 ``<state>/<lhost>/jobs/<run-id>``; the session may end, the supervisors live on. A
 job's AJS3_VARS_OUT file is ``<state>/<lhost>/vars/<run-id>.out``, made as a local
 job's is (:mod:`ajs3.engine.runvars`), and read back with its output.
@@ -165,6 +165,7 @@ class Server:
                 continue
             ready.append((run_id, jobdir, spec))
         pids = self.runner.spawn_many([(jobdir, spec) for _, jobdir, spec in ready])
+        self.runner.take_ended()  # here ends are read from the records, when asked for
         # A supervisor claims its run within milliseconds: answer once they have, so
         # that the logical host rarely reads "absent" for a run it was told started.
         end = time.monotonic() + CLAIM_WAIT

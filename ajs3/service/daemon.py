@@ -69,6 +69,9 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
         self.notify: Notifications | None = None
         self.purger: Purger | None = None
         self.watched: set[int] = set()
+        #: the supervisor server whose notices are watched, and their descriptor
+        self.notices_of: object | None = None
+        self.notices: int | None = None
         #: the data directory and journal this daemon started with (AJS3-E209)
         self.mark: DataDirMark | None = None
         self.lost: AjsError | None = None
@@ -174,6 +177,7 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
                 if self._datadir_lost() is not None:
                     break
                 sched.check_timers()
+                self._unwatch_exited()
                 if self.disk_full is None or self._space_back():
                     try:
                         sched.step()
@@ -210,6 +214,8 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
                         tag.ready(key, mask)
                     elif tag == "watches":
                         sched.watches.readable()
+                    elif tag == "supervisor":
+                        sched.core.runner.read_notices()
                     elif tag == "signal":
                         with contextlib.suppress(BlockingIOError):
                             rsig.recv(4096)
@@ -255,10 +261,30 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
 
     def _watch_new(self) -> None:
         assert self.sched is not None
+        # First the supervisor server's notices (the ends of jobs), on a new server
+        # after one ended: its old descriptor may be closed and its number taken again.
+        runner = self.sched.core.runner
+        if runner.server is not self.notices_of:
+            if self.notices is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.sel.unregister(self.notices)
+                self.watched.discard(self.notices)
+            self.notices, self.notices_of = runner.notices(), runner.server
+            if self.notices is not None:
+                self.sel.register(self.notices, selectors.EVENT_READ, "supervisor")
         for fd in self.sched.by_fd:
             if fd >= 0 and fd not in self.watched:
                 self.sel.register(fd, selectors.EVENT_READ, str(fd))
                 self.watched.add(fd)
+
+    def _unwatch_exited(self) -> None:
+        """Pidfds of jobs whose end is known (told by the server, or found on disk) are
+        closed by the next step: out of the selector first."""
+        assert self.sched is not None
+        for fd in self.sched.core.exited:
+            if fd in self.watched:
+                self.sel.unregister(fd)
+                self.watched.discard(fd)
 
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGHUP:

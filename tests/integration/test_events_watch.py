@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lhost import FINAL, LogicalHost, wait_for
+from lhost import LogicalHost, wait_for
 
 
 def condition_defs(
@@ -304,8 +304,14 @@ def test_the_count_limit_is_honoured(lhost: LogicalHost, tmp_path: Path) -> None
     assert [fired for _, fired in seen] == [1, 1, 0]
     got = runs(lhost)
     assert len(got) == 2
+    ids = set()
     for run in got:
-        assert lhost.wait(run)["units"][0]["status"] in FINAL
+        units = lhost.wait(run)["units"]
+        # registered in the same step, with the same scheduled time: each job still
+        # has a run id (and a job directory) of its own, and ends on its own
+        assert [u["status"] for u in units] == ["ended_normally", "ended_normally"], units
+        ids.add(units[1]["run_id"])
+    assert len(ids) == 2
 
 
 def test_outside_the_valid_range_nothing_starts(lhost: LogicalHost, tmp_path: Path) -> None:

@@ -330,9 +330,8 @@ def test_kill_group_verifies_session_and_start_time(tmp_path: Path) -> None:
             message="the job exec'd",
         )
         os.kill(rec["supervisor_pid"], signal.SIGKILL)
-        wait_for(
-            lambda: not Path(f"/proc/{rec['supervisor_pid']}").exists(), message="supervisor gone"
-        )
+        assert runner.server is not None and runner.server.pid == rec["supervisor_pid"]
+        runner.server.wait(timeout=20)  # the supervisor server is this process's child
         assert not kill_group(
             rec["pgid"],
             0,

@@ -1,5 +1,5 @@
-"""The C supervisor and its server (ajs3-supervise), driven through the Runner the
-daemon uses: real processes, real files, no daemon."""
+"""The C supervisor server (ajs3-supervise), driven through the Runner the daemon uses:
+real processes, real files, no daemon."""
 
 from __future__ import annotations
 
@@ -32,16 +32,20 @@ def runner(tmp_path: Path) -> Iterator[Runner]:
     r.close()
 
 
-def wait_gone(pid: int, timeout: float = 10.0) -> None:
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        assert ready, f"supervisor {pid} still runs after {timeout} s"
-    finally:
-        os.close(fd)
+def wait_ended(runner: Runner, jobdirs: list[Path], timeout: float = 20.0) -> None:
+    """Until the server has told the end of each of these runs (as the daemon learns it)."""
+    want, seen = set(jobdirs), set()
+    end = time.monotonic() + timeout
+    while True:
+        seen.update(runner.take_ended())
+        if want <= seen:
+            return
+        fd = runner.notices()
+        assert fd is not None, "the supervisor server is gone"
+        left = end - time.monotonic()
+        assert left > 0, f"no end told for {sorted(str(j) for j in want - seen)}"
+        if select.select([fd], [], [], left)[0]:
+            runner.read_notices()
 
 
 def run_job(
@@ -54,7 +58,7 @@ def run_job(
     jobdir, spec = runner.make_spec(run_id, argv, env or ENV, cwd, None)
     (pid,) = runner.spawn_many([(jobdir, spec)])
     assert pid is not None and pid > 0
-    wait_gone(pid)
+    wait_ended(runner, [jobdir])
     return jobdir, runner.status(jobdir)
 
 
@@ -137,12 +141,28 @@ def test_many_requests_in_one_write(runner: Runner) -> None:
     ]
     pids = runner.spawn_many(items)
     assert len(pids) == 150 and all(p is not None and p > 0 for p in pids)
-    for pid in pids:
-        assert pid is not None
-        wait_gone(pid)
+    assert set(pids) == {runner.server_pid}  # one supervisor for them all
+    wait_ended(runner, [jobdir for jobdir, _ in items])
     for k, (jobdir, _) in enumerate(items):
         status = runner.status(jobdir)
         assert status is not None and status["exit_code"] == k % 7
+
+
+def test_the_server_outlives_its_daemon_until_its_last_job_ended(
+    runner: Runner, tmp_path: Path
+) -> None:
+    """The daemon gone (its end of the pipes closed), the server reads no more requests
+    but records the end of the jobs it started, then ends."""
+    jobdir, spec = runner.make_spec("o1", ["/bin/sh", "-c", "sleep 0.5; exit 4"], ENV, None, None)
+    (pid,) = runner.spawn_many([(jobdir, spec)])
+    assert pid is not None and pid > 0
+    server = runner.server
+    assert server is not None
+    runner.close()  # what the daemon's death does to the server's stdin and stdout
+    assert server.poll() is None, "the server left its job"
+    assert server.wait(timeout=20) == 0
+    status = runner.status(jobdir)
+    assert status is not None and status["exit_code"] == 4 and status["supervisor_pid"] == pid
 
 
 def test_a_voided_run_never_starts(runner: Runner, tmp_path: Path) -> None:
@@ -153,7 +173,7 @@ def test_a_voided_run_never_starts(runner: Runner, tmp_path: Path) -> None:
     assert runner.void(jobdir, "never started; restarted by epoch 2")
     (pid,) = runner.spawn_many([(jobdir, spec)])
     assert pid is not None and pid > 0
-    wait_gone(pid)
+    wait_ended(runner, [jobdir])  # told as over at once: not its run to start
     assert not marker.exists()
     assert runner.status(jobdir) is None
     started = runner.started(jobdir)
@@ -169,7 +189,7 @@ def test_void_loses_to_a_supervisor_that_claimed_first(runner: Runner) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert not runner.void(jobdir, "too late")
-    wait_gone(pid)
+    wait_ended(runner, [jobdir])
     status = runner.status(jobdir)
     assert status is not None and status["exit_code"] == 0
 
@@ -334,7 +354,7 @@ def test_a_job_directory_not_the_daemons_alone_runs_nothing(
     spec_dir, spec = runner.make_spec("d1", ["/bin/touch", str(marker)], ENV, None, None)
     (pid,) = runner.spawn_many([(spec_dir, spec)])
     assert pid is not None and pid > 0
-    wait_gone(pid)
+    wait_ended(runner, [spec_dir])
     assert not marker.exists()
     assert not list(elsewhere.iterdir())
     assert runner.started(jobdir) is None and runner.status(jobdir) is None
@@ -351,6 +371,6 @@ def test_the_start_record_names_the_jobs_start_time(runner: Runner) -> None:
     assert started["job_start"] == proc_starttime(started["job_pid"])
     assert started["job_start"] >= started["supervisor_start"]
     assert kill_group(started["pgid"], signal.SIGKILL, started)
-    wait_gone(pid)
+    wait_ended(runner, [jobdir])
     status = runner.status(jobdir)
     assert status is not None and status["job_start"] == started["job_start"]

@@ -107,15 +107,16 @@ def test_end_judgment_thresholds(code: int, status: Status) -> None:
 
 
 def test_run_ids_are_stable_and_distinct() -> None:
-    a = make_run_id("lh1", "/n/x", 1000.0, 1)
-    assert a == make_run_id("lh1", "/n/x", 1000.0, 1)
+    a = make_run_id("lh1", 7, "/n/x", 1000.0, 1)
+    assert a == make_run_id("lh1", 7, "/n/x", 1000.0, 1)
     others = {
-        make_run_id("lh2", "/n/x", 1000.0, 1),
-        make_run_id("lh1", "/n/y", 1000.0, 1),
-        make_run_id("lh1", "/n/x", 1001.0, 1),
-        make_run_id("lh1", "/n/x", 1000.0, 2),
+        make_run_id("lh2", 7, "/n/x", 1000.0, 1),
+        make_run_id("lh1", 8, "/n/x", 1000.0, 1),  # another run at the same time
+        make_run_id("lh1", 7, "/n/y", 1000.0, 1),
+        make_run_id("lh1", 7, "/n/x", 1001.0, 1),
+        make_run_id("lh1", 7, "/n/x", 1000.0, 2),
     }
-    assert a not in others and len(others) == 4
+    assert a not in others and len(others) == 5
 
 
 def test_status_groups_mean_what_they_say() -> None:

@@ -1,0 +1,181 @@
+"""The daemon's side of the supervisor server, ``ajs3-supervise --serve`` (supervise.c).
+
+One server per daemon is the supervisor of every job the daemon starts (ADR 0030): it
+answers each request (a length, a newline, NUL-ended fields: :func:`encode_request`)
+with its pid as soon as it has read it, numbers the requests from 0, and says
+``e NUMBER`` on the same pipe when that job's end is recorded. It leads a session of
+its own and outlives the daemon until its last job has ended; letting go of it
+(:meth:`SupervisorServer.close`) never stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from ajs3.engine import native
+from ajs3.errors import Code, ServiceError
+
+
+def supervisor_binary() -> Path:
+    """The ``ajs3-supervise`` binary; a clear error if it was never built."""
+    binary = native.path()
+    if not os.access(binary, os.X_OK):
+        raise ServiceError(
+            f"the job supervisor {binary} is missing: jobs cannot start",
+            code=Code.SUPERVISOR_MISSING,
+            hint="install ajs3 with `pip install .` (it compiles the supervisor and needs "
+            "a C compiler), or build it in a working tree with "
+            "`python -m ajs3.engine.native`",
+        )
+    return binary
+
+
+def encode_request(jobdir: Path, spec: dict[str, Any]) -> bytes:
+    """One request for the supervisor server: a length, a newline, NUL-ended fields
+    (see supervise.c). The spec comes from :meth:`Runner.make_spec`, which refused NUL
+    bytes in every field that can hold one."""
+    argv = [str(a) for a in spec["argv"]]
+    env = [f"{k}={v}" for k, v in spec["env"].items()]
+    uid, gid = spec.get("uid"), spec.get("gid")
+    fields = [
+        str(jobdir),
+        spec.get("run_id") or "",
+        spec.get("cwd") or "",
+        "" if uid is None else str(uid),
+        "" if gid is None else str(gid),
+        (spec.get("user") or "") if uid is not None else "",
+        str(spec.get("output_limit") or ""),
+        str(len(argv)),
+        *argv,
+        str(len(env)),
+        *env,
+    ]
+    body = b"\0".join(os.fsencode(f) for f in fields) + b"\0"
+    return b"%d\n" % len(body) + body
+
+
+class SupervisorServer:
+    """The supervisor server of one daemon (started at the first request, and again
+    after one ended), and what it told."""
+
+    def __init__(self, binary: Path) -> None:
+        self.binary = binary
+        self.process: subprocess.Popen[bytes] | None = None
+        #: what the server was asked to start, by request number, until it ended
+        self._asked: dict[int, Path] = {}
+        self._sent = 0
+        self._lines = b""
+        #: job directories whose end the server told and the daemon did not take yet
+        self._ended: list[Path] = []
+
+    def spawn_many(self, items: list[tuple[Path, dict[str, Any]]]) -> list[int | None]:
+        """Send each (jobdir, spec) to the supervisor server; the supervisor's pid (the
+        server's) for each.
+
+        All requests go to the server in one write and it answers each as it reads
+        it, before it forks (the claims of a batch are made durable together, after
+        the answers). A job that cannot start has its end recorded like any other
+        (``failed_to_start``). A request without an answer (the server died) is None:
+        whether its job started is then unknown, and it is never simply asked again
+        (that could run the job twice); the caller looks for the run's records instead.
+        """
+        if not items:
+            return []
+        payload = b"".join(encode_request(jobdir, spec) for jobdir, spec in items)
+        server = self._start()
+        first = self._sent
+        for k, (jobdir, _) in enumerate(items):
+            self._asked[first + k] = jobdir
+        self._sent += len(items)
+        pids: list[int | None] = []
+        try:
+            assert server.stdin is not None
+            server.stdin.write(payload)
+            server.stdin.flush()
+            while len(pids) < len(items):
+                lines = self._read_lines()
+                if lines is None:
+                    break
+                pids += lines
+        except (OSError, ValueError):
+            pass
+        if len(pids) < len(items):
+            self.close()
+            pids.extend([None] * (len(items) - len(pids)))
+        return pids[: len(items)]
+
+    def _read_lines(self) -> list[int | None] | None:
+        """Read once from the server (it blocks only when nothing was sent yet); the
+        answers read (pids), the ends told kept for :meth:`take_ended`. None at its end."""
+        assert self.process is not None and self.process.stdout is not None
+        data = os.read(self.process.stdout.fileno(), 65536)
+        if not data:
+            return None
+        *lines, self._lines = (self._lines + data).split(b"\n")
+        answers: list[int | None] = []
+        for line in lines:
+            if line.startswith(b"e "):
+                jobdir = self._asked.pop(int(line[2:]), None)
+                if jobdir is not None:
+                    self._ended.append(jobdir)
+            else:
+                answers.append(int(line))
+        return answers
+
+    def notices(self) -> int | None:
+        """The descriptor on which the server tells ends (select it for reading)."""
+        if self.process is None or self.process.stdout is None:
+            return None
+        return self.process.stdout.fileno()
+
+    def read_notices(self) -> None:
+        """The server's stdout is readable: take what it told (at its end, it is gone)."""
+        if self.process is None:
+            return
+        try:
+            if self._read_lines() is None:
+                self.close()
+        except (OSError, ValueError):
+            self.close()
+
+    def take_ended(self) -> list[Path]:
+        """The job directories whose end the server told since the last call."""
+        ended, self._ended = self._ended, []
+        return ended
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self.process is None or self.process.poll() is not None:
+            self.close()
+            self.process = subprocess.Popen(
+                [str(self.binary), "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+                cwd="/",
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            )
+        return self.process
+
+    def close(self) -> None:
+        """Let go of the supervisor server: it reads no more requests, and goes on
+        supervising the jobs it started until the last has ended (its end records are
+        what the daemon reads from then on)."""
+        server, self.process = self.process, None
+        self._asked.clear()
+        self._sent = 0
+        self._lines = b""
+        if server is None:
+            return
+        for stream in (server.stdin, server.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        server.poll()  # reaped if it has ended; else Popen reaps it later
