@@ -524,8 +524,21 @@ static void notice(const char *fmt, unsigned long value)
         while (cap < notices_len + (size_t)n)
             cap *= 2;
         char *bigger = realloc(notices, cap);
-        if (bigger == NULL)
-            return; /* the end is in status.json; the daemon finds it there */
+        if (bigger == NULL) {
+            /* Out of memory: tell nothing more and take no more requests. The daemon
+             * reads the end of the pipe (what it asked for unanswered is examined as
+             * after a restart); the jobs here go on, their ends are written, and the
+             * daemon collects them when this server ends (its pidfds). */
+            fputs("ajs3-supervise: out of memory: no more requests\n", stderr);
+            notices_gone = 1;
+            notices_len = 0;
+            close(1);
+            if (requests_open == 1) {
+                requests_open = -1;
+                epoll_ctl(ep, EPOLL_CTL_DEL, 0, NULL);
+            }
+            return;
+        }
         notices = bigger;
         notices_cap = cap;
     }
@@ -651,7 +664,9 @@ static void job_ended(struct run *r)
         if (r->streams[i].in < 0)
             continue;
         fcntl(r->streams[i].in, F_SETFL, fcntl(r->streams[i].in, F_GETFL) | O_NONBLOCK);
-        while (r->streams[i].in >= 0 && pump(r, i))
+        /* What the pipe holds now, and no more: a process the job left behind that
+         * keeps writing must not hold the server here. */
+        for (int reads = 0; reads < 64 && r->streams[i].in >= 0 && pump(r, i); reads++)
             ;
         /* A process the job left behind that writes later gets EPIPE. */
         unwatch_close(&r->streams[i].in);
