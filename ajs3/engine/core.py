@@ -62,9 +62,6 @@ class Core:
         #: job directory -> the key in ``by_fd`` of its run (the server tells ends by
         #: job directory: ajs3.engine.runner)
         self.by_jobdir: dict[Path, int] = {}
-        #: when to look again for the ends of jobs whose supervisor is not this
-        #: daemon's server (re-adopted after a restart)
-        self.adopted_look = 0.0
         self._gone = 0
         #: why a job being killed is killed, by unit run id (see :mod:`ajs3.engine.collect`)
         self.kill_codes: dict[int, ReasonCode] = {}

@@ -58,6 +58,8 @@ class Scheduler:
         self.journal = journal
         self.settings = settings
         self.clock = clock
+        #: when to look again for the end records of re-adopted jobs
+        self._adopted_look = 0.0
         self.dispatch = Dispatcher(core)
         doubt = InDoubt(core, self.dispatch)
         self.collector = Collector(core, doubt)
@@ -396,29 +398,25 @@ class Scheduler:
             if fd is not None and fd not in core.exited:
                 core.exited.append(fd)
 
+    def _adopted(self) -> list[rn.Tracked]:
+        """Jobs re-adopted after a restart: on this node, under the server of an
+        earlier daemon, which tells nobody of their ends."""
+        ours = self.core.runner.server_pid
+        return [t for t in self.core.tracked.values() if t.host is None and t.pid != ours]
+
     def look_for_adopted_ends(self) -> None:
-        """Jobs re-adopted after a restart run under the server of an earlier daemon,
-        which tells nobody of their ends: look for their end records once a second."""
+        """Look for the end records of re-adopted jobs, once a second."""
         core = self.core
         now = self.clock()
-        if now < core.adopted_look:
+        if now < self._adopted_look:
             return
-        core.adopted_look = now + ADOPTED_LOOK
-        ours = core.runner.server_pid
-        for t in core.tracked.values():
-            if (
-                t.host is None
-                and t.pid != ours
-                and t.pidfd not in core.exited
-                and os.path.lexists(t.jobdir / dd.STATUS)
-            ):
+        self._adopted_look = now + ADOPTED_LOOK
+        for t in self._adopted():
+            if t.pidfd not in core.exited and os.path.lexists(t.jobdir / dd.STATUS):
                 core.exited.append(t.pidfd)
 
     def adopted_wake(self) -> float | None:
-        ours = self.core.runner.server_pid
-        if any(t.host is None and t.pid != ours for t in self.core.tracked.values()):
-            return self.core.adopted_look
-        return None
+        return self._adopted_look if self._adopted() else None
 
     def check_timers(self) -> None:
         self.collector.check_timers()

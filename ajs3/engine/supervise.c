@@ -720,7 +720,6 @@ static int begin(struct run *r)
         goto gone; /* voided by a daemon: not ours to run */
     /* The output files, opened as the daemon's user, never followed if a link. */
     const char *names[2] = {"stdout", "stderr"};
-    int outp[2][2], gate[2], errp[2];
     for (int i = 0; i < 2; i++) {
         r->streams[i].out = openat(job->dirfd, names[i],
                                    O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
@@ -730,41 +729,31 @@ static int begin(struct run *r)
             return -1;
         }
     }
-    if (pipe2(outp[0], O_CLOEXEC) < 0) {
-        record_failure(r, "pipe");
-        return -1;
-    }
-    if (pipe2(outp[1], O_CLOEXEC) < 0) {
-        record_failure(r, "pipe");
-        close(outp[0][0]);
-        close(outp[0][1]);
-        return -1;
-    }
-    r->streams[0].in = outp[0][0];
-    r->streams[1].in = outp[1][0];
-    if (pipe2(gate, O_CLOEXEC) < 0) {
-        close(outp[0][1]);
-        close(outp[1][1]);
-        record_failure(r, "pipe");
-        return -1;
-    }
-    if (pipe2(errp, O_CLOEXEC) < 0) {
-        close(outp[0][1]);
-        close(outp[1][1]);
-        close(gate[0]);
-        close(gate[1]);
-        record_failure(r, "pipe");
-        return -1;
+    /* The job's stdout and stderr, its gate and its error pipe: [0] is the read end. */
+    int pipes[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+    for (int i = 0; i < 4; i++) {
+        if (pipe2(pipes[i], O_CLOEXEC) < 0) {
+            int saved = errno;
+            for (int k = 0; k < i; k++) {
+                close(pipes[k][0]);
+                close(pipes[k][1]);
+            }
+            errno = saved;
+            record_failure(r, "pipe");
+            return -1;
+        }
     }
     pid_t pid = fork();
     if (pid == 0)
-        become_job(job, gate[0], errp[1], outp[0][1], outp[1][1]);
-    close(gate[0]);
-    close(errp[1]);
-    close(outp[0][1]);
-    close(outp[1][1]);
-    r->gate = gate[1];
-    r->errp = errp[0];
+        become_job(job, pipes[2][0], pipes[3][1], pipes[0][1], pipes[1][1]);
+    close(pipes[0][1]);
+    close(pipes[1][1]);
+    close(pipes[2][0]);
+    close(pipes[3][1]);
+    r->streams[0].in = pipes[0][0];
+    r->streams[1].in = pipes[1][0];
+    r->gate = pipes[2][1];
+    r->errp = pipes[3][0];
     if (pid < 0) {
         record_failure(r, "fork");
         return -1;
@@ -1012,6 +1001,19 @@ static int take_request(char *data, size_t len, struct run **batch)
 static char *inbuf;
 static size_t in_cap = 1 << 16, in_have;
 
+/* Make the request buffer hold at least `size` bytes: 0, or -1 out of memory. */
+static int grow_input(size_t size)
+{
+    while (in_cap < size) {
+        char *bigger = realloc(inbuf, in_cap * 2);
+        if (bigger == NULL)
+            return -1;
+        inbuf = bigger;
+        in_cap *= 2;
+    }
+    return 0;
+}
+
 /* Read what stdin holds and take every whole request in it. At its end (the daemon is
  * gone) or at a malformed request, no more requests are read: the runs under way go
  * on to their ends. */
@@ -1019,13 +1021,8 @@ static void read_requests(struct run **batch)
 {
     ssize_t n;
     do {
-        if (in_have == in_cap) {
-            char *bigger = realloc(inbuf, in_cap * 2);
-            if (bigger == NULL)
-                goto stop;
-            inbuf = bigger;
-            in_cap *= 2;
-        }
+        if (grow_input(in_have + 1) < 0)
+            goto stop;
         n = read(0, inbuf + in_have, in_cap - in_have);
     } while (n < 0 && errno == EINTR);
     if (n <= 0)
@@ -1044,13 +1041,8 @@ static void read_requests(struct run **batch)
         }
         size_t need = (size_t)(nl + 1 - (inbuf + off)) + len;
         if (in_have - off < need) {
-            while (need > in_cap) {
-                char *bigger = realloc(inbuf, in_cap * 2);
-                if (bigger == NULL)
-                    goto stop;
-                inbuf = bigger;
-                in_cap *= 2;
-            }
+            if (grow_input(need) < 0)
+                goto stop;
             break;
         }
         if (take_request(inbuf + off + (need - len), len, batch) < 0) {

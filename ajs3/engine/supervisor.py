@@ -108,7 +108,7 @@ class SupervisorServer:
             pids.extend([None] * (len(items) - len(pids)))
         return pids[: len(items)]
 
-    def _read_lines(self) -> list[int | None] | None:
+    def _read_lines(self) -> list[int] | None:
         """Read once from the server (it blocks only when nothing was sent yet); the
         answers read (pids), the ends told kept for :meth:`take_ended`. None at its end."""
         assert self.process is not None and self.process.stdout is not None
@@ -116,7 +116,7 @@ class SupervisorServer:
         if not data:
             return None
         *lines, self._lines = (self._lines + data).split(b"\n")
-        answers: list[int | None] = []
+        answers: list[int] = []
         for line in lines:
             if line.startswith(b"e "):
                 jobdir = self._asked.pop(int(line[2:]), None)

@@ -268,7 +268,6 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
             if self.notices is not None:
                 with contextlib.suppress(KeyError, ValueError):
                     self.sel.unregister(self.notices)
-                self.watched.discard(self.notices)
             self.notices, self.notices_of = runner.notices(), runner.server
             if self.notices is not None:
                 self.sel.register(self.notices, selectors.EVENT_READ, "supervisor")
