@@ -135,20 +135,26 @@ class Evaluator:
                     changed |= self._evaluate_jobnet(state, net, now, launches)
 
     def _nested_limit(
-        self, state: RunState, path: str, launching: set[int], running: int, limit: int | None
+        self,
+        state: RunState,
+        path: str,
+        launching: dict[int, str],
+        running: int,
+        limit: int | None,
     ) -> tuple[int, int | None]:
-        """The first nested jobnet around ``path`` whose concurrency limit is reached."""
+        """The first nested jobnet around ``path`` whose concurrency limit is reached.
+        ``launching``: the jobs of this run chosen in this evaluation, id to path."""
         for net in state.ancestors(path)[:-1]:  # the root's limit is ``state.running``
             net_limit = state.units[net].concurrency
             if net_limit is None:
                 continue
             prefix = net + "/"
-            busy = sum(
+            # The running jobs and those being launched: a few, where the run may hold
+            # thousands of unit runs.
+            busy = sum(1 for p in state.running_jobs.values() if p.startswith(prefix)) + sum(
                 1
-                for p, u in state.urs.items()
-                if p.startswith(prefix)
-                and u.kind is UnitKind.JOB
-                and (u.status is Status.RUNNING or u.id in launching)
+                for i, p in launching.items()
+                if p.startswith(prefix) and i not in state.running_jobs
             )
             if busy >= net_limit:
                 return busy, net_limit
@@ -161,7 +167,7 @@ class Evaluator:
         blocked: set[str],
         now: float,
         pending_launch: int,
-        launching: set[int] | None = None,
+        launching: dict[int, str] | None = None,
     ) -> Decision:
         """The readiness rules of a unit below the root."""
         unit = state.units[path]
@@ -174,7 +180,7 @@ class Evaluator:
         parent = state.urs[parent_path] if parent_path else None
         running, limit = state.running, state.root.concurrency
         if unit.kind is UnitKind.JOB and (limit is None or running < limit):
-            running, limit = self._nested_limit(state, path, launching or set(), running, limit)
+            running, limit = self._nested_limit(state, path, launching or {}, running, limit)
         return decide(
             unit,
             ur,
@@ -199,7 +205,7 @@ class Evaluator:
         journal = self.core.journal
         changed = False
         blocked: set[str] = set()
-        launching = {ur.id for _, ur in launches}
+        launching = {ur.id: ur.path for st, ur in launches if st is state}
         children = state.children[net]
         for path in children:
             ur = state.urs[path]
@@ -226,7 +232,7 @@ class Evaluator:
                     if not self.core.stopping:
                         launches.append((state, ur))
                         state.running += 1
-                        launching.add(ur.id)
+                        launching[ur.id] = ur.path
                 elif unit.kind is UnitKind.JUDGE:
                     preds = state.preds[path]
                     pred = state.urs[preds[0]] if preds else None
@@ -271,7 +277,7 @@ class Evaluator:
         return changed
 
     def _jobnet_complete(
-        self, state: RunState, net: str, blocked: set[str], launching: set[int]
+        self, state: RunState, net: str, blocked: set[str], launching: dict[int, str]
     ) -> bool:
         for path in state.children[net]:
             ur = state.urs[path]

@@ -44,8 +44,8 @@ class RunState:
     jobnets: list[str] = field(default_factory=list)
     #: Jobs running (or being launched) in this run, as counted for one evaluation.
     running: int = 0
-    #: Ids of the job runs whose status is RUNNING (kept by :meth:`note`).
-    running_jobs: set[int] = field(default_factory=set)
+    #: The job runs whose status is RUNNING, id to path (kept by :meth:`note`).
+    running_jobs: dict[int, str] = field(default_factory=dict)
     #: Paths of the units waiting for a time of their own (a retry's not_before).
     timed: set[str] = field(default_factory=set)
     #: When something in this run next becomes due by time alone.
@@ -82,9 +82,9 @@ class RunState:
     def note(self, ur: UnitRun) -> None:
         """Keep the running and timed sets in line with a unit run's status."""
         if ur.kind is UnitKind.JOB and ur.status is Status.RUNNING:
-            self.running_jobs.add(ur.id)
+            self.running_jobs[ur.id] = ur.path
         else:
-            self.running_jobs.discard(ur.id)
+            self.running_jobs.pop(ur.id, None)
         if ur.status is Status.WAITING and ur.not_before is not None:
             self.timed.add(ur.path)
         else:
