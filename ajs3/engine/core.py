@@ -62,6 +62,9 @@ class Core:
         #: job directory -> the key in ``by_fd`` of its run (the server tells ends by
         #: job directory: ajs3.engine.runner)
         self.by_jobdir: dict[Path, int] = {}
+        #: runs whose supervisor server ended without a whole start record of theirs:
+        #: for the recovery table at this step (ajs3.engine.collect)
+        self.unclaimed: list[tuple[RunState, UnitRun]] = []
         self._gone = 0
         #: why a job being killed is killed, by unit run id (see :mod:`ajs3.engine.collect`)
         self.kill_codes: dict[int, ReasonCode] = {}

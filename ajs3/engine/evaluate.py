@@ -16,6 +16,7 @@ from ajs3.engine.readiness import (
     Action,
     Check,
     Decision,
+    Outcome,
     decide,
     decide_root,
     earlier_runs_running,
@@ -216,6 +217,14 @@ class Evaluator:
             if ur.status not in EVALUATED or ur.id in launching:
                 continue
             unit = state.units[path]
+            if self._waits_for_predecessor(state, path, unit, blocked):
+                continue
+            if (
+                unit.kind is UnitKind.JOB
+                and not state.preds[path]
+                and self._no_slot(state, path, launching, len(launches))
+            ):
+                continue  # decide() would say WAIT (a concurrency limit is reached)
             d = self.decide(state, path, blocked, now, len(launches), launching)
             if d.action is Action.BLOCKED:
                 blocked.add(path)
@@ -275,6 +284,37 @@ class Evaluator:
             self._end_jobnet(state, net, blocked, now)
             changed = True
         return changed
+
+    @staticmethod
+    def _waits_for_predecessor(state: RunState, path: str, unit: Unit, blocked: set[str]) -> bool:
+        """Whether the relation rule alone makes the unit wait (a predecessor has not
+        ended): :meth:`decide` would then say WAIT whatever the other rules say. Much
+        cheaper to find out, and asked of every waiting unit at every step (a chain of
+        N jobs asks it N times per job)."""
+        if unit.kind is UnitKind.OR:
+            return False
+        pending = False
+        for p in state.preds[path]:
+            found = outcome(state.units[p], state.urs[p], p in blocked)
+            if found is Outcome.PENDING:
+                pending = True
+            elif (found is Outcome.ABNORMAL or found is Outcome.BLOCKED) and not unit.recovery:
+                return False  # blocked for good: decide() says so
+        return pending
+
+    def _no_slot(
+        self, state: RunState, path: str, launching: dict[int, str], pending_launch: int
+    ) -> bool:
+        """Whether a concurrency limit that :meth:`decide` applies to the job at ``path``
+        is reached: its run's, a nested jobnet's around it, or the logical host's."""
+        running, limit = state.running, state.root.concurrency
+        if limit is not None and running >= limit:
+            return True
+        running, limit = self._nested_limit(state, path, launching, running, limit)
+        if limit is not None and running >= limit:
+            return True
+        host_limit = self.core.settings.host_concurrency
+        return host_limit is not None and len(self.core.tracked) + pending_launch >= host_limit
 
     def _jobnet_complete(
         self, state: RunState, net: str, blocked: set[str], launching: dict[int, str]

@@ -20,6 +20,8 @@ from ajs3.engine.dispatch import Dispatcher
 from ajs3.engine.indoubt import InDoubt
 from ajs3.engine.recovery import Facts, Record, Verdict
 from ajs3.engine.runstate import RunState
+from ajs3.errors import AjsError
+from ajs3.journal.files import DiskFull
 from ajs3.journal.store import UnitRun
 from ajs3.model import ReasonCode, StartMode, Status, UnitKind
 
@@ -100,6 +102,7 @@ class Reconciler:
                 core.journal.set_status(
                     ur, Status.WAITING, row.code, "recorded but never started; restarted"
                 )
+                core.dirty.add(state.run.id)  # evaluated again: it may start now
             case Verdict.ADOPT:
                 assert started is not None
                 self.dispatch.track(
@@ -121,6 +124,19 @@ class Reconciler:
                 self.doubt.apply(state, ur, row.code, self._why(row.code, started))
             case Verdict.CLAIM:  # pragma: no cover - a claim always ends in another row
                 raise AssertionError("claimed twice")
+
+    def recover_unclaimed(self, state: RunState, ur: UnitRun) -> None:
+        """A run whose supervisor server ended, or told its end, with no whole start
+        record and no end (ADR 0031): the table decides as after a restart (claimed
+        by the daemon, it never started and starts again). A run directory that cannot
+        even be claimed (not the daemon's, or the disk refuses it) leaves it in doubt."""
+        try:
+            self.recover_job(state, ur, StartMode.HOT)
+        except DiskFull:
+            raise
+        except (OSError, AjsError) as exc:
+            why = f"its supervisor recorded no start, and its run could not be claimed: {exc}"
+            self.doubt.apply(state, ur, ReasonCode.SUPERVISOR_DIED, why)
 
     def _facts(self, status_file: bool, started: dict[str, Any] | None, mode: StartMode) -> Facts:
         if started is None:

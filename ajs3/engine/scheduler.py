@@ -255,6 +255,9 @@ class Scheduler:
             with self.journal.transaction():
                 for fd in exited:
                     self.collector.handle_exit(fd)
+                unclaimed, core.unclaimed = core.unclaimed, []
+                for unclaimed_run, ur in unclaimed:
+                    self.reconciler.recover_unclaimed(unclaimed_run, ur)
                 if not core.stopping:
                     self.register_due(now)
                     self.watches.check(now)

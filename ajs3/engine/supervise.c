@@ -1,17 +1,20 @@
 /*
  * ajs3-supervise: the supervisor of every job of a daemon (ADR 0001, 0012, 0030).
  *
- * The daemon starts it once, as `ajs3-supervise --serve`, and writes one request per
- * job to its stdin: a decimal length, a newline, then that many bytes of NUL-ended
- * strings:
+ * The daemon starts it once, as `ajs3-supervise --serve --ends-only`, and writes one
+ * request per job to its stdin: a decimal length, a newline, then that many bytes of
+ * NUL-ended strings:
  *
  *   JOBDIR RUN_ID CWD UID GID USER LIMIT ARGC ARG... ENVC NAME=VALUE...
  *
  * (CWD, UID, GID and USER may be empty: no chdir, no change of user; LIMIT is the
- * output limit in bytes, empty or 0 for none). It answers each request on stdout as
- * soon as it has read it, with its own pid (the supervisor of the job) and a newline,
- * and numbers the requests from 0; when a job's end is recorded, or its run turned
- * out not to be its to start, it says "e NUMBER". It leads a session of its own, so
+ * output limit in bytes, empty or 0 for none). It numbers the requests from 0; when a
+ * job's end is recorded, or its run turned out not to be its to start, it says
+ * "e NUMBER" and a newline on stdout. It answers nothing else (ADR 0031: the daemon
+ * does not wait for the server; a request the server never took up leaves no start
+ * record, and the daemon finds that once the server has ended). Started as
+ * `--serve` alone, as daemons before ADR 0031 did, it also answers each request as it
+ * reads it, with its own pid and a newline. It leads a session of its own, so
  * that no signal meant for the daemon's process group reaches it, and outlives the
  * daemon: at the end of its stdin (the daemon is gone) it reads no more requests and
  * goes on until the last of its jobs has ended and its end is recorded
@@ -512,7 +515,7 @@ static void flush_notices(void)
     }
 }
 
-/* Queue one line for the daemon: "PID" answers a request, "e SEQ" tells an end. */
+/* Queue one line for the daemon: "e SEQ" tells an end ("PID" answers a request). */
 static void notice(const char *fmt, unsigned long value)
 {
     char line[48];
@@ -526,9 +529,8 @@ static void notice(const char *fmt, unsigned long value)
         char *bigger = realloc(notices, cap);
         if (bigger == NULL) {
             /* Out of memory: tell nothing more and take no more requests. The daemon
-             * reads the end of the pipe (what it asked for unanswered is examined as
-             * after a restart); the jobs here go on, their ends are written, and the
-             * daemon collects them when this server ends (its pidfds). */
+             * reads the end of the pipe; the jobs here go on, their ends are written,
+             * and the daemon collects them when this server ends (its pidfds). */
             fputs("ajs3-supervise: out of memory: no more requests\n", stderr);
             notices_gone = 1;
             notices_len = 0;
@@ -964,9 +966,10 @@ bad:
 }
 
 static unsigned long next_seq;
+static int answer_requests = 1; /* `--serve` alone: an older daemon waits for answers */
 
-/* Take one whole request: answer it at once (the server's pid: every job's
- * supervisor), then begin it; a begun run joins the batch. */
+/* Take one whole request (answered at once with the server's pid if asked for), then
+ * begin it; a begun run joins the batch. */
 static int take_request(char *data, size_t len, struct run **batch)
 {
     struct run *r = calloc(1, sizeof *r);
@@ -990,7 +993,8 @@ static int take_request(char *data, size_t len, struct run **batch)
         return -1;
     }
     live++;
-    notice("%lu\n", (unsigned long)getpid());
+    if (answer_requests)
+        notice("%lu\n", (unsigned long)getpid());
     if (begin(r) == 0) {
         r->batch_next = *batch;
         *batch = r;
@@ -1136,7 +1140,7 @@ static int serve(void)
                 break;
             }
         }
-        flush_notices(); /* the answers: the daemon never waits for the fsync */
+        flush_notices(); /* the ends of this round: no wait for the fsync */
         if (batch != NULL)
             sync_batch(batch);
         if (waiting_room != NULL && monotonic() >= next_retry) {
@@ -1157,13 +1161,15 @@ static int serve(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2 || strcmp(argv[1], "--serve") != 0) {
-        fputs("usage: ajs3-supervise --serve\n"
+    int ends_only = argc == 3 && strcmp(argv[2], "--ends-only") == 0;
+    if ((argc != 2 && !ends_only) || strcmp(argv[1], "--serve") != 0) {
+        fputs("usage: ajs3-supervise --serve [--ends-only]\n"
               "(the ajs3 daemon starts it and sends it the jobs to start; "
               "not meant to be run by hand)\n",
               stderr);
         return 2;
     }
+    answer_requests = !ends_only;
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);

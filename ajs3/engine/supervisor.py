@@ -1,11 +1,13 @@
 """The daemon's side of the supervisor server, ``ajs3-supervise --serve`` (supervise.c).
 
 One server per daemon is the supervisor of every job the daemon starts (ADR 0030): it
-answers each request (a length, a newline, NUL-ended fields: :func:`encode_request`)
-with its pid as soon as it has read it, numbers the requests from 0, and says
-``e NUMBER`` on the same pipe when that job's end is recorded. It leads a session of
-its own and outlives the daemon until its last job has ended; letting go of it
-(:meth:`SupervisorServer.close`) never stops it.
+numbers the requests (a length, a newline, NUL-ended fields: :func:`encode_request`)
+from 0 and says ``e NUMBER`` on its stdout when that job's end is recorded. The
+daemon does not wait for it (ADR 0031): a request is the server's once written, and
+one the server never took up (it died first) leaves no start record, which the daemon
+looks for when the server has ended (:meth:`ajs3.engine.collect.Collector.handle_exit`).
+It leads a session of its own and outlives the daemon until its last job has ended;
+letting go of it (:meth:`SupervisorServer.close`) never stops it.
 """
 
 from __future__ import annotations
@@ -74,14 +76,14 @@ class SupervisorServer:
 
     def spawn_many(self, items: list[tuple[Path, dict[str, Any]]]) -> list[int | None]:
         """Send each (jobdir, spec) to the supervisor server; the supervisor's pid (the
-        server's) for each.
+        server's) for each, without waiting for the server (ADR 0031).
 
-        All requests go to the server in one write and it answers each as it reads
-        it, before it forks (the claims of a batch are made durable together, after
-        the answers). A job that cannot start has its end recorded like any other
-        (``failed_to_start``). A request without an answer (the server died) is None:
-        whether its job started is then unknown, and it is never simply asked again
-        (that could run the job twice); the caller looks for the run's records instead.
+        All requests go to the server in one write (the claims of a batch are made
+        durable together). A job that cannot start has its end recorded like any other
+        (``failed_to_start``). If the write fails (the server died), each is None:
+        the server may have read some, so whether a job started is unknown, and it is
+        never simply asked again (that could run it twice); the caller looks for the
+        run's records instead.
         """
         if not items:
             return []
@@ -91,40 +93,29 @@ class SupervisorServer:
         for k, (jobdir, _) in enumerate(items):
             self._asked[first + k] = jobdir
         self._sent += len(items)
-        pids: list[int | None] = []
         try:
             assert server.stdin is not None
             server.stdin.write(payload)
             server.stdin.flush()
-            while len(pids) < len(items):
-                lines = self._read_lines()
-                if lines is None:
-                    break
-                pids += lines
         except (OSError, ValueError):
-            pass
-        if len(pids) < len(items):
             self.close()
-            pids.extend([None] * (len(items) - len(pids)))
-        return pids[: len(items)]
+            return [None] * len(items)
+        return [server.pid] * len(items)
 
-    def _read_lines(self) -> list[int] | None:
-        """Read once from the server (it blocks only when nothing was sent yet); the
-        answers read (pids), the ends told kept for :meth:`take_ended`. None at its end."""
+    def _read_lines(self) -> bool:
+        """Read once from the server; the ends told are kept for :meth:`take_ended`.
+        False at its end."""
         assert self.process is not None and self.process.stdout is not None
         data = os.read(self.process.stdout.fileno(), 65536)
         if not data:
-            return None
+            return False
         *lines, self._lines = (self._lines + data).split(b"\n")
-        answers: list[int] = []
         for line in lines:
             if line.startswith(b"e "):
                 jobdir = self._asked.pop(int(line[2:]), None)
                 if jobdir is not None:
                     self._ended.append(jobdir)
-            else:
-                answers.append(int(line))
-        return answers
+        return True
 
     def notices(self) -> int | None:
         """The descriptor on which the server tells ends (select it for reading)."""
@@ -137,7 +128,7 @@ class SupervisorServer:
         if self.process is None:
             return
         try:
-            if self._read_lines() is None:
+            if not self._read_lines():
                 self.close()
         except (OSError, ValueError):
             self.close()
@@ -155,7 +146,7 @@ class SupervisorServer:
         if self.process is None or self.process.poll() is not None:
             self.close()
             self.process = subprocess.Popen(
-                [str(self.binary), "--serve"],
+                [str(self.binary), "--serve", "--ends-only"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 close_fds=True,

@@ -20,6 +20,7 @@ import pytest
 
 from ajs3.engine import native
 from ajs3.engine.runner import Runner, kill_group, proc_starttime
+from ajs3.engine.supervisor import encode_request
 from ajs3.settings import Settings
 
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -226,6 +227,24 @@ def test_server_ends_quietly_on_a_request_cut_short() -> None:
         check=False,
     )
     assert done.returncode == 0 and done.stdout == b"" and done.stderr == b""
+
+
+@pytest.mark.parametrize("ends_only", [True, False])
+def test_server_answers_requests_only_as_an_older_daemon_needs(
+    tmp_path: Path, ends_only: bool
+) -> None:
+    """`--serve --ends-only` (the daemon's, ADR 0031) tells the ends alone; `--serve`
+    also answers each request with the server's pid, which a daemon from before waits
+    for (a server started by it after an upgrade of the binary)."""
+    runner = Runner(tmp_path, Settings("lh1", tmp_path, allow_root_jobs=True))
+    jobdir, spec = runner.make_spec("a1", ["/bin/true"], ENV, None, None)
+    argv = [str(native.path()), "--serve", *(["--ends-only"] if ends_only else [])]
+    server = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    out, _ = server.communicate(encode_request(jobdir, spec), timeout=20)
+    assert server.returncode == 0
+    assert out == (b"e 0\n" if ends_only else b"%d\ne 0\n" % server.pid)
+    status = runner.status(jobdir)
+    assert status is not None and status["exit_code"] == 0
 
 
 def test_server_usage() -> None:

@@ -160,3 +160,60 @@ def test_supervisors_killed_at_random_leave_jobs_in_doubt_never_twice(
     # Over ten rounds the kills did land while jobs ran, for both policies.
     assert killed_total >= ROUNDS
     assert in_doubt["fail"] > 0 and in_doubt["rerun"] > 0, in_doubt
+
+
+def test_a_request_the_server_never_read_starts_once_under_the_next_attempt(
+    make_lhost: Any, tmp_path: Path
+) -> None:
+    """The daemon does not wait for the server (ADR 0031). A request written to a server
+    that dies before it reads it leaves no start record: the job never started, so even
+    under policy ``fail`` it is not in doubt; the daemon claims the run (a void record)
+    and the job starts under the next attempt, once."""
+    host = make_lhost("unread")
+    ledger = tmp_path / "ledger.txt"
+    host.start()
+    host.define(
+        f"""group: /u
+jobnets:
+  - name: warm
+    units:
+      - {{name: job, command: [/bin/true]}}
+  - name: late
+    units:
+      - name: job
+        on_failover: fail
+        script: 'echo "start $AJS3_RUN_ID $AJS3_ATTEMPT" >> {ledger}'
+"""
+    )
+    host.wait(host.entry("/u/warm"))  # the server is up
+    daemon = host.daemon_pid()
+    assert daemon is not None
+    name = native.BINARY[:15]
+    (server,) = [p for p in psutil.Process(daemon).children() if p.name() == name]
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        run = host.entry("/u/late")
+        end = time.monotonic() + 30
+        while host.units(run)["/u/late/job"]["status"] != "running":
+            assert time.monotonic() < end, "the job's start was never recorded"
+            time.sleep(0.05)
+        # The request follows the commit of its intent at once; whether it was written
+        # before the kill or not, the server never reads it, and either way the run
+        # was never claimed by a supervisor.
+        time.sleep(0.5)
+    finally:
+        os.kill(server.pid, signal.SIGKILL)
+    data = host.wait(run)
+    (job,) = [u for u in data["units"] if u["kind"] == "job"]
+    assert job["status"] == "ended_normally" and job["attempt"] == 2, job
+    lines = ledger.read_text().split("\n")
+    assert lines == [f"start {job['run_id']} 2", ""], lines
+    codes = [
+        code
+        for (code,) in host.journal_query(
+            "SELECT e.code FROM events e JOIN unit_runs u ON u.id = e.unit_run"
+            " WHERE u.jobnet_run = ? AND e.code IN ('never-started', 'supervisor-died')",
+            (run,),
+        )
+    ]
+    assert codes == ["never-started"], codes
