@@ -16,9 +16,13 @@ from ajs3.definitions.units import Unit
 from ajs3.engine import runner as rn
 from ajs3.engine import runvars
 from ajs3.engine.core import Core
+from ajs3.engine.jobenv import JobUser
 from ajs3.engine.runstate import RunState
 from ajs3.journal.store import UnitRun
 from ajs3.model import ReasonCode, Status
+
+#: Starts sent to the supervisor server in one write, at most.
+SEND_EVERY = 16
 
 
 def make_run_id(lhost: str, run: int, path: str, scheduled_at: float, attempt: int) -> str:
@@ -105,22 +109,51 @@ class Dispatcher:
     ) -> list[tuple[RunState, UnitRun]]:
         """Start the supervisors of runs whose intent is committed (rule 1).
 
-        Returns the runs the supervisor server did not answer for (it died mid-batch):
+        Returns the runs whose requests could not be written (the server is gone):
         whether they started is not known, and they must be examined as after a restart.
+        The server's answer is not waited for (ADR 0031).
         """
         core = self.core
-        ready: list[tuple[RunState, UnitRun, Path, dict[str, Any]]] = []
         remote = [(s, ur) for s, ur in launches if ur.exec_host is not None]
         if remote and core.exechosts is not None:
             core.exechosts.spawn(remote, now)
+        local = [(s, ur) for s, ur in launches if ur.exec_host is None]
+        unanswered: list[tuple[RunState, UnitRun]] = []
+        with runvars.vars_dir(core.settings.datadir) as dirfd:
+            # A few at a time: the server forks the first while the rest are prepared.
+            for first in range(0, len(local), SEND_EVERY):
+                ready = self._specs(local[first : first + SEND_EVERY], now, dirfd)
+                pids = core.runner.spawn_many([(jobdir, spec) for _, _, jobdir, spec in ready])
+                for (state, ur, jobdir, _), pid in zip(ready, pids, strict=True):
+                    if pid is None:
+                        unanswered.append((state, ur))
+                        continue
+                    self.track(ur, state.units[ur.path], jobdir, pid, now)
+                    core.log.info(
+                        "job started", run_id=ur.run_id, unit=ur.path, attempt=ur.attempt, pid=pid
+                    )
+        return unanswered
+
+    def _specs(
+        self, launches: list[tuple[RunState, UnitRun]], now: float, dirfd: int | None
+    ) -> list[tuple[RunState, UnitRun, Path, dict[str, Any]]]:
+        """What the server needs for each of these local starts (one that cannot be made is
+        recorded as failed to start). A run's values and a user's entry are read once
+        for the batch."""
+        core = self.core
+        ready: list[tuple[RunState, UnitRun, Path, dict[str, Any]]] = []
+        values_of: dict[int, dict[str, str]] = {}
+        users: dict[str | None, JobUser] = {}
         for state, ur in launches:
             unit = state.units[ur.path]
-            if ur.exec_host is not None:
-                continue
             assert ur.run_id is not None
             try:
                 env = self.job_env(state, ur, unit, ur.run_id, ur.attempt)
-                who = core.runner.job_user(unit.user, "the job")
+                who = users.get(unit.user)
+                if who is None:
+                    who = users[unit.user] = core.runner.job_user(unit.user, "the job")
+                if state.run.id not in values_of:
+                    values_of[state.run.id] = runvars.load(core.journal, state.run.id)
                 argv, values = runvars.job_inputs(
                     core.journal,
                     core.settings.datadir,
@@ -129,9 +162,13 @@ class Dispatcher:
                     unit.argv(),
                     unit.script is None,
                     (who.uid, who.gid),
+                    values=values_of[state.run.id],
+                    dirfd=dirfd,
                 )
                 env.update(values)  # over the job's own env; AJS3_* names are refused
-                jobdir, spec = core.runner.make_spec(ur.run_id, argv, env, unit.cwd, unit.user)
+                jobdir, spec = core.runner.make_spec(
+                    ur.run_id, argv, env, unit.cwd, unit.user, who=who
+                )
                 if unit.output_limit is not None:
                     spec["output_limit"] = unit.output_limit
             except (KeyError, ValueError) as exc:
@@ -147,28 +184,7 @@ class Dispatcher:
                 core.dirty.add(state.run.id)
                 continue
             ready.append((state, ur, jobdir, spec))
-        pids = core.runner.spawn_many([(jobdir, spec) for _, _, jobdir, spec in ready])
-        unanswered: list[tuple[RunState, UnitRun]] = []
-        for (state, ur, jobdir, _), pid in zip(ready, pids, strict=True):
-            assert ur.run_id is not None
-            if pid is None:
-                unanswered.append((state, ur))
-                continue
-            if pid < 0:
-                core.journal.set_status(
-                    ur,
-                    Status.FAILED_TO_START,
-                    ReasonCode.FAILED_TO_START,
-                    "could not start: fork failed",
-                    ended_at=now,
-                )
-                core.dirty.add(state.run.id)
-                continue
-            self.track(ur, state.units[ur.path], jobdir, pid, now)
-            core.log.info(
-                "job started", run_id=ur.run_id, unit=ur.path, attempt=ur.attempt, pid=pid
-            )
-        return unanswered
+        return ready
 
     def track(
         self,

@@ -186,8 +186,10 @@ class Runner:
         env: dict[str, str],
         cwd: str | None,
         user: str | None,
+        who: jobenv.JobUser | None = None,
     ) -> tuple[Path, dict[str, Any]]:
-        """What the supervisor needs to run a job.
+        """What the supervisor needs to run a job (``who``: ``user`` resolved already
+        by :meth:`job_user`).
 
         ``env`` is the job's own ``env`` and run identity; the whole environment is
         built from it by :func:`ajs3.engine.jobenv.job_environment`. ValueError
@@ -196,7 +198,8 @@ class Runner:
         environment or its cwd (they would break the request's framing).
         """
         jobdir = self.jobdir(run_id)
-        who = self.job_user(user, "the job")
+        if who is None:
+            who = self.job_user(user, "the job")
         env = self.environment(who, env)
         spec: dict[str, Any] = {
             "run_id": run_id,

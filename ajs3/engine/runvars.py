@@ -13,12 +13,13 @@ Names and sizes are checked here, all at once: one bad value refuses the whole s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
 import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from ajs3.errors import AjsError, Code
@@ -232,12 +233,36 @@ def _vars_dir(datadir: Path) -> int:
     return fd
 
 
-def prepare_out(datadir: Path, run_id: str, uid: int, gid: int, *, keep: bool = False) -> Path:
+@contextlib.contextmanager
+def vars_dir(datadir: Path) -> Iterator[int | None]:
+    """``<datadir>/vars`` opened once for a batch of starts (:func:`prepare_out`'s
+    ``dirfd``); None if it cannot be, and each start then meets the error itself."""
+    try:
+        fd = _vars_dir(datadir)
+    except (OSError, AjsError):
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def prepare_out(
+    datadir: Path,
+    run_id: str,
+    uid: int,
+    gid: int,
+    *,
+    keep: bool = False,
+    dirfd: int | None = None,
+) -> Path:
     """Create the empty AJS3_VARS_OUT file of a job about to start, owned by the job's
     user (0600): the job can write it, and nothing else there. A file already there is
     a left-over of an attempt that never ran, made anew; with ``keep`` it is kept (on
-    an execution host a start sent again may meet the job of the first one writing it)."""
-    dfd = _vars_dir(datadir)
+    an execution host a start sent again may meet the job of the first one writing it).
+    ``dirfd``: the vars directory, from :func:`vars_dir`."""
+    dfd = _vars_dir(datadir) if dirfd is None else dirfd
     name = f"{run_id}.out"
     try:
         if not keep:
@@ -255,7 +280,8 @@ def prepare_out(datadir: Path, run_id: str, uid: int, gid: int, *, keep: bool = 
         finally:
             os.close(fd)
     finally:
-        os.close(dfd)
+        if dirfd is None:
+            os.close(dfd)
     return datadir / VARS_DIR / name
 
 
@@ -322,14 +348,20 @@ def job_inputs(
     argv: list[str],
     expand_args: bool,
     owner: tuple[int, int],
+    *,
+    values: Mapping[str, str] | None = None,
+    dirfd: int | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """The arguments of a job with ``${NAME}`` replaced (``expand_args``: a ``command``,
     not a ``script``, whose shell reads the variables itself) and what its environment
-    gets: the run's values and AJS3_VARS_OUT, its file made for ``owner`` (uid, gid).
-    ValueError if the file cannot be made (the job then fails to start)."""
-    values = load(journal, run)
+    gets: the run's values (``values``: as read already in this step) and
+    AJS3_VARS_OUT, its file made for ``owner`` (uid, gid; ``dirfd``: the vars
+    directory, from :func:`vars_dir`). ValueError if the file cannot be made (the job
+    then fails to start)."""
+    if values is None:
+        values = load(journal, run)
     try:
-        out = prepare_out(datadir, run_id, *owner)
+        out = prepare_out(datadir, run_id, *owner, dirfd=dirfd)
     except (OSError, AjsError) as exc:
         raise ValueError(f"cannot make its AJS3_VARS_OUT file: {exc}") from exc
     env = {**values, "AJS3_VARS_OUT": str(out)}
