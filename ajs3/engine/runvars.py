@@ -215,11 +215,13 @@ def _vars_dir(datadir: Path) -> int:
     """A descriptor of ``<datadir>/vars``: the daemon user's, 0711 (a job of another
     user may reach its own file in it, list nothing and create nothing), never a link."""
     path = datadir / VARS_DIR
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        path.mkdir(mode=0o711)
-    except FileExistsError:
-        pass
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, flags)
+    except FileNotFoundError:  # made once (a mkdir every time waits on the disk's journal)
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o711)
+        fd = os.open(path, flags)
     st = os.fstat(fd)
     if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         os.close(fd)
