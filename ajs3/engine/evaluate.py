@@ -212,6 +212,9 @@ class Evaluator:
             ur = state.urs[path]
             if ur.status is Status.NOT_SCHEDULED:
                 journal.set_status(ur, Status.WAITING, ReasonCode.JOBNET_STARTED, "jobnet started")
+        # Whether the limits around this jobnet's jobs are reached: the same for every
+        # child, and only a launch changes it (to reached, never back).
+        no_slot: bool | None = None
         for path in children:
             ur = state.urs[path]
             if ur.status not in EVALUATED or ur.id in launching:
@@ -219,12 +222,11 @@ class Evaluator:
             unit = state.units[path]
             if self._waits_for_predecessor(state, path, unit, blocked):
                 continue
-            if (
-                unit.kind is UnitKind.JOB
-                and not state.preds[path]
-                and self._no_slot(state, path, launching, len(launches))
-            ):
-                continue  # decide() would say WAIT (a concurrency limit is reached)
+            if unit.kind is UnitKind.JOB and not state.preds[path]:
+                if no_slot is None:
+                    no_slot = self._no_slot(state, path, launching, len(launches))
+                if no_slot:
+                    continue  # decide() would say WAIT (a concurrency limit is reached)
             d = self.decide(state, path, blocked, now, len(launches), launching)
             if d.action is Action.BLOCKED:
                 blocked.add(path)
@@ -242,6 +244,7 @@ class Evaluator:
                         launches.append((state, ur))
                         state.running += 1
                         launching[ur.id] = ur.path
+                        no_slot = None
                 elif unit.kind is UnitKind.JUDGE:
                     preds = state.preds[path]
                     pred = state.urs[preds[0]] if preds else None
