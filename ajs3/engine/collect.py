@@ -64,6 +64,7 @@ class Collector:
         state, ur = found
         status = core.runner.status(t.jobdir)
         if status is None:
+            core.kill_codes.pop(unit_run, None)
             started = core.runner.started(t.jobdir)
             if started is None and t.host is None:
                 # No whole start record: the server ended before it took up (or
@@ -71,7 +72,6 @@ class Collector:
                 # as after a restart: claimed by the daemon, it starts again.
                 core.unclaimed.append((state, ur))
                 return
-            core.kill_codes.pop(unit_run, None)
             if started and t.host is None:
                 rn.kill_group(started.get("pgid"), signal.SIGKILL, started)
             why = "its supervisor died before recording an end"

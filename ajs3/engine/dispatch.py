@@ -139,7 +139,7 @@ class Dispatcher:
     ) -> list[tuple[RunState, UnitRun, Path, dict[str, Any]]]:
         """What the server needs for each of these local starts (one that cannot be made is
         recorded as failed to start). A run's values and a user's entry are read once
-        for the batch."""
+        for them all."""
         core = self.core
         ready: list[tuple[RunState, UnitRun, Path, dict[str, Any]]] = []
         values_of: dict[int, dict[str, str]] = {}

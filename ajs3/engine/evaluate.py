@@ -16,11 +16,11 @@ from ajs3.engine.readiness import (
     Action,
     Check,
     Decision,
-    Outcome,
     decide,
     decide_root,
     earlier_runs_running,
     outcome,
+    waits_for_predecessor,
 )
 from ajs3.engine.runstate import RunState
 from ajs3.journal.store import UnitRun
@@ -290,20 +290,14 @@ class Evaluator:
 
     @staticmethod
     def _waits_for_predecessor(state: RunState, path: str, unit: Unit, blocked: set[str]) -> bool:
-        """Whether the relation rule alone makes the unit wait (a predecessor has not
-        ended): :meth:`decide` would then say WAIT whatever the other rules say. Much
-        cheaper to find out, and asked of every waiting unit at every step (a chain of
-        N jobs asks it N times per job)."""
-        if unit.kind is UnitKind.OR:
+        """Whether a predecessor that has not ended makes the unit wait, whatever the
+        other rules say: asked of every waiting unit at every step (a chain of N jobs
+        asks it N times per job), before the rules."""
+        preds = state.preds[path]
+        if not preds:
             return False
-        pending = False
-        for p in state.preds[path]:
-            found = outcome(state.units[p], state.urs[p], p in blocked)
-            if found is Outcome.PENDING:
-                pending = True
-            elif (found is Outcome.ABNORMAL or found is Outcome.BLOCKED) and not unit.recovery:
-                return False  # blocked for good: decide() says so
-        return pending
+        urs, units = state.urs, state.units
+        return waits_for_predecessor(unit, (outcome(units[p], urs[p], p in blocked) for p in preds))
 
     def _no_slot(
         self, state: RunState, path: str, launching: dict[int, str], pending_launch: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -9,7 +10,13 @@ import pytest
 from ajs3.definitions.units import Unit
 from ajs3.engine.collect import end_status
 from ajs3.engine.dispatch import make_run_id
-from ajs3.engine.readiness import Action, Outcome, decide_root, rule_predecessors
+from ajs3.engine.readiness import (
+    Action,
+    Outcome,
+    decide_root,
+    rule_predecessors,
+    waits_for_predecessor,
+)
 from ajs3.errors import TransitionError
 from ajs3.journal.store import UnitRun
 from ajs3.model import (
@@ -88,6 +95,27 @@ def test_predecessor_rule(unit: Unit, preds: list[tuple[str, Outcome]], action: 
     got, check = rule_predecessors(unit, preds)
     assert got is action
     assert check.reason
+
+
+@pytest.mark.parametrize("kind", [UnitKind.JOB, UnitKind.OR, UnitKind.JUDGE, UnitKind.JOBNET])
+@pytest.mark.parametrize("recovery", [False, True])
+def test_the_evaluators_shortcut_says_wait_exactly_when_the_relation_rule_does(
+    kind: UnitKind, recovery: bool
+) -> None:
+    """The evaluator passes over a unit for which waits_for_predecessor says so, without
+    the rules: it must say so only where rule_predecessors says WAIT (and then decide()
+    says WAIT whatever the rest). Every combination of one to three predecessors' ends;
+    an OR unit always goes to the rules."""
+    unit = job(kind=kind, recovery=recovery)
+    for count in (1, 2, 3):
+        for outs in itertools.product(list(Outcome), repeat=count):
+            preds = [(f"p{i}", o) for i, o in enumerate(outs)]
+            rule_waits = rule_predecessors(unit, preds)[0] is Action.WAIT
+            shortcut = waits_for_predecessor(unit, outs)
+            if kind is UnitKind.OR:
+                assert not shortcut
+            else:
+                assert shortcut == rule_waits, (kind, recovery, outs)
 
 
 @pytest.mark.parametrize(
