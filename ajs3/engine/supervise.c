@@ -814,8 +814,8 @@ gone:
  * commit of the first fsync covers them all and the fsyncs after it find nothing left
  * to commit (measured in ADR 0030: one after the other without it, each fsync was a
  * commit of its own). The server's own thread goes on forking and collecting
- * meanwhile. The sync thread calls nothing but sync_file_range, fsync and the lock of
- * its queue: it holds no lock a forked child could need. */
+ * meanwhile. The sync thread calls nothing but sync_file_range, fstatfs, fsync and the
+ * lock of its queue: it holds no lock a forked child could need. */
 
 /* Whether the fsync of a file just created in `dirfd` makes its directory entry (and
  * the directory's own, made just before) durable too: on ext4 with a journal the
