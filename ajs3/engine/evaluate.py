@@ -20,6 +20,7 @@ from ajs3.engine.readiness import (
     decide_root,
     earlier_runs_running,
     outcome,
+    rule_concurrency,
     waits_for_predecessor,
 )
 from ajs3.engine.runstate import RunState
@@ -161,6 +162,16 @@ class Evaluator:
                 return busy, net_limit
         return running, limit
 
+    def _jobnet_slots(
+        self, state: RunState, path: str, unit: Unit, launching: dict[int, str]
+    ) -> tuple[int, int | None]:
+        """The jobs running and the limit that the jobnet rule applies to ``unit``: its
+        run's, or (a job) the first nested jobnet around it whose limit is reached."""
+        running, limit = state.running, state.root.concurrency
+        if unit.kind is UnitKind.JOB and (limit is None or running < limit):
+            running, limit = self._nested_limit(state, path, launching, running, limit)
+        return running, limit
+
     def decide(
         self,
         state: RunState,
@@ -179,9 +190,7 @@ class Evaluator:
         ]
         parent_path = state.parent[path]
         parent = state.urs[parent_path] if parent_path else None
-        running, limit = state.running, state.root.concurrency
-        if unit.kind is UnitKind.JOB and (limit is None or running < limit):
-            running, limit = self._nested_limit(state, path, launching or {}, running, limit)
+        running, limit = self._jobnet_slots(state, path, unit, launching or {})
         return decide(
             unit,
             ur,
@@ -224,7 +233,7 @@ class Evaluator:
                 continue
             if unit.kind is UnitKind.JOB and not state.preds[path]:
                 if no_slot is None:
-                    no_slot = self._no_slot(state, path, launching, len(launches))
+                    no_slot = self._no_slot(state, path, unit, launching, len(launches))
                 if no_slot:
                     continue  # decide() would say WAIT (a concurrency limit is reached)
             d = self.decide(state, path, blocked, now, len(launches), launching)
@@ -300,18 +309,22 @@ class Evaluator:
         return waits_for_predecessor(unit, (outcome(units[p], urs[p], p in blocked) for p in preds))
 
     def _no_slot(
-        self, state: RunState, path: str, launching: dict[int, str], pending_launch: int
+        self,
+        state: RunState,
+        path: str,
+        unit: Unit,
+        launching: dict[int, str],
+        pending_launch: int,
     ) -> bool:
-        """Whether a concurrency limit that :meth:`decide` applies to the job at ``path``
-        is reached: its run's, a nested jobnet's around it, or the logical host's."""
-        running, limit = state.running, state.root.concurrency
-        if limit is not None and running >= limit:
-            return True
-        running, limit = self._nested_limit(state, path, launching, running, limit)
-        if limit is not None and running >= limit:
-            return True
+        """Whether a concurrency rule that :meth:`decide` applies to the job ``unit`` at
+        ``path`` fails: its run's, a nested jobnet's around it, or the logical host's."""
+        running, limit = self._jobnet_slots(state, path, unit, launching)
+        host_running = len(self.core.tracked) + pending_launch
         host_limit = self.core.settings.host_concurrency
-        return host_limit is not None and len(self.core.tracked) + pending_launch >= host_limit
+        return not (
+            rule_concurrency(running, limit, "jobnet").passed
+            and rule_concurrency(host_running, host_limit, "logical host").passed
+        )
 
     def _jobnet_complete(
         self, state: RunState, net: str, blocked: set[str], launching: dict[int, str]

@@ -28,11 +28,12 @@
  * the job gets its stdout and stderr as pipes only.
  *
  *   started.json  created (O_EXCL: the claim), written and fsynced (file, then
- *                 directory where needed) *before* the job may exec: the supervisor's pid and
- *                 kernel start time, the job's pid, start time and process group,
- *                 the host identity (node/boot id/pid namespace). The records of the
- *                 jobs asked for together are made durable together, on a thread of
- *                 their own (see "making start records durable")
+ *                 directory where needed) *before* the job may exec: the
+ *                 supervisor's pid and kernel start time, the job's pid, start time
+ *                 and process group, the host identity (node/boot id/pid
+ *                 namespace). The records of the jobs asked for together are made
+ *                 durable together, on a thread of their own (see "making start
+ *                 records durable")
  *   status.json   written (tmp + rename, never seen half-written) after the job ended:
  *                 exit code or signal, or why the job could not start
  *                 (failed_to_start), and the same pids as started.json. Not fsynced
@@ -851,10 +852,10 @@ static void *sync_worker(void *unused)
         for (struct run *r = all; r != NULL; r = r->batch_next)
             sync_file_range(r->claim, 0, 0, SYNC_FILE_RANGE_WRITE);
         for (struct run *r = all; r != NULL; r = r->batch_next) {
-            r->sync_error = fsync(r->claim) < 0 || (!entry_durable_with_file(r->job.dirfd) &&
-                                                    fsync(r->job.dirfd) < 0)
-                                ? errno
-                                : 0;
+            int failed = fsync(r->claim) < 0;
+            if (!failed && !entry_durable_with_file(r->job.dirfd))
+                failed = fsync(r->job.dirfd) < 0;
+            r->sync_error = failed ? errno : 0;
             last = r;
         }
         pthread_mutex_lock(&sync_lock);
