@@ -127,6 +127,13 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def whole_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A start record that is whole (void, or naming its job's pid), else None."""
+    if record is None or record.get("void") or record.get("job_pid") is not None:
+        return record
+    return None
+
+
 def private_dir(path: Path, *, reclaim: bool = False) -> None:
     """Create ``path`` (0750) if missing; refuse (AJS3-E211) a symbolic link, or a
     directory of another user or that group or others may write: root must never
@@ -314,16 +321,20 @@ class Runner:
         self.supervisor.close()
 
     def started(self, jobdir: Path) -> dict[str, Any] | None:
-        return read_json(jobdir / dd.STARTED)
+        """The run's start record once it is whole: a void record, or one that names its
+        job. None if there is none, or it is being written, or it is a claim whose job
+        has not written its pids yet (ADR 0032): :meth:`settle` tells those apart."""
+        return whole_record(read_json(jobdir / dd.STARTED))
 
     def settle(self, jobdir: Path, why: str, wait: float = 30.0) -> dict[str, Any] | None:
         """The start record of a run whose started.json exists but cannot be read.
 
-        Its supervisor holds a lock on it from creating it until it is durable. Once
-        the lock is ours: a record that reads now is returned; one that is still empty
-        or cut short was left by a supervisor that died before its record was durable
-        (so before its job could exec), and is voided in place (None). Raises
-        TimeoutError if a supervisor holds the lock for ``wait`` seconds.
+        Its supervisor holds a lock on it from creating it until its job has exec'd
+        (the job holds it last, and writes its pids into the record first: ADR 0032).
+        Once the lock is ours: a whole record is returned; one that is still empty, cut
+        short, or a claim with no job's pids was left by a supervisor that died before
+        it started the job, and is voided in place (None). Raises TimeoutError if a
+        supervisor holds the lock for ``wait`` seconds.
         """
         fd = os.open(jobdir / dd.STARTED, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
@@ -341,8 +352,9 @@ class Runner:
                 data = json.loads(os.pread(fd, size, 0)) if size else None
             except ValueError:
                 data = None
-            if isinstance(data, dict):
-                return data
+            whole = whole_record(data if isinstance(data, dict) else None)
+            if whole is not None:
+                return whole
             os.ftruncate(fd, 0)
             os.pwrite(fd, self._void_record(why), 0)
             os.fsync(fd)

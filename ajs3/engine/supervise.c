@@ -18,8 +18,9 @@
  * that no signal meant for the daemon's process group reaches it, and outlives the
  * daemon: at the end of its stdin (the daemon is gone) it reads no more requests and
  * goes on until the last of its jobs has ended and its end is recorded
- * (docs/design.md rule 4). It is small and never execs: a fork costs little, and the
- * one exec per job is the job's own.
+ * (docs/design.md rule 4). It is small and never execs: it starts each job with vfork
+ * (clone with CLONE_VM and CLONE_VFORK), which copies nothing of it, and the one exec
+ * per job is the job's own.
  *
  * For each job it makes the start and the end durable, in JOBDIR: a directory of the
  * daemon's user that no one else may write (it is never handed to the job's user).
@@ -28,12 +29,16 @@
  * the job gets its stdout and stderr as pipes only.
  *
  *   started.json  created (O_EXCL: the claim), written and fsynced (file, then
- *                 directory where needed) *before* the job may exec: the
- *                 supervisor's pid and kernel start time, the job's pid, start time
- *                 and process group, the host identity (node/boot id/pid
- *                 namespace). The records of the jobs asked for together are made
- *                 durable together, on a thread of their own (see "making start
- *                 records durable")
+ *                 directory where needed) *before* the job is started: the
+ *                 supervisor's pid and kernel start time, the host identity
+ *                 (node/boot id/pid namespace), and null for the job's pids. The
+ *                 records of the jobs asked for together are made durable together,
+ *                 on a thread of their own (see "making start records durable").
+ *                 Started only then, the job writes its own pid, start time and
+ *                 process group into it before anything else, and execs while it
+ *                 still holds the claim's lock (ADR 0032); those are not fsynced:
+ *                 they serve while the node lives, and a crash of the node ends the
+ *                 job with it
  *   status.json   written (tmp + rename, never seen half-written) after the job ended:
  *                 exit code or signal, or why the job could not start
  *                 (failed_to_start), and the same pids as started.json. Not fsynced
@@ -51,10 +56,12 @@
  *
  * A daemon that finds started.json but no live supervisor and no status.json knows
  * the job may have run and its end is in doubt; without started.json it knows the job
- * never started. The job is forked first and held on a pipe (the gate) until
- * started.json is durable, so the recorded pid and process group are the job's. If
- * started.json exists already, or is no longer empty once locked (a restarted daemon
- * voided the run), the run is not started and its end is told at once.
+ * never started. The claim's lock is held from its creation until the job has exec'd
+ * (the server's descriptor, then the job's own, closed by the exec): a daemon that
+ * takes the lock reads either the job's pids or, if no job was ever started for it
+ * (the server died first), none, and then knows it never ran. If started.json exists
+ * already, or is no longer empty once locked (a restarted daemon voided the run), the
+ * run is not started and its end is told at once.
  *
  * The server ignores SIGTERM, SIGINT and SIGHUP: only a job's process group is
  * signalled, and the supervisor must outlive it to record the end. If it dies all
@@ -78,6 +85,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -222,11 +230,12 @@ static int write_whole(int dirfd, const char *name, const struct buf *b)
 }
 
 /* A process's start time in clock ticks since boot (field 22 of /proc/PID/stat). */
-static long long start_time(pid_t pid)
+/* The kernel start time of a process (field 22 of its stat file), or -1. Calls
+ * nothing but open, read, close and string functions: the vfork child uses it. */
+static long long stat_start_time(const char *path)
 {
     char data[1024];
-    snprintf(data, sizeof data, "/proc/%d/stat", (int)pid);
-    int fd = open(data, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     ssize_t n = read(fd, data, sizeof data - 1);
@@ -245,6 +254,13 @@ static long long start_time(pid_t pid)
         p++;
     }
     return strtoll(p, NULL, 10);
+}
+
+static long long start_time(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    return stat_start_time(path);
 }
 
 /* Identifies this node and PID namespace: pids mean nothing elsewhere. */
@@ -266,11 +282,13 @@ static void host_identity(char *out, size_t size)
     snprintf(out, size, "%s/%s/%s", u.nodename, boot, pidns);
 }
 
-/* Report why the job could not start through the error pipe, then die. */
+/* Report why the job could not start through the error pipe, then die. In the vfork
+ * child: strerrordesc_np takes no lock and reads no locale, as strerror may. */
 static void child_fail(int err_w, const char *what, const char *arg)
 {
     char msg[MSG_MAX];
-    int n = snprintf(msg, sizeof msg, "%s %s: %s", what, arg, strerror(errno));
+    const char *desc = strerrordesc_np(errno);
+    int n = snprintf(msg, sizeof msg, "%s %s: %s", what, arg, desc ? desc : "unknown error");
     if (n > 0)
         write_all(err_w, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
     _exit(127);
@@ -327,60 +345,6 @@ static void close_inherited_fds(void)
 {
     /* Nothing of the daemon's (its lock, journal, sockets) may live on in a job. */
     close_from(3);
-}
-
-/* In the forked child: keep only the job's own descriptors, wait for the gate, become
- * the job, exec. Nothing else of the server (its request and notice pipes, the gates,
- * claims and pipes of other runs) lives on in it, not even while it waits. */
-static void become_job(const struct job *job, int gate_r, int err_w, int out, int err)
-{
-    /* Out of the way first (no collision with 1-4), then to 1 (stdout), 2 (stderr),
-     * 3 (the gate), 4 (the error pipe, closed by a successful exec). */
-    int fds[4] = {out, err, gate_r, err_w};
-    for (int i = 0; i < 4; i++) {
-        fds[i] = fcntl(fds[i], F_DUPFD, 64);
-        if (fds[i] < 0)
-            _exit(127);
-    }
-    for (int i = 0; i < 4; i++)
-        if (dup2(fds[i], i + 1) < 0)
-            _exit(127);
-    fcntl(4, F_SETFD, FD_CLOEXEC);
-    close_from(5);
-    int null = open("/dev/null", O_RDONLY);
-    if (null < 0 || dup2(null, 0) < 0)
-        _exit(127);
-    if (null > 4)
-        close(null);
-    setpgid(0, 0);
-    setrlimit(RLIMIT_NOFILE, &nofile_at_start);
-    /* A job starts with every signal default and none blocked. */
-    sigset_t none;
-    for (int i = 0; i < ignored_count; i++)
-        signal(ignored[i], SIG_DFL);
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    char g = 0;
-    ssize_t got;
-    do {
-        got = read(3, &g, 1);
-    } while (got < 0 && errno == EINTR);
-    if (got != 1 || g != 'g')
-        _exit(127); /* the server could not record the start: never run */
-    close(3);
-    if (job->switch_user) {
-        if (initgroups(job->user, job->gid) < 0)
-            child_fail(4, "initgroups", job->user);
-        if (setgid(job->gid) < 0)
-            child_fail(4, "setgid", job->user);
-        if (setuid(job->uid) < 0)
-            child_fail(4, "setuid", job->user);
-    }
-    if (job->cwd != NULL && job->cwd[0] != '\0' && chdir(job->cwd) < 0)
-        child_fail(4, "chdir", job->cwd);
-    environ = job->envp; /* execvp looks the program up in the job's own PATH */
-    execvp(job->argv[0], job->argv);
-    child_fail(4, "exec", job->argv[0]);
 }
 
 /* What the supervisor knows of itself and its job, written in both records. */
@@ -447,17 +411,18 @@ struct run {
     struct job job;
     char *req; /* the request's bytes: the job's strings point into them */
     unsigned long seq; /* the request's number: the notice "e SEQ" says it ended */
-    int claim, gate, errp, pidfd;
+    int claim, errp, pidfd;
     struct ids ids;
+    double started_at; /* when the claim was written: the start record says it */
     struct stream streams[2];
     struct watch w[4]; /* W_PID, W_ERR, W_STDOUT, W_STDERR */
     char failed[MSG_MAX + 256];
     char msg[MSG_MAX + 1];
     size_t msglen;
     int status, finished;
-    int syncing; /* its start record is with the sync thread: claim and dirfd stay */
-    int died_at_gate; /* its pidfd said so while it was syncing */
     int sync_error; /* errno of the fsync that failed, or 0 */
+    const char *start_failed; /* what failed as the sync thread started the job */
+    int start_errno; /* errno of the fsync that failed, or 0 */
     double ended_at;
     struct run *next; /* in the ends waiting for room, or the runs to free */
     struct run *batch_next; /* in the batch being claimed, or with the sync thread */
@@ -562,13 +527,11 @@ static void finish(struct run *r)
     }
     unwatch_close(&r->errp);
     unwatch_close(&r->pidfd);
-    if (r->gate >= 0)
-        close(r->gate);
     if (r->claim >= 0)
         close(r->claim);
     if (r->job.dirfd >= 0)
         close(r->job.dirfd);
-    r->gate = r->claim = r->job.dirfd = -1;
+    r->claim = r->job.dirfd = -1;
     notice("e %lu\n", r->seq);
     r->finished = 1;
     r->next = to_free;
@@ -687,8 +650,18 @@ static void job_ended(struct run *r)
     record_end(r);
 }
 
-/* From the request to the job held at its gate with its start record written (not yet
- * durable): 0, or -1 when the run is over already (recorded as failed, or not ours). */
+/* The start record's end: where the job runs, when, and which run. */
+static void put_record_tail(struct buf *b, const struct run *r)
+{
+    put(b, "\"host\": ");
+    put_str(b, host);
+    put(b, ", \"started_at\": %.6f, \"run_id\": ", r->started_at);
+    put_str_or_null(b, r->job.run_id);
+    put(b, "}");
+}
+
+/* From the request to its claim written (not yet durable), the job not yet started:
+ * 0, or -1 when the run is over already (recorded as failed, or not ours). */
 static int begin(struct run *r)
 {
     struct job *job = &r->job;
@@ -714,9 +687,9 @@ static int begin(struct run *r)
         record_failure(r, "could not record the start");
         return -1;
     }
-    /* Held until the record is durable and the gate open: a daemon that finds the file
-     * empty or cut short waits for this lock before it may void it, and a record it
-     * voided between our open and our lock is not empty any more. */
+    /* Held until the job has exec'd (see launch): a daemon that finds the file empty,
+     * cut short or without the job's pids waits for this lock before it may void it,
+     * and a record it voided between our open and our lock is not empty any more. */
     if (flock(r->claim, LOCK_EX) < 0 || fstat(r->claim, &st) < 0) {
         record_failure(r, "could not lock the start record");
         return -1;
@@ -734,71 +707,17 @@ static int begin(struct run *r)
             return -1;
         }
     }
-    /* The job's stdout and stderr, its gate and its error pipe: [0] is the read end. */
-    int pipes[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
-    for (int i = 0; i < 4; i++) {
-        if (pipe2(pipes[i], O_CLOEXEC) < 0) {
-            int saved = errno;
-            for (int k = 0; k < i; k++) {
-                close(pipes[k][0]);
-                close(pipes[k][1]);
-            }
-            errno = saved;
-            record_failure(r, "pipe");
-            return -1;
-        }
-    }
-    pid_t pid = fork();
-    if (pid == 0)
-        become_job(job, pipes[2][0], pipes[3][1], pipes[0][1], pipes[1][1]);
-    close(pipes[0][1]);
-    close(pipes[1][1]);
-    close(pipes[2][0]);
-    close(pipes[3][1]);
-    r->streams[0].in = pipes[0][0];
-    r->streams[1].in = pipes[1][0];
-    r->gate = pipes[2][1];
-    r->errp = pipes[3][0];
-    if (pid < 0) {
-        record_failure(r, "fork");
-        return -1;
-    }
-    setpgid(pid, pid); /* the child does it too; whoever is first wins */
-    r->ids.job = pid;
-    r->ids.job_start = start_time(pid); /* it waits at the gate: alive */
-#ifdef SYS_pidfd_open
-    r->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-#endif
-    if (r->pidfd < 0) {
-        /* Without a pidfd its end could not be seen: it must not run. */
-        int saved = errno;
-        close(r->gate); /* it leaves the gate at once */
-        r->gate = -1;
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        errno = saved;
-        record_failure(r, "pidfd_open");
-        return -1;
-    }
-    fcntl(r->pidfd, F_SETFD, FD_CLOEXEC);
-    watch_fd(r->pidfd, &r->w[0], EPOLLIN, EPOLL_CTL_ADD);
-    watch_fd(r->errp, &r->w[1], EPOLLIN, EPOLL_CTL_ADD);
-    watch_fd(r->streams[0].in, &r->w[2], EPOLLIN, EPOLL_CTL_ADD);
-    watch_fd(r->streams[1].in, &r->w[3], EPOLLIN, EPOLL_CTL_ADD);
+    /* The claim, without the job's pids yet: they are the job's to write (launch). */
+    r->started_at = now();
     struct buf b = {.len = 0};
     put(&b, "{");
     put_ids(&b, &r->ids);
-    put(&b, "\"host\": ");
-    put_str(&b, host);
-    put(&b, ", \"started_at\": %.6f, \"run_id\": ", now());
-    put_str_or_null(&b, job->run_id);
-    put(&b, "}");
+    put_record_tail(&b, r);
     if (write_all(r->claim, b.data, b.len) < 0) {
-        /* The start is not recorded: the job must not run. Closing the gate ends it. */
-        snprintf(r->failed, sizeof r->failed, "could not record the start in %s: %s",
-                 job->jobdir, strerror(errno));
-        close(r->gate);
-        r->gate = -1;
+        char what[MSG_MAX];
+        snprintf(what, sizeof what, "could not record the start in %s", job->jobdir);
+        record_failure(r, what);
+        return -1;
     }
     return 0;
 gone:
@@ -808,15 +727,15 @@ gone:
 
 /* -- making start records durable, on a thread of their own ----------------------------
  *
- * A start record must be durable before its job may exec: fsync of the file, then of
+ * A start record must be durable before its job is started: fsync of the file, then of
  * its directory, for each (not the directory where the file's fsync does it: see
  * entry_durable_with_file). The records waiting are taken together: first the data of
  * every one is sent to the disk (sync_file_range), so that the file system's journal
  * commit of the first fsync covers them all and the fsyncs after it find nothing left
  * to commit (measured in ADR 0030: one after the other without it, each fsync was a
- * commit of its own). The server's own thread goes on forking and collecting
- * meanwhile. The sync thread calls nothing but sync_file_range, fstatfs, fsync and the
- * lock of its queue: it holds no lock a forked child could need. */
+ * commit of its own). Then it starts their jobs (see "starting a job"), and hands the
+ * runs back. The server's own thread goes on taking requests and collecting ends
+ * meanwhile. */
 
 /* Whether the fsync of a file just created in `dirfd` makes its directory entry (and
  * the directory's own, made just before) durable too: on ext4 with a journal the
@@ -838,6 +757,8 @@ static struct run *sync_queue, *sync_done; /* linked by batch_next */
 static int synced_fd = -1; /* an eventfd: written when records are done */
 static struct watch synced_watch = {NULL, W_SYNCED};
 
+static void start_job(struct run *r);
+
 static void *sync_worker(void *unused)
 {
     (void)unused;
@@ -858,6 +779,9 @@ static void *sync_worker(void *unused)
             r->sync_error = failed ? errno : 0;
             last = r;
         }
+        for (struct run *r = all; r != NULL; r = r->batch_next)
+            if (r->sync_error == 0)
+                start_job(r);
         pthread_mutex_lock(&sync_lock);
         last->batch_next = sync_done;
         sync_done = all;
@@ -883,10 +807,8 @@ static int start_sync_thread(void)
 static void sync_batch(struct run *batch)
 {
     struct run *last = NULL;
-    for (struct run *r = batch; r != NULL; r = r->batch_next) {
-        r->syncing = 1;
+    for (struct run *r = batch; r != NULL; r = r->batch_next)
         last = r;
-    }
     if (last == NULL)
         return;
     pthread_mutex_lock(&sync_lock);
@@ -896,11 +818,213 @@ static void sync_batch(struct run *batch)
     pthread_mutex_unlock(&sync_lock);
 }
 
-static void job_ended(struct run *r);
+/* -- starting a job once its claim is durable: vfork, on the sync thread -------------
+ *
+ * The child shares the server's memory, and the sync thread waits until it has exec'd
+ * or died (CLONE_VFORK suspends the calling thread only: the server's own thread goes
+ * on meanwhile). A fork would copy the server's page tables only for the exec to
+ * throw them away, which costs most with many jobs running (ADR 0032). The child
+ * writes nothing of the server's but its own run's ids, its stack and the buffer below
+ * (one child at a time), allocates nothing, takes no lock and calls nothing that signals
+ * the server's threads (setuid and the like are made as raw system calls, as glibc's
+ * wrappers would tell every thread of the server to change user); the sync thread
+ * looks up the job user's groups before and puts `environ` back after (the server's
+ * thread reads it only through getenv, and either array is whole). The server has no
+ * signal handler that could run in the child. Its stack has a guard page below it. */
 
-/* Runs whose start record is durable now (or could not be made so): open their gates;
- * a job whose record could not be made durable never runs. */
-static void open_gates(void)
+#define CHILD_STACK (1024 * 1024)
+static char *child_stack; /* mapped at start, with a guard page below it */
+static char record[2 * sizeof((struct buf *)0)->data + 128];
+
+static int map_child_stack(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, CHILD_STACK + (size_t)page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (m == MAP_FAILED || mprotect(m, (size_t)page, PROT_NONE) < 0)
+        return -1;
+    child_stack = m + page;
+    return 0;
+}
+
+struct spawn {
+    struct run *run;
+    const struct buf *head, *tail; /* the start record around the job's pids */
+    const gid_t *groups;
+    int ngroups;
+    int out, err, err_w; /* write ends: the job's stdout, stderr, the error pipe */
+};
+
+static char *put_text(char *p, const char *text)
+{
+    size_t n = strlen(text);
+    memcpy(p, text, n);
+    return p + n;
+}
+
+static char *put_decimal(char *p, long long value)
+{
+    char digits[24];
+    int n = 0;
+    unsigned long long u = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    do {
+        digits[n++] = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u != 0);
+    if (value < 0)
+        *p++ = '-';
+    while (n > 0)
+        *p++ = digits[--n];
+    return p;
+}
+
+/* In the child: its own group, its pids into the start record, then only the job's
+ * own descriptors, its user and directory, exec. Until the exec it holds the claim's
+ * lock (a descriptor of its own, closed by the exec), so a daemon that takes the lock
+ * finds its pids written, and its run identity in its environment. */
+static int become_job(void *arg)
+{
+    const struct spawn *s = arg;
+    struct run *r = s->run;
+    const struct job *job = &r->job;
+    setpgid(0, 0); /* first: the group it records is its own already */
+    pid_t pid = (pid_t)syscall(SYS_getpid);
+    long long start = stat_start_time("/proc/self/stat");
+    char *p = record;
+    memcpy(p, s->head->data, s->head->len);
+    p += s->head->len;
+    p = put_decimal(put_text(p, "\"job_pid\": "), pid);
+    p = put_text(p, ", \"job_start\": ");
+    p = start < 0 ? put_text(p, "null") : put_decimal(p, start);
+    p = put_text(put_decimal(put_text(p, ", \"pgid\": "), pid), ", ");
+    memcpy(p, s->tail->data, s->tail->len);
+    p += s->tail->len;
+    size_t len = (size_t)(p - record);
+    if (pwrite(r->claim, record, len, 0) != (ssize_t)len || ftruncate(r->claim, (off_t)len) < 0)
+        child_fail(s->err_w, "record its pids in", "started.json");
+    r->ids.job_start = start;
+    /* Out of the way first (no collision with 1-4), then to 1 (stdout), 2 (stderr),
+     * 3 (the error pipe) and 4 (the claim), both of these closed by a successful exec. */
+    int fds[4] = {s->out, s->err, s->err_w, r->claim};
+    for (int i = 0; i < 4; i++) {
+        fds[i] = fcntl(fds[i], F_DUPFD, 64);
+        if (fds[i] < 0)
+            _exit(127);
+    }
+    for (int i = 0; i < 4; i++)
+        if (dup2(fds[i], i + 1) < 0)
+            _exit(127);
+    fcntl(3, F_SETFD, FD_CLOEXEC);
+    fcntl(4, F_SETFD, FD_CLOEXEC);
+    close_from(5);
+    int null = open("/dev/null", O_RDONLY);
+    if (null < 0 || dup2(null, 0) < 0)
+        _exit(127);
+    if (null > 4)
+        close(null);
+    setrlimit(RLIMIT_NOFILE, &nofile_at_start);
+    /* A job starts with every signal default and none blocked. */
+    sigset_t none;
+    for (int i = 0; i < ignored_count; i++)
+        signal(ignored[i], SIG_DFL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (job->switch_user) {
+        if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) < 0)
+            child_fail(3, "setgroups", job->user);
+        if (syscall(SYS_setgid, job->gid) < 0)
+            child_fail(3, "setgid", job->user);
+        if (syscall(SYS_setuid, job->uid) < 0)
+            child_fail(3, "setuid", job->user);
+    }
+    if (job->cwd != NULL && job->cwd[0] != '\0' && chdir(job->cwd) < 0)
+        child_fail(3, "chdir", job->cwd);
+    environ = job->envp; /* execvp looks the program up in the job's own PATH */
+    execvp(job->argv[0], job->argv);
+    child_fail(3, "exec", job->argv[0]);
+    return 127;
+}
+
+/* The groups of the job's user, looked up here (the child may not): a count, or -1
+ * with errno. `*list` is `some` or allocated. */
+static int job_groups(const struct job *job, gid_t *some, int room, gid_t **list)
+{
+    int n = room;
+    *list = some;
+    if (getgrouplist(job->user, job->gid, some, &n) >= 0)
+        return n;
+    *list = malloc((size_t)n * sizeof **list);
+    if (*list == NULL || getgrouplist(job->user, job->gid, *list, &n) < 0) {
+        free(*list);
+        *list = some;
+        errno = ENOMEM;
+        return -1;
+    }
+    return n;
+}
+
+/* On the sync thread: start the job of a run whose claim is durable. What failed, if
+ * anything, is left in the run for the server's thread to record. */
+static void start_job(struct run *r)
+{
+    static struct buf head, tail;
+    gid_t some[64], *groups = some;
+    int ngroups = 0;
+    if (r->job.switch_user && (ngroups = job_groups(&r->job, some, 64, &groups)) < 0) {
+        r->start_failed = "getgrouplist";
+        r->start_errno = errno;
+        return;
+    }
+    /* The job's stdout, stderr and error pipe: [0] is the read end. */
+    int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+    for (int i = 0; i < 3; i++) {
+        if (pipe2(pipes[i], O_CLOEXEC) < 0) {
+            r->start_failed = "pipe";
+            r->start_errno = errno;
+            for (int k = 0; k < i; k++) {
+                close(pipes[k][0]);
+                close(pipes[k][1]);
+            }
+            if (groups != some)
+                free(groups);
+            return;
+        }
+    }
+    head.len = tail.len = 0;
+    put(&head, "{\"supervisor_pid\": %d, \"supervisor_start\": %lld, ", (int)getpid(),
+        r->ids.supervisor_start);
+    put_record_tail(&tail, r);
+    struct spawn sp = {r, &head, &tail, groups, ngroups, pipes[0][1], pipes[1][1], pipes[2][1]};
+    int pidfd = -1;
+    char **env = environ;
+    pid_t pid = clone(become_job, child_stack + CHILD_STACK,
+                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &sp, &pidfd);
+    int saved = errno;
+    environ = env;
+    if (groups != some)
+        free(groups);
+    for (int i = 0; i < 3; i++)
+        close(pipes[i][1]);
+    r->streams[0].in = pipes[0][0];
+    r->streams[1].in = pipes[1][0];
+    r->errp = pipes[2][0];
+    /* The lock is the job's own now, until its exec. */
+    close(r->claim);
+    r->claim = -1;
+    if (pid < 0) {
+        r->start_failed = "clone";
+        r->start_errno = saved;
+        return;
+    }
+    r->ids.job = pid;
+    if (r->ids.job_start == 0)
+        r->ids.job_start = start_time(pid); /* it failed before it could say */
+    r->pidfd = pidfd;
+}
+
+/* Runs the sync thread is done with: their jobs started (their ends watched from here
+ * on), or the reason they could not be recorded or started (then they never ran). */
+static void launch_synced(void)
 {
     uint64_t count;
     if (read(synced_fd, &count, sizeof count) < 0) {
@@ -913,22 +1037,20 @@ static void open_gates(void)
     while (done != NULL) {
         struct run *r = done;
         done = r->batch_next;
-        r->syncing = 0;
-        if (r->gate >= 0 && r->sync_error != 0) {
-            snprintf(r->failed, sizeof r->failed, "could not record the start in %s: %s",
-                     r->job.jobdir, strerror(r->sync_error));
-            close(r->gate);
-            r->gate = -1;
+        if (r->sync_error != 0) {
+            char what[MSG_MAX];
+            snprintf(what, sizeof what, "could not record the start in %s", r->job.jobdir);
+            errno = r->sync_error;
+            record_failure(r, what);
+        } else if (r->start_failed != NULL) {
+            errno = r->start_errno;
+            record_failure(r, r->start_failed);
+        } else {
+            watch_fd(r->pidfd, &r->w[0], EPOLLIN, EPOLL_CTL_ADD);
+            watch_fd(r->errp, &r->w[1], EPOLLIN, EPOLL_CTL_ADD);
+            watch_fd(r->streams[0].in, &r->w[2], EPOLLIN, EPOLL_CTL_ADD);
+            watch_fd(r->streams[1].in, &r->w[3], EPOLLIN, EPOLL_CTL_ADD);
         }
-        if (r->gate >= 0) {
-            write_all(r->gate, "g", 1);
-            close(r->gate);
-            r->gate = -1;
-        }
-        close(r->claim); /* and the lock with it */
-        r->claim = -1;
-        if (r->died_at_gate)
-            job_ended(r);
     }
 }
 
@@ -1003,7 +1125,7 @@ static int take_request(char *data, size_t len, struct run **batch)
     memcpy(req, data, len);
     r->req = req;
     r->seq = next_seq++;
-    r->claim = r->gate = r->errp = r->pidfd = -1;
+    r->claim = r->errp = r->pidfd = -1;
     r->streams[0] = r->streams[1] = (struct stream){-1, -1, 0, 0};
     r->ids.supervisor_start = server_start;
     for (int i = 0; i < 4; i++)
@@ -1119,7 +1241,8 @@ static int serve(void)
     fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
     if (watch_fd(0, &requests_watch, EPOLLIN, EPOLL_CTL_ADD) < 0)
         return 70;
-    if (start_sync_thread() < 0 || watch_fd(synced_fd, &synced_watch, EPOLLIN, EPOLL_CTL_ADD) < 0)
+    if (map_child_stack() < 0 || start_sync_thread() < 0 ||
+        watch_fd(synced_fd, &synced_watch, EPOLLIN, EPOLL_CTL_ADD) < 0)
         return 70;
     struct epoll_event events[64];
     while (requests_open == 1 || live > 0 || waiting_room != NULL) {
@@ -1140,16 +1263,10 @@ static int serve(void)
             case W_NOTICES:
                 break; /* flushed at the top of the loop */
             case W_SYNCED:
-                open_gates();
+                launch_synced();
                 break;
             case W_PID:
-                if (r->syncing) {
-                    /* killed at its gate: its end once its record is done with */
-                    unwatch_close(&r->pidfd);
-                    r->died_at_gate = 1;
-                } else {
-                    job_ended(r);
-                }
+                job_ended(r);
                 break;
             case W_ERR:
                 read_error(r, 0);

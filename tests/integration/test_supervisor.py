@@ -302,12 +302,16 @@ def test_daemon_refuses_to_start_without_the_supervisor(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "ajs3.sock").exists()
 
 
-@pytest.mark.parametrize("left", [b"", b'{"supervisor_pid": 12'])
+CLAIM_ONLY = b'{"supervisor_pid": 12, "job_pid": null, "job_start": null, "pgid": null}'
+
+
+@pytest.mark.parametrize("left", [b"", b'{"supervisor_pid": 12', CLAIM_ONLY])
 def test_a_start_record_cut_short_is_voided_once_its_lock_is_free(
     runner: Runner, left: bytes
 ) -> None:
-    """A supervisor that died between creating started.json and making it durable left
-    it empty or cut short: its job never ran, and the run is voided in place."""
+    """A supervisor that died between creating started.json and starting its job left it
+    empty, cut short, or a claim that no job wrote its pids into: its job never ran,
+    and the run is voided in place."""
     jobdir = runner.jobdir("c1")
     jobdir.mkdir()
     (jobdir / "started.json").write_bytes(left)
@@ -327,10 +331,15 @@ def test_settle_waits_for_the_supervisor_that_holds_the_record(runner: Runner) -
     try:
         with pytest.raises(TimeoutError):
             runner.settle(jobdir, "x", wait=0.3)
-        os.write(fd, json.dumps({"supervisor_pid": 1, "pgid": 2}).encode())
+        os.write(fd, CLAIM_ONLY)  # the claim: still held, so not the end of it
+        with pytest.raises(TimeoutError):
+            runner.settle(jobdir, "x", wait=0.3)
+        whole = json.dumps({"supervisor_pid": 1, "job_pid": 2, "pgid": 2}).encode()
+        os.pwrite(fd, whole, 0)  # what the job writes before its exec
+        os.ftruncate(fd, len(whole))
     finally:
         os.close(fd)
-    assert runner.settle(jobdir, "x") == {"supervisor_pid": 1, "pgid": 2}
+    assert runner.settle(jobdir, "x") == {"supervisor_pid": 1, "job_pid": 2, "pgid": 2}
 
 
 def test_records_are_never_written_through_links(runner: Runner, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ run id. An end recorded before the kill is not lost. The daemon starts a new ser
 for the jobs after. In no case does one run id start twice, and every end the journal
 records is the one the job itself wrote.
 
-Where each kill lands (before a claim, with jobs at their gates, while they run,
+Where each kill lands (before a claim, between a claim and its job's start, while they run,
 after an end) is left to chance; every outcome the promise allows is accepted, and
 the checks below hold for each of them.
 """
