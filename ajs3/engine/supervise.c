@@ -414,6 +414,7 @@ struct run {
     int claim, errp, pidfd;
     struct ids ids;
     double started_at; /* when the claim was written: the start record says it */
+    size_t claim_len; /* the claim's length: the job's record is never shorter */
     struct stream streams[2];
     struct watch w[4]; /* W_PID, W_ERR, W_STDOUT, W_STDERR */
     char failed[MSG_MAX + 256];
@@ -713,6 +714,7 @@ static int begin(struct run *r)
     put(&b, "{");
     put_ids(&b, &r->ids);
     put_record_tail(&b, r);
+    r->claim_len = b.len;
     if (write_all(r->claim, b.data, b.len) < 0) {
         char what[MSG_MAX];
         snprintf(what, sizeof what, "could not record the start in %s", job->jobdir);
@@ -899,8 +901,13 @@ static int become_job(void *arg)
     p = put_text(put_decimal(put_text(p, ", \"pgid\": "), pid), ", ");
     memcpy(p, s->tail->data, s->tail->len);
     p += s->tail->len;
+    /* Padded to the claim's length (JSON allows trailing blanks), so that it covers the
+     * whole claim without a truncate: ext4 truncates even to the same size, a journaled
+     * orphan-list change per job. */
+    while (p < record + r->claim_len)
+        *p++ = ' ';
     size_t len = (size_t)(p - record);
-    if (pwrite(r->claim, record, len, 0) != (ssize_t)len || ftruncate(r->claim, (off_t)len) < 0)
+    if (pwrite(r->claim, record, len, 0) != (ssize_t)len)
         child_fail(s->err_w, "record its pids in", "started.json");
     r->ids.job_start = start;
     /* Out of the way first (no collision with 1-4), then to 1 (stdout), 2 (stderr),
