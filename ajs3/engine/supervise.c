@@ -422,11 +422,11 @@ struct run {
     size_t msglen;
     int status, finished;
     int sync_error; /* errno of the fsync that failed, or 0 */
-    const char *start_failed; /* what failed as the sync thread started the job */
+    const char *start_failed; /* what failed as the launch thread started the job */
     int start_errno; /* errno of the fsync that failed, or 0 */
     double ended_at;
     struct run *next; /* in the ends waiting for room, or the runs to free */
-    struct run *batch_next; /* in the batch being claimed, or with the sync thread */
+    struct run *batch_next; /* in the batch being claimed, or with the sync or launch thread */
 };
 
 static int ep = -1;
@@ -735,8 +735,9 @@ gone:
  * every one is sent to the disk (sync_file_range), so that the file system's journal
  * commit of the first fsync covers them all and the fsyncs after it find nothing left
  * to commit (measured in ADR 0030: one after the other without it, each fsync was a
- * commit of its own). Then it starts their jobs (see "starting a job"), and hands the
- * runs back. The server's own thread goes on taking requests and collecting ends
+ * commit of its own). Then it hands them to the launch thread, which starts their jobs
+ * (see "starting a job") while it makes the next records durable, and hands the runs
+ * back. The server's own thread goes on taking requests and collecting ends
  * meanwhile. */
 
 /* Whether the fsync of a file just created in `dirfd` makes its directory entry (and
@@ -755,7 +756,10 @@ static int entry_durable_with_file(int dirfd)
 
 static pthread_mutex_t sync_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sync_wanted = PTHREAD_COND_INITIALIZER;
-static struct run *sync_queue, *sync_done; /* linked by batch_next */
+static pthread_cond_t launch_wanted = PTHREAD_COND_INITIALIZER;
+/* From the server's thread to the sync thread, on to the launch thread, and back;
+ * linked by batch_next, under sync_lock. */
+static struct run *sync_queue, *launch_queue, *sync_done;
 static int synced_fd = -1; /* an eventfd: written when records are done */
 static struct watch synced_watch = {NULL, W_SYNCED};
 
@@ -781,9 +785,32 @@ static void *sync_worker(void *unused)
             r->sync_error = failed ? errno : 0;
             last = r;
         }
-        for (struct run *r = all; r != NULL; r = r->batch_next)
+        pthread_mutex_lock(&sync_lock);
+        last->batch_next = launch_queue;
+        launch_queue = all;
+        pthread_cond_signal(&launch_wanted);
+    }
+    return NULL;
+}
+
+/* The launch thread: starts the jobs whose claims are durable, while the sync thread
+ * makes the next claims durable; then hands the runs back to the server's thread. */
+static void *launch_worker(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&sync_lock);
+    for (;;) {
+        while (launch_queue == NULL)
+            pthread_cond_wait(&launch_wanted, &sync_lock);
+        struct run *all = launch_queue;
+        launch_queue = NULL;
+        pthread_mutex_unlock(&sync_lock);
+        struct run *last = NULL;
+        for (struct run *r = all; r != NULL; r = r->batch_next) {
             if (r->sync_error == 0)
                 start_job(r);
+            last = r;
+        }
         pthread_mutex_lock(&sync_lock);
         last->batch_next = sync_done;
         sync_done = all;
@@ -797,11 +824,13 @@ static void *sync_worker(void *unused)
 
 static int start_sync_thread(void)
 {
-    pthread_t t;
+    pthread_t t[2];
     synced_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (synced_fd < 0 || pthread_create(&t, NULL, sync_worker, NULL) != 0)
+    if (synced_fd < 0 || pthread_create(&t[0], NULL, sync_worker, NULL) != 0 ||
+        pthread_create(&t[1], NULL, launch_worker, NULL) != 0)
         return -1;
-    pthread_detach(t);
+    pthread_detach(t[0]);
+    pthread_detach(t[1]);
     return 0;
 }
 
@@ -820,16 +849,16 @@ static void sync_batch(struct run *batch)
     pthread_mutex_unlock(&sync_lock);
 }
 
-/* -- starting a job once its claim is durable: vfork, on the sync thread -------------
+/* -- starting a job once its claim is durable: vfork, on the launch thread -----------
  *
- * The child shares the server's memory, and the sync thread waits until it has exec'd
+ * The child shares the server's memory, and the launch thread waits until it has exec'd
  * or died (CLONE_VFORK suspends the calling thread only: the server's own thread goes
  * on meanwhile). A fork would copy the server's page tables only for the exec to
  * throw them away, which costs most with many jobs running (ADR 0032). The child
  * writes nothing of the server's but its own run's ids, its stack and the buffer below
  * (one child at a time), allocates nothing, takes no lock and calls nothing that signals
  * the server's threads (setuid and the like are made as raw system calls, as glibc's
- * wrappers would tell every thread of the server to change user); the sync thread
+ * wrappers would tell every thread of the server to change user); the launch thread
  * looks up the job user's groups before and puts `environ` back after (the server's
  * thread reads it only through getenv, and either array is whole). The server has no
  * signal handler that could run in the child. Its stack has a guard page below it. */
@@ -970,7 +999,7 @@ static int job_groups(const struct job *job, gid_t *some, int room, gid_t **list
     return n;
 }
 
-/* On the sync thread: start the job of a run whose claim is durable. What failed, if
+/* On the launch thread: start the job of a run whose claim is durable. What failed, if
  * anything, is left in the run for the server's thread to record. */
 static void start_job(struct run *r)
 {
@@ -1029,7 +1058,7 @@ static void start_job(struct run *r)
     r->pidfd = pidfd;
 }
 
-/* Runs the sync thread is done with: their jobs started (their ends watched from here
+/* Runs the launch thread is done with: their jobs started (their ends watched from here
  * on), or the reason they could not be recorded or started (then they never ran). */
 static void launch_synced(void)
 {
