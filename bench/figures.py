@@ -505,7 +505,7 @@ def _time_version() -> float:
 
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "ajs3.cli.main", "--version"],
+        [sys.executable, "-P", "-m", "ajs3.cli.main", "--version"],
         capture_output=True,
         env=cli_env(),
         check=False,

@@ -54,7 +54,7 @@ class LogicalHost:
         self, *args: str, check: bool = True, timeout: float = 300
     ) -> tuple[subprocess.CompletedProcess[str], float]:
         """Run `ajs3 ARGS...`; returns the result and its wall time in seconds."""
-        argv = [sys.executable, "-m", "ajs3.cli.main", *args, *self.opts]
+        argv = [sys.executable, "-P", "-m", "ajs3.cli.main", *args, *self.opts]
         t0 = time.perf_counter()
         done = subprocess.run(
             argv, capture_output=True, text=True, env=cli_env(), timeout=timeout, check=False

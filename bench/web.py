@@ -75,7 +75,7 @@ def figures(b: Bench) -> Figure:
     runs = h.query("SELECT count(*) FROM jobnet_runs")[0][0]
     b.log(f"  web: {nets * 100} units defined, {runs} past jobnet runs ({units} unit runs)")
     h.start()
-    argv = [sys.executable, "-m", "ajs3.cli.main", "web", *h.opts, "--listen", "127.0.0.1:0"]
+    argv = [sys.executable, "-P", "-m", "ajs3.cli.main", "web", *h.opts, "--listen", "127.0.0.1:0"]
     proc = subprocess.Popen(
         argv,
         env={**cli_env(), "AJS3_WEB_TOKEN": TOKEN},
