@@ -423,10 +423,11 @@ struct run {
     int status, finished;
     int sync_error; /* errno of the fsync that failed, or 0 */
     const char *start_failed; /* what failed as the launch thread started the job */
-    int start_errno; /* errno of the fsync that failed, or 0 */
+    int start_errno; /* and its errno */
     double ended_at;
     struct run *next; /* in the ends waiting for room, or the runs to free */
-    struct run *batch_next; /* in the batch being claimed, or with the sync or launch thread */
+    struct run *batch_next; /* in the batch being claimed, or with the sync or launch
+                             * thread */
 };
 
 static int ep = -1;
