@@ -43,6 +43,8 @@ def run_state(runner: rn.Runner, run_id: str) -> dict[str, Any]:
         return {"state": "absent"}
     started = runner.started(jobdir)
     if started is None:
+        started = _settled(runner, jobdir)
+    if started is None:
         return {"state": "starting"}  # being written under the supervisor's lock
     if started.get("void"):
         return {"state": "void", "started": started}
@@ -55,6 +57,25 @@ def run_state(runner: rn.Runner, run_id: str) -> dict[str, Any]:
     if status is not None:
         return {"state": "ended", "started": started, "status": status}
     return {"state": "lost", "started": started}
+
+
+def _settled(runner: rn.Runner, jobdir: Path) -> dict[str, Any] | None:
+    """The start record of a claim whose job has not written its pids, once its
+    supervisor is gone (ADR 0032): under its lock, either the job's pids are there, or
+    the server died before it started the job, which then never ran and is voided in
+    place. None while the supervisor lives or holds the lock (still starting), or when
+    the record names no supervisor yet (being written)."""
+    claim = rn.read_json(jobdir / "started.json")
+    if claim is None or "supervisor_pid" not in claim:
+        return None
+    pid, start = claim.get("supervisor_pid"), claim.get("supervisor_start")
+    if not isinstance(pid, int) or rn.is_same_process(pid, start):
+        return None
+    try:
+        whole = runner.settle(jobdir, "its supervisor died before it started the job", 1.0)
+    except TimeoutError:
+        return None
+    return whole if whole is not None else runner.started(jobdir)
 
 
 class Server:

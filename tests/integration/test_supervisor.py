@@ -21,6 +21,7 @@ import pytest
 from ajs3.engine import native
 from ajs3.engine.runner import Runner, kill_group, proc_starttime
 from ajs3.engine.supervisor import encode_request
+from ajs3.exechost.serve import run_state
 from ajs3.settings import Settings
 
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -340,6 +341,29 @@ def test_settle_waits_for_the_supervisor_that_holds_the_record(runner: Runner) -
     finally:
         os.close(fd)
     assert runner.settle(jobdir, "x") == {"supervisor_pid": 1, "job_pid": 2, "pgid": 2}
+
+
+def test_an_execution_host_settles_a_claim_whose_server_died_before_its_job(
+    runner: Runner,
+) -> None:
+    """On an execution host, a claim that no job wrote its pids into, whose supervisor
+    is gone, was never started: the host answers void (the logical host starts the run
+    again) rather than starting for ever. While its supervisor lives, it is starting."""
+    gone = subprocess.Popen(["/bin/true"])
+    gone.wait()
+    claim = json.loads(CLAIM_ONLY) | {"supervisor_pid": gone.pid, "supervisor_start": 1}
+    jobdir = runner.jobdir("x1")
+    jobdir.mkdir()
+    (jobdir / "started.json").write_text(json.dumps(claim))
+    state = run_state(runner, "x1")
+    assert state["state"] == "void", state
+    assert "before it started the job" in state["started"]["why"]
+    live = claim | {"supervisor_pid": os.getpid(), "supervisor_start": proc_starttime(os.getpid())}
+    jobdir = runner.jobdir("x2")
+    jobdir.mkdir()
+    (jobdir / "started.json").write_text(json.dumps(live))
+    assert run_state(runner, "x2") == {"state": "starting"}
+    assert json.loads((jobdir / "started.json").read_text()) == live  # left as it was
 
 
 def test_records_are_never_written_through_links(runner: Runner, tmp_path: Path) -> None:
