@@ -331,10 +331,14 @@ class Runner:
 
         Its supervisor holds a lock on it from creating it until its job has exec'd
         (the job holds it last, and writes its pids into the record first: ADR 0032).
-        Once the lock is ours: a whole record is returned; one that is still empty, cut
-        short, or a claim with no job's pids was left by a supervisor that died before
-        it started the job, and is voided in place (None). Raises TimeoutError if a
-        supervisor holds the lock for ``wait`` seconds.
+        Once the lock is ours: a whole record is returned; one that is still empty or
+        cut short was left by a supervisor that died before its claim was durable, and
+        is voided in place (None). So is a claim with no job's pids written on this
+        node since its boot: the pids would be there (in the page cache at least) had
+        its job started. A claim from another node or boot is returned as it is: its
+        job may have started and its pids, never fsynced, died with that node, so the
+        run is in doubt. Raises TimeoutError if a supervisor holds the lock for
+        ``wait`` seconds.
         """
         fd = os.open(jobdir / dd.STARTED, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
@@ -355,6 +359,8 @@ class Runner:
             whole = whole_record(data if isinstance(data, dict) else None)
             if whole is not None:
                 return whole
+            if isinstance(data, dict) and not self.is_local(data):
+                return data  # a durable claim of another node or boot: in doubt
             os.ftruncate(fd, 0)
             os.pwrite(fd, self._void_record(why), 0)
             os.fsync(fd)

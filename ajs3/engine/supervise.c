@@ -715,6 +715,12 @@ static int begin(struct run *r)
     put(&b, "{");
     put_ids(&b, &r->ids);
     put_record_tail(&b, r);
+    /* Room for the job's pids, which replace three nulls (up to 7 + 20 + 7 digits for
+     * 12 letters): the job writes its record over the claim within the claim's length,
+     * so that the file's size never changes. Were it to grow, a node that crashed could
+     * leave the new size with the old data or the new data cut at the old size, and
+     * the claim would read as cut short where its job may have run. */
+    put(&b, "%24s", "");
     r->claim_len = b.len;
     if (write_all(r->claim, b.data, b.len) < 0) {
         char what[MSG_MAX];

@@ -7,6 +7,7 @@ then follow each job's `on_failover` policy, never silently run it again.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,28 @@ def test_policy_fail_marks_it_killed_and_runs_nothing_again(
     assert by["/net/work"]["status"] == "killed"
     assert "recovery policy fail" in by["/net/work"]["reason"]
     assert by["/net/after"]["status"] == "not_executed"
+    assert len(ledger.read_text().splitlines()) == 1
+
+
+def test_a_claim_from_another_node_without_the_jobs_pids_is_in_doubt(
+    make_lhost: Any, tmp_path: Path
+) -> None:
+    """The job writes its pids into its durable claim without an fsync (ADR 0032): a
+    node that crashed may leave the claim with null pids although its job ran. Taken
+    over by another node, the run is in doubt (its policy decides), not voided and
+    started again as a job that never ran."""
+    host, ledger, run = setup(make_lhost, tmp_path, "fail")
+    run_id = kill_everything(host, run)
+    started = host.datadir / "jobs" / run_id / "started.json"
+    record = json.loads(started.read_text())
+    assert isinstance(record["job_pid"], int)  # the job ran and wrote its pids
+    # What the disk may hold after the crash of its node: the claim as it was fsynced.
+    record |= {"job_pid": None, "job_start": None, "pgid": None, "host": "n1/b00t/pid:[1]"}
+    started.write_text(json.dumps(record))
+    host.start("hot")
+    by = {u["path"]: u for u in host.wait(run)["units"]}
+    assert by["/net/work"]["status"] == "killed", by["/net/work"]
+    assert "lost in a failover" in by["/net/work"]["reason"]
     assert len(ledger.read_text().splitlines()) == 1
 
 

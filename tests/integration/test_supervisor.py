@@ -306,21 +306,44 @@ def test_daemon_refuses_to_start_without_the_supervisor(tmp_path: Path) -> None:
 CLAIM_ONLY = b'{"supervisor_pid": 12, "job_pid": null, "job_start": null, "pgid": null}'
 
 
-@pytest.mark.parametrize("left", [b"", b'{"supervisor_pid": 12', CLAIM_ONLY])
+def local_claim(runner: Runner) -> bytes:
+    """A claim without the job's pids, written on this node since its boot."""
+    return json.dumps(json.loads(CLAIM_ONLY) | {"host": runner.identity}).encode()
+
+
+@pytest.mark.parametrize("left", [b"", b'{"supervisor_pid": 12', "claim"])
 def test_a_start_record_cut_short_is_voided_once_its_lock_is_free(
-    runner: Runner, left: bytes
+    runner: Runner, left: bytes | str
 ) -> None:
     """A supervisor that died between creating started.json and starting its job left it
     empty, cut short, or a claim that no job wrote its pids into: its job never ran,
     and the run is voided in place."""
     jobdir = runner.jobdir("c1")
     jobdir.mkdir()
-    (jobdir / "started.json").write_bytes(left)
+    (jobdir / "started.json").write_bytes(local_claim(runner) if left == "claim" else left)
     assert runner.started(jobdir) is None
     assert not runner.void(jobdir, "too late")
     assert runner.settle(jobdir, "never started; restarted by epoch 3") is None
     record = runner.started(jobdir)
     assert record is not None and record["void"] is True and "epoch 3" in record["why"]
+
+
+@pytest.mark.parametrize("host", [None, "n1/b00t/pid:[1]", "other boot"])
+def test_a_claim_without_pids_from_another_node_or_boot_is_left_in_doubt(
+    runner: Runner, host: str | None
+) -> None:
+    """The job's pids are not fsynced (ADR 0032): a claim without them that another node,
+    or this one before a reboot, left may belong to a job that ran. settle returns it
+    as it is (the run is in doubt), and does not void it."""
+    claim = json.loads(CLAIM_ONLY)
+    if host is not None:
+        node, boot, pidns = runner.identity.split("/", 2)
+        claim["host"] = f"{node}/{'0' * len(boot)}/{pidns}" if host == "other boot" else host
+    jobdir = runner.jobdir("c3")
+    jobdir.mkdir()
+    (jobdir / "started.json").write_text(json.dumps(claim))
+    assert runner.settle(jobdir, "x") == claim
+    assert json.loads((jobdir / "started.json").read_text()) == claim  # left as it was
 
 
 def test_settle_waits_for_the_supervisor_that_holds_the_record(runner: Runner) -> None:
@@ -332,7 +355,7 @@ def test_settle_waits_for_the_supervisor_that_holds_the_record(runner: Runner) -
     try:
         with pytest.raises(TimeoutError):
             runner.settle(jobdir, "x", wait=0.3)
-        os.write(fd, CLAIM_ONLY)  # the claim: still held, so not the end of it
+        os.write(fd, local_claim(runner))  # the claim: still held, so not the end of it
         with pytest.raises(TimeoutError):
             runner.settle(jobdir, "x", wait=0.3)
         whole = json.dumps({"supervisor_pid": 1, "job_pid": 2, "pgid": 2}).encode()
@@ -351,7 +374,7 @@ def test_an_execution_host_settles_a_claim_whose_server_died_before_its_job(
     again) rather than starting for ever. While its supervisor lives, it is starting."""
     gone = subprocess.Popen(["/bin/true"])
     gone.wait()
-    claim = json.loads(CLAIM_ONLY) | {"supervisor_pid": gone.pid, "supervisor_start": 1}
+    claim = json.loads(local_claim(runner)) | {"supervisor_pid": gone.pid, "supervisor_start": 1}
     jobdir = runner.jobdir("x1")
     jobdir.mkdir()
     (jobdir / "started.json").write_text(json.dumps(claim))
@@ -364,6 +387,13 @@ def test_an_execution_host_settles_a_claim_whose_server_died_before_its_job(
     (jobdir / "started.json").write_text(json.dumps(live))
     assert run_state(runner, "x2") == {"state": "starting"}
     assert json.loads((jobdir / "started.json").read_text()) == live  # left as it was
+    # Written before this node's last boot, it may have run: lost (in doubt), not void.
+    node, boot, pidns = runner.identity.split("/", 2)
+    old = claim | {"host": f"{node}/{'0' * len(boot)}/{pidns}"}
+    jobdir = runner.jobdir("x3")
+    jobdir.mkdir()
+    (jobdir / "started.json").write_text(json.dumps(old))
+    assert run_state(runner, "x3") == {"state": "lost", "started": old}
 
 
 def test_records_are_never_written_through_links(runner: Runner, tmp_path: Path) -> None:
