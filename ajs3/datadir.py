@@ -18,6 +18,7 @@ SETTINGS = "ajs3.yaml"
 DEFINITIONS = "definitions"
 JOURNAL = "journal.db"
 JOBS = "jobs"
+CLAIMS = "claims"
 LOG = "log"
 
 #: the files of one run's directory
@@ -30,6 +31,11 @@ CHECK_LOG = "failover_check.log"
 
 def jobs(datadir: Path) -> Path:
     return datadir / JOBS
+
+
+def claims(datadir: Path) -> Path:
+    """The claim logs of the supervisor servers (ADR 0033)."""
+    return datadir / CLAIMS
 
 
 def jobdir(datadir: Path, run_id: str) -> Path:

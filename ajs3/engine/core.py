@@ -49,7 +49,7 @@ class Core:
         self.journal = journal
         self.settings = settings
         self.lhost = settings.lhost
-        self.runner = rn.Runner(settings.datadir, settings)
+        self.runner = rn.Runner(settings.datadir, settings, claim_log=True)
         self.clock = clock
         self.log = structlog.get_logger("ajs3").bind(lhost=self.lhost)
         self.runs: dict[int, RunState] = {}

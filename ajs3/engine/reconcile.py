@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ajs3.engine import recovery
+from ajs3.engine import claimlog, recovery
 from ajs3.engine import runner as rn
 from ajs3.engine.collect import Collector
 from ajs3.engine.core import Core
@@ -34,6 +34,17 @@ class Reconciler:
         self.dispatch = dispatch
         self.collector = collector
         self.doubt = doubt
+        #: run id -> host, of the claim logs of other nodes and boots (read once: ADR 0033)
+        self._foreign: dict[str, str] | None = None
+
+    def foreign_claim(self, run_id: str) -> str | None:
+        """The host identity of the node (or boot) whose claim log names ``run_id``."""
+        if self._foreign is None:
+            where = self.core.runner.claims_dir
+            self._foreign = (
+                {} if where is None else claimlog.foreign_claims(where, self.core.runner.identity)
+            )
+        return self._foreign.get(run_id)
 
     def recover(self, mode: StartMode) -> None:
         """At start: every job left running is collected, adopted, restarted or in doubt."""
@@ -60,6 +71,20 @@ class Reconciler:
         count = core.journal.forget_runs()
         core.log.info("cold start: registrations and results forgotten", runs=count)
 
+    def cut_claim_logs(self) -> None:
+        """Remove the claim logs that no recovery can need any more (ADR 0033): those no
+        server writes that name no run the journal says runs."""
+        where = self.core.runner.claims_dir
+        if where is None:
+            return
+        try:
+            removed = claimlog.cut(where, self.core.journal.running_run_ids())
+        except OSError as exc:
+            self.core.log.warning("claim logs not cut; tried again later", error=str(exc))
+            return
+        if removed:
+            self.core.log.info("claim logs removed", logs=[p.name for p in removed])
+
     def recover_job(self, state: RunState, ur: UnitRun, mode: StartMode) -> None:
         """Apply :data:`ajs3.engine.recovery.TABLE` to one job run left running."""
         assert ur.run_id is not None
@@ -76,7 +101,12 @@ class Reconciler:
         if row.verdict is Verdict.CLAIM:
             # Claim the run first, so that a supervisor of a dead daemon that is still on
             # its way can never start it (ADR 0012).
-            why = f"never started; restarted by epoch {core.journal.epoch}"
+            logged = self.foreign_claim(ur.run_id)
+            why = (
+                f"never started; restarted by epoch {core.journal.epoch}"
+                if logged is None
+                else f"claimed on {_node(logged)}, which may have started it; in doubt"
+            )
             if core.runner.void(jobdir, why):
                 facts = Facts(False, Record.VOID, mode=mode)
             else:  # a supervisor created the record: wait until it is whole
@@ -90,6 +120,9 @@ class Reconciler:
                         if started is None
                         else self._facts(False, started, mode)
                     )
+            if facts.record is Record.VOID and logged is not None:
+                facts = Facts(False, Record.LOGGED, mode=mode)
+                started = {"host": logged}  # where it may have run, for the reason
             row = recovery.decide(facts)
         match row.verdict:
             case Verdict.COLLECT:
@@ -159,10 +192,14 @@ class Reconciler:
             case ReasonCode.SUPERVISOR_DIED:
                 return "its supervisor died before recording an end"
             case _:
-                node = str((started or {}).get("host", "?")).split("/")[0]
-                return f"it was running on {node}, lost in a failover"
+                return f"it was running on {_node((started or {}).get('host'))}, lost in a failover"
 
     def _wait_status(self, jobdir: Path, seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end and self.core.runner.status(jobdir) is None:
             time.sleep(0.05)
+
+
+def _node(host: object) -> str:
+    """The node's name in a host identity (node/boot/pid namespace)."""
+    return str(host or "?").split("/")[0]

@@ -27,6 +27,9 @@ class Record(StrEnum):
     """A supervisor wrote it whole: the job may have started (ADR 0012)."""
     HELD = "held"
     """A supervisor holds it and did not finish writing it in time."""
+    LOGGED = "logged"
+    """None is whole, but the claim log of another node or boot names the run (ADR
+    0033): that node's server made the claim durable, and may have started the job."""
 
 
 class Verdict(StrEnum):
@@ -113,6 +116,17 @@ TABLE: tuple[Row, ...] = (
         ReasonCode.NEVER_STARTED,
         False,
         "recorded but never started: start it again",
+    ),
+    Row(
+        False,
+        Record.LOGGED,
+        None,
+        None,
+        None,
+        Verdict.IN_DOUBT,
+        ReasonCode.IN_DOUBT_AFTER_FAILOVER,
+        False,
+        "claimed on another node or boot, its start record lost with it: it may have run",
     ),
     Row(
         False,

@@ -176,11 +176,16 @@ def private_dir(path: Path, *, reclaim: bool = False) -> None:
 class Runner:
     """Starts supervisors for jobs of one logical host."""
 
-    def __init__(self, datadir: Path, settings: Settings) -> None:
+    def __init__(self, datadir: Path, settings: Settings, *, claim_log: bool = False) -> None:
+        """``claim_log``: the server makes claims durable in its log (ADR 0033). Only a
+        daemon reads the logs after a failover; an execution host does without."""
         self.jobs_dir = dd.jobs(datadir)
         private_dir(self.jobs_dir)
         self.settings = settings
-        self.supervisor = SupervisorServer(supervisor_binary())
+        self.claims_dir = dd.claims(datadir) if claim_log else None
+        if self.claims_dir is not None:
+            private_dir(self.claims_dir)
+        self.supervisor = SupervisorServer(supervisor_binary(), self.claims_dir)
         self.identity = host_identity()
 
     def jobdir(self, run_id: str) -> Path:

@@ -42,6 +42,8 @@ from ajs3.settings import Settings
 
 #: How often a daemon looks for the end records of jobs it re-adopted (seconds).
 ADOPTED_LOOK = 1.0
+#: how often the claim logs no run needs any more are removed (ADR 0033), in seconds
+CUT_CLAIM_LOGS = 300.0
 
 
 class Scheduler:
@@ -60,6 +62,7 @@ class Scheduler:
         self.clock = clock
         #: when to look again for the end records of re-adopted jobs
         self._adopted_look = 0.0
+        self._cut_claim_logs = 0.0  # when to cut the claim logs next
         self.dispatch = Dispatcher(core)
         doubt = InDoubt(core, self.dispatch)
         self.collector = Collector(core, doubt)
@@ -165,7 +168,13 @@ class Scheduler:
         """Bring the journal in line with reality at start (docs/design.md rules 4-6), then
         catch up with the runs that fell due while the logical host was down."""
         self.reconciler.recover(mode)
+        self.cut_claim_logs()
         self.start_timetable(self.clock())
+
+    def cut_claim_logs(self) -> None:
+        """At start once recovery needs them no more, then every few minutes."""
+        self._cut_claim_logs = time.monotonic() + CUT_CLAIM_LOGS
+        self.reconciler.cut_claim_logs()
 
     def start_timetable(self, now: float) -> None:
         """Apply each jobnet's catch-up policy to the runs due since the last owner
@@ -425,6 +434,8 @@ class Scheduler:
         self.collector.check_timers()
         self.take_ended()
         self.look_for_adopted_ends()
+        if time.monotonic() >= self._cut_claim_logs:
+            self.cut_claim_logs()
         if self.core.exechosts is not None:
             try:
                 self.core.exechosts.poll()

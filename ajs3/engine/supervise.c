@@ -1,7 +1,8 @@
 /*
  * ajs3-supervise: the supervisor of every job of a daemon (ADR 0001, 0012, 0030).
  *
- * The daemon starts it once, as `ajs3-supervise --serve --ends-only`, and writes one
+ * The daemon starts it once, as `ajs3-supervise --serve --ends-only --claims DIR`
+ * (DIR: see "the claim log" below), and writes one
  * request per job to its stdin: a decimal length, a newline, then that many bytes of
  * NUL-ended strings:
  *
@@ -28,12 +29,14 @@
  * O_NOFOLLOW, with O_NOFOLLOW (and O_EXCL where new), so root never follows a link;
  * the job gets its stdout and stderr as pipes only.
  *
- *   started.json  created (O_EXCL: the claim), written and fsynced (file, then
- *                 directory where needed) *before* the job is started: the
- *                 supervisor's pid and kernel start time, the host identity
- *                 (node/boot id/pid namespace), and null for the job's pids. The
- *                 records of the jobs asked for together are made durable together,
- *                 on a thread of their own (see "making start records durable").
+ *   started.json  created (O_EXCL: the claim) and written, and the claim made
+ *                 durable *before* the job is started: the supervisor's pid and
+ *                 kernel start time, the host identity (node/boot id/pid namespace),
+ *                 and null for the job's pids. Durable means its run id in the claim
+ *                 log (`--claims DIR`, see "the claim log", ADR 0033), else the file
+ *                 fsynced (then its directory where needed). The claims of the jobs
+ *                 asked for together are made durable together, on a thread of their
+ *                 own (see "making start records durable").
  *                 Started only then, the job writes its own pid, start time and
  *                 process group into it before anything else, and execs while it
  *                 still holds the claim's lock (ADR 0032); those are not fsynced:
@@ -772,6 +775,126 @@ static struct watch synced_watch = {NULL, W_SYNCED};
 
 static void start_job(struct run *r);
 
+/* -- the claim log (ADR 0033) -----------------------------------------------------------
+ *
+ * Started with `--claims DIR`, the server makes a batch of claims durable with one
+ * fdatasync: their run ids, one per line, written into a log of its own in DIR; each
+ * started.json is then written but not fsynced. A node that crashed may lose a
+ * started.json, never a run id its server logged before it started the job: the daemon
+ * that takes the logical host over finds the run in the log of another node or boot,
+ * and holds it in doubt rather than starting it again.
+ *
+ * A log is made whole before it is used: the line "ajs3-claims 1 HOST" (the host
+ * identity of its records), then zeros up to CLAIM_LOG_SIZE, fsynced with its
+ * directory. Run ids are written over the zeros, so that their fdatasync changes no
+ * metadata: a write and a flush of the device, not a commit of the file system's
+ * journal. The server holds a lock on the log it writes; the daemon removes a log when
+ * it can take its lock and no run in it still runs. When a log is full the next one is
+ * made. If no log can be made, or a run id does not fit on a line, the claims are
+ * fsynced one by one, as without `--claims`. */
+#define CLAIM_LOG_SIZE (256 * 1024)
+#define CLAIM_LINE_MAX 1024
+static int claims_dir = -1; /* the directory of --claims, or -1: none */
+static int claim_log = -1;
+static off_t claim_log_at; /* where the next run id goes */
+static unsigned claim_log_seq;
+
+/* A new log, whole and durable, locked: its descriptor, or -1 with errno. */
+static int new_claim_log(void)
+{
+    static const char zeros[65536];
+    char name[96], head[sizeof host + 32];
+    int fd = -1;
+    while (fd < 0) {
+        snprintf(name, sizeof name, "%d-%lld-%u.log", (int)getpid(), server_start,
+                 claim_log_seq++);
+        fd = openat(claims_dir, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+        if (fd < 0 && errno != EEXIST)
+            return -1;
+    }
+    int n = snprintf(head, sizeof head, "ajs3-claims 1 %s\n", host);
+    int ok = flock(fd, LOCK_EX) == 0 && write_all(fd, head, (size_t)n) == 0;
+    for (off_t at = n; ok && at < CLAIM_LOG_SIZE; at += (off_t)sizeof zeros) {
+        size_t part = (size_t)(CLAIM_LOG_SIZE - at) < sizeof zeros ? (size_t)(CLAIM_LOG_SIZE - at)
+                                                                   : sizeof zeros;
+        ok = write_all(fd, zeros, part) == 0;
+    }
+    if (!ok || fsync(fd) < 0 || fsync(claims_dir) < 0) {
+        int saved = errno;
+        close(fd);
+        unlinkat(claims_dir, name, 0);
+        errno = saved;
+        return -1;
+    }
+    claim_log_at = n;
+    return fd;
+}
+
+/* Make the claims of `lines` (n bytes, whole lines) durable in the log: 0, or -1 with
+ * errno. A log too full for them is followed by a new one. */
+static int log_claims(const char *lines, size_t n)
+{
+    if (claim_log < 0 || claim_log_at + (off_t)n > CLAIM_LOG_SIZE) {
+        int fd = new_claim_log();
+        if (fd < 0)
+            return -1;
+        if (claim_log >= 0)
+            close(claim_log); /* and its lock: the daemon may remove it once it is done */
+        claim_log = fd;
+    }
+    if (pwrite(claim_log, lines, n, claim_log_at) != (ssize_t)n)
+        return -1;
+    claim_log_at += (off_t)n;
+    return fdatasync(claim_log);
+}
+
+/* Make the claims of a batch durable: in the log where there is one, else each file. */
+static void sync_claims(struct run *all)
+{
+    static char lines[CLAIM_LOG_SIZE / 4];
+    size_t n = 0;
+    struct run *logged = NULL, *first_logged = NULL;
+    for (struct run *r = all; r != NULL; r = r->batch_next) {
+        r->sync_error = -1; /* not yet durable */
+        size_t len = r->job.run_id != NULL ? strlen(r->job.run_id) : 0;
+        if (claims_dir < 0 || len == 0 || len >= CLAIM_LINE_MAX || memchr(r->job.run_id, '\n', len))
+            continue;
+        if (n + len + 1 > sizeof lines) {
+            int err = log_claims(lines, n) < 0 ? errno : 0;
+            for (struct run *k = first_logged; k != r; k = k->batch_next)
+                if (k->sync_error == -2)
+                    k->sync_error = err ? err : 0;
+            n = 0;
+            first_logged = NULL;
+        }
+        memcpy(lines + n, r->job.run_id, len);
+        lines[n + len] = '\n';
+        n += len + 1;
+        r->sync_error = -2; /* in `lines` */
+        if (first_logged == NULL)
+            first_logged = r;
+        logged = r;
+    }
+    if (n > 0) {
+        int err = log_claims(lines, n) < 0 ? errno : 0;
+        for (struct run *k = first_logged; k != logged->batch_next; k = k->batch_next)
+            if (k->sync_error == -2)
+                k->sync_error = err;
+    }
+    /* The rest (and those the log could not take, rather than fail them): each file. */
+    for (struct run *r = all; r != NULL; r = r->batch_next)
+        if (r->sync_error != 0)
+            sync_file_range(r->claim, 0, 0, SYNC_FILE_RANGE_WRITE);
+    for (struct run *r = all; r != NULL; r = r->batch_next) {
+        if (r->sync_error == 0)
+            continue;
+        int failed = fsync(r->claim) < 0;
+        if (!failed && !entry_durable_with_file(r->job.dirfd))
+            failed = fsync(r->job.dirfd) < 0;
+        r->sync_error = failed ? errno : 0;
+    }
+}
+
 static void *sync_worker(void *unused)
 {
     (void)unused;
@@ -782,16 +905,10 @@ static void *sync_worker(void *unused)
         struct run *all = sync_queue;
         sync_queue = NULL;
         pthread_mutex_unlock(&sync_lock);
-        struct run *last = NULL;
-        for (struct run *r = all; r != NULL; r = r->batch_next)
-            sync_file_range(r->claim, 0, 0, SYNC_FILE_RANGE_WRITE);
-        for (struct run *r = all; r != NULL; r = r->batch_next) {
-            int failed = fsync(r->claim) < 0;
-            if (!failed && !entry_durable_with_file(r->job.dirfd))
-                failed = fsync(r->job.dirfd) < 0;
-            r->sync_error = failed ? errno : 0;
-            last = r;
-        }
+        sync_claims(all);
+        struct run *last = all;
+        while (last->batch_next != NULL)
+            last = last->batch_next;
         pthread_mutex_lock(&sync_lock);
         last->batch_next = launch_queue;
         launch_queue = all;
@@ -1340,11 +1457,36 @@ static int serve(void)
     return requests_open == -1 ? 2 : 0;
 }
 
+/* The directory of the claim logs: the daemon's user's alone, never a link; -1 (each
+ * claim fsynced on its own) if it is not. */
+static int open_claims_dir(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 022) == 0)
+        return fd;
+    fprintf(stderr, "ajs3-supervise: %s: %s; each start record is fsynced on its own\n", path,
+            fd < 0 ? strerror(errno) : "not the daemon user's alone");
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
-    int ends_only = argc == 3 && strcmp(argv[2], "--ends-only") == 0;
-    if ((argc != 2 && !ends_only) || strcmp(argv[1], "--serve") != 0) {
-        fputs("usage: ajs3-supervise --serve [--ends-only]\n"
+    int ends_only = 0;
+    const char *claims = NULL;
+    int bad = argc < 2 || strcmp(argv[1], "--serve") != 0;
+    for (int i = 2; i < argc && !bad; i++) {
+        if (strcmp(argv[i], "--ends-only") == 0)
+            ends_only = 1;
+        else if (strcmp(argv[i], "--claims") == 0 && i + 1 < argc)
+            claims = argv[++i];
+        else
+            bad = 1;
+    }
+    if (bad) {
+        fputs("usage: ajs3-supervise --serve [--ends-only] [--claims DIR]\n"
               "(the ajs3 daemon starts it and sends it the jobs to start; "
               "not meant to be run by hand)\n",
               stderr);
@@ -1366,5 +1508,7 @@ int main(int argc, char **argv)
     setrlimit(RLIMIT_NOFILE, &raised);
     host_identity(host, sizeof host);
     server_start = start_time(getpid());
+    if (claims != NULL)
+        claims_dir = open_claims_dir(claims);
     return serve();
 }

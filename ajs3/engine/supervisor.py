@@ -64,8 +64,10 @@ class SupervisorServer:
     """The supervisor server of one daemon (started at the first request, and again
     after one ended), and what it told."""
 
-    def __init__(self, binary: Path) -> None:
+    def __init__(self, binary: Path, claims: Path | None = None) -> None:
         self.binary = binary
+        #: where the server logs its claims (ADR 0033); None: each claim is fsynced
+        self.claims = claims
         self.process: subprocess.Popen[bytes] | None = None
         #: what the server was asked to start, by request number, until it ended
         self._asked: dict[int, Path] = {}
@@ -146,7 +148,12 @@ class SupervisorServer:
         if self.process is None or self.process.poll() is not None:
             self.close()
             self.process = subprocess.Popen(
-                [str(self.binary), "--serve", "--ends-only"],
+                [
+                    str(self.binary),
+                    "--serve",
+                    "--ends-only",
+                    *(["--claims", str(self.claims)] if self.claims is not None else []),
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 close_fds=True,

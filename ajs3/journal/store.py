@@ -442,6 +442,14 @@ class Journal:
         )
         return [int(r[0]) for r in rows]
 
+    def running_run_ids(self) -> set[str]:
+        """The run ids of the job runs the journal says run (an index lookup)."""
+        rows = self.conn.execute(
+            "SELECT run_id FROM unit_runs WHERE status=? AND run_id IS NOT NULL",
+            (Status.RUNNING.value,),
+        )
+        return {str(r[0]) for r in rows}
+
     def find_run_id(self, run_id: str) -> UnitRun | None:
         row = self.conn.execute(
             "SELECT * FROM unit_runs WHERE run_id=? ORDER BY id DESC LIMIT 1", (run_id,)

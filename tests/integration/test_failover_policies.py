@@ -8,6 +8,7 @@ then follow each job's `on_failover` policy, never silently run it again.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,36 @@ def test_a_claim_from_another_node_without_the_jobs_pids_is_in_doubt(
     assert by["/net/work"]["status"] == "killed", by["/net/work"]
     assert "lost in a failover" in by["/net/work"]["reason"]
     assert len(ledger.read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("left", ["no job directory", "an empty start record"])
+def test_a_run_in_the_claim_log_of_another_node_is_in_doubt(
+    make_lhost: Any, tmp_path: Path, left: str
+) -> None:
+    """The claim is made durable by its run id in the server's claim log, and started.json
+    is not fsynced (ADR 0033): a node that crashed may lose it. Taken over by another
+    node, a run its log names is in doubt (its policy decides), not started again as one
+    that never ran; once it is decided, the log goes."""
+    host, ledger, run = setup(make_lhost, tmp_path, "fail")
+    run_id = kill_everything(host, run)
+    (log,) = (host.datadir / "claims").glob("*.log")
+    data = log.read_bytes()
+    assert f"\n{run_id}\n".encode() in data  # logged by the server before the job ran
+    # What the disk may hold after the crash of its node, read from another node.
+    body = data.partition(b"\n")[2]
+    log.write_bytes(b"ajs3-claims 1 n1/b00t/pid:[1]\n" + body)
+    jobdir = host.datadir / "jobs" / run_id
+    if left == "no job directory":
+        shutil.rmtree(jobdir)
+    else:
+        (jobdir / "started.json").write_bytes(b"")
+    host.start("hot")
+    by = {u["path"]: u for u in host.wait(run)["units"]}
+    assert by["/net/work"]["status"] == "killed", by["/net/work"]
+    assert "running on n1, lost in a failover" in by["/net/work"]["reason"]
+    assert by["/net/after"]["status"] == "not_executed"
+    assert len(ledger.read_text().splitlines()) == 1
+    assert not log.exists()  # decided: no recovery needs it any more
 
 
 def test_policy_unknown_holds_the_jobnet_until_an_operator_decides(

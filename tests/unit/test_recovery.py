@@ -56,6 +56,14 @@ ROWS = [
         ReasonCode.NEVER_STARTED,
         False,
     ),
+    # none whole, but another node's or boot's claim log names the run (ADR 0033)
+    (
+        "logged elsewhere",
+        facts(record=Record.LOGGED),
+        Verdict.IN_DOUBT,
+        ReasonCode.IN_DOUBT_AFTER_FAILOVER,
+        False,
+    ),
     # a supervisor holds the record and does not finish it
     ("held", facts(record=Record.HELD), Verdict.IN_DOUBT, ReasonCode.START_RECORD_HELD, False),
     # a whole record on this node
