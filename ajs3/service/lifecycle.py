@@ -145,7 +145,7 @@ def start_afresh(datadir: Path) -> list[str]:
         )
     stamp = time.strftime("%Y%m%dT%H%M%S")
     moved = []
-    for name in (JOURNAL_FILE, JOURNAL_FILE + "-wal", JOURNAL_FILE + "-shm", "jobs"):
+    for name in (JOURNAL_FILE, JOURNAL_FILE + "-wal", JOURNAL_FILE + "-shm", "jobs", "claims"):
         if os.path.lexists(datadir / name):
             aside = datadir / f"{name}.before-initialize-{stamp}"
             os.rename(datadir / name, aside)
