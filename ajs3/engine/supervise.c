@@ -350,6 +350,33 @@ static void close_inherited_fds(void)
     close_from(3);
 }
 
+/* The slots through which the launch thread hands a job its descriptors: the job is
+ * cloned with the server's descriptor table shared (CLONE_FILES), and its first act is
+ * to take a table of its own with only the descriptors below SLOT_END in it (close_range
+ * with CLOSE_RANGE_UNSHARE). A table copied at the clone and then closed in the child
+ * cost work for every descriptor of the server, seven or so per running job (ADR 0033).
+ * Between two starts each slot holds /dev/null, so that no other thread of the server
+ * is ever given one of these numbers. */
+enum { SLOT_OUT = 3, SLOT_ERR, SLOT_ERR_W, SLOT_CLAIM, SLOT_NULL, SLOT_END };
+
+static int reserve_slots(void)
+{
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null != SLOT_OUT)
+        return -1;
+    for (int fd = SLOT_ERR; fd < SLOT_END; fd++)
+        if (dup3(null, fd, O_CLOEXEC) != fd)
+            return -1;
+    return 0;
+}
+
+/* Put /dev/null back into the slots: the job holds its descriptors alone. */
+static void clear_slots(void)
+{
+    for (int fd = SLOT_OUT; fd < SLOT_NULL; fd++)
+        dup3(SLOT_NULL, fd, O_CLOEXEC);
+}
+
 /* What the supervisor knows of itself and its job, written in both records. */
 struct ids {
     long long supervisor_start;
@@ -1007,7 +1034,6 @@ struct spawn {
     const struct buf *head, *tail; /* the start record around the job's pids */
     const gid_t *groups;
     int ngroups;
-    int out, err, err_w; /* write ends: the job's stdout, stderr, the error pipe */
 };
 
 static char *put_text(char *p, const char *text)
@@ -1042,7 +1068,10 @@ static int become_job(void *arg)
     const struct spawn *s = arg;
     struct run *r = s->run;
     const struct job *job = &r->job;
-    setpgid(0, 0); /* first: the group it records is its own already */
+    /* First a descriptor table of its own, with only the slots (see reserve_slots). */
+    if (syscall(SYS_close_range, SLOT_END, ~0U, CLOSE_RANGE_UNSHARE) < 0)
+        child_fail(SLOT_ERR_W, "take a descriptor table of its own", "(close_range)");
+    setpgid(0, 0); /* the group it records is its own already */
     pid_t pid = (pid_t)syscall(SYS_getpid);
     long long start = stat_start_time("/proc/self/stat");
     char *p = record;
@@ -1060,28 +1089,19 @@ static int become_job(void *arg)
     while (p < record + r->claim_len)
         *p++ = ' ';
     size_t len = (size_t)(p - record);
-    if (pwrite(r->claim, record, len, 0) != (ssize_t)len)
-        child_fail(s->err_w, "record its pids in", "started.json");
+    if (pwrite(SLOT_CLAIM, record, len, 0) != (ssize_t)len)
+        child_fail(SLOT_ERR_W, "record its pids in", "started.json");
     r->ids.job_start = start;
-    /* Out of the way first (no collision with 1-4), then to 1 (stdout), 2 (stderr),
-     * 3 (the error pipe) and 4 (the claim), both of these closed by a successful exec. */
-    int fds[4] = {s->out, s->err, s->err_w, r->claim};
-    for (int i = 0; i < 4; i++) {
-        fds[i] = fcntl(fds[i], F_DUPFD, 64);
-        if (fds[i] < 0)
+    /* From the slots to 0 (/dev/null), 1 (stdout), 2 (stderr), 3 (the error pipe) and 4
+     * (the claim), these two closed by a successful exec; in this order, each slot is
+     * read before it is written over. */
+    static const int from[5] = {SLOT_NULL, SLOT_OUT, SLOT_ERR, SLOT_ERR_W, SLOT_CLAIM};
+    for (int i = 0; i < 5; i++)
+        if (dup2(from[i], i) < 0)
             _exit(127);
-    }
-    for (int i = 0; i < 4; i++)
-        if (dup2(fds[i], i + 1) < 0)
-            _exit(127);
+    close_from(5);
     fcntl(3, F_SETFD, FD_CLOEXEC);
     fcntl(4, F_SETFD, FD_CLOEXEC);
-    close_from(5);
-    int null = open("/dev/null", O_RDONLY);
-    if (null < 0 || dup2(null, 0) < 0)
-        _exit(127);
-    if (null > 4)
-        close(null);
     setrlimit(RLIMIT_NOFILE, &nofile_at_start);
     /* A job starts with every signal default and none blocked. */
     sigset_t none;
@@ -1154,12 +1174,20 @@ static void start_job(struct run *r)
     put(&head, "{\"supervisor_pid\": %d, \"supervisor_start\": %lld, ", (int)getpid(),
         r->ids.supervisor_start);
     put_record_tail(&tail, r);
-    struct spawn sp = {r, &head, &tail, groups, ngroups, pipes[0][1], pipes[1][1], pipes[2][1]};
+    struct spawn sp = {r, &head, &tail, groups, ngroups};
     int pidfd = -1;
     char **env = environ;
-    pid_t pid = clone(become_job, child_stack + CHILD_STACK,
-                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &sp, &pidfd);
+    /* The write ends and the claim into the slots, for the child to take. */
+    pid_t pid = -1;
+    const char *failed = "hand the job its descriptors";
+    if (dup2(pipes[0][1], SLOT_OUT) >= 0 && dup2(pipes[1][1], SLOT_ERR) >= 0 &&
+        dup2(pipes[2][1], SLOT_ERR_W) >= 0 && dup2(r->claim, SLOT_CLAIM) >= 0) {
+        failed = "clone";
+        pid = clone(become_job, child_stack + CHILD_STACK,
+                    CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_PIDFD | SIGCHLD, &sp, &pidfd);
+    }
     int saved = errno;
+    clear_slots();
     environ = env;
     if (groups != some)
         free(groups);
@@ -1172,7 +1200,7 @@ static void start_job(struct run *r)
     close(r->claim);
     r->claim = -1;
     if (pid < 0) {
-        r->start_failed = "clone";
+        r->start_failed = failed;
         r->start_errno = saved;
         return;
     }
@@ -1500,6 +1528,10 @@ int main(int argc, char **argv)
     note_ignored_signals();
     setsid(); /* the jobs' session: no signal to the daemon's group reaches it */
     close_inherited_fds();
+    if (reserve_slots() < 0) {
+        perror("ajs3-supervise: /dev/null");
+        return 70;
+    }
     /* Every running job holds a few descriptors here: take what the hard limit gives
      * (each job gets the limit it would have had back). */
     getrlimit(RLIMIT_NOFILE, &nofile_at_start);
