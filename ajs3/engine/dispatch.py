@@ -7,6 +7,7 @@ server. Every supervisor started (or re-adopted) is watched through a pidfd.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,7 +36,10 @@ def make_run_id(lhost: str, run: int, path: str, scheduled_at: float, attempt: i
     return "r" + hashlib.blake2b(key, digest_size=10).hexdigest()
 
 
+@functools.lru_cache(maxsize=1024)
 def iso(ts: float | None) -> str:
+    """A time as ISO 8601 in UTC, to the millisecond (a run's scheduled time, for each
+    of its jobs: kept for the next ones)."""
     if ts is None:
         return ""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -173,6 +173,10 @@ def private_dir(path: Path, *, reclaim: bool = False) -> None:
         )
 
 
+#: how long a job user's entry is used before it is looked up again, in seconds
+USER_TTL = 1.0
+
+
 class Runner:
     """Starts supervisors for jobs of one logical host."""
 
@@ -186,6 +190,8 @@ class Runner:
         if self.claims_dir is not None:
             private_dir(self.claims_dir)
         self.supervisor = SupervisorServer(supervisor_binary(), self.claims_dir)
+        #: user (None: the default) -> when it was looked up, and what was found
+        self._users: dict[str | None, tuple[float, jobenv.JobUser]] = {}
         self.identity = host_identity()
 
     def jobdir(self, run_id: str) -> Path:
@@ -238,14 +244,22 @@ class Runner:
         return jobdir, spec
 
     def job_user(self, user: str | None, unit: str) -> jobenv.JobUser:
-        """The user a job runs as under this logical host's settings (JobUserError)."""
-        return jobenv.resolve_user(
+        """The user a job runs as under this logical host's settings (JobUserError).
+        Read from the password database at most once a second for each ``user``: a
+        lookup reads /etc/passwd through, and jobs start by the hundred per second."""
+        now = time.monotonic()
+        known = self._users.get(user)
+        if known is not None and now - known[0] < USER_TTL:
+            return known[1]
+        found = jobenv.resolve_user(
             user,
             daemon_uid=os.geteuid(),
             default_user=self.settings.default_user,
             allow_root=self.settings.allow_root_jobs,
             unit=unit,
         )
+        self._users[user] = (now, found)
+        return found
 
     def environment(self, who: jobenv.JobUser, env: Mapping[str, str]) -> dict[str, str]:
         """The whole environment of a job of ``who`` whose own variables are ``env``."""

@@ -266,17 +266,20 @@ def prepare_out(
     ``dirfd``: the vars directory, from :func:`vars_dir`."""
     dfd = _vars_dir(datadir) if dirfd is None else dirfd
     name = f"{run_id}.out"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        if not keep:
-            try:
-                os.unlink(name, dir_fd=dfd)
-            except FileNotFoundError:
-                pass
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(name, flags | (0 if keep else os.O_EXCL), 0o600, dir_fd=dfd)
-        try:
+        if keep:
+            fd = os.open(name, flags, 0o600, dir_fd=dfd)
             if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
                 raise OSError(f"{name} is not a regular file")
+        else:  # new (O_EXCL: a regular file of ours), a left-over removed first
+            try:
+                fd = os.open(name, flags | os.O_EXCL, 0o600, dir_fd=dfd)
+            except FileExistsError:
+                os.unlink(name, dir_fd=dfd)
+                fd = os.open(name, flags | os.O_EXCL, 0o600, dir_fd=dfd)
+        try:
             if uid != os.geteuid():
                 os.fchown(fd, uid, gid)
         finally:
