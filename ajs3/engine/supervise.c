@@ -285,15 +285,18 @@ static void host_identity(char *out, size_t size)
     snprintf(out, size, "%s/%s/%s", u.nodename, boot, pidns);
 }
 
-/* Report why the job could not start through the error pipe, then die. In the vfork
- * child: strerrordesc_np takes no lock and reads no locale, as strerror may. */
-static void child_fail(int err_w, const char *what, const char *arg)
+/* The message of the child being started (its run's own): it shares the server's
+ * memory, and the launch thread reads it once the child has died (ADR 0033). */
+static char *child_msg;
+static size_t *child_msglen;
+
+/* Say why the job could not start, then die. In the vfork child: strerrordesc_np takes
+ * no lock and reads no locale, as strerror may. */
+static void child_fail(const char *what, const char *arg)
 {
-    char msg[MSG_MAX];
     const char *desc = strerrordesc_np(errno);
-    int n = snprintf(msg, sizeof msg, "%s %s: %s", what, arg, desc ? desc : "unknown error");
-    if (n > 0)
-        write_all(err_w, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+    int n = snprintf(child_msg, MSG_MAX, "%s %s: %s", what, arg, desc ? desc : "unknown error");
+    *child_msglen = n < 0 ? 0 : (size_t)n < MSG_MAX ? (size_t)n : MSG_MAX - 1;
     _exit(127);
 }
 
@@ -357,7 +360,7 @@ static void close_inherited_fds(void)
  * cost work for every descriptor of the server, seven or so per running job (ADR 0033).
  * Between two starts each slot holds /dev/null, so that no other thread of the server
  * is ever given one of these numbers. */
-enum { SLOT_OUT = 3, SLOT_ERR, SLOT_ERR_W, SLOT_CLAIM, SLOT_NULL, SLOT_END };
+enum { SLOT_OUT = 3, SLOT_ERR, SLOT_CLAIM, SLOT_NULL, SLOT_END };
 
 static int reserve_slots(void)
 {
@@ -428,7 +431,7 @@ static void keep_output(struct stream *s, long long limit, const char *data, siz
 
 /* -- the server: every job of the daemon, one event loop ------------------------------ */
 
-enum kind { W_REQUESTS, W_NOTICES, W_SYNCED, W_PID, W_ERR, W_STDOUT, W_STDERR };
+enum kind { W_REQUESTS, W_NOTICES, W_SYNCED, W_PID, W_STDOUT, W_STDERR };
 
 struct run;
 struct watch {
@@ -441,12 +444,12 @@ struct run {
     struct job job;
     char *req; /* the request's bytes: the job's strings point into them */
     unsigned long seq; /* the request's number: the notice "e SEQ" says it ended */
-    int claim, errp, pidfd;
+    int claim, pidfd;
     struct ids ids;
     double started_at; /* when the claim was written: the start record says it */
     size_t claim_len; /* the claim's length: the job's record is never shorter */
     struct stream streams[2];
-    struct watch w[4]; /* W_PID, W_ERR, W_STDOUT, W_STDERR */
+    struct watch w[3]; /* W_PID, W_STDOUT, W_STDERR */
     char failed[MSG_MAX + 256];
     char msg[MSG_MAX + 1];
     size_t msglen;
@@ -557,7 +560,6 @@ static void finish(struct run *r)
             close(r->streams[i].out);
         r->streams[i].out = -1;
     }
-    unwatch_close(&r->errp);
     unwatch_close(&r->pidfd);
     if (r->claim >= 0)
         close(r->claim);
@@ -632,25 +634,6 @@ static int pump(struct run *r, int i)
     return 0;
 }
 
-/* Read what the error pipe holds: a message says why the job could not start; its
- * end (at exec, or with the child) closes it. */
-static void read_error(struct run *r, int drain)
-{
-    for (;;) {
-        ssize_t n = read(r->errp, r->msg + r->msglen, MSG_MAX - r->msglen);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN && !drain)
-            return;
-        if (n <= 0 || (r->msglen += (size_t)n) == MSG_MAX) {
-            unwatch_close(&r->errp);
-            return;
-        }
-        if (!drain)
-            return;
-    }
-}
-
 /* The job ended (its pidfd): what its pipes still hold, then the end record. */
 static void job_ended(struct run *r)
 {
@@ -671,12 +654,7 @@ static void job_ended(struct run *r)
         /* A process the job left behind that writes later gets EPIPE. */
         unwatch_close(&r->streams[i].in);
     }
-    if (r->errp >= 0) {
-        fcntl(r->errp, F_SETFL, fcntl(r->errp, F_GETFL) | O_NONBLOCK);
-        read_error(r, 1);
-        unwatch_close(&r->errp);
-    }
-    r->msg[r->msglen] = '\0';
+    r->msg[r->msglen] = '\0'; /* why it could not start, from the child (child_fail) */
     if (r->failed[0] == '\0' && r->msglen > 0)
         snprintf(r->failed, sizeof r->failed, "%s", r->msg);
     record_end(r);
@@ -1070,7 +1048,7 @@ static int become_job(void *arg)
     const struct job *job = &r->job;
     /* First a descriptor table of its own, with only the slots (see reserve_slots). */
     if (syscall(SYS_close_range, SLOT_END, ~0U, CLOSE_RANGE_UNSHARE) < 0)
-        child_fail(SLOT_ERR_W, "take a descriptor table of its own", "(close_range)");
+        child_fail("take a descriptor table of its own", "(close_range)");
     setpgid(0, 0); /* the group it records is its own already */
     pid_t pid = (pid_t)syscall(SYS_getpid);
     long long start = stat_start_time("/proc/self/stat");
@@ -1090,18 +1068,17 @@ static int become_job(void *arg)
         *p++ = ' ';
     size_t len = (size_t)(p - record);
     if (pwrite(SLOT_CLAIM, record, len, 0) != (ssize_t)len)
-        child_fail(SLOT_ERR_W, "record its pids in", "started.json");
+        child_fail("record its pids in", "started.json");
     r->ids.job_start = start;
-    /* From the slots to 0 (/dev/null), 1 (stdout), 2 (stderr), 3 (the error pipe) and 4
-     * (the claim), these two closed by a successful exec; in this order, each slot is
-     * read before it is written over. */
-    static const int from[5] = {SLOT_NULL, SLOT_OUT, SLOT_ERR, SLOT_ERR_W, SLOT_CLAIM};
-    for (int i = 0; i < 5; i++)
+    /* From the slots to 0 (/dev/null), 1 (stdout), 2 (stderr) and 3 (the claim, closed
+     * by a successful exec); in this order, each slot is read before it is written
+     * over. */
+    static const int from[4] = {SLOT_NULL, SLOT_OUT, SLOT_ERR, SLOT_CLAIM};
+    for (int i = 0; i < 4; i++)
         if (dup2(from[i], i) < 0)
-            _exit(127);
-    close_from(5);
+            child_fail("set up its descriptors", "(dup2)");
+    close_from(4);
     fcntl(3, F_SETFD, FD_CLOEXEC);
-    fcntl(4, F_SETFD, FD_CLOEXEC);
     setrlimit(RLIMIT_NOFILE, &nofile_at_start);
     /* A job starts with every signal default and none blocked. */
     sigset_t none;
@@ -1111,17 +1088,17 @@ static int become_job(void *arg)
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (job->switch_user) {
         if (syscall(SYS_setgroups, (size_t)s->ngroups, s->groups) < 0)
-            child_fail(3, "setgroups", job->user);
+            child_fail("setgroups", job->user);
         if (syscall(SYS_setgid, job->gid) < 0)
-            child_fail(3, "setgid", job->user);
+            child_fail("setgid", job->user);
         if (syscall(SYS_setuid, job->uid) < 0)
-            child_fail(3, "setuid", job->user);
+            child_fail("setuid", job->user);
     }
     if (job->cwd != NULL && job->cwd[0] != '\0' && chdir(job->cwd) < 0)
-        child_fail(3, "chdir", job->cwd);
+        child_fail("chdir", job->cwd);
     environ = job->envp; /* execvp looks the program up in the job's own PATH */
     execvp(job->argv[0], job->argv);
-    child_fail(3, "exec", job->argv[0]);
+    child_fail("exec", job->argv[0]);
     return 127;
 }
 
@@ -1155,9 +1132,9 @@ static void start_job(struct run *r)
         r->start_errno = errno;
         return;
     }
-    /* The job's stdout, stderr and error pipe: [0] is the read end. */
-    int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
-    for (int i = 0; i < 3; i++) {
+    /* The job's stdout and stderr: [0] is the read end. */
+    int pipes[2][2] = {{-1, -1}, {-1, -1}};
+    for (int i = 0; i < 2; i++) {
         if (pipe2(pipes[i], O_CLOEXEC) < 0) {
             r->start_failed = "pipe";
             r->start_errno = errno;
@@ -1181,8 +1158,10 @@ static void start_job(struct run *r)
     pid_t pid = -1;
     const char *failed = "hand the job its descriptors";
     if (dup2(pipes[0][1], SLOT_OUT) >= 0 && dup2(pipes[1][1], SLOT_ERR) >= 0 &&
-        dup2(pipes[2][1], SLOT_ERR_W) >= 0 && dup2(r->claim, SLOT_CLAIM) >= 0) {
+        dup2(r->claim, SLOT_CLAIM) >= 0) {
         failed = "clone";
+        child_msg = r->msg;
+        child_msglen = &r->msglen;
         pid = clone(become_job, child_stack + CHILD_STACK,
                     CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_PIDFD | SIGCHLD, &sp, &pidfd);
     }
@@ -1191,11 +1170,10 @@ static void start_job(struct run *r)
     environ = env;
     if (groups != some)
         free(groups);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 2; i++)
         close(pipes[i][1]);
     r->streams[0].in = pipes[0][0];
     r->streams[1].in = pipes[1][0];
-    r->errp = pipes[2][0];
     /* The lock is the job's own now, until its exec. */
     close(r->claim);
     r->claim = -1;
@@ -1235,9 +1213,8 @@ static void launch_synced(void)
             record_failure(r, r->start_failed);
         } else {
             watch_fd(r->pidfd, &r->w[0], EPOLLIN, EPOLL_CTL_ADD);
-            watch_fd(r->errp, &r->w[1], EPOLLIN, EPOLL_CTL_ADD);
-            watch_fd(r->streams[0].in, &r->w[2], EPOLLIN, EPOLL_CTL_ADD);
-            watch_fd(r->streams[1].in, &r->w[3], EPOLLIN, EPOLL_CTL_ADD);
+            watch_fd(r->streams[0].in, &r->w[1], EPOLLIN, EPOLL_CTL_ADD);
+            watch_fd(r->streams[1].in, &r->w[2], EPOLLIN, EPOLL_CTL_ADD);
         }
     }
 }
@@ -1313,10 +1290,10 @@ static int take_request(char *data, size_t len, struct run **batch)
     memcpy(req, data, len);
     r->req = req;
     r->seq = next_seq++;
-    r->claim = r->errp = r->pidfd = -1;
+    r->claim = r->pidfd = -1;
     r->streams[0] = r->streams[1] = (struct stream){-1, -1, 0, 0};
     r->ids.supervisor_start = server_start;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 3; i++)
         r->w[i] = (struct watch){r, (enum kind)(W_PID + i)};
     if (parse_request(req, len, &r->job) < 0) {
         free(req);
@@ -1455,9 +1432,6 @@ static int serve(void)
                 break;
             case W_PID:
                 job_ended(r);
-                break;
-            case W_ERR:
-                read_error(r, 0);
                 break;
             case W_STDOUT:
             case W_STDERR:
