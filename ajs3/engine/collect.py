@@ -6,7 +6,6 @@ A supervisor that exits is noticed by the daemon (its pidfd); the step collects 
 
 from __future__ import annotations
 
-import os
 import signal
 from typing import Any
 
@@ -50,8 +49,7 @@ class Collector:
         t = core.tracked.pop(unit_run)
         if core.by_jobdir.get(t.jobdir) == fd:
             del core.by_jobdir[t.jobdir]
-        if fd >= 0:
-            os.close(fd)
+        core.release(fd)
         if t.kill_stage == 1 and t.kill_at is not None and t.host is None:
             pgid = (t.info or core.runner.started(t.jobdir) or {}).get("pgid")
             if pgid and rn.group_alive(pgid):

@@ -10,6 +10,7 @@ the others but what it calls.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,6 +67,12 @@ class Core:
         #: for the recovery table at this step (ajs3.engine.collect)
         self.unclaimed: list[tuple[RunState, UnitRun]] = []
         self._gone = 0
+        #: this daemon's own supervisor server (its process) and the one pidfd that
+        #: watches it for all its jobs
+        self._own_server: tuple[object, int] | None = None
+        #: a server's pidfd -> the keys in ``by_fd`` of its jobs (no descriptors)
+        self.server_jobs: dict[int, set[int]] = {}
+        self._server_of: dict[int, int] = {}
         #: why a job being killed is killed, by unit run id (see :mod:`ajs3.engine.collect`)
         self.kill_codes: dict[int, ReasonCode] = {}
         #: runs to evaluate at the next step
@@ -123,14 +130,58 @@ class Core:
     # -- supervisors watched -----------------------------------------------------
 
     def watch(self, pid: int) -> int:
-        """A pidfd for a supervisor; if it has ended (and was reaped) already, a key
-        that is no descriptor, queued so the next step collects it."""
+        """The key in ``by_fd`` of a job of supervisor ``pid``; if it has ended (and was
+        reaped) already, a key queued so the next step collects it.
+
+        A job of this daemon's own server gets a key that is no descriptor, and the
+        server one pidfd for all its jobs (:meth:`server_ended`): its pid cannot be
+        taken by another process while the daemon has not reaped it. A job re-adopted
+        under an earlier daemon's server gets a pidfd of its own."""
+        server = self.runner.supervisor.process
+        if server is not None and server.pid == pid:
+            if self._own_server is None or self._own_server[0] is not server:
+                fd = rn.pidfd_open(pid)
+                if fd is None:
+                    return self._gone_now()
+                self._own_server = (server, fd)
+                self.server_jobs[fd] = set()
+            fd = self._own_server[1]
+            key = self.gone_key()
+            self.server_jobs[fd].add(key)
+            self._server_of[key] = fd
+            return key
         fd = rn.pidfd_open(pid)
-        if fd is not None:
-            return fd
+        return fd if fd is not None else self._gone_now()
+
+    def _gone_now(self) -> int:
         key = self.gone_key()
         self.exited.append(key)
         return key
+
+    def server_ended(self, fd: int) -> bool:
+        """Whether ``fd`` watched a server for its jobs; if so, they are all queued for
+        the next step (each is then collected, or in doubt) and the pidfd is closed."""
+        keys = self.server_jobs.pop(fd, None)
+        if keys is None:
+            return False
+        for key in sorted(keys, reverse=True):  # in the order they were started
+            self._server_of.pop(key, None)
+            if key not in self.exited:
+                self.exited.append(key)
+        if self._own_server is not None and self._own_server[1] == fd:
+            self._own_server = None
+        os.close(fd)
+        return True
+
+    def release(self, key: int) -> None:
+        """A job's key is done with (its end collected): its pidfd closed, or its key
+        no longer among its server's."""
+        if key >= 0:
+            os.close(key)
+            return
+        fd = self._server_of.pop(key, None)
+        if fd is not None:
+            self.server_jobs[fd].discard(key)
 
     def gone_key(self) -> int:
         """A key of ``by_fd`` that is no descriptor, for a supervisor already ended."""

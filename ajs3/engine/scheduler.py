@@ -399,8 +399,10 @@ class Scheduler:
 
     def on_exit(self, fd: int) -> None:
         """A supervisor we watch has exited; its end is collected by the next step,
-        in the same transaction as the starts that it allows."""
-        self.core.exited.append(fd)
+        in the same transaction as the starts that it allows (all the jobs of a
+        supervisor server at once)."""
+        if not self.core.server_ended(fd):
+            self.core.exited.append(fd)
 
     def take_ended(self) -> None:
         """The jobs whose end the supervisor server told: collected by the next step."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import selectors
@@ -271,7 +272,7 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
             self.notices, self.notices_of = runner.notices(), runner.server
             if self.notices is not None:
                 self.sel.register(self.notices, selectors.EVENT_READ, "supervisor")
-        for fd in self.sched.by_fd:
+        for fd in itertools.chain(self.sched.by_fd, self.sched.core.server_jobs):
             if fd >= 0 and fd not in self.watched:
                 self.sel.register(fd, selectors.EVENT_READ, str(fd))
                 self.watched.add(fd)
