@@ -50,6 +50,7 @@ class Dispatcher:
 
     def __init__(self, core: Core) -> None:
         self.core = core
+        self.vars_dir = runvars.VarsDir(core.settings.datadir)
 
     def job_env(
         self, state: RunState, ur: UnitRun, unit: Unit, run_id: str, attempt: int
@@ -123,19 +124,19 @@ class Dispatcher:
             core.exechosts.spawn(remote, now)
         local = [(s, ur) for s, ur in launches if ur.exec_host is None]
         unanswered: list[tuple[RunState, UnitRun]] = []
-        with runvars.vars_dir(core.settings.datadir) as dirfd:
-            # A few at a time: the server forks the first while the rest are prepared.
-            for first in range(0, len(local), SEND_EVERY):
-                ready = self._specs(local[first : first + SEND_EVERY], now, dirfd)
-                pids = core.runner.spawn_many([(jobdir, spec) for _, _, jobdir, spec in ready])
-                for (state, ur, jobdir, _), pid in zip(ready, pids, strict=True):
-                    if pid is None:
-                        unanswered.append((state, ur))
-                        continue
-                    self.track(ur, state.units[ur.path], jobdir, pid, now)
-                    core.log.info(
-                        "job started", run_id=ur.run_id, unit=ur.path, attempt=ur.attempt, pid=pid
-                    )
+        dirfd = self.vars_dir.get() if local else None
+        # A few at a time: the server starts the first while the rest are prepared.
+        for first in range(0, len(local), SEND_EVERY):
+            ready = self._specs(local[first : first + SEND_EVERY], now, dirfd)
+            pids = core.runner.spawn_many([(jobdir, spec) for _, _, jobdir, spec in ready])
+            for (state, ur, jobdir, _), pid in zip(ready, pids, strict=True):
+                if pid is None:
+                    unanswered.append((state, ur))
+                    continue
+                self.track(ur, state.units[ur.path], jobdir, pid, now)
+                core.log.info(
+                    "job started", run_id=ur.run_id, unit=ur.path, attempt=ur.attempt, pid=pid
+                )
         return unanswered
 
     def _specs(

@@ -19,7 +19,7 @@ import re
 import sqlite3
 import stat
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ajs3.errors import AjsError, Code
@@ -235,19 +235,45 @@ def _vars_dir(datadir: Path) -> int:
     return fd
 
 
-@contextlib.contextmanager
-def vars_dir(datadir: Path) -> Iterator[int | None]:
-    """``<datadir>/vars`` opened once for a batch of starts (:func:`prepare_out`'s
-    ``dirfd``); None if it cannot be, and each start then meets the error itself."""
-    try:
-        fd = _vars_dir(datadir)
-    except (OSError, AjsError):
-        yield None
-        return
-    try:
-        yield fd
-    finally:
-        os.close(fd)
+class VarsDir:
+    """``<datadir>/vars`` kept open for the batches of starts (:func:`prepare_out`'s
+    ``dirfd``): before each batch one ``lstat`` checks that the path is still that
+    directory, the daemon user's and 0711, else it is opened (and checked) again."""
+
+    def __init__(self, datadir: Path) -> None:
+        self.path = datadir / VARS_DIR
+        self.datadir = datadir
+        self.fd: int | None = None
+        self._seen: tuple[int, int] = (-1, -1)
+
+    def get(self) -> int | None:
+        """Its descriptor; None if it cannot be had (each start then meets the error)."""
+        try:
+            st = os.lstat(self.path)
+        except OSError:
+            st = None
+        if (
+            self.fd is not None
+            and st is not None
+            and (st.st_dev, st.st_ino) == self._seen
+            and stat.S_ISDIR(st.st_mode)
+            and stat.S_IMODE(st.st_mode) == 0o711
+            and st.st_uid == os.geteuid()
+        ):
+            return self.fd
+        self.close()
+        try:
+            self.fd = _vars_dir(self.datadir)
+        except (OSError, AjsError):
+            return None
+        st = os.fstat(self.fd)
+        self._seen = (st.st_dev, st.st_ino)
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def prepare_out(

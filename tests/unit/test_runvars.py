@@ -105,3 +105,19 @@ def test_a_file_brought_home_is_collected_as_a_local_one(tmp_path: Path) -> None
     assert runvars.take_out(tmp_path, RUN) is None
     runvars.put_out(tmp_path, RUN, b"x" * (runvars.MAX_OUT_FILE + 1))
     assert runvars.take_out(tmp_path, RUN) == b"x" * (runvars.MAX_OUT_FILE + 1)
+
+
+def test_the_vars_directory_is_kept_open_while_it_stays_the_same(tmp_path: Path) -> None:
+    """Opened once for the batches of starts; opened again when the path is another
+    directory, and refused (None) once it is not the daemon user's alone."""
+    kept = runvars.VarsDir(tmp_path)
+    fd = kept.get()
+    assert fd is not None and kept.get() == fd
+    (tmp_path / "vars").rename(tmp_path / "old")
+    again = kept.get()  # made anew
+    assert again is not None and os.fstat(again).st_ino == (tmp_path / "vars").stat().st_ino
+    (tmp_path / "vars").chmod(0o777)
+    assert kept.get() is None
+    (tmp_path / "vars").chmod(0o711)
+    assert kept.get() is not None
+    kept.close()
