@@ -190,8 +190,9 @@ class Runner:
         if self.claims_dir is not None:
             private_dir(self.claims_dir)
         self.supervisor = SupervisorServer(supervisor_binary(), self.claims_dir)
-        #: user (None: the default) -> when it was looked up, and what was found
-        self._users: dict[str | None, tuple[float, jobenv.JobUser]] = {}
+        #: (user or None for the default, default_user, allow_root_jobs) -> when it was
+        #: looked up, and what was found
+        self._users: dict[tuple[str | None, str, bool], tuple[float, jobenv.JobUser]] = {}
         self.identity = host_identity()
 
     def jobdir(self, run_id: str) -> Path:
@@ -224,8 +225,6 @@ class Runner:
             "argv": argv,
             "env": env,
             "cwd": cwd,
-            "stdout": str(jobdir / dd.STDOUT),
-            "stderr": str(jobdir / dd.STDERR),
             "uid": None,
             "gid": None,
             "user": user,
@@ -245,10 +244,12 @@ class Runner:
 
     def job_user(self, user: str | None, unit: str) -> jobenv.JobUser:
         """The user a job runs as under this logical host's settings (JobUserError).
-        Read from the password database at most once a second for each ``user``: a
-        lookup reads /etc/passwd through, and jobs start by the hundred per second."""
+        Read from the password database at most once a second for each ``user`` under
+        the same settings: a lookup reads /etc/passwd through, and jobs start by the
+        hundred per second."""
         now = time.monotonic()
-        known = self._users.get(user)
+        key = (user, self.settings.default_user, self.settings.allow_root_jobs)
+        known = self._users.get(key)
         if known is not None and now - known[0] < USER_TTL:
             return known[1]
         found = jobenv.resolve_user(
@@ -258,7 +259,7 @@ class Runner:
             allow_root=self.settings.allow_root_jobs,
             unit=unit,
         )
-        self._users[user] = (now, found)
+        self._users[key] = (now, found)
         return found
 
     def environment(self, who: jobenv.JobUser, env: Mapping[str, str]) -> dict[str, str]:

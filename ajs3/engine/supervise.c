@@ -790,7 +790,8 @@ static void start_job(struct run *r);
  * and holds it in doubt rather than starting it again.
  *
  * A log is made whole before it is used: the line "ajs3-claims 1 HOST" (the host
- * identity of its records), then zeros up to CLAIM_LOG_SIZE, fsynced with its
+ * identity of its records), then zeros up to its size (256 KiB, or `--claims-size`),
+ * fsynced with its
  * directory. Run ids are written over the zeros, so that their fdatasync changes no
  * metadata: a write and a flush of the device, not a commit of the file system's
  * journal. The server holds a lock on the log it writes; the daemon removes a log when
@@ -798,6 +799,8 @@ static void start_job(struct run *r);
  * made. If no log can be made, or a run id does not fit on a line, the claims are
  * fsynced one by one, as without `--claims`. */
 #define CLAIM_LOG_SIZE (256 * 1024)
+#define CLAIM_LOG_MIN 4096
+static off_t claim_log_size = CLAIM_LOG_SIZE;
 #define CLAIM_LINE_MAX 1024
 static int claims_dir = -1; /* the directory of --claims, or -1: none */
 static int claim_log = -1;
@@ -819,8 +822,8 @@ static int new_claim_log(void)
     }
     int n = snprintf(head, sizeof head, "ajs3-claims 1 %s\n", host);
     int ok = flock(fd, LOCK_EX) == 0 && write_all(fd, head, (size_t)n) == 0;
-    for (off_t at = n; ok && at < CLAIM_LOG_SIZE; at += (off_t)sizeof zeros) {
-        size_t part = (size_t)(CLAIM_LOG_SIZE - at) < sizeof zeros ? (size_t)(CLAIM_LOG_SIZE - at)
+    for (off_t at = n; ok && at < claim_log_size; at += (off_t)sizeof zeros) {
+        size_t part = (size_t)(claim_log_size - at) < sizeof zeros ? (size_t)(claim_log_size - at)
                                                                    : sizeof zeros;
         ok = write_all(fd, zeros, part) == 0;
     }
@@ -839,7 +842,7 @@ static int new_claim_log(void)
  * errno. A log too full for them is followed by a new one. */
 static int log_claims(const char *lines, size_t n)
 {
-    if (claim_log < 0 || claim_log_at + (off_t)n > CLAIM_LOG_SIZE) {
+    if (claim_log < 0 || claim_log_at + (off_t)n > claim_log_size) {
         int fd = new_claim_log();
         if (fd < 0)
             return -1;
@@ -857,6 +860,9 @@ static int log_claims(const char *lines, size_t n)
 static void sync_claims(struct run *all)
 {
     static char lines[CLAIM_LOG_SIZE / 4];
+    /* Whole lines, at most half a log at a time: a new log always has room for them. */
+    size_t most = (size_t)claim_log_size / 2 < sizeof lines ? (size_t)claim_log_size / 2
+                                                             : sizeof lines;
     size_t n = 0;
     struct run *logged = NULL, *first_logged = NULL;
     for (struct run *r = all; r != NULL; r = r->batch_next) {
@@ -864,7 +870,7 @@ static void sync_claims(struct run *all)
         size_t len = r->job.run_id != NULL ? strlen(r->job.run_id) : 0;
         if (claims_dir < 0 || len == 0 || len >= CLAIM_LINE_MAX || memchr(r->job.run_id, '\n', len))
             continue;
-        if (n + len + 1 > sizeof lines) {
+        if (n + len + 1 > most) {
             int err = log_claims(lines, n) < 0 ? errno : 0;
             for (struct run *k = first_logged; k != r; k = k->batch_next)
                 if (k->sync_error == -2)
@@ -1046,9 +1052,12 @@ static int become_job(void *arg)
     const struct spawn *s = arg;
     struct run *r = s->run;
     const struct job *job = &r->job;
-    /* First a descriptor table of its own, with only the slots (see reserve_slots). */
-    if (syscall(SYS_close_range, SLOT_END, ~0U, CLOSE_RANGE_UNSHARE) < 0)
-        child_fail("take a descriptor table of its own", "(close_range)");
+    /* First a descriptor table of its own, with only the slots (see reserve_slots); on a
+     * kernel without CLOSE_RANGE_UNSHARE (before 5.9), a copy of the whole table, whose
+     * rest close_from closes below. */
+    if (syscall(SYS_close_range, SLOT_END, ~0U, CLOSE_RANGE_UNSHARE) < 0 &&
+        unshare(CLONE_FILES) < 0)
+        child_fail("take a descriptor table of its own", "(unshare)");
     setpgid(0, 0); /* the group it records is its own already */
     pid_t pid = (pid_t)syscall(SYS_getpid);
     long long start = stat_start_time("/proc/self/stat");
@@ -1484,11 +1493,13 @@ int main(int argc, char **argv)
             ends_only = 1;
         else if (strcmp(argv[i], "--claims") == 0 && i + 1 < argc)
             claims = argv[++i];
+        else if (strcmp(argv[i], "--claims-size") == 0 && i + 1 < argc)
+            bad = (claim_log_size = strtoll(argv[++i], NULL, 10)) < CLAIM_LOG_MIN;
         else
             bad = 1;
     }
     if (bad) {
-        fputs("usage: ajs3-supervise --serve [--ends-only] [--claims DIR]\n"
+        fputs("usage: ajs3-supervise --serve [--ends-only] [--claims DIR [--claims-size BYTES]]\n"
               "(the ajs3 daemon starts it and sends it the jobs to start; "
               "not meant to be run by hand)\n",
               stderr);

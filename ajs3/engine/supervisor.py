@@ -68,6 +68,8 @@ class SupervisorServer:
         self.binary = binary
         #: where the server logs its claims (ADR 0033); None: each claim is fsynced
         self.claims = claims
+        #: the size of each claim log, when not the server's own (256 KiB)
+        self.claims_size: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         #: what the server was asked to start, by request number, until it ended
         self._asked: dict[int, Path] = {}
@@ -153,6 +155,7 @@ class SupervisorServer:
                     "--serve",
                     "--ends-only",
                     *(["--claims", str(self.claims)] if self.claims is not None else []),
+                    *(["--claims-size", str(self.claims_size)] if self.claims_size else []),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

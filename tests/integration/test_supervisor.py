@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ajs3.engine import native
+from ajs3.engine import claimlog, native
 from ajs3.engine.runner import Runner, kill_group, proc_starttime
 from ajs3.engine.supervisor import encode_request
 from ajs3.exechost.serve import run_state
@@ -456,3 +456,31 @@ def test_the_start_record_names_the_jobs_start_time(runner: Runner) -> None:
     wait_ended(runner, [jobdir])
     status = runner.status(jobdir)
     assert status is not None and status["job_start"] == started["job_start"]
+
+
+def test_claims_are_logged_and_a_full_log_is_followed_by_a_new_one(tmp_path: Path) -> None:
+    """With a claim log (ADR 0033) every claim's run id is in a log before its job runs; a
+    full log is followed by a new one, and only the log being written stays locked."""
+    runner = Runner(tmp_path, Settings("lh1", tmp_path, allow_root_jobs=True), claim_log=True)
+    runner.supervisor.claims_size = 4096  # about 190 run ids of 20 bytes per log
+    try:
+        items = [runner.make_spec(f"c{k:019d}", ["/bin/true"], ENV, None, None) for k in range(500)]
+        for first in range(0, 500, 50):  # in batches, as a daemon sends them
+            runner.spawn_many(items[first : first + 50])
+        wait_ended(runner, [jobdir for jobdir, _ in items])
+        logs = sorted((tmp_path / "claims").glob("*.log"))
+        assert len(logs) >= 3, logs
+        logged = []
+        for log in logs:
+            assert log.stat().st_size == 4096  # written over its zeros, never grown
+            parsed = claimlog.parse(log.read_bytes())
+            assert parsed is not None and parsed[0] == runner.identity
+            logged += parsed[1]
+        assert sorted(logged) == sorted(spec["run_id"] for _, spec in items)
+        for jobdir, _ in items:
+            status = runner.status(jobdir)
+            assert status is not None and status["exit_code"] == 0
+        # The server writes the last log only: the others may go once their runs ended.
+        assert claimlog.cut(tmp_path / "claims", set()) == logs[:-1]
+    finally:
+        runner.close()
