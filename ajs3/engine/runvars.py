@@ -289,7 +289,7 @@ def prepare_out(
     user (0600): the job can write it, and nothing else there. A file already there is
     a left-over of an attempt that never ran, made anew; with ``keep`` it is kept (on
     an execution host a start sent again may meet the job of the first one writing it).
-    ``dirfd``: the vars directory, from :func:`vars_dir`."""
+    ``dirfd``: the vars directory, from :class:`VarsDir`."""
     dfd = _vars_dir(datadir) if dirfd is None else dirfd
     name = f"{run_id}.out"
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -387,7 +387,7 @@ def job_inputs(
     not a ``script``, whose shell reads the variables itself) and what its environment
     gets: the run's values (``values``: as read already in this step) and
     AJS3_VARS_OUT, its file made for ``owner`` (uid, gid; ``dirfd``: the vars
-    directory, from :func:`vars_dir`). ValueError if the file cannot be made (the job
+    directory, from :class:`VarsDir`). ValueError if the file cannot be made (the job
     then fails to start)."""
     if values is None:
         values = load(journal, run)
