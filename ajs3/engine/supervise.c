@@ -857,6 +857,18 @@ static int log_claims(const char *lines, size_t n)
 }
 
 /* Make the claims of a batch durable: in the log where there is one, else each file. */
+enum { NOT_DURABLE = -1, IN_LINES = -2 }; /* a run's sync_error before it is settled */
+
+/* Log `lines` (n bytes): the runs from `from` on (to `until`, excluded) whose ids are in
+ * them are then durable (0), or keep the error for their own fsync below. */
+static void flush_lines(const char *lines, size_t n, struct run *from, struct run *until)
+{
+    int err = log_claims(lines, n) < 0 ? errno : 0;
+    for (struct run *k = from; k != until; k = k->batch_next)
+        if (k->sync_error == IN_LINES)
+            k->sync_error = err;
+}
+
 static void sync_claims(struct run *all)
 {
     static char lines[CLAIM_LOG_SIZE / 4];
@@ -864,34 +876,26 @@ static void sync_claims(struct run *all)
     size_t most = (size_t)claim_log_size / 2 < sizeof lines ? (size_t)claim_log_size / 2
                                                              : sizeof lines;
     size_t n = 0;
-    struct run *logged = NULL, *first_logged = NULL;
+    struct run *first = NULL; /* the first run whose id is in `lines` */
     for (struct run *r = all; r != NULL; r = r->batch_next) {
-        r->sync_error = -1; /* not yet durable */
+        r->sync_error = NOT_DURABLE;
         size_t len = r->job.run_id != NULL ? strlen(r->job.run_id) : 0;
         if (claims_dir < 0 || len == 0 || len >= CLAIM_LINE_MAX || memchr(r->job.run_id, '\n', len))
             continue;
         if (n + len + 1 > most) {
-            int err = log_claims(lines, n) < 0 ? errno : 0;
-            for (struct run *k = first_logged; k != r; k = k->batch_next)
-                if (k->sync_error == -2)
-                    k->sync_error = err ? err : 0;
+            flush_lines(lines, n, first, r);
             n = 0;
-            first_logged = NULL;
+            first = NULL;
         }
         memcpy(lines + n, r->job.run_id, len);
         lines[n + len] = '\n';
         n += len + 1;
-        r->sync_error = -2; /* in `lines` */
-        if (first_logged == NULL)
-            first_logged = r;
-        logged = r;
+        r->sync_error = IN_LINES;
+        if (first == NULL)
+            first = r;
     }
-    if (n > 0) {
-        int err = log_claims(lines, n) < 0 ? errno : 0;
-        for (struct run *k = first_logged; k != logged->batch_next; k = k->batch_next)
-            if (k->sync_error == -2)
-                k->sync_error = err;
-    }
+    if (n > 0)
+        flush_lines(lines, n, first, NULL);
     /* The rest (and those the log could not take, rather than fail them): each file. */
     for (struct run *r = all; r != NULL; r = r->batch_next)
         if (r->sync_error != 0)
