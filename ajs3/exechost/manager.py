@@ -292,6 +292,8 @@ class ExecHostJobs:
             return
         for host in self.core.settings.exechosts.hosts:
             transport.close_master(host, self._control)
+        transport.remove_control_dir(self._control)
+        self._control = None
 
     # -- one exchange with one execution host ------------------------------------------------
 

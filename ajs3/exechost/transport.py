@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -97,6 +98,17 @@ def ssh_argv(host: ExecHost, control: Path) -> list[str]:
     if host.identity_file:
         argv += ["-i", host.identity_file, "-o", "IdentitiesOnly=yes"]
     return [*argv, "--", host.destination, "ajs3", "exechost", "serve"]
+
+
+def remove_control_dir(control: Path) -> None:
+    """At a clean stop, after every master was asked to exit: the sockets they left
+    and the directory go, so stops leave nothing behind in the temporary directory.
+    Anything else in it stays (and so does the directory)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(control):
+            if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
+                os.unlink(entry.path)
+        control.rmdir()
 
 
 def close_master(host: ExecHost, control: Path) -> None:

@@ -6,10 +6,13 @@ start or claim real runs); tests/unit/test_exechost_serve.py covers them."""
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fuzzguard import guarded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -48,6 +51,13 @@ def _safe(req: Any) -> Any:
 
 
 SERVER = Server("fz", STATE)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_state() -> Iterator[None]:
+    """The server's state directory goes with the module (it lives outside tmp_path)."""
+    yield
+    shutil.rmtree(STATE, ignore_errors=True)
 
 
 def _session(lines: list[bytes]) -> None:

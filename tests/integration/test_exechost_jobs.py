@@ -229,19 +229,23 @@ def test_a_lower_epoch_is_refused_there(make_lhost: Any, xlab: ExecHostLab) -> N
     epoch = host.journal_query("SELECT MAX(epoch) FROM epochs")[0][0]
     owner = target(xlab, xlab.base / "key-xhepoch")
     control = transport.control_dir(xlab.base / "ctl-epoch")
-    poll = {"op": "poll", "run_ids": []}
-    with pytest.raises(transport.AjsError) as err:
-        transport.exchange(owner, control, "xhepoch", epoch - 1 if epoch > 1 else 0, [poll])
-    if epoch > 0:
-        assert err.value.code is not None and err.value.code.value == "AJS3-E333"
-    # a former owner cut off: it cannot start anything there
-    start = {"op": "start", "run_id": "r" + "0" * 20, "argv": ["/bin/true"], "env": {}}
-    with pytest.raises(transport.AjsError):
-        transport.exchange(owner, control, "xhepoch", 0, [start])
-    assert not xlab.jobdir("xhepoch", "r" + "0" * 20).exists()
-    # the owner's own epoch is served
-    [answer] = transport.exchange(owner, control, "xhepoch", epoch, [poll])
-    assert answer["ok"] is True
+    try:
+        poll = {"op": "poll", "run_ids": []}
+        with pytest.raises(transport.AjsError) as err:
+            transport.exchange(owner, control, "xhepoch", epoch - 1 if epoch > 1 else 0, [poll])
+        if epoch > 0:
+            assert err.value.code is not None and err.value.code.value == "AJS3-E333"
+        # a former owner cut off: it cannot start anything there
+        start = {"op": "start", "run_id": "r" + "0" * 20, "argv": ["/bin/true"], "env": {}}
+        with pytest.raises(transport.AjsError):
+            transport.exchange(owner, control, "xhepoch", 0, [start])
+        assert not xlab.jobdir("xhepoch", "r" + "0" * 20).exists()
+        # the owner's own epoch is served
+        [answer] = transport.exchange(owner, control, "xhepoch", epoch, [poll])
+        assert answer["ok"] is True
+    finally:
+        transport.close_master(owner, control)
+        transport.remove_control_dir(control)
 
 
 def test_wrong_key_and_unreachable_host_are_coded_errors(
@@ -257,6 +261,7 @@ def test_wrong_key_and_unreachable_host_are_coded_errors(
     with pytest.raises(transport.Unreachable) as err:
         transport.exchange(target(xlab, stranger, port=2), control, "xhwrong", 1, [poll])
     assert err.value.code is not None and err.value.code.value == "AJS3-E330"
+    transport.remove_control_dir(control)
 
     # through the daemon: the job waits, and show --why says why
     host = make_lhost("xhwrong")
