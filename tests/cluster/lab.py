@@ -5,6 +5,7 @@
     python3 tests/cluster/lab.py [--state DIR] status
     python3 tests/cluster/lab.py [--state DIR] exec NODE CMD...
     python3 tests/cluster/lab.py [--state DIR] kill|cut|restore|power-on NODE
+    python3 tests/cluster/lab.py [--state DIR] hold|release NODE
     python3 tests/cluster/lab.py [--state DIR] down
 
 Every node is a network namespace with a veth into a bridge that lives in a
@@ -18,7 +19,8 @@ listening on <state>/pdu.sock. The lab fence agent (fence_ajs3lab) talks to it, 
 way a real fence agent talks to a power switch: a fence agent runs inside a node's
 PID namespace, where the other nodes' processes are invisible and unkillable, so the
 power-off has to happen outside. The PDU is also the parent of every node, so node
-processes are always reaped.
+processes are always reaped. A plug can be held (Lab.holding): a reboot of it then
+powers the node off and answers at once, but the power-on waits for the release.
 
 All that `down` needs is recorded in <state>/state.json *before* it is created, so
 `down` cleans up after a crash or an interrupted run too. Only Python's standard
@@ -77,6 +79,11 @@ OPERATOR_ENV = {**CLEAN_ENV, "PATH": "/usr/local/sbin:/usr/local/bin:" + CLEAN_P
 # defaults are token 3000 ms + 650 ms per node beyond two.
 TOKEN_MS = 1000
 TOKEN_COEFFICIENT_MS = 0
+
+# The longest a plug stays held at the PDU (Lab.holding): Lab.failover releases it
+# after at most 90 + 60 s of waiting; this is the safety net for a test that died in
+# between, so that no node is left powered off for good.
+HOLD_SECONDS = 180.0
 
 T = TypeVar("T")
 
@@ -582,12 +589,13 @@ class Lab:
         except OSError:  # not there yet, or bound but not yet listening
             return False
 
-    def pdu(self, action: str, plug: str = "", timeout: float = 60) -> Any:
-        """One request to the PDU (what fence_ajs3lab does)."""
+    def pdu(self, action: str, plug: str = "", timeout: float = 60, **fields: Any) -> Any:
+        """One request to the PDU (what fence_ajs3lab does); fields go with it."""
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
             s.connect(str(self.pdu_socket))
-            s.sendall(json.dumps({"action": action, "plug": plug}).encode() + b"\n")
+            req = {"action": action, "plug": plug, **fields}
+            s.sendall(json.dumps(req).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):
                 chunk = s.recv(65536)
@@ -606,6 +614,22 @@ class Lab:
 
     def power_off(self, node: str) -> None:
         self.pdu("off", node)
+
+    @contextlib.contextmanager
+    def holding(self, node: str, seconds: float = HOLD_SECONDS) -> Iterator[None]:
+        """Hold node's power-on at the PDU for the block: a reboot of node (the
+        cluster's fencing, stonith-action=reboot) powers it off and answers the fence
+        agent at once, as always, but the node is powered on again only when the block
+        ends. A failover needs it: a node that reboots and rejoins within seconds can
+        be given its group back (its location score is higher than the survivors')
+        before the group has started anywhere else. The hold ends by itself after
+        seconds if the release never comes."""
+        self.node(node)
+        self.pdu("hold", node, seconds=seconds)
+        try:
+            yield
+        finally:
+            self.pdu("release", node)
 
     def kill_node(self, node: str) -> float:
         """Crash a node the way fencing does: the fence agent's power-off path (fence
@@ -859,11 +883,14 @@ class Lab:
 
     def fencing_done(self, target: str, since: float) -> float | None:
         """When the cluster's fencing of target (a reboot or off that fence_ajs3lab
-        asked the PDU for) finished at the power switch, if it did after since."""
+        asked the PDU for) powered it off at the power switch, if it did after since.
+        The power-off is what makes the node safe, and the PDU answers the agent right
+        after it; a reboot's power-on follows at once, or, on a held plug
+        (Lab.holding), only at the release, after the group has moved."""
         for ev in self.pdu_log():
             if ev["plug"] != target or ev["time"] < since:
                 continue
-            if ev["action"] == "reboot" and ev["phase"] == "on":
+            if ev["action"] == "reboot" and ev["phase"] == "off":
                 return float(ev["time"])
             # An "off" right at `since` is our own kill_node, not the cluster's fencing.
             if ev["action"] == "off" and ev["phase"] == "off" and ev["time"] > since + 0.5:
@@ -925,25 +952,31 @@ class Lab:
 
     def failover(self, lh: str, how: str = "kill", timeout: float = 90) -> Failover:
         """Take down the node running lh (how: "kill" = crash, "cut" = pull its
-        cable) and wait until lh runs elsewhere and the node has been fenced."""
+        cable) and wait until lh runs elsewhere and the node has been fenced. The
+        victim's power-on is held (Lab.holding) until then: the cluster's fencing is a
+        reboot, and a victim back within seconds would get lh back (it prefers the
+        node) before lh started elsewhere. After the release the victim boots and
+        rejoins; lh stays where it is (stickiness above the location score)."""
+        if how not in ("kill", "cut"):
+            raise LabError(f"unknown failover {how!r} (kill or cut)")
         victim = self.group_location(lh)
         if victim is None:
             raise LabError(f"{lh} is not running on one node; settle the lab first")
         viewpoint = next(n for n in self.running_nodes() if n != victim)
         was_dc = self.dc(viewpoint) == victim
         old_pid = self.node_pid(victim)
-        if how == "kill":
-            t0 = self.kill_node(victim)
-        elif how == "cut":
-            t0 = time.time()
-            self.cut_link(victim)
-        else:
-            raise LabError(f"unknown failover {how!r} (kill or cut)")
-        survivor = self.wait_moved(lh, victim, timeout)
-        t_started = time.time()
-        fenced = wait_until(
-            lambda: self.fencing_done(victim, t0), 60, 0.2, f"the fencing of {victim}"
-        )
+        with self.holding(victim):
+            if how == "kill":
+                t0 = self.kill_node(victim)
+            else:
+                # The node runs on, cut off, until the cluster's fencing powers it off.
+                t0 = time.time()
+                self.cut_link(victim)
+            survivor = self.wait_moved(lh, victim, timeout)
+            t_started = time.time()
+            fenced = wait_until(
+                lambda: self.fencing_done(victim, t0), 60, 0.2, f"the fencing of {victim}"
+            )
         return Failover(
             how=how,
             lhost=lh,
@@ -1081,11 +1114,21 @@ class _PduHandler(socketserver.StreamRequestHandler):
         line = self.rfile.readline()
         try:
             req = json.loads(line)
-            result = self.server.act(req.get("action", ""), req.get("plug", ""))
+            seconds = float(req.get("seconds", HOLD_SECONDS))
+            result = self.server.act(req.get("action", ""), req.get("plug", ""), seconds)
             reply = {"ok": True, "result": result}
         except Exception as e:  # the fence agent needs an answer, whatever happened
             reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
         self.wfile.write(json.dumps(reply).encode() + b"\n")
+
+
+@dataclass
+class _Hold:
+    """A held plug (see Lab.holding): until when (time.monotonic()), and the action
+    ("reboot" or "on") whose power-on waits for the release, if one came."""
+
+    until: float
+    deferred: str | None = None
 
 
 class _PduServer(socketserver.ThreadingUnixStreamServer):
@@ -1094,6 +1137,7 @@ class _PduServer(socketserver.ThreadingUnixStreamServer):
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.power_lock = threading.Lock()
+        self.holds: dict[str, _Hold] = {}  # plug -> its hold; under power_lock
         with contextlib.suppress(FileNotFoundError):
             lab.pdu_socket.unlink()
         super().__init__(str(lab.pdu_socket), _PduHandler)
@@ -1104,7 +1148,8 @@ class _PduServer(socketserver.ThreadingUnixStreamServer):
         with open(self.lab.state_dir / "pdu.log", "a") as f:
             f.write(json.dumps(event) + "\n")
 
-    def act(self, action: str, plug: str) -> Any:
+    def act(self, action: str, plug: str, seconds: float = HOLD_SECONDS) -> Any:
+        """Do a request; seconds: how long a hold lasts at most."""
         lab = self.lab
         if action == "list":
             return lab.node_names()
@@ -1112,6 +1157,8 @@ class _PduServer(socketserver.ThreadingUnixStreamServer):
             return "pong"
         if action == "shutdown":
             with self.power_lock:
+                # No held power-on may come after the end.
+                self.holds.clear()
                 for n in lab.node_names():
                     self.log(action="off", plug=n, phase="shutdown", was_on=lab._do_power_off(n))
             threading.Thread(target=self.shutdown, daemon=True).start()
@@ -1119,18 +1166,54 @@ class _PduServer(socketserver.ThreadingUnixStreamServer):
         lab.node(plug)
         if action == "status":
             return "on" if lab.is_on(plug) else "off"
+        if action == "hold":
+            with self.power_lock:
+                self.holds[plug] = _Hold(time.monotonic() + seconds)
+                self.log(action=action, plug=plug, phase="hold", seconds=seconds)
+            return "held"
+        if action == "release":
+            with self.power_lock:
+                return self.release(plug, "release")
         if action not in ("on", "off", "reboot"):
             raise LabError(f"unknown action {action!r}")
         with self.power_lock:
             self.log(action=action, plug=plug, phase="begin")
             changed = {}
+            hold = self.holds.get(plug)
             if action in ("off", "reboot"):
                 changed["off"] = lab._do_power_off(plug)
                 self.log(action=action, plug=plug, phase="off", was_on=changed["off"])
+                if hold is not None and action == "off":
+                    hold.deferred = None  # off is the last word: no power-on at the release
             if action in ("on", "reboot"):
-                changed["on"] = lab._do_power_on(plug)
-                self.log(action=action, plug=plug, phase="on", was_off=changed["on"])
+                if hold is None:
+                    changed["on"] = lab._do_power_on(plug)
+                    self.log(action=action, plug=plug, phase="on", was_off=changed["on"])
+                else:
+                    # Answer now: the cluster's fencing is done once the node is off,
+                    # and the group it guards can only move after that answer.
+                    hold.deferred = action
+                    changed["held"] = True
+                    self.log(action=action, plug=plug, phase="held")
             return changed
+
+    def release(self, plug: str, why: str) -> dict[str, bool]:
+        """End plug's hold (why: "release", or "expired" for the safety net) and do
+        the power-on it deferred, logged as the "on" phase of the deferred action.
+        Called under power_lock."""
+        hold = self.holds.pop(plug, None)
+        self.log(action="release", plug=plug, phase=why, held=hold is not None)
+        if hold is None or hold.deferred is None:
+            return {}
+        was_off = self.lab._do_power_on(plug)
+        self.log(action=hold.deferred, plug=plug, phase="on", was_off=was_off, after=why)
+        return {"on": was_off}
+
+    def expire_holds(self) -> None:
+        """Release every hold past its time. Called under power_lock."""
+        now = time.monotonic()
+        for plug in [p for p, h in self.holds.items() if h.until <= now]:
+            self.release(plug, "expired")
 
 
 def _reap_orphans(block_for: float = 0) -> None:
@@ -1164,6 +1247,7 @@ def pdu_main(lab: Lab) -> None:
             # so this never steals the exit status of one of them.
             with server.power_lock:
                 _reap_orphans()
+                server.expire_holds()  # the safety net of Lab.holding
 
     threading.Thread(target=reaper, daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -1246,6 +1330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("power-on", "power a node on"),
         ("cut", "pull a node's network cable"),
         ("restore", "plug a node's cable back in"),
+        ("hold", f"hold a node's power-on at the PDU (at most {HOLD_SECONDS:.0f} s)"),
+        ("release", "end a hold, powering the node on if a reboot waits"),
     ):
         sub.add_parser(name, help=text).add_argument("node")
     sub.add_parser("pdu", help=argparse.SUPPRESS)
@@ -1298,6 +1384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             lab.cut_link(args.node)
         elif args.cmd == "restore":
             lab.restore_link(args.node)
+        elif args.cmd == "hold":
+            lab.pdu("hold", args.node)
+        elif args.cmd == "release":
+            lab.pdu("release", args.node)
         elif args.cmd == "pdu":
             pdu_main(lab)
     except LabError as e:

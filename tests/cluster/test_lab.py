@@ -226,6 +226,72 @@ def test_infra_suite_passes_over_ssh(settled: Lab) -> None:
     infra_suite(settled.ssh_config)
 
 
+def test_a_held_plug_is_powered_on_only_at_its_release(lab: Lab, tmp_path: Path) -> None:
+    """Lab.holding, which Lab.failover uses, on a small lab of its own (no cluster
+    configured, so nobody fences): a reboot of a held plug (what the cluster's
+    fencing asks for) answers as soon as the node is off, and the node stays off
+    until the release powers it on; a hold without a reboot powers nothing; a hold
+    never released ends by itself (the safety net). The PDU log tells it all, and
+    fencing_done finds the power-off either way."""
+    other = Lab(tmp_path / "state", nodes=2, prefix="ajs3h")
+    with other._locked() as state:
+        state["config"] = {
+            "nodes": 2,
+            "prefix": "ajs3h",
+            "subnet": other.subnet,
+            "app": other.app,
+            "lhosts": list(other.lhosts),
+            "cluster_name": "ajs3h",
+        }
+        state["netns"], state["created_paths"] = [], []
+    agent = [PYTHON, str(FENCE_AGENT), "-o", "reboot", "-n", "node1"]
+    agent.append(f"--state-dir={other.state_dir}")
+    try:
+        other._make_files()
+        other._make_volumes()
+        other._make_network()
+        other._start_pdu()
+        other.power_on("node1")  # node2 stays off: one node is enough
+        pid = other.node_pid("node1")
+        assert pid
+        t0 = time.time()
+        with other.holding("node1"):
+            subprocess.run(agent, check=True, capture_output=True, timeout=60)
+            assert not other.is_on("node1")
+            time.sleep(1)
+            assert not other.is_on("node1"), "a held plug was powered on"
+            fenced = other.fencing_done("node1", t0)
+            assert fenced is not None
+        after = other.node_pid("node1")
+        assert after and after != pid, "the release did not power the node on"
+        phases = [(e["action"], e["phase"]) for e in other.pdu_log() if e["time"] >= t0]
+        assert phases == [
+            ("hold", "hold"),
+            ("reboot", "begin"),
+            ("reboot", "off"),
+            ("reboot", "held"),
+            ("release", "release"),
+            ("reboot", "on"),
+        ], phases
+        assert other.fencing_done("node1", t0) == fenced
+        # nothing deferred: the release powers nothing
+        with other.holding("node1"):
+            pass
+        assert other.node_pid("node1") == after
+        # the safety net: a hold that nobody releases ends by itself
+        t1 = time.time()
+        other.pdu("hold", "node1", seconds=2)
+        subprocess.run(agent, check=True, capture_output=True, timeout=60)
+        assert not other.is_on("node1")
+        wait_until(lambda: other.is_on("node1"), 30, 0.2, "the hold to expire")
+        assert ("release", "expired") in [
+            (e["action"], e["phase"]) for e in other.pdu_log() if e["time"] >= t1
+        ]
+    finally:
+        other.down()
+    assert lab.is_on("node1"), "the real lab noticed"
+
+
 def test_down_cleans_up_after_an_interrupted_up(lab: Lab, tmp_path: Path) -> None:
     """A second, smaller lab whose up() is cut short after the nodes booted and whose
     PDU (the parent of the nodes) then crashed: down must still remove everything."""
