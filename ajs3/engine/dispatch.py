@@ -111,19 +111,23 @@ class Dispatcher:
 
     def spawn(
         self, launches: list[tuple[RunState, UnitRun]], now: float
-    ) -> list[tuple[RunState, UnitRun]]:
+    ) -> tuple[list[tuple[RunState, UnitRun]], bool]:
         """Start the supervisors of runs whose intent is committed (rule 1).
 
         Returns the runs whose requests could not be written (the server is gone):
         whether they started is not known, and they must be examined as after a restart.
-        The server's answer is not waited for (ADR 0031).
+        The server's answer is not waited for (ADR 0031). And whether any start went to
+        the supervisor server, which makes the journal durable before it claims one
+        (ADR 0034); an execution host is sent nothing before the journal is durable.
         """
         core = self.core
         remote = [(s, ur) for s, ur in launches if ur.exec_host is not None]
         if remote and core.exechosts is not None:
+            core.journal.sync()
             core.exechosts.spawn(remote, now)
         local = [(s, ur) for s, ur in launches if ur.exec_host is None]
         unanswered: list[tuple[RunState, UnitRun]] = []
+        handed_over = False
         dirfd = self.vars_dir.get() if local else None
         # A few at a time: the server starts the first while the rest are prepared.
         for first in range(0, len(local), SEND_EVERY):
@@ -133,11 +137,12 @@ class Dispatcher:
                 if pid is None:
                     unanswered.append((state, ur))
                     continue
+                handed_over = True
                 self.track(ur, state.units[ur.path], jobdir, pid, now)
                 core.log.info(
                     "job started", run_id=ur.run_id, unit=ur.path, attempt=ur.attempt, pid=pid
                 )
-        return unanswered
+        return unanswered, handed_over
 
     def _specs(
         self, launches: list[tuple[RunState, UnitRun]], now: float, dirfd: int | None

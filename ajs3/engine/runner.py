@@ -320,6 +320,11 @@ class Runner:
     def spawn_many(self, items: list[tuple[Path, dict[str, Any]]]) -> list[int | None]:
         return self.supervisor.spawn_many(items)
 
+    def syncs(self, wal: tuple[int, int, int] | None) -> bool:
+        """Whether the server fdatasyncs the journal's write-ahead log ``wal`` (descriptor,
+        device, inode) before it claims the next starts (ADR 0034): only with a claim log."""
+        return wal is not None and self.claims_dir is not None and self.supervisor.syncs(*wal)
+
     def notices(self) -> int | None:
         return self.supervisor.notices()
 

@@ -248,6 +248,10 @@ class Scheduler:
         """Collect ends, register due runs, decide, record intents: one commit; then
         start the processes whose intent is now durable.
 
+        The commit has no fsync of its own when the supervisor server fdatasyncs the
+        journal before it claims the starts handed to it (ADR 0034); a step that hands
+        it none makes its commit durable itself, before anything else acts on it.
+
         If the commit fails for want of space (:class:`DiskFull`, AJS3-E208), nothing
         of the step is taken as done: the ends are collected again by a later step,
         the runs are read back from the journal, and nothing starts (its intent was
@@ -260,8 +264,10 @@ class Scheduler:
         tracked = {uid: core.tracked[uid] for _, uid in taken if uid in core.tracked}
         codes = {uid: core.kill_codes[uid] for uid in tracked if uid in core.kill_codes}
         timetable = vars(self.timetable).copy()
+        deferred = core.runner.syncs(self.journal.wal.current())
+        handed_over = False
         try:
-            with self.journal.transaction():
+            with self.journal.transaction(durable=not deferred):
                 for fd in exited:
                     self.collector.handle_exit(fd)
                 unclaimed, core.unclaimed = core.unclaimed, []
@@ -299,12 +305,15 @@ class Scheduler:
             raise
         if launches:
             try:
-                unanswered = self.dispatch.spawn(launches, now)
+                unanswered, handed_over = self.dispatch.spawn(launches, now)
             except DiskFull:  # a start that failed could not be recorded
                 self.resync()  # the others started: watched again from their records
                 raise
             if unanswered:
+                self.journal.sync()
                 self._reexamine(unanswered)
+        if not handed_over:
+            self.journal.sync()
         ended = [n for n, s in core.runs.items() if s.root_ur.status.is_final]
         for run_no in ended:
             for ur in core.runs.pop(run_no).urs.values():

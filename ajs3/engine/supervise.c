@@ -347,10 +347,14 @@ static void close_from(unsigned int from)
         close((int)fd);
 }
 
-static void close_inherited_fds(void)
+/* `keep`: the journal's write-ahead log (--sync-fd), moved up to SLOT_END or above, or -1. */
+static void close_inherited_fds(int keep)
 {
-    /* Nothing of the daemon's (its lock, journal, sockets) may live on in a job. */
-    close_from(3);
+    /* Nothing of the daemon's (its lock, journal, sockets) may live on in a job; the one
+     * descriptor the server keeps is close-on-exec, and each job closes it first. */
+    for (int fd = 3; keep >= 0 && fd < keep; fd++)
+        close(fd);
+    close_from(keep >= 0 ? (unsigned int)keep + 1 : 3U);
 }
 
 /* The slots through which the launch thread hands a job its descriptors: the job is
@@ -455,6 +459,7 @@ struct run {
     size_t msglen;
     int status, finished;
     int sync_error; /* errno of the fsync that failed, or 0 */
+    int wal_error; /* errno of the journal's fdatasync before its claim (--sync-fd), or 0 */
     const char *start_failed; /* what failed as the launch thread started the job */
     int start_errno; /* and its errno */
     double ended_at;
@@ -774,7 +779,8 @@ static pthread_cond_t sync_wanted = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t launch_wanted = PTHREAD_COND_INITIALIZER;
 /* From the server's thread to the sync thread, on to the launch thread, and back;
  * linked by batch_next, under sync_lock. */
-static struct run *sync_queue, *launch_queue, *sync_done;
+static struct run *wal_queue, *sync_queue, *launch_queue, *sync_done;
+static pthread_cond_t wal_wanted = PTHREAD_COND_INITIALIZER;
 static int synced_fd = -1; /* an eventfd: written when records are done */
 static struct watch synced_watch = {NULL, W_SYNCED};
 
@@ -803,6 +809,10 @@ static void start_job(struct run *r);
 static off_t claim_log_size = CLAIM_LOG_SIZE;
 #define CLAIM_LINE_MAX 1024
 static int claims_dir = -1; /* the directory of --claims, or -1: none */
+/* --sync-fd: the daemon's journal's write-ahead log, fdatasynced before each batch of
+ * claims (ADR 0034): the daemon commits the intents of a step without an fsync of its
+ * own when it hands their starts to this server. -1: none. */
+static int journal_wal = -1;
 static int claim_log = -1;
 static off_t claim_log_at; /* where the next run id goes */
 static unsigned claim_log_seq;
@@ -878,7 +888,9 @@ static void sync_claims(struct run *all)
     size_t n = 0;
     struct run *first = NULL; /* the first run whose id is in `lines` */
     for (struct run *r = all; r != NULL; r = r->batch_next) {
-        r->sync_error = NOT_DURABLE;
+        r->sync_error = r->wal_error != 0 ? r->wal_error : NOT_DURABLE;
+        if (r->wal_error != 0)
+            continue; /* its intent may not be durable: never claimed */
         size_t len = r->job.run_id != NULL ? strlen(r->job.run_id) : 0;
         if (claims_dir < 0 || len == 0 || len >= CLAIM_LINE_MAX || memchr(r->job.run_id, '\n', len))
             continue;
@@ -898,16 +910,50 @@ static void sync_claims(struct run *all)
         flush_lines(lines, n, first, NULL);
     /* The rest (and those the log could not take, rather than fail them): each file. */
     for (struct run *r = all; r != NULL; r = r->batch_next)
-        if (r->sync_error != 0)
+        if (r->sync_error != 0 && r->wal_error == 0)
             sync_file_range(r->claim, 0, 0, SYNC_FILE_RANGE_WRITE);
     for (struct run *r = all; r != NULL; r = r->batch_next) {
-        if (r->sync_error == 0)
+        if (r->sync_error == 0 || r->wal_error != 0)
             continue;
         int failed = fsync(r->claim) < 0;
         if (!failed && !entry_durable_with_file(r->job.dirfd))
             failed = fsync(r->job.dirfd) < 0;
         r->sync_error = failed ? errno : 0;
     }
+}
+
+/* Put `all` ahead of *queue and wake the thread that waits on `wanted` (under sync_lock). */
+static void hand_on(struct run *all, struct run **queue, pthread_cond_t *wanted)
+{
+    struct run *last = all;
+    while (last->batch_next != NULL)
+        last = last->batch_next;
+    last->batch_next = *queue;
+    *queue = all;
+    pthread_cond_signal(wanted);
+}
+
+/* The journal's thread (--sync-fd, ADR 0034): makes the daemon's journal durable up to
+ * the requests of the runs handed to it (the daemon committed their intents without an
+ * fsync before it wrote them), then hands them to the sync thread for their claims; so
+ * the next batch's intents are made durable while this one's claims are. */
+static void *wal_worker(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&sync_lock);
+    for (;;) {
+        while (wal_queue == NULL)
+            pthread_cond_wait(&wal_wanted, &sync_lock);
+        struct run *all = wal_queue;
+        wal_queue = NULL;
+        pthread_mutex_unlock(&sync_lock);
+        int err = fdatasync(journal_wal) < 0 ? errno : 0;
+        for (struct run *r = all; r != NULL; r = r->batch_next)
+            r->wal_error = err;
+        pthread_mutex_lock(&sync_lock);
+        hand_on(all, &sync_queue, &sync_wanted);
+    }
+    return NULL;
 }
 
 static void *sync_worker(void *unused)
@@ -921,13 +967,8 @@ static void *sync_worker(void *unused)
         sync_queue = NULL;
         pthread_mutex_unlock(&sync_lock);
         sync_claims(all);
-        struct run *last = all;
-        while (last->batch_next != NULL)
-            last = last->batch_next;
         pthread_mutex_lock(&sync_lock);
-        last->batch_next = launch_queue;
-        launch_queue = all;
-        pthread_cond_signal(&launch_wanted);
+        hand_on(all, &launch_queue, &launch_wanted);
     }
     return NULL;
 }
@@ -963,28 +1004,29 @@ static void *launch_worker(void *unused)
 
 static int start_sync_thread(void)
 {
-    pthread_t t[2];
+    pthread_t t[3];
     synced_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (synced_fd < 0 || pthread_create(&t[0], NULL, sync_worker, NULL) != 0 ||
-        pthread_create(&t[1], NULL, launch_worker, NULL) != 0)
+        pthread_create(&t[1], NULL, launch_worker, NULL) != 0 ||
+        (journal_wal >= 0 && pthread_create(&t[2], NULL, wal_worker, NULL) != 0))
         return -1;
     pthread_detach(t[0]);
     pthread_detach(t[1]);
+    if (journal_wal >= 0)
+        pthread_detach(t[2]);
     return 0;
 }
 
 /* Hand a batch's start records to the sync thread. */
 static void sync_batch(struct run *batch)
 {
-    struct run *last = NULL;
-    for (struct run *r = batch; r != NULL; r = r->batch_next)
-        last = r;
-    if (last == NULL)
+    if (batch == NULL)
         return;
     pthread_mutex_lock(&sync_lock);
-    last->batch_next = sync_queue;
-    sync_queue = batch;
-    pthread_cond_signal(&sync_wanted);
+    if (journal_wal >= 0)
+        hand_on(batch, &wal_queue, &wal_wanted);
+    else
+        hand_on(batch, &sync_queue, &sync_wanted);
     pthread_mutex_unlock(&sync_lock);
 }
 
@@ -1489,7 +1531,7 @@ static int open_claims_dir(const char *path)
 
 int main(int argc, char **argv)
 {
-    int ends_only = 0;
+    int ends_only = 0, wal_arg = -1;
     const char *claims = NULL;
     int bad = argc < 2 || strcmp(argv[1], "--serve") != 0;
     for (int i = 2; i < argc && !bad; i++) {
@@ -1497,13 +1539,16 @@ int main(int argc, char **argv)
             ends_only = 1;
         else if (strcmp(argv[i], "--claims") == 0 && i + 1 < argc)
             claims = argv[++i];
+        else if (strcmp(argv[i], "--sync-fd") == 0 && i + 1 < argc)
+            bad = (wal_arg = (int)strtol(argv[++i], NULL, 10)) < 3;
         else if (strcmp(argv[i], "--claims-size") == 0 && i + 1 < argc)
             bad = (claim_log_size = strtoll(argv[++i], NULL, 10)) < CLAIM_LOG_MIN;
         else
             bad = 1;
     }
     if (bad) {
-        fputs("usage: ajs3-supervise --serve [--ends-only] [--claims DIR [--claims-size BYTES]]\n"
+        fputs("usage: ajs3-supervise --serve [--ends-only] [--claims DIR [--claims-size BYTES]] "
+              "[--sync-fd FD]\n"
               "(the ajs3 daemon starts it and sends it the jobs to start; "
               "not meant to be run by hand)\n",
               stderr);
@@ -1516,7 +1561,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     note_ignored_signals();
     setsid(); /* the jobs' session: no signal to the daemon's group reaches it */
-    close_inherited_fds();
+    if (wal_arg >= 0 && (journal_wal = fcntl(wal_arg, F_DUPFD_CLOEXEC, SLOT_END)) < 0) {
+        perror("ajs3-supervise: --sync-fd");
+        return 2;
+    }
+    close_inherited_fds(journal_wal);
     if (reserve_slots() < 0) {
         perror("ajs3-supervise: /dev/null");
         return 70;

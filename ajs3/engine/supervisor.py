@@ -71,6 +71,11 @@ class SupervisorServer:
         #: the size of each claim log, when not the server's own (256 KiB)
         self.claims_size: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        #: a file the server fdatasyncs before each batch of claims (the journal's
+        #: write-ahead log, ADR 0034), as (descriptor, device, inode); None: none
+        self.sync_file: tuple[int, int, int] | None = None
+        #: the file the running server syncs, as (device, inode)
+        self._server_syncs: tuple[int, int] | None = None
         #: what the server was asked to start, by request number, until it ended
         self._asked: dict[int, Path] = {}
         self._sent = 0
@@ -146,9 +151,20 @@ class SupervisorServer:
     def pid(self) -> int | None:
         return None if self.process is None else self.process.pid
 
+    def syncs(self, fd: int, dev: int, ino: int) -> bool:
+        """Whether the server that takes the next requests fdatasyncs this file (an open
+        descriptor of it, and its identity) before it claims them: the one running, or
+        the one started next with it."""
+        self.sync_file = (fd, dev, ino)
+        if self.process is None or self.process.poll() is not None:
+            return True
+        return self._server_syncs == (dev, ino)
+
     def _start(self) -> subprocess.Popen[bytes]:
         if self.process is None or self.process.poll() is not None:
             self.close()
+            sync = self.sync_file
+            self._server_syncs = None if sync is None else (sync[1], sync[2])
             self.process = subprocess.Popen(
                 [
                     str(self.binary),
@@ -156,10 +172,12 @@ class SupervisorServer:
                     "--ends-only",
                     *(["--claims", str(self.claims)] if self.claims is not None else []),
                     *(["--claims-size", str(self.claims_size)] if self.claims_size else []),
+                    *(["--sync-fd", str(sync[0])] if sync is not None else []),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 close_fds=True,
+                pass_fds=(sync[0],) if sync is not None else (),
                 cwd="/",
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
             )

@@ -127,3 +127,47 @@ def is_disk_full(exc: BaseException) -> bool:
         code = getattr(exc, "sqlite_errorcode", None)
         return code == 13 or "database or disk is full" in str(exc)  # 13: SQLITE_FULL
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class WalFile:
+    """The journal's write-ahead log (``journal.db-wal``), held open read-only so that
+    the daemon, or the supervisor server it hands the descriptor to, can fdatasync what
+    was committed without an fsync (ADR 0034)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._held: tuple[int, int, int] | None = None
+
+    def current(self) -> tuple[int, int, int] | None:
+        """The descriptor of the file, its device and its inode; None while there is no
+        such file (SQLite removed it after a checkpoint: nothing in it to make durable).
+        Opened again if the file was replaced."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        if self._held is not None and self._held[1:] == (st.st_dev, st.st_ino):
+            return self._held
+        self.close()
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        st = os.fstat(fd)
+        self._held = (fd, st.st_dev, st.st_ino)
+        return self._held
+
+    def sync(self) -> None:
+        held = self.current()
+        if held is None:
+            return
+        try:
+            os.fdatasync(held[0])
+        except OSError as exc:
+            raise JournalError(
+                f"the journal's write-ahead log {self.path} cannot be made durable: {exc.strerror}",
+                hint="check the device of the data directory (dmesg); the daemon stops so "
+                "that the logical host is started again, here or elsewhere",
+            ) from exc
+
+    def close(self) -> None:
+        if self._held is not None:
+            os.close(self._held[0])
+            self._held = None

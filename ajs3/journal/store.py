@@ -2,7 +2,10 @@
 
 Rules kept here (docs/design.md):
 
-- synchronous=FULL and WAL: a committed change survives a crash of the node.
+- synchronous=FULL and WAL: a committed change survives a crash of the node. The one
+  exception is a transaction opened with ``durable=False`` (the scheduler's step, ADR
+  0034): it commits without an fsync, and :meth:`Journal.sync` (or the supervisor
+  server, or any later commit) makes it durable before anything acts on it.
 - Every status change goes through :meth:`Journal.set_status`, which checks it
   against :data:`ajs3.model.TRANSITIONS` and writes an event. No other code writes
   statuses.
@@ -29,6 +32,7 @@ from ajs3.errors import Code, EpochSuperseded, JournalError
 from ajs3.journal.files import (
     JOURNAL_FILE,
     DiskFull,
+    WalFile,
     check_datadir,
     is_disk_full,
     journal_files_private,
@@ -113,6 +117,11 @@ class Journal:
         #: change does (a notification, ajs3.notify) is written in the same commit.
         self.on_change_tx: Callable[[UnitRun, Status, ReasonCode], None] | None = None
         self.on_note_tx: Callable[[str, dict[str, Any]], None] | None = None
+        #: Something committed without its fsync that nothing has made durable since.
+        self.unsynced = False
+        self._sync_at_commit = False  # a commit without fsync that must not stay so
+        #: The write-ahead log, held open for :meth:`sync` and the supervisor server.
+        self.wal = WalFile(Path(f"{path}-wal"))
 
     # -- opening -------------------------------------------------------------
 
@@ -173,7 +182,19 @@ class Journal:
         return journal
 
     def close(self) -> None:
+        self.wal.close()
         self.conn.close()
+
+    def sync(self) -> None:
+        """Make durable what was committed without an fsync (``durable=False``)."""
+        if self.unsynced:
+            self.wal.sync()
+            self.unsynced = False
+
+    def sync_at_commit(self) -> None:
+        """The open transaction holds what others act on at once (a notification): if it
+        commits without an fsync, it is made durable right after."""
+        self._sync_at_commit = True
 
     def schema_version(self) -> int:
         has_meta = self.conn.execute(
@@ -215,17 +236,24 @@ class Journal:
     # -- transactions and epochs -------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
         """A write transaction that is refused if a newer epoch exists.
 
         It commits when the block ends: it is never nested. Each writing method of the
         journal joins the caller's transaction when there is one (:meth:`joined`), so
         a caller groups several writes into one commit by opening one transaction.
+        ``durable=False``: the commit has no fsync of its own; the caller sees to it
+        that :meth:`sync`, or the supervisor server (ADR 0034), makes it durable before
+        anything acts on it.
         """
         if self._depth:
             raise RuntimeError("a journal transaction is already open: it would not commit")
+        if not durable:
+            self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
+        self._sync_at_commit = False
+        changes = self.conn.total_changes
         try:
             if self.epoch is not None:
                 newest = self.conn.execute("SELECT max(epoch) FROM epochs").fetchone()[0]
@@ -240,6 +268,8 @@ class Journal:
             self.conn.execute("COMMIT")
             self.commits += 1
             self.commit_seconds += time.perf_counter() - began
+            if self.conn.total_changes != changes:  # else nothing was written, nor synced
+                self.unsynced = not durable
         except BaseException as exc:
             # SQLite may have rolled back by itself (a full disk): nothing to undo then.
             with contextlib.suppress(sqlite3.Error):
@@ -255,6 +285,10 @@ class Journal:
             raise
         finally:
             self._depth = 0
+            if not durable:
+                self.conn.execute("PRAGMA synchronous=FULL")
+        if self._sync_at_commit:
+            self.sync()
 
     @property
     def in_transaction(self) -> bool:

@@ -101,6 +101,7 @@ class Outbox:
                 "INSERT INTO notify_deliveries(event, route) VALUES (?, ?)",
                 [(cur.lastrowid, name) for name in names],
             )
+            self.journal.sync_at_commit()  # the sender may read it at once (ADR 0034)
         if self.on_written is not None:
             self.on_written()
         return body

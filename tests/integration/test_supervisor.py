@@ -484,3 +484,47 @@ def test_claims_are_logged_and_a_full_log_is_followed_by_a_new_one(tmp_path: Pat
         assert claimlog.cut(tmp_path / "claims", set()) == logs[:-1]
     finally:
         runner.close()
+
+
+def test_the_journal_is_synced_before_any_claim_and_a_failed_sync_runs_nothing(
+    tmp_path: Path,
+) -> None:
+    """--sync-fd (ADR 0034): the server fdatasyncs the file it was given (the journal's
+    write-ahead log) before it claims a batch; it holds the descriptor, no job gets it;
+    and when that fdatasync fails, no job of the batch runs."""
+    runner = Runner(tmp_path, Settings("lh1", tmp_path, allow_root_jobs=True), claim_log=True)
+    wal = tmp_path / "journal.db-wal"
+    wal.write_bytes(b"frames")
+    fd = os.open(wal, os.O_RDONLY | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    try:
+        assert runner.syncs((fd, st.st_dev, st.st_ino))
+        jobdir, status = run_job(runner, "s" + "1" * 20, ["sh", "-c", "ls /proc/self/fd | wc -l"])
+        assert status is not None and status["exit_code"] == 0, status
+        assert (jobdir / "stdout").read_text() == "4\n"  # 0, 1, 2 and ls's own
+        held = [os.readlink(p) for p in Path(f"/proc/{runner.server_pid}/fd").iterdir()]
+        assert str(wal) in held
+        assert runner.syncs((fd, st.st_dev, st.st_ino))
+        assert not runner.syncs((fd, st.st_dev, st.st_ino + 1))  # not the file it syncs
+        assert not runner.syncs(None)
+    finally:
+        runner.close()
+        os.close(fd)
+
+    other = tmp_path / "other"
+    other.mkdir()
+    runner = Runner(other, Settings("lh1", other, allow_root_jobs=True), claim_log=True)
+    rd, wr = os.pipe()  # fdatasync refuses a pipe: EINVAL
+    st = os.fstat(rd)
+    try:
+        assert runner.syncs((rd, st.st_dev, st.st_ino))
+        marker = tmp_path / "ran"
+        _, status = run_job(runner, "s" + "2" * 20, ["/bin/sh", "-c", f"touch {marker}"])
+        assert status is not None and status["exit_code"] is None
+        assert status["failed_to_start"].startswith("could not record the start"), status
+        assert "Invalid argument" in status["failed_to_start"]
+        assert not marker.exists()
+    finally:
+        runner.close()
+        os.close(rd)
+        os.close(wr)

@@ -86,6 +86,48 @@ def test_transactions_do_not_nest_and_writes_join_the_open_one(journal: Journal)
     assert journal.get_meta("b") is None and not journal.in_transaction
 
 
+def test_a_commit_without_its_fsync_is_marked_until_something_makes_it_durable(
+    journal: Journal,
+) -> None:
+    """durable=False (ADR 0034): that commit alone runs at synchronous=NORMAL, and the
+    journal knows it owes an fsync until sync(), a durable commit that wrote, or a write
+    that others act on at once (a notification) settles it."""
+
+    def level() -> int:
+        return int(journal.conn.execute("PRAGMA synchronous").fetchone()[0])
+
+    assert level() == 2 and not journal.unsynced  # FULL
+    with journal.transaction(durable=False):
+        journal.set_meta("a", "1")
+        assert level() == 1  # NORMAL
+    assert level() == 2 and journal.unsynced
+    wal = journal.wal.current()
+    assert wal is not None and Path(f"/proc/self/fd/{wal[0]}").resolve() == Path(
+        f"{journal.path}-wal"
+    )
+    with journal.transaction():  # durable, but wrote nothing: nothing was synced
+        journal.get_meta("a")
+    assert journal.unsynced
+    journal.sync()
+    assert not journal.unsynced
+    with journal.transaction(durable=False):
+        journal.get_meta("a")  # nothing written: nothing owed
+    assert not journal.unsynced
+    with journal.transaction(durable=False):
+        journal.set_meta("b", "1")
+    with journal.transaction():
+        journal.set_meta("c", "1")
+    assert not journal.unsynced
+    with journal.transaction(durable=False):
+        journal.set_meta("d", "1")
+        journal.sync_at_commit()
+    assert not journal.unsynced and level() == 2
+    with pytest.raises(KeyError), journal.transaction(durable=False):
+        journal.set_meta("e", "1")
+        raise KeyError("boom")
+    assert journal.get_meta("e") is None and not journal.unsynced and level() == 2
+
+
 def test_a_journal_of_schema_1_is_migrated(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "journal.db")
     conn.executescript(MIGRATIONS[0])
