@@ -250,7 +250,12 @@ class Journal:
             raise RuntimeError("a journal transaction is already open: it would not commit")
         if not durable:
             self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if not durable:  # every other transaction keeps its fsync
+                self.conn.execute("PRAGMA synchronous=FULL")
+            raise
         self._depth = 1
         self._sync_at_commit = False
         changes = self.conn.total_changes

@@ -126,6 +126,16 @@ def test_a_commit_without_its_fsync_is_marked_until_something_makes_it_durable(
         journal.set_meta("e", "1")
         raise KeyError("boom")
     assert journal.get_meta("e") is None and not journal.unsynced and level() == 2
+    # a transaction that cannot begin (another writer holds the lock) leaves FULL too
+    other = sqlite3.connect(journal.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        journal.conn.execute("PRAGMA busy_timeout=10")
+        with pytest.raises(sqlite3.OperationalError), journal.transaction(durable=False):
+            pass
+        assert level() == 2 and not journal.in_transaction
+    finally:
+        other.close()
 
 
 def test_a_journal_of_schema_1_is_migrated(tmp_path: Path) -> None:
