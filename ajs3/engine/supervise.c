@@ -1,10 +1,12 @@
 /*
  * ajs3-supervise: the supervisor of every job of a daemon (ADR 0001, 0012, 0030).
  *
- * The daemon starts it once, as `ajs3-supervise --serve --ends-only --claims DIR`
- * (DIR: see "the claim log" below), and writes one
- * request per job to its stdin: a decimal length, a newline, then that many bytes of
- * NUL-ended strings:
+ * The daemon starts it once, as
+ * `ajs3-supervise --serve --ends-only --claims DIR --sync-fd FD` (DIR: see "the claim
+ * log" below; FD: the journal's write-ahead log, fdatasynced before each batch of
+ * claims, see the journal's thread below and ADR 0034), and writes one request per
+ * job to its stdin: a decimal length, a newline, then that many bytes of NUL-ended
+ * strings:
  *
  *   JOBDIR RUN_ID CWD UID GID USER LIMIT ARGC ARG... ENVC NAME=VALUE...
  *
