@@ -17,11 +17,10 @@ when ``ajs3 purge`` asks (:meth:`request`).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -269,7 +268,7 @@ class Purger:
         """The round's last part: delivered notifications older than NOTIFIED_KEPT, a
         batch per tick; True while there may be more."""
         # not fsynced by itself: lost in a crash, they are deleted again next round
-        with _light(self.journal.conn), self.journal.transaction():
+        with self.journal.transaction(durable=False):
             deleted, self._events_after = pg.delivered_events(
                 self.journal, now - NOTIFIED_KEPT, self._events_after, NOTIFIED_BATCH
             )
@@ -293,7 +292,7 @@ class Purger:
         """Mark the next runs to purge; False when the round has seen every jobnet."""
         if self._queue:  # chosen by the last scan, not marked yet (checked again by mark)
             batch, self._queue = self._queue[:BATCH], self._queue[BATCH:]
-            with self._marking(), self.journal.transaction():
+            with self.journal.transaction(durable=self._marks_durable()):
                 pg.mark(self.journal, batch)
             return True
         while self.jobnet is not None:
@@ -315,7 +314,7 @@ class Purger:
             else:
                 self.after = after
             if chosen:
-                with self._marking(), self.journal.transaction():
+                with self.journal.transaction(durable=self._marks_durable()):
                     pg.mark(self.journal, chosen[:BATCH])
                 self._queue = chosen[BATCH:]
                 return True
@@ -400,15 +399,15 @@ class Purger:
         # still marked (that commit was durable before any file went) and the next
         # start deletes them again; the next durable commit makes this one durable
         # too (the WAL is synced in order). One fsync per batch, not two.
-        with _light(self.journal.conn), self.journal.transaction():
+        with self.journal.transaction(durable=False):
             pg.delete(self.journal, runs)
         self._unchecked += 1
         self.totals.setdefault(self.started, pg.Counts()).add(counts)
 
-    def _marking(self) -> contextlib.AbstractContextManager[None]:
+    def _marks_durable(self) -> bool:
         """A batch's marks are committed without an fsync when the reaper syncs them
         before the first file goes; else durably, here."""
-        return _light(self.journal.conn) if self.reaper is not None else contextlib.nullcontext()
+        return self.reaper is None
 
     # -- what a purge would remove now (ajs3 purge --dry-run) --------------------------
 
@@ -461,16 +460,6 @@ class Purger:
             },
             "marked": len(marked),
         }
-
-
-@contextlib.contextmanager
-def _light(conn: Any) -> Iterator[None]:
-    """Commits without an fsync of their own (made durable by the next one that has)."""
-    conn.execute("PRAGMA synchronous=NORMAL")
-    try:
-        yield
-    finally:
-        conn.execute("PRAGMA synchronous=FULL")
 
 
 def _p99(values: deque[float]) -> float:

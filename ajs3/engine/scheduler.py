@@ -265,7 +265,7 @@ class Scheduler:
         codes = {uid: core.kill_codes[uid] for uid in tracked if uid in core.kill_codes}
         timetable = vars(self.timetable).copy()
         deferred = core.runner.syncs(self.journal.wal.current())
-        handed_over = False
+        handed_over = owed = False
         try:
             with self.journal.transaction(durable=not deferred):
                 for fd in exited:
@@ -287,6 +287,7 @@ class Scheduler:
                 self.delays.check(now)
                 if launches:
                     self.dispatch.record_intents(launches, now)
+            owed = self.journal.last_unsynced  # this step's own commit, not yet durable
         except DiskFull:
             vars(self.timetable).update(timetable)
             core.kill_codes.update(codes)
@@ -312,7 +313,7 @@ class Scheduler:
             if unanswered:
                 self.journal.sync()
                 self._reexamine(unanswered)
-        if not handed_over:
+        if owed and not handed_over:
             self.journal.sync()
         ended = [n for n, s in core.runs.items() if s.root_ur.status.is_final]
         for run_no in ended:

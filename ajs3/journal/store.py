@@ -119,6 +119,8 @@ class Journal:
         self.on_note_tx: Callable[[str, dict[str, Any]], None] | None = None
         #: Something committed without its fsync that nothing has made durable since.
         self.unsynced = False
+        #: The last transaction wrote and committed without its fsync.
+        self.last_unsynced = False
         self._sync_at_commit = False  # a commit without fsync that must not stay so
         #: The write-ahead log, held open for :meth:`sync` and the supervisor server.
         self.wal = WalFile(Path(f"{path}-wal"))
@@ -273,7 +275,9 @@ class Journal:
             self.conn.execute("COMMIT")
             self.commits += 1
             self.commit_seconds += time.perf_counter() - began
-            if self.conn.total_changes != changes:  # else nothing was written, nor synced
+            wrote = self.conn.total_changes != changes  # else nothing was written, nor synced
+            self.last_unsynced = wrote and not durable
+            if wrote:
                 self.unsynced = not durable
         except BaseException as exc:
             # SQLite may have rolled back by itself (a full disk): nothing to undo then.

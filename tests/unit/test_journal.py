@@ -100,14 +100,14 @@ def test_a_commit_without_its_fsync_is_marked_until_something_makes_it_durable(
     with journal.transaction(durable=False):
         journal.set_meta("a", "1")
         assert level() == 1  # NORMAL
-    assert level() == 2 and journal.unsynced
+    assert level() == 2 and journal.unsynced and journal.last_unsynced
     wal = journal.wal.current()
     assert wal is not None and Path(f"/proc/self/fd/{wal[0]}").resolve() == Path(
         f"{journal.path}-wal"
     )
     with journal.transaction():  # durable, but wrote nothing: nothing was synced
         journal.get_meta("a")
-    assert journal.unsynced
+    assert journal.unsynced and not journal.last_unsynced
     journal.sync()
     assert not journal.unsynced
     with journal.transaction(durable=False):
