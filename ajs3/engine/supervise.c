@@ -935,6 +935,17 @@ static void hand_on(struct run *all, struct run **queue, pthread_cond_t *wanted)
     pthread_cond_signal(wanted);
 }
 
+/* Wait (holding sync_lock) until *queue holds runs; take them all and let go of the lock. */
+static struct run *take_all(struct run **queue, pthread_cond_t *wanted)
+{
+    while (*queue == NULL)
+        pthread_cond_wait(wanted, &sync_lock);
+    struct run *all = *queue;
+    *queue = NULL;
+    pthread_mutex_unlock(&sync_lock);
+    return all;
+}
+
 /* The journal's thread (--sync-fd, ADR 0034): makes the daemon's journal durable up to
  * the requests of the runs handed to it (the daemon committed their intents without an
  * fsync before it wrote them), then hands them to the sync thread for their claims; so
@@ -944,11 +955,7 @@ static void *wal_worker(void *unused)
     (void)unused;
     pthread_mutex_lock(&sync_lock);
     for (;;) {
-        while (wal_queue == NULL)
-            pthread_cond_wait(&wal_wanted, &sync_lock);
-        struct run *all = wal_queue;
-        wal_queue = NULL;
-        pthread_mutex_unlock(&sync_lock);
+        struct run *all = take_all(&wal_queue, &wal_wanted);
         int err = fdatasync(journal_wal) < 0 ? errno : 0;
         for (struct run *r = all; r != NULL; r = r->batch_next)
             r->wal_error = err;
@@ -963,11 +970,7 @@ static void *sync_worker(void *unused)
     (void)unused;
     pthread_mutex_lock(&sync_lock);
     for (;;) {
-        while (sync_queue == NULL)
-            pthread_cond_wait(&sync_wanted, &sync_lock);
-        struct run *all = sync_queue;
-        sync_queue = NULL;
-        pthread_mutex_unlock(&sync_lock);
+        struct run *all = take_all(&sync_queue, &sync_wanted);
         sync_claims(all);
         pthread_mutex_lock(&sync_lock);
         hand_on(all, &launch_queue, &launch_wanted);
@@ -982,11 +985,7 @@ static void *launch_worker(void *unused)
     (void)unused;
     pthread_mutex_lock(&sync_lock);
     for (;;) {
-        while (launch_queue == NULL)
-            pthread_cond_wait(&launch_wanted, &sync_lock);
-        struct run *all = launch_queue;
-        launch_queue = NULL;
-        pthread_mutex_unlock(&sync_lock);
+        struct run *all = take_all(&launch_queue, &launch_wanted);
         struct run *last = NULL;
         for (struct run *r = all; r != NULL; r = r->batch_next) {
             if (r->sync_error == 0)
