@@ -226,6 +226,23 @@ def test_infra_suite_passes_over_ssh(settled: Lab) -> None:
     infra_suite(settled.ssh_config)
 
 
+def small_lab(tmp_path: Path, prefix: str) -> Lab:
+    """A second lab of two nodes beside the real one (its own prefix, no cluster), its
+    configuration recorded so that down() can remove whatever its test made."""
+    other = Lab(tmp_path / "state", nodes=2, prefix=prefix)
+    with other._locked() as state:
+        state["config"] = {
+            "nodes": 2,
+            "prefix": prefix,
+            "subnet": other.subnet,
+            "app": other.app,
+            "lhosts": list(other.lhosts),
+            "cluster_name": prefix,
+        }
+        state["netns"], state["created_paths"] = [], []
+    return other
+
+
 def test_a_held_plug_is_powered_on_only_at_its_release(lab: Lab, tmp_path: Path) -> None:
     """Lab.holding, which Lab.failover uses, on a small lab of its own (no cluster
     configured, so nobody fences): a reboot of a held plug (what the cluster's
@@ -233,17 +250,7 @@ def test_a_held_plug_is_powered_on_only_at_its_release(lab: Lab, tmp_path: Path)
     until the release powers it on; a hold without a reboot powers nothing; a hold
     never released ends by itself (the safety net). The PDU log tells it all, and
     fencing_done finds the power-off either way."""
-    other = Lab(tmp_path / "state", nodes=2, prefix="ajs3h")
-    with other._locked() as state:
-        state["config"] = {
-            "nodes": 2,
-            "prefix": "ajs3h",
-            "subnet": other.subnet,
-            "app": other.app,
-            "lhosts": list(other.lhosts),
-            "cluster_name": "ajs3h",
-        }
-        state["netns"], state["created_paths"] = [], []
+    other = small_lab(tmp_path, "ajs3h")
     agent = [PYTHON, str(FENCE_AGENT), "-o", "reboot", "-n", "node1"]
     agent.append(f"--state-dir={other.state_dir}")
     try:
@@ -295,17 +302,7 @@ def test_a_held_plug_is_powered_on_only_at_its_release(lab: Lab, tmp_path: Path)
 def test_down_cleans_up_after_an_interrupted_up(lab: Lab, tmp_path: Path) -> None:
     """A second, smaller lab whose up() is cut short after the nodes booted and whose
     PDU (the parent of the nodes) then crashed: down must still remove everything."""
-    other = Lab(tmp_path / "state", nodes=2, prefix="ajs3x")
-    with other._locked() as state:
-        state["config"] = {
-            "nodes": 2,
-            "prefix": "ajs3x",
-            "subnet": other.subnet,
-            "app": other.app,
-            "lhosts": list(other.lhosts),
-            "cluster_name": "ajs3x",
-        }
-        state["netns"], state["created_paths"] = [], []
+    other = small_lab(tmp_path, "ajs3x")
     other._make_files()
     other._make_volumes()
     other._make_network()
