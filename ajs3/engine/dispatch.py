@@ -117,8 +117,8 @@ class Dispatcher:
         Returns the runs whose requests could not be written (the server is gone):
         whether they started is not known, and they must be examined as after a restart.
         The server's answer is not waited for (ADR 0031). And whether any start went to
-        the supervisor server, which makes the journal durable before it claims one
-        (ADR 0034); an execution host is sent nothing before the journal is durable.
+        the supervisor server, which makes the journal durable before it starts one
+        (ADR 0034, 0035); an execution host is sent nothing before the journal is durable.
         """
         core = self.core
         remote = [(s, ur) for s, ur in launches if ur.exec_host is not None]

@@ -322,7 +322,7 @@ class Runner:
 
     def syncs(self, wal: tuple[int, int, int] | None) -> bool:
         """Whether the server fdatasyncs the journal's write-ahead log ``wal`` (descriptor,
-        device, inode) before it claims the next starts (ADR 0034): only with a claim log."""
+        device, inode) before it starts the next jobs (ADR 0034, 0035): only with a claim log."""
         return wal is not None and self.claims_dir is not None and self.supervisor.syncs(*wal)
 
     def notices(self) -> int | None:

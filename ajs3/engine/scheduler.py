@@ -249,7 +249,7 @@ class Scheduler:
         start the processes whose intent is now durable.
 
         The commit has no fsync of its own when the supervisor server fdatasyncs the
-        journal before it claims the starts handed to it (ADR 0034); a step that hands
+        journal before it starts the jobs handed to it (ADR 0034, 0035); a step that hands
         it none makes its commit durable itself, before anything else acts on it.
 
         If the commit fails for want of space (:class:`DiskFull`, AJS3-E208), nothing

@@ -3,9 +3,9 @@
  *
  * The daemon starts it once, as
  * `ajs3-supervise --serve --ends-only --claims DIR --sync-fd FD` (DIR: see "the claim
- * log" below; FD: the journal's write-ahead log, fdatasynced before each batch of
- * claims, see the journal's thread below and ADR 0034), and writes one request per
- * job to its stdin: a decimal length, a newline, then that many bytes of NUL-ended
+ * log" below; FD: the journal's write-ahead log, fdatasynced before any job asked for
+ * starts, see the journal's thread below and ADR 0034, 0035), and writes one request
+ * per job to its stdin: a decimal length, a newline, then that many bytes of NUL-ended
  * strings:
  *
  *   JOBDIR RUN_ID CWD UID GID USER LIMIT ARGC ARG... ENVC NAME=VALUE...
@@ -461,7 +461,8 @@ struct run {
     size_t msglen;
     int status, finished;
     int sync_error; /* errno of the fsync that failed, or 0 */
-    int wal_error; /* errno of the journal's fdatasync before its claim (--sync-fd), or 0 */
+    int wal_error; /* errno of the journal's fdatasync that covers its intent, or 0 */
+    unsigned long wal_gen; /* that fdatasync: the first asked for after it was read */
     const char *start_failed; /* what failed as the launch thread started the job */
     int start_errno; /* and its errno */
     double ended_at;
@@ -781,8 +782,7 @@ static pthread_cond_t sync_wanted = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t launch_wanted = PTHREAD_COND_INITIALIZER;
 /* From the server's thread to the sync thread, on to the launch thread, and back;
  * linked by batch_next, under sync_lock. */
-static struct run *wal_queue, *sync_queue, *launch_queue, *sync_done;
-static pthread_cond_t wal_wanted = PTHREAD_COND_INITIALIZER;
+static struct run *sync_queue, *launch_queue, *sync_done;
 static int synced_fd = -1; /* an eventfd: written when records are done */
 static struct watch synced_watch = {NULL, W_SYNCED};
 
@@ -811,9 +811,10 @@ static void start_job(struct run *r);
 static off_t claim_log_size = CLAIM_LOG_SIZE;
 #define CLAIM_LINE_MAX 1024
 static int claims_dir = -1; /* the directory of --claims, or -1: none */
-/* --sync-fd: the daemon's journal's write-ahead log, fdatasynced before each batch of
- * claims (ADR 0034): the daemon commits the intents of a step without an fsync of its
- * own when it hands their starts to this server. -1: none. */
+/* --sync-fd: the daemon's journal's write-ahead log, fdatasynced before the jobs asked
+ * for start, while their claims are made durable (ADR 0034, 0035): the daemon commits
+ * the intents of a step without an fsync of its own when it hands their starts to this
+ * server. -1: none. */
 static int journal_wal = -1;
 static int claim_log = -1;
 static off_t claim_log_at; /* where the next run id goes */
@@ -890,9 +891,7 @@ static void sync_claims(struct run *all)
     size_t n = 0;
     struct run *first = NULL; /* the first run whose id is in `lines` */
     for (struct run *r = all; r != NULL; r = r->batch_next) {
-        r->sync_error = r->wal_error != 0 ? r->wal_error : NOT_DURABLE;
-        if (r->wal_error != 0)
-            continue; /* its intent may not be durable: never claimed */
+        r->sync_error = NOT_DURABLE;
         size_t len = r->job.run_id != NULL ? strlen(r->job.run_id) : 0;
         if (claims_dir < 0 || len == 0 || len >= CLAIM_LINE_MAX || memchr(r->job.run_id, '\n', len))
             continue;
@@ -912,10 +911,10 @@ static void sync_claims(struct run *all)
         flush_lines(lines, n, first, NULL);
     /* The rest (and those the log could not take, rather than fail them): each file. */
     for (struct run *r = all; r != NULL; r = r->batch_next)
-        if (r->sync_error != 0 && r->wal_error == 0)
+        if (r->sync_error != 0)
             sync_file_range(r->claim, 0, 0, SYNC_FILE_RANGE_WRITE);
     for (struct run *r = all; r != NULL; r = r->batch_next) {
-        if (r->sync_error == 0 || r->wal_error != 0)
+        if (r->sync_error == 0)
             continue;
         int failed = fsync(r->claim) < 0;
         if (!failed && !entry_durable_with_file(r->job.dirfd))
@@ -946,23 +945,81 @@ static struct run *take_all(struct run **queue, pthread_cond_t *wanted)
     return all;
 }
 
-/* The journal's thread (--sync-fd, ADR 0034): makes the daemon's journal durable up to
- * the requests of the runs handed to it (the daemon committed their intents without an
- * fsync before it wrote them), then hands them to the sync thread for their claims; so
- * the next batch's intents are made durable while this one's claims are. */
+/* The journal's thread (--sync-fd, ADR 0034, 0035): the server's thread asks it for an
+ * fdatasync of the daemon's journal as soon as it has read requests (wal_asked), before
+ * it begins their runs; the daemon committed their intents without an fsync before it
+ * wrote them, so that fdatasync covers them. Each run waits for the first one asked for
+ * after it was read (its wal_gen). The claims are made durable meanwhile, on the sync
+ * thread, which then waits for the journal's: a job starts once both are durable. */
+static pthread_cond_t wal_wanted = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t wal_synced = PTHREAD_COND_INITIALIZER;
+static unsigned long wal_asked, wal_done; /* under sync_lock */
+/* The fdatasyncs that failed: the runs of wal_gen from..upto may not have a durable
+ * intent. From the WAL_FAILURES-th on, every later run fails too. */
+#define WAL_FAILURES 16
+static struct {
+    unsigned long from, upto;
+    int err;
+} wal_failed[WAL_FAILURES];
+static int wal_failures;
+
+/* On the server's thread, once requests were read: an fdatasync for them. */
+static void ask_journal_sync(void)
+{
+    if (journal_wal < 0)
+        return;
+    pthread_mutex_lock(&sync_lock);
+    wal_asked++;
+    pthread_cond_signal(&wal_wanted);
+    pthread_mutex_unlock(&sync_lock);
+}
+
+/* The errno of the fdatasync that covers wal_gen `gen` (done: under sync_lock), or 0. */
+static int journal_sync_error(unsigned long gen)
+{
+    for (int i = 0; i < wal_failures && i < WAL_FAILURES; i++)
+        if (gen >= wal_failed[i].from && (gen <= wal_failed[i].upto || i == WAL_FAILURES - 1))
+            return wal_failed[i].err;
+    return 0;
+}
+
 static void *wal_worker(void *unused)
 {
     (void)unused;
     pthread_mutex_lock(&sync_lock);
     for (;;) {
-        struct run *all = take_all(&wal_queue, &wal_wanted);
+        while (wal_done == wal_asked)
+            pthread_cond_wait(&wal_wanted, &sync_lock);
+        unsigned long from = wal_done + 1, upto = wal_asked;
+        pthread_mutex_unlock(&sync_lock);
         int err = fdatasync(journal_wal) < 0 ? errno : 0;
-        for (struct run *r = all; r != NULL; r = r->batch_next)
-            r->wal_error = err;
         pthread_mutex_lock(&sync_lock);
-        hand_on(all, &sync_queue, &sync_wanted);
+        if (err != 0 && wal_failures < WAL_FAILURES) {
+            wal_failed[wal_failures].from = from;
+            wal_failed[wal_failures].upto = upto;
+            wal_failed[wal_failures].err = err;
+            wal_failures++;
+        }
+        wal_done = upto;
+        pthread_cond_broadcast(&wal_synced);
     }
     return NULL;
+}
+
+/* On the sync thread (holding sync_lock), its batch's claims settled: wait until the
+ * journal is durable up to every run's intent. A run whose fdatasync failed is not
+ * started ("could not record the start"). */
+static void wait_for_journal(struct run *all)
+{
+    if (journal_wal < 0)
+        return;
+    for (struct run *r = all; r != NULL; r = r->batch_next) {
+        while (wal_done < r->wal_gen)
+            pthread_cond_wait(&wal_synced, &sync_lock);
+        r->wal_error = journal_sync_error(r->wal_gen);
+        if (r->wal_error != 0 && r->sync_error == 0)
+            r->sync_error = r->wal_error;
+    }
 }
 
 static void *sync_worker(void *unused)
@@ -973,6 +1030,7 @@ static void *sync_worker(void *unused)
         struct run *all = take_all(&sync_queue, &sync_wanted);
         sync_claims(all);
         pthread_mutex_lock(&sync_lock);
+        wait_for_journal(all);
         hand_on(all, &launch_queue, &launch_wanted);
     }
     return NULL;
@@ -1024,10 +1082,7 @@ static void sync_batch(struct run *batch)
     if (batch == NULL)
         return;
     pthread_mutex_lock(&sync_lock);
-    if (journal_wal >= 0)
-        hand_on(batch, &wal_queue, &wal_wanted);
-    else
-        hand_on(batch, &sync_queue, &sync_wanted);
+    hand_on(batch, &sync_queue, &sync_wanted);
     pthread_mutex_unlock(&sync_lock);
 }
 
@@ -1349,6 +1404,7 @@ static int take_request(char *data, size_t len, struct run **batch)
     r->claim = r->pidfd = -1;
     r->streams[0] = r->streams[1] = (struct stream){-1, -1, 0, 0};
     r->ids.supervisor_start = server_start;
+    r->wal_gen = wal_asked; /* written by this thread only */
     for (int i = 0; i < 3; i++)
         r->w[i] = (struct watch){r, (enum kind)(W_PID + i)};
     if (parse_request(req, len, &r->job) < 0) {
@@ -1395,6 +1451,7 @@ static void read_requests(struct run **batch)
     } while (n < 0 && errno == EINTR);
     if (n <= 0)
         goto stop;
+    ask_journal_sync(); /* while the runs are begun */
     in_have += (size_t)n;
     size_t off = 0;
     for (;;) {

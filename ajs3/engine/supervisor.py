@@ -71,8 +71,8 @@ class SupervisorServer:
         #: the size of each claim log, when not the server's own (256 KiB)
         self.claims_size: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
-        #: a file the server fdatasyncs before each batch of claims (the journal's
-        #: write-ahead log, ADR 0034), as (descriptor, device, inode); None: none
+        #: a file the server fdatasyncs before the jobs of a batch start (the journal's
+        #: write-ahead log, ADR 0034, 0035), as (descriptor, device, inode); None: none
         self.sync_file: tuple[int, int, int] | None = None
         #: the file the running server syncs, as (device, inode)
         self._server_syncs: tuple[int, int] | None = None
@@ -153,7 +153,7 @@ class SupervisorServer:
 
     def syncs(self, fd: int, dev: int, ino: int) -> bool:
         """Whether the server that takes the next requests fdatasyncs this file (an open
-        descriptor of it, and its identity) before it claims them: the one running, or
+        descriptor of it, and its identity) before it starts them: the one running, or
         the one started next with it."""
         self.sync_file = (fd, dev, ino)
         if self.process is None or self.process.poll() is not None:

@@ -486,12 +486,13 @@ def test_claims_are_logged_and_a_full_log_is_followed_by_a_new_one(tmp_path: Pat
         runner.close()
 
 
-def test_the_journal_is_synced_before_any_claim_and_a_failed_sync_runs_nothing(
+def test_the_journal_is_synced_before_any_job_starts_and_a_failed_sync_runs_nothing(
     tmp_path: Path,
 ) -> None:
-    """--sync-fd (ADR 0034): the server fdatasyncs the file it was given (the journal's
-    write-ahead log) before it claims a batch; it holds the descriptor, no job gets it;
-    and when that fdatasync fails, no job of the batch runs."""
+    """--sync-fd (ADR 0034, 0035): the server fdatasyncs the file it was given (the
+    journal's write-ahead log) before the jobs of a batch start, while it makes their
+    claims durable; it holds the descriptor, no job gets it; and when that fdatasync
+    fails, no job of the batch runs."""
     runner = Runner(tmp_path, Settings("lh1", tmp_path, allow_root_jobs=True), claim_log=True)
     wal = tmp_path / "journal.db-wal"
     wal.write_bytes(b"frames")
