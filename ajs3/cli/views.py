@@ -76,8 +76,11 @@ def cmd_log(args: argparse.Namespace) -> int:
                 )
             return 0
     path = joboutput.log_path(paths.need_datadir(), args.run_id, args.run, args.stderr)
-    with open(path, "rb") as f:
-        shutil.copyfileobj(f, sys.stdout.buffer)
+    try:
+        with open(path, "rb") as f:
+            shutil.copyfileobj(f, sys.stdout.buffer)
+    except FileNotFoundError:
+        pass  # nothing written on that stream (yet): no file, no output
     return 0
 
 

@@ -53,7 +53,8 @@
  *                 short by it reads as no end
  *   stdout, stderr
  *                 what the job wrote to its stdout and stderr, copied from its pipes
- *                 up to LIMIT bytes each; past it, a marker line says where the
+ *                 up to LIMIT bytes each, each made at its first byte (a job that
+ *                 writes nothing on one has no file for it); past it, a marker line says where the
  *                 output was cut and the rest is read and dropped (so one chatty job
  *                 cannot fill the volume, and never blocks on a full pipe). When the
  *                 job has ended, what its pipes still hold is copied and they are
@@ -218,9 +219,13 @@ static int write_whole(int dirfd, const char *name, const struct buf *b)
         errno = ENAMETOOLONG;
         return -1;
     }
-    if (unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT)
-        return -1;
-    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = openat(dirfd, tmp, flags, 0640);
+    if (fd < 0 && errno == EEXIST) { /* a left-over of a server that died writing it */
+        if (unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT)
+            return -1;
+        fd = openat(dirfd, tmp, flags, 0640);
+    }
     if (fd < 0)
         return -1;
     if (write_all(fd, b->data, b->len) < 0) {
@@ -625,12 +630,27 @@ static void record_failure(struct run *r, const char *what)
     record_end(r);
 }
 
-/* Read once from a stream's pipe: 0 when there is nothing more now (or ever). */
+/* Read once from a stream's pipe: 0 when there is nothing more now (or ever). Its file
+ * is made at its first byte, as the daemon's user, never followed if a link: a job that
+ * writes nothing on a stream has no file for it (two file creations per job fewer).
+ * If it cannot be made (a full file system), that output is lost, as when a
+ * write fails, never the job's end. */
 static int pump(struct run *r, int i)
 {
+    static const char *names[2] = {"stdout", "stderr"};
     struct stream *s = &r->streams[i];
     ssize_t n = read(s->in, readbuf, sizeof readbuf);
     if (n > 0) {
+        if (s->out < 0 && !s->cut) {
+            s->out = openat(r->job.dirfd, names[i],
+                            O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
+            if (s->out < 0) {
+                s->cut = 1;
+                fprintf(stderr, "ajs3-supervise: the %s of %s is not kept: %s: %s\n", names[i],
+                        r->job.run_id != NULL ? r->job.run_id : "?", r->job.jobdir,
+                        strerror(errno));
+            }
+        }
         keep_output(s, r->job.limit, readbuf, (size_t)n);
         return 1;
     }
@@ -714,17 +734,7 @@ static int begin(struct run *r)
     }
     if (st.st_size != 0)
         goto gone; /* voided by a daemon: not ours to run */
-    /* The output files, opened as the daemon's user, never followed if a link. */
-    const char *names[2] = {"stdout", "stderr"};
-    for (int i = 0; i < 2; i++) {
-        r->streams[i].out = openat(job->dirfd, names[i],
-                                   O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
-        if (r->streams[i].out < 0) {
-            record_failure(r, i ? "open stderr in the job directory"
-                                : "open stdout in the job directory");
-            return -1;
-        }
-    }
+    /* The output files are made at the job's first byte on each (see pump). */
     /* The claim, without the job's pids yet: they are the job's to write (launch). */
     r->started_at = now();
     struct buf b = {.len = 0};

@@ -63,7 +63,9 @@ def output_of(journal: Journal, datadir: Path, key: str, run: int | None, stderr
             )
         run_id, running = key, found.run_id == key and found.status is Status.RUNNING
     path = dd.jobdir(datadir, run_id) / (dd.STDERR if stderr else dd.STDOUT)
-    if not path.exists():
+    # A stream's file is made at its first byte: none in the job's directory is no
+    # output (yet); no directory, no record of that run here (purged, or never here).
+    if not path.exists() and not path.parent.is_dir():
         raise AjsError(f"no output file {path}", code=Code.UNKNOWN_UNIT)
     return Output(path, run_id, running)
 
@@ -97,6 +99,8 @@ def read_log(path: Path, limit: int = LOG_LIMIT, start: int | None = None) -> di
     file is read (no FIFO to block on, no device)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:  # nothing written on that stream (yet): no file
+        return {"path": str(path), "size": 0, "offset": 0, "truncated": False, "data": ""}
     except OSError as exc:
         raise AjsError(
             f"cannot open output file {path}: {exc.strerror}",

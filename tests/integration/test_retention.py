@@ -73,7 +73,7 @@ def test_keeps_exactly_the_configured_generations(make_lhost: Any) -> None:
     assert all((host.datadir / "vars" / f"{d}.out").is_file() for d in dirs[made[-1]])
     assert not any((host.datadir / "vars" / f"{d}.out").exists() for d in old_dirs)
     kept = [d for r in made[3:] for d in run_ids(host, r)]
-    assert all((host.datadir / "jobs" / d / "stdout").is_file() for d in kept)
+    assert all((host.datadir / "jobs" / d / "status.json").is_file() for d in kept)
     orphans = (
         host.journal_query(
             "SELECT count(*) FROM unit_runs u LEFT JOIN jobnet_runs r ON r.id = u.jobnet_run"
@@ -186,7 +186,7 @@ def _check_files(host: LogicalHost) -> None:
         ).fetchall()
     finally:
         conn.close()
-    missing = [r for (r,) in rows if not (host.datadir / "jobs" / r / "stdout").is_file()]
+    missing = [r for (r,) in rows if not (host.datadir / "jobs" / r).is_dir()]
     assert not missing, f"{len(missing)} runs in the journal lost their files: {missing[:3]}"
 
 

@@ -3,6 +3,7 @@ real processes, real files, no daemon."""
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -22,6 +23,7 @@ from ajs3.engine import claimlog, native
 from ajs3.engine.runner import Runner, kill_group, proc_starttime
 from ajs3.engine.supervisor import encode_request
 from ajs3.exechost.serve import run_state
+from ajs3.service.joboutput import read_log
 from ajs3.settings import Settings
 
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -83,6 +85,25 @@ def test_start_and_end_records_agree(runner: Runner) -> None:
         "stderr",
         "stdout",
     ]
+
+
+def test_a_stream_gets_its_file_at_its_first_byte(runner: Runner) -> None:
+    """A job that writes nothing on a stream has no file for it (two file creations per
+    job fewer); what `ajs3 log` reads of it is no output, not an error."""
+    jobdir, status = run_job(runner, "r0", ["/bin/true"])
+    assert status is not None and status["exit_code"] == 0
+    assert sorted(p.name for p in jobdir.iterdir()) == ["started.json", "status.json"]
+    assert read_log(jobdir / "stdout") == {
+        "path": str(jobdir / "stdout"),
+        "size": 0,
+        "offset": 0,
+        "truncated": False,
+        "data": "",
+    }
+    jobdir, status = run_job(runner, "r0e", ["/bin/sh", "-c", "echo late >&2"])
+    assert status is not None and status["exit_code"] == 0
+    assert sorted(p.name for p in jobdir.iterdir()) == ["started.json", "status.json", "stderr"]
+    assert base64.b64decode(read_log(jobdir / "stderr")["data"]) == b"late\n"
 
 
 def test_signal_and_exec_failures_are_recorded(runner: Runner, tmp_path: Path) -> None:
@@ -398,8 +419,8 @@ def test_an_execution_host_settles_a_claim_whose_server_died_before_its_job(
 
 def test_records_are_never_written_through_links(runner: Runner, tmp_path: Path) -> None:
     """Links planted in a job directory (by whoever could write there) are never
-    followed: the temporary status file is replaced, not written through, and a job
-    whose stdout is a link does not start."""
+    followed: the temporary status file is replaced, not written through, and output
+    whose file is a link is not kept (the file is made at the first byte)."""
     target = tmp_path / "precious"
     target.write_text("precious\n")
     jobdir = runner.jobdir("l1")
@@ -415,9 +436,11 @@ def test_records_are_never_written_through_links(runner: Runner, tmp_path: Path)
     jobdir = runner.jobdir("l2")
     jobdir.mkdir(mode=0o750)
     (jobdir / "stdout").symlink_to(target)
-    _, status = run_job(runner, "l2", ["/bin/sh", "-c", "echo out"])
-    assert status is not None and "stdout" in status["failed_to_start"]
+    _, status = run_job(runner, "l2", ["/bin/sh", "-c", "echo out; echo err >&2"])
+    assert status is not None and status["exit_code"] == 0, status
     assert target.read_text() == "precious\n"
+    assert (jobdir / "stdout").is_symlink()
+    assert (jobdir / "stderr").read_text() == "err\n"
 
 
 @pytest.mark.parametrize("how", ["a link", "writable by others"])
