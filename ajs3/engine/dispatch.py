@@ -174,11 +174,14 @@ class Dispatcher:
                     (who.uid, who.gid),
                     values=values_of[state.run.id],
                     dirfd=dirfd,
+                    make=dirfd is None,  # else the server makes it, off this loop
                 )
                 env.update(values)  # over the job's own env; AJS3_* names are refused
                 jobdir, spec = core.runner.make_spec(
                     ur.run_id, argv, env, unit.cwd, unit.user, who=who
                 )
+                if dirfd is not None:
+                    spec["vars_out"] = (values["AJS3_VARS_OUT"], who.uid, who.gid)
                 if unit.output_limit is not None:
                     spec["output_limit"] = unit.output_limit
             except (KeyError, ValueError) as exc:

@@ -382,19 +382,24 @@ def job_inputs(
     *,
     values: Mapping[str, str] | None = None,
     dirfd: int | None = None,
+    make: bool = True,
 ) -> tuple[list[str], dict[str, str]]:
     """The arguments of a job with ``${NAME}`` replaced (``expand_args``: a ``command``,
     not a ``script``, whose shell reads the variables itself) and what its environment
     gets: the run's values (``values``: as read already in this step) and
     AJS3_VARS_OUT, its file made for ``owner`` (uid, gid; ``dirfd``: the vars
     directory, from :class:`VarsDir`). ValueError if the file cannot be made (the job
-    then fails to start)."""
+    then fails to start). ``make=False``: the file is only named; the supervisor
+    server makes it as it begins the run (the request's VARS field, supervise.c)."""
     if values is None:
         values = load(journal, run)
-    try:
-        out = prepare_out(datadir, run_id, *owner, dirfd=dirfd)
-    except (OSError, AjsError) as exc:
-        raise ValueError(f"cannot make its AJS3_VARS_OUT file: {exc}") from exc
+    if not make:
+        out = out_path(datadir, run_id)
+    else:
+        try:
+            out = prepare_out(datadir, run_id, *owner, dirfd=dirfd)
+        except (OSError, AjsError) as exc:
+            raise ValueError(f"cannot make its AJS3_VARS_OUT file: {exc}") from exc
     env = {**values, "AJS3_VARS_OUT": str(out)}
     return (expand(argv, values) if expand_args else argv), env
 

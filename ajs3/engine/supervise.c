@@ -8,10 +8,11 @@
  * per job to its stdin: a decimal length, a newline, then that many bytes of NUL-ended
  * strings:
  *
- *   JOBDIR RUN_ID CWD UID GID USER LIMIT ARGC ARG... ENVC NAME=VALUE...
+ *   JOBDIR RUN_ID CWD UID GID USER LIMIT ARGC ARG... ENVC NAME=VALUE... [VARS UID GID]
  *
  * (CWD, UID, GID and USER may be empty: no chdir, no change of user; LIMIT is the
- * output limit in bytes, empty or 0 for none). It numbers the requests from 0; when a
+ * output limit in bytes, empty or 0 for none; VARS, an absolute path, is the job's
+ * AJS3_VARS_OUT file, made empty for the user UID and group GID before the job starts). It numbers the requests from 0; when a
  * job's end is recorded, or its run turned out not to be its to start, it says
  * "e NUMBER" and a newline on stdout. It answers nothing else (ADR 0031: the daemon
  * does not wait for the server; a request the server never took up leaves no start
@@ -81,6 +82,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <signal.h>
@@ -312,6 +314,9 @@ static char host[512];
 
 struct job {
     const char *jobdir, *run_id, *user, *cwd;
+    const char *vars_out; /* the job's AJS3_VARS_OUT file, made by begin; NULL: none */
+    uid_t vars_uid; /* its owner */
+    gid_t vars_gid;
     int dirfd; /* JOBDIR, opened O_DIRECTORY|O_NOFOLLOW by the supervisor */
     uid_t uid;
     gid_t gid;
@@ -700,6 +705,55 @@ static void put_record_tail(struct buf *b, const struct run *r)
 
 /* From the request to its claim written (not yet durable), the job not yet started:
  * 0, or -1 when the run is over already (recorded as failed, or not ours). */
+/* The job's AJS3_VARS_OUT file: new and empty, its user's (0600), in a directory of the
+ * daemon's user that no one else may write, never through a link. A file already there
+ * is a left-over of an attempt that never ran: made anew. (The daemon made it itself
+ * before; here it costs its serial loop nothing.) */
+static int make_vars_out(const struct job *job)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(job->vars_out, '/');
+    size_t n = (size_t)(slash - job->vars_out);
+    if (n == 0 || n >= sizeof dir) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(dir, job->vars_out, n);
+    dir[n] = '\0';
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(dfd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+        close(dfd);
+        errno = EPERM;
+        return -1;
+    }
+    const char *name = slash + 1;
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = openat(dfd, name, flags, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT) {
+            int saved = errno;
+            close(dfd);
+            errno = saved;
+            return -1;
+        }
+        fd = openat(dfd, name, flags, 0600);
+    }
+    int saved = errno;
+    close(dfd);
+    if (fd < 0) {
+        errno = saved;
+        return -1;
+    }
+    int failed = job->vars_uid != geteuid() && fchown(fd, job->vars_uid, job->vars_gid) < 0;
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return failed ? -1 : 0;
+}
+
 static int begin(struct run *r)
 {
     struct job *job = &r->job;
@@ -735,6 +789,10 @@ static int begin(struct run *r)
     if (st.st_size != 0)
         goto gone; /* voided by a daemon: not ours to run */
     /* The output files are made at the job's first byte on each (see pump). */
+    if (job->vars_out != NULL && make_vars_out(job) < 0) {
+        record_failure(r, "could not make its AJS3_VARS_OUT file");
+        return -1;
+    }
     /* The claim, without the job's pids yet: they are the job's to write (launch). */
     r->started_at = now();
     struct buf b = {.len = 0};
@@ -1387,6 +1445,20 @@ static int parse_request(char *req, size_t len, struct job *job)
     }
     job->argv = lists[0];
     job->envp = lists[1];
+    if (p < end) { /* VARS_OUT UID GID: the file to make for the job (optional) */
+        char *vars[3];
+        for (int i = 0; i < 3; i++) {
+            if (p >= end)
+                goto bad;
+            vars[i] = p;
+            p += strlen(p) + 1;
+        }
+        if (vars[0][0] != '/' || !vars[1][0] || !vars[2][0])
+            goto bad;
+        job->vars_out = vars[0];
+        job->vars_uid = (uid_t)strtoul(vars[1], NULL, 10);
+        job->vars_gid = (gid_t)strtoul(vars[2], NULL, 10);
+    }
     return 0;
 bad:
     free(lists[0]);

@@ -106,6 +106,49 @@ def test_a_stream_gets_its_file_at_its_first_byte(runner: Runner) -> None:
     assert base64.b64decode(read_log(jobdir / "stderr")["data"]) == b"late\n"
 
 
+def test_the_server_makes_the_jobs_vars_out_file_before_it_starts_it(
+    runner: Runner, tmp_path: Path
+) -> None:
+    """The request's VARS field: the job's AJS3_VARS_OUT file, made new and empty for its
+    owner (0600) before the job starts, never through a link nor in a directory others
+    may write; a left-over is made anew. If it cannot be made, the job never runs."""
+    vars_dir = tmp_path / "vars"
+    vars_dir.mkdir(mode=0o711)
+    out = vars_dir / "v1.out"
+    out.write_text("LEFT=over\n")
+    nobody = 65534
+    check = f"test -f {out} && test ! -s {out} && stat -c %u:%g:%a {out}"
+    jobdir, spec = runner.make_spec("v1", ["/bin/sh", "-c", check], ENV, None, None)
+    spec["vars_out"] = (str(out), nobody, nobody)
+    runner.spawn_many([(jobdir, spec)])
+    wait_ended(runner, [jobdir])
+    status = runner.status(jobdir)
+    assert status is not None and status["exit_code"] == 0, status
+    assert (jobdir / "stdout").read_text() == f"{nobody}:{nobody}:600\n"
+
+    precious = tmp_path / "precious"
+    precious.write_text("precious\n")
+    (vars_dir / "v2.out").symlink_to(precious)
+    jobdir, spec = runner.make_spec("v2", ["/bin/true"], ENV, None, None)
+    spec["vars_out"] = (str(vars_dir / "v2.out"), nobody, nobody)
+    runner.spawn_many([(jobdir, spec)])
+    wait_ended(runner, [jobdir])
+    assert (status := runner.status(jobdir)) is not None and status["exit_code"] == 0
+    assert precious.read_text() == "precious\n" and precious.stat().st_uid == 0
+    assert (vars_dir / "v2.out").is_file() and not (vars_dir / "v2.out").is_symlink()
+
+    vars_dir.chmod(0o777)  # others may write there: nothing is made, the job never runs
+    marker = tmp_path / "ran"
+    jobdir, spec = runner.make_spec("v3", ["/bin/touch", str(marker)], ENV, None, None)
+    spec["vars_out"] = (str(vars_dir / "v3.out"), 0, 0)
+    runner.spawn_many([(jobdir, spec)])
+    wait_ended(runner, [jobdir])
+    status = runner.status(jobdir)
+    assert status is not None and status["exit_code"] is None, status
+    assert status["failed_to_start"].startswith("could not make its AJS3_VARS_OUT file")
+    assert not marker.exists() and not (vars_dir / "v3.out").exists()
+
+
 def test_signal_and_exec_failures_are_recorded(runner: Runner, tmp_path: Path) -> None:
     _, killed = run_job(runner, "r2", ["/bin/sh", "-c", "kill -TERM $$"])
     assert killed is not None and killed["signal"] == 15 and killed["exit_code"] is None
