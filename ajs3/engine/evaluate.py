@@ -217,10 +217,14 @@ class Evaluator:
         blocked: set[str] = set()
         launching = {ur.id: ur.path for st, ur in launches if st is state}
         children = state.children[net]
-        for path in children:
-            ur = state.urs[path]
-            if ur.status is Status.NOT_SCHEDULED:
-                journal.set_status(ur, Status.WAITING, ReasonCode.JOBNET_STARTED, "jobnet started")
+        if net not in state.opened:
+            for path in children:
+                ur = state.urs[path]
+                if ur.status is Status.NOT_SCHEDULED:
+                    journal.set_status(
+                        ur, Status.WAITING, ReasonCode.JOBNET_STARTED, "jobnet started"
+                    )
+            state.opened.add(net)
         # Whether the limits around this jobnet's jobs are reached: the same for every
         # child, and only a launch changes it (to reached, never back).
         no_slot: bool | None = None
@@ -229,9 +233,10 @@ class Evaluator:
             if ur.status not in EVALUATED or ur.id in launching:
                 continue
             unit = state.units[path]
-            if self._waits_for_predecessor(state, path, unit, blocked):
-                continue
-            if unit.kind is UnitKind.JOB and not state.preds[path]:
+            if state.preds[path]:
+                if self._waits_for_predecessor(state, path, unit, blocked):
+                    continue
+            elif unit.kind is UnitKind.JOB:
                 if no_slot is None:
                     no_slot = self._no_slot(state, path, unit, launching, len(launches))
                 if no_slot:

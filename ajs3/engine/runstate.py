@@ -50,6 +50,9 @@ class RunState:
     timed: set[str] = field(default_factory=set)
     #: When something in this run next becomes due by time alone.
     wake: float | None = None
+    #: Nested jobnets whose units were all moved on from not_scheduled (none goes back
+    #: to it): an evaluation of them need not look again.
+    opened: set[str] = field(default_factory=set)
 
     @classmethod
     def build(cls, run: JobnetRun, root: Unit, urs: list[UnitRun]) -> RunState:

@@ -59,7 +59,8 @@ def encode_request(jobdir: Path, spec: dict[str, Any]) -> bytes:
     if spec.get("vars_out") is not None:  # the job's AJS3_VARS_OUT file, made by the server
         path, owner_uid, owner_gid = spec["vars_out"]
         fields += [str(path), str(owner_uid), str(owner_gid)]
-    body = b"\0".join(os.fsencode(f) for f in fields) + b"\0"
+    # os.fsencode of each field, at once (utf-8, undecodable bytes kept as they came)
+    body = "\0".join(fields).encode("utf-8", "surrogateescape") + b"\0"
     return b"%d\n" % len(body) + body
 
 
