@@ -129,6 +129,38 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+#: The size of the write-ahead log at its fullest: SQLite checkpoints it at 1,000 pages
+#: (4 KiB and a 24-byte header each) and then writes it again from its start.
+WAL_HIGH_WATER = 1000 * (4096 + 24) + 32
+
+
+def grow_wal(conn: sqlite3.Connection, wal: Path, size: int) -> bool:
+    """Make the write-ahead log ``wal`` of ``conn``'s journal at least ``size`` bytes
+    (ADR 0036), so that commits write over blocks it has rather than add blocks to it:
+    an fdatasync that grows a file waits for a commit of the file system's journal as
+    well (0.9 ms against 0.3 on the bench's volume). SQLite's own rollback does it: a
+    transaction larger than a tiny page cache spills its pages into the log as frames
+    never committed, then is rolled back; the log keeps its size, the journal is as it
+    was. False if it was that big already. Not durable: the caller syncs the log."""
+    try:
+        if wal.stat().st_size >= size:
+            return False
+    except FileNotFoundError:
+        pass
+    cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute("PRAGMA cache_size=10")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE ajs3_wal_presize(b BLOB)")
+            conn.execute("INSERT INTO ajs3_wal_presize VALUES (zeroblob(?))", (size,))
+        finally:
+            conn.execute("ROLLBACK")
+    finally:
+        conn.execute(f"PRAGMA cache_size={int(cache)}")
+    return True
+
+
 class WalFile:
     """The journal's write-ahead log (``journal.db-wal``), held open read-only so that
     the daemon, or the supervisor server it hands the descriptor to, can fdatasync what

@@ -31,9 +31,11 @@ from ajs3.definitions.units import DefinitionSet, Unit
 from ajs3.errors import Code, EpochSuperseded, JournalError
 from ajs3.journal.files import (
     JOURNAL_FILE,
+    WAL_HIGH_WATER,
     DiskFull,
     WalFile,
     check_datadir,
+    grow_wal,
     is_disk_full,
     journal_files_private,
     logical_host_traces,
@@ -186,6 +188,11 @@ class Journal:
     def close(self) -> None:
         self.wal.close()
         self.conn.close()
+
+    def presize_wal(self) -> None:
+        """Give the write-ahead log its usual size at once, durable (ADR 0036)."""
+        if grow_wal(self.conn, self.wal.path, WAL_HIGH_WATER):
+            self.wal.sync()
 
     def sync(self) -> None:
         """Make durable what was committed without an fsync (``durable=False``)."""

@@ -92,6 +92,7 @@ class Daemon(OperatorRequests, UpkeepRequests, WebRequests, DiskFullHandling):
         if self.lock.previous and self.lock.previous.get("pid"):
             self.log.warning("took over a stale lock", previous=describe(self.lock.previous))
         self.journal = Journal.open(self.datadir)
+        self.journal.presize_wal()
         self.mark = DataDirMark.of(self.datadir)
         epoch = self.journal.begin_epoch(socket.gethostname(), os.getpid(), self.mode.value)
         self.log = self.log.bind(epoch=epoch)

@@ -13,6 +13,7 @@ import pytest
 from ajs3.definitions.loader import load_text
 from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import JournalError, TransitionError
+from ajs3.journal.files import WAL_HIGH_WATER
 from ajs3.journal.schema import MIGRATIONS, SCHEMA_VERSION
 from ajs3.journal.store import Journal
 from ajs3.model import ReasonCode, Status
@@ -134,6 +135,36 @@ def test_a_commit_without_its_fsync_is_marked_until_something_makes_it_durable(
         with pytest.raises(sqlite3.OperationalError), journal.transaction(durable=False):
             pass
         assert level() == 2 and not journal.in_transaction
+    finally:
+        other.close()
+
+
+def test_the_wal_gets_its_usual_size_at_once_and_the_journal_stays_as_it_was(
+    journal: Journal,
+) -> None:
+    """presize_wal (ADR 0036): a rolled-back transaction spills into the write-ahead log
+    up to its usual size; nothing of it stays in the journal, and the commits after it
+    write over the log from its start (its size stays)."""
+    wal = Path(f"{journal.path}-wal")
+    journal.set_meta("kept", "1")
+    before = wal.stat().st_size
+    assert before < WAL_HIGH_WATER
+    journal.presize_wal()
+    assert wal.stat().st_size >= WAL_HIGH_WATER
+    tables = journal.conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'ajs3_%'")
+    assert tables.fetchall() == []
+    assert journal.get_meta("kept") == "1" and not journal.in_transaction
+    cache = journal.conn.execute("PRAGMA cache_size").fetchone()[0]
+    assert cache == -2000  # SQLite's default, given back
+    size = wal.stat().st_size
+    for k in range(50):
+        journal.set_meta(f"k{k}", "v")
+    assert wal.stat().st_size == size
+    journal.presize_wal()  # big enough already: nothing done
+    assert wal.stat().st_size == size
+    other = sqlite3.connect(journal.path)  # another reader sees the commits, not the spill
+    try:
+        assert other.execute("SELECT value FROM meta WHERE key='k49'").fetchone() == ("v",)
     finally:
         other.close()
 
