@@ -12,11 +12,12 @@
  *
  * (CWD, UID, GID and USER may be empty: no chdir, no change of user; LIMIT is the
  * output limit in bytes, empty or 0 for none; VARS, an absolute path, is the job's
- * AJS3_VARS_OUT file, made empty for the user UID and group GID before the job starts). It numbers the requests from 0; when a
- * job's end is recorded, or its run turned out not to be its to start, it says
- * "e NUMBER" and a newline on stdout. It answers nothing else (ADR 0031: the daemon
- * does not wait for the server; a request the server never took up leaves no start
- * record, and the daemon finds that once the server has ended). Started as
+ * AJS3_VARS_OUT file, made empty for the user UID and group GID before the job
+ * starts). It numbers the requests from 0; when a job's end is recorded, or its run
+ * turned out not to be its to start, it says "e NUMBER" and a newline on stdout. It
+ * answers nothing else (ADR 0031: the daemon does not wait for the server; a request
+ * the server never took up leaves no start record, and the daemon finds that once the
+ * server has ended). Started as
  * `--serve` alone, as daemons before ADR 0031 did, it also answers each request as it
  * reads it, with its own pid and a newline. It leads a session of its own, so
  * that no signal meant for the daemon's process group reaches it, and outlives the
@@ -55,9 +56,10 @@
  *   stdout, stderr
  *                 what the job wrote to its stdout and stderr, copied from its pipes
  *                 up to LIMIT bytes each, each made at its first byte (a job that
- *                 writes nothing on one has no file for it); past it, a marker line says where the
- *                 output was cut and the rest is read and dropped (so one chatty job
- *                 cannot fill the volume, and never blocks on a full pipe). When the
+ *                 writes nothing on one has no file for it); past it, a marker
+ *                 line says where the output was cut and the rest is read and
+ *                 dropped (so one chatty job cannot fill the volume, and never
+ *                 blocks on a full pipe). When the
  *                 job has ended, what its pipes still hold is copied and they are
  *                 closed: a process it left behind that writes later gets EPIPE.
  *
@@ -703,8 +705,6 @@ static void put_record_tail(struct buf *b, const struct run *r)
     put(b, "}");
 }
 
-/* From the request to its claim written (not yet durable), the job not yet started:
- * 0, or -1 when the run is over already (recorded as failed, or not ours). */
 /* The job's AJS3_VARS_OUT file: new and empty, its user's (0600), in a directory of the
  * daemon's user that no one else may write, never through a link. A file already there
  * is a left-over of an attempt that never ran: made anew. (The daemon made it itself
@@ -754,6 +754,8 @@ static int make_vars_out(const struct job *job)
     return failed ? -1 : 0;
 }
 
+/* From the request to its claim written (not yet durable), the job not yet started:
+ * 0, or -1 when the run is over already (recorded as failed, or not ours). */
 static int begin(struct run *r)
 {
     struct job *job = &r->job;
