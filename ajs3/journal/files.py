@@ -141,7 +141,9 @@ def grow_wal(conn: sqlite3.Connection, wal: Path, size: int) -> bool:
     well (0.9 ms against 0.3 on the bench's volume). SQLite's own rollback does it: a
     transaction larger than a tiny page cache spills its pages into the log as frames
     never committed, then is rolled back; the log keeps its size, the journal is as it
-    was. False if it was that big already. Not durable: the caller syncs the log."""
+    was. False if it was that big already, or could not be made so (a full disk, a
+    journal another writer holds): the log then grows as commits come, as it always
+    did. Not durable: the caller syncs the log."""
     try:
         if wal.stat().st_size >= size:
             return False
@@ -155,7 +157,10 @@ def grow_wal(conn: sqlite3.Connection, wal: Path, size: int) -> bool:
             conn.execute("CREATE TABLE ajs3_wal_presize(b BLOB)")
             conn.execute("INSERT INTO ajs3_wal_presize VALUES (zeroblob(?))", (size,))
         finally:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite rolled a full disk's back by itself
+                conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        return False
     finally:
         conn.execute(f"PRAGMA cache_size={int(cache)}")
     return True

@@ -169,6 +169,25 @@ def test_the_wal_gets_its_usual_size_at_once_and_the_journal_stays_as_it_was(
         other.close()
 
 
+def test_a_wal_that_cannot_be_sized_is_left_to_grow_and_nothing_else_changes(
+    journal: Journal,
+) -> None:
+    """presize_wal is an optimisation: a journal with no room for it (a full disk, here
+    SQLite's own limit on its pages) starts as before, nothing of it kept."""
+    wal = Path(f"{journal.path}-wal")
+    journal.set_meta("kept", "1")
+    pages = journal.conn.execute("PRAGMA page_count").fetchone()[0]
+    journal.conn.execute(f"PRAGMA max_page_count={pages + 5}")
+    before = wal.stat().st_size
+    journal.presize_wal()  # no error
+    assert not journal.in_transaction and journal.get_meta("kept") == "1"
+    assert journal.conn.execute("PRAGMA cache_size").fetchone()[0] == -2000
+    tables = journal.conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'ajs3_%'")
+    assert tables.fetchall() == []
+    journal.set_meta("after", "1")  # the journal goes on
+    assert journal.get_meta("after") == "1" and wal.stat().st_size >= before
+
+
 def test_a_journal_of_schema_1_is_migrated(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "journal.db")
     conn.executescript(MIGRATIONS[0])
