@@ -709,9 +709,12 @@ static void put_record_tail(struct buf *b, const struct run *r)
  * daemon's user that no one else may write, never through a link. A file already there
  * is a left-over of an attempt that never ran: made anew. (The daemon made it itself
  * before; here it costs its serial loop nothing.) */
+static int vars_dir_unsafe; /* why make_vars_out failed: its directory, not a call */
+
 static int make_vars_out(const struct job *job)
 {
     char dir[PATH_MAX];
+    vars_dir_unsafe = 0;
     const char *slash = strrchr(job->vars_out, '/');
     size_t n = (size_t)(slash - job->vars_out);
     if (n == 0 || n >= sizeof dir) {
@@ -725,6 +728,7 @@ static int make_vars_out(const struct job *job)
         return -1;
     struct stat st;
     if (fstat(dfd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+        vars_dir_unsafe = 1;
         close(dfd);
         errno = EPERM;
         return -1;
@@ -792,7 +796,12 @@ static int begin(struct run *r)
         goto gone; /* voided by a daemon: not ours to run */
     /* The output files are made at the job's first byte on each (see pump). */
     if (job->vars_out != NULL && make_vars_out(job) < 0) {
-        record_failure(r, "could not make its AJS3_VARS_OUT file");
+        char what[MSG_MAX];
+        snprintf(what, sizeof what, "could not make its AJS3_VARS_OUT file %s%s", job->vars_out,
+                 vars_dir_unsafe ? " (its directory must be the daemon's user's, and no one "
+                                   "else may write it)"
+                                 : "");
+        record_failure(r, what);
         return -1;
     }
     /* The claim, without the job's pids yet: they are the job's to write (launch). */
