@@ -60,7 +60,7 @@ class Collector:
             core.kill_codes.pop(unit_run, None)
             return
         state, ur = found
-        status = core.runner.status(t.jobdir)
+        status = core.runner.status(t.jobdir, t.told)
         if status is None:
             core.kill_codes.pop(unit_run, None)
             started = core.runner.started(t.jobdir)
@@ -77,10 +77,19 @@ class Collector:
                 why += " (the disk was full meanwhile: the end may not have been writable)"
             self.doubt.apply(state, ur, ReasonCode.SUPERVISOR_DIED, why)
             return
-        self.collect(state, ur, status, t.kill_reason)
+        self.collect(state, ur, status, t.kill_reason, t.told.vars_out_size if t.told else None)
 
-    def collect(self, state: RunState, ur: UnitRun, status: dict[str, Any], killed: str) -> None:
-        """Record a job's end from its status.json; ``killed`` says why ajs3 killed it."""
+    def collect(
+        self,
+        state: RunState,
+        ur: UnitRun,
+        status: dict[str, Any],
+        killed: str,
+        vars_out_size: int | None = None,
+    ) -> None:
+        """Record a job's end from its status.json; ``killed`` says why ajs3 killed it;
+        ``vars_out_size``: the size of its AJS3_VARS_OUT file as its end was recorded, if
+        the server told it (0 or less: nothing to read)."""
         core = self.core
         unit = state.units[ur.path]
         now = core.clock()
@@ -114,7 +123,8 @@ class Collector:
         else:
             new = end_status(unit, int(code) if code is not None else 255)
             why, reason = f"exit code {code}", ReasonCode.EXITED
-        if not status.get("failed_to_start") and ur.run_id:
+        maybe_values = vars_out_size is None or vars_out_size > 0
+        if not status.get("failed_to_start") and ur.run_id and maybe_values:
             refused = runvars.collect(
                 core.journal, core.settings.datadir, state.run.id, ur.run_id, ur.path
             )

@@ -32,7 +32,7 @@ from typing import Any
 
 from ajs3 import datadir as dd
 from ajs3.engine import jobenv, native
-from ajs3.engine.supervisor import SupervisorServer, supervisor_binary
+from ajs3.engine.supervisor import SupervisorServer, Told, supervisor_binary
 from ajs3.errors import AjsError, Code
 from ajs3.fileperms import read_regular
 from ajs3.settings import Settings
@@ -94,6 +94,8 @@ class Tracked:
     info: dict[str, Any] = field(default_factory=dict)
     #: the execution host it runs on (None: this node; ajs3/exechost/manager.py)
     host: str | None = None
+    #: its end as the supervisor server told it (ADR 0037), once told
+    told: Told | None = None
 
 
 def proc_starttime(pid: int) -> int | None:
@@ -331,7 +333,7 @@ class Runner:
     def read_notices(self) -> None:
         self.supervisor.read_notices()
 
-    def take_ended(self) -> list[Path]:
+    def take_ended(self) -> list[tuple[Path, Told | None]]:
         return self.supervisor.take_ended()
 
     @property
@@ -419,7 +421,15 @@ class Runner:
             os.close(dfd)
         return True
 
-    def status(self, jobdir: Path) -> dict[str, Any] | None:
+    def status(self, jobdir: Path, told: Told | None = None) -> dict[str, Any] | None:
+        """The run's end record: as the server told it (``told``), else status.json."""
+        if told is not None:
+            try:
+                data = json.loads(told.record)
+            except ValueError:
+                data = None
+            if isinstance(data, dict):
+                return data
         return read_json(jobdir / dd.STATUS)
 
     def is_local(self, started: dict[str, Any]) -> bool:

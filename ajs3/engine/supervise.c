@@ -2,7 +2,7 @@
  * ajs3-supervise: the supervisor of every job of a daemon (ADR 0001, 0012, 0030).
  *
  * The daemon starts it once, as
- * `ajs3-supervise --serve --ends-only --claims DIR --sync-fd FD` (DIR: see "the claim
+ * `ajs3-supervise --serve --ends-only --tell-records --claims DIR --sync-fd FD` (DIR: see "the claim
  * log" below; FD: the journal's write-ahead log, fdatasynced before any job asked for
  * starts, see the journal's thread below and ADR 0034, 0035), and writes one request
  * per job to its stdin: a decimal length, a newline, then that many bytes of NUL-ended
@@ -14,7 +14,10 @@
  * output limit in bytes, empty or 0 for none; VARS, an absolute path, is the job's
  * AJS3_VARS_OUT file, made empty for the user UID and group GID before the job
  * starts). It numbers the requests from 0; when a job's end is recorded, or its run
- * turned out not to be its to start, it says "e NUMBER" and a newline on stdout. It
+ * turned out not to be its to start, it says "e NUMBER" and a newline on stdout; with
+ * --tell-records, an end it recorded is told as "e NUMBER VARS_SIZE RECORD": the size
+ * of the job's AJS3_VARS_OUT file (-1: none) and the text of its status.json, which has
+ * no newline (ADR 0037: the daemon reads neither file back). It
  * answers nothing else (ADR 0031: the daemon does not wait for the server; a request
  * the server never took up leaves no start record, and the daemon finds that once the
  * server has ended). Started as
@@ -538,16 +541,16 @@ static void flush_notices(void)
     }
 }
 
-/* Queue one line for the daemon: "e SEQ" tells an end ("PID" answers a request). */
-static void notice(const char *fmt, unsigned long value)
+static int tell_records; /* --tell-records: ends are told with their records */
+
+/* Queue n bytes for the daemon. */
+static void notice_bytes(const char *data, size_t n)
 {
-    char line[48];
-    int n = snprintf(line, sizeof line, fmt, value);
-    if (notices_gone || n <= 0)
+    if (notices_gone || n == 0)
         return;
-    if (notices_len + (size_t)n > notices_cap) {
+    if (notices_len + n > notices_cap) {
         size_t cap = notices_cap ? notices_cap * 2 : 4096;
-        while (cap < notices_len + (size_t)n)
+        while (cap < notices_len + n)
             cap *= 2;
         char *bigger = realloc(notices, cap);
         if (bigger == NULL) {
@@ -567,12 +570,48 @@ static void notice(const char *fmt, unsigned long value)
         notices = bigger;
         notices_cap = cap;
     }
-    memcpy(notices + notices_len, line, (size_t)n);
-    notices_len += (size_t)n;
+    memcpy(notices + notices_len, data, n);
+    notices_len += n;
 }
 
-/* The run is over (its end written, or nothing to run): tell the daemon, free later. */
-static void finish(struct run *r)
+/* Queue one line for the daemon: "e SEQ" tells an end ("PID" answers a request). */
+static void notice(const char *fmt, unsigned long value)
+{
+    char line[48];
+    int n = snprintf(line, sizeof line, fmt, value);
+    if (n > 0)
+        notice_bytes(line, (size_t)n);
+}
+
+/* The size of the job's AJS3_VARS_OUT file now (never through a link), or -1: none,
+ * or not a regular file. The daemon reads the file only when it is not empty. */
+static long long vars_out_size(const struct job *job)
+{
+    struct stat st;
+    if (job->vars_out == NULL || fstatat(AT_FDCWD, job->vars_out, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISREG(st.st_mode))
+        return -1;
+    return (long long)st.st_size;
+}
+
+/* Tell the daemon an end with its record: "e SEQ VARS_SIZE STATUS_JSON" (ADR 0037),
+ * so that it needs not read status.json back; the record has no newline in it. */
+static void notice_end(const struct run *r, const struct buf *record)
+{
+    char head[64];
+    int n = snprintf(head, sizeof head, "e %lu %lld ", r->seq, vars_out_size(&r->job));
+    if (!tell_records || n <= 0 || memchr(record->data, '\n', record->len) != NULL) {
+        notice("e %lu\n", r->seq);
+        return;
+    }
+    notice_bytes(head, (size_t)n);
+    notice_bytes(record->data, record->len);
+    notice_bytes("\n", 1);
+}
+
+/* The run is over (its end written: `record`, or nothing to run: NULL): tell the
+ * daemon, free later. */
+static void finish(struct run *r, const struct buf *record)
 {
     for (int i = 0; i < 2; i++) {
         unwatch_close(&r->streams[i].in);
@@ -586,32 +625,36 @@ static void finish(struct run *r)
     if (r->job.dirfd >= 0)
         close(r->job.dirfd);
     r->claim = r->job.dirfd = -1;
-    notice("e %lu\n", r->seq);
+    if (record != NULL)
+        notice_end(r, record);
+    else
+        notice("e %lu\n", r->seq);
     r->finished = 1;
     r->next = to_free;
     to_free = r;
     live--;
 }
 
-/* Write status.json: 0 when written, 1 to try again once there is room, -1 failed. */
-static int write_end(struct run *r)
+/* Write status.json (its text in b): 0 when written, 1 to try again once there is
+ * room, -1 failed. */
+static int write_end(struct run *r, struct buf *b)
 {
-    struct buf b = {.len = 0};
-    put(&b, "{");
-    put_ids(&b, &r->ids);
-    put(&b, "\"ended_at\": %.6f, \"run_id\": ", r->ended_at);
-    put_str_or_null(&b, r->job.run_id);
+    b->len = 0;
+    put(b, "{");
+    put_ids(b, &r->ids);
+    put(b, "\"ended_at\": %.6f, \"run_id\": ", r->ended_at);
+    put_str_or_null(b, r->job.run_id);
     if (r->failed[0] != '\0') {
-        put(&b, ", \"failed_to_start\": ");
-        put_str(&b, r->failed);
-        put(&b, ", \"exit_code\": null, \"signal\": null}");
+        put(b, ", \"failed_to_start\": ");
+        put_str(b, r->failed);
+        put(b, ", \"exit_code\": null, \"signal\": null}");
     } else if (WIFSIGNALED(r->status)) {
-        put(&b, ", \"exit_code\": null, \"signal\": %d}", WTERMSIG(r->status));
+        put(b, ", \"exit_code\": null, \"signal\": %d}", WTERMSIG(r->status));
     } else {
-        put(&b, ", \"exit_code\": %d, \"signal\": null}", WEXITSTATUS(r->status));
+        put(b, ", \"exit_code\": %d, \"signal\": null}", WEXITSTATUS(r->status));
     }
     /* Not fsynced (ADR 0030): the daemon commits the end durably once it has read it. */
-    if (write_whole(r->job.dirfd, "status.json", &b) == 0)
+    if (write_whole(r->job.dirfd, "status.json", b) == 0)
         return 0;
     return errno == ENOSPC || errno == EDQUOT ? 1 : -1;
 }
@@ -621,14 +664,16 @@ static int write_end(struct run *r)
  * Any other failure leaves no end: the daemon then takes the job as in doubt. */
 static void record_end(struct run *r)
 {
+    static struct buf record;
     if (r->ended_at == 0)
         r->ended_at = now();
-    if (write_end(r) == 1) {
+    int written = write_end(r, &record);
+    if (written == 1) {
         r->next = waiting_room;
         waiting_room = r;
         return;
     }
-    finish(r);
+    finish(r, written == 0 ? &record : NULL);
 }
 
 static void record_failure(struct run *r, const char *what)
@@ -825,7 +870,7 @@ static int begin(struct run *r)
     }
     return 0;
 gone:
-    finish(r);
+    finish(r, NULL);
     return -1;
 }
 
@@ -1688,6 +1733,8 @@ int main(int argc, char **argv)
     for (int i = 2; i < argc && !bad; i++) {
         if (strcmp(argv[i], "--ends-only") == 0)
             ends_only = 1;
+        else if (strcmp(argv[i], "--tell-records") == 0)
+            tell_records = 1;
         else if (strcmp(argv[i], "--claims") == 0 && i + 1 < argc)
             claims = argv[++i];
         else if (strcmp(argv[i], "--sync-fd") == 0 && i + 1 < argc)
@@ -1698,7 +1745,8 @@ int main(int argc, char **argv)
             bad = 1;
     }
     if (bad) {
-        fputs("usage: ajs3-supervise --serve [--ends-only] [--claims DIR [--claims-size BYTES]] "
+        fputs("usage: ajs3-supervise --serve [--ends-only] [--tell-records] "
+              "[--claims DIR [--claims-size BYTES]] "
               "[--sync-fd FD]\n"
               "(the ajs3 daemon starts it and sends it the jobs to start; "
               "not meant to be run by hand)\n",

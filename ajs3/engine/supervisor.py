@@ -2,7 +2,9 @@
 
 One server per daemon is the supervisor of every job the daemon starts (ADR 0030): it
 numbers the requests (a length, a newline, NUL-ended fields: :func:`encode_request`)
-from 0 and says ``e NUMBER`` on its stdout when that job's end is recorded. The
+from 0 and says ``e NUMBER`` on its stdout when that job's end is recorded, followed by
+the size of the job's AJS3_VARS_OUT file and the end record, status.json's text, when
+it wrote one (ADR 0037: the daemon needs not read the file back). The
 daemon does not wait for it (ADR 0031): a request is the server's once written, and
 one the server never took up (it died first) leaves no start record, which the daemon
 looks for when the server has ended (:meth:`ajs3.engine.collect.Collector.handle_exit`).
@@ -16,10 +18,27 @@ import contextlib
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ajs3.engine import native
 from ajs3.errors import Code, ServiceError
+
+
+class Told(NamedTuple):
+    """A job's end as the server told it: status.json's text, and the size of the job's
+    AJS3_VARS_OUT file as its end was recorded (-1: it has none)."""
+
+    record: bytes
+    vars_out_size: int
+
+
+def parse_end(line: bytes) -> tuple[int, Told | None]:
+    """``e SEQ`` or ``e SEQ VARS_SIZE RECORD``: the request's number and what was told."""
+    parts = line.split(b" ", 3)
+    seq = int(parts[1])
+    if len(parts) < 4:
+        return seq, None
+    return seq, Told(parts[3], int(parts[2]))
 
 
 def supervisor_binary() -> Path:
@@ -84,8 +103,9 @@ class SupervisorServer:
         self._asked: dict[int, Path] = {}
         self._sent = 0
         self._lines = b""
-        #: job directories whose end the server told and the daemon did not take yet
-        self._ended: list[Path] = []
+        #: job directories whose end the server told and the daemon did not take yet,
+        #: with what it told of it
+        self._ended: list[tuple[Path, Told | None]] = []
 
     def spawn_many(self, items: list[tuple[Path, dict[str, Any]]]) -> list[int | None]:
         """Send each (jobdir, spec) to the supervisor server; the supervisor's pid (the
@@ -125,9 +145,10 @@ class SupervisorServer:
         *lines, self._lines = (self._lines + data).split(b"\n")
         for line in lines:
             if line.startswith(b"e "):
-                jobdir = self._asked.pop(int(line[2:]), None)
+                seq, told = parse_end(line)
+                jobdir = self._asked.pop(seq, None)
                 if jobdir is not None:
-                    self._ended.append(jobdir)
+                    self._ended.append((jobdir, told))
         return True
 
     def notices(self) -> int | None:
@@ -146,8 +167,9 @@ class SupervisorServer:
         except (OSError, ValueError):
             self.close()
 
-    def take_ended(self) -> list[Path]:
-        """The job directories whose end the server told since the last call."""
+    def take_ended(self) -> list[tuple[Path, Told | None]]:
+        """The job directories whose end the server told since the last call, each with
+        its end record when the server told it."""
         ended, self._ended = self._ended, []
         return ended
 
@@ -174,6 +196,7 @@ class SupervisorServer:
                     str(self.binary),
                     "--serve",
                     "--ends-only",
+                    "--tell-records",
                     *(["--claims", str(self.claims)] if self.claims is not None else []),
                     *(["--claims-size", str(self.claims_size)] if self.claims_size else []),
                     *(["--sync-fd", str(sync[0])] if sync is not None else []),

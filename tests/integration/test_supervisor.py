@@ -21,7 +21,7 @@ import pytest
 
 from ajs3.engine import claimlog, native
 from ajs3.engine.runner import Runner, kill_group, proc_starttime
-from ajs3.engine.supervisor import encode_request
+from ajs3.engine.supervisor import Told, encode_request
 from ajs3.exechost.serve import run_state
 from ajs3.service.joboutput import read_log
 from ajs3.settings import Settings
@@ -36,18 +36,21 @@ def runner(tmp_path: Path) -> Iterator[Runner]:
     r.close()
 
 
-def wait_ended(runner: Runner, jobdirs: list[Path], timeout: float = 20.0) -> None:
-    """Until the server has told the end of each of these runs (as the daemon learns it)."""
-    want, seen = set(jobdirs), set()
+def wait_ended(
+    runner: Runner, jobdirs: list[Path], timeout: float = 20.0
+) -> dict[Path, Told | None]:
+    """Until the server has told the end of each of these runs (as the daemon learns it);
+    what it told of each."""
+    want, seen = set(jobdirs), {}
     end = time.monotonic() + timeout
     while True:
         seen.update(runner.take_ended())
-        if want <= seen:
-            return
+        if want <= seen.keys():
+            return seen
         fd = runner.notices()
         assert fd is not None, "the supervisor server is gone"
         left = end - time.monotonic()
-        assert left > 0, f"no end told for {sorted(str(j) for j in want - seen)}"
+        assert left > 0, f"no end told for {sorted(str(j) for j in want - seen.keys())}"
         if select.select([fd], [], [], left)[0]:
             runner.read_notices()
 
@@ -147,6 +150,40 @@ def test_the_server_makes_the_jobs_vars_out_file_before_it_starts_it(
     assert status is not None and status["exit_code"] is None, status
     assert status["failed_to_start"].startswith("could not make its AJS3_VARS_OUT file")
     assert not marker.exists() and not (vars_dir / "v3.out").exists()
+
+
+def test_each_end_is_told_with_its_record_and_the_size_of_its_vars_out_file(
+    runner: Runner, tmp_path: Path
+) -> None:
+    """ADR 0037: the server tells an end with status.json's text and the size of the
+    job's AJS3_VARS_OUT file as the end was recorded (-1: it has none), so that the
+    daemon reads neither back for a job that left no values."""
+    vars_dir = tmp_path / "vars"
+    vars_dir.mkdir(mode=0o711)
+    wrote = vars_dir / "t1.out"
+    items = []
+    for run_id, argv, out in [
+        ("t1", ["/bin/sh", "-c", f"printf 'A=1\\n' > {wrote}; exit 4"], wrote),
+        ("t2", ["/bin/true"], vars_dir / "t2.out"),
+        ("t3", ["/bin/sh", "-c", "kill -TERM $$"], None),
+        ("t4", ["/no/such/program"], None),
+    ]:
+        jobdir, spec = runner.make_spec(run_id, argv, ENV, None, None)
+        if out is not None:
+            spec["vars_out"] = (str(out), 0, 0)
+        items.append((jobdir, spec))
+    runner.spawn_many(items)
+    jobdirs = [jobdir for jobdir, _ in items]
+    told = wait_ended(runner, jobdirs)
+    for jobdir in jobdirs:
+        end = told[jobdir]
+        assert end is not None, jobdir
+        assert json.loads(end.record) == json.loads((jobdir / "status.json").read_text())
+        assert runner.status(jobdir, end) == json.loads(end.record)
+    sizes = [told[d].vars_out_size for d in jobdirs]  # type: ignore[union-attr]
+    assert sizes == [4, 0, -1, -1]
+    codes = [(runner.status(d, told[d]) or {}).get("exit_code") for d in jobdirs]
+    assert codes == [4, 0, None, None]
 
 
 def test_signal_and_exec_failures_are_recorded(runner: Runner, tmp_path: Path) -> None:
