@@ -58,7 +58,13 @@ def setup(
         )
         root.addHandler(stream)
     structlog.configure(
-        processors=[*_shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # A line below the level is dropped first, before its time stamp and the rest:
+        # the daemon logs each job's start and end at info.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
