@@ -218,12 +218,13 @@ class Evaluator:
         launching = {ur.id: ur.path for st, ur in launches if st is state}
         children = state.children[net]
         if net not in state.opened:
-            for path in children:
-                ur = state.urs[path]
-                if ur.status is Status.NOT_SCHEDULED:
-                    journal.set_status(
-                        ur, Status.WAITING, ReasonCode.JOBNET_STARTED, "jobnet started"
-                    )
+            opened = [state.urs[path] for path in children]
+            journal.set_statuses(
+                [(ur, {}) for ur in opened if ur.status is Status.NOT_SCHEDULED],
+                Status.WAITING,
+                ReasonCode.JOBNET_STARTED,
+                "jobnet started",
+            )
             state.opened.add(net)
         # Whether the limits around this jobnet's jobs are reached: the same for every
         # child, and only a launch changes it (to reached, never back).

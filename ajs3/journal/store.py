@@ -21,9 +21,9 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,62 +40,19 @@ from ajs3.journal.files import (
     journal_files_private,
     logical_host_traces,
 )
+from ajs3.journal.rows import UNIT_RUN_FIELDS, WRITABLE, JobnetRun, UnitRun
 from ajs3.journal.schema import MIGRATIONS, SCHEMA_VERSION
 from ajs3.journal.sql import placeholders
-from ajs3.model import OPEN, ReasonCode, Status, UnitKind, check_transition
+from ajs3.model import OPEN, ReasonCode, Status, check_transition
 
+__all__ = ["JobnetRun", "Journal", "UnitRun"]
 
-@dataclass
-class UnitRun:
-    """One unit in one run of its root jobnet, as stored."""
-
-    id: int
-    jobnet_run: int
-    path: str
-    kind: UnitKind
-    status: Status
-    attempt: int = 0
-    retries: int = 0
-    run_id: str | None = None
-    exit_code: int | None = None
-    signal: int | None = None
-    verdict: int | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    not_before: float | None = None
-    pid: int | None = None
-    pid_start: int | None = None
-    pgid: int | None = None
-    epoch: int | None = None
-    reason: str = ""
-    #: the execution host a job runs on (None: the logical host's node)
-    exec_host: str | None = None
-
-    @staticmethod
-    def from_row(row: sqlite3.Row) -> UnitRun:
-        data = {k: row[k] for k in row.keys() if k in _UNIT_RUN_FIELDS}  # noqa: SIM118
-        data["kind"] = UnitKind(data["kind"])
-        data["status"] = Status(data["status"])
-        return UnitRun(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-_UNIT_RUN_FIELDS = {f.name for f in fields(UnitRun)}
-_WRITABLE = _UNIT_RUN_FIELDS - {"id", "jobnet_run", "path", "kind", "status", "reason"}
-
-
-@dataclass
-class JobnetRun:
-    """One registration of a root jobnet."""
-
-    id: int
-    jobnet: str
-    def_version: int
-    scheduled_at: float
-    registered_at: float
-    interrupted: bool
+#: UPDATE statements of :meth:`Journal.set_statuses`, by the columns they write
+_UPDATES: dict[tuple[str, ...], str] = {}
+_INSERT_EVENT = (
+    "INSERT INTO events(at, epoch, unit_run, run_id, attempt, old, new, reason, code)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class Journal:
@@ -474,7 +431,7 @@ class Journal:
         """A run's unit runs as stored, for views: a status this ajs3 does not know (a
         newer one wrote it) is kept as its string, where :meth:`unit_runs` refuses it."""
         rows = self.conn.execute("SELECT * FROM unit_runs WHERE jobnet_run=? ORDER BY id", (run,))
-        return [{k: r[k] for k in r.keys() if k in _UNIT_RUN_FIELDS} for r in rows]  # noqa: SIM118
+        return [{k: r[k] for k in r.keys() if k in UNIT_RUN_FIELDS} for r in rows]  # noqa: SIM118
 
     def unit_runs(self, run: int) -> list[UnitRun]:
         rows = self.conn.execute("SELECT * FROM unit_runs WHERE jobnet_run=? ORDER BY id", (run,))
@@ -534,48 +491,73 @@ class Journal:
 
         ``code`` says why, for programs; ``reason`` says it to a person.
         """
-        check_transition(ur.status, new)
-        unknown = set(values) - _WRITABLE
+        self.set_statuses([(ur, values)], new, code, reason)
+
+    def set_statuses(
+        self,
+        changes: Sequence[tuple[UnitRun, dict[str, Any]]],
+        new: Status,
+        code: ReasonCode,
+        reason: str,
+    ) -> None:
+        """:meth:`set_status` for several unit runs, each with the same columns (their
+        values may differ): the same checks and events, all or none, with one statement
+        run over them all (a jobnet of 100 jobs that starts: ADR 0037)."""
+        if not changes:
+            return
+        keys = tuple(changes[0][1])
+        for ur, values in changes:
+            check_transition(ur.status, new)
+            if tuple(values) != keys:
+                raise ValueError("every unit run of a change must get the same columns")
+        unknown = set(keys) - WRITABLE
         if unknown:
             raise ValueError(f"not writable: {sorted(unknown)}")
-        assigns = ["status=?", "reason=?"] + [f"{k}=?" for k in values]
-        args: list[Any] = [new.value, reason, *values.values(), ur.id, ur.status.value]
-        with self.joined():
-            cur = self.conn.execute(
-                f"UPDATE unit_runs SET {', '.join(assigns)} WHERE id=? AND status=?", args
-            )
-            if cur.rowcount != 1:
-                raise JournalError(
-                    f"unit run {ur.id} ({ur.path}) is no longer {ur.status.value} in the journal",
-                    code=Code.BAD_TRANSITION,
-                )
-            attempt = values.get("attempt", ur.attempt)
-            run_id = values.get("run_id", ur.run_id)
-            self.conn.execute(
-                "INSERT INTO events(at, epoch, unit_run, run_id, attempt, old, new, reason,"
-                " code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        sql = _UPDATES.get(keys)
+        if sql is None:
+            assigns = ", ".join(["status=?", "reason=?"] + [f"{k}=?" for k in keys])
+            sql = _UPDATES[keys] = f"UPDATE unit_runs SET {assigns} WHERE id=? AND status=?"
+        now, epoch = time.time(), self.epoch or 0
+        updates, events = [], []
+        for ur, values in changes:
+            updates.append((new.value, reason, *values.values(), ur.id, ur.status.value))
+            events.append(
                 (
-                    time.time(),
-                    self.epoch or 0,
+                    now,
+                    epoch,
                     ur.id,
-                    run_id,
-                    attempt,
+                    values.get("run_id", ur.run_id),
+                    values.get("attempt", ur.attempt),
                     ur.status.value,
                     new.value,
                     reason,
                     code.value,
-                ),
+                )
             )
+        with self.joined():
+            if self.conn.executemany(sql, updates).rowcount != len(changes):
+                ur = next((u for u, _ in changes if self._status_of(u) != new), changes[0][0])
+                raise JournalError(
+                    f"unit run {ur.id} ({ur.path}) is no longer {ur.status.value} in the journal",
+                    code=Code.BAD_TRANSITION,
+                )
+            self.conn.executemany(_INSERT_EVENT, events)
             if self.on_change_tx is not None:
-                after = replace(ur, status=new, reason=reason, **values)
-                self.on_change_tx(after, ur.status, code)
-        old = ur.status
-        ur.status = new
-        ur.reason = reason
-        for key, value in values.items():
-            setattr(ur, key, value)
-        if self.on_status is not None:
-            self.on_status(ur, old)
+                for ur, values in changes:
+                    after = replace(ur, status=new, reason=reason, **values)
+                    self.on_change_tx(after, ur.status, code)
+        for ur, values in changes:
+            old = ur.status
+            ur.status = new
+            ur.reason = reason
+            for key, value in values.items():
+                setattr(ur, key, value)
+            if self.on_status is not None:
+                self.on_status(ur, old)
+
+    def _status_of(self, ur: UnitRun) -> str | None:
+        row = self.conn.execute("SELECT status FROM unit_runs WHERE id=?", (ur.id,)).fetchone()
+        return None if row is None else str(row[0])
 
     def note(self, kind: str, **data: Any) -> None:
         """Something notable beyond a status change (a catch-up decision, a delay, the
