@@ -78,6 +78,7 @@ class Dispatcher:
         journal = self.core.journal
         xh, busy = self.core.exechosts, None
         kept: list[tuple[RunState, UnitRun]] = []
+        changes: list[tuple[UnitRun, dict[str, Any]]] = []
         for state, ur in launches:
             host = state.units[ur.path].host
             exec_host = None
@@ -92,21 +93,19 @@ class Dispatcher:
             run_id = make_run_id(
                 self.core.lhost, state.run.id, ur.path, state.run.scheduled_at, attempt
             )
-            journal.set_status(
-                ur,
-                Status.RUNNING,
-                ReasonCode.STARTED,
-                "started",
-                attempt=attempt,
-                run_id=run_id,
-                started_at=now,
-                ended_at=None,
-                exit_code=None,
-                signal=None,
-                epoch=journal.epoch,
-                not_before=None,
-                exec_host=exec_host,
-            )
+            values = {
+                "attempt": attempt,
+                "run_id": run_id,
+                "started_at": now,
+                "ended_at": None,
+                "exit_code": None,
+                "signal": None,
+                "epoch": journal.epoch,
+                "not_before": None,
+                "exec_host": exec_host,
+            }
+            changes.append((ur, values))
+        journal.set_statuses(changes, Status.RUNNING, ReasonCode.STARTED, "started")
         launches[:] = kept
 
     def spawn(

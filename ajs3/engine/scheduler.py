@@ -26,7 +26,7 @@ from ajs3.engine.collect import Collector
 from ajs3.engine.commands import Commands
 from ajs3.engine.core import Core
 from ajs3.engine.delays import DelayWatch
-from ajs3.engine.dispatch import Dispatcher, iso
+from ajs3.engine.dispatch import SEND_EVERY, Dispatcher, iso
 from ajs3.engine.evaluate import Evaluator, Launches
 from ajs3.engine.indoubt import InDoubt
 from ajs3.engine.reconcile import Reconciler
@@ -44,6 +44,9 @@ from ajs3.settings import Settings
 ADOPTED_LOOK = 1.0
 #: how often the claim logs no run needs any more are removed (ADR 0033), in seconds
 CUT_CLAIM_LOGS = 300.0
+#: the starts whose intents go with a step's own commit; the rest get a commit of their
+#: own once these are on their way (ADR 0037)
+FIRST_STARTS = SEND_EVERY
 
 
 class Scheduler:
@@ -265,7 +268,8 @@ class Scheduler:
         codes = {uid: core.kill_codes[uid] for uid in tracked if uid in core.kill_codes}
         timetable = vars(self.timetable).copy()
         deferred = core.runner.syncs(self.journal.wal.current())
-        handed_over = owed = False
+        owed = False
+        later: Launches = []
         try:
             with self.journal.transaction(durable=not deferred):
                 for fd in exited:
@@ -285,6 +289,9 @@ class Scheduler:
                 core.dirty.clear()
                 self.watches.establish(now)
                 self.delays.check(now)
+                # The first few intents go with the step's commit; the rest are recorded
+                # while the server claims and starts those (ADR 0037).
+                launches, later = launches[:FIRST_STARTS], launches[FIRST_STARTS:]
                 if launches:
                     self.dispatch.record_intents(launches, now)
             owed = self.journal.last_unsynced  # this step's own commit, not yet durable
@@ -304,6 +311,24 @@ class Scheduler:
                     core.by_fd[key] = uid
             self.resync()
             raise
+        self._start(launches, now, owed)
+        if later:
+            self._record_and_start(later, now)
+        ended = [n for n, s in core.runs.items() if s.root_ur.status.is_final]
+        for run_no in ended:
+            for ur in core.runs.pop(run_no).urs.values():
+                core.index.pop(ur.id, None)
+        if ended:
+            # a run queued behind one of these may start now
+            core.dirty.update(n for n, s in core.runs.items() if s.root.schedule is not None)
+            # a jobnet connector may wait for one of these (ajs3.engine.connectors)
+            core.dirty.update(connectors.waiting_runs(core.runs))
+
+    def _start(self, launches: Launches, now: float, owed: bool) -> None:
+        """Hand starts whose intent is committed to their supervisors; ``owed``: that
+        commit is not durable yet, which the server sees to before it starts a job
+        (ADR 0034), else this does."""
+        handed_over = False
         if launches:
             try:
                 unanswered, handed_over = self.dispatch.spawn(launches, now)
@@ -315,15 +340,19 @@ class Scheduler:
                 self._reexamine(unanswered)
         if owed and not handed_over:
             self.journal.sync()
-        ended = [n for n, s in core.runs.items() if s.root_ur.status.is_final]
-        for run_no in ended:
-            for ur in core.runs.pop(run_no).urs.values():
-                core.index.pop(ur.id, None)
-        if ended:
-            # a run queued behind one of these may start now
-            core.dirty.update(n for n, s in core.runs.items() if s.root.schedule is not None)
-            # a jobnet connector may wait for one of these (ajs3.engine.connectors)
-            core.dirty.update(connectors.waiting_runs(core.runs))
+
+    def _record_and_start(self, later: Launches, now: float) -> None:
+        """The starts of a step beyond its first :data:`FIRST_STARTS`: their intents in a
+        commit of their own, then started. What the step decided stands; a commit that
+        fails for want of space leaves them waiting, as the journal says (AJS3-E208)."""
+        deferred = self.core.runner.syncs(self.journal.wal.current())
+        try:
+            with self.journal.transaction(durable=not deferred):
+                self.dispatch.record_intents(later, now)
+        except DiskFull:
+            self.resync()
+            raise
+        self._start(later, now, self.journal.last_unsynced)
 
     def note_disk_full(self) -> None:
         """A journal write failed for want of space (the daemon says so)."""
@@ -417,10 +446,13 @@ class Scheduler:
     def take_ended(self) -> None:
         """The jobs whose end the supervisor server told: collected by the next step."""
         core = self.core
-        for jobdir in core.runner.take_ended():
+        for jobdir, told in core.runner.take_ended():
             fd = core.by_jobdir.get(jobdir)
             if fd is not None and fd not in core.exited:
                 core.exited.append(fd)
+                uid = core.by_fd.get(fd)
+                if told is not None and uid in core.tracked:
+                    core.tracked[uid].told = told
 
     def _adopted(self) -> list[rn.Tracked]:
         """Jobs re-adopted after a restart: on this node, under the server of an
