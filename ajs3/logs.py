@@ -73,5 +73,11 @@ def setup(
     return log
 
 
+def enabled(level: str) -> bool:
+    """Whether a line at ``level`` is written now: what logs a line for every job asks
+    first, and builds nothing when it is not (the bound logger and its event dict)."""
+    return logging.getLogger("ajs3").isEnabledFor(LEVELS[level])
+
+
 def set_level(level: str) -> None:
     logging.getLogger("ajs3").setLevel(LEVELS[level])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+from ajs3 import logs
 from ajs3.definitions.units import Unit
 from ajs3.engine import runner as rn
 from ajs3.engine import runvars
@@ -38,8 +39,26 @@ class Collector:
     def __init__(self, core: Core, doubt: InDoubt) -> None:
         self.core = core
         self.doubt = doubt
+        #: while :meth:`handle_exits` runs: the plain ends (no retry or rerun follows),
+        #: by their status, code and reason, set together at its end
+        self._ends: dict[tuple[Status, ReasonCode, str], list[tuple[UnitRun, dict[str, Any]]]]
+        self._ends = {}
+        self._batching = False
 
     # -- ends of jobs --------------------------------------------------------------------
+
+    def handle_exits(self, fds: list[int]) -> None:
+        """:meth:`handle_exit` for each; the plain ends among them are journaled with one
+        statement for each status and reason (most often: all of them, exit code 0)."""
+        self._batching = True
+        try:
+            for fd in fds:
+                self.handle_exit(fd)
+            for (new, code, why), changes in self._ends.items():
+                self.core.journal.set_statuses(changes, new, code, why)
+        finally:
+            self._batching = False
+            self._ends = {}
 
     def handle_exit(self, fd: int) -> None:
         core = self.core
@@ -132,21 +151,28 @@ class Collector:
                 why = f"{why}; {refused}"
                 if new in SUCCESS:
                     new, reason = Status.ENDED_ABNORMALLY, ReasonCode.VALUES_REFUSED
-        core.journal.set_status(ur, new, reason, why, exit_code=code, signal=sig, **common)
-        log = core.log.bind(run_id=ur.run_id, unit=ur.path, attempt=ur.attempt)
-        log.info("job ended", status=new.value, exit_code=code, signal=sig)
-        if (
+        rerun = (
             killed == core.stop_reason
             and unit.on_failover is RecoveryPolicy.RERUN
             and new is Status.KILLED
-        ):
+        )
+        retry = new is Status.ENDED_ABNORMALLY and not killed and should_retry(unit, ur, code)
+        values = {"exit_code": code, "signal": sig, **common}
+        if self._batching and not (rerun or retry):
+            self._ends.setdefault((new, reason, why), []).append((ur, values))
+        else:
+            core.journal.set_status(ur, new, reason, why, **values)
+        if logs.enabled("info"):
+            log = core.log.bind(run_id=ur.run_id, unit=ur.path, attempt=ur.attempt)
+            log.info("job ended", status=new.value, exit_code=code, signal=sig)
+        if rerun:
             core.journal.set_status(
                 ur,
                 Status.WAITING,
                 ReasonCode.RERUN_AFTER_STOP,
                 "killed at service stop; policy rerun",
             )
-        elif new is Status.ENDED_ABNORMALLY and not killed and should_retry(unit, ur, code):
+        elif retry:
             core.journal.set_status(
                 ur,
                 Status.WAITING,

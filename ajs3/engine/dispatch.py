@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ajs3 import logs
 from ajs3.definitions.units import Unit
 from ajs3.engine import runner as rn
 from ajs3.engine import runvars
@@ -128,6 +129,7 @@ class Dispatcher:
         unanswered: list[tuple[RunState, UnitRun]] = []
         handed_over = False
         dirfd = self.vars_dir.get() if local else None
+        log_starts = logs.enabled("info")
         # A few at a time: the server starts the first while the rest are prepared.
         for first in range(0, len(local), SEND_EVERY):
             ready = self._specs(local[first : first + SEND_EVERY], now, dirfd)
@@ -138,9 +140,10 @@ class Dispatcher:
                     continue
                 handed_over = True
                 self.track(ur, state.units[ur.path], jobdir, pid, now)
-                core.log.info(
-                    "job started", run_id=ur.run_id, unit=ur.path, attempt=ur.attempt, pid=pid
-                )
+                if log_starts:
+                    core.log.info(
+                        "job started", run_id=ur.run_id, unit=ur.path, attempt=ur.attempt, pid=pid
+                    )
         return unanswered, handed_over
 
     def _specs(

@@ -272,8 +272,7 @@ class Scheduler:
         later: Launches = []
         try:
             with self.journal.transaction(durable=not deferred):
-                for fd in exited:
-                    self.collector.handle_exit(fd)
+                self.collector.handle_exits(exited)
                 unclaimed, core.unclaimed = core.unclaimed, []
                 for unclaimed_run, ur in unclaimed:
                     self.reconciler.recover_unclaimed(unclaimed_run, ur)
