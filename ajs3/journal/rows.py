@@ -42,12 +42,22 @@ class UnitRun:
         data["status"] = Status(data["status"])
         return UnitRun(**data)
 
+    @staticmethod
+    def from_values(row: tuple[Any, ...]) -> UnitRun:
+        """From a row of :data:`UNIT_RUN_COLUMNS`, in their order (faster than a named
+        row: a run of 10,000 units is read back as it is registered)."""
+        return UnitRun(row[0], row[1], row[2], _KINDS[row[3]], _STATUSES[row[4]], *row[5:])
+
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 #: the columns of a unit run
 UNIT_RUN_FIELDS = {f.name for f in fields(UnitRun)}
+#: the same, in the order of UnitRun's fields, for :meth:`UnitRun.from_values`
+UNIT_RUN_COLUMNS = ", ".join(f.name for f in fields(UnitRun))
+_KINDS = {k.value: k for k in UnitKind}
+_STATUSES = {s.value: s for s in Status}
 #: the columns :meth:`ajs3.journal.store.Journal.set_status` may write beside the status
 WRITABLE = UNIT_RUN_FIELDS - {"id", "jobnet_run", "path", "kind", "status", "reason"}
 

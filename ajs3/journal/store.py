@@ -40,7 +40,7 @@ from ajs3.journal.files import (
     journal_files_private,
     logical_host_traces,
 )
-from ajs3.journal.rows import UNIT_RUN_FIELDS, WRITABLE, JobnetRun, UnitRun
+from ajs3.journal.rows import UNIT_RUN_COLUMNS, UNIT_RUN_FIELDS, WRITABLE, JobnetRun, UnitRun
 from ajs3.journal.schema import MIGRATIONS, SCHEMA_VERSION
 from ajs3.journal.sql import placeholders
 from ajs3.model import OPEN, ReasonCode, Status, check_transition
@@ -434,8 +434,12 @@ class Journal:
         return [{k: r[k] for k in r.keys() if k in UNIT_RUN_FIELDS} for r in rows]  # noqa: SIM118
 
     def unit_runs(self, run: int) -> list[UnitRun]:
-        rows = self.conn.execute("SELECT * FROM unit_runs WHERE jobnet_run=? ORDER BY id", (run,))
-        return [UnitRun.from_row(r) for r in rows]
+        cur = self.conn.cursor()
+        cur.row_factory = None  # plain tuples
+        cur.execute(
+            f"SELECT {UNIT_RUN_COLUMNS} FROM unit_runs WHERE jobnet_run=? ORDER BY id", (run,)
+        )
+        return [UnitRun.from_values(r) for r in cur]
 
     def active_jobnet_runs(self) -> list[int]:
         """Runs whose root unit has not ended (an index lookup: history does not matter)."""

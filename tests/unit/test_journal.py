@@ -73,6 +73,34 @@ def test_a_stale_view_cannot_overwrite(sched: Scheduler) -> None:
         sched.journal.set_status(stale, Status.WAITING, ReasonCode.RELEASED, "again")
 
 
+def test_set_statuses_changes_all_or_none_with_an_event_each(sched: Scheduler) -> None:
+    """ADR 0037: several unit runs in one statement, each with its own values; one that
+    is no longer what the engine holds fails the whole change, named."""
+    runs = [sched.register("/t/q") for _ in range(3)]
+    urs = [sched.runs[r].urs["/t/q/gate"] for r in runs]
+    journal = sched.journal
+    changes = [(ur, {"retries": k}) for k, ur in enumerate(urs[:2])]
+    journal.set_statuses(changes, Status.WAITING, ReasonCode.RELEASED, "let go")
+    for k, (run, ur) in enumerate(zip(runs[:2], urs, strict=False)):
+        (stored,) = [u for u in journal.unit_runs(run) if u.id == ur.id]
+        assert stored == ur and (ur.status, ur.retries, ur.reason) == (Status.WAITING, k, "let go")
+        ev = journal.events(ur.id)[-1]
+        assert (ev["old"], ev["new"], ev["code"]) == ("held", "waiting", "released")
+    stale = journal.unit_runs(runs[2])[-1]
+    journal.set_status(urs[2], Status.WAITING, ReasonCode.RELEASED, "let go")
+    before = [len(journal.events(ur.id)) for ur in urs]
+    with pytest.raises(JournalError, match=f"unit run {stale.id} "):
+        journal.set_statuses(
+            [(urs[0], {}), (stale, {})], Status.NOT_EXECUTED, ReasonCode.NOT_EXECUTED, "no"
+        )
+    assert [len(journal.events(ur.id)) for ur in urs] == before  # nothing of it stays
+    assert journal.unit_runs(runs[0])[-1].status is Status.WAITING
+    with pytest.raises(ValueError, match="same columns"):
+        journal.set_statuses(
+            [(urs[0], {}), (urs[1], {"retries": 1})], Status.HELD, ReasonCode.HELD_BY_OPERATOR, ""
+        )
+
+
 def test_transactions_do_not_nest_and_writes_join_the_open_one(journal: Journal) -> None:
     with journal.transaction():
         journal.set_meta("a", "1")
