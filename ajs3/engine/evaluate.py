@@ -7,6 +7,7 @@ are handed back as launches for :mod:`ajs3.engine.dispatch`.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from ajs3.definitions.units import Unit
@@ -229,7 +230,14 @@ class Evaluator:
         # Whether the limits around this jobnet's jobs are reached: the same for every
         # child, and only a launch changes it (to reached, never back).
         no_slot: bool | None = None
-        for path in children:
+        # The first children that are neither waiting nor held stay so until a status
+        # change tells the run (RunState.note): the look starts after them.
+        first = state.settled.get(net, 0)
+        while first < len(children) and state.urs[children[first]].status not in EVALUATED:
+            first += 1
+        state.settled[net] = first
+        flat = net in state.flat
+        for path in itertools.islice(children, first, None):
             ur = state.urs[path]
             if ur.status not in EVALUATED or ur.id in launching:
                 continue
@@ -241,6 +249,8 @@ class Evaluator:
                 if no_slot is None:
                     no_slot = self._no_slot(state, path, unit, launching, len(launches))
                 if no_slot:
+                    if flat:  # so would it for each of the rest
+                        break
                     continue  # decide() would say WAIT (a concurrency limit is reached)
             d = self.decide(state, path, blocked, now, len(launches), launching)
             if d.action is Action.BLOCKED:

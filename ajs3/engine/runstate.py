@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ajs3.definitions.units import Unit
 from ajs3.journal.store import JobnetRun, UnitRun
-from ajs3.model import Status, UnitKind
+from ajs3.model import EVALUATED, Status, UnitKind
 
 
 def topo_order(units: tuple[Unit, ...]) -> list[Unit]:
@@ -53,6 +53,14 @@ class RunState:
     #: Nested jobnets whose units were all moved on from not_scheduled (none goes back
     #: to it): an evaluation of them need not look again.
     opened: set[str] = field(default_factory=set)
+    #: For each jobnet, how many of its first children are known to be neither
+    #: waiting nor held: its evaluation starts after them (kept by :meth:`note`).
+    settled: dict[str, int] = field(default_factory=dict)
+    #: Each unit's place among its siblings (in ``children``).
+    place: dict[str, int] = field(default_factory=dict)
+    #: Jobnets whose children are all jobs with no predecessor: once no slot is free,
+    #: none of the rest can start (ADR 0037).
+    flat: set[str] = field(default_factory=set)
 
     @classmethod
     def build(cls, run: JobnetRun, root: Unit, urs: list[UnitRun]) -> RunState:
@@ -66,8 +74,11 @@ class RunState:
             state.jobnets.append(net.path)
             ordered = topo_order(net.units)
             state.children[net.path] = [u.path for u in ordered]
+            if all(u.kind is UnitKind.JOB and not u.after for u in ordered):
+                state.flat.add(net.path)
             base = net.path.rstrip("/")
-            for child in ordered:
+            for place, child in enumerate(ordered):
+                state.place[child.path] = place
                 state.units[child.path] = child
                 state.parent[child.path] = net.path
                 state.preds[child.path] = [f"{base}/{p}" for p in child.after]
@@ -83,7 +94,12 @@ class RunState:
         return state
 
     def note(self, ur: UnitRun) -> None:
-        """Keep the running and timed sets in line with a unit run's status."""
+        """Keep the running and timed sets in line with a unit run's status, and the
+        settled children of its jobnet."""
+        if ur.status in EVALUATED:
+            parent = self.parent.get(ur.path)
+            if parent is not None and self.settled.get(parent, 0) > self.place[ur.path]:
+                self.settled[parent] = self.place[ur.path]
         if ur.kind is UnitKind.JOB and ur.status is Status.RUNNING:
             self.running_jobs[ur.id] = ur.path
         else:

@@ -10,6 +10,7 @@ and files are replaced through new temporary files that are never links
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import stat
@@ -196,6 +197,12 @@ class DataDirMark:
     dir_id: tuple[int, int]
     journal_id: tuple[int, int]
 
+    @functools.cached_property
+    def _paths(self) -> tuple[str, str]:
+        """The data directory and its journal as strings: made once, stat'ed at every
+        turn of the daemon's loop."""
+        return str(self.datadir), str(dd.journal(self.datadir))
+
     @staticmethod
     def of(datadir: Path, journal: str = dd.JOURNAL) -> DataDirMark:
         d, j = os.stat(datadir), os.stat(datadir / journal)
@@ -204,14 +211,15 @@ class DataDirMark:
     def gone(self) -> str | None:
         """Why the data directory is not the one the daemon started with, or None.
         Two stat calls: cheap enough for every heartbeat."""
+        datadir, journal = self._paths
         try:
-            d = os.stat(self.datadir)
+            d = os.stat(datadir)
         except OSError as exc:
             return f"data directory {self.datadir} is gone ({exc.strerror})"
         if (d.st_dev, d.st_ino) != self.dir_id:
             return f"data directory {self.datadir} was replaced (another directory or volume)"
         try:
-            j = os.stat(dd.journal(self.datadir))
+            j = os.stat(journal)
         except OSError as exc:
             return f"journal {self.datadir / 'journal.db'} is gone ({exc.strerror})"
         if (j.st_dev, j.st_ino) != self.journal_id:
