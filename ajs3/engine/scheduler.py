@@ -447,11 +447,13 @@ class Scheduler:
         core = self.core
         for jobdir, told in core.runner.take_ended():
             fd = core.by_jobdir.get(jobdir)
-            if fd is not None and fd not in core.exited:
+            if fd is None:
+                continue
+            uid = core.by_fd.get(fd)
+            if told is not None and uid in core.tracked:
+                core.tracked[uid].told = told
+            if fd not in core.exited:
                 core.exited.append(fd)
-                uid = core.by_fd.get(fd)
-                if told is not None and uid in core.tracked:
-                    core.tracked[uid].told = told
 
     def _adopted(self) -> list[rn.Tracked]:
         """Jobs re-adopted after a restart: on this node, under the server of an

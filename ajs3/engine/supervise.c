@@ -16,7 +16,8 @@
  * starts). It numbers the requests from 0; when a job's end is recorded, or its run
  * turned out not to be its to start, it says "e NUMBER" and a newline on stdout; with
  * --tell-records, an end it recorded is told as "e NUMBER VARS_SIZE RECORD": the size
- * of the job's AJS3_VARS_OUT file (-1: none) and the text of its status.json, which has
+ * of the job's AJS3_VARS_OUT file (-1: gone, -2: the request named none) and the text
+ * of its status.json, which has
  * no newline (ADR 0037: the daemon reads neither file back). It
  * answers nothing else (ADR 0031: the daemon does not wait for the server; a request
  * the server never took up leaves no start record, and the daemon finds that once the
@@ -583,13 +584,15 @@ static void notice(const char *fmt, unsigned long value)
         notice_bytes(line, (size_t)n);
 }
 
-/* The size of the job's AJS3_VARS_OUT file now (never through a link), or -1: none,
- * or not a regular file. The daemon reads the file only when it is not empty. */
+/* The size of the job's AJS3_VARS_OUT file now (never through a link); -1: it is gone,
+ * or not a regular file; -2: the request named none (not the server's to know). The
+ * daemon reads the file only when it is not empty. */
 static long long vars_out_size(const struct job *job)
 {
     struct stat st;
-    if (job->vars_out == NULL || fstatat(AT_FDCWD, job->vars_out, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-        !S_ISREG(st.st_mode))
+    if (job->vars_out == NULL)
+        return -2;
+    if (fstatat(AT_FDCWD, job->vars_out, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
         return -1;
     return (long long)st.st_size;
 }

@@ -26,10 +26,11 @@ from ajs3.errors import Code, ServiceError
 
 class Told(NamedTuple):
     """A job's end as the server told it: status.json's text, and the size of the job's
-    AJS3_VARS_OUT file as its end was recorded (-1: it has none)."""
+    AJS3_VARS_OUT file as its end was recorded (-1: it is gone; None: not known, the
+    request named no such file for the server to make)."""
 
     record: bytes
-    vars_out_size: int
+    vars_out_size: int | None
 
 
 def parse_end(line: bytes) -> tuple[int, Told | None]:
@@ -38,7 +39,8 @@ def parse_end(line: bytes) -> tuple[int, Told | None]:
     seq = int(parts[1])
     if len(parts) < 4:
         return seq, None
-    return seq, Told(parts[3], int(parts[2]))
+    size = int(parts[2])
+    return seq, Told(parts[3], None if size < -1 else size)
 
 
 def supervisor_binary() -> Path:

@@ -156,17 +156,19 @@ def test_each_end_is_told_with_its_record_and_the_size_of_its_vars_out_file(
     runner: Runner, tmp_path: Path
 ) -> None:
     """ADR 0037: the server tells an end with status.json's text and the size of the
-    job's AJS3_VARS_OUT file as the end was recorded (-1: it has none), so that the
-    daemon reads neither back for a job that left no values."""
+    job's AJS3_VARS_OUT file as the end was recorded (-1: gone; none known when the
+    request named no file), so that the daemon reads neither back for a job that left
+    no values."""
     vars_dir = tmp_path / "vars"
     vars_dir.mkdir(mode=0o711)
-    wrote = vars_dir / "t1.out"
+    wrote, gone = vars_dir / "t1.out", vars_dir / "t5.out"
     items = []
     for run_id, argv, out in [
         ("t1", ["/bin/sh", "-c", f"printf 'A=1\\n' > {wrote}; exit 4"], wrote),
         ("t2", ["/bin/true"], vars_dir / "t2.out"),
         ("t3", ["/bin/sh", "-c", "kill -TERM $$"], None),
         ("t4", ["/no/such/program"], None),
+        ("t5", ["/bin/rm", str(gone)], gone),
     ]:
         jobdir, spec = runner.make_spec(run_id, argv, ENV, None, None)
         if out is not None:
@@ -181,9 +183,9 @@ def test_each_end_is_told_with_its_record_and_the_size_of_its_vars_out_file(
         assert json.loads(end.record) == json.loads((jobdir / "status.json").read_text())
         assert runner.status(jobdir, end) == json.loads(end.record)
     sizes = [told[d].vars_out_size for d in jobdirs]  # type: ignore[union-attr]
-    assert sizes == [4, 0, -1, -1]
+    assert sizes == [4, 0, None, None, -1]  # None: no file named, the daemon looks itself
     codes = [(runner.status(d, told[d]) or {}).get("exit_code") for d in jobdirs]
-    assert codes == [4, 0, None, None]
+    assert codes == [4, 0, None, None, 0]
 
 
 def test_signal_and_exec_failures_are_recorded(runner: Runner, tmp_path: Path) -> None:
