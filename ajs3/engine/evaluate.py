@@ -219,9 +219,12 @@ class Evaluator:
         launching = {ur.id: ur.path for st, ur in launches if st is state}
         children = state.children[net]
         if net not in state.opened:
-            opened = [state.urs[path] for path in children]
             journal.set_statuses(
-                [(ur, {}) for ur in opened if ur.status is Status.NOT_SCHEDULED],
+                [
+                    (ur, {})
+                    for ur in (state.urs[path] for path in children)
+                    if ur.status is Status.NOT_SCHEDULED
+                ],
                 Status.WAITING,
                 ReasonCode.JOBNET_STARTED,
                 "jobnet started",

@@ -119,14 +119,22 @@ def is_same_process(pid: int, start: int | None) -> bool:
     return now == start
 
 
+def json_object(raw: bytes | None) -> dict[str, Any] | None:
+    """The JSON object in ``raw``, or None (no text, not JSON, or not an object)."""
+    try:
+        data = None if raw is None else json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON object from a file that is not a symbolic link, or None."""
     try:
         raw = read_regular(path)
-        data = None if raw is None else json.loads(raw)
-    except (OSError, ValueError):
+    except OSError:
         return None
-    return data if isinstance(data, dict) else None
+    return json_object(raw)
 
 
 def whole_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -379,14 +387,11 @@ class Runner:
                         raise TimeoutError(f"{jobdir / 'started.json'} stays locked") from None
                     time.sleep(0.02)
             size = os.fstat(fd).st_size
-            try:
-                data = json.loads(os.pread(fd, size, 0)) if size else None
-            except ValueError:
-                data = None
-            whole = whole_record(data if isinstance(data, dict) else None)
+            data = json_object(os.pread(fd, size, 0) if size else None)
+            whole = whole_record(data)
             if whole is not None:
                 return whole
-            if isinstance(data, dict) and not self.is_local(data):
+            if data is not None and not self.is_local(data):
                 return data  # a durable claim of another node or boot: in doubt
             os.ftruncate(fd, 0)
             os.pwrite(fd, self._void_record(why), 0)
@@ -423,14 +428,8 @@ class Runner:
 
     def status(self, jobdir: Path, told: Told | None = None) -> dict[str, Any] | None:
         """The run's end record: as the server told it (``told``), else status.json."""
-        if told is not None:
-            try:
-                data = json.loads(told.record)
-            except ValueError:
-                data = None
-            if isinstance(data, dict):
-                return data
-        return read_json(jobdir / dd.STATUS)
+        told_record = None if told is None else json_object(told.record)
+        return told_record if told_record is not None else read_json(jobdir / dd.STATUS)
 
     def is_local(self, started: dict[str, Any]) -> bool:
         return bool(started.get("host") == self.identity)

@@ -602,8 +602,10 @@ static long long vars_out_size(const struct job *job)
 static void notice_end(const struct run *r, const struct buf *record)
 {
     char head[64];
-    int n = snprintf(head, sizeof head, "e %lu %lld ", r->seq, vars_out_size(&r->job));
-    if (!tell_records || n <= 0 || memchr(record->data, '\n', record->len) != NULL) {
+    int n = tell_records ? snprintf(head, sizeof head, "e %lu %lld ", r->seq,
+                                    vars_out_size(&r->job))
+                         : 0;
+    if (n <= 0 || memchr(record->data, '\n', record->len) != NULL) {
         notice("e %lu\n", r->seq);
         return;
     }
