@@ -240,13 +240,17 @@ class Evaluator:
             first += 1
         state.settled[net] = first
         flat = net in state.flat
+        parked = state.parked
         for path in itertools.islice(children, first, None):
+            if path in parked:
+                continue  # waits for a predecessor, as nothing it depends on changed
             ur = state.urs[path]
             if ur.status not in EVALUATED or ur.id in launching:
                 continue
             unit = state.units[path]
             if state.preds[path]:
                 if self._waits_for_predecessor(state, path, unit, blocked):
+                    parked.add(path)
                     continue
             elif unit.kind is UnitKind.JOB:
                 if no_slot is None:
@@ -258,6 +262,8 @@ class Evaluator:
             d = self.decide(state, path, blocked, now, len(launches), launching)
             if d.action is Action.BLOCKED:
                 blocked.add(path)
+                # its successors (later in the order) may be blocked by it in turn
+                parked.difference_update(state.succs[path])
             elif d.action is Action.SKIP:
                 journal.set_status(
                     ur, Status.NOT_EXECUTED, ReasonCode.NOT_EXECUTED, d.why, ended_at=now
@@ -311,7 +317,7 @@ class Evaluator:
                         ur, Status.RUNNING, ReasonCode.STARTED, "started", started_at=now
                     )
                     changed = True
-        if self._jobnet_complete(state, net, blocked, launching):
+        if self._jobnet_complete(state, net, first, blocked, launching):
             self._end_jobnet(state, net, blocked, now)
             changed = True
         return changed
@@ -346,9 +352,20 @@ class Evaluator:
         )
 
     def _jobnet_complete(
-        self, state: RunState, net: str, blocked: set[str], launching: dict[int, str]
+        self,
+        state: RunState,
+        net: str,
+        first: int,
+        blocked: set[str],
+        launching: dict[int, str],
     ) -> bool:
-        for path in state.children[net]:
+        """Whether every child of ``net`` has ended or can never run. The look starts at
+        its ``first`` child that may wait, where an unfinished one is most likely found
+        (a chain's next job), rather than at the done ones before it."""
+        children = state.children[net]
+        for path in itertools.chain(
+            itertools.islice(children, first, None), itertools.islice(children, first)
+        ):
             ur = state.urs[path]
             if ur.id in launching or ur.status is Status.RUNNING or ur.status is Status.UNKNOWN:
                 return False

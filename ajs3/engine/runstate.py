@@ -61,6 +61,10 @@ class RunState:
     #: Jobnets whose children are all jobs with no predecessor: once no slot is free,
     #: none of the rest can start (ADR 0037).
     flat: set[str] = field(default_factory=set)
+    #: Units found waiting for a predecessor, where neither they nor their predecessors
+    #: changed status since (kept by :meth:`note`): an evaluation passes them by, so a
+    #: chain of N jobs is not N looks at every step (ADR 0038).
+    parked: set[str] = field(default_factory=set)
 
     @classmethod
     def build(cls, run: JobnetRun, root: Unit, urs: list[UnitRun]) -> RunState:
@@ -95,7 +99,11 @@ class RunState:
 
     def note(self, ur: UnitRun) -> None:
         """Keep the running and timed sets in line with a unit run's status, and the
-        settled children of its jobnet."""
+        settled children of its jobnet; its successors (and itself) are looked at again."""
+        parked = self.parked
+        if parked:
+            parked.discard(ur.path)
+            parked.difference_update(self.succs.get(ur.path, ()))
         if ur.status in EVALUATED:
             parent = self.parent.get(ur.path)
             if parent is not None and self.settled.get(parent, 0) > self.place[ur.path]:
