@@ -96,6 +96,11 @@ class LabError(RuntimeError):
     """Something about the lab is wrong; the message says what to do."""
 
 
+class ClusterNotFormed(LabError):
+    """The nodes did not all come online with a DC in time (Corosync and Pacemaker's
+    own start, before any resource of ours is configured)."""
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -814,7 +819,10 @@ class Lab:
             online = {n.get("name") for n in mon.findall("nodes/node") if n.get("online") == "true"}
             return bool(dc is not None and dc.get("present") == "true" and online >= want)
 
-        wait_until(formed, timeout, 0.5, f"nodes {sorted(want)} online with a DC")
+        try:
+            wait_until(formed, timeout, 0.5, f"nodes {sorted(want)} online with a DC")
+        except LabError as exc:
+            raise ClusterNotFormed(str(exc)) from exc
 
     def configure(self) -> None:
         """The cluster's resources, with the runbook's script, run on the first node."""
