@@ -66,7 +66,6 @@ def lab() -> Iterator[Lab]:
             warnings.warn(
                 f"{exc}; the nodes' logs are in {kept}; building the lab again", stacklevel=2
             )
-            print(f"\ncluster lab: {exc}; the nodes' logs are in {kept}; building it again")
             the_lab = Lab(STATE, prefix=PREFIX)
             the_lab.up()
         yield the_lab
