@@ -37,14 +37,14 @@ def parse(data: bytes) -> tuple[str, list[str]] | None:
     return host, [line.decode("utf-8", "replace") for line in lines if line]
 
 
-def _logs(where: Path) -> Iterator[Path]:
+def logs(where: Path) -> Iterator[Path]:
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for entry in sorted(where.iterdir()):
             if entry.name.endswith(SUFFIX) and entry.is_file() and not entry.is_symlink():
                 yield entry
 
 
-def _read(path: Path) -> tuple[str, list[str]] | None:
+def read(path: Path) -> tuple[str, list[str]] | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
@@ -60,8 +60,8 @@ def foreign_claims(where: Path, identity: str) -> dict[str, str]:
     than ``identity``. The logs of this node and boot are passed over: what their
     servers wrote is in the page cache, and the start records say it all."""
     found: dict[str, str] = {}
-    for path in _logs(where):
-        log = _read(path)
+    for path in logs(where):
+        log = read(path)
         if log is not None and log[0] != identity:
             found.update(dict.fromkeys(log[1], log[0]))
     return found
@@ -74,7 +74,7 @@ def cut(where: Path, running: Iterable[str]) -> list[Path]:
     durable) and goes too. Returns the logs removed."""
     still = set(running)
     removed: list[Path] = []
-    for path in _logs(where):
+    for path in logs(where):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:

@@ -461,6 +461,8 @@ struct watch {
     enum kind kind;
 };
 
+struct record_log;
+
 /* One job the server supervises, from its request to its end record. */
 struct run {
     struct job job;
@@ -479,6 +481,8 @@ struct run {
     int sync_error; /* errno of the fsync that failed, or 0 */
     int wal_error; /* errno of the journal's fdatasync that covers its intent, or 0 */
     unsigned long wal_gen; /* that fdatasync: the first asked for after it was read */
+    int voided; /* --records: its run id was in the voids file: not ours to start */
+    struct record_log *rlog; /* --records: the log its start record went into */
     const char *start_failed; /* what failed as the launch thread started the job */
     int start_errno; /* and its errno */
     double ended_at;
@@ -498,6 +502,186 @@ static size_t notices_len, notices_cap;
 static int notices_polled, notices_gone;
 static char readbuf[65536];
 static long long server_start; /* this server's kernel start time: every record has it */
+static int claims_dir = -1; /* the directory of --claims, or -1: none */
+
+/* -- the record logs (ADR 0039) ---------------------------------------------------------
+ *
+ * Started with `--records` as well as `--claims DIR`, the server makes no directory and
+ * no file for a run but the output its job writes: a run's start and end records are
+ * lines in a log of the server's own in DIR, `PID-START-N.records` ("ajs3-records 1
+ * HOST" on its first line), appended and never fsynced, as started.json's pids and
+ * status.json are not:
+ *
+ *   p RECORD   the start record with the job's pids, written by the job's child before
+ *              its exec, as it writes them into started.json without --records
+ *   e RECORD   the end record, where status.json is written without it
+ *
+ * RECORD is the JSON text of that file (it has the run id); a line counts when whole.
+ * The claims stay run ids in the claim log, made durable before any job starts.
+ *
+ * No started.json means no O_EXCL to stop a request of a dead daemon from starting a run
+ * the daemon after it has declared never started (ADR 0012). `DIR/voids` takes its
+ * place: run ids, one per line, that the daemon appends and fsyncs under an exclusive
+ * lock of the file, before it reads the claim logs still under that lock. The sync
+ * thread takes the same lock for each batch, reads the voids added since its last look,
+ * drops the runs they name and makes the claims of the others durable before it lets
+ * go. Either the daemon finds the claim or the server finds the void: never both.
+ *
+ * The server holds a lock on the log it writes, and each job's child holds it too
+ * through its slot until its exec: once a daemon can lock every log of a server, the
+ * server is gone and no job of it is between its clone and its exec, so a claim with no
+ * "p" line never ran (ADR 0032's rule, with the log's lock for the claim's). A log is
+ * followed by the next one past 64 MiB (or `--records-size`); the server lets go of an
+ * older log once the last job whose start record is in it has ended, and the daemon
+ * removes it as it removes claim logs. */
+#define RECORD_LOG_ROTATE (64LL * 1024 * 1024)
+#define RECORD_LOG_MIN 4096
+static long long record_log_rotate = RECORD_LOG_ROTATE; /* or --records-size */
+
+struct record_log {
+    int fd;
+    long live; /* runs that start in it and have not finished */
+    long long size; /* bytes written, about: a start record counts as 512 */
+    struct record_log *next; /* in the older logs still held */
+};
+
+static int records; /* --records, with a directory of claims: records in logs */
+static struct record_log *record_log, *old_record_logs; /* the server's thread's only */
+static unsigned record_log_seq;
+static int voids_fd = -1;
+static off_t voids_at; /* how much of the voids file was read */
+static char *voids; /* the run ids read from it, each NUL-ended, back to back */
+static size_t voids_len, voids_cap;
+
+/* A new record log, locked, its head written: NULL with errno when it cannot be made. */
+static struct record_log *new_record_log(void)
+{
+    char name[96], head[sizeof host + 32];
+    struct record_log *l = calloc(1, sizeof *l);
+    if (l == NULL)
+        return NULL;
+    l->fd = -1;
+    while (l->fd < 0) {
+        snprintf(name, sizeof name, "%d-%lld-%u.records", (int)getpid(), server_start,
+                 record_log_seq++);
+        l->fd = openat(claims_dir, name,
+                       O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+        if (l->fd < 0 && errno != EEXIST) {
+            free(l);
+            return NULL;
+        }
+    }
+    int n = snprintf(head, sizeof head, "ajs3-records 1 %s\n", host);
+    if (flock(l->fd, LOCK_EX) < 0 || write_all(l->fd, head, (size_t)n) < 0) {
+        int saved = errno;
+        close(l->fd);
+        unlinkat(claims_dir, name, 0);
+        free(l);
+        errno = saved;
+        return NULL;
+    }
+    l->size = n;
+    return l;
+}
+
+/* A run is over: the log of its start record has one live run less; an older log with
+ * none left is let go (closed, and its lock with it). */
+static void record_log_done(struct run *r)
+{
+    struct record_log *l = r->rlog;
+    r->rlog = NULL;
+    if (l == NULL || --l->live > 0 || l == record_log)
+        return;
+    for (struct record_log **p = &old_record_logs; *p != NULL; p = &(*p)->next)
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    close(l->fd);
+    free(l);
+}
+
+/* Past its size, the log written now is followed by a new one (if one can be made). */
+static void rotate_record_log(void)
+{
+    if (record_log->size < record_log_rotate)
+        return;
+    struct record_log *next = new_record_log();
+    if (next == NULL)
+        return; /* the one there is goes on */
+    struct record_log *old = record_log;
+    record_log = next;
+    if (old->live == 0) {
+        close(old->fd);
+        free(old);
+    } else {
+        old->next = old_record_logs;
+        old_record_logs = old;
+    }
+}
+
+/* Read the run ids appended to the voids file since the last look (whole lines). */
+static void read_voids(void)
+{
+    char buf[8192];
+    for (;;) {
+        ssize_t n = pread(voids_fd, buf, sizeof buf, voids_at);
+        if (n <= 0)
+            return;
+        size_t used = 0;
+        for (;;) {
+            char *line = buf + used, *nl = memchr(line, '\n', (size_t)n - used);
+            if (nl == NULL)
+                break;
+            size_t len = (size_t)(nl - line);
+            if (voids_len + len + 1 > voids_cap) {
+                size_t cap = voids_cap ? voids_cap : 4096;
+                while (cap < voids_len + len + 1)
+                    cap *= 2;
+                char *bigger = realloc(voids, cap);
+                if (bigger == NULL) {
+                    fputs("ajs3-supervise: out of memory\n", stderr);
+                    exit(70);
+                }
+                voids = bigger;
+                voids_cap = cap;
+            }
+            memcpy(voids + voids_len, line, len);
+            voids[voids_len + len] = '\0';
+            voids_len += len + 1;
+            used += len + 1;
+        }
+        if (used == 0)
+            return; /* a line still being written: its end is read next time */
+        voids_at += (off_t)used;
+        if ((size_t)n < sizeof buf)
+            return;
+    }
+}
+
+static int is_void(const char *run_id)
+{
+    for (size_t at = 0; at < voids_len; at += strlen(voids + at) + 1)
+        if (strcmp(voids + at, run_id) == 0)
+            return 1;
+    return 0;
+}
+
+/* Append one record line ("p " or "e ", the record, a newline) with one write, so that
+ * the job's children and the server's thread never cut into each other's lines. */
+static int append_record(int fd, const char *kind, const char *text, size_t len)
+{
+    static char line[sizeof((struct buf *)0)->data + 8];
+    if (len + 3 > sizeof line) {
+        errno = E2BIG;
+        return -1;
+    }
+    memcpy(line, kind, 2);
+    memcpy(line + 2, text, len);
+    line[len + 2] = '\n';
+    return write_all(fd, line, len + 3);
+}
+
 
 static int watch_fd(int fd, struct watch *w, unsigned int events, int op)
 {
@@ -625,6 +809,7 @@ static void finish(struct run *r, const struct buf *record)
         r->streams[i].out = -1;
     }
     unwatch_close(&r->pidfd);
+    record_log_done(r);
     if (r->claim >= 0)
         close(r->claim);
     if (r->job.dirfd >= 0)
@@ -659,8 +844,15 @@ static int write_end(struct run *r, struct buf *b)
         put(b, ", \"exit_code\": %d, \"signal\": null}", WEXITSTATUS(r->status));
     }
     /* Not fsynced (ADR 0030): the daemon commits the end durably once it has read it. */
-    if (write_whole(r->job.dirfd, "status.json", b) == 0)
+    if (records) {
+        if (append_record(record_log->fd, "e ", b->data, b->len) == 0) {
+            record_log->size += (long long)b->len + 3;
+            rotate_record_log();
+            return 0;
+        }
+    } else if (write_whole(r->job.dirfd, "status.json", b) == 0) {
         return 0;
+    }
     return errno == ENOSPC || errno == EDQUOT ? 1 : -1;
 }
 
@@ -687,6 +879,25 @@ static void record_failure(struct run *r, const char *what)
     record_end(r);
 }
 
+/* The run's directory, made if it is not there, opened never through a link, and the
+ * daemon's user's alone: its descriptor, or -1 with errno (EPERM if it is someone
+ * else's or others may write it). */
+static int open_jobdir(const char *path)
+{
+    struct stat st;
+    if (mkdir(path, 0750) < 0 && errno != EEXIST)
+        return -1;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+        close(fd);
+        errno = EPERM;
+        return -1;
+    }
+    return fd;
+}
+
 /* Read once from a stream's pipe: 0 when there is nothing more now (or ever). Its file
  * is made at its first byte, as the daemon's user, never followed if a link: a job that
  * writes nothing on a stream has no file for it (two file creations per job fewer).
@@ -699,6 +910,8 @@ static int pump(struct run *r, int i)
     ssize_t n = read(s->in, readbuf, sizeof readbuf);
     if (n > 0) {
         if (s->out < 0 && !s->cut) {
+            if (r->job.dirfd < 0)
+                r->job.dirfd = open_jobdir(r->job.jobdir);
             s->out = openat(r->job.dirfd, names[i],
                             O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
             if (s->out < 0) {
@@ -808,20 +1021,34 @@ static int make_vars_out(const struct job *job)
     return failed ? -1 : 0;
 }
 
+static int make_vars_out_or_fail(struct run *r);
+
+/* begin() with --records: no directory, no file but the AJS3_VARS_OUT file; the claim
+ * is the run id the sync thread logs (or drops, if a daemon voided it). */
+static int begin_in_log(struct run *r)
+{
+    r->rlog = record_log;
+    record_log->live++;
+    record_log->size += 512;
+    if (make_vars_out_or_fail(r) < 0)
+        return -1;
+    r->started_at = now();
+    r->claim_len = 0;
+    return 0;
+}
+
 /* From the request to its claim written (not yet durable), the job not yet started:
  * 0, or -1 when the run is over already (recorded as failed, or not ours). */
 static int begin(struct run *r)
 {
     struct job *job = &r->job;
     struct stat st;
-    if (mkdir(job->jobdir, 0750) < 0 && errno != EEXIST)
-        goto gone;
+    if (records)
+        return begin_in_log(r);
     /* Never a link, and the daemon's user's alone: otherwise nothing can be recorded
      * safely, and the job never runs. */
-    job->dirfd = open(job->jobdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    job->dirfd = open_jobdir(job->jobdir);
     if (job->dirfd < 0)
-        goto gone;
-    if (fstat(job->dirfd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022) != 0)
         goto gone;
     /* The claim: started.json is created here or not at all. A daemon that restarted
      * and found no start record creates it first (a "void" record) so that a request
@@ -845,15 +1072,8 @@ static int begin(struct run *r)
     if (st.st_size != 0)
         goto gone; /* voided by a daemon: not ours to run */
     /* The output files are made at the job's first byte on each (see pump). */
-    if (job->vars_out != NULL && make_vars_out(job) < 0) {
-        char what[MSG_MAX];
-        snprintf(what, sizeof what, "could not make its AJS3_VARS_OUT file %s%s", job->vars_out,
-                 vars_dir_unsafe ? " (its directory must be the daemon's user's, and no one "
-                                   "else may write it)"
-                                 : "");
-        record_failure(r, what);
+    if (make_vars_out_or_fail(r) < 0)
         return -1;
-    }
     /* The claim, without the job's pids yet: they are the job's to write (launch). */
     r->started_at = now();
     struct buf b = {.len = 0};
@@ -876,6 +1096,21 @@ static int begin(struct run *r)
     return 0;
 gone:
     finish(r, NULL);
+    return -1;
+}
+
+/* The job's AJS3_VARS_OUT file, if it has one: 0, or -1 with the run recorded as failed. */
+static int make_vars_out_or_fail(struct run *r)
+{
+    const struct job *job = &r->job;
+    if (job->vars_out == NULL || make_vars_out(job) == 0)
+        return 0;
+    char what[MSG_MAX];
+    snprintf(what, sizeof what, "could not make its AJS3_VARS_OUT file %s%s", job->vars_out,
+             vars_dir_unsafe ? " (its directory must be the daemon's user's, and no one "
+                               "else may write it)"
+                             : "");
+    record_failure(r, what);
     return -1;
 }
 
@@ -939,7 +1174,6 @@ static void start_job(struct run *r);
 #define CLAIM_LOG_MIN 4096
 static off_t claim_log_size = CLAIM_LOG_SIZE;
 #define CLAIM_LINE_MAX 1024
-static int claims_dir = -1; /* the directory of --claims, or -1: none */
 /* --sync-fd: the daemon's journal's write-ahead log, fdatasynced before the jobs asked
  * for start, while their claims are made durable (ADR 0034, 0035): the daemon commits
  * the intents of a step without an fsync of its own when it hands their starts to this
@@ -1019,11 +1253,21 @@ static void sync_claims(struct run *all)
                                                              : sizeof lines;
     size_t n = 0;
     struct run *first = NULL; /* the first run whose id is in `lines` */
+    if (records) { /* held until the claims are durable: see "the record logs" */
+        while (flock(voids_fd, LOCK_EX) < 0 && errno == EINTR)
+            ;
+        read_voids();
+    }
     for (struct run *r = all; r != NULL; r = r->batch_next) {
         r->sync_error = NOT_DURABLE;
         size_t len = r->job.run_id != NULL ? strlen(r->job.run_id) : 0;
         if (claims_dir < 0 || len == 0 || len >= CLAIM_LINE_MAX || memchr(r->job.run_id, '\n', len))
             continue;
+        if (records && is_void(r->job.run_id)) {
+            r->voided = 1;
+            r->sync_error = 0;
+            continue;
+        }
         if (n + len + 1 > most) {
             flush_lines(lines, n, first, r);
             n = 0;
@@ -1038,6 +1282,14 @@ static void sync_claims(struct run *all)
     }
     if (n > 0)
         flush_lines(lines, n, first, NULL);
+    if (records) {
+        flock(voids_fd, LOCK_UN);
+        /* No file to fsync instead: a claim the log could not take is not made. */
+        for (struct run *r = all; r != NULL; r = r->batch_next)
+            if (r->sync_error == NOT_DURABLE)
+                r->sync_error = EINVAL;
+        return;
+    }
     /* The rest (and those the log could not take, rather than fail them): each file. */
     for (struct run *r = all; r != NULL; r = r->batch_next)
         if (r->sync_error != 0)
@@ -1175,7 +1427,7 @@ static void *launch_worker(void *unused)
         struct run *all = take_all(&launch_queue, &launch_wanted);
         struct run *last = NULL;
         for (struct run *r = all; r != NULL; r = r->batch_next) {
-            if (r->sync_error == 0)
+            if (r->sync_error == 0 && !r->voided)
                 start_job(r);
             last = r;
         }
@@ -1293,6 +1545,8 @@ static int become_job(void *arg)
     pid_t pid = (pid_t)syscall(SYS_getpid);
     long long start = stat_start_time("/proc/self/stat");
     char *p = record;
+    if (records)
+        p = put_text(p, "p ");
     memcpy(p, s->head->data, s->head->len);
     p += s->head->len;
     p = put_decimal(put_text(p, "\"job_pid\": "), pid);
@@ -1306,9 +1560,12 @@ static int become_job(void *arg)
      * orphan-list change per job. */
     while (p < record + r->claim_len)
         *p++ = ' ';
+    if (records) /* one line of its server's record log, appended with one write */
+        *p++ = '\n';
     size_t len = (size_t)(p - record);
-    if (pwrite(SLOT_CLAIM, record, len, 0) != (ssize_t)len)
-        child_fail("record its pids in", "started.json");
+    if ((records ? write(SLOT_CLAIM, record, len) : pwrite(SLOT_CLAIM, record, len, 0)) !=
+        (ssize_t)len)
+        child_fail("record its pids in", records ? "its server's record log" : "started.json");
     r->ids.job_start = start;
     /* From the slots to 0 (/dev/null), 1 (stdout), 2 (stderr) and 3 (the claim, closed
      * by a successful exec); in this order, each slot is read before it is written
@@ -1397,8 +1654,11 @@ static void start_job(struct run *r)
     /* The write ends and the claim into the slots, for the child to take. */
     pid_t pid = -1;
     const char *failed = "hand the job its descriptors";
+    /* With --records, the record log the job writes its pids into takes the claim's
+     * slot, and the job holds its lock until its exec as it holds the claim's. */
+    int claim = records ? r->rlog->fd : r->claim;
     if (dup2(pipes[0][1], SLOT_OUT) >= 0 && dup2(pipes[1][1], SLOT_ERR) >= 0 &&
-        dup2(r->claim, SLOT_CLAIM) >= 0) {
+        dup2(claim, SLOT_CLAIM) >= 0) {
         failed = "clone";
         child_msg = r->msg;
         child_msglen = &r->msglen;
@@ -1415,7 +1675,8 @@ static void start_job(struct run *r)
     r->streams[0].in = pipes[0][0];
     r->streams[1].in = pipes[1][0];
     /* The lock is the job's own now, until its exec. */
-    close(r->claim);
+    if (r->claim >= 0)
+        close(r->claim);
     r->claim = -1;
     if (pid < 0) {
         r->start_failed = failed;
@@ -1443,7 +1704,9 @@ static void launch_synced(void)
     while (done != NULL) {
         struct run *r = done;
         done = r->batch_next;
-        if (r->sync_error != 0) {
+        if (r->voided) {
+            finish(r, NULL); /* a daemon declared it never started: not ours to run */
+        } else if (r->sync_error != 0) {
             char what[MSG_MAX];
             snprintf(what, sizeof what, "could not record the start in %s", r->job.jobdir);
             errno = r->sync_error;
@@ -1730,6 +1993,25 @@ static int open_claims_dir(const char *path)
     return -1;
 }
 
+/* --records: the voids file and the first record log, or -1 (said why; the records are
+ * then files in each run's directory, as without the option). */
+static int open_record_logs(void)
+{
+    const char *why = "it needs --claims with a directory of the daemon's user's alone";
+    if (claims_dir >= 0) {
+        voids_fd = openat(claims_dir, "voids", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+        if (voids_fd >= 0 && (record_log = new_record_log()) != NULL)
+            return 0;
+        why = strerror(errno);
+        if (voids_fd >= 0)
+            close(voids_fd);
+        voids_fd = -1;
+    }
+    fprintf(stderr, "ajs3-supervise: --records: %s; each run's records are files in its "
+                    "directory\n", why);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     int ends_only = 0, wal_arg = -1;
@@ -1740,6 +2022,10 @@ int main(int argc, char **argv)
             ends_only = 1;
         else if (strcmp(argv[i], "--tell-records") == 0)
             tell_records = 1;
+        else if (strcmp(argv[i], "--records") == 0)
+            records = 1;
+        else if (strcmp(argv[i], "--records-size") == 0 && i + 1 < argc)
+            bad = (record_log_rotate = strtoll(argv[++i], NULL, 10)) < RECORD_LOG_MIN;
         else if (strcmp(argv[i], "--claims") == 0 && i + 1 < argc)
             claims = argv[++i];
         else if (strcmp(argv[i], "--sync-fd") == 0 && i + 1 < argc)
@@ -1751,7 +2037,7 @@ int main(int argc, char **argv)
     }
     if (bad) {
         fputs("usage: ajs3-supervise --serve [--ends-only] [--tell-records] "
-              "[--claims DIR [--claims-size BYTES]] "
+              "[--claims DIR [--claims-size BYTES] [--records [--records-size BYTES]]] "
               "[--sync-fd FD]\n"
               "(the ajs3 daemon starts it and sends it the jobs to start; "
               "not meant to be run by hand)\n",
@@ -1784,5 +2070,7 @@ int main(int argc, char **argv)
     server_start = start_time(getpid());
     if (claims != NULL)
         claims_dir = open_claims_dir(claims);
+    if (records && open_record_logs() < 0)
+        records = 0;
     return serve();
 }

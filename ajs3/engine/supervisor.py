@@ -95,6 +95,11 @@ class SupervisorServer:
         self.claims = claims
         #: the size of each claim log, when not the server's own (256 KiB)
         self.claims_size: int | None = None
+        #: the server writes each run's start and end records into logs of its own in
+        #: ``claims`` instead of files in the run's directory (``--records``, ADR 0039;
+        #: not used by the daemon yet), each followed by the next past ``records_size``
+        self.records = False
+        self.records_size: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         #: a file the server fdatasyncs before the jobs of a batch start (the journal's
         #: write-ahead log, ADR 0034, 0035), as (descriptor, device, inode); None: none
@@ -201,6 +206,8 @@ class SupervisorServer:
                     "--tell-records",
                     *(["--claims", str(self.claims)] if self.claims is not None else []),
                     *(["--claims-size", str(self.claims_size)] if self.claims_size else []),
+                    *(["--records"] if self.records else []),
+                    *(["--records-size", str(self.records_size)] if self.records_size else []),
                     *(["--sync-fd", str(sync[0])] if sync is not None else []),
                 ],
                 stdin=subprocess.PIPE,
