@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ajs3.engine import claimlog, recovery
+from ajs3.engine import claimlog, recordlog, recovery
 from ajs3.engine import runner as rn
 from ajs3.engine.collect import Collector
 from ajs3.engine.core import Core
@@ -78,7 +78,8 @@ class Reconciler:
         if where is None:
             return
         try:
-            removed = claimlog.cut(where, self.core.journal.running_run_ids())
+            running = self.core.journal.running_run_ids()
+            removed = claimlog.cut(where, running) + recordlog.cut(where, running)
         except OSError as exc:
             self.core.log.warning("claim logs not cut; tried again later", error=str(exc))
             return

@@ -1,5 +1,6 @@
-"""The record logs of the supervisor servers and the file of voids (ADR 0039, proposed:
-the server has them behind ``--records``; the daemon does not pass it yet).
+"""The record logs of the supervisor servers and the file of voids (ADR 0039): a daemon
+runs its server with ``--records`` and reads runs' records here, then in their
+directories (runs started before, or by a server without the option).
 
 A server started with ``--claims DIR --records`` makes no file for a run but its
 output. Each run's start record (with its job's pids, written by the job itself before
@@ -22,6 +23,8 @@ import contextlib
 import fcntl
 import json
 import os
+import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +97,16 @@ def read(path: Path) -> Records | None:
         os.close(fd)
 
 
+def all_started(where: Path) -> dict[str, dict[str, Any]]:
+    """Run id -> start record, from every record log in ``where``."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in logs(where):
+        log = read(path)
+        if log is not None:
+            found.update(log.started)
+    return found
+
+
 def held(path: Path) -> bool:
     """Whether a server, or a job of it not yet exec'd, still holds the log's lock."""
     try:
@@ -110,34 +123,127 @@ def held(path: Path) -> bool:
         os.close(fd)
 
 
-def claimed(where: Path) -> set[str]:
-    """Every run id in the claim logs of ``where``, of any node or boot."""
-    found: set[str] = set()
+def local_claims(where: Path, identity: str) -> dict[str, Path]:
+    """Run id -> its claim log, for the claims of servers of this node and boot."""
+    found: dict[str, Path] = {}
     for path in claimlog.logs(where):
         log = claimlog.read(path)
-        if log is not None:
-            found.update(log[1])
+        if log is not None and log[0] == identity:
+            found.update(dict.fromkeys(log[1], path))
     return found
 
 
-def void(where: Path, run_id: str) -> bool:
-    """Declare that the run ``run_id`` never started, so that no server of this
-    directory ever starts it: False if a server claimed it first. Under an exclusive
-    lock of the voids file, the claim logs are read; a run they do not name is
-    appended to the file, which is fsynced before the lock goes."""
+def void(where: Path, run_id: str, identity: str) -> bool:
+    """Declare that the run ``run_id`` never started, so that no server of this node and
+    boot ever starts it: False if one claimed it first. Under an exclusive lock of the
+    voids file, the claim logs of this node and boot are read (a server of another node
+    or boot is gone, and its claims are the failover's question); a run they do not name
+    is appended to the file, which is fsynced before the lock goes."""
     if "\n" in run_id or not run_id:
         raise ValueError(f"not a run id: {run_id!r}")
     flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(where / VOIDS, flags, 0o640)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if run_id in claimed(where):
+        if run_id in local_claims(where, identity):
             return False
         os.write(fd, run_id.encode() + b"\n")
         os.fsync(fd)
         return True
     finally:
         os.close(fd)  # and the lock with it
+
+
+_RUN_ID = re.compile(rb'"run_id": "([^"\\]*)"')
+
+
+class Index:
+    """Where each run's records are in the record logs of a directory: read as the logs
+    grow (only their new whole lines), each record read back when asked for."""
+
+    def __init__(self, where: Path) -> None:
+        self.where = where
+        self._read: dict[Path, int] = {}  # bytes of whole lines read, per log
+        self._started: dict[str, tuple[Path, int, int]] = {}
+        self._ended: dict[str, tuple[Path, int, int]] = {}
+
+    def refresh(self) -> None:
+        """Read what the logs have gained since the last look; forget removed logs."""
+        seen = set()
+        for path in logs(self.where):
+            seen.add(path)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue
+            at = self._read.get(path, 0)
+            data = b""
+            try:
+                while chunk := os.pread(fd, 1 << 20, at + len(data)):
+                    data += chunk
+            finally:
+                os.close(fd)
+            self._take(path, at, data)
+        for gone in set(self._read) - seen:
+            del self._read[gone]
+            for table in (self._started, self._ended):
+                for run_id in [r for r, (p, _, _) in table.items() if p == gone]:
+                    del table[run_id]
+
+    def _take(self, path: Path, at: int, data: bytes) -> None:
+        end = data.rfind(b"\n") + 1
+        if at == 0:
+            if not data.startswith(MAGIC):
+                return  # not a record log (yet): looked at again next time
+            start = data.find(b"\n") + 1
+        else:
+            start = 0
+        pos = start
+        while pos < end:
+            nl = data.index(b"\n", pos)
+            kind = data[pos : pos + 2]
+            found = _RUN_ID.search(data, pos, nl)
+            if found is not None and kind in (b"p ", b"e "):
+                table = self._started if kind == b"p " else self._ended
+                table[found.group(1).decode("utf-8", "replace")] = (
+                    path,
+                    at + pos + 2,
+                    nl - pos - 2,
+                )
+            pos = nl + 1
+        self._read[path] = at + end
+
+    def _get(self, table: dict[str, tuple[Path, int, int]], run_id: str) -> dict[str, Any] | None:
+        where = table.get(run_id)
+        if where is None:
+            self.refresh()
+            where = table.get(run_id)
+        if where is None:
+            return None
+        path, offset, length = where
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            return _record(os.pread(fd, length, offset))
+        finally:
+            os.close(fd)
+
+    def started(self, run_id: str) -> dict[str, Any] | None:
+        """The run's start record (with its job's pids), if a log has it."""
+        return self._get(self._started, run_id)
+
+    def ended(self, run_id: str) -> dict[str, Any] | None:
+        """The run's end record, if a log has it."""
+        return self._get(self._ended, run_id)
+
+
+def server_logs(claim_log: Path) -> list[Path]:
+    """The record logs of the server that wrote the claim log ``claim_log`` (their names
+    begin with the same PID-START-)."""
+    pid, start, _ = claim_log.name.split("-", 2)
+    return [p for p in logs(claim_log.parent) if p.name.startswith(f"{pid}-{start}-")]
 
 
 def voids(where: Path) -> set[str]:
@@ -152,3 +258,41 @@ def voids(where: Path) -> set[str]:
     finally:
         os.close(fd)
     return {line.decode("utf-8", "replace") for line in data.split(b"\n")[:-1] if line}
+
+
+def settle(
+    index: Index, where: Path, run_id: str, identity: str, wait: float
+) -> dict[str, Any] | None:
+    """The start record of a run that a server of this node and boot claimed in its
+    log (so :func:`void` refused): as soon as its job has written it. None once no log of
+    that server is held any more without one: the server is gone and no job of it is
+    between its clone and its exec, so the job never ran (ADR 0032's rule) and no server
+    can start it any more. TimeoutError if the server lives on for ``wait`` seconds
+    without starting it."""
+    claim = local_claims(where, identity).get(run_id)
+    end = time.monotonic() + wait
+    while True:
+        record = index.started(run_id)
+        if record is not None or claim is None:
+            return record
+        if not any(held(log) for log in server_logs(claim)):
+            index.refresh()  # what was written before the last lock went
+            return index.started(run_id)
+        if time.monotonic() >= end:
+            raise TimeoutError(f"the server that claimed {run_id} has not started its job")
+        time.sleep(0.02)
+
+
+def cut(where: Path, running: set[str]) -> list[Path]:
+    """Remove every record log that no server or job holds and that names no run in
+    ``running`` (the run ids the journal says run). Returns the logs removed."""
+    removed: list[Path] = []
+    for path in logs(where):
+        if held(path):
+            continue
+        log = read(path)
+        if log is None or running.isdisjoint(log.started.keys() | log.ended.keys()):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed

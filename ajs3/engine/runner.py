@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3 import datadir as dd
-from ajs3.engine import jobenv, native
+from ajs3.engine import jobenv, native, recordlog
 from ajs3.engine.supervisor import SupervisorServer, Told, supervisor_binary
 from ajs3.errors import AjsError, Code
 from ajs3.fileperms import read_regular
@@ -190,9 +190,12 @@ USER_TTL = 1.0
 class Runner:
     """Starts supervisors for jobs of one logical host."""
 
-    def __init__(self, datadir: Path, settings: Settings, *, claim_log: bool = False) -> None:
-        """``claim_log``: the server makes claims durable in its log (ADR 0033). Only a
-        daemon reads the logs after a failover; an execution host does without."""
+    def __init__(
+        self, datadir: Path, settings: Settings, *, claim_log: bool = False, records: bool = False
+    ) -> None:
+        """``claim_log``: the server makes claims durable in its log (ADR 0033), read by a
+        daemon after a failover. ``records`` (with it): runs' records in the server's
+        logs (ADR 0039; the daemon does not ask for them yet)."""
         self.jobs_dir = dd.jobs(datadir)
         private_dir(self.jobs_dir)
         self.settings = settings
@@ -200,6 +203,8 @@ class Runner:
         if self.claims_dir is not None:
             private_dir(self.claims_dir)
         self.supervisor = SupervisorServer(supervisor_binary(), self.claims_dir)
+        self.records = recordlog.Index(self.claims_dir) if records and self.claims_dir else None
+        self.supervisor.records = self.records is not None
         #: (user or None for the default, default_user, allow_root_jobs) -> when it was
         #: looked up, and what was found
         self._users: dict[tuple[str | None, str, bool], tuple[float, jobenv.JobUser]] = {}
@@ -358,8 +363,12 @@ class Runner:
     def started(self, jobdir: Path) -> dict[str, Any] | None:
         """The run's start record once it is whole: a void record, or one that names its
         job. None if there is none, or it is being written, or it is a claim whose job
-        has not written its pids yet (ADR 0032): :meth:`settle` tells those apart."""
-        return whole_record(read_json(jobdir / dd.STARTED))
+        has not written its pids yet (ADR 0032): :meth:`settle` tells those apart. The
+        file first, then the server's record logs (ADR 0039)."""
+        found = whole_record(read_json(jobdir / dd.STARTED))
+        if found is None and self.records is not None:
+            found = self.records.started(jobdir.name)
+        return found
 
     def settle(self, jobdir: Path, why: str, wait: float = 30.0) -> dict[str, Any] | None:
         """The start record of a run whose started.json exists but cannot be read.
@@ -375,6 +384,9 @@ class Runner:
         run is in doubt. Raises TimeoutError if a supervisor holds the lock for
         ``wait`` seconds.
         """
+        if self.records is not None and not os.path.lexists(jobdir / dd.STARTED):
+            assert self.claims_dir is not None
+            return recordlog.settle(self.records, self.claims_dir, jobdir.name, self.identity, wait)
         fd = os.open(jobdir / dd.STARTED, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             end = time.monotonic() + wait
@@ -406,7 +418,12 @@ class Runner:
     def void(self, jobdir: Path, why: str) -> bool:
         """Claim a run that has no start record, so that no supervisor can start it
         any more (ADR 0012): create ``started.json`` (O_EXCL) as a void record and make
-        it durable. False if it exists already: a supervisor got there first."""
+        it durable. False if it exists already: a supervisor got there first. With record
+        logs, the run id goes into the voids first (False: a server claimed it)."""
+        if self.records is not None:
+            assert self.claims_dir is not None
+            if not recordlog.void(self.claims_dir, jobdir.name, self.identity):
+                return False
         private_dir(jobdir, reclaim=True)
         path = jobdir / dd.STARTED
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -429,7 +446,15 @@ class Runner:
     def status(self, jobdir: Path, told: Told | None = None) -> dict[str, Any] | None:
         """The run's end record: as the server told it (``told``), else status.json."""
         told_record = None if told is None else json_object(told.record)
-        return told_record if told_record is not None else read_json(jobdir / dd.STATUS)
+        found = told_record if told_record is not None else read_json(jobdir / dd.STATUS)
+        if found is None and self.records is not None:
+            found = self.records.ended(jobdir.name)
+        return found
+
+    def has_ended(self, jobdir: Path) -> bool:
+        """Whether the run's end is recorded (status.json, or a record log)."""
+        ended = os.path.lexists(jobdir / dd.STATUS)
+        return ended or (self.records is not None and self.records.ended(jobdir.name) is not None)
 
     def is_local(self, started: dict[str, Any]) -> bool:
         return bool(started.get("host") == self.identity)

@@ -12,13 +12,11 @@ through :meth:`ajs3.journal.store.Journal.set_status`.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from ajs3 import datadir as dd
 from ajs3.definitions.units import DefinitionSet
 from ajs3.engine import connectors, planchanges, runvars, suspend
 from ajs3.engine import runner as rn
@@ -469,7 +467,7 @@ class Scheduler:
             return
         self._adopted_look = now + ADOPTED_LOOK
         for t in self._adopted():
-            if t.pidfd not in core.exited and os.path.lexists(t.jobdir / dd.STATUS):
+            if t.pidfd not in core.exited and core.runner.has_ended(t.jobdir):
                 core.exited.append(t.pidfd)
 
     def adopted_wake(self) -> float | None:

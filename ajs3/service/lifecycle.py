@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3 import datadir as dd
+from ajs3.engine import recordlog
 from ajs3.engine.runner import is_same_process, kill_group, read_json
 from ajs3.errors import AjsError, Code, JournalError, LockedError, ServiceError
 from ajs3.journal.files import JOURNAL_FILE, check_datadir, logical_host_traces
@@ -356,12 +357,17 @@ def kill_jobs(datadir: Path) -> int:
         journal = Journal.open(datadir, readonly=True)
     except AjsError:
         return 0
+    logged: dict[str, dict[str, Any]] | None = None  # the record logs' (ADR 0039), once
     try:
         for run in journal.active_jobnet_runs():
             for ur in journal.unit_runs(run):
                 if ur.status is Status.RUNNING and ur.run_id:
-                    started = read_json(dd.jobdir(datadir, ur.run_id) / dd.STARTED) or {}
-                    if kill_group(started.get("pgid"), signal.SIGKILL, started):
+                    started = read_json(dd.jobdir(datadir, ur.run_id) / dd.STARTED)
+                    if started is None:
+                        if logged is None:
+                            logged = recordlog.all_started(dd.claims(datadir))
+                        started = logged.get(ur.run_id)
+                    if kill_group((started or {}).get("pgid"), signal.SIGKILL, started):
                         count += 1
     finally:
         journal.close()

@@ -1,9 +1,10 @@
-"""The supervisor server's record logs (``--records``, ADR 0039, proposed; the daemon
-does not pass it yet): real processes and files, driven through the Runner."""
+"""The supervisor server's record logs (``--records``, ADR 0039) and the Runner that
+reads them (the daemon does not ask for them yet): real processes and files."""
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import select
 import time
@@ -22,8 +23,9 @@ ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 @pytest.fixture
 def runner(tmp_path: Path) -> Iterator[Runner]:
-    r = Runner(tmp_path, Settings("lh1", tmp_path, allow_root_jobs=True), claim_log=True)
-    r.supervisor.records = True
+    settings = Settings("lh1", tmp_path, allow_root_jobs=True)
+    r = Runner(tmp_path, settings, claim_log=True, records=True)
+    assert r.supervisor.records
     yield r
     r.close()
 
@@ -93,15 +95,15 @@ def test_a_voided_run_is_never_started(runner: Runner, tmp_path: Path) -> None:
     first = start(runner, "f" + "1" * 20, ["/bin/true"])  # the server is up, its logs made
     ended(runner, [first])
     run_id = "v" + "1" * 20
-    assert recordlog.void(claims, run_id)
+    assert recordlog.void(claims, run_id, runner.identity)
     voided = start(runner, run_id, ["/bin/sh", "-c", f"touch {marker}"])
     told = ended(runner, [voided])
     assert told[voided] is None  # not its to start: told with no record
     assert not marker.exists()
     records = all_records(claims)
     assert run_id not in records.started and run_id not in records.ended
-    assert run_id not in recordlog.claimed(claims)
-    assert not recordlog.void(claims, first.name)  # claimed first: not void
+    assert run_id not in recordlog.local_claims(claims, runner.identity)
+    assert not recordlog.void(claims, first.name, runner.identity)  # claimed first: not void
 
 
 def test_a_void_written_while_the_server_waits_for_the_lock_wins(
@@ -167,3 +169,80 @@ def test_records_without_a_claims_directory_are_files_as_before(tmp_path: Path) 
         assert (jobdir / "started.json").exists()
     finally:
         runner.close()
+
+
+def test_a_runner_reads_the_logs_and_a_runs_own_files_first(runner: Runner) -> None:
+    jobdir = start(runner, "a" + "1" * 20, ["/bin/true"])
+    ended(runner, [jobdir])
+    started, status = runner.started(jobdir), runner.status(jobdir)  # nothing told: the logs
+    assert started is not None and started["job_pid"] > 0 and started["run_id"] == jobdir.name
+    assert status is not None and status["exit_code"] == 0 and runner.has_ended(jobdir)
+    # A run of a server before the logs keeps its files, and they are read first.
+    old = runner.jobdir("o" + "1" * 20)
+    old.mkdir(mode=0o750)
+    record = {"run_id": old.name, "job_pid": 4242, "pgid": 4242, "host": runner.identity}
+    (old / "started.json").write_text(json.dumps(record))
+    assert runner.started(old) == record and not runner.has_ended(old)
+    (old / "status.json").write_text(json.dumps({**record, "exit_code": 1}))
+    assert runner.has_ended(old) and runner.status(old) == {**record, "exit_code": 1}
+
+
+def claimed_by_a_dead_server(runner: Runner, claims: Path, run_id: str) -> Path:
+    """A claim log and a record log of a server that is gone (pid 1, start 1), the claim
+    of ``run_id`` in it and no start record: the server died between the two."""
+    head = f"ajs3-claims 1 {runner.identity}\n{run_id}\n".encode()
+    (claims / "1-1-0.log").write_bytes(head + bytes(4096 - len(head)))
+    records = claims / "1-1-0.records"
+    records.write_text(f"ajs3-records 1 {runner.identity}\n")
+    return records
+
+
+def test_a_claim_whose_server_died_before_its_job_never_ran(runner: Runner, tmp_path: Path) -> None:
+    claims = tmp_path / "claims"
+    claims.mkdir(exist_ok=True)
+    run_id = "d" + "1" * 20
+    records = claimed_by_a_dead_server(runner, claims, run_id)
+    jobdir = runner.jobdir(run_id)
+    assert not runner.void(jobdir, "test")  # claimed: not for a daemon to void
+    assert runner.settle(jobdir, "test", wait=5.0) is None  # its server gone: never ran
+    # While a server (or a job of it before its exec) holds the log, settle waits.
+    fd = os.open(records, os.O_RDWR | os.O_APPEND)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(TimeoutError):
+            runner.settle(jobdir, "test", wait=0.2)
+        line = {"run_id": run_id, "job_pid": 4343, "job_start": 7, "pgid": 4343}
+        os.write(fd, b"p " + json.dumps(line).encode() + b"\n")
+        assert runner.settle(jobdir, "test", wait=5.0) == line
+    finally:
+        os.close(fd)
+
+
+def test_a_run_nobody_claimed_is_voided_in_the_voids_and_its_own_file(
+    runner: Runner, tmp_path: Path
+) -> None:
+    claims = tmp_path / "claims"
+    first = start(runner, "f" + "3" * 20, ["/bin/true"])  # the server up: its voids file
+    ended(runner, [first])
+    jobdir = runner.jobdir("u" + "1" * 20)
+    assert runner.void(jobdir, "never started")
+    assert jobdir.name in recordlog.voids(claims)
+    # A server from before the logs would find the void record, as it always did.
+    started = runner.started(jobdir)
+    assert started is not None and started["void"] is True
+    assert not runner.void(jobdir, "again")
+
+
+def test_record_logs_are_cut_once_free_and_their_runs_ended(runner: Runner, tmp_path: Path) -> None:
+    claims = tmp_path / "claims"
+    jobdir = start(runner, "c" + "1" * 20, ["/bin/true"])
+    ended(runner, [jobdir])
+    (log,) = recordlog.logs(claims)
+    assert recordlog.cut(claims, set()) == []  # its server holds it
+    server = runner.server
+    assert server is not None
+    runner.close()
+    assert server.wait(timeout=30) == 0
+    assert recordlog.cut(claims, {jobdir.name}) == []  # the journal says it runs
+    assert recordlog.cut(claims, set()) == [log]
+    assert not log.exists()
