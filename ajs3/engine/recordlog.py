@@ -177,13 +177,15 @@ class Index:
             except OSError:
                 continue
             at = self._read.get(path, 0)
-            data = b""
+            chunks: list[bytes] = []
+            size = 0
             try:
-                while chunk := os.pread(fd, 1 << 20, at + len(data)):
-                    data += chunk
+                while chunk := os.pread(fd, 1 << 20, at + size):
+                    chunks.append(chunk)
+                    size += len(chunk)
             finally:
                 os.close(fd)
-            self._take(path, at, data)
+            self._take(path, at, b"".join(chunks))
         for gone in set(self._read) - seen:
             del self._read[gone]
             for table in (self._started, self._ended):
