@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ajs3 import model
+from ajs3.engine import recordlog
 from ajs3.service.client import Client
 
 REPO = Path(__file__).resolve().parent.parent
@@ -163,11 +164,14 @@ def start_record(path: Path, wait: float = 1.0) -> dict[str, Any] | None:
 
 
 def kill_unended(jobs: Path) -> None:
-    """SIGKILL the job group and the supervisor of every run without status.json."""
-    for started in jobs.glob("*/started.json"):
-        if (started.parent / "status.json").exists():
-            continue
-        info = start_record(started) or {}
+    """SIGKILL the job group and the supervisor of every run without an end record (no
+    status.json, or no end in the record logs beside ``jobs``: ADR 0039)."""
+    records = [
+        start_record(started) or {}
+        for started in jobs.glob("*/started.json")
+        if not (started.parent / "status.json").exists()
+    ] + recordlog.unended(jobs.parent / "claims")
+    for info in records:
         for key, kill in (("pgid", os.killpg), ("supervisor_pid", os.kill)):
             try:
                 kill(int(info[key]), signal.SIGKILL)

@@ -24,6 +24,7 @@ from typing import Any
 
 import psutil
 
+from ajs3.engine import recordlog
 from bench.lhost import FINAL, REPO, cli_env, kill_unended, start_record
 
 __all__ = [
@@ -187,8 +188,9 @@ def _tree(pid: int) -> list[psutil.Process]:
 
 def crash_processes(daemon_pid: int, jobs: Path) -> None:
     """Freeze, then SIGKILL, a daemon with everything it started and every supervisor
-    (with its job) named in an unended started.json under ``jobs``: those of an earlier
-    daemon are no longer its descendants."""
+    (with its job) named in an unended started.json under ``jobs`` or start record in
+    the record logs beside it: those of an earlier daemon are no longer its
+    descendants."""
     frozen: dict[int, psutil.Process] = {}
 
     def freeze(procs: list[psutil.Process]) -> bool:
@@ -204,10 +206,12 @@ def crash_processes(daemon_pid: int, jobs: Path) -> None:
     # Until nothing new appears: the fork server may fork once more before it stops.
     while freeze(_tree(daemon_pid)):
         pass
-    for started in jobs.glob("*/started.json") if jobs.is_dir() else []:
-        if (started.parent / "status.json").exists():
-            continue
-        info = start_record(started) or {}
+    records = [
+        start_record(started) or {}
+        for started in (jobs.glob("*/started.json") if jobs.is_dir() else [])
+        if not (started.parent / "status.json").exists()
+    ] + recordlog.unended(jobs.parent / "claims")  # a server's record logs (ADR 0039)
+    for info in records:
         supervisor = info.get("supervisor_pid")
         if isinstance(supervisor, int) and supervisor not in frozen:
             while freeze(_tree(supervisor)):

@@ -107,6 +107,19 @@ def all_started(where: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
+def unended(where: Path) -> list[dict[str, Any]]:
+    """The start records of runs whose end no record log of ``where`` holds (a job that
+    may still run, for a harness that cleans up after a daemon it killed)."""
+    started: dict[str, dict[str, Any]] = {}
+    ended: set[str] = set()
+    for path in logs(where):
+        log = read(path)
+        if log is not None:
+            started.update(log.started)
+            ended.update(log.ended)
+    return [record for run_id, record in started.items() if run_id not in ended]
+
+
 def held(path: Path) -> bool:
     """Whether a server, or a job of it not yet exec'd, still holds the log's lock."""
     try:

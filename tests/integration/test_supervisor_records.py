@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import select
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ajs3.engine import claimlog, recordlog
-from ajs3.engine.runner import Runner
+from ajs3.engine.runner import Runner, kill_group
 from ajs3.engine.supervisor import Told
 from ajs3.settings import Settings
 
@@ -246,3 +247,18 @@ def test_record_logs_are_cut_once_free_and_their_runs_ended(runner: Runner, tmp_
     assert recordlog.cut(claims, {jobdir.name}) == []  # the journal says it runs
     assert recordlog.cut(claims, set()) == [log]
     assert not log.exists()
+
+
+def test_the_runs_without_an_end_are_found_to_clean_up_after_a_crash(
+    runner: Runner, tmp_path: Path
+) -> None:
+    claims = tmp_path / "claims"
+    jobdir = start(runner, "s" + "1" * 20, ["sleep", "60"])
+    deadline = time.monotonic() + 30
+    while (started := runner.started(jobdir)) is None:
+        assert time.monotonic() < deadline, "no start record"
+        time.sleep(0.02)
+    assert [r["run_id"] for r in recordlog.unended(claims)] == [jobdir.name]
+    assert kill_group(started["pgid"], signal.SIGKILL, started)
+    told = ended(runner, [jobdir])[jobdir]
+    assert told is not None and recordlog.unended(claims) == []
