@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import secrets
+import select
 import signal
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from typing import Any
 import psutil
 
 from ajs3.engine import recordlog
+from ajs3.engine.runner import Runner
+from ajs3.engine.supervisor import Told
 from bench.lhost import FINAL, REPO, cli_env, kill_unended, start_record
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "kill_unended",
     "start_record",
     "unprivileged_user",
+    "wait_ended",
     "wait_for",
 ]
 
@@ -269,3 +273,23 @@ def wait_for(what: Callable[[], Any], timeout: float = 20.0, message: str = "") 
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {message or what}")
+
+
+def wait_ended(
+    runner: Runner, jobdirs: list[Path], timeout: float = 20.0
+) -> dict[Path, Told | None]:
+    """Until the server has told the end of each of these runs (as the daemon learns it);
+    what it told of each."""
+    want = set(jobdirs)
+    seen: dict[Path, Told | None] = {}
+    end = time.monotonic() + timeout
+    while True:
+        seen.update(runner.take_ended())
+        if want <= seen.keys():
+            return seen
+        fd = runner.notices()
+        assert fd is not None, "the supervisor server is gone"
+        left = end - time.monotonic()
+        assert left > 0, f"no end told for {sorted(str(j) for j in want - seen.keys())}"
+        if select.select([fd], [], [], left)[0]:
+            runner.read_notices()

@@ -7,7 +7,6 @@ import base64
 import fcntl
 import json
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -18,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lhost import wait_ended
 
 from ajs3.engine import claimlog, native
 from ajs3.engine.runner import Runner, kill_group, proc_starttime
-from ajs3.engine.supervisor import Told, encode_request
+from ajs3.engine.supervisor import encode_request
 from ajs3.exechost.serve import run_state
 from ajs3.service.joboutput import read_log
 from ajs3.settings import Settings
@@ -34,25 +34,6 @@ def runner(tmp_path: Path) -> Iterator[Runner]:
     r = Runner(tmp_path, Settings("lh1", tmp_path, allow_root_jobs=True))
     yield r
     r.close()
-
-
-def wait_ended(
-    runner: Runner, jobdirs: list[Path], timeout: float = 20.0
-) -> dict[Path, Told | None]:
-    """Until the server has told the end of each of these runs (as the daemon learns it);
-    what it told of each."""
-    want, seen = set(jobdirs), {}
-    end = time.monotonic() + timeout
-    while True:
-        seen.update(runner.take_ended())
-        if want <= seen.keys():
-            return seen
-        fd = runner.notices()
-        assert fd is not None, "the supervisor server is gone"
-        left = end - time.monotonic()
-        assert left > 0, f"no end told for {sorted(str(j) for j in want - seen.keys())}"
-        if select.select([fd], [], [], left)[0]:
-            runner.read_notices()
 
 
 def run_job(

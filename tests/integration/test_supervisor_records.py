@@ -6,17 +6,16 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import select
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lhost import wait_ended
 
 from ajs3.engine import claimlog, recordlog
 from ajs3.engine.runner import Runner, kill_group
-from ajs3.engine.supervisor import Told
 from ajs3.settings import Settings
 
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -29,22 +28,6 @@ def runner(tmp_path: Path) -> Iterator[Runner]:
     assert r.supervisor.records
     yield r
     r.close()
-
-
-def ended(runner: Runner, jobdirs: list[Path], timeout: float = 30.0) -> dict[Path, Told | None]:
-    """Until the server has told the end of each of these runs; what it told."""
-    want = set(jobdirs)
-    seen: dict[Path, Told | None] = {}
-    end = time.monotonic() + timeout
-    while not want <= seen.keys():
-        fd = runner.notices()
-        assert fd is not None, "the supervisor server is gone"
-        left = end - time.monotonic()
-        assert left > 0, f"no end told for {sorted(str(j) for j in want - seen.keys())}"
-        if select.select([fd], [], [], left)[0]:
-            runner.read_notices()
-        seen.update(runner.take_ended())
-    return seen
 
 
 def start(runner: Runner, run_id: str, argv: list[str]) -> Path:
@@ -69,7 +52,7 @@ def test_records_are_lines_of_the_servers_log_and_only_output_makes_a_directory(
 ) -> None:
     quiet = start(runner, "q" + "1" * 20, ["/bin/true"])
     loud = start(runner, "l" + "1" * 20, ["sh", "-c", "echo out; echo err >&2; exit 3"])
-    told = ended(runner, [quiet, loud])
+    told = wait_ended(runner, [quiet, loud], timeout=30)
     claims = tmp_path / "claims"
     records = all_records(claims)
     assert records.host == runner.identity
@@ -94,11 +77,11 @@ def test_a_voided_run_is_never_started(runner: Runner, tmp_path: Path) -> None:
     claims = tmp_path / "claims"
     marker = tmp_path / "ran"
     first = start(runner, "f" + "1" * 20, ["/bin/true"])  # the server is up, its logs made
-    ended(runner, [first])
+    wait_ended(runner, [first], timeout=30)
     run_id = "v" + "1" * 20
     assert recordlog.void(claims, run_id, runner.identity)
     voided = start(runner, run_id, ["/bin/sh", "-c", f"touch {marker}"])
-    told = ended(runner, [voided])
+    told = wait_ended(runner, [voided], timeout=30)
     assert told[voided] is None  # not its to start: told with no record
     assert not marker.exists()
     records = all_records(claims)
@@ -116,7 +99,7 @@ def test_a_void_written_while_the_server_waits_for_the_lock_wins(
     claims = tmp_path / "claims"
     marker = tmp_path / "ran"
     first = start(runner, "f" + "2" * 20, ["/bin/true"])
-    ended(runner, [first])
+    wait_ended(runner, [first], timeout=30)
     run_id = "w" + "2" * 20
     fd = os.open(claims / recordlog.VOIDS, os.O_RDWR | os.O_APPEND)
     try:
@@ -125,14 +108,14 @@ def test_a_void_written_while_the_server_waits_for_the_lock_wins(
         os.write(fd, run_id.encode() + b"\n")
     finally:
         os.close(fd)
-    assert ended(runner, [jobdir])[jobdir] is None
+    assert wait_ended(runner, [jobdir], timeout=30)[jobdir] is None
     assert not marker.exists()
 
 
 def test_the_server_and_its_jobs_hold_the_record_log(runner: Runner, tmp_path: Path) -> None:
     claims = tmp_path / "claims"
     jobdir = start(runner, "h" + "1" * 20, ["/bin/true"])
-    ended(runner, [jobdir])
+    wait_ended(runner, [jobdir], timeout=30)
     (log,) = recordlog.logs(claims)
     assert recordlog.held(log)
     server = runner.server
@@ -149,7 +132,7 @@ def test_a_full_record_log_is_followed_by_a_new_one_and_let_go_once_its_runs_end
     items = [runner.make_spec(f"r{k:020d}", ["/bin/true"], ENV, None, None) for k in range(120)]
     for first in range(0, 120, 20):
         runner.spawn_many(items[first : first + 20])
-    ended(runner, [jobdir for jobdir, _ in items])
+    wait_ended(runner, [jobdir for jobdir, _ in items], timeout=30)
     claims = tmp_path / "claims"
     logs = list(recordlog.logs(claims))
     assert len(logs) >= 3, logs
@@ -164,7 +147,7 @@ def test_records_without_a_claims_directory_are_files_as_before(tmp_path: Path) 
     runner.supervisor.records = True
     try:
         jobdir = start(runner, "n" + "1" * 20, ["/bin/true"])
-        ended(runner, [jobdir])
+        wait_ended(runner, [jobdir], timeout=30)
         status = runner.status(jobdir)
         assert status is not None and status["exit_code"] == 0
         assert (jobdir / "started.json").exists()
@@ -174,7 +157,7 @@ def test_records_without_a_claims_directory_are_files_as_before(tmp_path: Path) 
 
 def test_a_runner_reads_the_logs_and_a_runs_own_files_first(runner: Runner) -> None:
     jobdir = start(runner, "a" + "1" * 20, ["/bin/true"])
-    ended(runner, [jobdir])
+    wait_ended(runner, [jobdir], timeout=30)
     started, status = runner.started(jobdir), runner.status(jobdir)  # nothing told: the logs
     assert started is not None and started["job_pid"] > 0 and started["run_id"] == jobdir.name
     assert status is not None and status["exit_code"] == 0 and runner.has_ended(jobdir)
@@ -224,7 +207,7 @@ def test_a_run_nobody_claimed_is_voided_in_the_voids_and_its_own_file(
 ) -> None:
     claims = tmp_path / "claims"
     first = start(runner, "f" + "3" * 20, ["/bin/true"])  # the server up: its voids file
-    ended(runner, [first])
+    wait_ended(runner, [first], timeout=30)
     jobdir = runner.jobdir("u" + "1" * 20)
     assert runner.void(jobdir, "never started")
     assert jobdir.name in recordlog.voids(claims)
@@ -237,7 +220,7 @@ def test_a_run_nobody_claimed_is_voided_in_the_voids_and_its_own_file(
 def test_record_logs_are_cut_once_free_and_their_runs_ended(runner: Runner, tmp_path: Path) -> None:
     claims = tmp_path / "claims"
     jobdir = start(runner, "c" + "1" * 20, ["/bin/true"])
-    ended(runner, [jobdir])
+    wait_ended(runner, [jobdir], timeout=30)
     (log,) = recordlog.logs(claims)
     assert recordlog.cut(claims, set()) == []  # its server holds it
     server = runner.server
@@ -260,5 +243,5 @@ def test_the_runs_without_an_end_are_found_to_clean_up_after_a_crash(
         time.sleep(0.02)
     assert [r["run_id"] for r in recordlog.unended(claims)] == [jobdir.name]
     assert kill_group(started["pgid"], signal.SIGKILL, started)
-    told = ended(runner, [jobdir])[jobdir]
+    told = wait_ended(runner, [jobdir], timeout=30)[jobdir]
     assert told is not None and recordlog.unended(claims) == []
