@@ -55,15 +55,22 @@ def read(path: Path) -> tuple[str, list[str]] | None:
         os.close(fd)
 
 
+def each(where: Path) -> Iterator[tuple[Path, str, list[str]]]:
+    """(the log, its host identity, its run ids) for every claim log in ``where``."""
+    for path in logs(where):
+        log = read(path)
+        if log is not None:
+            yield path, log[0], log[1]
+
+
 def foreign_claims(where: Path, identity: str) -> dict[str, str]:
     """Run id -> host identity, for every run claimed in a log of another node or boot
     than ``identity``. The logs of this node and boot are passed over: what their
     servers wrote is in the page cache, and the start records say it all."""
     found: dict[str, str] = {}
-    for path in logs(where):
-        log = read(path)
-        if log is not None and log[0] != identity:
-            found.update(dict.fromkeys(log[1], log[0]))
+    for _, host, run_ids in each(where):
+        if host != identity:
+            found.update(dict.fromkeys(run_ids, host))
     return found
 
 

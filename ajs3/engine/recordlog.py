@@ -139,10 +139,9 @@ def held(path: Path) -> bool:
 def local_claims(where: Path, identity: str) -> dict[str, Path]:
     """Run id -> its claim log, for the claims of servers of this node and boot."""
     found: dict[str, Path] = {}
-    for path in claimlog.logs(where):
-        log = claimlog.read(path)
-        if log is not None and log[0] == identity:
-            found.update(dict.fromkeys(log[1], path))
+    for path, host, run_ids in claimlog.each(where):
+        if host == identity:
+            found.update(dict.fromkeys(run_ids, path))
     return found
 
 
