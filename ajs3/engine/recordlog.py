@@ -97,27 +97,27 @@ def read(path: Path) -> Records | None:
         os.close(fd)
 
 
-def all_started(where: Path) -> dict[str, dict[str, Any]]:
-    """Run id -> start record, from every record log in ``where``."""
-    found: dict[str, dict[str, Any]] = {}
+def gather(where: Path) -> Records:
+    """Every record of every record log in ``where`` (a later log's record wins)."""
+    found = Records("")
     for path in logs(where):
         log = read(path)
         if log is not None:
-            found.update(log.started)
+            found.started.update(log.started)
+            found.ended.update(log.ended)
     return found
+
+
+def all_started(where: Path) -> dict[str, dict[str, Any]]:
+    """Run id -> start record, from every record log in ``where``."""
+    return gather(where).started
 
 
 def unended(where: Path) -> list[dict[str, Any]]:
     """The start records of runs whose end no record log of ``where`` holds (a job that
     may still run, for a harness that cleans up after a daemon it killed)."""
-    started: dict[str, dict[str, Any]] = {}
-    ended: set[str] = set()
-    for path in logs(where):
-        log = read(path)
-        if log is not None:
-            started.update(log.started)
-            ended.update(log.ended)
-    return [record for run_id, record in started.items() if run_id not in ended]
+    found = gather(where)
+    return [record for run_id, record in found.started.items() if run_id not in found.ended]
 
 
 def held(path: Path) -> bool:
