@@ -3,8 +3,11 @@
     <datadir>/ajs3.yaml          settings (ajs3/settings.py)
     <datadir>/definitions/       definition files (YAML)
     <datadir>/journal.db         the journal (-wal, -shm beside it)
-    <datadir>/jobs/<run-id>/     one directory per run: stdout, stderr, started.json,
-                                 status.json (written by ajs3-supervise), failover_check.log
+    <datadir>/jobs/<run-id>/     a run's output (stdout, stderr, failover_check.log),
+                                 made at its first byte; started.json and status.json of
+                                 runs started without record logs (an execution host's)
+    <datadir>/claims/            the supervisor servers' claim logs (ADR 0033), record
+                                 logs and voids (ADR 0039)
     <datadir>/log/               the daemon's structured logs
 
 The C supervisor (ajs3/engine/supervise.c) writes the record files by the same names.

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ajs3.engine import recordlog
 from bench import baseline, history
 from bench.lhost import LogicalHost
 
@@ -157,7 +158,9 @@ class Bench:
             "SELECT ended_at FROM unit_runs WHERE jobnet_run=? AND path=?", (run, jobnet)
         )[0]
         count, ok, first_start, last_end = rows[0]
-        with_status = sum(1 for d in (h.datadir / "jobs").iterdir() if (d / "status.json").exists())
+        ended = recordlog.gather(h.datadir / "claims").ended.keys() | {
+            d.name for d in (h.datadir / "jobs").iterdir() if (d / "status.json").exists()
+        }
         elapsed = root_end - t0
         rate = n / elapsed
         self.log(f"  dispatch {n}: {rate:.0f} jobs/s ({elapsed:.2f} s, root {status})")
@@ -169,7 +172,7 @@ class Bench:
             "machine_cpu_ms_per_job": cpu_ms,
             "entry_to_first_start_ms": (first_start - t0) * 1e3,
             "last_job_end_to_root_end_ms": (root_end - last_end) * 1e3,
-            "status_files_so_far": with_status,
+            "end_records_so_far": len(ended),
         }
 
     # -- 2. latency ---------------------------------------------------------------------

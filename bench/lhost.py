@@ -163,6 +163,28 @@ def start_record(path: Path, wait: float = 1.0) -> dict[str, Any] | None:
             return None
 
 
+def run_started(datadir: Path, run_id: str, wait: float = 1.0) -> dict[str, Any] | None:
+    """A run's start record: its started.json, or its start record in the record logs
+    of the supervisor servers (ADR 0039), read again for up to ``wait`` seconds while
+    neither has it whole."""
+    end = time.monotonic() + wait
+    while True:
+        found = start_record(datadir / "jobs" / run_id / "started.json", 0)
+        if found is None:
+            found = recordlog.gather(datadir / "claims").started.get(run_id)
+        if found is not None or time.monotonic() >= end:
+            return found
+        time.sleep(0.02)
+
+
+def run_ended(datadir: Path, run_id: str) -> dict[str, Any] | None:
+    """A run's end record: its status.json, or its end record in the record logs."""
+    found = start_record(datadir / "jobs" / run_id / "status.json", 0)
+    if found is None:
+        found = recordlog.gather(datadir / "claims").ended.get(run_id)
+    return found
+
+
 def kill_unended(jobs: Path) -> None:
     """SIGKILL the job group and the supervisor of every run without an end record (no
     status.json, or no end in the record logs beside ``jobs``: ADR 0039)."""

@@ -28,7 +28,7 @@ import psutil
 from ajs3.engine import recordlog
 from ajs3.engine.runner import Runner
 from ajs3.engine.supervisor import Told
-from bench.lhost import FINAL, REPO, cli_env, kill_unended, start_record
+from bench.lhost import FINAL, REPO, cli_env, kill_unended, run_ended, run_started, start_record
 
 __all__ = [
     "FINAL",
@@ -38,6 +38,8 @@ __all__ = [
     "cli_env",
     "crash_processes",
     "kill_unended",
+    "run_ended",
+    "run_started",
     "start_record",
     "unprivileged_user",
     "wait_ended",

@@ -50,7 +50,7 @@ class Core:
         self.journal = journal
         self.settings = settings
         self.lhost = settings.lhost
-        self.runner = rn.Runner(settings.datadir, settings, claim_log=True)
+        self.runner = rn.Runner(settings.datadir, settings, claim_log=True, records=True)
         self.clock = clock
         self.log = structlog.get_logger("ajs3").bind(lhost=self.lhost)
         self.runs: dict[int, RunState] = {}

@@ -58,6 +58,24 @@ def _record(text: bytes) -> dict[str, Any] | None:
     return value
 
 
+def _record_start(data: bytes, start: int, end: int) -> int:
+    """Where the last record of the line ``data[start:end]`` begins. An append cut short
+    (by a full disk: the write is tried again whole) leaves a piece with no newline, and
+    the next line is written after it. A record begins ``p {"`` or ``e {"`` and a key's
+    first letter; within a record those four bytes can only end a string (its closing
+    quote, which a letter never follows), since a quote inside a string is escaped."""
+    at = end
+    while True:
+        at = max(data.rfind(b'p {"', start, at), data.rfind(b'e {"', start, at))
+        if at < 0:
+            return start
+        if at + 4 < end and data[at + 4] in _KEY_FIRST:
+            return at
+
+
+_KEY_FIRST = frozenset(b"abcdefghijklmnopqrstuvwxyz_")
+
+
 def parse(data: bytes) -> Records | None:
     """The records of a log's bytes; None if it is not a record log. A last line with no
     newline (being written, or cut short by a crash) is not read."""
@@ -66,6 +84,7 @@ def parse(data: bytes) -> Records | None:
         return None
     found = Records(head[len(MAGIC) :].decode("utf-8", "replace"))
     for line in body.split(b"\n")[:-1]:
+        line = line[_record_start(line, 0, len(line)) :]
         kind, _, text = line.partition(b" ")
         record = _record(text)
         if record is None:
@@ -215,14 +234,15 @@ class Index:
         pos = start
         while pos < end:
             nl = data.index(b"\n", pos)
-            kind = data[pos : pos + 2]
-            found = _RUN_ID.search(data, pos, nl)
+            first = _record_start(data, pos, nl)
+            kind = data[first : first + 2]
+            found = _RUN_ID.search(data, first, nl)
             if found is not None and kind in (b"p ", b"e "):
                 table = self._started if kind == b"p " else self._ended
                 table[found.group(1).decode("utf-8", "replace")] = (
                     path,
-                    at + pos + 2,
-                    nl - pos - 2,
+                    at + first + 2,
+                    nl - first - 2,
                 )
             pos = nl + 1
         self._read[path] = at + end

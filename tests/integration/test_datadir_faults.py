@@ -15,8 +15,9 @@ from typing import Any
 
 import psutil
 import pytest
-from lhost import LogicalHost, start_record
+from lhost import LogicalHost
 
+from ajs3.engine import recordlog
 from ajs3.errors import AjsError, Code
 from ajs3.service.paths import DataDirMark, write_private
 
@@ -262,9 +263,9 @@ def test_a_daemon_whose_data_directory_disappears_stops_with_a_coded_error(
     if fault == "renamed":
         host.entry("/g/long")
         job_pid = None
-        while job_pid is None:  # the supervisor's start record names the job
-            for record in host.datadir.glob("jobs/*/started.json"):
-                job_pid = (start_record(record) or {}).get("job_pid")
+        while job_pid is None:  # the start record (in the record logs) names the job
+            for record in recordlog.all_started(host.datadir / "claims").values():
+                job_pid = record.get("job_pid")
             time.sleep(0.1)
         job = psutil.Process(int(job_pid))
         host.datadir.rename(moved)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lhost import LogicalHost, start_record
+from lhost import LogicalHost, run_started
 
 from ajs3.definitions.loader import load_text
+from ajs3.engine import recordlog
 from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import Code
 from ajs3.journal.files import DiskFull
@@ -95,12 +96,12 @@ def test_a_full_disk_is_reported_and_nothing_is_recorded_wrongly(
     """)
     waiting = host.entry("/d/waits")
     unknown = host.entry("/d/ends_while_full")
-    while len(list(host.datadir.glob("jobs/*/started.json"))) < 2:
+    while len(recordlog.all_started(host.datadir / "claims")) < 2:
         time.sleep(0.1)
     run_id = ""
     while not run_id:
         run_id = host.units(unknown)["/d/ends_while_full/j"]["run_id"] or ""
-    record = start_record(host.datadir / "jobs" / run_id / "started.json") or {}
+    record = run_started(host.datadir, run_id) or {}
     assert record.get("supervisor_pid"), record
     filler = host.datadir.parent.parent / "filler"
     fill(filler)
@@ -124,7 +125,7 @@ def test_a_full_disk_is_reported_and_nothing_is_recorded_wrongly(
     disk = [c for c in st["checks"] if c["check"] == "disk"]
     assert disk and "AJS3-E208" in disk[0]["detail"], st
     assert disk[0]["disk_full"]["since"] > 0
-    # A job that ends now: its supervisor cannot write status.json yet; it keeps the
+    # A job that ends now: its supervisor cannot write its end record yet; it keeps the
     # end and writes it once there is room, so the real end is recorded, not a guess.
     flag2.touch()
     # Space back: the daemon carries on by itself, the job's real end is recorded.

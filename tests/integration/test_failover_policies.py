@@ -7,13 +7,12 @@ then follow each job's `on_failover` policy, never silently run it again.
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lhost import run_started
 
 DEFS = """
     jobnets:
@@ -75,36 +74,34 @@ def test_policy_fail_marks_it_killed_and_runs_nothing_again(
     assert len(ledger.read_text().splitlines()) == 1
 
 
-def test_a_claim_from_another_node_without_the_jobs_pids_is_in_doubt(
-    make_lhost: Any, tmp_path: Path
-) -> None:
-    """The job writes its pids into its durable claim without an fsync (ADR 0032): a
-    node that crashed may leave the claim with null pids although its job ran. Taken
-    over by another node, the run is in doubt (its policy decides), not voided and
-    started again as a job that never ran."""
+def test_a_start_record_of_another_node_is_in_doubt(make_lhost: Any, tmp_path: Path) -> None:
+    """A job that ran on a node that crashed (its claim and start record name that
+    node): taken over by another node, the run is in doubt (its policy decides), not
+    re-adopted and not started again."""
     host, ledger, run = setup(make_lhost, tmp_path, "fail")
     run_id = kill_everything(host, run)
-    started = host.datadir / "jobs" / run_id / "started.json"
-    record = json.loads(started.read_text())
-    assert isinstance(record["job_pid"], int)  # the job ran and wrote its pids
-    # What the disk may hold after the crash of its node: the claim as it was fsynced.
-    record |= {"job_pid": None, "job_start": None, "pgid": None, "host": "n1/b00t/pid:[1]"}
-    started.write_text(json.dumps(record))
+    started = run_started(host.datadir, run_id, wait=0)
+    assert started is not None and isinstance(started["job_pid"], int)  # the job ran
+    here = str(started["host"]).encode()
+    logs = [*(host.datadir / "claims").glob("*.log"), *(host.datadir / "claims").glob("*.records")]
+    for log in logs:  # what another node reads: the logs of the node that crashed
+        log.write_bytes(log.read_bytes().replace(here, b"n1/b00t/pid:[1]"))
     host.start("hot")
     by = {u["path"]: u for u in host.wait(run)["units"]}
     assert by["/net/work"]["status"] == "killed", by["/net/work"]
-    assert "lost in a failover" in by["/net/work"]["reason"]
+    assert "running on n1, lost in a failover" in by["/net/work"]["reason"]
     assert len(ledger.read_text().splitlines()) == 1
 
 
-@pytest.mark.parametrize("left", ["no job directory", "an empty start record"])
+@pytest.mark.parametrize("left", ["no record log", "no start record"])
 def test_a_run_in_the_claim_log_of_another_node_is_in_doubt(
     make_lhost: Any, tmp_path: Path, left: str
 ) -> None:
-    """The claim is made durable by its run id in the server's claim log, and started.json
-    is not fsynced (ADR 0033): a node that crashed may lose it. Taken over by another
-    node, a run its log names is in doubt (its policy decides), not started again as one
-    that never ran; once it is decided, the log goes."""
+    """The claim is made durable by its run id in the server's claim log, and its job's
+    start record (a line of the server's record log) is not fsynced (ADR 0039): a node
+    that crashed may lose it. Taken over by another node, a run its log names is in
+    doubt (its policy decides), not started again as one that never ran; once it is
+    decided, the log goes."""
     host, ledger, run = setup(make_lhost, tmp_path, "fail")
     run_id = kill_everything(host, run)
     (log,) = (host.datadir / "claims").glob("*.log")
@@ -113,11 +110,13 @@ def test_a_run_in_the_claim_log_of_another_node_is_in_doubt(
     # What the disk may hold after the crash of its node, read from another node.
     body = data.partition(b"\n")[2]
     log.write_bytes(b"ajs3-claims 1 n1/b00t/pid:[1]\n" + body)
-    jobdir = host.datadir / "jobs" / run_id
-    if left == "no job directory":
-        shutil.rmtree(jobdir)
-    else:
-        (jobdir / "started.json").write_bytes(b"")
+    for records in (host.datadir / "claims").glob("*.records"):
+        if left == "no record log":
+            records.unlink()
+        else:
+            lines = records.read_bytes().splitlines(keepends=True)
+            records.write_bytes(b"".join(x for x in lines if run_id.encode() not in x))
+    assert run_started(host.datadir, run_id, wait=0) is None
     host.start("hot")
     by = {u["path"]: u for u in host.wait(run)["units"]}
     assert by["/net/work"]["status"] == "killed", by["/net/work"]

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lhost import LogicalHost, as_user, start_record, unprivileged_user, wait_for
+from lhost import (
+    LogicalHost,
+    as_user,
+    run_ended,
+    run_started,
+    start_record,
+    unprivileged_user,
+    wait_for,
+)
 
 import ajs3.engine.runner as runner_module
 from ajs3.engine.jobenv import SAFE_PATH
@@ -72,7 +80,7 @@ def host_of(open_base: Path) -> Iterator[Callable[..., LogicalHost]]:
 def crash(host: LogicalHost, run_id: str) -> None:
     """What a node crash does to the daemon, the supervisor and the job (SIGKILL all);
     the daemon is stopped first so that it cannot react in between."""
-    started = start_record(host.datadir / "jobs" / run_id / "started.json", wait=10)
+    started = run_started(host.datadir, run_id, wait=10)
     assert started is not None
     pid = host.daemon_pid()
     assert pid is not None
@@ -228,6 +236,10 @@ def test_a_job_cannot_make_root_write_through_a_link(
         f'  rm -f "$d/$f" 2>/dev/null; ln -sf {target} "$d/$f" 2>/dev/null && echo "planted $f"; '
         "done; "
         'touch "$d/mine" 2>/dev/null && echo "wrote in the job directory"; '
+        'for f in "$AJS3_DATADIR"/claims/*; do '
+        '  echo "e {\\"run_id\\": \\"$AJS3_RUN_ID\\", \\"exit_code\\": 9}" 2>/dev/null >> "$f" '
+        '  && echo "forged an end in $f"; '
+        "done; "
         f'echo overwritten > {target} 2>/dev/null && echo "wrote the target"; '
         "echo done"
     )
@@ -250,11 +262,14 @@ def test_a_job_cannot_make_root_write_through_a_link(
     jobdir = host.datadir / "jobs" / unit["run_id"]
     st = jobdir.lstat()
     assert st.st_uid == 0 and not st.st_mode & 0o022
-    for name in ("started.json", "status.json", "stdout", "stderr"):
+    # the job's output is all its directory holds; its records are in the record logs
+    names = sorted(p.name for p in jobdir.iterdir())
+    assert "stdout" in names and set(names) <= {"stdout", "stderr"}, names
+    for name in names:
         fst = (jobdir / name).lstat()
         assert stat.S_ISREG(fst.st_mode) and fst.st_uid == 0, name
         assert not fst.st_mode & 0o022, name
-    assert json.loads((jobdir / "status.json").read_text())["exit_code"] == 0
+    assert (run_ended(host.datadir, unit["run_id"]) or {})["exit_code"] == 0
 
 
 def test_a_forged_start_record_cannot_make_the_daemon_signal_a_foreign_group(
@@ -274,9 +289,10 @@ def test_a_forged_start_record_cannot_make_the_daemon_signal_a_foreign_group(
         """)
         run = host.entry("/i/net")
         run_id = wait_for(lambda: host.units(run)["/i/net/sleeper"]["run_id"], message="job start")
-        record = host.datadir / "jobs" / run_id / "started.json"
-        real = start_record(record, wait=10)
+        real = run_started(host.datadir, run_id, wait=10)
         assert real is not None
+        record = host.datadir / "jobs" / run_id / "started.json"  # read before the logs
+        record.parent.mkdir(exist_ok=True)
         # The worst case: the record says the job's group is the foreign one.
         record.write_text(json.dumps({**real, "pgid": foreign.pid}))
         host.run("kill", "/i/net/sleeper")  # the daemon signals the group it was told

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from lhost import LogicalHost, wait_for
+from lhost import LogicalHost, run_ended, wait_for
 
 from bench import history
 
@@ -43,7 +43,7 @@ NETS = """
         keep: {runs: 3}
         units:
           - {name: a, command: [/bin/echo, hello]}
-          - {name: b, command: [/bin/true], after: [a]}
+          - {name: b, command: [/bin/echo, bye], after: [a]}
       - name: deflt
         units:
           - {name: a, command: [/bin/true]}
@@ -73,7 +73,9 @@ def test_keeps_exactly_the_configured_generations(make_lhost: Any) -> None:
     assert all((host.datadir / "vars" / f"{d}.out").is_file() for d in dirs[made[-1]])
     assert not any((host.datadir / "vars" / f"{d}.out").exists() for d in old_dirs)
     kept = [d for r in made[3:] for d in run_ids(host, r)]
-    assert all((host.datadir / "jobs" / d / "status.json").is_file() for d in kept)
+    # a job's directory holds its output; its end is in the record logs (ADR 0039)
+    assert all((host.datadir / "jobs" / d / "stdout").is_file() for d in kept)
+    assert all(run_ended(host.datadir, d) is not None for d in kept)
     orphans = (
         host.journal_query(
             "SELECT count(*) FROM unit_runs u LEFT JOIN jobnet_runs r ON r.id = u.jobnet_run"
@@ -107,7 +109,7 @@ def test_never_touches_active_held_or_in_doubt_runs(make_lhost: Any, tmp_path: P
             units:
               - name: j
                 on_failover: unknown
-                script: 'if [ -e {hang} ]; then exec sleep 600; fi'
+                script: 'echo ran; if [ -e {hang} ]; then exec sleep 600; fi'
     """)
     ended_before = [host.entry("/k/net") for _ in range(2)]
     for run in ended_before:
@@ -131,7 +133,7 @@ def test_never_touches_active_held_or_in_doubt_runs(make_lhost: Any, tmp_path: P
     plan = purge(host, "--dry-run")
     assert plan["total"]["jobnet_runs"] == 2  # the one before, the first after
     assert plan["jobnets"]["/k/net"]["runs"] == 2 and plan["total"]["job_dirs"] == 2
-    assert plan["total"]["bytes"] > 0  # started.json and status.json of each
+    assert plan["total"]["bytes"] > 0  # the output of each
     done = purge(host)
     assert done["removed"] == plan["total"]
     left = runs_of(host, "/k/net")
@@ -141,7 +143,7 @@ def test_never_touches_active_held_or_in_doubt_runs(make_lhost: Any, tmp_path: P
     assert host.units(active)["/k/net/j"]["status"] == "running"
     for run in (doubt, active):
         for rid in run_ids(host, run):
-            assert (host.datadir / "jobs" / rid / "started.json").is_file()
+            assert (host.datadir / "jobs" / rid / "stdout").is_file()
     host.run("kill", "/k/net", "--run", str(active))
     host.wait(active)
 
