@@ -62,11 +62,10 @@ def output_of(journal: Journal, datadir: Path, key: str, run: int | None, stderr
                 hint="run ids are shown by `ajs3 show --json`",
             )
         run_id, running = key, found.run_id == key and found.status is Status.RUNNING
+    # A stream's file is made at its first byte, and the job's directory with the
+    # first (ADR 0039): no file is no output (yet). The journal knows the run, and a
+    # purge takes its row with its directory.
     path = dd.jobdir(datadir, run_id) / (dd.STDERR if stderr else dd.STDOUT)
-    # A stream's file is made at its first byte: none in the job's directory is no
-    # output (yet); no directory, no record of that run here (purged, or never here).
-    if not path.exists() and not path.parent.is_dir():
-        raise AjsError(f"no output file {path}", code=Code.UNKNOWN_UNIT)
     return Output(path, run_id, running)
 
 

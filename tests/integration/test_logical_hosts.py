@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lhost import cli_env, wait_for
+from lhost import cli_env, run_started, wait_for
 
 
 def ajs3(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -59,11 +59,11 @@ def test_two_logical_hosts_run_side_by_side(make_lhost: Any, tmp_path: Path) -> 
         assert json.loads((host.datadir / "ajs3.lock").read_text())["pid"] == host.daemon_pid()
         # each journal knows only its own runs
         assert [r["jobnet"] for r in listing["runs"]] == [f"/{host.lhost}/net"]
-        assert not (
-            host.datadir
-            / "jobs"
-            / other.units(runs[other.lhost])[f"/{other.lhost}/net/wait"]["run_id"]
-        ).exists()
+        mine = host.units(runs[host.lhost])[f"/{host.lhost}/net/wait"]["run_id"]
+        theirs = other.units(runs[other.lhost])[f"/{other.lhost}/net/wait"]["run_id"]
+        assert run_started(host.datadir, mine, wait=10) is not None
+        assert run_started(host.datadir, theirs, wait=0) is None
+        assert not (host.datadir / "jobs" / theirs).exists()
 
     # stopping lh1 (killing its job) leaves lh2 and its job alone
     lh1.stop(jobs="kill")
