@@ -185,15 +185,18 @@ def run_ended(datadir: Path, run_id: str) -> dict[str, Any] | None:
     return found
 
 
-def kill_unended(jobs: Path) -> None:
-    """SIGKILL the job group and the supervisor of every run without an end record (no
-    status.json, or no end in the record logs beside ``jobs``: ADR 0039)."""
-    records = [
-        start_record(started) or {}
-        for started in jobs.glob("*/started.json")
-        if not (started.parent / "status.json").exists()
+def unended_records(jobs: Path) -> list[dict[str, Any]]:
+    """The start records of runs without an end record: a started.json under ``jobs``
+    with no status.json, or a start in the record logs beside it with no end (ADR 0039)."""
+    started = jobs.glob("*/started.json") if jobs.is_dir() else []
+    return [
+        start_record(path) or {} for path in started if not (path.parent / "status.json").exists()
     ] + recordlog.unended(jobs.parent / "claims")
-    for info in records:
+
+
+def kill_unended(jobs: Path) -> None:
+    """SIGKILL the job group and the supervisor of every run without an end record."""
+    for info in unended_records(jobs):
         for key, kill in (("pgid", os.killpg), ("supervisor_pid", os.kill)):
             try:
                 kill(int(info[key]), signal.SIGKILL)

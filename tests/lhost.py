@@ -25,10 +25,18 @@ from typing import Any
 
 import psutil
 
-from ajs3.engine import recordlog
 from ajs3.engine.runner import Runner
 from ajs3.engine.supervisor import Told
-from bench.lhost import FINAL, REPO, cli_env, kill_unended, run_ended, run_started, start_record
+from bench.lhost import (
+    FINAL,
+    REPO,
+    cli_env,
+    kill_unended,
+    run_ended,
+    run_started,
+    start_record,
+    unended_records,
+)
 
 __all__ = [
     "FINAL",
@@ -212,12 +220,7 @@ def crash_processes(daemon_pid: int, jobs: Path) -> None:
     # Until nothing new appears: the fork server may fork once more before it stops.
     while freeze(_tree(daemon_pid)):
         pass
-    records = [
-        start_record(started) or {}
-        for started in (jobs.glob("*/started.json") if jobs.is_dir() else [])
-        if not (started.parent / "status.json").exists()
-    ] + recordlog.unended(jobs.parent / "claims")  # a server's record logs (ADR 0039)
-    for info in records:
+    for info in unended_records(jobs):
         supervisor = info.get("supervisor_pid")
         if isinstance(supervisor, int) and supervisor not in frozen:
             while freeze(_tree(supervisor)):
