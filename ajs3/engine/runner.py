@@ -6,8 +6,9 @@ session of its own: the supervisor of every job the daemon starts, which outlive
 daemon until its last job has ended. It answers each request at once and tells each
 end on its stdout (:mod:`ajs3.engine.supervisor` talks to it); the daemon watches the server
 through a pidfd per job (which also works for the server of an earlier daemon,
-re-adopted after a restart) and reads the files it writes: ``started.json`` (durable)
-before the job runs, ``status.json`` after.
+re-adopted after a restart) and reads the records it keeps: the claim (durable) before
+the job runs, then its start and end records, lines of the server's record logs (ADR
+0039); a run started by an older server has ``started.json`` and ``status.json`` instead.
 
 The job directory and every record in it belong to the daemon's user; the job only
 gets its stdout and stderr as open descriptors, so nothing it does can make root
@@ -195,7 +196,7 @@ class Runner:
     ) -> None:
         """``claim_log``: the server makes claims durable in its log (ADR 0033), read by a
         daemon after a failover. ``records`` (with it): runs' records in the server's
-        logs (ADR 0039; the daemon does not ask for them yet)."""
+        logs (ADR 0039), as the daemon asks."""
         self.jobs_dir = dd.jobs(datadir)
         private_dir(self.jobs_dir)
         self.settings = settings
