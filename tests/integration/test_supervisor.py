@@ -404,7 +404,7 @@ def test_a_start_record_cut_short_is_voided_once_its_lock_is_free(
     and the run is voided in place."""
     jobdir = runner.jobdir("c1")
     jobdir.mkdir()
-    (jobdir / "started.json").write_bytes(local_claim(runner) if left == "claim" else left)
+    (jobdir / "started.json").write_bytes(local_claim(runner) if isinstance(left, str) else left)
     assert runner.started(jobdir) is None
     assert not runner.void(jobdir, "too late")
     assert runner.settle(jobdir, "never started; restarted by epoch 3") is None

@@ -64,10 +64,10 @@ def test_runs_of_the_old_layout_are_finished_after_the_upgrade(
         return {p.rsplit("/", 1)[-1]: u for p, u in lhost.units(run).items()}
 
     wait_for(lambda: units()["a"]["status"] == units()["b"]["status"] == "running", 30, "start")
-    first = {name: units()[name]["run_id"] for name in "ab"}
-    for run_id in first.values():
-        # the old layout is in use (else this test proves nothing)
-        wait_for(lambda r=run_id: (lhost.datadir / "jobs" / r / "started.json").exists(), 10)
+    first: dict[str, str] = {name: units()[name]["run_id"] for name in "ab"}
+    # the old layout is in use (else this test proves nothing)
+    old_files = [lhost.datadir / "jobs" / run_id / "started.json" for run_id in first.values()]
+    wait_for(lambda: all(path.exists() for path in old_files), 10, "started.json")
 
     lhost.stop(jobs="leave")
     # a ends while no daemon runs: its old server writes its status.json
