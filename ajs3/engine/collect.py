@@ -11,8 +11,8 @@ from typing import Any
 
 from ajs3 import logs
 from ajs3.definitions.units import Unit
+from ajs3.engine import jobgroups, runvars
 from ajs3.engine import runner as rn
-from ajs3.engine import runvars
 from ajs3.engine.core import Core
 from ajs3.engine.indoubt import InDoubt
 from ajs3.engine.runstate import RunState
@@ -71,7 +71,7 @@ class Collector:
         core.release(fd)
         if t.kill_stage == 1 and t.kill_at is not None and t.host is None:
             pgid = (t.info or core.runner.started(t.jobdir) or {}).get("pgid")
-            if pgid and rn.group_alive(pgid):
+            if pgid and jobgroups.group_alive(pgid):
                 # The leader died of TERM, but the kill is for the whole group.
                 core.stragglers.append((int(pgid), t.kill_at))
         found = core.index.get(unit_run)
@@ -90,7 +90,7 @@ class Collector:
                 core.unclaimed.append((state, ur))
                 return
             if started and t.host is None:
-                rn.kill_group(started.get("pgid"), signal.SIGKILL, started)
+                jobgroups.kill_group(started.get("pgid"), signal.SIGKILL, started)
             why = "its supervisor died before recording an end"
             if core.disk_full_at >= t.started_at:  # it exits 70 when it cannot write
                 why += " (the disk was full meanwhile: the end may not have been writable)"
@@ -191,7 +191,7 @@ class Collector:
         core = self.core
         now = core.clock()
         for pgid, at in [g for g in core.stragglers if g[1] <= now]:
-            rn.kill_group(pgid, signal.SIGKILL)
+            jobgroups.kill_group(pgid, signal.SIGKILL)
             core.stragglers.remove((pgid, at))
         for t in list(core.tracked.values()):
             if t.kill_at is not None and now >= t.kill_at and t.kill_stage == 1:
@@ -209,7 +209,7 @@ class Collector:
             return
         if not t.info:  # not cached while the supervisor has not written it yet
             t.info = self.core.runner.started(t.jobdir) or {}
-        rn.kill_group(t.info.get("pgid"), sig, t.info or None)
+        jobgroups.kill_group(t.info.get("pgid"), sig, t.info or None)
 
     def kill_tracked(
         self, t: rn.Tracked, code: ReasonCode, reason: str, grace: float | None = None

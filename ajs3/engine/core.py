@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import structlog
 
 from ajs3.definitions.units import DefinitionSet
+from ajs3.engine import jobgroups
 from ajs3.engine import runner as rn
 from ajs3.engine.runstate import RunState
 from ajs3.journal.store import Journal, UnitRun
@@ -140,7 +141,7 @@ class Core:
         server = self.runner.supervisor.process
         if server is not None and server.pid == pid:
             if self._own_server is None or self._own_server[0] is not server:
-                fd = rn.pidfd_open(pid)
+                fd = jobgroups.pidfd_open(pid)
                 if fd is None:
                     return self._gone_now()
                 self._own_server = (server, fd)
@@ -150,7 +151,7 @@ class Core:
             self.server_jobs[fd].add(key)
             self._server_of[key] = fd
             return key
-        fd = rn.pidfd_open(pid)
+        fd = jobgroups.pidfd_open(pid)
         return fd if fd is not None else self._gone_now()
 
     def _gone_now(self) -> int:

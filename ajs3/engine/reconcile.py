@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ajs3.engine import claimlog, recordlog, recovery
-from ajs3.engine import runner as rn
+from ajs3.engine import claimlog, jobgroups, recordlog, recovery
 from ajs3.engine.collect import Collector
 from ajs3.engine.core import Core
 from ajs3.engine.dispatch import Dispatcher
@@ -67,7 +66,7 @@ class Reconciler:
                 if ur.status is Status.RUNNING and ur.run_id:
                     started = core.runner.started(core.runner.jobdir(ur.run_id))
                     if started and core.runner.is_local(started):
-                        rn.kill_group(started.get("pgid"), signal.SIGKILL, started)
+                        jobgroups.kill_group(started.get("pgid"), signal.SIGKILL, started)
         count = core.journal.forget_runs()
         core.log.info("cold start: registrations and results forgotten", runs=count)
 
@@ -151,7 +150,7 @@ class Reconciler:
             case Verdict.IN_DOUBT:
                 if row.kill:
                     assert started is not None
-                    rn.kill_group(started.get("pgid"), signal.SIGKILL, started)
+                    jobgroups.kill_group(started.get("pgid"), signal.SIGKILL, started)
                     if facts.supervisor_alive:
                         self._wait_status(jobdir, 5.0)
                 assert row.code is not None
@@ -178,7 +177,7 @@ class Reconciler:
         if started.get("void"):
             return Facts(status_file, Record.VOID, mode=mode)
         local = self.core.runner.is_local(started)
-        alive = local and rn.is_same_process(
+        alive = local and jobgroups.is_same_process(
             int(started.get("supervisor_pid", 0)), started.get("supervisor_start")
         )
         return Facts(status_file, Record.WHOLE, local=local, supervisor_alive=alive, mode=mode)

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ajs3.engine import jobenv, runvars
+from ajs3.engine import jobenv, jobgroups, runvars
 from ajs3.engine import runner as rn
 from ajs3.errors import AjsError, Code
 from ajs3.exechost import mirror
@@ -51,7 +51,9 @@ def run_state(runner: rn.Runner, run_id: str) -> dict[str, Any]:
     status = runner.status(jobdir)
     if status is not None:
         return {"state": "ended", "started": started, "status": status}
-    if rn.is_same_process(int(started.get("supervisor_pid", 0)), started.get("supervisor_start")):
+    if jobgroups.is_same_process(
+        int(started.get("supervisor_pid", 0)), started.get("supervisor_start")
+    ):
         return {"state": "running", "started": started}
     status = runner.status(jobdir)  # it may have ended between the two looks
     if status is not None:
@@ -69,7 +71,7 @@ def _settled(runner: rn.Runner, jobdir: Path) -> dict[str, Any] | None:
     if claim is None or "supervisor_pid" not in claim:
         return None
     pid, start = claim.get("supervisor_pid"), claim.get("supervisor_start")
-    if not isinstance(pid, int) or rn.is_same_process(pid, start):
+    if not isinstance(pid, int) or jobgroups.is_same_process(pid, start):
         return None
     try:
         whole = runner.settle(jobdir, "its supervisor died before it started the job", 1.0)
@@ -236,7 +238,10 @@ class Server:
         started = self.runner.started(self.runner.jobdir(run_id))
         if not started or started.get("void"):
             return {"ok": True, "signalled": False}
-        return {"ok": True, "signalled": rn.kill_group(started.get("pgid"), int(sig), started)}
+        return {
+            "ok": True,
+            "signalled": jobgroups.kill_group(started.get("pgid"), int(sig), started),
+        }
 
     def void(self, req: dict[str, Any]) -> dict[str, Any]:
         run_id = pr.run_id(req.get("run_id"))

@@ -19,9 +19,9 @@ from ajs3.definitions.hosts import check_hosts
 from ajs3.definitions.loader import load_texts
 from ajs3.engine import runvars
 from ajs3.engine.jobenv import check_job_users
+from ajs3.engine.jobgroups import proc_starttime
 from ajs3.engine.reaper import waker
 from ajs3.engine.retention import Purger
-from ajs3.engine.runner import proc_starttime
 from ajs3.engine.scheduler import Scheduler
 from ajs3.errors import AjsError, Code, DefinitionError, EpochSuperseded
 from ajs3.exechost.manager import ExecHostJobs

@@ -19,7 +19,8 @@ from typing import Any
 
 from ajs3 import datadir as dd
 from ajs3.engine import recordlog
-from ajs3.engine.runner import is_same_process, kill_group, read_json
+from ajs3.engine.jobgroups import is_same_process, kill_group
+from ajs3.engine.runner import read_json
 from ajs3.errors import AjsError, Code, JournalError, LockedError, ServiceError
 from ajs3.journal.files import JOURNAL_FILE, check_datadir, logical_host_traces
 from ajs3.journal.store import Journal

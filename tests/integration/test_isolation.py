@@ -31,9 +31,10 @@ from lhost import (
     wait_for,
 )
 
-import ajs3.engine.runner as runner_module
+from ajs3.engine import jobgroups
 from ajs3.engine.jobenv import SAFE_PATH
-from ajs3.engine.runner import Runner, kill_group, proc_starttime
+from ajs3.engine.jobgroups import kill_group, proc_starttime
+from ajs3.engine.runner import Runner
 from ajs3.settings import Settings
 
 pytestmark = pytest.mark.skipif(
@@ -338,7 +339,7 @@ def test_kill_group_verifies_session_and_start_time(tmp_path: Path) -> None:
         assert foreign.poll() is None and Path(f"/proc/{rec['job_pid']}").exists()
         # the job's own group, with its supervisor dead (orphaned): pid + start time
         # (what a new daemon knows: nothing verified before)
-        runner_module._VERIFIED.clear()
+        jobgroups._VERIFIED.clear()
         # started.json is written before the job may exec: a supervisor killed before
         # that takes its job with it (seen under load); wait for the job to be running
         wait_for(
@@ -383,7 +384,7 @@ def test_an_orphaned_foreign_group_is_not_taken_for_a_job() -> None:
     orphan = int(done.stdout)
     try:
         assert os.getpgid(orphan) == orphan and os.getsid(orphan) != orphan
-        runner_module._VERIFIED.clear()
+        jobgroups._VERIFIED.clear()
         assert not kill_group(orphan, signal.SIGTERM)
         forged = {
             "pgid": orphan,

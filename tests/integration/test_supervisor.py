@@ -20,7 +20,8 @@ import pytest
 from lhost import wait_ended
 
 from ajs3.engine import claimlog, native
-from ajs3.engine.runner import Runner, kill_group, proc_starttime
+from ajs3.engine.jobgroups import kill_group, proc_starttime
+from ajs3.engine.runner import Runner
 from ajs3.engine.supervisor import encode_request
 from ajs3.exechost.serve import run_state
 from ajs3.service.joboutput import read_log

@@ -15,7 +15,8 @@ import pytest
 from lhost import wait_ended
 
 from ajs3.engine import claimlog, recordlog
-from ajs3.engine.runner import Runner, kill_group
+from ajs3.engine.jobgroups import kill_group
+from ajs3.engine.runner import Runner
 from ajs3.settings import Settings
 
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
